@@ -1,0 +1,83 @@
+/* core/graph.c — tape recording and reverse replay (see graph.h). */
+#include "core/graph.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+
+void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes) {
+    memset(g, 0, sizeof *g);
+    arena_init(&g->arena, arena_bytes);
+    g->ops = ops;
+    g->device = device;
+    g->grad_enabled = true;
+    g->cap_tape = 256;
+    g->tape = core_realloc(NULL, (size_t)g->cap_tape * sizeof(TapeEntry));
+}
+
+void graph_free(Graph *g) {
+    arena_free(&g->arena);
+    core_free(g->tape);
+    memset(g, 0, sizeof *g);
+}
+
+void graph_reset(Graph *g) {
+    g->n_tape = 0;
+    g->dropout_calls = 0;
+    arena_reset(&g->arena);
+}
+
+bool graph_set_grad(Graph *g, bool enabled) {
+    bool prev = g->grad_enabled;
+    g->grad_enabled = enabled;
+    return prev;
+}
+
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
+    Tensor *t = arena_alloc(&g->arena, sizeof(Tensor));
+    memset(t, 0, sizeof *t);
+    tensor_set_shape(t, ndim, shape);
+    t->dtype = DTYPE_F32;
+    t->device = g->device;
+    t->data = arena_alloc(&g->arena, t->numel * sizeof(float));
+    return t;
+}
+
+void *graph_alloc(Graph *g, size_t bytes) { return arena_alloc(&g->arena, bytes); }
+
+bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs) {
+    out->requires_grad = false;
+    if (!g->grad_enabled) return false;
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] && inputs[i]->requires_grad) out->requires_grad = true;
+    return out->requires_grad;
+}
+
+void graph_record(Graph *g, BackwardFn fn, void *ctx, const char *op) {
+    if (g->n_tape == g->cap_tape) {
+        /* Grows only during the first step of a given model; later steps reuse it. */
+        g->cap_tape *= 2;
+        g->tape = core_realloc(g->tape, (size_t)g->cap_tape * sizeof(TapeEntry));
+    }
+    g->tape[g->n_tape++] = (TapeEntry){fn, ctx, op};
+}
+
+float *graph_grad(Graph *g, Tensor *t) {
+    if (!t || !t->requires_grad) return NULL;
+    if (!t->grad) t->grad = arena_calloc(&g->arena, t->numel * sizeof(float));
+    return t->grad;
+}
+
+void graph_backward(Graph *g, Tensor *loss) {
+    CHECK(loss->numel == 1, "backward starts from a scalar loss, got %zu elements", loss->numel);
+    CHECK(loss->requires_grad, "the loss does not depend on anything that requires a gradient");
+    const float one = 1.0f;
+    graph_backward_from(g, loss, &one);
+}
+
+void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
+    CHECK(t->requires_grad, "backward from a tensor that does not depend on anything requiring a gradient");
+    g->ops->accumulate(graph_grad(g, t), dout, t->numel);
+    for (int i = g->n_tape - 1; i >= 0; i--) g->tape[i].backward(g, g->tape[i].ctx);
+}

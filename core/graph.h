@@ -1,0 +1,71 @@
+/* core/graph.h — the tape autograd engine.
+ *
+ * A Graph holds the step arena, the op table of the device and the tape.
+ * Ops (core/ops.h) compute their output at once and, when gradients are on
+ * and an input needs one, append a TapeEntry: a backward function and a
+ * context allocated in the arena. graph_backward() seeds d(loss) = 1 and
+ * replays the tape in reverse; each backward accumulates into the inputs'
+ * gradients. graph_reset() drops the tape and the arena after the update. */
+#ifndef CORE_GRAPH_H
+#define CORE_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+struct Graph;
+typedef void (*BackwardFn)(struct Graph *g, void *ctx);
+
+typedef struct TapeEntry {
+    BackwardFn backward;
+    void *ctx;
+    const char *op; /* op name, for debugging and tests */
+} TapeEntry;
+
+typedef struct Graph {
+    Arena arena;
+    const OpTable *ops;
+    Device device;
+    TapeEntry *tape;
+    int n_tape, cap_tape;
+    bool grad_enabled; /* false: ops record nothing (sampling, evaluation) */
+    bool training;     /* dropout active */
+    uint64_t seed;     /* for dropout masks */
+    uint64_t step;     /* folded into dropout streams */
+    int dropout_calls; /* counts dropout ops within a step, for their streams */
+} Graph;
+
+void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes);
+void graph_free(Graph *g);
+/* Drop the tape and every activation; keep the memory for the next step. */
+void graph_reset(Graph *g);
+/* Switch recording on or off; returns the previous setting (no-grad mode). */
+bool graph_set_grad(Graph *g, bool enabled);
+
+/* A new activation tensor from the arena (data uninitialised, no grad yet). */
+Tensor *graph_tensor(Graph *g, int ndim, const int *shape);
+#define graph_new(g, nd, ...) graph_tensor((g), (nd), (const int[]){__VA_ARGS__})
+/* Scratch memory from the arena, for contexts and kernel workspaces. */
+void *graph_alloc(Graph *g, size_t bytes);
+
+/* Should an op producing `out` from these inputs record itself? Sets
+ * out->requires_grad accordingly. NULL inputs are skipped. */
+bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs);
+#define GRAPH_TRACK(g, out, ...) \
+    graph_track((g), (out), (int)(sizeof((Tensor *[]){__VA_ARGS__}) / sizeof(Tensor *)), (Tensor *[]){__VA_ARGS__})
+void graph_record(Graph *g, BackwardFn fn, void *ctx, const char *op);
+
+/* The gradient buffer of t, zero-filled from the arena on first use; NULL
+ * when t is NULL or does not require a gradient. */
+float *graph_grad(Graph *g, Tensor *t);
+
+/* Backpropagate from a 1-element loss. */
+void graph_backward(Graph *g, Tensor *loss);
+/* Backpropagate from any tensor with a given output gradient dout (same
+ * numel as t): used by gradient checks and by partial backward passes. */
+void graph_backward_from(Graph *g, Tensor *t, const float *dout);
+
+#endif

@@ -1,0 +1,55 @@
+/* core/ops.h — the differentiable ops the models are written with.
+ *
+ * Each op checks its shapes, allocates its output from the step arena, runs
+ * the forward kernel of the graph's backend (kernels/ops.h) and, when an
+ * input needs a gradient, records a backward on the tape. Ops are coarse
+ * and fused where that saves memory traffic (linear = matmul + bias). */
+#ifndef CORE_OPS_H
+#define CORE_OPS_H
+
+#include "core/graph.h"
+
+/* --- ops_nn.c --- */
+Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b); /* x [..., IC], w [OC, IC], b [OC] or NULL */
+Tensor *op_rmsnorm(Graph *g, Tensor *x, Tensor *w, float eps); /* over the last dimension */
+Tensor *op_silu(Graph *g, Tensor *x);
+Tensor *op_swiglu(Graph *g, Tensor *x);                        /* [..., 2h] -> [..., h] */
+Tensor *op_modulate(Graph *g, Tensor *x, Tensor *shift, Tensor *scale); /* x [B,N,C]; shift, scale [B,C] */
+Tensor *op_gated_add(Graph *g, Tensor *x, Tensor *gate, Tensor *y);     /* x + gate[B,C] * y */
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b);                         /* same shapes */
+Tensor *op_add_rows(Graph *g, Tensor *x, Tensor *y);                    /* x [B,N,C] + y [N,C] */
+Tensor *op_chunk(Graph *g, Tensor *x, int k, int j);                    /* j-th of k column blocks of [B, k*C] */
+Tensor *op_dropout(Graph *g, Tensor *x, float p);                       /* identity unless g->training */
+
+/* --- ops_attn.c --- */
+/* qkv [B, N, 3*H*hd] -> q, k, v [B, H, N, hd] */
+void op_qkv_split(Graph *g, Tensor *qkv, int H, Tensor **q, Tensor **k, Tensor **v);
+/* 2D RoPE on [B, H, N, hd]; the first n_ctx tokens are not rotated; cos/sin
+ * are [(N - n_ctx), hd/2] tables owned by the caller (constant). */
+Tensor *op_rope(Graph *g, Tensor *x, const float *cos, const float *sin, int n_ctx);
+/* softmax(q k^T / sqrt(hd)) v, heads merged: -> [B, N, H*hd] */
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
+
+/* --- ops_diffusion.c --- */
+Tensor *op_patchify(Graph *g, Tensor *img, int p);                      /* [B,C,H,W] -> [B, N, C*p*p] */
+Tensor *op_unpatchify(Graph *g, Tensor *tok, int C, int H, int W, int p); /* [B, N, p*p*C] -> [B,C,H,W] */
+Tensor *op_timestep_embed(Graph *g, Tensor *t, int dim);                /* [B] -> [B, dim] */
+Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B);   /* rows of table [V, C] */
+Tensor *op_incontext_prepend(Graph *g, Tensor *x, Tensor *yemb, Tensor *pos); /* -> [B, L+N, C] */
+Tensor *op_incontext_strip(Graph *g, Tensor *x, int L);                 /* drop the first L tokens */
+Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scalar JiT v-loss */
+
+/* Shared context of the op implementations: tensors and sizes a backward needs. */
+typedef struct OpCtx {
+    Tensor *out;
+    Tensor *in[4];
+    Tensor *saved; /* a kernel's saved intermediate (rstd, probabilities) */
+    const float *table[2];
+    int dim[6];
+    float f;
+    uint64_t u; /* e.g. a dropout stream */
+} OpCtx;
+
+OpCtx *op_ctx(Graph *g, Tensor *out);
+
+#endif

@@ -1,0 +1,128 @@
+/* core/params.c — flat parameter and gradient buffers with named views. */
+#include "core/params.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+#include "core/rng.h"
+
+void params_create(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
+
+void params_destroy(ParamStore *ps) {
+    core_free(ps->info);
+    core_free(ps->views);
+    core_free(ps->data);
+    core_free(ps->grad);
+    memset(ps, 0, sizeof *ps);
+}
+
+int params_add(ParamStore *ps, const char *name, int ndim, const int *shape, ParamInit init, float init_arg,
+               bool weight_decay) {
+    CHECK(ps->data == NULL, "parameter '%s' registered after params_alloc()", name);
+    CHECK(strlen(name) < PARAM_NAME_MAX, "parameter name '%s' is longer than %d characters", name,
+          PARAM_NAME_MAX - 1);
+    CHECK(params_find(ps, name) < 0, "parameter '%s' registered twice", name);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        ps->info = core_realloc(ps->info, (size_t)ps->cap * sizeof(ParamInfo));
+    }
+    ParamInfo *p = &ps->info[ps->n];
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, name);
+    Tensor tmp;
+    tensor_set_shape(&tmp, ndim, shape);
+    p->ndim = ndim;
+    memcpy(p->shape, tmp.shape, sizeof p->shape);
+    p->numel = tmp.numel;
+    p->offset = ps->padded;
+    p->init = init;
+    p->init_arg = init_arg;
+    p->weight_decay = weight_decay;
+    if (init == INIT_XAVIER_UNIFORM || init == INIT_IDENTITY)
+        CHECK(ndim == 2, "parameter '%s': this initialiser needs a 2D weight", name);
+    if (init == INIT_IDENTITY) CHECK(shape[0] == shape[1], "parameter '%s': identity init needs a square matrix", name);
+    ps->count += p->numel;
+    ps->padded += (p->numel + 15) / 16 * 16;
+    return ps->n++;
+}
+
+void params_alloc(ParamStore *ps) {
+    CHECK(ps->data == NULL, "params_alloc() called twice");
+    ps->data = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
+    ps->grad = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
+    ps->views = core_calloc((size_t)(ps->n ? ps->n : 1) * sizeof(Tensor));
+    for (int i = 0; i < ps->n; i++) {
+        ParamInfo *p = &ps->info[i];
+        Tensor *t = &ps->views[i];
+        tensor_set_shape(t, p->ndim, p->shape);
+        t->data = ps->data + p->offset;
+        t->grad = ps->grad + p->offset;
+        t->dtype = DTYPE_F32;
+        t->device = DEVICE_CPU;
+        t->requires_grad = true;
+        t->name = p->name;
+    }
+}
+
+void params_init(ParamStore *ps, uint64_t seed) {
+    CHECK(ps->data != NULL, "params_init() before params_alloc()");
+    for (int i = 0; i < ps->n; i++) {
+        ParamInfo *p = &ps->info[i];
+        float *w = ps->data + p->offset;
+        uint64_t stream = RNG_STREAM_PARAM_INIT + (uint64_t)i;
+        switch (p->init) {
+        case INIT_ZERO: memset(w, 0, p->numel * sizeof(float)); break;
+        case INIT_ONE:
+            for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
+            break;
+        case INIT_CONSTANT:
+            for (size_t j = 0; j < p->numel; j++) w[j] = p->init_arg;
+            break;
+        case INIT_NORMAL: rng_fill_normal(w, p->numel, seed, stream, 0, 0.0f, p->init_arg); break;
+        case INIT_XAVIER_UNIFORM: {
+            float a = (float)sqrt(6.0 / (double)(p->shape[0] + p->shape[1]));
+            rng_fill_uniform(w, p->numel, seed, stream, 0, -a, a);
+            break;
+        }
+        case INIT_IDENTITY:
+            memset(w, 0, p->numel * sizeof(float));
+            for (int r = 0; r < p->shape[0]; r++) w[(size_t)r * p->shape[1] + r] = 1.0f;
+            break;
+        }
+    }
+}
+
+int params_find(const ParamStore *ps, const char *name) {
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(ps->info[i].name, name) == 0) return i;
+    return -1;
+}
+
+Tensor *params_get(ParamStore *ps, const char *name) {
+    int i = params_find(ps, name);
+    CHECK(i >= 0, "no parameter named '%s' (the model has %d parameters; names look like 'blocks.0.attn.qkv.weight')",
+          name, ps->n);
+    return params_at(ps, i);
+}
+
+Tensor *params_at(ParamStore *ps, int i) {
+    CHECK(ps->views != NULL, "parameter views are used before params_alloc()");
+    CHECK(i >= 0 && i < ps->n, "parameter index %d out of range [0, %d)", i, ps->n);
+    return &ps->views[i];
+}
+
+size_t params_count(const ParamStore *ps) { return ps->count; }
+
+void params_zero_grad(ParamStore *ps) { memset(ps->grad, 0, ps->padded * sizeof(float)); }
+
+int params_set_trainable(ParamStore *ps, const char *substr, bool trainable) {
+    int n = 0;
+    for (int i = 0; i < ps->n; i++)
+        if (!substr || strstr(ps->info[i].name, substr)) {
+            ps->views[i].requires_grad = trainable;
+            n++;
+        }
+    return n;
+}

@@ -1,0 +1,63 @@
+/* core/params.h — the parameter store: every parameter of a model in one flat
+ * buffer and every gradient in another, with named views.
+ *
+ * Registration (params_add) only records names, shapes and initialisers, so
+ * a model's size can be counted without memory; params_alloc() then makes
+ * the two buffers and params_init() fills them from Philox, one stream per
+ * parameter, so initial weights do not depend on the order of allocation or
+ * on the rank. Offsets are padded to 16 floats (64 bytes) for SIMD loads. */
+#ifndef CORE_PARAMS_H
+#define CORE_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+
+#define PARAM_NAME_MAX 96
+
+typedef enum {
+    INIT_ZERO,
+    INIT_ONE,
+    INIT_NORMAL,          /* N(0, std) */
+    INIT_XAVIER_UNIFORM,  /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) on [out, in] */
+    INIT_IDENTITY,        /* square matrices: I */
+    INIT_CONSTANT,        /* every element = std (used for alpha logits) */
+} ParamInit;
+
+typedef struct ParamInfo {
+    char name[PARAM_NAME_MAX];
+    int ndim;
+    int shape[TENSOR_MAX_DIMS];
+    size_t numel, offset;
+    ParamInit init;
+    float init_arg;     /* std for INIT_NORMAL, value for INIT_CONSTANT */
+    bool weight_decay;  /* AdamW decays it (weight matrices only) */
+} ParamInfo;
+
+typedef struct ParamStore {
+    ParamInfo *info;
+    Tensor *views; /* one Tensor per parameter, valid after params_alloc */
+    int n, cap;
+    size_t count;  /* parameters (sum of numel) */
+    size_t padded; /* floats in each flat buffer */
+    float *data, *grad;
+} ParamStore;
+
+void params_create(ParamStore *ps);
+void params_destroy(ParamStore *ps);
+/* Register a parameter; returns its index. Names must be unique. */
+int params_add(ParamStore *ps, const char *name, int ndim, const int *shape, ParamInit init, float init_arg,
+               bool weight_decay);
+void params_alloc(ParamStore *ps);
+void params_init(ParamStore *ps, uint64_t seed);
+int params_find(const ParamStore *ps, const char *name); /* -1 when absent */
+Tensor *params_get(ParamStore *ps, const char *name);    /* stops with a hint when absent */
+Tensor *params_at(ParamStore *ps, int i);
+size_t params_count(const ParamStore *ps);
+void params_zero_grad(ParamStore *ps);
+/* Freeze or unfreeze every parameter whose name contains `substr` (NULL: all). */
+int params_set_trainable(ParamStore *ps, const char *substr, bool trainable);
+
+#endif

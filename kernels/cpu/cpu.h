@@ -1,0 +1,85 @@
+/* kernels/cpu/cpu.h — the CPU kernels behind ops_cpu (see kernels/ops.h for
+ * the contract every kernel follows). OpenMP across rows, OpenBLAS sgemm for
+ * matrix products. Reductions are written so the result does not depend on
+ * thread timing: a run is bit-reproducible for a given thread count. */
+#ifndef KERNELS_CPU_H
+#define KERNELS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Inside a parallel region: this thread's share [lo, hi) of n items. Used for
+ * reductions where each thread owns whole output columns, so the sum order
+ * is fixed and the result reproducible. */
+static inline void cpu_thread_range(int n, int *lo, int *hi) {
+#ifdef _OPENMP
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+    int nt = 1, id = 0;
+#endif
+    *lo = (int)((long)n * id / nt);
+    *hi = (int)((long)n * (id + 1) / nt);
+}
+
+/* linear.c */
+void cpu_linear_fwd(float *out, const float *inp, const float *w, const float *b, int M, int IC, int OC);
+void cpu_linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int M,
+                    int IC, int OC);
+/* norm.c */
+void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int rows, int C, float eps);
+void cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
+                     int rows, int C);
+/* rope.c */
+void cpu_rope_fwd(float *out, const float *inp, const float *cos, const float *sin, int BH, int N, int hd, int n_ctx);
+void cpu_rope_bwd(float *dinp, const float *dout, const float *cos, const float *sin, int BH, int N, int hd,
+                  int n_ctx);
+/* elementwise.c */
+void cpu_modulate_fwd(float *out, const float *x, const float *shift, const float *scale, int B, int N, int C);
+void cpu_modulate_bwd(float *dx, float *dshift, float *dscale, const float *dout, const float *x, const float *scale,
+                      int B, int N, int C);
+void cpu_gated_add_fwd(float *out, const float *x, const float *gate, const float *y, int B, int N, int C);
+void cpu_gated_add_bwd(float *dx, float *dgate, float *dy, const float *dout, const float *gate, const float *y, int B,
+                       int N, int C);
+void cpu_swiglu_fwd(float *out, const float *inp, int M, int h);
+void cpu_swiglu_bwd(float *dinp, const float *dout, const float *inp, int M, int h);
+void cpu_silu_fwd(float *out, const float *inp, size_t n);
+void cpu_silu_bwd(float *dinp, const float *dout, const float *inp, size_t n);
+void cpu_add_rows_fwd(float *out, const float *x, const float *y, int B, int N, int C);
+void cpu_add_rows_bwd(float *dx, float *dy, const float *dout, int B, int N, int C);
+void cpu_add_fwd(float *out, const float *a, const float *b, size_t n);
+void cpu_chunk_fwd(float *out, const float *x, int B, int k, int C, int j);
+void cpu_chunk_bwd(float *dx, const float *dout, int B, int k, int C, int j);
+void cpu_dropout_fwd(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t stream);
+void cpu_dropout_bwd(float *dx, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
+void cpu_accumulate(float *dst, const float *src, size_t n);
+/* attention.c */
+void cpu_qkv_split_fwd(float *q, float *k, float *v, const float *qkv, int B, int N, int H, int hd);
+void cpu_qkv_split_bwd(float *dqkv, const float *dq, const float *dk, const float *dv, int B, int N, int H, int hd);
+void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, int B, int H, int N,
+                       int hd);
+void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                       const float *q, const float *k, const float *v, int B, int H, int N, int hd);
+/* image.c */
+void cpu_patchify_fwd(float *out, const float *img, int B, int C, int H, int W, int p);
+void cpu_patchify_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int p);
+void cpu_unpatchify_fwd(float *img, const float *tok, int B, int C, int H, int W, int p);
+void cpu_unpatchify_bwd(float *dtok, const float *dimg, int B, int C, int H, int W, int p);
+/* embed.c */
+void cpu_timestep_embed_fwd(float *out, const float *t, int B, int dim);
+void cpu_timestep_embed_bwd(float *dt, const float *dout, const float *t, int B, int dim);
+void cpu_embedding_fwd(float *out, const float *table, const int *idx, int B, int C);
+void cpu_embedding_bwd(float *dtable, const float *dout, const int *idx, int B, int C);
+void cpu_incontext_prepend_fwd(float *out, const float *x, const float *yemb, const float *pos, int B, int N, int L,
+                               int C);
+void cpu_incontext_prepend_bwd(float *dx, float *dyemb, float *dpos, const float *dout, int B, int N, int L, int C);
+void cpu_incontext_strip_fwd(float *out, const float *x, int B, int N, int L, int C);
+void cpu_incontext_strip_bwd(float *dx, const float *dout, int B, int N, int L, int C);
+/* loss.c */
+void cpu_vloss_fwd(float *loss, const float *xhat, const float *x, const float *t, int B, int per);
+void cpu_vloss_bwd(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t, int B,
+                   int per);
+
+#endif

@@ -1,0 +1,37 @@
+/* kernels/cpu/loss.c — the JiT v-loss. With v = (x - z)/d and
+ * v_hat = (x_hat - z)/d, v - v_hat = (x - x_hat)/d, so z drops out. Partial
+ * sums per sample, added in order, keep the loss bit-reproducible. */
+#include "kernels/cpu/cpu.h"
+
+static inline float vloss_denom(float t) {
+    float d = 1.0f - t;
+    return d > 0.05f ? d : 0.05f;
+}
+
+void cpu_vloss_fwd(float *loss, const float *xhat, const float *x, const float *t, int B, int per) {
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        double s = 0.0;
+        const float *xh = xhat + (size_t)b * per, *xx = x + (size_t)b * per;
+        for (int i = 0; i < per; i++) {
+            double e = (double)xx[i] - xh[i];
+            s += e * e;
+        }
+        double d = vloss_denom(t[b]);
+        total += s / (d * d);
+    }
+    loss[0] = (float)(total / ((double)B * per));
+}
+
+void cpu_vloss_bwd(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t, int B,
+                   int per) {
+    float g = dloss[0] * 2.0f / ((float)B * per);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float d = vloss_denom(t[b]), k = g / (d * d);
+        for (int i = 0; i < per; i++) {
+            size_t j = (size_t)b * per + i;
+            dxhat[j] += k * (xhat[j] - x[j]);
+        }
+    }
+}

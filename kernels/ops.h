@@ -1,0 +1,122 @@
+/* kernels/ops.h — the op table: the arithmetic of every op, one struct of
+ * function pointers per backend (ops_cpu here, ops_cuda later).
+ *
+ * Conventions, shared by every backend:
+ * - all arrays are contiguous, row-major, float32 (fp32 master format);
+ * - forward kernels overwrite their outputs;
+ * - backward kernels ACCUMULATE (+=) into every gradient they are given, so a
+ *   tensor used twice receives both contributions; a NULL gradient pointer
+ *   means "not needed" and that part is skipped;
+ * - shapes are passed as ints; the autograd layer (core/ops*.c) checks them.
+ * Layouts: activations [B, N, C]; attention heads [B, H, N, hd]; images
+ * [B, C, H, W]; linear weights [out, in] (PyTorch's convention). */
+#ifndef KERNELS_OPS_H
+#define KERNELS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct OpTable {
+    const char *name;
+
+    /* out[M,OC] = inp[M,IC] w[OC,IC]^T (+ b[OC]) */
+    void (*linear_fwd)(float *out, const float *inp, const float *w, const float *b, int M, int IC, int OC);
+    void (*linear_bwd)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                       int M, int IC, int OC);
+
+    /* out = inp * rstd * w over rows of C; rstd[rows] saved for backward */
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int rows, int C, float eps);
+    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, int rows, int C);
+
+    /* 2D RoPE on [BH, N, hd]: the first n_ctx tokens are not rotated; token
+     * n_ctx + i uses row i of the angle tables cos/sin [N - n_ctx, hd/2]
+     * (one angle per interleaved pair (2j, 2j+1)). */
+    void (*rope_fwd)(float *out, const float *inp, const float *cos, const float *sin, int BH, int N, int hd,
+                     int n_ctx);
+    void (*rope_bwd)(float *dinp, const float *dout, const float *cos, const float *sin, int BH, int N, int hd,
+                     int n_ctx);
+
+    /* out[b,n,c] = x[b,n,c] * (1 + scale[b,c]) + shift[b,c] */
+    void (*modulate_fwd)(float *out, const float *x, const float *shift, const float *scale, int B, int N, int C);
+    void (*modulate_bwd)(float *dx, float *dshift, float *dscale, const float *dout, const float *x,
+                         const float *scale, int B, int N, int C);
+
+    /* out[b,n,c] = x[b,n,c] + gate[b,c] * y[b,n,c] */
+    void (*gated_add_fwd)(float *out, const float *x, const float *gate, const float *y, int B, int N, int C);
+    void (*gated_add_bwd)(float *dx, float *dgate, float *dy, const float *dout, const float *gate,
+                          const float *y, int B, int N, int C);
+
+    /* inp [M, 2h] = (a | b) -> out [M, h] = silu(a) * b */
+    void (*swiglu_fwd)(float *out, const float *inp, int M, int h);
+    void (*swiglu_bwd)(float *dinp, const float *dout, const float *inp, int M, int h);
+
+    void (*silu_fwd)(float *out, const float *inp, size_t n);
+    void (*silu_bwd)(float *dinp, const float *dout, const float *inp, size_t n);
+
+    /* qkv [B, N, 3, H, hd] -> q, k, v [B, H, N, hd] */
+    void (*qkv_split_fwd)(float *q, float *k, float *v, const float *qkv, int B, int N, int H, int hd);
+    void (*qkv_split_bwd)(float *dqkv, const float *dq, const float *dk, const float *dv, int B, int N, int H,
+                          int hd);
+
+    /* softmax(q k^T / sqrt(hd)) v with fp32 logits; q, k, v [B, H, N, hd] ->
+     * out [B, N, H*hd] (heads merged); att [B, H, N, N] keeps the
+     * probabilities for backward; scratch needs B*H*N*N floats in backward. */
+    void (*attention_fwd)(float *out, float *att, const float *q, const float *k, const float *v, int B, int H,
+                          int N, int hd);
+    void (*attention_bwd)(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                          const float *q, const float *k, const float *v, int B, int H, int N, int hd);
+
+    /* img [B, C, H, W] -> patches [B, (H/p)*(W/p), C*p*p] in (channel, row, col) order */
+    void (*patchify_fwd)(float *out, const float *img, int B, int C, int H, int W, int p);
+    void (*patchify_bwd)(float *dimg, const float *dout, int B, int C, int H, int W, int p);
+    /* tokens [B, (H/p)*(W/p), p*p*C] in (row, col, channel) order -> img [B, C, H, W] */
+    void (*unpatchify_fwd)(float *img, const float *tok, int B, int C, int H, int W, int p);
+    void (*unpatchify_bwd)(float *dtok, const float *dimg, int B, int C, int H, int W, int p);
+
+    /* t [B] -> [B, dim]: [cos(t f_j) for j < dim/2, then sin], f_j = exp(-ln(1e4) j / (dim/2)) */
+    void (*timestep_embed_fwd)(float *out, const float *t, int B, int dim);
+    void (*timestep_embed_bwd)(float *dt, const float *dout, const float *t, int B, int dim);
+
+    /* out[b,:] = table[idx[b], :] */
+    void (*embedding_fwd)(float *out, const float *table, const int *idx, int B, int C);
+    void (*embedding_bwd)(float *dtable, const float *dout, const int *idx, int B, int C);
+
+    /* out[b,n,c] = x[b,n,c] + y[n,c] (position tables) */
+    void (*add_rows_fwd)(float *out, const float *x, const float *y, int B, int N, int C);
+    void (*add_rows_bwd)(float *dx, float *dy, const float *dout, int B, int N, int C);
+
+    /* out = a + b, elementwise */
+    void (*add_fwd)(float *out, const float *a, const float *b, size_t n);
+
+    /* out [B, L+N, C]: rows l < L are yemb[b] + pos[l], then x[b] */
+    void (*incontext_prepend_fwd)(float *out, const float *x, const float *yemb, const float *pos, int B, int N,
+                                  int L, int C);
+    void (*incontext_prepend_bwd)(float *dx, float *dyemb, float *dpos, const float *dout, int B, int N, int L,
+                                  int C);
+    /* out [B, N, C] = x[B, L+N, C] without its first L rows */
+    void (*incontext_strip_fwd)(float *out, const float *x, int B, int N, int L, int C);
+    void (*incontext_strip_bwd)(float *dx, const float *dout, int B, int N, int L, int C);
+
+    /* out [B, C] = columns [j*C, (j+1)*C) of x [B, k*C] */
+    void (*chunk_fwd)(float *out, const float *x, int B, int k, int C, int j);
+    void (*chunk_bwd)(float *dx, const float *dout, int B, int k, int C, int j);
+
+    /* JiT v-loss: d_b = max(1 - t_b, 0.05); loss = mean((x - xhat)^2 / d_b^2)
+     * over B * per elements (per = C*H*W). loss is a 1-element array. */
+    void (*vloss_fwd)(float *loss, const float *xhat, const float *x, const float *t, int B, int per);
+    void (*vloss_bwd)(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t, int B,
+                      int per);
+
+    /* inverted dropout with a Philox mask: element i is kept when
+     * uniform(seed, stream, i) >= p, and scaled by 1/(1-p) */
+    void (*dropout_fwd)(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t stream);
+    void (*dropout_bwd)(float *dx, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
+
+    /* dst += src */
+    void (*accumulate)(float *dst, const float *src, size_t n);
+} OpTable;
+
+extern const OpTable ops_cpu;
+
+#endif

@@ -1,0 +1,214 @@
+/* train/jit.c — JiT: parameters, fixed tables and the forward pass. */
+#include "train/jit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+#include "core/ops.h"
+
+#define RMS_EPS 1e-6f
+
+/* Parameter indices are recorded at registration and become Tensor views
+ * after allocation; this table drives both steps. */
+typedef struct {
+    Tensor **slot;
+    int index;
+} JitSlot;
+
+typedef struct {
+    JitSlot *slots;
+    int n, cap;
+} JitSlots;
+
+static void add(JitModel *m, JitSlots *s, Tensor **slot, const char *name, ParamInit init, float arg, bool wd,
+                int ndim, int d0, int d1) {
+    int shape[2] = {d0, d1};
+    int idx = params_add(&m->params, name, ndim, shape, init, arg, wd);
+    if (!s) return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->slots = core_realloc(s->slots, (size_t)s->cap * sizeof(JitSlot));
+    }
+    s->slots[s->n++] = (JitSlot){slot, idx};
+}
+
+/* name = prefix + "." + suffix, checked against the name limit. */
+static const char *join(char *buf, const char *prefix, const char *suffix) {
+    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
+    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
+    return buf;
+}
+
+/* Linear weight [out, in]: Xavier-uniform (or zero), decayed; bias zero. */
+static void add_linear(JitModel *m, JitSlots *s, Tensor **w, Tensor **b, const char *prefix, int out, int in,
+                       ParamInit init, float arg) {
+    char name[PARAM_NAME_MAX];
+    add(m, s, w, join(name, prefix, "weight"), init, arg, true, 2, out, in);
+    if (b) add(m, s, b, join(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
+}
+
+static void jit_register_into(JitModel *m, const JitConfig *cfg, JitSlots *s) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    jit_config_finish(&m->cfg);
+    const JitConfig *c = &m->cfg;
+    int D = c->hidden, P = c->in_channels * c->patch * c->patch;
+    params_create(&m->params);
+    m->blocks = core_calloc((size_t)c->depth * sizeof(JitBlock));
+
+    add_linear(m, s, &m->proj1_w, NULL, "x_embedder.proj1", c->bottleneck, P, INIT_XAVIER_UNIFORM, 0);
+    add_linear(m, s, &m->proj2_w, &m->proj2_b, "x_embedder.proj2", D, c->bottleneck, INIT_XAVIER_UNIFORM, 0);
+    add_linear(m, s, &m->t_mlp0_w, &m->t_mlp0_b, "t_embedder.mlp.0", D, JIT_TIME_FEATURES, INIT_NORMAL, 0.02f);
+    add_linear(m, s, &m->t_mlp2_w, &m->t_mlp2_b, "t_embedder.mlp.2", D, D, INIT_NORMAL, 0.02f);
+    add(m, s, &m->y_table, "y_embedder.embedding_table.weight", INIT_NORMAL, 0.02f, false, 2, c->num_classes + 1, D);
+    if (c->in_context_len > 0)
+        add(m, s, &m->ctx_pos, "in_context_posemb", INIT_NORMAL, 0.02f, false, 2, c->in_context_len, D);
+
+    char pre[64], name[PARAM_NAME_MAX];
+    for (int i = 0; i < c->depth; i++) {
+        JitBlock *b = &m->blocks[i];
+        snprintf(pre, sizeof pre, "blocks.%d", i);
+#define NAME(suffix) join(name, pre, suffix)
+        add(m, s, &b->norm1, NAME("norm1.weight"), INIT_ONE, 0, false, 1, D, 0);
+        add_linear(m, s, &b->qkv_w, &b->qkv_b, NAME("attn.qkv"), 3 * D, D, INIT_XAVIER_UNIFORM, 0);
+        add(m, s, &b->q_norm, NAME("attn.q_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
+        add(m, s, &b->k_norm, NAME("attn.k_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
+        add_linear(m, s, &b->proj_w, &b->proj_b, NAME("attn.proj"), D, D, INIT_XAVIER_UNIFORM, 0);
+        add(m, s, &b->norm2, NAME("norm2.weight"), INIT_ONE, 0, false, 1, D, 0);
+        add_linear(m, s, &b->w12_w, &b->w12_b, NAME("mlp.w12"), 2 * c->mlp_hidden, D, INIT_XAVIER_UNIFORM, 0);
+        add_linear(m, s, &b->w3_w, &b->w3_b, NAME("mlp.w3"), D, c->mlp_hidden, INIT_XAVIER_UNIFORM, 0);
+        /* adaLN-Zero: the block starts as the identity. */
+        add_linear(m, s, &b->ada_w, &b->ada_b, NAME("adaLN_modulation.1"), 6 * D, D, INIT_ZERO, 0);
+#undef NAME
+    }
+    add(m, s, &m->final_norm, "final_layer.norm_final.weight", INIT_ONE, 0, false, 1, D, 0);
+    add_linear(m, s, &m->final_ada_w, &m->final_ada_b, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
+    add_linear(m, s, &m->final_w, &m->final_b, "final_layer.linear", P, D, INIT_ZERO, 0);
+}
+
+void jit_register(JitModel *m, const JitConfig *cfg) { jit_register_into(m, cfg, NULL); }
+
+/* MAE's 2D sin-cos table: first half of the channels encodes the column,
+ * second half the row; each half is [sin(pos w_k), cos(pos w_k)], k < D/4. */
+static void jit_pos_table(float *out, int grid, int D) {
+    int quarter = D / 4;
+    for (int r = 0; r < grid; r++)
+        for (int col = 0; col < grid; col++) {
+            float *o = out + ((size_t)r * grid + col) * D;
+            for (int k = 0; k < quarter; k++) {
+                double w = pow(10000.0, -(double)k / quarter);
+                o[k] = (float)sin(col * w);
+                o[quarter + k] = (float)cos(col * w);
+                o[2 * quarter + k] = (float)sin(r * w);
+                o[3 * quarter + k] = (float)cos(r * w);
+            }
+        }
+}
+
+/* RoPE angles per image token and interleaved pair: pairs [0, hd/4) turn by
+ * row * f_k, pairs [hd/4, hd/2) by col * f_k, f_k = 10000^(-2k / (hd/2)). */
+static void jit_rope_tables(float *cs, float *sn, int grid, int hd) {
+    int half = hd / 2, quarter = hd / 4;
+    for (int r = 0; r < grid; r++)
+        for (int col = 0; col < grid; col++) {
+            size_t t = (size_t)r * grid + col;
+            for (int j = 0; j < half; j++) {
+                int k = j < quarter ? j : j - quarter;
+                double f = pow(10000.0, -2.0 * k / half);
+                double a = (j < quarter ? r : col) * f;
+                cs[t * half + j] = (float)cos(a);
+                sn[t * half + j] = (float)sin(a);
+            }
+        }
+}
+
+void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
+    JitSlots s = {0};
+    jit_register_into(m, cfg, &s);
+    params_alloc(&m->params);
+    params_init(&m->params, seed);
+    for (int i = 0; i < s.n; i++) *s.slots[i].slot = params_at(&m->params, s.slots[i].index);
+    core_free(s.slots);
+
+    const JitConfig *c = &m->cfg;
+    float *pos = core_malloc((size_t)c->tokens * c->hidden * sizeof(float));
+    jit_pos_table(pos, c->grid, c->hidden);
+    m->pos_table = (Tensor){.data = pos, .ndim = 2, .shape = {c->tokens, c->hidden, 1, 1},
+                            .numel = (size_t)c->tokens * c->hidden, .name = "pos_embed"};
+    m->rope_cos = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
+    m->rope_sin = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
+    jit_rope_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
+}
+
+void jit_free(JitModel *m) {
+    params_destroy(&m->params);
+    core_free(m->blocks);
+    core_free(m->pos_table.data);
+    core_free(m->rope_cos);
+    core_free(m->rope_sin);
+    memset(m, 0, sizeof *m);
+}
+
+static Tensor *jit_attention(JitModel *m, Graph *g, JitBlock *b, Tensor *h, int n_ctx) {
+    Tensor *qkv = op_linear(g, h, b->qkv_w, b->qkv_b);
+    Tensor *q, *k, *v;
+    op_qkv_split(g, qkv, m->cfg.heads, &q, &k, &v);
+    q = op_rope(g, op_rmsnorm(g, q, b->q_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
+    k = op_rope(g, op_rmsnorm(g, k, b->k_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
+    Tensor *o = op_attention(g, q, k, v);
+    return op_linear(g, o, b->proj_w, b->proj_b);
+}
+
+static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, int n_ctx) {
+    JitBlock *b = &m->blocks[i];
+    const JitConfig *c = &m->cfg;
+    float drop = (i >= c->depth / 4 && i < 3 * c->depth / 4) ? c->dropout : 0.0f;
+    Tensor *mod = op_linear(g, sc, b->ada_w, b->ada_b);
+    Tensor *shift_msa = op_chunk(g, mod, 6, 0), *scale_msa = op_chunk(g, mod, 6, 1), *gate_msa = op_chunk(g, mod, 6, 2);
+    Tensor *shift_mlp = op_chunk(g, mod, 6, 3), *scale_mlp = op_chunk(g, mod, 6, 4), *gate_mlp = op_chunk(g, mod, 6, 5);
+
+    Tensor *h = op_modulate(g, op_rmsnorm(g, x, b->norm1, RMS_EPS), shift_msa, scale_msa);
+    Tensor *a = op_dropout(g, jit_attention(m, g, b, h, n_ctx), drop);
+    x = op_gated_add(g, x, gate_msa, a);
+
+    h = op_modulate(g, op_rmsnorm(g, x, b->norm2, RMS_EPS), shift_mlp, scale_mlp);
+    Tensor *hid = op_dropout(g, op_swiglu(g, op_linear(g, h, b->w12_w, b->w12_b)), drop);
+    return op_gated_add(g, x, gate_mlp, op_linear(g, hid, b->w3_w, b->w3_b));
+}
+
+Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
+    const JitConfig *c = &m->cfg;
+    CHECK_SHAPE(z, 4, -1, c->in_channels, c->img_size, c->img_size);
+    int B = z->shape[0];
+    CHECK_SHAPE(t, 1, B);
+    for (int b = 0; b < B; b++)
+        CHECK(y[b] >= 0 && y[b] <= c->num_classes, "class label %d of sample %d is outside [0, %d] (%d = null class)",
+              y[b], b, c->num_classes, c->num_classes);
+
+    Tensor *x = op_patchify(g, z, c->patch);
+    x = op_linear(g, op_linear(g, x, m->proj1_w, NULL), m->proj2_w, m->proj2_b);
+    x = op_add_rows(g, x, &m->pos_table);
+
+    Tensor *temb = op_timestep_embed(g, t, JIT_TIME_FEATURES);
+    temb = op_linear(g, op_silu(g, op_linear(g, temb, m->t_mlp0_w, m->t_mlp0_b)), m->t_mlp2_w, m->t_mlp2_b);
+    Tensor *yemb = op_embedding(g, m->y_table, y, B);
+    Tensor *sc = op_silu(g, op_add(g, temb, yemb)); /* every adaLN reads SiLU(c) */
+
+    int n_ctx = 0;
+    for (int i = 0; i < c->depth; i++) {
+        if (c->in_context_len > 0 && i == c->in_context_start) {
+            x = op_incontext_prepend(g, x, yemb, m->ctx_pos);
+            n_ctx = c->in_context_len;
+        }
+        x = jit_block(m, g, i, x, sc, n_ctx);
+    }
+    if (n_ctx) x = op_incontext_strip(g, x, n_ctx);
+
+    Tensor *mod = op_linear(g, sc, m->final_ada_w, m->final_ada_b);
+    x = op_modulate(g, op_rmsnorm(g, x, m->final_norm, RMS_EPS), op_chunk(g, mod, 2, 0), op_chunk(g, mod, 2, 1));
+    x = op_linear(g, x, m->final_w, m->final_b);
+    return op_unpatchify(g, x, c->in_channels, c->img_size, c->img_size, c->patch);
+}
