@@ -1,2 +1,121 @@
+/* tests/test_jit_parity.c — the C JiT model against the PyTorch reference
+ * (tests/reference/jit_ref.py): loss, output and every parameter's gradient
+ * of jit-tiny with fixed weights and inputs, and the exact parameter counts
+ * of the named configurations. Fixtures come from make_fixture.py (the
+ * ctest fixture "reference_fixtures" writes them into build/fixtures). */
 #include <criterion/criterion.h>
-Test(x, y) {}
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "h5read.h"
+#include "train/jit.h"
+
+static const char *fixture_path(const char *file, char *buf, size_t n) {
+    const char *dir = getenv("JIT_FIXTURES");
+    snprintf(buf, n, "%s/%s", dir ? dir : "build/fixtures", file);
+    return buf;
+}
+
+/* max |a - b| / max |b|: relative to the tensor's scale, so that tiny
+ * elements (where fp32 rounding dominates) do not decide alone. */
+static double rel_err(const float *a, const double *b, size_t n, size_t *worst) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (e > num) num = e, *worst = i;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+Test(jit_parity, tiny_loss_output_and_every_gradient) {
+    char path[512];
+    h5r_file f = h5r_open(fixture_path("jit_tiny_fixture.h5", path, sizeof path));
+    JitConfig cfg;
+    cr_assert_eq(jit_config_named("jit-tiny", &cfg), 0);
+    cr_assert_eq(h5r_attr_i64(f, "depth"), cfg.depth);
+    cr_assert_eq(h5r_attr_i64(f, "hidden"), cfg.hidden);
+    cr_assert_eq(h5r_attr_i64(f, "mlp_hidden"), cfg.mlp_hidden);
+    cr_assert_eq(h5r_attr_i64(f, "in_context_start"), cfg.in_context_start);
+    int B = (int)h5r_attr_i64(f, "batch");
+
+    JitModel m;
+    jit_build(&m, &cfg, 1);
+    char name[256];
+    for (int i = 0; i < m.params.n; i++) {
+        Tensor *p = params_at(&m.params, i);
+        snprintf(name, sizeof name, "params/%s", p->name);
+        h5r_read_f32(f, name, p->data, p->numel);
+    }
+
+    Graph g;
+    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    int img = cfg.img_size, C = cfg.in_channels;
+    Tensor *x = graph_new(&g, 4, B, C, img, img), *z = graph_new(&g, 4, B, C, img, img), *t = graph_new(&g, 1, B);
+    int y[16];
+    h5r_read_f32(f, "inputs/x", x->data, x->numel);
+    h5r_read_f32(f, "inputs/z", z->data, z->numel);
+    h5r_read_f32(f, "inputs/t", t->data, t->numel);
+    h5r_read_i32(f, "inputs/y", y, (size_t)B);
+
+    params_zero_grad(&m.params);
+    Tensor *xhat = jit_forward(&m, &g, z, t, y);
+    Tensor *loss = op_vloss(&g, xhat, x, t);
+    graph_backward(&g, loss);
+
+    double ref_loss;
+    h5r_read_f64(f, "loss", &ref_loss, 1);
+    double *ref = malloc(sizeof(double) * (xhat->numel > 1000000 ? xhat->numel : 1000000));
+    size_t worst = 0;
+    h5r_read_f64(f, "output/x_hat", ref, xhat->numel);
+    double e_out = rel_err(xhat->data, ref, xhat->numel, &worst);
+    double e_loss = fabs(loss->data[0] - ref_loss) / fabs(ref_loss);
+    printf("jit-tiny parity: loss C %.9g torch %.9g (rel %.2e), x_hat rel %.2e\n", loss->data[0], ref_loss, e_loss,
+           e_out);
+    cr_expect_lt(e_loss, 1e-4, "loss differs: C %g vs torch %g", loss->data[0], ref_loss);
+    cr_expect_lt(e_out, 1e-4, "x_hat differs: rel %g at %zu", e_out, worst);
+
+    double max_e = 0.0;
+    const char *max_name = "";
+    for (int i = 0; i < m.params.n; i++) {
+        Tensor *p = params_at(&m.params, i);
+        snprintf(name, sizeof name, "grads/%s", p->name);
+        cr_assert_lt(p->numel, 1000000);
+        h5r_read_f64(f, name, ref, p->numel);
+        double e = rel_err(p->grad, ref, p->numel, &worst);
+        cr_expect_lt(e, 1e-4, "gradient of %s differs: max rel %g at element %zu (C %g, torch %g)", p->name, e, worst,
+                     p->grad[worst], ref[worst]);
+        if (e > max_e) max_e = e, max_name = p->name;
+    }
+    printf("jit-tiny parity: %d parameter gradients, worst max rel error %.2e (%s)\n", m.params.n, max_e, max_name);
+    free(ref);
+    graph_free(&g);
+    jit_free(&m);
+    h5r_close(f);
+}
+
+Test(jit_parity, parameter_counts_match_pytorch) {
+    char path[512];
+    h5r_file f = h5r_open(fixture_path("param_counts.h5", path, sizeof path));
+    const char *names[] = {"JiT-B/16", "JiT-L/16", "JiT-H/16", "JiT-B/32", "JiT-L/32", "JiT-H/32", "jit-tiny"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        JitConfig cfg;
+        cr_assert_eq(jit_config_named(names[i], &cfg), 0);
+        JitModel m;
+        jit_register(&m, &cfg); /* counts without allocating the weights */
+        char attr[32];
+        snprintf(attr, sizeof attr, "%s", names[i]);
+        for (char *c = attr; *c; c++)
+            if (*c == '/') *c = '_';
+        int64_t want = h5r_attr_i64(f, attr);
+        printf("%-9s %12zu parameters (PyTorch %lld)\n", names[i], params_count(&m.params), (long long)want);
+        cr_expect_eq((int64_t)params_count(&m.params), want, "%s: C counts %zu, PyTorch %lld", names[i],
+                     params_count(&m.params), (long long)want);
+        if (strcmp(names[i], "JiT-B/16") == 0) cr_expect_eq(params_count(&m.params), 131123712u);
+        jit_free(&m);
+    }
+    h5r_close(f);
+}
