@@ -1,0 +1,76 @@
+/* tests/gradcheck.h — a small gradient-check harness for the differentiable ops.
+ *
+ * A check runs one op (already called by the test, so its outputs and tape
+ * entries exist), and compares it with a naive double-precision reference
+ * forward written by the test:
+ *   1. forward: the op's float outputs against the reference outputs;
+ *   2. backward: a random output gradient R is seeded into every output and
+ *      the tape is replayed (graph_backward_from), which is the analytical
+ *      gradient of the scalar L = sum(out * R);
+ *   3. the same gradient by central differences on the DOUBLE reference, for
+ *      every element of every input that requires a gradient.
+ * Errors are relative to the largest reference magnitude:
+ *   max|a - b| / max(max|b|, 1e-8).
+ * Inputs that do not require a gradient are still handed to the reference
+ * (they are constants of the op) but are not perturbed. */
+#ifndef TESTS_GRADCHECK_H
+#define TESTS_GRADCHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/graph.h"
+
+#define GC_MAX_IN 4
+#define GC_MAX_OUT 8
+
+/* Tolerances of the requirement: forward against the double reference, and
+ * analytical against numerical gradients. */
+#define GC_FWD_TOL 1e-5
+#define GC_GRAD_TOL 1e-3
+/* Central-difference step, scaled by max(1, |x|) for each element. */
+#define GC_STEP 1e-6
+/* The Philox seed of every input and output gradient drawn by the tests. */
+#define GC_SEED 20240611ull
+
+/* The double-precision reference forward: in[i] has the numel of the case's
+ * input i; it writes every output, concatenated in the order of GcCase.out. */
+typedef void (*GcRefFn)(const void *ctx, const double *const *in, double *out);
+
+typedef struct GcCase {
+    const char *op;                    /* op name, for messages and the summary */
+    int n_in;
+    Tensor *in[GC_MAX_IN];             /* the op's inputs, as given to it */
+    const char *in_name[GC_MAX_IN];
+    int n_out;
+    Tensor *out[GC_MAX_OUT];           /* the op's outputs (all from this graph's tape) */
+    GcRefFn ref;
+    const void *ctx;                   /* sizes, tables, indices for ref */
+    uint64_t r_stream;                 /* stream offset of R within RNG_STREAM_TEST */
+} GcCase;
+
+typedef struct GcResult {
+    double fwd_err;                    /* forward relative error */
+    double grad_err[GC_MAX_IN];        /* per input; -1 when not checked */
+    size_t grad_worst[GC_MAX_IN];      /* flat index of the largest difference */
+    bool ok;
+} GcResult;
+
+/* Random float inputs from Philox (stream RNG_STREAM_TEST + k), in a new
+ * tensor of g that requires a gradient. */
+Tensor *gc_normal(Graph *g, uint64_t k, float std, int ndim, const int *shape);
+Tensor *gc_uniform(Graph *g, uint64_t k, float lo, float hi, int ndim, const int *shape);
+#define GC_NORMAL(g, k, std, nd, ...) gc_normal((g), (k), (std), (nd), (const int[]){__VA_ARGS__})
+#define GC_UNIFORM(g, k, lo, hi, nd, ...) gc_uniform((g), (k), (lo), (hi), (nd), (const int[]){__VA_ARGS__})
+
+/* A fresh CPU graph with a 1 MiB arena (it grows when a check needs more). */
+void gc_graph(Graph *g);
+
+/* Run the forward comparison, the backward and the numerical gradients;
+ * prints op, input, error and worst index on failure (and a summary line for
+ * every check when the environment sets GRADCHECK_VERBOSE). Call it once per
+ * graph state: it replays the whole tape of g. */
+GcResult gc_check(Graph *g, const GcCase *c);
+
+#endif
