@@ -1,0 +1,40 @@
+/* core/optim.c — AdamW (Loshchilov & Hutter) with bias correction, decoupled decay. */
+#include "core/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+void adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps, float weight_decay) {
+    memset(opt, 0, sizeof *opt);
+    opt->beta1 = beta1, opt->beta2 = beta2, opt->eps = eps, opt->weight_decay = weight_decay;
+    opt->m = core_calloc(ps->padded * sizeof(float));
+    opt->v = core_calloc(ps->padded * sizeof(float));
+}
+
+void adamw_free(AdamW *opt) {
+    core_free(opt->m);
+    core_free(opt->v);
+    memset(opt, 0, sizeof *opt);
+}
+
+void adamw_step(AdamW *opt, ParamStore *ps, float lr) {
+    opt->step++;
+    float b1 = opt->beta1, b2 = opt->beta2;
+    float c1 = 1.0f / (1.0f - powf(b1, (float)opt->step)), c2 = 1.0f / (1.0f - powf(b2, (float)opt->step));
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = &ps->views[i];
+        if (!t->requires_grad) continue;
+        size_t off = ps->info[i].offset, n = t->numel;
+        float decay = ps->info[i].weight_decay ? opt->weight_decay : 0.0f;
+        float *w = ps->data + off, *g = ps->grad + off, *m = opt->m + off, *v = opt->v + off;
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (size_t j = 0; j < n; j++) {
+            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+            float mhat = m[j] * c1, vhat = v[j] * c2;
+            w[j] -= lr * (mhat / (sqrtf(vhat) + opt->eps) + decay * w[j]);
+        }
+    }
+}
