@@ -6,7 +6,9 @@
  *   1. forward: the op's float outputs against the reference outputs;
  *   2. backward: a random output gradient R is seeded into every output and
  *      the tape is replayed (graph_backward_from), which is the analytical
- *      gradient of the scalar L = sum(out * R);
+ *      gradient of the scalar L = sum(out * R); the input gradients start
+ *      from random values that are subtracted afterwards, so a backward that
+ *      overwrites instead of accumulating fails;
  *   3. the same gradient by central differences on the DOUBLE reference, for
  *      every element of every input that requires a gradient.
  * Errors are relative to the largest reference magnitude:
