@@ -30,6 +30,28 @@ Tensor *op_rope(Graph *g, Tensor *x, const float *cos, const float *sin, int n_c
 /* softmax(q k^T / sqrt(hd)) v, heads merged: -> [B, N, H*hd] */
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 
+/* --- ops_sla2.c --- */
+/* SLA2 settings of one attention layer (docs/sla2.md). */
+typedef struct Sla2Config {
+    int block_q, block_k; /* clamped to N when larger */
+    float topk_ratio;     /* in (0, 1] */
+    int feature_map;      /* Sla2FeatureMap */
+    int soft;             /* soft top-k: router training (stage 1) */
+    int qat;              /* INT8/FP8 emulation of the sparse branch (hard selection only) */
+    float tau;            /* soft top-k temperature, 0.1 */
+} Sla2Config;
+
+/* Check a configuration; returns NULL when valid, else a message. */
+const char *sla2_config_error(const Sla2Config *c);
+/* k = max(1, round(topk_ratio * nk)), at most nk */
+int sla2_k_select(float topk_ratio, int nk);
+/* q, k, v [B, H, N, d] -> [B, N, H*d]. proj_q, proj_k [d, d], alpha_logit [H].
+ * When stats is given (an array of H), the per-head diagnostics of this call
+ * are written there (costs a dense attention pass; CPU only). */
+Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tensor *proj_k, Tensor *alpha_logit,
+                const Sla2Config *cfg, Sla2Stats *stats);
+Tensor *op_mse(Graph *g, Tensor *a, Tensor *b); /* mean((a - b)^2) */
+
 /* --- ops_diffusion.c --- */
 Tensor *op_patchify(Graph *g, Tensor *img, int p);                      /* [B,C,H,W] -> [B, N, C*p*p] */
 Tensor *op_unpatchify(Graph *g, Tensor *tok, int C, int H, int W, int p); /* [B, N, p*p*C] -> [B,C,H,W] */

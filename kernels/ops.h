@@ -16,6 +16,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SLA2 sparse-linear attention (docs/sla2.md): sizes and settings of one call. */
+typedef enum { SLA2_PHI_SOFTMAX = 0, SLA2_PHI_ELU = 1, SLA2_PHI_RELU = 2 } Sla2FeatureMap;
+
+typedef struct Sla2Dims {
+    int B, H, N, d;
+    int block_q, block_k, nq, nk; /* nq = ceil(N / block_q), nk = ceil(N / block_k) */
+    int k_sel;                    /* key blocks per query block */
+    int feature_map;              /* Sla2FeatureMap */
+    int soft;                     /* soft top-k (router training) instead of the hard mask */
+    int qat;                      /* INT8/FP8 emulation in the sparse branch's forward */
+    float tau;                    /* soft top-k temperature */
+} Sla2Dims;
+
+/* What the forward keeps for backward (all allocated by the caller). */
+typedef struct Sla2Saved {
+    float *mask;  /* [B, H, nq, nk]: 0/1 (hard) or the soft top-k weights */
+    float *pc;    /* [B, H, nq, nk]: router probabilities */
+    float *lse;   /* [B, H, N]: full-precision log-sum-exp of the sparse branch */
+    float *o_s;   /* [B, H, N, d]: sparse branch as used in the output (quantised under QAT) */
+    float *o_s_fp; /* [B, H, N, d]: full-precision sparse branch (QAT only, else NULL) */
+    float *o_l;   /* [B, H, N, d]: linear branch */
+} Sla2Saved;
+
+/* Per-head SLA2 diagnostics (docs/sla2.md, "Statistics"). */
+typedef struct Sla2Stats {
+    float frac_exact;    /* key blocks computed exactly / all key blocks */
+    float alpha;         /* sigmoid(alpha_logit) */
+    float captured_mass; /* full-softmax probability on the selected keys, mean over queries */
+    float rel_l2_err;    /* ||O - O_full|| / ||O_full|| */
+    float qat_rel_err;   /* ||O_s quantised - O_s|| / ||O_s|| (0 without QAT) */
+} Sla2Stats;
+
 typedef struct OpTable {
     const char *name;
 
@@ -113,10 +145,28 @@ typedef struct OpTable {
     void (*dropout_fwd)(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t stream);
     void (*dropout_bwd)(float *dx, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
 
+    /* SLA2: q, k, v [B, H, N, d], proj_q, proj_k [d, d], alpha_logit [H] ->
+     * out [B, N, H*d]. workspace: sla2_workspace_floats(dm) floats. Backward
+     * writes router gradients only in soft mode. */
+    void (*sla2_fwd)(float *out, const Sla2Saved *sv, float *workspace, const float *q, const float *k,
+                     const float *v, const float *proj_q, const float *proj_k, const float *alpha_logit,
+                     const Sla2Dims *dm);
+    void (*sla2_bwd)(float *dq, float *dk, float *dv, float *dproj_q, float *dproj_k, float *dalpha_logit,
+                     float *workspace, const float *dout, const Sla2Saved *sv, const float *q, const float *k,
+                     const float *v, const float *proj_q, const float *proj_k, const float *alpha_logit,
+                     const Sla2Dims *dm);
+
+    /* loss = mean((a - b)^2) over n elements (router distillation) */
+    void (*mse_fwd)(float *loss, const float *a, const float *b, size_t n);
+    void (*mse_bwd)(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
+
     /* dst += src */
     void (*accumulate)(float *dst, const float *src, size_t n);
 } OpTable;
 
 extern const OpTable ops_cpu;
+
+/* Workspace (floats) the SLA2 kernels need for one call, forward or backward. */
+size_t sla2_workspace_floats(const Sla2Dims *dm);
 
 #endif

@@ -24,7 +24,7 @@
 
 #include "core/graph.h"
 
-#define GC_MAX_IN 4
+#define GC_MAX_IN 6
 #define GC_MAX_OUT 8
 
 /* Tolerances of the requirement: forward against the double reference, and

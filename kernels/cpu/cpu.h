@@ -77,8 +77,23 @@ void cpu_incontext_prepend_fwd(float *out, const float *x, const float *yemb, co
 void cpu_incontext_prepend_bwd(float *dx, float *dyemb, float *dpos, const float *dout, int B, int N, int L, int C);
 void cpu_incontext_strip_fwd(float *out, const float *x, int B, int N, int L, int C);
 void cpu_incontext_strip_bwd(float *dx, const float *dout, int B, int N, int L, int C);
+/* sla2.c, sla2_stats.c */
+struct Sla2Dims;
+struct Sla2Saved;
+struct Sla2Stats;
+void cpu_sla2_fwd(float *out, const struct Sla2Saved *sv, float *workspace, const float *q, const float *k,
+                  const float *v, const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
+void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float *dalpha_logit, float *workspace,
+                  const float *dout, const struct Sla2Saved *sv, const float *q, const float *k, const float *v,
+                  const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
+/* Diagnostics from a finished forward (CPU memory); scratch: B*H*N floats. */
+void cpu_sla2_stats(struct Sla2Stats *st, float *scratch, const float *out, const struct Sla2Saved *sv,
+                    const float *q, const float *k, const float *v, const float *alpha_logit,
+                    const struct Sla2Dims *dm);
 /* loss.c */
 void cpu_vloss_fwd(float *loss, const float *xhat, const float *x, const float *t, int B, int per);
+void cpu_mse_fwd(float *loss, const float *a, const float *b, size_t n);
+void cpu_mse_bwd(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
 void cpu_vloss_bwd(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t, int B,
                    int per);
 

@@ -1,4 +1,5 @@
-/* kernels/cpu/loss.c — the JiT v-loss. With v = (x - z)/d and
+/* kernels/cpu/loss.c — the JiT v-loss and a plain MSE (router distillation).
+ * The v-loss: With v = (x - z)/d and
  * v_hat = (x_hat - z)/d, v - v_hat = (x - x_hat)/d, so z drops out. Partial
  * sums per sample, added in order, keep the loss bit-reproducible. */
 #include "kernels/cpu/cpu.h"
@@ -33,5 +34,25 @@ void cpu_vloss_bwd(float *dxhat, const float *dloss, const float *xhat, const fl
             size_t j = (size_t)b * per + i;
             dxhat[j] += k * (xhat[j] - x[j]);
         }
+    }
+}
+
+/* Sequential double sum: reproducible and accurate for large n. */
+void cpu_mse_fwd(float *loss, const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - b[i];
+        s += e * e;
+    }
+    loss[0] = (float)(s / (double)n);
+}
+
+void cpu_mse_bwd(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n) {
+    float g = dloss[0] * 2.0f / (float)n;
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float e = g * (a[i] - b[i]);
+        if (da) da[i] += e;
+        if (db) db[i] -= e;
     }
 }

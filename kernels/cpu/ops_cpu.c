@@ -43,5 +43,9 @@ const OpTable ops_cpu = {
     .vloss_bwd = cpu_vloss_bwd,
     .dropout_fwd = cpu_dropout_fwd,
     .dropout_bwd = cpu_dropout_bwd,
+    .sla2_fwd = cpu_sla2_fwd,
+    .sla2_bwd = cpu_sla2_bwd,
+    .mse_fwd = cpu_mse_fwd,
+    .mse_bwd = cpu_mse_bwd,
     .accumulate = cpu_accumulate,
 };

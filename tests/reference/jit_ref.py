@@ -22,15 +22,28 @@ Choices that the spec leaves open, stated here once:
   * RMSNorm is computed in the activation dtype (float32 or float64); the
     spec's "fp32 math" matters only for bf16 runs, which this reference never does.
   * All adaLN linears take the same input sc = silu(c), computed once.
+  * SLA2 (docs/sla2.md, sla2_ref.py): with cfg.use_sla2 the blocks in
+    cfg.sla2_layers (None = every block) compute q, k, v as full attention does
+    (qkv, head split, qk-norm, RoPE) and call sla2_ref.sla2_attention instead
+    of softmax attention, then attn.proj.  Such a block owns three more
+    parameters, registered right after attn.proj.bias: attn.sla2.proj_q [hd,hd],
+    attn.sla2.proj_k [hd,hd] (identity at init) and attn.sla2.alpha_logit [H]
+    (log 9 = logit 0.9 at init).  A model without SLA2 blocks is unchanged.
 """
 
 import math
+import os
+import sys
 from dataclasses import dataclass, fields
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sla2_ref  # noqa: E402
 
 
 # ----------------------------------------------------------------------------
@@ -50,6 +63,27 @@ class JiTConfig:
     in_context_start: int = 0
     num_classes: int = 1000
     dropout: float = 0.0
+    # SLA2 (docs/sla2.md); the defaults keep plain full attention everywhere
+    use_sla2: bool = False
+    sla2_layers: Optional[Sequence[int]] = None   # None: every block (when use_sla2)
+    sla2_block_q: int = 8
+    sla2_block_k: int = 8
+    sla2_topk_ratio: float = 0.15
+    sla2_feature_map: str = "softmax"
+    sla2_mode: str = "hard"
+
+    def sla2_blocks(self):
+        """Sorted block indices that use SLA2 (empty unless use_sla2)."""
+        if not self.use_sla2:
+            return []
+        if self.sla2_layers is None:
+            return list(range(self.depth))
+        idx = sorted(set(int(i) for i in self.sla2_layers))
+        assert all(0 <= i < self.depth for i in idx), (idx, self.depth)
+        return idx
+
+    def uses_sla2(self, i: int) -> bool:
+        return i in self.sla2_blocks()
 
     @property
     def mlp_hidden(self) -> int:
@@ -69,6 +103,11 @@ class JiTConfig:
 
     def as_dict(self):
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def base_dict(self):
+        """as_dict() without the sla2_* / use_sla2 fields (the plain JiT fields)."""
+        return {k: v for k, v in self.as_dict().items()
+                if not (k.startswith("sla2_") or k == "use_sla2")}
 
 
 _NAMED = {
@@ -233,8 +272,31 @@ class LabelEmbedder(nn.Module):
         return self.embedding_table(y)
 
 
+SLA2_ALPHA_INIT = math.log(9.0)    # logit(0.9)
+
+
+class SLA2Params(nn.Module):
+    """The SLA2 router (proj_q, proj_k, shared by the heads) and per-head
+    alpha logits of one attention layer, plus its (non-learned) settings."""
+
+    def __init__(self, hd, H, cfg: "JiTConfig", device=None, dtype=None):
+        super().__init__()
+        self.proj_q = nn.Parameter(torch.eye(hd, device=device, dtype=dtype))
+        self.proj_k = nn.Parameter(torch.eye(hd, device=device, dtype=dtype))
+        self.alpha_logit = nn.Parameter(torch.full((H,), SLA2_ALPHA_INIT, device=device, dtype=dtype))
+        self.block_q, self.block_k = cfg.sla2_block_q, cfg.sla2_block_k
+        self.topk_ratio = cfg.sla2_topk_ratio
+        self.feature_map, self.mode = cfg.sla2_feature_map, cfg.sla2_mode
+        assert self.feature_map in sla2_ref.FEATURE_MAPS and self.mode in sla2_ref.MODES
+
+    def forward(self, q, k, v):
+        return sla2_ref.sla2_attention(q, k, v, self.proj_q, self.proj_k, self.alpha_logit,
+                                       self.block_q, self.block_k, self.topk_ratio,
+                                       self.feature_map, self.mode)
+
+
 class Attention(nn.Module):
-    def __init__(self, D, H, dropout=0.0, **kw):
+    def __init__(self, D, H, dropout=0.0, sla2_cfg=None, **kw):
         super().__init__()
         assert D % H == 0
         self.H, self.hd = H, D // H
@@ -243,6 +305,8 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(self.hd, **kw)
         self.proj = nn.Linear(D, D, bias=True, **kw)
         self.proj_drop = nn.Dropout(dropout)
+        # registered after proj: its parameters follow attn.proj.bias
+        self.sla2 = SLA2Params(self.hd, H, sla2_cfg, **kw) if sla2_cfg is not None else None
 
     def forward(self, x, cos, sin):
         B, N, D = x.shape
@@ -252,6 +316,9 @@ class Attention(nn.Module):
         k = self.k_norm(k)
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
+        if self.sla2 is not None:
+            o = self.sla2(q, k, v)                             # [B,N,D], heads merged
+            return self.proj_drop(self.proj(o))
         logits = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hd))
         a = torch.softmax(logits, dim=-1)
         o = (a @ v).transpose(1, 2).reshape(B, N, D)           # head-major merge
@@ -271,11 +338,11 @@ class SwiGLU(nn.Module):
 
 
 class JiTBlock(nn.Module):
-    def __init__(self, cfg: JiTConfig, dropout=0.0, **kw):
+    def __init__(self, cfg: JiTConfig, dropout=0.0, sla2=False, **kw):
         super().__init__()
         D = cfg.hidden
         self.norm1 = RMSNorm(D, **kw)
-        self.attn = Attention(D, cfg.heads, dropout, **kw)
+        self.attn = Attention(D, cfg.heads, dropout, sla2_cfg=(cfg if sla2 else None), **kw)
         self.norm2 = RMSNorm(D, **kw)
         self.mlp = SwiGLU(D, cfg.mlp_hidden, dropout, **kw)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D, bias=True, **kw))
@@ -319,7 +386,8 @@ class JiT(nn.Module):
             self.in_context_posemb = None
         lo, hi = cfg.depth // 4, 3 * cfg.depth // 4
         self.blocks = nn.ModuleList([
-            JiTBlock(cfg, dropout=(cfg.dropout if lo <= i < hi else 0.0), **kw)
+            JiTBlock(cfg, dropout=(cfg.dropout if lo <= i < hi else 0.0),
+                     sla2=cfg.uses_sla2(i), **kw)
             for i in range(cfg.depth)])
         self.final_layer = FinalLayer(cfg, **kw)
 
@@ -389,7 +457,8 @@ def init_weights(model: JiT, generator=None):
     """Xavier-uniform for every Linear weight, zero biases; patch-embed weights
     Xavier-uniform on their (already 2D) flattened shape; class table and both
     timestep-MLP weights N(0, 0.02); in-context position vectors N(0, 0.02);
-    zeros for every adaLN output Linear and the final Linear; RMSNorm weights 1."""
+    zeros for every adaLN output Linear and the final Linear; RMSNorm weights 1;
+    SLA2 router matrices identity, SLA2 alpha logits log 9 (no random draws)."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
             _xavier_uniform_(m.weight, generator)
@@ -408,6 +477,11 @@ def init_weights(model: JiT, generator=None):
     for blk in model.blocks:
         blk.adaLN_modulation[1].weight.zero_()
         blk.adaLN_modulation[1].bias.zero_()
+        if blk.attn.sla2 is not None:
+            s = blk.attn.sla2
+            s.proj_q.copy_(torch.eye(s.proj_q.shape[0], dtype=s.proj_q.dtype, device=s.proj_q.device))
+            s.proj_k.copy_(torch.eye(s.proj_k.shape[0], dtype=s.proj_k.dtype, device=s.proj_k.device))
+            s.alpha_logit.fill_(SLA2_ALPHA_INIT)
     model.final_layer.adaLN_modulation[1].weight.zero_()
     model.final_layer.adaLN_modulation[1].bias.zero_()
     model.final_layer.linear.weight.zero_()
@@ -434,6 +508,7 @@ def expected_param_shapes(cfg: JiTConfig):
     ]
     if cfg.in_context_len > 0:
         out.append(("in_context_posemb", (cfg.in_context_len, D)))
+    sla2 = set(cfg.sla2_blocks())
     for i in range(cfg.depth):
         b = f"blocks.{i}."
         out += [
@@ -444,6 +519,14 @@ def expected_param_shapes(cfg: JiTConfig):
             (b + "attn.k_norm.weight", (hd,)),
             (b + "attn.proj.weight", (D, D)),
             (b + "attn.proj.bias", (D,)),
+        ]
+        if i in sla2:
+            out += [
+                (b + "attn.sla2.proj_q", (hd, hd)),
+                (b + "attn.sla2.proj_k", (hd, hd)),
+                (b + "attn.sla2.alpha_logit", (cfg.heads,)),
+            ]
+        out += [
             (b + "norm2.weight", (D,)),
             (b + "mlp.w12.weight", (2 * h, D)),
             (b + "mlp.w12.bias", (2 * h,)),

@@ -11,9 +11,22 @@
                            grads/<name> (float64); root attributes = every
                            JiTConfig field + mlp_hidden + batch + config_name +
                            generator.
+  DIR/jit_sla2_tiny_fixture.h5
+                           the same layout for jit-tiny with SLA2 in blocks
+                           1..5 (block 0 full attention), sla2 block_q 16,
+                           block_k 20, topk_ratio 0.5, softmax feature map,
+                           hard selection; root attributes as above plus
+                           use_sla2, sla2_layers (int64 array), sla2_block_q,
+                           sla2_block_k, sla2_topk_ratio, sla2_feature_map,
+                           sla2_mode (config_name stays "jit-tiny").  Seed 4321.
+  DIR/sla2_op_fixture.h5   the SLA2 op alone (sla2_ref.sla2_attention), one
+                           group per case (case_00, ...; root attribute
+                           n_cases); see write_sla2_op_fixture for the layout.
   DIR/param_counts.h5      root attribute per named config ('/' -> '_'), int64
                            exact trainable parameter count.
-Output is deterministic (torch.manual_seed(1234), no HDF5 timestamps).
+Output is deterministic (torch.manual_seed(1234) for jit_tiny_fixture.h5,
+4321 for jit_sla2_tiny_fixture.h5, 2600 + case index for each SLA2 op case;
+no HDF5 timestamps).
 
 Fixture parameters are NOT the real initialisation (zero adaLN would zero most
 gradients).  In named_parameters() order, each tensor is drawn in float32 as
@@ -24,6 +37,9 @@ randn(shape) * std (+1 for norm weights) from the global generator:
   adaLN linear weights        N(0, 0.5/sqrt(D))
   final_layer.linear.weight   N(0, 1/sqrt(D))
   every other weight matrix   N(0, 1/sqrt(fan_in)), fan_in = shape[1]
+SLA2 parameters (JiT-SLA2 fixture only), also in parameter order:
+  attn.sla2.proj_q, attn.sla2.proj_k   I + N(0, 0.3/sqrt(hd))
+  attn.sla2.alpha_logit                N(2, 0.5)
 (N(0, s) means standard deviation s.)  Then inputs: x = 2*rand-1, e = randn,
 t = [0.15, 0.6, 0.97], z = t*x + (1-t)*e in float32, y = [3, 10, 7]
 (10 = null class).
@@ -41,10 +57,18 @@ import torch
 sys.dont_write_bytecode = True   # keep tests/reference free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jit_ref  # noqa: E402
+import sla2_ref  # noqa: E402
 from jit_ref import JiT, JiTConfig, named_config, vloss, NAMED_CONFIGS  # noqa: E402
 
 GENERATOR = "tests/reference/make_fixture.py"
 SEED = 1234
+SLA2_JIT_SEED = 4321
+SLA2_OP_SEED = 2600
+
+# the JiT-SLA2 fixture model: jit-tiny, SLA2 in blocks 1..5 (hybrid)
+SLA2_TINY = dict(use_sla2=True, sla2_layers=[1, 2, 3, 4, 5], sla2_block_q=16,
+                 sla2_block_k=20, sla2_topk_ratio=0.5, sla2_feature_map="softmax",
+                 sla2_mode="hard")
 
 
 # ----------------------------------------------------------------------------
@@ -76,8 +100,17 @@ def draw_fixture_params(model, D):
     """Draws float32 tensors from the global generator, in parameter order."""
     out = {}
     for name, p in model.named_parameters():
-        std, off = fixture_std(name, tuple(p.shape), D)
-        out[name] = torch.randn(tuple(p.shape), dtype=torch.float32) * std + off
+        shape = tuple(p.shape)
+        if name.endswith(("sla2.proj_q", "sla2.proj_k")):
+            n = shape[0]
+            out[name] = (torch.randn(shape, dtype=torch.float32) * (0.3 / math.sqrt(n))
+                         + torch.eye(n, dtype=torch.float32))
+            continue
+        if name.endswith("sla2.alpha_logit"):
+            out[name] = torch.randn(shape, dtype=torch.float32) * 0.5 + 2.0
+            continue
+        std, off = fixture_std(name, shape, D)
+        out[name] = torch.randn(shape, dtype=torch.float32) * std + off
     return out
 
 
@@ -95,11 +128,13 @@ def _ds(h5, name, arr):
     h5.create_dataset(name, data=arr, track_times=False)
 
 
-def write_tiny_fixture(path, batch=3):
+def write_tiny_fixture(path, batch=3, cfg=None, seed=SEED):
+    """jit-tiny (or cfg, a jit-tiny variant such as JiT-SLA2) at batch 3."""
     import h5py
-    cfg = named_config("jit-tiny")
+    if cfg is None:
+        cfg = named_config("jit-tiny")
     assert batch == 3
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     model = JiT(cfg)
     jit_ref.check_param_names(model)
     params = draw_fixture_params(model, cfg.hidden)
@@ -120,12 +155,20 @@ def write_tiny_fixture(path, batch=3):
     loss.backward()
 
     with h5py.File(path, "w", libver="earliest") as f:
-        for k, v in cfg.as_dict().items():
+        for k, v in cfg.base_dict().items():
             f.attrs[k] = v
         f.attrs["mlp_hidden"] = cfg.mlp_hidden
         f.attrs["batch"] = batch
         f.attrs["config_name"] = "jit-tiny"
         f.attrs["generator"] = GENERATOR
+        if cfg.use_sla2:
+            f.attrs["use_sla2"] = True
+            f.attrs["sla2_layers"] = np.asarray(cfg.sla2_blocks(), dtype=np.int64)
+            f.attrs["sla2_block_q"] = np.int64(cfg.sla2_block_q)
+            f.attrs["sla2_block_k"] = np.int64(cfg.sla2_block_k)
+            f.attrs["sla2_topk_ratio"] = np.float64(cfg.sla2_topk_ratio)
+            f.attrs["sla2_feature_map"] = cfg.sla2_feature_map
+            f.attrs["sla2_mode"] = cfg.sla2_mode
         for name, _ in model.named_parameters():
             _ds(f, "params/" + name, params[name].numpy())
         _ds(f, "inputs/x", x.numpy())
@@ -135,9 +178,85 @@ def write_tiny_fixture(path, batch=3):
         _ds(f, "output/x_hat", x_hat.detach().numpy())
         _ds(f, "loss", np.float64(loss.item()))
         for name, p in model.named_parameters():
-            assert p.grad is not None and p.grad.dtype == torch.float64, name
-            _ds(f, "grads/" + name, p.grad.numpy())
+            g = p.grad
+            if g is None and cfg.sla2_mode == "hard" and name.endswith(("sla2.proj_q", "sla2.proj_k")):
+                g = torch.zeros_like(p)      # the hard mask has no gradient: stored as zeros
+            assert g is not None and g.dtype == torch.float64, name
+            _ds(f, "grads/" + name, g.numpy())
     return loss.item()
+
+
+def sla2_tiny_config():
+    return JiTConfig(**{**named_config("jit-tiny").as_dict(), **SLA2_TINY})
+
+
+def write_sla2_tiny_fixture(path):
+    return write_tiny_fixture(path, cfg=sla2_tiny_config(), seed=SLA2_JIT_SEED)
+
+
+def sla2_op_cases():
+    """[(B, H, N, d, block_q, block_k, topk_ratio, feature_map, mode)]."""
+    cases = []
+    for r in (0.2, 0.5, 1.0):
+        for mode in ("hard", "soft"):
+            for fm in ("softmax", "elu", "relu"):
+                cases.append((2, 2, 29, 8, 8, 6, r, fm, mode))
+    cases.append((1, 2, 288, 16, 32, 32, 0.25, "softmax", "hard"))
+    cases.append((2, 2, 40, 8, 7, 9, 0.35, "elu", "soft"))
+    return cases
+
+
+def write_sla2_op_fixture(path):
+    """Group case_XX per case.  Attributes: B, H, N, d, block_q, block_k, nq,
+    nk, k_sel (int64), topk_ratio, tau (float64), feature_map, mode (strings).
+    Inputs (float32, drawn after torch.manual_seed(2600 + case index) in this
+    order; the computation uses exactly these values cast to float64):
+      q, k, v [B,H,N,d] ~ N(0,1); proj_q, proj_k [d,d] = I + N(0,1)*0.3/sqrt(d);
+      alpha_logit [H] ~ N(2, 0.5); dout [B,N,H*d] ~ N(0,1).
+    Outputs (float64): out [B,N,H*d]; mask [B,H,nq,nk] (0/1 hard, soft weights);
+      pc [B,H,nq,nk] router scores; o_s, o_l [B,H,N,d] the two branches;
+      dq, dk, dv, dproj_q, dproj_k, dalpha_logit: gradients of
+      L = sum(out * dout) (dproj_* are zero in hard mode)."""
+    import h5py
+    cases = sla2_op_cases()
+    with h5py.File(path, "w", libver="earliest") as f:
+        f.attrs["n_cases"] = np.int64(len(cases))
+        f.attrs["generator"] = GENERATOR
+        for ci, (B, H, N, d, bq, bk, r, fm, mode) in enumerate(cases):
+            torch.manual_seed(SLA2_OP_SEED + ci)
+            f32 = torch.float32
+            q = torch.randn(B, H, N, d, dtype=f32)
+            k = torch.randn(B, H, N, d, dtype=f32)
+            v = torch.randn(B, H, N, d, dtype=f32)
+            pq = torch.eye(d, dtype=f32) + torch.randn(d, d, dtype=f32) * (0.3 / math.sqrt(d))
+            pk = torch.eye(d, dtype=f32) + torch.randn(d, d, dtype=f32) * (0.3 / math.sqrt(d))
+            al = torch.randn(H, dtype=f32) * 0.5 + 2.0
+            dout = torch.randn(B, N, H * d, dtype=f32)
+            ins = [t.double().requires_grad_(True) for t in (q, k, v, pq, pk, al)]
+            out, aux = sla2_ref.sla2_attention(*ins, bq, bk, r, fm, mode, return_aux=True)
+            (out * dout.double()).sum().backward()
+            g = f.create_group(f"case_{ci:02d}")
+            nq, nk = sla2_ref.num_blocks(N, bq), sla2_ref.num_blocks(N, bk)
+            for name, val in (("B", B), ("H", H), ("N", N), ("d", d), ("block_q", bq),
+                              ("block_k", bk), ("nq", nq), ("nk", nk), ("k_sel", aux["k_sel"])):
+                g.attrs[name] = np.int64(val)
+            g.attrs["topk_ratio"] = np.float64(r)
+            g.attrs["tau"] = np.float64(sla2_ref.TAU)
+            g.attrs["feature_map"] = fm
+            g.attrs["mode"] = mode
+            for name, t in (("q", q), ("k", k), ("v", v), ("proj_q", pq), ("proj_k", pk),
+                            ("alpha_logit", al), ("dout", dout)):
+                _ds(g, name, t.numpy())
+            _ds(g, "out", out.detach().numpy())
+            _ds(g, "mask", aux["M"].detach().numpy())
+            _ds(g, "pc", aux["Pc"].detach().numpy())
+            _ds(g, "o_s", aux["O_s"].detach().numpy())
+            _ds(g, "o_l", aux["O_l"].detach().numpy())
+            for name, t in zip(("dq", "dk", "dv", "dproj_q", "dproj_k", "dalpha_logit"), ins):
+                gr = t.grad if t.grad is not None else torch.zeros_like(t)
+                assert gr.dtype == torch.float64
+                _ds(g, name, gr.numpy())
+    return cases
 
 
 def write_param_counts(path):
@@ -308,6 +427,73 @@ def selftest(quick=False):
     print(f"ok  {'fast-mode ' if quick else ''}gradcheck (float64 finite differences) of the v-loss w.r.t. "
           f"{nparam} parameters + z, config img8 p2 depth2 D16 H2 d'4 ic3@1 "
           f"({time.time() - t1:.1f}s)")
+
+    # 9. SLA2 op (sla2_ref): special cases, soft top-k, gradchecks
+    sla2_ref.selftest(quick=quick)
+
+    # 10. JiT-SLA2: parameter names/order/shapes, init, counts
+    scfg = sla2_tiny_config()
+    sm = JiT(scfg)
+    jit_ref.check_param_names(sm)
+    snames = [n for n, _ in sm.named_parameters()]
+    i = snames.index("blocks.1.attn.proj.bias")
+    assert snames[i + 1:i + 5] == ["blocks.1.attn.sla2.proj_q", "blocks.1.attn.sla2.proj_k",
+                                   "blocks.1.attn.sla2.alpha_logit", "blocks.1.norm2.weight"]
+    assert not any(n.startswith("blocks.0.attn.sla2") for n in snames)
+    assert sum(".sla2." in n for n in snames) == 15
+    hd, H = scfg.head_dim, scfg.heads
+    assert jit_ref.param_count(scfg) == jit_ref.param_count(named_config("jit-tiny")) + 5 * (2 * hd * hd + H)
+    allcfg = JiTConfig(**{**named_config("JiT-B/16").as_dict(), "use_sla2": True})
+    assert jit_ref.param_count(allcfg) == 131_123_712 + 12 * (2 * 64 * 64 + 12)
+    assert "blocks.1.attn.sla2.proj_q" in sm.state_dict()
+    jit_ref.init_weights(sm, torch.Generator().manual_seed(0))
+    assert torch.equal(sm.blocks[3].attn.sla2.proj_k, torch.eye(hd))
+    assert torch.allclose(torch.sigmoid(sm.blocks[3].attn.sla2.alpha_logit.double()),
+                          torch.full((H,), 0.9, dtype=torch.float64), atol=1e-7)
+    print("ok  JiT-SLA2 parameter names/order/shapes (blocks.i.attn.sla2.* after attn.proj.bias), "
+          "counts, init")
+
+    # 11. JiT-SLA2 with every block selected and alpha == 1 is the plain model
+    hyb = dict(use_sla2=True, sla2_layers=[1], sla2_block_q=4, sla2_block_k=3,
+               sla2_topk_ratio=1.0, sla2_feature_map="relu", sla2_mode="soft")
+    hcfg = JiTConfig(**{**small.as_dict(), **hyb})
+    hm = JiT(hcfg, dtype=torch.float64)
+    hp = draw_fixture_params(hm, hcfg.hidden)
+    load_params(hm, hp)
+    with torch.no_grad():
+        hm.blocks[1].attn.sla2.alpha_logit.fill_(40.0)
+    base = JiT(small, dtype=torch.float64)
+    load_params(base, {n: v for n, v in hp.items() if ".sla2." not in n})
+    with torch.no_grad():
+        assert (hm(z, t, y) - base(z, t, y)).abs().max() < 1e-12
+    print("ok  JiT-SLA2 with topk_ratio 1 and alpha 1 == the full-attention model")
+
+    # 12. gradient check of the v-loss of a hybrid JiT-SLA2 (soft selection)
+    hcfg = JiTConfig(**{**small.as_dict(), **hyb, "sla2_topk_ratio": 0.5})
+    hm = JiT(hcfg, dtype=torch.float64)
+    load_params(hm, draw_fixture_params(hm, hcfg.hidden))
+    hnames = [n for n, _ in hm.named_parameters()]
+
+    def fh(zz, *ps):
+        xh = functional_call(hm, dict(zip(hnames, ps)), (zz, t, y))
+        return vloss(xh, x, zz, t)
+
+    ps = [p.detach().clone().requires_grad_(True) for p in hm.parameters()]
+    zz = z.clone().requires_grad_(True)
+    t1 = time.time()
+    assert torch.autograd.gradcheck(fh, (zz, *ps), eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=True)
+    if not quick:     # full Jacobian w.r.t. the SLA2 parameters
+        sidx = [j for j, n in enumerate(hnames) if ".sla2." in n]
+
+        def fs(*sp):
+            qs = list(ps)
+            for j, v in zip(sidx, sp):
+                qs[j] = v
+            return fh(zz, *qs)
+        assert torch.autograd.gradcheck(fs, tuple(ps[j] for j in sidx), eps=1e-6, atol=1e-6,
+                                        rtol=1e-5)
+    print(f"ok  gradcheck of the v-loss of a hybrid JiT-SLA2 (SLA2 in block 1, soft, blocks 4/3"
+          f"{'' if quick else '; full Jacobian for the sla2 parameters'}) ({time.time() - t1:.1f}s)")
     print(f"selftest passed in {time.time() - t0:.1f}s")
 
 
@@ -329,6 +515,10 @@ def main():
         os.makedirs(args.out, exist_ok=True)
         loss = write_tiny_fixture(os.path.join(args.out, "jit_tiny_fixture.h5"))
         print(f"jit_tiny_fixture.h5: loss = {loss:.17g}")
+        loss = write_sla2_tiny_fixture(os.path.join(args.out, "jit_sla2_tiny_fixture.h5"))
+        print(f"jit_sla2_tiny_fixture.h5: loss = {loss:.17g}")
+        cases = write_sla2_op_fixture(os.path.join(args.out, "sla2_op_fixture.h5"))
+        print(f"sla2_op_fixture.h5: {len(cases)} cases")
         counts = write_param_counts(os.path.join(args.out, "param_counts.h5"))
         for name, n in counts.items():
             print(f"params {name:10s} {n:>13,d}")

@@ -1,0 +1,51 @@
+/* kernels/cpu/sla2_internal.h — shared pieces of the CPU SLA2 kernels: the
+ * per-(batch, head) workspace layout and the router and QAT helpers. One
+ * (b, h) pair is processed by one thread with its own workspace slice. */
+#ifndef KERNELS_CPU_SLA2_INTERNAL_H
+#define KERNELS_CPU_SLA2_INTERNAL_H
+
+#include <stddef.h>
+
+#include "kernels/ops.h"
+
+typedef struct Sla2Ws {
+    float *phi_q, *phi_k;         /* [N, d] feature maps */
+    float *h, *z;                 /* [nk, d, d], [nk, d] per-key-block linear sums */
+    float *Hi, *Zi;               /* [d, d], [d] one query block's linear sums */
+    float *S, *P2;                /* [block_q, block_k] tiles */
+    float *acc, *m, *l;           /* [block_q, d], [block_q], [block_q] online softmax */
+    float *qbar, *kbar, *qt, *kt; /* [nq, d], [nk, d], [nq, d], [nk, d] router */
+    float *kmean;                 /* [d] */
+    float *dphi_q, *dphi_k;       /* [N, d] */
+    float *dH, *dZ;               /* [nq, d, d], [nq, d] */
+    float *dh, *dz;               /* [nk, d, d], [nk, d] */
+    float *dmask;                 /* [nq, nk] */
+    float *dWq, *dWk;             /* [d, d] this pair's share of the router gradients */
+    float *gs, *gl;               /* [N, d] gradients reaching O_s and O_l */
+    float *qi8, *ki8, *vq;        /* QAT: int8 Q and K' (stored as floats), dequantised FP8 V */
+    float *sq, *sk;               /* QAT: [nq], [nk] INT8 scales */
+    float *dqt, *dkt;             /* [nq, d], [nk, d] router backward */
+    double *rowtmp;               /* [nk + d] doubles of row scratch */
+} Sla2Ws;
+
+size_t sla2_ws_per_pair(const Sla2Dims *dm);
+void sla2_ws_map(Sla2Ws *w, float *base, const Sla2Dims *dm);
+
+static inline int sla2_block_len(int i, int bs, int N) {
+    int a0 = i * bs, a1 = a0 + bs < N ? a0 + bs : N;
+    return a1 - a0;
+}
+
+/* Router of one (b, h): smoothing, pooling, scores, selection -> mask, pc. */
+void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
+                     float *mask, float *pc, Sla2Ws *w);
+/* Soft top-k backward of one (b, h): dmask -> dq, dk (accumulated) and the
+ * pair's router gradients w->dWq, w->dWk (overwritten). */
+void sla2_router_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
+                     const float *mask, const float *pc, const float *dmask, float *dq, float *dk, Sla2Ws *w);
+
+/* Quantised sparse branch of one (b, h) (forward only): o_s [N, d]. */
+void sla2_qat_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                         float *o_s, Sla2Ws *w);
+
+#endif

@@ -1,0 +1,29 @@
+/* kernels/quant.h — exact emulation of the low-bit formats SLA2's QAT uses:
+ * FP8 E4M3 ("fn": bias 7, 3 mantissa bits, max 448, no infinities, round to
+ * nearest even, saturating) and symmetric INT8 (round half away from zero).
+ * Plain C, shared by the CPU kernels and the tests; the CUDA kernels will
+ * use the hardware conversions and be tested against these. */
+#ifndef KERNELS_QUANT_H
+#define KERNELS_QUANT_H
+
+#include <stdint.h>
+
+#define FP8_E4M3_MAX 448.0f
+
+/* Round x to the nearest representable E4M3 value (ties to even), saturating
+ * at +-448. NaN stays NaN. */
+float fp8_e4m3_round(float x);
+/* The 8-bit code of fp8_e4m3_round(x) (saturating; NaN -> 0x7f). */
+uint8_t fp8_e4m3_encode(float x);
+/* The value of a code (0x7f and 0xff are NaN). */
+float fp8_e4m3_decode(uint8_t code);
+
+/* Symmetric INT8 of x / scale: round half away from zero, clamp to [-127, 127]. */
+static inline int8_t int8_quantize(float x, float scale) {
+    float r = x / scale;
+    r = r >= 0.0f ? (float)(int)(r + 0.5f) : -(float)(int)(-r + 0.5f);
+    r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+    return (int8_t)r;
+}
+
+#endif
