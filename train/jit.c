@@ -77,6 +77,15 @@ static void jit_register_into(JitModel *m, const JitConfig *cfg, JitSlots *s) {
         add(m, s, &b->q_norm, NAME("attn.q_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
         add(m, s, &b->k_norm, NAME("attn.k_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
         add_linear(m, s, &b->proj_w, &b->proj_b, NAME("attn.proj"), D, D, INIT_XAVIER_UNIFORM, 0);
+        if (jit_layer_uses_sla2(c, i)) {
+            /* Identity routers make the untrained router SLA's pooled heuristic. Not
+             * decayed: decay would pull them towards 0, away from that start. */
+            int hd = c->head_dim;
+            add(m, s, &b->sla2_proj_q, NAME("attn.sla2.proj_q"), INIT_IDENTITY, 0, false, 2, hd, hd);
+            add(m, s, &b->sla2_proj_k, NAME("attn.sla2.proj_k"), INIT_IDENTITY, 0, false, 2, hd, hd);
+            add(m, s, &b->sla2_alpha, NAME("attn.sla2.alpha_logit"), INIT_CONSTANT, JIT_SLA2_ALPHA_INIT, false, 1,
+                c->heads, 0);
+        }
         add(m, s, &b->norm2, NAME("norm2.weight"), INIT_ONE, 0, false, 1, D, 0);
         add_linear(m, s, &b->w12_w, &b->w12_b, NAME("mlp.w12"), 2 * c->mlp_hidden, D, INIT_XAVIER_UNIFORM, 0);
         add_linear(m, s, &b->w3_w, &b->w3_b, NAME("mlp.w3"), D, c->mlp_hidden, INIT_XAVIER_UNIFORM, 0);
@@ -138,6 +147,9 @@ void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
     jit_pos_table(pos, c->grid, c->hidden);
     m->pos_table = (Tensor){.data = pos, .ndim = 2, .shape = {c->tokens, c->hidden, 1, 1},
                             .numel = (size_t)c->tokens * c->hidden, .name = "pos_embed"};
+    for (int i = 0; i < c->depth; i++) m->sla2_topk[i] = c->sla2_topk_ratio;
+    m->sla2_qat = c->sla2_enable_qat;
+    m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
     m->rope_cos = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
     m->rope_sin = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
     jit_rope_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
@@ -149,16 +161,33 @@ void jit_free(JitModel *m) {
     core_free(m->pos_table.data);
     core_free(m->rope_cos);
     core_free(m->rope_sin);
+    core_free(m->sla2_stats);
     memset(m, 0, sizeof *m);
 }
 
-static Tensor *jit_attention(JitModel *m, Graph *g, JitBlock *b, Tensor *h, int n_ctx) {
+Sla2Config jit_sla2_config(const JitModel *m, int i) {
+    const JitConfig *c = &m->cfg;
+    return (Sla2Config){.block_q = c->sla2_block_q, .block_k = c->sla2_block_k, .topk_ratio = m->sla2_topk[i],
+                        .feature_map = c->sla2_feature_map, .soft = m->sla2_soft,
+                        .qat = m->sla2_qat && !m->sla2_soft, .tau = 0.1f};
+}
+
+static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx) {
+    JitBlock *b = &m->blocks[i];
     Tensor *qkv = op_linear(g, h, b->qkv_w, b->qkv_b);
     Tensor *q, *k, *v;
     op_qkv_split(g, qkv, m->cfg.heads, &q, &k, &v);
     q = op_rope(g, op_rmsnorm(g, q, b->q_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
     k = op_rope(g, op_rmsnorm(g, k, b->k_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
-    Tensor *o = op_attention(g, q, k, v);
+    Tensor *o;
+    if (b->sla2_proj_q) {
+        if (m->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
+        Sla2Config sc = jit_sla2_config(m, i);
+        Sla2Stats *st = m->sla2_collect_stats ? m->sla2_stats + (size_t)i * m->cfg.heads : NULL;
+        o = op_sla2(g, q, k, v, b->sla2_proj_q, b->sla2_proj_k, b->sla2_alpha, &sc, st);
+    } else {
+        o = op_attention(g, q, k, v);
+    }
     return op_linear(g, o, b->proj_w, b->proj_b);
 }
 
@@ -171,7 +200,7 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
     Tensor *shift_mlp = op_chunk(g, mod, 6, 3), *scale_mlp = op_chunk(g, mod, 6, 4), *gate_mlp = op_chunk(g, mod, 6, 5);
 
     Tensor *h = op_modulate(g, op_rmsnorm(g, x, b->norm1, RMS_EPS), shift_msa, scale_msa);
-    Tensor *a = op_dropout(g, jit_attention(m, g, b, h, n_ctx), drop);
+    Tensor *a = op_dropout(g, jit_attention(m, g, i, h, n_ctx), drop);
     x = op_gated_add(g, x, gate_msa, a);
 
     h = op_modulate(g, op_rmsnorm(g, x, b->norm2, RMS_EPS), shift_mlp, scale_mlp);
@@ -211,4 +240,45 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
     x = op_modulate(g, op_rmsnorm(g, x, m->final_norm, RMS_EPS), op_chunk(g, mod, 2, 0), op_chunk(g, mod, 2, 1));
     x = op_linear(g, x, m->final_w, m->final_b);
     return op_unpatchify(g, x, c->in_channels, c->img_size, c->img_size, c->patch);
+}
+
+void jit_sla2_set_topk(JitModel *m, int layer, float ratio) {
+    Sla2Config c = {.block_q = 1, .block_k = 1, .topk_ratio = ratio};
+    CHECK(sla2_config_error(&c) == NULL, "top-k ratio %g is outside (0, 1]", ratio);
+    CHECK(layer >= -1 && layer < m->cfg.depth, "block %d does not exist (depth %d)", layer, m->cfg.depth);
+    for (int i = 0; i < m->cfg.depth; i++)
+        if (layer < 0 || i == layer) m->sla2_topk[i] = ratio;
+}
+
+void jit_sla2_set_qat(JitModel *m, int on) { m->sla2_qat = on; }
+void jit_sla2_set_soft(JitModel *m, int on) { m->sla2_soft = on; }
+
+Tensor *jit_sla2_distill_loss(JitModel *m, Graph *g, int layer) {
+    CHECK(layer >= 0 && layer < m->cfg.depth && m->blocks[layer].sla2_proj_q, "block %d is not an SLA2 block", layer);
+    CHECK(m->cap_q[layer], "no q, k, v captured for block %d: set capture_qkv before the forward", layer);
+    JitBlock *b = &m->blocks[layer];
+    Sla2Config sc = jit_sla2_config(m, layer);
+    sc.soft = 1, sc.qat = 0; /* the paper's stage 1: soft top-k, full precision */
+    Tensor *target = op_attention(g, m->cap_q[layer], m->cap_k[layer], m->cap_v[layer]);
+    Tensor *out = op_sla2(g, m->cap_q[layer], m->cap_k[layer], m->cap_v[layer], b->sla2_proj_q, b->sla2_proj_k,
+                          b->sla2_alpha, &sc, NULL);
+    return op_mse(g, out, target);
+}
+
+int jit_load_params(JitModel *m, const ParamStore *src) {
+    int missing = 0;
+    for (int i = 0; i < m->params.n; i++) {
+        Tensor *dst = params_at(&m->params, i);
+        int j = params_find(src, dst->name);
+        if (j < 0) {
+            missing++;
+            continue;
+        }
+        const Tensor *s = &src->views[j];
+        char a[64], b[64];
+        CHECK(tensor_same_shape(dst, s), "parameter %s has shape %s in the source but %s in this model", dst->name,
+              tensor_shape_str(s, a, sizeof a), tensor_shape_str(dst, b, sizeof b));
+        memcpy(dst->data, s->data, dst->numel * sizeof(float));
+    }
+    return missing;
 }

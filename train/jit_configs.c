@@ -14,7 +14,7 @@ typedef struct {
 #define JIT_ROW(nm, img_, c_, p_, depth_, d_, h_, bn_, start_, classes_, drop_)                            \
     {nm, {.img_size = img_, .in_channels = c_, .patch = p_, .depth = depth_, .hidden = d_, .heads = h_,       \
           .bottleneck = bn_, .in_context_len = 32, .in_context_start = start_, .num_classes = classes_,      \
-          .dropout = drop_}}
+          .dropout = drop_, .sla2_topk_ratio = 0.15f, .sla2_block_q = 8, .sla2_block_k = 8}}
 
 static const NamedJit jit_named[] = {
     JIT_ROW("JiT-B/16", 256, 3, 16, 12, 768, 12, 128, 4, 1000, 0.0f),
@@ -56,7 +56,30 @@ void jit_config_finish(JitConfig *c) {
     CHECK(c->in_context_len == 0 || (c->in_context_start >= 0 && c->in_context_start < c->depth),
           "model.in_context_start (%d) must be a block index in [0, %d)", c->in_context_start, c->depth);
     CHECK(c->dropout >= 0.0f && c->dropout < 1.0f, "model.dropout must be in [0, 1), got %g", c->dropout);
+    CHECK(c->depth <= JIT_MAX_DEPTH, "model.depth %d exceeds the supported %d", c->depth, JIT_MAX_DEPTH);
+    if (c->use_sla2) {
+        Sla2Config s = {.block_q = c->sla2_block_q, .block_k = c->sla2_block_k, .topk_ratio = c->sla2_topk_ratio,
+                        .feature_map = c->sla2_feature_map};
+        const char *err = sla2_config_error(&s);
+        CHECK(err == NULL, "model: %s (sla2_topk_ratio %g, sla2 blocks %d/%d)", err, c->sla2_topk_ratio,
+              c->sla2_block_q, c->sla2_block_k);
+        CHECK(c->sla2_from_layer >= 0 && c->sla2_from_layer < c->depth,
+              "model.sla2_from_layer (%d) must be a block index in [0, %d)", c->sla2_from_layer, c->depth);
+        CHECK(c->sla2_n_layers >= 0 && c->sla2_n_layers <= c->depth, "model.sla2_layers lists %d blocks of %d",
+              c->sla2_n_layers, c->depth);
+        for (int i = 0; i < c->sla2_n_layers; i++)
+            CHECK(c->sla2_layers[i] >= 0 && c->sla2_layers[i] < c->depth,
+                  "model.sla2_layers[%d] = %d is not a block index in [0, %d)", i, c->sla2_layers[i], c->depth);
+    }
     c->mlp_hidden = (int)(2.0 / 3.0 * 4 * c->hidden);
     c->grid = c->img_size / c->patch;
     c->tokens = c->grid * c->grid;
+}
+
+int jit_layer_uses_sla2(const JitConfig *c, int i) {
+    if (!c->use_sla2) return 0;
+    if (c->sla2_n_layers == 0) return i >= c->sla2_from_layer;
+    for (int j = 0; j < c->sla2_n_layers; j++)
+        if (c->sla2_layers[j] == i) return 1;
+    return 0;
 }

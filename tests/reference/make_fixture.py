@@ -162,7 +162,7 @@ def write_tiny_fixture(path, batch=3, cfg=None, seed=SEED):
         f.attrs["config_name"] = "jit-tiny"
         f.attrs["generator"] = GENERATOR
         if cfg.use_sla2:
-            f.attrs["use_sla2"] = True
+            f.attrs["use_sla2"] = np.int64(1)
             f.attrs["sla2_layers"] = np.asarray(cfg.sla2_blocks(), dtype=np.int64)
             f.attrs["sla2_block_q"] = np.int64(cfg.sla2_block_q)
             f.attrs["sla2_block_k"] = np.int64(cfg.sla2_block_k)
@@ -501,7 +501,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="output directory for the fixtures")
     ap.add_argument("--selftest", action="store_true",
-                    help="run the reference self-test (full gradcheck, about a minute)")
+                    help="run the reference self-test (full gradcheck, about 1.5 minutes)")
     ap.add_argument("--quick", action="store_true",
                     help="with --selftest: gradcheck in fast_mode (random projections, seconds)")
     args = ap.parse_args()
