@@ -17,6 +17,9 @@ size_t h5r_numel(h5r_file f, const char *name, int *ndim, int dims[8]);
 void h5r_read_f32(h5r_file f, const char *name, float *out, size_t n);
 void h5r_read_f64(h5r_file f, const char *name, double *out, size_t n);
 void h5r_read_i32(h5r_file f, const char *name, int *out, size_t n);
+/* Attributes: "name" on the root group, or "group/name" on a group. */
 int64_t h5r_attr_i64(h5r_file f, const char *name);
+double h5r_attr_f64(h5r_file f, const char *name);
+void h5r_attr_str(h5r_file f, const char *name, char *out, size_t n);
 
 #endif
