@@ -1,0 +1,114 @@
+/* io/config.h — the run configuration: one YAML file says everything about a
+ * run (model, SLA2, data, optimiser and schedule, diffusion, sampling,
+ * callbacks, logging, checkpoints, seed).
+ *
+ * config_load() parses the YAML (libyaml), applies command-line overrides
+ * ("optim.lr=1e-4"), checks every key against the schema and stops with
+ * file:line:column, the key and what is wrong (unknown keys, wrong types,
+ * out-of-range values). config_write() emits the resolved configuration as
+ * YAML that config_load() reads back to the same Config. Names follow the
+ * seeds where they name a thing (use_sla2, sla2_topk_ratio,
+ * RouterParameterScheduler, ...). See configs/README.md for every key. */
+#ifndef IO_CONFIG_H
+#define IO_CONFIG_H
+
+#include <stdio.h>
+
+#include "train/jit.h"
+
+#define CFG_STR 256
+#define CFG_MAX_EMA 4
+#define CFG_MAX_CALLBACKS 16
+
+typedef enum { LR_CONSTANT = 0, LR_COSINE = 1 } LrSchedule;
+typedef enum { RAMP_LINEAR = 0, RAMP_COSINE = 1 } RampShape;
+
+typedef enum {
+    CB_ROUTER_SCHEDULER = 0, /* RouterParameterScheduler */
+    CB_SLA2_QAT = 1,         /* SLA2QATCallback */
+    CB_QUANT_MONITOR = 2,    /* QuantizedAttentionMonitor */
+    CB_SLA2_CONVERSION = 3,  /* SLA2Conversion: the paper's two-stage recipe */
+} CallbackType;
+
+typedef struct CallbackConfig {
+    CallbackType type;
+    /* RouterParameterScheduler: top-k ratio from start_ratio at start_step to
+     * target_ratio at start_step + warmup_steps (ramp linear or cosine), then
+     * held; layer = -1 for every SLA2 block, else one block. */
+    float start_ratio, target_ratio;
+    int start_step, warmup_steps, layer;
+    RampShape ramp;
+    /* SLA2QATCallback: QAT switched on at enable_step (and logged). */
+    int enable_step;
+    /* QuantizedAttentionMonitor: SLA2 statistics every `every` steps. */
+    int every;
+    /* SLA2Conversion: stage 1 (model frozen, router + alpha trained on the
+     * distillation loss with soft top-k) for stage1_steps at stage1_lr, then
+     * stage 2 (router frozen, hard top-k, everything else and alpha trained
+     * on the diffusion loss). The full-attention weights come from `from`
+     * (a checkpoint file). */
+    char from[CFG_STR];
+    int stage1_steps;
+    float stage1_lr;
+} CallbackConfig;
+
+typedef struct Config {
+    char source[CFG_STR]; /* the file it came from (for messages) */
+    /* run */
+    char run_name[CFG_STR];
+    char out_dir[CFG_STR];  /* run directory: metrics, config, checkpoints, samples */
+    unsigned long long seed;
+    char device[16];        /* "cpu" (default) or "cuda" */
+    /* model: a named base (model.name) with any field overridden */
+    char model_name[64];
+    JitConfig model;
+    /* data */
+    char data_train[CFG_STR]; /* a shard file, a directory of shards, or a glob */
+    int batch_size;           /* per rank */
+    int prefetch;             /* batches the loader thread keeps ready */
+    int hflip;                /* random horizontal flip */
+    /* optim */
+    float lr, beta1, beta2, eps, weight_decay;
+    int warmup_steps;
+    LrSchedule lr_schedule;
+    float min_lr;             /* cosine floor */
+    float grad_clip;          /* global-norm clip; 0 = off */
+    int grad_accum;           /* micro-batches per step */
+    int n_ema;
+    float ema[CFG_MAX_EMA];   /* EMA decays, e.g. [0.9999, 0.9996] */
+    /* train */
+    int steps;
+    int log_every;
+    int sample_every;         /* 0 = never during training */
+    int checkpoint_every;     /* 0 = only at the end */
+    int keep_last;            /* checkpoints kept (plus every keep_every-th) */
+    int keep_every;
+    /* diffusion */
+    float p_mean, p_std, noise_scale, label_drop;
+    /* sampling */
+    int sample_steps;
+    float cfg_scale;
+    float cfg_lo, cfg_hi;     /* CFG only for cfg_lo < t < cfg_hi */
+    int samples_per_class;
+    int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
+    /* logging */
+    int progress;             /* -1 auto (a terminal), 0 off, 1 on */
+    /* callbacks */
+    int n_callbacks;
+    CallbackConfig callbacks[CFG_MAX_CALLBACKS];
+    /* parts of the seeds' config this framework cannot run yet; accepted and
+     * reported (REPA, LPIPS, P-DINO need pretrained networks) */
+    float repa_weight, lpips_weight, pdino_weight;
+} Config;
+
+/* Defaults for every field (model jit-tiny, full attention). */
+void config_defaults(Config *c);
+/* Load `path`, apply overrides ("key.path=value", YAML scalar syntax), validate.
+ * Stops with a message naming file:line:column and the key on any error. */
+void config_load(Config *c, const char *path, int n_overrides, char *const *overrides);
+/* Same, from a string (tests); `name` is used in messages. */
+void config_load_string(Config *c, const char *name, const char *yaml, int n_overrides, char *const *overrides);
+/* Write the resolved configuration as YAML. */
+void config_write(const Config *c, FILE *f);
+
+#endif

@@ -1,0 +1,18 @@
+/* io/png.h — PNG files through libpng: reading images for jit-prep's folder
+ * input, writing images and sample grids. */
+#ifndef IO_PNG_H
+#define IO_PNG_H
+
+#include <stdint.h>
+
+/* Write 8-bit pixels, row-major, interleaved channels (1 = gray, 3 = RGB). */
+void png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
+/* Read any PNG as 8-bit gray (channels = 1) or RGB (channels = 3): palette,
+ * 16-bit and alpha are converted. *pixels is malloc'ed, interleaved.
+ * Stops with the file name on a missing or corrupt file. */
+void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels);
+/* A grid of n images [n, C, H, W] with values in [-1, 1], `cols` per row,
+ * `pad` pixels of border between them. */
+void png_write_grid(const char *path, const float *images, int n, int C, int H, int W, int cols, int pad);
+
+#endif
