@@ -38,3 +38,30 @@ void adamw_step(AdamW *opt, ParamStore *ps, float lr) {
         }
     }
 }
+
+void ema_update(float *ema, const float *w, size_t n, float decay) {
+    float a = 1.0f - decay;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) ema[i] += a * (w[i] - ema[i]);
+}
+
+/* Per-parameter partial sums added in order: the norm does not depend on threads. */
+double params_grad_norm(const ParamStore *ps) {
+    double total = 0.0;
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = &ps->views[i];
+        if (!t->requires_grad) continue;
+        double s = 0.0;
+        for (size_t j = 0; j < t->numel; j++) s += (double)t->grad[j] * t->grad[j];
+        total += s;
+    }
+    return sqrt(total);
+}
+
+void params_scale_grad(ParamStore *ps, float s) {
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = &ps->views[i];
+        if (!t->requires_grad) continue;
+        for (size_t j = 0; j < t->numel; j++) t->grad[j] *= s;
+    }
+}

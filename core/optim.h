@@ -22,4 +22,11 @@ void adamw_free(AdamW *opt);
 /* One update with learning rate lr from the gradients in ps->grad. */
 void adamw_step(AdamW *opt, ParamStore *ps, float lr);
 
+/* EMA of the weights: ema = decay * ema + (1 - decay) * w, over the flat buffer. */
+void ema_update(float *ema, const float *w, size_t n, float decay);
+/* Global L2 norm of the gradients of trainable parameters (double accumulation). */
+double params_grad_norm(const ParamStore *ps);
+/* Multiply the gradients of trainable parameters by s. */
+void params_scale_grad(ParamStore *ps, float s);
+
 #endif

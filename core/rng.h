@@ -19,6 +19,7 @@
 #define RNG_STREAM_LABEL_DROP (5ull << 32)
 #define RNG_STREAM_DATA (6ull << 32)
 #define RNG_STREAM_TEST (7ull << 32)
+#define RNG_STREAM_SAMPLE (8ull << 32)
 
 /* The raw bijection: 10 rounds of Philox4x32 on counter ctr under key. */
 void rng_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

@@ -12,6 +12,7 @@
 #ifndef IO_CONFIG_H
 #define IO_CONFIG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "train/jit.h"
@@ -108,6 +109,16 @@ void config_defaults(Config *c);
 void config_load(Config *c, const char *path, int n_overrides, char *const *overrides);
 /* Same, from a string (tests); `name` is used in messages. */
 void config_load_string(Config *c, const char *name, const char *yaml, int n_overrides, char *const *overrides);
+/* The same loads returning the error instead of stopping: 0 on success, -1
+ * with the message in err (and *c unchanged). Messages read
+ *   FILE:LINE:COL: KEY.PATH: what is wrong
+ *   FILE:LINE:COL: unknown key 'optim.lrr' (known under optim: lr, betas, ...)
+ *   FILE:LINE:COL: YAML syntax error: <libyaml's problem>
+ *   override 'optim.lr=abc': optim.lr: expected a number, got 'abc'
+ *   FILE: cannot open the configuration: <strerror> */
+int config_try_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err, size_t errlen);
+int config_try_load_string(Config *c, const char *name, const char *yaml, int n_overrides, char *const *overrides,
+                           char *err, size_t errlen);
 /* Write the resolved configuration as YAML. */
 void config_write(const Config *c, FILE *f);
 

@@ -180,8 +180,8 @@ static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx)
     q = op_rope(g, op_rmsnorm(g, q, b->q_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
     k = op_rope(g, op_rmsnorm(g, k, b->k_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
     Tensor *o;
-    if (b->sla2_proj_q) {
-        if (m->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
+    if (b->sla2_proj_q && m->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
+    if (b->sla2_proj_q && !m->force_full_attention) {
         Sla2Config sc = jit_sla2_config(m, i);
         Sla2Stats *st = m->sla2_collect_stats ? m->sla2_stats + (size_t)i * m->cfg.heads : NULL;
         o = op_sla2(g, q, k, v, b->sla2_proj_q, b->sla2_proj_k, b->sla2_alpha, &sc, st);

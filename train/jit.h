@@ -74,6 +74,7 @@ typedef struct JitModel {
     int sla2_collect_stats;
     /* q, k, v of every SLA2 block from the last forward, when capture_qkv is set */
     int capture_qkv;
+    int force_full_attention; /* SLA2 blocks run full attention (stage-1 capture of the original model) */
     Tensor *cap_q[JIT_MAX_DEPTH], *cap_k[JIT_MAX_DEPTH], *cap_v[JIT_MAX_DEPTH];
     float *rope_cos, *rope_sin; /* [tokens, head_dim/2] angles of the image tokens */
 } JitModel;

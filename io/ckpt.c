@@ -1,0 +1,262 @@
+/* io/ckpt.c — HDF5 checkpoints written atomically (see ckpt.h). */
+#include "io/ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/check.h"
+
+#define CODE_VERSION "jit-sla2 0.3"
+
+static void ckpt_mkdir(const char *dir) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create directory %s: %s", dir, strerror(errno));
+}
+
+static void attr_u64(hid_t f, const char *name, uint64_t v) {
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_UINT64, &v);
+    H5Aclose(a), H5Sclose(sp);
+}
+
+static void attr_str(hid_t f, const char *name, const char *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, &s);
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+}
+
+static uint64_t read_u64(hid_t f, const char *path, const char *name) {
+    CHECK(H5Aexists(f, name) > 0, "%s: not a checkpoint of this framework (attribute '%s' missing)", path, name);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    uint64_t v = 0;
+    H5Aread(a, H5T_NATIVE_UINT64, &v);
+    H5Aclose(a);
+    return v;
+}
+
+static char *read_str(hid_t f, const char *name) {
+    if (H5Aexists(f, name) <= 0) return NULL;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    char *s = NULL, *copy = NULL;
+    if (H5Aread(a, mt, &s) >= 0 && s) {
+        copy = strdup(s);
+        H5free_memory(s);
+    }
+    H5Tclose(mt), H5Tclose(t), H5Aclose(a);
+    return copy;
+}
+
+/* One dataset per parameter, in group g, from the flat buffer `base`. */
+static void write_group(hid_t f, const char *group, const ParamStore *ps, const float *base) {
+    hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(g >= 0, "cannot create group %s in a checkpoint", group);
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        hsize_t dims[TENSOR_MAX_DIMS];
+        for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
+        hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
+        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, base + p->offset) >= 0,
+              "writing %s/%s failed", group, p->name);
+        H5Dclose(d), H5Sclose(sp);
+    }
+    H5Gclose(g);
+}
+
+/* Read group/<name> for every parameter present; returns how many are absent. */
+static int read_group(hid_t f, const char *path, const char *group, const ParamStore *ps, float *base) {
+    CHECK(H5Lexists(f, group, H5P_DEFAULT) > 0, "%s: checkpoint has no group '%s'", path, group);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    int missing = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        if (H5Lexists(g, p->name, H5P_DEFAULT) <= 0) {
+            missing++;
+            continue;
+        }
+        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
+        hsize_t dims[8];
+        int nd = H5Sget_simple_extent_ndims(sp);
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        int same = nd == p->ndim;
+        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
+        CHECK(same, "%s: %s/%s has a different shape in the checkpoint than in this model (a checkpoint of another "
+                    "model size?)",
+              path, group, p->name);
+        CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, base + p->offset) >= 0,
+              "%s: reading %s/%s failed (truncated or corrupt file?)", path, group, p->name);
+        H5Sclose(sp), H5Dclose(d);
+    }
+    H5Gclose(g);
+    return missing;
+}
+
+static int cmp_u64_desc(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* Keep the newest keep_last checkpoints and every keep_every-th step. */
+static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    uint64_t steps[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) && n < 4096) {
+        unsigned long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%llu.%7s", &s, tail) == 2 && strcmp(tail, "h5") == 0) steps[n++] = s;
+    }
+    closedir(dp);
+    qsort(steps, (size_t)n, sizeof steps[0], cmp_u64_desc);
+    for (int i = keep_last; i < n; i++) {
+        if (keep_every > 0 && steps[i] % (uint64_t)keep_every == 0) continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/ckpt-%08llu.h5", dir, (unsigned long long)steps[i]);
+        unlink(p);
+    }
+}
+
+int ckpt_save(const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every) {
+    ckpt_mkdir(dir);
+    char final[1100], tmp[1200];
+    snprintf(final, sizeof final, "%s/ckpt-%08llu.h5", dir, (unsigned long long)st->step);
+    snprintf(tmp, sizeof tmp, "%s.tmp", final);
+    io_hdf5_lock();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(f >= 0, "cannot create checkpoint %s", tmp);
+    attr_str(f, "format", CKPT_FORMAT);
+    attr_str(f, "code_version", CODE_VERSION);
+    attr_u64(f, "step", st->step);
+    attr_u64(f, "seed", st->seed);
+    attr_u64(f, "loader_epoch", st->pos.epoch);
+    attr_u64(f, "loader_offset", st->pos.offset);
+    attr_u64(f, "world_size", (uint64_t)st->world_size);
+    if (d->config_yaml) attr_str(f, "config", d->config_yaml);
+    write_group(f, "params", d->params, d->params->data);
+    if (d->opt) {
+        attr_u64(f, "adam_step", d->opt->step);
+        H5Gclose(H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        write_group(f, "optim/m", d->params, d->opt->m);
+        write_group(f, "optim/v", d->params, d->opt->v);
+    }
+    if (d->n_ema > 0) {
+        H5Gclose(H5Gcreate2(f, "ema", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        hsize_t n = (hsize_t)d->n_ema;
+        hid_t sp = H5Screate_simple(1, &n, NULL), a = H5Acreate2(f, "ema_decays", H5T_IEEE_F32LE, sp, H5P_DEFAULT,
+                                                                  H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_FLOAT, d->ema_decay);
+        H5Aclose(a), H5Sclose(sp);
+        for (int k = 0; k < d->n_ema; k++) {
+            char g[32];
+            snprintf(g, sizeof g, "ema/%d", k);
+            write_group(f, g, d->params, d->ema[k]);
+        }
+    }
+    CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 && H5Fclose(f) >= 0, "finishing checkpoint %s failed (disk full?)", tmp);
+    io_hdf5_unlock();
+    /* Only a complete file gets the real name, and only then does "latest" move. */
+    CHECK(rename(tmp, final) == 0, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    char latest[1100], latest_tmp[1200];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    snprintf(latest_tmp, sizeof latest_tmp, "%s.tmp", latest);
+    FILE *lf = fopen(latest_tmp, "w");
+    CHECK(lf != NULL, "cannot write %s: %s", latest_tmp, strerror(errno));
+    fprintf(lf, "ckpt-%08llu.h5\n", (unsigned long long)st->step);
+    CHECK(fclose(lf) == 0 && rename(latest_tmp, latest) == 0, "cannot update %s", latest);
+    if (keep_last > 0) ckpt_prune(dir, keep_last, keep_every);
+    return 0;
+}
+
+int ckpt_exists(const char *dir) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/latest", dir);
+    return access(p, R_OK) == 0;
+}
+
+void ckpt_resolve(const char *path, char *out, size_t n) {
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0, "checkpoint %s does not exist", path);
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(out, n, "%s", path);
+        return;
+    }
+    char latest[1100], name[256] = "";
+    snprintf(latest, sizeof latest, "%s/latest", path);
+    FILE *f = fopen(latest, "r");
+    CHECK(f != NULL, "%s has no 'latest' file: no complete checkpoint in this directory", path);
+    CHECK(fgets(name, sizeof name, f) != NULL, "%s is empty", latest);
+    fclose(f);
+    name[strcspn(name, "\r\n")] = 0;
+    snprintf(out, n, "%s/%s", path, name);
+}
+
+int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) {
+    io_hdf5_lock();
+    hid_t f = -1;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
+    CHECK(f >= 0, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)", path);
+    char *fmt = read_str(f, "format");
+    CHECK(fmt && strcmp(fmt, CKPT_FORMAT) == 0, "%s: format is '%s', expected '%s'", path, fmt ? fmt : "(none)",
+          CKPT_FORMAT);
+    free(fmt);
+    if (st) {
+        st->step = read_u64(f, path, "step");
+        st->seed = read_u64(f, path, "seed");
+        st->pos.epoch = read_u64(f, path, "loader_epoch");
+        st->pos.offset = read_u64(f, path, "loader_offset");
+        st->world_size = (int)read_u64(f, path, "world_size");
+    }
+    int missing = read_group(f, path, "params", d->params, d->params->data);
+    if (d->opt) {
+        if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
+            d->opt->step = read_u64(f, path, "adam_step");
+            read_group(f, path, "optim/m", d->params, d->opt->m);
+            read_group(f, path, "optim/v", d->params, d->opt->v);
+        }
+    }
+    for (int k = 0; k < d->n_ema; k++) {
+        char g[32];
+        snprintf(g, sizeof g, "ema/%d", k);
+        if (H5Lexists(f, "ema", H5P_DEFAULT) > 0 && H5Lexists(f, g, H5P_DEFAULT) > 0)
+            read_group(f, path, g, d->params, d->ema[k]);
+        else /* no EMA saved (e.g. a converted checkpoint): start it from the weights */
+            memcpy(d->ema[k], d->params->data, d->params->padded * sizeof(float));
+    }
+    if (config_yaml) *config_yaml = read_str(f, "config");
+    H5Fclose(f);
+    io_hdf5_unlock();
+    return missing;
+}
+
+char *ckpt_read_config(const char *path) {
+    io_hdf5_lock();
+    hid_t f = -1;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
+    CHECK(f >= 0, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)", path);
+    char *yaml = read_str(f, "config");
+    H5Fclose(f);
+    io_hdf5_unlock();
+    return yaml;
+}

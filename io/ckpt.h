@@ -1,0 +1,54 @@
+/* io/ckpt.h — checkpoints: one HDF5 file per checkpoint.
+ *
+ * Layout ("jit-ckpt-v1"): /params/<name> (one dataset per named parameter,
+ * its own shape), /ema/<k>/<name> for each EMA decay k, /optim/m/<name> and
+ * /optim/v/<name> (AdamW moments); root attributes: format, step, adam_step,
+ * seed, loader_epoch, loader_offset, world_size, ema_decays, config (the
+ * resolved YAML) and code_version. Read it from Python by name:
+ *   h5py.File(p)["params"]["blocks.0.attn.qkv.weight"][...]
+ * A checkpoint is written to "<name>.tmp" and renamed when complete, then
+ * the text file "latest" in the directory is replaced (also by rename), so a
+ * crash mid-write never leaves a half-written file that looks valid. */
+#ifndef IO_CKPT_H
+#define IO_CKPT_H
+
+#include <stdint.h>
+
+#include "core/optim.h"
+#include "core/params.h"
+#include "io/shards.h"
+
+#define CKPT_FORMAT "jit-ckpt-v1"
+
+typedef struct CkptState {
+    uint64_t step;       /* optimizer updates done */
+    uint64_t seed;
+    LoaderPos pos;       /* the loader's next position */
+    int world_size;      /* ranks of the run that wrote it */
+} CkptState;
+
+typedef struct CkptData {
+    ParamStore *params;  /* required */
+    AdamW *opt;          /* optional (moments and its step) */
+    float **ema;         /* optional: n_ema flat buffers shaped like params */
+    const float *ema_decay;
+    int n_ema;
+    const char *config_yaml; /* saved as an attribute (save only) */
+} CkptData;
+
+/* Write dir/ckpt-<step>.h5 and point dir/latest at it; keep the newest
+ * keep_last plus every keep_every-th step (0: none extra). Returns 0. */
+int ckpt_save(const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every);
+/* Resolve a checkpoint argument: a file, or a directory whose "latest" names one. */
+void ckpt_resolve(const char *path, char *out, size_t n);
+/* 1 when the directory has a complete checkpoint (its "latest" exists). */
+int ckpt_exists(const char *dir);
+/* Load by name into d. Parameters of d->params absent from the file keep
+ * their values and are counted in the return value (e.g. SLA2 routers when
+ * loading a full-attention checkpoint); shape mismatches stop with the name.
+ * config_yaml, when given, receives a malloc'ed copy of the saved config. */
+int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml);
+/* The resolved YAML configuration saved in a checkpoint (malloc'ed), or NULL. */
+char *ckpt_read_config(const char *path);
+
+#endif

@@ -1,0 +1,26 @@
+/* train/sampler.h — JiT's sampler: Heun steps on linspace(0, 1, S+1) with a
+ * final Euler step (2S - 1 network evaluations), x-prediction turned into a
+ * velocity with the training clamp, and classifier-free guidance applied
+ * only inside an interval of t. */
+#ifndef TRAIN_SAMPLER_H
+#define TRAIN_SAMPLER_H
+
+#include <stdint.h>
+
+#include "core/graph.h"
+#include "train/jit.h"
+
+typedef struct SamplerConfig {
+    int steps;           /* S */
+    float cfg;           /* guidance scale w; 1 = no guidance */
+    float cfg_lo, cfg_hi; /* w applies for cfg_lo < t < cfg_hi, else 1 */
+    float noise_scale;
+    uint64_t seed;
+} SamplerConfig;
+
+/* Generate n images of the given classes into out [n, C, H, W] (model
+ * space, about [-1, 1]), `batch` at a time. Sample i's starting noise is a
+ * Philox draw of (seed, i): results do not depend on the batch size. */
+void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out);
+
+#endif

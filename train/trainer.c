@@ -1,0 +1,344 @@
+/* train/trainer.c — the training loop of one rank (see trainer.h). */
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "io/ckpt.h"
+#include "io/png.h"
+#include "io/samples.h"
+#include "train/callbacks.h"
+#include "train/diffusion.h"
+#include "train/sampler.h"
+#include "train/schedule.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void make_dir(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create directory %s: %s", path, strerror(errno));
+}
+
+static char *config_yaml(const Config *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL, "out of memory writing the configuration");
+    config_write(c, f);
+    fclose(f);
+    return buf;
+}
+
+static void ckpt_data(Trainer *T, CkptData *d) {
+    *d = (CkptData){.params = &T->model.params, .opt = &T->opt, .ema = T->ema, .ema_decay = T->cfg.ema,
+                    .n_ema = T->cfg.n_ema};
+}
+
+void trainer_init(Trainer *T, const Config *cfg, const char *resume) {
+    memset(T, 0, sizeof *T);
+    T->cfg = *cfg;
+    const Config *c = &T->cfg;
+    if (T->world == 0) T->world = 1;
+    T->inject_nan_step = -1;
+    T->qat_enabled_step = -1;
+    CHECK(strcmp(c->device, "cpu") == 0, "%s: run.device '%s' is not available in this build (the CUDA backend is "
+                                         "a later part); use cpu",
+          c->source, c->device);
+
+    jit_build(&T->model, &c->model, c->seed);
+    adamw_init(&T->opt, &T->model.params, c->beta1, c->beta2, c->eps, c->weight_decay);
+    size_t pbytes = T->model.params.padded * sizeof(float);
+    for (int k = 0; k < c->n_ema; k++) {
+        T->ema[k] = core_malloc(pbytes);
+        memcpy(T->ema[k], T->model.params.data, pbytes);
+    }
+    T->backup = core_malloc(pbytes);
+    graph_init(&T->g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    T->g.seed = c->seed;
+
+    shardset_open(&T->data, c->data_train);
+    const JitConfig *mc = &c->model;
+    CHECK(T->data.channels == mc->in_channels && T->data.height == mc->img_size && T->data.width == mc->img_size,
+          "%s: data %s holds %dx%dx%d images but the model expects %dx%dx%d (model.in_channels, model.img_size)",
+          c->source, c->data_train, T->data.channels, T->data.height, T->data.width, mc->in_channels, mc->img_size,
+          mc->img_size);
+    CHECK(T->data.num_classes <= mc->num_classes, "%s: data has %d classes but model.num_classes is %d", c->source,
+          T->data.num_classes, mc->num_classes);
+    T->loader = loader_create(&T->data, c->batch_size, T->rank, T->world, c->seed, c->hflip, c->prefetch);
+    CHECK(loader_steps_per_epoch(T->loader) > 0, "%s: %lld samples are fewer than one global batch (%d x %d ranks)",
+          c->data_train, (long long)T->data.total, c->batch_size, T->world);
+
+    int per = mc->in_channels * mc->img_size * mc->img_size, B = c->batch_size;
+    T->img = core_malloc(sizeof(float) * (size_t)B * per);
+    T->z = core_malloc(sizeof(float) * (size_t)B * per);
+    T->t = core_malloc(sizeof(float) * (size_t)B);
+    T->lab = core_malloc(sizeof(int) * (size_t)B);
+    T->y = core_malloc(sizeof(int) * (size_t)B);
+
+    char path[1100];
+    make_dir(c->out_dir);
+    int resumed = 0;
+    char ckdir[1100];
+    snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
+    if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
+        char file[1100];
+        ckpt_resolve(strcmp(resume, "auto") == 0 ? ckdir : resume, file, sizeof file);
+        CkptData d;
+        ckpt_data(T, &d);
+        CkptState st;
+        int missing = ckpt_load(file, &d, &st, NULL);
+        CHECK(missing == 0, "%s: %d parameters of this model are not in checkpoint %s (another model?)", c->source,
+              missing, file);
+        T->step = st.step;
+        loader_seek(T->loader, st.pos);
+        resumed = 1;
+        if (T->rank == 0)
+            printf("resumed from %s at step %llu (written by %d rank%s, now %d)\n", file,
+                   (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", T->world);
+    }
+    if (T->rank == 0) {
+        snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL, "cannot write %s: %s", path, strerror(errno));
+        config_write(c, f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->out_dir);
+        metrics_open(&T->metrics, path, resumed);
+        if (resumed) {
+            metrics_begin(&T->metrics);
+            metrics_str(&T->metrics, "event", "resume");
+            metrics_int(&T->metrics, "step", (long long)T->step);
+            metrics_end(&T->metrics);
+        }
+    }
+    progress_init(&T->progress, c->progress);
+    callbacks_on_train_start(T);
+    T->t_start = T->t_last = now_s();
+}
+
+void trainer_free(Trainer *T) {
+    loader_free(T->loader);
+    shardset_close(&T->data);
+    metrics_close(&T->metrics);
+    graph_free(&T->g);
+    adamw_free(&T->opt);
+    for (int k = 0; k < T->cfg.n_ema; k++) core_free(T->ema[k]);
+    core_free(T->backup);
+    core_free(T->img), core_free(T->z), core_free(T->t), core_free(T->lab), core_free(T->y);
+    jit_free(&T->model);
+    memset(T, 0, sizeof *T);
+}
+
+/* One micro-batch: noise it, run the model, return the loss tensor (backward
+ * not yet run); the step's loss is loss * (*weight). */
+static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
+    const Config *c = &T->cfg;
+    const JitConfig *mc = &c->model;
+    Graph *g = &T->g;
+    int B = c->batch_size, S = mc->img_size, C = mc->in_channels, per = C * S * S;
+    loader_next(T->loader, T->img, T->lab);
+    for (int b = 0; b < B; b++) /* label dropout: the null class teaches the unconditional model */
+        T->y[b] = rng_uniform(c->seed, RNG_STREAM_LABEL_DROP, sample0 + (uint64_t)b) < c->label_drop ? mc->num_classes
+                                                                                                   : T->lab[b];
+    DiffusionConfig dc = {.p_mean = c->p_mean, .p_std = c->p_std, .noise_scale = c->noise_scale};
+    diffusion_noise_batch(&dc, c->seed, sample0, T->img, T->z, T->t, B, per);
+    Tensor *x = graph_new(g, 4, B, C, S, S), *z = graph_new(g, 4, B, C, S, S), *t = graph_new(g, 1, B);
+    memcpy(x->data, T->img, sizeof(float) * (size_t)B * per);
+    memcpy(z->data, T->z, sizeof(float) * (size_t)B * per);
+    memcpy(t->data, T->t, sizeof(float) * (size_t)B);
+    *weight = 1.0f;
+    if (T->stage != 1) return op_vloss(g, jit_forward(&T->model, g, z, t, T->y), x, t);
+
+    /* Stage 1 of the conversion: q, k, v of the original (full-attention)
+     * model at these timesteps, then the mean distillation loss of every SLA2 block. */
+    JitModel *m = &T->model;
+    bool prev = graph_set_grad(g, false);
+    m->capture_qkv = 1, m->force_full_attention = 1;
+    jit_forward(m, g, z, t, T->y);
+    m->capture_qkv = 0, m->force_full_attention = 0;
+    graph_set_grad(g, prev);
+    Tensor *loss = NULL;
+    int n = 0;
+    for (int i = 0; i < mc->depth; i++) {
+        if (!jit_layer_uses_sla2(mc, i)) continue;
+        Tensor *l = jit_sla2_distill_loss(m, g, i);
+        loss = loss ? op_add(g, loss, l) : l;
+        n++;
+    }
+    *weight = 1.0f / (float)n; /* the mean over blocks */
+    return loss;
+}
+
+float trainer_step(Trainer *T) {
+    const Config *c = &T->cfg;
+    callbacks_on_step_start(T);
+    T->lr = T->stage == 1 ? T->stage1_lr : schedule_lr(c, (long)T->step);
+    params_zero_grad(&T->model.params);
+    T->g.training = true;
+    T->g.step = T->step;
+    double loss_sum = 0.0;
+    uint64_t G = (uint64_t)c->batch_size * (uint64_t)T->world;
+    for (int a = 0; a < c->grad_accum; a++) {
+        /* Global index of this rank's first sample: noise and label drops do
+         * not depend on how the global batch is split across ranks. */
+        uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)T->rank * c->batch_size;
+        float w;
+        Tensor *loss = micro_batch(T, sample0, &w);
+        loss_sum += (double)loss->data[0] * w;
+        const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
+        graph_backward_from(&T->g, loss, &seed);
+        graph_reset(&T->g);
+    }
+    T->g.training = false;
+    float loss = (float)(loss_sum / c->grad_accum);
+    if ((long)T->step == T->inject_nan_step) T->model.params.grad[0] = NAN;
+    T->grad_norm = params_grad_norm(&T->model.params);
+    T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm);
+    if (T->last_skipped) {
+        /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
+         * the schedules move on, and the log says so. */
+        T->skipped_total++;
+        fprintf(stderr, "warning: step %llu skipped: non-finite %s (loss %g, gradient norm %g)\n",
+                (unsigned long long)T->step, isfinite(loss) ? "gradient" : "loss", loss, T->grad_norm);
+    } else {
+        if (c->grad_clip > 0 && T->grad_norm > c->grad_clip)
+            params_scale_grad(&T->model.params, (float)(c->grad_clip / T->grad_norm));
+        adamw_step(&T->opt, &T->model.params, T->lr);
+        for (int k = 0; k < c->n_ema; k++)
+            ema_update(T->ema[k], T->model.params.data, T->model.params.padded, c->ema[k]);
+    }
+    T->loss = loss;
+    T->step++;
+    T->images_seen += (uint64_t)c->batch_size * c->grad_accum * T->world;
+
+    double now = now_s();
+    Metrics *mt = &T->metrics;
+    metrics_begin(mt);
+    metrics_int(mt, "step", (long long)T->step);
+    metrics_num(mt, "loss", loss);
+    metrics_num(mt, "lr", T->lr);
+    metrics_num(mt, "grad_norm", T->grad_norm);
+    metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * T->world / (now - T->t_last));
+    metrics_num(mt, "elapsed_s", now - T->t_start);
+    if (T->last_skipped) metrics_int(mt, "skipped", 1);
+    callbacks_on_step_end(T);
+    metrics_end(mt);
+    T->t_last = now;
+    return T->last_skipped ? NAN : loss;
+}
+
+static void progress(Trainer *T) {
+    const Config *c = &T->cfg;
+    double el = now_s() - T->t_start, ips = T->images_seen / (el > 0 ? el : 1);
+    double per_step = el / (double)(T->step ? T->step : 1);
+    long eta = (long)(per_step * (double)(c->steps - (long)T->step));
+    char line[256];
+    int k = snprintf(line, sizeof line, "step %llu/%d | loss %.4f | lr %.2e | %.1f img/s | ETA %ldm%02lds",
+                     (unsigned long long)T->step, c->steps, T->loss, T->lr, ips, eta / 60, eta % 60);
+    if (c->model.use_sla2) {
+        double s = 0;
+        int n = 0;
+        for (int i = 0; i < c->model.depth; i++)
+            if (jit_layer_uses_sla2(&c->model, i)) s += T->model.sla2_topk[i], n++;
+        snprintf(line + k, sizeof line - (size_t)k, " | topk %.3f | qat %s%s", n ? s / n : 1.0,
+                 T->model.sla2_qat ? "on" : "off", T->stage == 1 ? " | stage 1" : "");
+    }
+    progress_line(&T->progress, line);
+}
+
+void trainer_sample(Trainer *T) {
+    const Config *c = &T->cfg;
+    const JitConfig *mc = &c->model;
+    int classes = T->data.num_classes, per_class = c->samples_per_class, n = classes * per_class;
+    int per = mc->in_channels * mc->img_size * mc->img_size;
+    int *labels = malloc(sizeof(int) * (size_t)n);
+    float *out = malloc(sizeof(float) * (size_t)n * per);
+    CHECK(labels && out, "out of memory for %d samples", n);
+    for (int i = 0; i < n; i++) labels[i] = i / per_class; /* one row per class */
+    size_t pbytes = T->model.params.padded * sizeof(float);
+    if (c->sample_ema >= 0) { /* sample with the EMA weights, then put the raw weights back */
+        memcpy(T->backup, T->model.params.data, pbytes);
+        memcpy(T->model.params.data, T->ema[c->sample_ema], pbytes);
+    }
+    SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
+                        .noise_scale = c->noise_scale, .seed = c->seed};
+    int saved_stats = T->model.sla2_collect_stats;
+    T->model.sla2_collect_stats = 0;
+    sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out);
+    T->model.sla2_collect_stats = saved_stats;
+    if (c->sample_ema >= 0) memcpy(T->model.params.data, T->backup, pbytes);
+    char dir[1100], png[1200], h5[1200];
+    snprintf(dir, sizeof dir, "%s/samples", c->out_dir);
+    make_dir(dir);
+    snprintf(png, sizeof png, "%s/step-%08llu.png", dir, (unsigned long long)T->step);
+    snprintf(h5, sizeof h5, "%s/step-%08llu.h5", dir, (unsigned long long)T->step);
+    png_write_grid(png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
+    samples_write_h5(h5, out, labels, n, mc->in_channels, mc->img_size, mc->img_size);
+    if (T->rank == 0) printf("samples: %s (%d classes x %d, %d steps, cfg %.2f)\n", png, classes, per_class,
+                             c->sample_steps, c->cfg_scale);
+    metrics_begin(&T->metrics);
+    metrics_str(&T->metrics, "event", "samples");
+    metrics_int(&T->metrics, "step", (long long)T->step);
+    metrics_str(&T->metrics, "png", png);
+    metrics_end(&T->metrics);
+    free(labels);
+    free(out);
+}
+
+void trainer_checkpoint(Trainer *T) {
+    const Config *c = &T->cfg;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
+    CkptData d;
+    ckpt_data(T, &d);
+    char *yaml = config_yaml(c);
+    d.config_yaml = yaml;
+    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
+    if (T->rank == 0) ckpt_save(dir, &d, &st, c->keep_last, c->keep_every);
+    free(yaml);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/ckpt-%08llu.h5", dir, (unsigned long long)T->step);
+    callbacks_on_checkpoint(T, path);
+}
+
+void trainer_run(Trainer *T) {
+    const Config *c = &T->cfg;
+    if (T->rank == 0)
+        printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
+               c->model_name, params_count(&T->model.params), c->steps, c->batch_size * T->world, c->grad_accum,
+               c->data_train, (long long)T->data.total);
+    while ((long)T->step < c->steps) {
+        trainer_step(T);
+        long s = (long)T->step;
+        if (T->rank == 0 && (s % c->log_every == 0 || s == c->steps)) progress(T);
+        if (c->sample_every > 0 && s % c->sample_every == 0 && s != c->steps) {
+            progress_done(&T->progress);
+            trainer_sample(T);
+        }
+        if (c->checkpoint_every > 0 && s % c->checkpoint_every == 0 && s != c->steps) trainer_checkpoint(T);
+    }
+    progress_done(&T->progress);
+    trainer_checkpoint(T);
+    trainer_sample(T);
+    callbacks_on_train_end(T);
+}

@@ -1,0 +1,66 @@
+/* train/trainer.h — the diffusion trainer: one process (rank) of a run.
+ *
+ * trainer_init builds the model, optimiser, EMA copies and the data loader
+ * from a Config (resuming from a checkpoint when asked); trainer_step does
+ * one optimiser update (grad_accum micro-batches of the JiT objective, a
+ * NaN/Inf guard, clipping, AdamW, EMA) with the callbacks around it;
+ * trainer_run loops, logs, samples and checkpoints. With the same config and
+ * seed the losses are bit-identical run to run (CPU, fixed thread count). */
+#ifndef TRAIN_TRAINER_H
+#define TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "core/graph.h"
+#include "core/optim.h"
+#include "io/config.h"
+#include "io/shards.h"
+#include "train/jit.h"
+#include "train/metrics.h"
+
+typedef struct Trainer {
+    Config cfg;
+    JitModel model;
+    AdamW opt;
+    float *ema[CFG_MAX_EMA];
+    float *backup; /* the raw weights while sampling with EMA weights */
+    Graph g;
+    ShardSet data;
+    Loader *loader;
+    int rank, world;
+    uint64_t step; /* optimiser updates done */
+    Metrics metrics;
+    Progress progress;
+    double t_start, t_last;
+    uint64_t images_seen;
+    /* per-step host buffers (allocated once) */
+    float *img, *z, *t;
+    int *lab, *y;
+    /* state the callbacks steer */
+    int stage;               /* SLA2Conversion: 0 none, 1 router distillation, 2 fine-tune */
+    int stage1_steps;
+    float stage1_lr;
+    int collect_stats_now;   /* QuantizedAttentionMonitor due this step */
+    int qat_enabled_step;    /* -1 until QAT switched on */
+    /* last step, for logs */
+    float loss, lr;
+    double grad_norm;
+    int skipped_total;
+    int last_skipped;
+    /* tests: poison the gradients at this step (-1 = never) */
+    long inject_nan_step;
+} Trainer;
+
+/* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any), or a path. */
+void trainer_init(Trainer *T, const Config *cfg, const char *resume);
+void trainer_free(Trainer *T);
+/* One optimiser update; returns the step's mean loss (NaN when skipped). */
+float trainer_step(Trainer *T);
+/* Steps until cfg.steps, with logging, sampling and checkpoints. */
+void trainer_run(Trainer *T);
+/* A grid of samples (samples_per_class per class, one row per class) with
+ * the configured sampler and EMA weights -> out_dir/samples/step-XXXXXXXX.{png,h5}. */
+void trainer_sample(Trainer *T);
+void trainer_checkpoint(Trainer *T);
+
+#endif
