@@ -50,7 +50,11 @@ bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs) {
     out->requires_grad = false;
     if (!g->grad_enabled) return false;
     for (int i = 0; i < n_inputs; i++)
-        if (inputs[i] && inputs[i]->requires_grad) out->requires_grad = true;
+        if (inputs[i] && inputs[i]->requires_grad) {
+            out->requires_grad = true;
+            int p = inputs[i]->param_id - 1;
+            if (p >= 0 && g->param_first_use && g->n_tape < g->param_first_use[p]) g->param_first_use[p] = g->n_tape;
+        }
     return out->requires_grad;
 }
 
@@ -79,5 +83,8 @@ void graph_backward(Graph *g, Tensor *loss) {
 void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
     CHECK(t->requires_grad, "backward from a tensor that does not depend on anything requiring a gradient");
     g->ops->accumulate(graph_grad(g, t), dout, t->numel);
-    for (int i = g->n_tape - 1; i >= 0; i--) g->tape[i].backward(g, g->tape[i].ctx);
+    for (int i = g->n_tape - 1; i >= 0; i--) {
+        g->tape[i].backward(g, g->tape[i].ctx);
+        if (g->after_backward) g->after_backward(g->after_backward_ctx, i);
+    }
 }

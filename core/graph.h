@@ -36,6 +36,13 @@ typedef struct Graph {
     uint64_t seed;     /* for dropout masks */
     uint64_t step;     /* folded into dropout streams */
     int dropout_calls; /* counts dropout ops within a step, for their streams */
+    /* Gradient readiness for overlapping communication with backward: when
+     * set, param_first_use[p] receives the lowest tape index that reads
+     * parameter p (its gradient is final once that entry has run backward),
+     * and after_backward(ctx, i) runs after tape entry i's backward. */
+    int *param_first_use;
+    void (*after_backward)(void *ctx, int entry);
+    void *after_backward_ctx;
 } Graph;
 
 void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes);

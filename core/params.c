@@ -63,6 +63,7 @@ void params_alloc(ParamStore *ps) {
         t->device = DEVICE_CPU;
         t->requires_grad = true;
         t->name = p->name;
+        t->param_id = i + 1;
     }
 }
 

@@ -26,6 +26,7 @@ typedef struct Tensor {
     Device device;
     bool requires_grad;
     const char *name; /* parameter name, or NULL for activations */
+    int param_id;     /* index + 1 in its ParamStore; 0 for anything else */
 } Tensor;
 
 size_t dtype_size(DType dt);

@@ -6,6 +6,10 @@
  * seed, loader_epoch, loader_offset, world_size, ema_decays, config (the
  * resolved YAML) and code_version. Read it from Python by name:
  *   h5py.File(p)["params"]["blocks.0.attn.qkv.weight"][...]
+ * With a Comm of several ranks the file is written with parallel HDF5
+ * (MPI-IO): every rank makes the same sequence of HDF5 calls and writes its
+ * share of each dataset's rows with collective I/O. Without a Comm (tests,
+ * tools) it is written serially.
  * A checkpoint is written to "<name>.tmp" and renamed when complete, then
  * the text file "latest" in the directory is replaced (also by rename), so a
  * crash mid-write never leaves a half-written file that looks valid. */
@@ -16,6 +20,7 @@
 
 #include "core/optim.h"
 #include "core/params.h"
+#include "dist/comm.h"
 #include "io/shards.h"
 
 #define CKPT_FORMAT "jit-ckpt-v1"
@@ -38,7 +43,7 @@ typedef struct CkptData {
 
 /* Write dir/ckpt-<step>.h5 and point dir/latest at it; keep the newest
  * keep_last plus every keep_every-th step (0: none extra). Returns 0. */
-int ckpt_save(const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every);
+int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every);
 /* Resolve a checkpoint argument: a file, or a directory whose "latest" names one. */
 void ckpt_resolve(const char *path, char *out, size_t n);
 /* 1 when the directory has a complete checkpoint (its "latest" exists). */

@@ -66,7 +66,7 @@ static Config small_config(const char *name, int sla2) {
 
 static float *run_losses(Config *c, int steps, const char *resume) {
     Trainer T;
-    trainer_init(&T, c, resume);
+    trainer_init(&T, c, resume, NULL);
     float *l = calloc((size_t)steps, sizeof(float));
     for (int s = (int)T.step; s < steps; s++) l[s] = trainer_step(&T);
     trainer_free(&T);
@@ -143,7 +143,7 @@ Test(trainer, sla2_callbacks_act_at_their_steps, .init = make_data) {
 Test(trainer, nan_guard_skips_a_poisoned_step, .init = make_data) {
     Config c = small_config("nan", 0);
     Trainer T;
-    trainer_init(&T, &c, NULL);
+    trainer_init(&T, &c, NULL, NULL);
     for (int s = 0; s < 3; s++) cr_assert(isfinite(trainer_step(&T)));
     size_t bytes = T.model.params.padded * sizeof(float);
     float *before = malloc(bytes);
@@ -163,7 +163,7 @@ Test(trainer, resume_continues_bit_identically, .init = make_data) {
     float *straight = run_losses(&c, 12, NULL);
     Config c2 = small_config("resume2", 1);
     Trainer T;
-    trainer_init(&T, &c2, NULL);
+    trainer_init(&T, &c2, NULL, NULL);
     for (int s = 0; s < 6; s++) trainer_step(&T);
     trainer_checkpoint(&T);
     trainer_free(&T);
@@ -176,7 +176,7 @@ Test(trainer, resume_continues_bit_identically, .init = make_data) {
 Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_data) {
     Config full = small_config("full", 0);
     Trainer T;
-    trainer_init(&T, &full, NULL);
+    trainer_init(&T, &full, NULL, NULL);
     for (int s = 0; s < 5; s++) trainer_step(&T);
     trainer_checkpoint(&T);
     trainer_free(&T);
@@ -196,7 +196,7 @@ Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_dat
              "  - {type: SLA2Conversion, from: %s/full/ckpt, stage1_steps: 15, stage1_lr: 1.0e-2}\n",
              tmpdir, tmpdir, tmpdir);
     config_load_string(&c, "convert", yaml, 0, NULL);
-    trainer_init(&T, &c, NULL);
+    trainer_init(&T, &c, NULL, NULL);
     ParamStore *ps = &T.model.params;
     size_t bytes = ps->padded * sizeof(float);
     float *start = malloc(bytes);

@@ -2,6 +2,7 @@
  *
  *   jit-train --config configs/fmnist-tiny.yaml [--set key.path=value ...]
  *             [--resume auto|CHECKPOINT]
+ *   mpirun -np 4 jit-train --config ...     (data parallel: one rank per process)
  *
  * Writes into run.out_dir: config.yaml (resolved), metrics.jsonl (one JSON
  * object per step), ckpt/ (HDF5 checkpoints, "latest"), samples/ (PNG grids
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "dist/comm.h"
 #include "io/config.h"
 #include "train/trainer.h"
 
@@ -35,12 +37,16 @@ int main(int argc, char **argv) {
         }
     }
     if (!config) usage();
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
+    trainer_install_signal_handlers();
     Config cfg;
     config_load(&cfg, config, n_over, overrides);
     Trainer T;
-    trainer_init(&T, &cfg, resume);
-    trainer_run(&T);
+    trainer_init(&T, &cfg, resume, &comm);
+    int code = trainer_run(&T);
     trainer_free(&T);
     free(overrides);
-    return 0;
+    comm_finalize(&comm);
+    return code;
 }

@@ -2,6 +2,7 @@
 #include "train/trainer.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +55,26 @@ static void ckpt_data(Trainer *T, CkptData *d) {
                     .n_ema = T->cfg.n_ema};
 }
 
-void trainer_init(Trainer *T, const Config *cfg, const char *resume) {
+static volatile sig_atomic_t trainer_stop_signal;
+
+static void trainer_on_signal(int sig) { trainer_stop_signal = sig; }
+
+void trainer_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = trainer_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm) {
     memset(T, 0, sizeof *T);
     T->cfg = *cfg;
     const Config *c = &T->cfg;
-    if (T->world == 0) T->world = 1;
+    T->comm = comm;
+    T->rank = comm ? comm->rank : 0;
+    T->world = comm ? comm->world : 1;
     T->inject_nan_step = -1;
     T->qat_enabled_step = -1;
     CHECK(strcmp(c->device, "cpu") == 0, "%s: run.device '%s' is not available in this build (the CUDA backend is "
@@ -113,8 +129,17 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume) {
         loader_seek(T->loader, st.pos);
         resumed = 1;
         if (T->rank == 0)
-            printf("resumed from %s at step %llu (written by %d rank%s, now %d)\n", file,
-                   (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", T->world);
+            printf("resumed from %s at step %llu (written by %d rank%s, now %d%s)\n", file,
+                   (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", T->world,
+                   st.world_size != T->world ? ": the loader re-partitions the rest of the epoch" : "");
+    }
+    if (comm) {
+        /* Every rank starts from rank 0's state, whatever its own init or read gave. */
+        comm_broadcast(comm, T->model.params.data, pbytes, 0);
+        comm_broadcast(comm, T->opt.m, pbytes, 0);
+        comm_broadcast(comm, T->opt.v, pbytes, 0);
+        for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, T->ema[k], pbytes, 0);
+        grad_sync_init(&T->sync, comm, &T->model.params, 4u << 20);
     }
     if (T->rank == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
@@ -137,6 +162,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume) {
 }
 
 void trainer_free(Trainer *T) {
+    if (T->comm) grad_sync_free(&T->sync);
     loader_free(T->loader);
     shardset_close(&T->data);
     metrics_close(&T->metrics);
@@ -203,12 +229,17 @@ float trainer_step(Trainer *T) {
          * not depend on how the global batch is split across ranks. */
         uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)T->rank * c->batch_size;
         float w;
+        int last = a == c->grad_accum - 1 && T->comm;
+        if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
         Tensor *loss = micro_batch(T, sample0, &w);
         loss_sum += (double)loss->data[0] * w;
         const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
+        if (last) grad_sync_ready(&T->sync, &T->g);
         graph_backward_from(&T->g, loss, &seed);
+        if (last) grad_sync_finish(&T->sync, &T->g);
         graph_reset(&T->g);
     }
+    if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
     T->g.training = false;
     float loss = (float)(loss_sum / c->grad_accum);
     if ((long)T->step == T->inject_nan_step) T->model.params.grad[0] = NAN;
@@ -314,14 +345,14 @@ void trainer_checkpoint(Trainer *T) {
     char *yaml = config_yaml(c);
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
-    if (T->rank == 0) ckpt_save(dir, &d, &st, c->keep_last, c->keep_every);
+    ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt-%08llu.h5", dir, (unsigned long long)T->step);
     callbacks_on_checkpoint(T, path);
 }
 
-void trainer_run(Trainer *T) {
+int trainer_run(Trainer *T) {
     const Config *c = &T->cfg;
     if (T->rank == 0)
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
@@ -336,9 +367,25 @@ void trainer_run(Trainer *T) {
             trainer_sample(T);
         }
         if (c->checkpoint_every > 0 && s % c->checkpoint_every == 0 && s != c->steps) trainer_checkpoint(T);
+        /* A signal on any rank stops every rank at the same step boundary. */
+        int stop = trainer_stop_signal;
+        if (T->comm) comm_allreduce_i32(T->comm, &stop, 1, COMM_MAX);
+        if (stop && s != c->steps) {
+            progress_done(&T->progress);
+            trainer_checkpoint(T);
+            if (T->rank == 0)
+                printf("received %s: checkpoint written at step %ld; exiting with code %d so the job is requeued\n",
+                       stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
+            metrics_begin(&T->metrics);
+            metrics_str(&T->metrics, "event", "preempted");
+            metrics_int(&T->metrics, "step", s);
+            metrics_end(&T->metrics);
+            return TRAINER_EXIT_REQUEUE;
+        }
     }
     progress_done(&T->progress);
     trainer_checkpoint(T);
     trainer_sample(T);
     callbacks_on_train_end(T);
+    return 0;
 }

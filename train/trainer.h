@@ -13,6 +13,8 @@
 
 #include "core/graph.h"
 #include "core/optim.h"
+#include "dist/comm.h"
+#include "dist/grad_sync.h"
 #include "io/config.h"
 #include "io/shards.h"
 #include "train/jit.h"
@@ -27,6 +29,8 @@ typedef struct Trainer {
     Graph g;
     ShardSet data;
     Loader *loader;
+    Comm *comm;    /* NULL: one process without MPI (tests, tools) */
+    GradSync sync; /* bucketed all-reduce of the gradients (when comm) */
     int rank, world;
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
@@ -51,13 +55,22 @@ typedef struct Trainer {
     long inject_nan_step;
 } Trainer;
 
-/* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any), or a path. */
-void trainer_init(Trainer *T, const Config *cfg, const char *resume);
+/* Exit code of a run stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
+ * the batch script requeues the job when it sees it (EX_TEMPFAIL). */
+#define TRAINER_EXIT_REQUEUE 75
+
+/* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any),
+ * or a path. comm: the ranks to train with, or NULL for one process. */
+void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm);
 void trainer_free(Trainer *T);
 /* One optimiser update; returns the step's mean loss (NaN when skipped). */
 float trainer_step(Trainer *T);
-/* Steps until cfg.steps, with logging, sampling and checkpoints. */
-void trainer_run(Trainer *T);
+/* Steps until cfg.steps, with logging, sampling and checkpoints. Returns 0,
+ * or TRAINER_EXIT_REQUEUE when a signal asked every rank to checkpoint and stop. */
+int trainer_run(Trainer *T);
+/* SIGTERM and SIGUSR1 (what SLURM sends before preemption or the time
+ * limit) request a checkpoint and a clean stop at the next step boundary. */
+void trainer_install_signal_handlers(void);
 /* A grid of samples (samples_per_class per class, one row per class) with
  * the configured sampler and EMA weights -> out_dir/samples/step-XXXXXXXX.{png,h5}. */
 void trainer_sample(Trainer *T);

@@ -1,0 +1,121 @@
+/* dist/comm.c — MPI side of the communicator (see comm.h). */
+#include "dist/comm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/check.h"
+
+static Comm *comm_global;
+
+Comm *comm_current(void) { return comm_global; }
+
+/* A failed CHECK on any rank ends the job: peers blocked in a collective
+ * would otherwise wait for ever. */
+static void comm_fail_hook(void) {
+    if (!comm_global) return;
+    fprintf(stderr, "error: rank %d of %d failed; aborting the job\n", comm_global->rank, comm_global->world);
+    fflush(stderr);
+    if (comm_global->nccl) comm_nccl_abort(comm_global);
+    MPI_Abort(comm_global->mpi, 1);
+}
+
+void comm_init(Comm *c, int *argc, char ***argv) {
+    memset(c, 0, sizeof *c);
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        int provided;
+        /* FUNNELED: only the main thread calls MPI (the loader thread never does). */
+        MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        c->owns_mpi = 1;
+    }
+    c->mpi = MPI_COMM_WORLD;
+    MPI_Comm_rank(c->mpi, &c->rank);
+    MPI_Comm_size(c->mpi, &c->world);
+    MPI_Comm node;
+    MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &c->local_rank);
+    MPI_Comm_size(node, &c->local_size);
+    MPI_Comm_free(&node);
+    comm_global = c;
+    check_set_fail_hook(comm_fail_hook);
+}
+
+void comm_finalize(Comm *c) {
+    check_set_fail_hook(NULL);
+    comm_global = NULL;
+    if (c->owns_mpi) {
+        int fin = 0;
+        MPI_Finalized(&fin);
+        if (!fin) MPI_Finalize();
+    }
+    c->owns_mpi = 0;
+}
+
+static MPI_Op mpi_op(CommOp op) { return op == COMM_MAX ? MPI_MAX : MPI_SUM; }
+
+/* MPI counts are ints: large buffers go in pieces. */
+#define COMM_CHUNK ((size_t)1 << 30)
+
+void comm_allreduce_f32(Comm *c, float *buf, size_t count, CommOp op) {
+    if (c->world > 1)
+        for (size_t off = 0; off < count; off += COMM_CHUNK) {
+            size_t n = count - off < COMM_CHUNK ? count - off : COMM_CHUNK;
+            MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)n, MPI_FLOAT, mpi_op(op), c->mpi);
+        }
+    if (op == COMM_MEAN && c->world > 1)
+        for (size_t i = 0; i < count; i++) buf[i] /= (float)c->world;
+}
+
+void comm_allreduce_f64(Comm *c, double *buf, size_t count, CommOp op) {
+    if (c->world > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, mpi_op(op), c->mpi);
+    if (op == COMM_MEAN && c->world > 1)
+        for (size_t i = 0; i < count; i++) buf[i] /= c->world;
+}
+
+void comm_allreduce_i32(Comm *c, int *buf, size_t count, CommOp op) {
+    CHECK(op != COMM_MEAN, "integer all-reduce supports sum and max");
+    if (c->world > 1) MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_INT, mpi_op(op), c->mpi);
+}
+
+void comm_iallreduce_sum_f32(Comm *c, float *buf, size_t count, MPI_Request *req) {
+    CHECK(count <= (size_t)INT_MAX, "bucket of %zu elements is too large for one MPI request", count);
+    if (c->world == 1) {
+        *req = MPI_REQUEST_NULL;
+        return;
+    }
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, c->mpi, req);
+}
+
+void comm_wait(MPI_Request *reqs, int n) {
+    if (n > 0) MPI_Waitall(n, reqs, MPI_STATUSES_IGNORE);
+}
+
+void comm_progress(MPI_Request *reqs, int n) {
+    int done;
+    if (n > 0) MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
+}
+
+void comm_broadcast(Comm *c, void *buf, size_t bytes, int root) {
+    if (c->world == 1) return;
+    for (size_t off = 0; off < bytes; off += COMM_CHUNK) {
+        size_t n = bytes - off < COMM_CHUNK ? bytes - off : COMM_CHUNK;
+        MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, c->mpi);
+    }
+}
+
+void comm_barrier(Comm *c) {
+    if (c->world > 1) MPI_Barrier(c->mpi);
+}
+
+void comm_gather_f64(Comm *c, const double *send, size_t count, double *recv, int root) {
+    MPI_Gather(send, (int)count, MPI_DOUBLE, recv, (int)count, MPI_DOUBLE, root, c->mpi);
+}
+
+void comm_abort(Comm *c, int code) {
+    if (c->nccl) comm_nccl_abort(c);
+    MPI_Abort(c->mpi, code);
+    _Exit(code); /* not reached */
+}

@@ -1,0 +1,55 @@
+/* dist/comm.h — ranks and collectives for data-parallel training.
+ *
+ * One Comm per process. Rank, world size and local rank (the index among
+ * the ranks on this node, which picks the GPU) come from MPI. Collectives on
+ * CPU buffers go through MPI; on GPU buffers through NCCL (its unique id is
+ * broadcast over MPI), when the CUDA backend is built. Counts are ELEMENTS,
+ * never bytes. comm_init installs a failure hook: any CHECK that fails on
+ * any rank aborts the whole job (MPI_Abort) instead of leaving the other
+ * ranks waiting in a collective. */
+#ifndef DIST_COMM_H
+#define DIST_COMM_H
+
+#include <stddef.h>
+
+#include <mpi.h>
+
+typedef enum { COMM_SUM = 0, COMM_MEAN = 1, COMM_MAX = 2 } CommOp;
+
+typedef struct Comm {
+    int rank, world;
+    int local_rank, local_size;
+    int owns_mpi; /* this process called MPI_Init and will finalize */
+    MPI_Comm mpi;
+    void *nccl;   /* ncclComm_t on CUDA builds once comm_nccl_init ran, else NULL */
+} Comm;
+
+/* MPI_Init_thread (unless already initialised), ranks, local rank, abort hook. */
+void comm_init(Comm *c, int *argc, char ***argv);
+void comm_finalize(Comm *c);
+/* The process-wide Comm set by comm_init (NULL before), for error paths. */
+Comm *comm_current(void);
+
+/* In-place all-reduce of CPU buffers. */
+void comm_allreduce_f32(Comm *c, float *buf, size_t count, CommOp op);
+void comm_allreduce_f64(Comm *c, double *buf, size_t count, CommOp op);
+void comm_allreduce_i32(Comm *c, int *buf, size_t count, CommOp op);
+/* Non-blocking in-place sum of a CPU float buffer; complete with comm_wait. */
+void comm_iallreduce_sum_f32(Comm *c, float *buf, size_t count, MPI_Request *req);
+void comm_wait(MPI_Request *reqs, int n);
+/* Poll outstanding requests so MPI makes progress while we compute. */
+void comm_progress(MPI_Request *reqs, int n);
+void comm_broadcast(Comm *c, void *buf, size_t bytes, int root);
+void comm_barrier(Comm *c);
+/* Gather `count` doubles from every rank into recv [world * count] on root. */
+void comm_gather_f64(Comm *c, const double *send, size_t count, double *recv, int root);
+_Noreturn void comm_abort(Comm *c, int code);
+
+/* GPU buffers through NCCL (CUDA builds): one communicator over all ranks,
+ * the unique id broadcast from rank 0 over MPI. stream is a cudaStream_t. */
+int comm_nccl_available(void);
+void comm_nccl_init(Comm *c);
+void comm_nccl_allreduce_f32(Comm *c, float *dev_buf, size_t count, CommOp op, void *stream);
+void comm_nccl_abort(Comm *c);
+
+#endif
