@@ -61,6 +61,11 @@ Tensor *op_incontext_prepend(Graph *g, Tensor *x, Tensor *yemb, Tensor *pos); /*
 Tensor *op_incontext_strip(Graph *g, Tensor *x, int L);                 /* drop the first L tokens */
 Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scalar JiT v-loss */
 
+/* --- ops_classify.c --- */
+/* mean over the batch of softmax cross-entropy: logits [B, K], labels [B] in [0, K) -> [1] */
+Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);
+Tensor *op_mean_tokens(Graph *g, Tensor *x);                            /* [B, N, C] -> [B, C] */
+
 /* Shared context of the op implementations: tensors and sizes a backward needs. */
 typedef struct OpCtx {
     Tensor *out;

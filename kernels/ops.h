@@ -160,6 +160,16 @@ typedef struct OpTable {
     void (*mse_fwd)(float *loss, const float *a, const float *b, size_t n);
     void (*mse_bwd)(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
 
+    /* Softmax cross-entropy over class logits [B, K] with labels [B] in [0, K):
+     * loss = mean_b (logsumexp(logits[b]) - logits[b, labels[b]]) (1 element);
+     * probs [B, K] keeps the softmax for backward. */
+    void (*xent_fwd)(float *loss, float *probs, const float *logits, const int *labels, int B, int K);
+    void (*xent_bwd)(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
+
+    /* out [B, C] = mean over the N tokens of x [B, N, C] */
+    void (*mean_tokens_fwd)(float *out, const float *x, int B, int N, int C);
+    void (*mean_tokens_bwd)(float *dx, const float *dout, int B, int N, int C);
+
     /* dst += src */
     void (*accumulate)(float *dst, const float *src, size_t n);
 } OpTable;

@@ -734,6 +734,78 @@ Test(gradcheck, vloss) {
     graph_free(&g);
 }
 
+/* ------------------------------------------------ classifier: xent, mean pool */
+
+typedef struct { int B, K; const int *labels; } XentDims;
+
+/* loss = mean_b (log sum_k exp(l[b,k]) - l[b, y_b]), the log-sum-exp shifted by the row max */
+static void ref_xent(const void *ctx, const double *const *in, double *out) {
+    const XentDims *d = ctx;
+    double total = 0.0;
+    for (int b = 0; b < d->B; b++) {
+        const double *l = in[0] + (size_t)b * d->K;
+        double mx = l[0], s = 0.0;
+        for (int k = 1; k < d->K; k++) mx = fmax(mx, l[k]);
+        for (int k = 0; k < d->K; k++) s += exp(l[k] - mx);
+        total += mx + log(s) - l[d->labels[b]];
+    }
+    out[0] = total / d->B;
+}
+
+static void check_xent(float offset, uint64_t r_stream) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *l = GC_NORMAL(&g, 1, 3.0f, 2, 5, 7);
+    for (size_t i = 0; i < l->numel; i++) l->data[i] += offset; /* large logits: exp would overflow without the shift */
+    const int labels[5] = {0, 6, 3, 3, 1};
+    Tensor *loss = op_cross_entropy(&g, l, labels);
+    cr_expect(isfinite(loss->data[0]), "cross-entropy with logits near %g is not finite", offset);
+    XentDims d = {5, 7, labels};
+    GC_EXPECT(&g, {.op = "cross_entropy", .n_in = 1, .in = {l}, .in_name = {"logits"}, .n_out = 1, .out = {loss},
+                   .ref = ref_xent, .ctx = &d, .r_stream = r_stream});
+    graph_free(&g);
+}
+
+Test(gradcheck, cross_entropy) { check_xent(0.0f, 134); }
+Test(gradcheck, cross_entropy_large_logits) { check_xent(200.0f, 135); }
+
+/* A confident correct prediction costs ~0, a confident wrong one ~ the logit gap. */
+Test(gradcheck, cross_entropy_values) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *l = graph_new(&g, 2, 2, 3);
+    const float v[6] = {50, 0, 0, 0, 0, 50};
+    for (int i = 0; i < 6; i++) l->data[i] = v[i];
+    const int labels[2] = {0, 0};
+    Tensor *loss = op_cross_entropy(&g, l, labels);
+    cr_expect(fabsf(loss->data[0] - 25.0f) < 1e-4f, "loss %g, expected 25", loss->data[0]);
+    graph_free(&g);
+}
+
+typedef struct { int B, N, C; } PoolDims;
+
+static void ref_mean_tokens(const void *ctx, const double *const *in, double *out) {
+    const PoolDims *d = ctx;
+    for (int b = 0; b < d->B; b++)
+        for (int c = 0; c < d->C; c++) {
+            double s = 0.0;
+            for (int n = 0; n < d->N; n++) s += in[0][((size_t)b * d->N + n) * d->C + c];
+            out[(size_t)b * d->C + c] = s / d->N;
+        }
+}
+
+Test(gradcheck, mean_tokens) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 3, 3, 7, 10);
+    Tensor *y = op_mean_tokens(&g, x);
+    cr_assert(y->ndim == 2 && y->shape[0] == 3 && y->shape[1] == 10);
+    PoolDims d = {3, 7, 10};
+    GC_EXPECT(&g, {.op = "mean_tokens", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y},
+                   .ref = ref_mean_tokens, .ctx = &d, .r_stream = 136});
+    graph_free(&g);
+}
+
 /* ------------------------------------------------- ops that record nothing */
 
 /* Calls every op once on inputs that do (req) or do not require gradients;
@@ -773,6 +845,9 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     outs[n++] = op_incontext_prepend(g, x, mod, pos);
     outs[n++] = op_incontext_strip(g, x, 2);
     outs[n++] = op_vloss(g, x, target, t);
+    static const int cls[6] = {0, 3, 11, 5, 5, 1};
+    outs[n++] = op_cross_entropy(g, w, cls); /* w as [6, 12] logits */
+    outs[n++] = op_mean_tokens(g, x);
     return n;
 }
 

@@ -255,8 +255,11 @@ float trainer_step(Trainer *T) {
         if (c->grad_clip > 0 && T->grad_norm > c->grad_clip)
             params_scale_grad(&T->model.params, (float)(c->grad_clip / T->grad_norm));
         adamw_step(&T->opt, &T->model.params, T->lr);
+        /* EMA warm-up: decay min(d, (1 + s) / (10 + s)), so the average does not
+         * drag the random initial weights along for the first ~1/(1-d) steps. */
+        float warm = (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step);
         for (int k = 0; k < c->n_ema; k++)
-            ema_update(T->ema[k], T->model.params.data, T->model.params.padded, c->ema[k]);
+            ema_update(T->ema[k], T->model.params.data, T->model.params.padded, c->ema[k] < warm ? c->ema[k] : warm);
     }
     T->loss = loss;
     T->step++;

@@ -96,5 +96,10 @@ void cpu_mse_fwd(float *loss, const float *a, const float *b, size_t n);
 void cpu_mse_bwd(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
 void cpu_vloss_bwd(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t, int B,
                    int per);
+/* classify.c */
+void cpu_xent_fwd(float *loss, float *probs, const float *logits, const int *labels, int B, int K);
+void cpu_xent_bwd(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
+void cpu_mean_tokens_fwd(float *out, const float *x, int B, int N, int C);
+void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C);
 
 #endif

@@ -47,5 +47,9 @@ const OpTable ops_cpu = {
     .sla2_bwd = cpu_sla2_bwd,
     .mse_fwd = cpu_mse_fwd,
     .mse_bwd = cpu_mse_bwd,
+    .xent_fwd = cpu_xent_fwd,
+    .xent_bwd = cpu_xent_bwd,
+    .mean_tokens_fwd = cpu_mean_tokens_fwd,
+    .mean_tokens_bwd = cpu_mean_tokens_bwd,
     .accumulate = cpu_accumulate,
 };
