@@ -14,6 +14,6 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
 
 echo "== sanitizer build (ASan + UBSan) =="
-cmake -S . -B build-asan -DJIT_SANITIZE=ON -DJIT_WERROR=ON -DJIT_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-asan -DJIT_SANITIZE=ON -DJIT_WERROR=ON -DJIT_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan -L unit --output-on-failure

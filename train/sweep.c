@@ -274,11 +274,12 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
     /* Short names, unless two keys share one ("callbacks[0].every" and "callbacks[2].every"). */
     char (*label)[256] = core_calloc(sizeof *label * (size_t)grid->n);
     for (int k = 0; k < grid->n; k++) short_key(grid->keys[k]->text, label[k], sizeof label[k]);
-    for (int k = 0; k < grid->n; k++) {
-        int clash = 0;
-        for (int j = 0; j < grid->n; j++) clash |= j != k && !strcmp(label[j], label[k]);
-        if (clash) snprintf(label[k], sizeof label[k], "%s", grid->keys[k]->text);
-    }
+    int *clash = core_calloc(sizeof(int) * (size_t)grid->n); /* decided on the short labels, before any is replaced */
+    for (int k = 0; k < grid->n; k++)
+        for (int j = 0; j < grid->n; j++) clash[k] |= j != k && !strcmp(label[j], label[k]);
+    for (int k = 0; k < grid->n; k++)
+        if (clash[k]) snprintf(label[k], sizeof label[k], "%s", grid->keys[k]->text);
+    core_free(clash);
 
     int *idx = core_calloc(sizeof(int) * (size_t)grid->n);
     for (long c = 0; c < total; c++) {

@@ -183,6 +183,8 @@ static int run_child(const Args *a) {
         _exit(127);
     }
     child_pid = pid;
+    /* A signal that came between fork and here was not forwarded yet. */
+    if (pending_signal) kill(pid, pending_signal);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
@@ -263,7 +265,9 @@ static int cmd_plan(const Sweep *s) {
         char err[2048];
         int ok = check_run_config(s, i, cfg, err, sizeof err) == 0;
         printf("[%d] %s", i, s->runs[i].name);
-        if (ok) printf("  (%d steps; %s)\n", cfg->steps, state_words(st));
+        if (ok && st == RUN_DONE && end < cfg->steps)
+            printf("  (%d steps; finished at step %ld: run continues it)\n", cfg->steps, end);
+        else if (ok) printf("  (%d steps; %s)\n", cfg->steps, state_words(st));
         else printf("  (INVALID)\n");
         Args a;
         train_command(s, i, NULL, "jit-train", &a);

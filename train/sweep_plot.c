@@ -14,8 +14,18 @@ enum { SVG_W = 900, SVG_H = 500, PLOT_L = 90, PLOT_T = 64, PLOT_W = 500, PLOT_H 
 #define LABEL_CHAR_W 6.2 /* average advance of an 11 px sans-serif character */
 #define LABEL_LINE_H 13.0
 
-static const char *const kind_colour[] = {"#555555", "#1f77b4", "#d62728"};
 static const char *const kind_name[] = {"full attention", "SLA2", "SLA2 + QAT"};
+
+/* QAT runs are rings, the others dots: a QAT run and its twin without QAT
+ * often land on the same spot, and a ring stays visible around a dot. */
+static const char *marker_style(PlotKind k) {
+    static const char *const style[] = {
+        "r=\"5\" fill=\"#555555\"",
+        "r=\"5\" fill=\"#1f77b4\"",
+        "r=\"6.5\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"",
+    };
+    return style[k];
+}
 
 /* XML-escaped text. */
 static void svg_text(FILE *f, const char *s) {
@@ -115,7 +125,7 @@ static void draw_legend(FILE *f, const int used[3]) {
     double x = PLOT_L;
     for (int k = 0; k < 3; k++) {
         if (!used[k]) continue;
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%d\" r=\"5\" fill=\"%s\"/>\n", x + 5, PLOT_T - 16, kind_colour[k]);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%d\" %s/>\n", x + 5, PLOT_T - 16, marker_style(k));
         fprintf(f, "<text x=\"%.1f\" y=\"%d\">%s</text>\n", x + 14, PLOT_T - 12, kind_name[k]);
         x += 34 + LABEL_CHAR_W * strlen(kind_name[k]);
     }
@@ -159,14 +169,13 @@ static void draw_points(FILE *f, const Axis *ax, const Axis *ay, const PlotPoint
     for (int k = 0; k < m; k++) {
         const PlotPoint *p = &pts[ord[k].i];
         double px = px_x(ax, p->x), py = ord[k].py;
-        double x0 = px + 9, x1 = x0 + LABEL_CHAR_W * strlen(p->label);
+        double x0 = px + 11, x1 = x0 + LABEL_CHAR_W * strlen(p->label);
         double cy = place_label(placed, k, x0, x1, py);
         placed[k] = (Placed){x0, x1, cy};
         if (fabs(cy - py) > 1)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-width=\"0.7\"/>\n",
                     px + 4, py, x0 - 2, cy);
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" stroke=\"#fff\"><title>", px, py,
-                kind_colour[p->kind]);
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" %s><title>", px, py, marker_style(p->kind));
         svg_text(f, p->label);
         fprintf(f, ": %.4g, %.4g</title></circle>\n<text x=\"%.1f\" y=\"%.1f\">", p->x, p->y, x0, cy + 4);
         svg_text(f, p->label);

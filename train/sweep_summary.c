@@ -13,7 +13,7 @@
 enum { COL_RUN, COL_STATUS, COL_STEPS, COL_LOSS, COL_SPARSITY, COL_QAT, COL_SPEED, COL_FID, COL_ACC, N_COLS };
 
 static const char *const col_title[N_COLS] = {
-    "run", "status", "steps done", "final loss", "sparsity", "QAT", "images/s", "Fr\xC3\xA9" "chet distance",
+    "run", "status", "steps done", "final loss", "sparsity", "QAT", "images/s", "Fréchet distance",
     "conditional accuracy"};
 static const char *const col_csv[N_COLS] = {
     "run", "status", "steps", "final_loss", "sparsity", "qat", "images_per_s", "frechet_distance",
@@ -147,7 +147,7 @@ static void write_markdown(FILE *f, const Sweep *s, const Row *rows, int n, int 
           "- **images/s**: median over the step records after the first 5.\n",
           f);
     if (n_cols > COL_FID)
-        fputs("- **Fr\xC3\xA9" "chet distance**, **conditional accuracy**: from the run's `eval.json`.\n", f);
+        fputs("- **Fréchet distance**, **conditional accuracy**: from the run's `eval.json`.\n", f);
     fputs("\n![quality against sparsity](summary.svg)\n", f);
 }
 
@@ -171,7 +171,7 @@ static void write_plot(FILE *f, const Sweep *s, const Row *rows, int n) {
     char title[300];
     snprintf(title, sizeof title, "Sweep %s: quality against sparsity", s->name);
     sweep_plot_svg(f, title, "sparsity (1 - fraction of attention blocks computed exactly)",
-                   use_fid ? "Fr\xC3\xA9" "chet distance (eval.json, lower is better)"
+                   use_fid ? "Fréchet distance (eval.json, lower is better)"
                            : "final loss (mean of the last 10% of steps)",
                    pts, m);
     core_free(pts);

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# tests/sweep_test.sh — jit-sweep end to end on a tiny model (CPU, seconds):
+#   1. plan lists a 2-run grid (top-k 0.25, 0.5) and checks both configurations;
+#   2. run trains both (each ends with a train_end event, 20 step records);
+#   3. run again skips both (metrics untouched);
+#   4. summary writes summary.md (2 rows with numbers; more sparsity at the
+#      lower top-k), summary.csv and a well-formed summary.svg (2 points);
+#   5. a malformed sweep file is an error naming FILE:LINE:COL (YAML syntax
+#      and a wrong value), an invalid override names the run;
+#   6. SIGUSR1 to jit-sweep reaches jit-train: checkpoint, exit 75 passed
+#      through; the summary says "preempted" and "-" for a run not started;
+#   7. slurm prints the sbatch array command.
+#   usage: sweep_test.sh SOURCE_DIR BUILD_DIR
+set -uo pipefail
+src=$(cd "$1" && pwd)
+build=$(cd "$2" && pwd)
+work=$build/sweep-test
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+py=/usr/bin/python3
+sweep=$build/jit-sweep
+pass=0
+fail=0
+ok() { echo "sweep_test: PASS $*"; pass=$((pass + 1)); }
+bad() { echo "sweep_test: FAIL $*"; fail=$((fail + 1)); }
+
+"$build/jit-prep" --synthetic 256 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1
+cat >base.yaml <<YAML
+run: {name: sweep-base, seed: 7}
+model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,
+        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: true,
+        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5}
+data: {train: $work/data, batch_size: 8, prefetch: 2}
+optim: {lr: 1.0e-3, warmup_steps: 5, ema: [0.99]}
+train: {steps: 20, log_every: 10}
+sampling: {steps: 2, per_class: 1}
+logging: {progress: false}
+callbacks:
+  - {type: RouterParameterScheduler, start_ratio: 1.0, warmup_steps: 10}   # target: model.sla2_topk_ratio
+  - {type: QuantizedAttentionMonitor, every: 5}
+YAML
+cat >sweep.yaml <<'YAML'
+name: tiny-sparsity
+base: base.yaml
+out_dir: runs/tiny
+set: ["train.log_every=5"]
+grid:
+  model.sla2_topk_ratio: [0.25, 0.5]
+YAML
+r0=runs/tiny/sla2_topk_ratio=0.25
+r1=runs/tiny/sla2_topk_ratio=0.5
+
+# 1. plan
+if "$sweep" plan sweep.yaml >plan.log 2>&1 && grep -q "^\[0\] sla2_topk_ratio=0.25 " plan.log &&
+  grep -q "^\[1\] sla2_topk_ratio=0.5 " plan.log && grep -q "all 2 configurations are valid" plan.log &&
+  grep -q -- "--set model.sla2_topk_ratio=0.25 --set run.name=sla2_topk_ratio=0.25" plan.log; then
+  ok "plan: 2 runs, overrides listed, configurations valid"
+else bad "plan (see $work/plan.log)"; fi
+
+# 2. run
+"$sweep" run sweep.yaml >run.log 2>&1
+code=$?
+n0=$(grep -c '"loss"' "$r0/metrics.jsonl" 2>/dev/null)
+n1=$(grep -c '"loss"' "$r1/metrics.jsonl" 2>/dev/null)
+if [ $code -eq 0 ] && grep -q '"event": "train_end"' "$r0/metrics.jsonl" && grep -q '"event": "train_end"' "$r1/metrics.jsonl" &&
+  [ "$n0" = 20 ] && [ "$n1" = 20 ]; then
+  ok "run: both runs finished (train_end, 20 step records each)"
+else bad "run: exit $code, step records $n0 and $n1 (see $work/run.log)"; fi
+
+# 3. run again: both skipped
+sum_before=$(cat "$r0/metrics.jsonl" "$r1/metrics.jsonl" | md5sum)
+"$sweep" run sweep.yaml >rerun.log 2>&1
+code=$?
+sum_after=$(cat "$r0/metrics.jsonl" "$r1/metrics.jsonl" | md5sum)
+if [ $code -eq 0 ] && [ "$(grep -c 'skipped' rerun.log)" = 2 ] && ! grep -q "training " rerun.log &&
+  [ "$sum_before" = "$sum_after" ]; then
+  ok "run again: both finished runs skipped, metrics untouched"
+else bad "run again: exit $code (see $work/rerun.log)"; fi
+
+# 4. summary
+if "$sweep" summary sweep.yaml >summary.log 2>&1; then ok "summary: exit 0"; else bad "summary (see $work/summary.log)"; fi
+cat summary.log
+$py - runs/tiny/summary.md <<'PY' && ok "summary.md: 2 rows with numbers, more sparsity at top-k 0.25" || bad "summary.md"
+import sys
+rows = [l for l in open(sys.argv[1]) if l.startswith("|")]
+head = [c.strip() for c in rows[0].strip("|\n").split("|")]
+assert head[:7] == ["run", "status", "steps done", "final loss", "sparsity", "QAT", "images/s"], head
+assert set(rows[1].strip("|\n").replace("|", "")) <= set(":- "), "no separator row"
+body = [[c.strip() for c in r.strip("|\n").split("|")] for r in rows[2:]]
+assert len(body) == 2, f"{len(body)} rows"
+assert [b[0] for b in body] == ["sla2_topk_ratio=0.25", "sla2_topk_ratio=0.5"], [b[0] for b in body]
+for b in body:
+    assert b[1] == "done" and int(b[2]) == 20 and b[5] == "off", b
+    loss, sparsity, speed = float(b[3]), float(b[4]), float(b[6])
+    assert 0 < loss < 10 and 0 < sparsity < 1 and speed > 0, b
+assert float(body[0][4]) > float(body[1][4]), "top-k 0.25 should be sparser than 0.5"
+PY
+$py - runs/tiny/summary.csv <<'PY' && ok "summary.csv: header and 2 numeric rows" || bad "summary.csv"
+import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 2, len(rows)
+for r in rows:
+    assert r["status"] == "done" and r["steps"] == "20", r
+    for k in ("final_loss", "sparsity", "qat", "images_per_s"):
+        assert math.isfinite(float(r[k])), (k, r)
+PY
+$py - runs/tiny/summary.svg <<'PY' && ok "summary.svg: well-formed XML, 2 labelled points, axis titles" || bad "summary.svg"
+import sys, xml.dom.minidom
+doc = xml.dom.minidom.parse(sys.argv[1])
+svg = doc.documentElement
+assert svg.tagName == "svg", svg.tagName
+points = [c for c in svg.getElementsByTagName("circle") if c.getElementsByTagName("title")]
+assert len(points) == 2, f"{len(points)} points"
+texts = [t.firstChild.data for t in svg.getElementsByTagName("text") if t.firstChild]
+assert "sla2_topk_ratio=0.25" in texts and "sla2_topk_ratio=0.5" in texts, texts
+assert any(t.startswith("sparsity") for t in texts) and any(t.startswith("final loss") for t in texts), texts
+PY
+
+# 5. errors name the place
+printf 'name: broken\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.25, 0.5\nruns: []\n' >broken.yaml
+out=$("$sweep" plan broken.yaml 2>&1)
+code=$?
+if [ $code -ne 0 ] && echo "$out" | grep -Eq "broken\.yaml:[0-9]+:[0-9]+: YAML syntax error"; then
+  ok "malformed YAML: $out"
+else bad "malformed YAML: exit $code, '$out'"; fi
+printf 'name: wrong\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: 0.25\n' >wrong.yaml
+out=$("$sweep" plan wrong.yaml 2>&1)
+code=$?
+if [ $code -ne 0 ] && echo "$out" | grep -q "wrong.yaml:4:26: grid.model.sla2_topk_ratio: expected a non-empty list"; then
+  ok "grid value not a list: $out"
+else bad "grid value not a list: exit $code, '$out'"; fi
+printf 'name: invalid\nbase: base.yaml\nruns:\n  - {name: ok}\n  - {name: typo, set: ["optim.lrr=1"]}\n' >invalid.yaml
+out=$("$sweep" plan invalid.yaml 2>&1)
+code=$?
+if [ $code -ne 0 ] && echo "$out" | grep -q "error in run 1 'typo': override 'optim.lrr=1': unknown key 'optim.lrr'"; then
+  ok "invalid override: named with its run"
+else bad "invalid override: exit $code, '$out'"; fi
+
+# 6. preemption: the signal reaches jit-train, 75 comes back, the summary says so
+cat >long.yaml <<'YAML'
+name: long
+base: base.yaml
+out_dir: runs/long
+set: ["train.steps=100000", "train.log_every=1"]
+runs:
+  - {name: first}
+  - {name: second}
+YAML
+"$sweep" run long.yaml >long.log 2>&1 &
+sp=$!
+for _ in $(seq 1 150); do grep -q '"step": 3,' runs/long/first/metrics.jsonl 2>/dev/null && break; sleep 0.2; done
+kill -USR1 $sp
+wait $sp
+code=$?
+if [ $code -eq 75 ] && grep -q '"event": "preempted"' runs/long/first/metrics.jsonl && [ -s runs/long/first/ckpt/latest ] &&
+  [ ! -e runs/long/second ]; then
+  ok "SIGUSR1 to jit-sweep: jit-train checkpointed, exit 75 passed through, next run not started"
+else bad "preemption: exit $code (see $work/long.log)"; fi
+"$sweep" summary long.yaml >long-summary.log 2>&1
+if grep -Eq "^\| first +\| preempted +\| +[0-9]+ \|" long-summary.log && grep -Eq "^\| second +\| - +\| +- \|" long-summary.log; then
+  ok "summary of a preempted and a not-started run"
+else bad "summary of a preempted and a not-started run (see $work/long-summary.log)"; fi
+
+# 7. slurm
+out=$(cd "$src" && "$sweep" slurm "$work/sweep.yaml" --sbatch-args "--partition=cpu --time=01:00:00" 2>/dev/null)
+if [ "$out" = "sbatch --array=0-1 --partition=cpu --time=01:00:00 slurm/sweep.sbatch $work/sweep.yaml" ]; then
+  ok "slurm: $out"
+else bad "slurm: '$out'"; fi
+
+echo "sweep_test: $pass passed, $fail failed"
+[ $fail -eq 0 ]
