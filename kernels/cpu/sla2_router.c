@@ -64,8 +64,9 @@ static void soft_topk_row(float *mrow, const float *prow, int nk, int k, float t
     for (int j = 0; j < nk; j++) mrow[j] = (float)sigmoid_d(prow[j] / (double)tau + lam);
 }
 
-void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
-                     float *mask, float *pc, Sla2Ws *w) {
+/* Smoothing, pooling and projection: w->kmean, qbar, kbar, qt, kt. */
+static void router_prepare(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
+                           Sla2Ws *w) {
     int N = dm->N, d = dm->d, nq = dm->nq, nk = dm->nk;
     for (int c = 0; c < d; c++) {
         double s = 0.0;
@@ -76,6 +77,12 @@ void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const f
     pool_blocks(w->kbar, k, N, d, dm->block_k, nk, w->kmean);
     project_rows(w->qt, w->qbar, Wq, nq, d);
     project_rows(w->kt, w->kbar, Wk, nk, d);
+}
+
+void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
+                     float *mask, float *pc, Sla2Ws *w) {
+    int d = dm->d, nq = dm->nq, nk = dm->nk;
+    router_prepare(dm, q, k, Wq, Wk, w);
     double scale = 1.0 / sqrt((double)d);
     for (int i = 0; i < nq; i++) {
         float *prow = pc + (size_t)i * nk;
@@ -101,15 +108,7 @@ void sla2_router_bwd(const Sla2Dims *dm, const float *q, const float *k, const f
     memset(w->dWk, 0, sizeof(float) * (size_t)d * d);
     if (dm->k_sel >= nk) return; /* M = 1 exactly: no gradient */
     /* Recompute the pooled and projected blocks (cheap) rather than keep them. */
-    for (int c = 0; c < d; c++) {
-        double s = 0.0;
-        for (int n = 0; n < N; n++) s += k[(size_t)n * d + c];
-        w->kmean[c] = (float)(s / N);
-    }
-    pool_blocks(w->qbar, q, N, d, dm->block_q, nq, NULL);
-    pool_blocks(w->kbar, k, N, d, dm->block_k, nk, w->kmean);
-    project_rows(w->qt, w->qbar, Wq, nq, d);
-    project_rows(w->kt, w->kbar, Wk, nk, d);
+    router_prepare(dm, q, k, Wq, Wk, w);
     double scale = 1.0 / sqrt((double)d);
 
     /* dqt_i = sum_j dSc_ij kt_j scale, dkt_j = sum_i dSc_ij qt_i scale */
