@@ -65,6 +65,8 @@ Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scala
 /* mean over the batch of softmax cross-entropy: logits [B, K], labels [B] in [0, K) -> [1] */
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);
 Tensor *op_mean_tokens(Graph *g, Tensor *x);                            /* [B, N, C] -> [B, C] */
+/* overlapping k x k windows at stride s, zero padding pad: [B,C,H,W] -> [B, Ho*Wo, C*k*k] */
+Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad);
 
 /* Shared context of the op implementations: tensors and sizes a backward needs. */
 typedef struct OpCtx {

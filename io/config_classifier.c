@@ -1,5 +1,5 @@
 /* io/config_classifier.c — the evaluation classifier's training configuration
- * (configs/fmnist-classifier.yaml): sections run, data, model, train, bound
+ * (configs/eval/fmnist-classifier.yaml): sections run, data, model, train, bound
  * with the same schema machinery as the run configuration, so errors read
  * FILE:LINE:COL: section.key: problem. Overrides "section.key=value" are
  * grafted onto the YAML tree first and checked exactly like the file. */
@@ -34,10 +34,12 @@ static const CfgField k_model[] = {
     K_INT("img_size", model.img_size, CFGR_GE, 1, 0),
     K_INT("channels", model.channels, CFGR_GE, 1, 0),
     K_INT("patch", model.patch, CFGR_GE, 1, 0),
+    K_INT("window", model.window, CFGR_GE, 0, 0),
     K_INT("depth", model.depth, CFGR_GE_LE, 1, 64),
     K_INT("hidden", model.hidden, CFGR_GE, 1, 0),
     K_INT("heads", model.heads, CFGR_GE, 1, 0),
     K_INT("mlp_hidden", model.mlp_hidden, CFGR_GE, 1, 0),
+    K_BOOL("rope", model.rope),
     K_INT("num_classes", model.num_classes, CFGR_GE, 2, 0),
 };
 
@@ -80,10 +82,10 @@ void classifier_train_defaults(ClassifierTrainConfig *c) {
     k_set_str(c->out, sizeof c->out, "models/fmnist-classifier.h5");
     k_set_str(c->data_train, sizeof c->data_train, "data/fmnist");
     k_set_str(c->data_test, sizeof c->data_test, "data/fmnist-test");
-    c->model = (ClassifierConfig){.img_size = 32, .channels = 1, .patch = 4, .depth = 4, .hidden = 64, .heads = 4,
-                                  .mlp_hidden = 128, .num_classes = 10};
-    c->steps = 2000, c->batch_size = 64, c->warmup_steps = 100, c->log_every = 100, c->eval_batch = 500;
-    c->lr = 2e-3f, c->min_lr = 0.0f, c->weight_decay = 0.05f, c->beta1 = 0.9f, c->beta2 = 0.99f, c->grad_clip = 1.0f;
+    c->model = (ClassifierConfig){.img_size = 32, .channels = 1, .patch = 4, .window = 8, .depth = 4, .hidden = 64,
+                                  .heads = 4, .mlp_hidden = 128, .rope = 1, .num_classes = 10};
+    c->steps = 9375, c->batch_size = 32, c->warmup_steps = 100, c->log_every = 500, c->eval_batch = 64;
+    c->lr = 1.5e-3f, c->min_lr = 0.0f, c->weight_decay = 0.05f, c->beta1 = 0.9f, c->beta2 = 0.99f, c->grad_clip = 1.0f;
 }
 
 /* "section.key=value": the value parsed as YAML and set in the tree (the
@@ -151,6 +153,10 @@ static int k_bind(const CfgBinder *b, const YamlNode *root, ClassifierTrainConfi
     if (m->img_size % m->patch)
         return cfg_error(b, yaml_tree_get(msec, "patch"), "model.patch", "model.img_size (%d) must be a multiple of "
                          "model.patch (%d)", m->img_size, m->patch);
+    if (m->window && (m->window < m->patch || (m->window - m->patch) % 2))
+        return cfg_error(b, yaml_tree_get(msec, "window"), "model.window",
+                         "must be 0 (plain patches) or model.patch (%d) plus an even number, got %d", m->patch,
+                         m->window);
     if (m->hidden % m->heads)
         return cfg_error(b, yaml_tree_get(msec, "heads"), "model.heads",
                          "model.hidden (%d) must be a multiple of model.heads (%d)", m->hidden, m->heads);

@@ -166,6 +166,12 @@ typedef struct OpTable {
     void (*xent_fwd)(float *loss, float *probs, const float *logits, const int *labels, int B, int K);
     void (*xent_bwd)(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
 
+    /* Overlapping patches: img [B, C, H, W] -> [B, Ho*Wo, C*k*k], token (oy, ox)
+     * = the k x k window at (oy*s - pad, ox*s - pad) in (channel, row, col)
+     * order, zero outside; Ho = (H + 2 pad - k)/s + 1 (Wo alike). */
+    void (*unfold_fwd)(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad);
+    void (*unfold_bwd)(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad);
+
     /* out [B, C] = mean over the N tokens of x [B, N, C] */
     void (*mean_tokens_fwd)(float *out, const float *x, int B, int N, int C);
     void (*mean_tokens_bwd)(float *dx, const float *dout, int B, int N, int C);

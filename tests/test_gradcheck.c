@@ -806,6 +806,52 @@ Test(gradcheck, mean_tokens) {
     graph_free(&g);
 }
 
+typedef struct { int B, C, H, W, k, s, pad; } UnfoldDims;
+
+static void ref_unfold(const void *ctx, const double *const *in, double *out) {
+    const UnfoldDims *d = ctx;
+    int Ho = (d->H + 2 * d->pad - d->k) / d->s + 1, Wo = (d->W + 2 * d->pad - d->k) / d->s + 1;
+    size_t o = 0;
+    for (int b = 0; b < d->B; b++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int c = 0; c < d->C; c++)
+                    for (int ky = 0; ky < d->k; ky++)
+                        for (int kx = 0; kx < d->k; kx++) {
+                            int y = oy * d->s - d->pad + ky, x = ox * d->s - d->pad + kx;
+                            out[o++] = y >= 0 && y < d->H && x >= 0 && x < d->W
+                                           ? in[0][(((size_t)b * d->C + c) * d->H + y) * d->W + x]
+                                           : 0.0;
+                        }
+}
+
+static void check_unfold(UnfoldDims d, uint64_t r_stream) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *img = GC_NORMAL(&g, 1, 1.0f, 4, d.B, d.C, d.H, d.W);
+    Tensor *y = op_unfold(&g, img, d.k, d.s, d.pad);
+    int Ho = (d.H + 2 * d.pad - d.k) / d.s + 1, Wo = (d.W + 2 * d.pad - d.k) / d.s + 1;
+    cr_assert(y->shape[1] == Ho * Wo && y->shape[2] == d.C * d.k * d.k);
+    GC_EXPECT(&g, {.op = "unfold", .n_in = 1, .in = {img}, .in_name = {"img"}, .n_out = 1, .out = {y},
+                   .ref = ref_unfold, .ctx = &d, .r_stream = r_stream});
+    graph_free(&g);
+}
+
+/* overlapping windows with padding on a non-square image, and windows that overlap by more than the stride */
+Test(gradcheck, unfold) { check_unfold((UnfoldDims){2, 2, 7, 6, 4, 2, 1}, 137); }
+Test(gradcheck, unfold_wide) { check_unfold((UnfoldDims){1, 1, 8, 8, 6, 2, 2}, 138); }
+
+/* window = stride, no padding: exactly patchify */
+Test(gradcheck, unfold_is_patchify) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *img = GC_NORMAL(&g, 1, 1.0f, 4, 2, 3, 8, 12);
+    Tensor *a = op_unfold(&g, img, 4, 4, 0), *b = op_patchify(&g, img, 4);
+    cr_assert(tensor_same_shape(a, b));
+    cr_expect(memcmp(a->data, b->data, a->numel * sizeof(float)) == 0, "unfold(k = s, pad 0) differs from patchify");
+    graph_free(&g);
+}
+
 /* ------------------------------------------------- ops that record nothing */
 
 /* Calls every op once on inputs that do (req) or do not require gradients;
@@ -848,6 +894,7 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     static const int cls[6] = {0, 3, 11, 5, 5, 1};
     outs[n++] = op_cross_entropy(g, w, cls); /* w as [6, 12] logits */
     outs[n++] = op_mean_tokens(g, x);
+    outs[n++] = op_unfold(g, img, 3, 2, 1);
     return n;
 }
 

@@ -20,9 +20,14 @@ void classifier_config_finish(ClassifierConfig *c) {
           c->channels);
     CHECK(c->patch > 0 && c->img_size % c->patch == 0, "classifier: img_size %d is not a multiple of patch %d",
           c->img_size, c->patch);
+    if (c->window == 0) c->window = c->patch;
+    CHECK(c->window >= c->patch && (c->window - c->patch) % 2 == 0,
+          "classifier: window %d must be the patch size %d or larger by an even number", c->window, c->patch);
     CHECK(c->depth >= 1 && c->depth <= 64, "classifier: depth %d outside [1, 64]", c->depth);
     CHECK(c->heads > 0 && c->hidden > 0 && c->hidden % c->heads == 0,
           "classifier: hidden %d must be a positive multiple of heads %d", c->hidden, c->heads);
+    CHECK(!c->rope || (c->hidden / c->heads) % 4 == 0, "classifier: 2D RoPE needs hidden/heads = %d divisible by 4",
+          c->hidden / c->heads);
     CHECK(c->mlp_hidden > 0, "classifier: mlp_hidden %d must be positive", c->mlp_hidden);
     CHECK(c->num_classes >= 2, "classifier: num_classes %d must be at least 2", c->num_classes);
     c->grid = c->img_size / c->patch;
@@ -54,12 +59,21 @@ static void reg(ClsReg *r, Tensor **slot, const char *name, ParamInit init, floa
     r->slots[r->n++] = (ClsSlot){slot, idx};
 }
 
-static void reg_linear(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in) {
+/* name = prefix + "." + suffix, checked against the name limit. */
+static const char *join(char *buf, const char *prefix, const char *suffix) {
+    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
+    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
+    return buf;
+}
+
+static void reg_linear_init(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in, ParamInit init) {
     char name[PARAM_NAME_MAX];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    reg(r, w, name, INIT_XAVIER_UNIFORM, 0.0f, true, 2, out, in);
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    reg(r, b, name, INIT_ZERO, 0.0f, false, 1, out, 0);
+    reg(r, w, join(name, prefix, "weight"), init, 0.0f, true, 2, out, in);
+    reg(r, b, join(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
+}
+
+static void reg_linear(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in) {
+    reg_linear_init(r, w, b, prefix, out, in, INIT_XAVIER_UNIFORM);
 }
 
 void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed) {
@@ -68,7 +82,7 @@ void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed)
     classifier_config_finish(&m->cfg);
     m->test_accuracy = -1;
     const ClassifierConfig *c = &m->cfg;
-    int D = c->hidden, P = c->channels * c->patch * c->patch;
+    int D = c->hidden, P = c->channels * c->window * c->window;
     params_create(&m->params);
     m->blocks = core_calloc((size_t)c->depth * sizeof(ClsBlock));
     ClsReg r = {.m = m};
@@ -81,14 +95,21 @@ void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed)
         reg(&r, &b->norm1, name, INIT_ONE, 0.0f, false, 1, D, 0);
         snprintf(pre, sizeof pre, "blocks.%d.attn.qkv", i);
         reg_linear(&r, &b->qkv_w, &b->qkv_b, pre, 3 * D, D);
+        if (c->rope) {
+            snprintf(name, sizeof name, "blocks.%d.attn.q_norm.weight", i);
+            reg(&r, &b->q_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+            snprintf(name, sizeof name, "blocks.%d.attn.k_norm.weight", i);
+            reg(&r, &b->k_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+        }
         snprintf(pre, sizeof pre, "blocks.%d.attn.proj", i);
-        reg_linear(&r, &b->proj_w, &b->proj_b, pre, D, D);
+        /* the residual branches' output projections start at zero: every block starts as the identity */
+        reg_linear_init(&r, &b->proj_w, &b->proj_b, pre, D, D, INIT_ZERO);
         snprintf(name, sizeof name, "blocks.%d.norm2.weight", i);
         reg(&r, &b->norm2, name, INIT_ONE, 0.0f, false, 1, D, 0);
         snprintf(pre, sizeof pre, "blocks.%d.mlp.w12", i);
         reg_linear(&r, &b->w12_w, &b->w12_b, pre, 2 * c->mlp_hidden, D);
         snprintf(pre, sizeof pre, "blocks.%d.mlp.w3", i);
-        reg_linear(&r, &b->w3_w, &b->w3_b, pre, D, c->mlp_hidden);
+        reg_linear_init(&r, &b->w3_w, &b->w3_b, pre, D, c->mlp_hidden, INIT_ZERO);
     }
     reg(&r, &m->norm, "norm.weight", INIT_ONE, 0.0f, false, 1, D, 0);
     reg_linear(&r, &m->head_w, &m->head_b, "head", c->num_classes, D);
@@ -96,10 +117,25 @@ void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed)
     params_init(&m->params, seed);
     for (int i = 0; i < r.n; i++) *r.slots[i].slot = params_at(&m->params, r.slots[i].index);
     core_free(r.slots);
+    if (c->rope) {
+        /* JiT's 2D RoPE: pairs [0, hd/4) turn by row * f_k, pairs [hd/4, hd/2) by col * f_k */
+        int half = c->head_dim / 2, quarter = c->head_dim / 4;
+        m->rope_cos = core_malloc(sizeof(float) * (size_t)c->tokens * half);
+        m->rope_sin = core_malloc(sizeof(float) * (size_t)c->tokens * half);
+        for (int t = 0; t < c->tokens; t++)
+            for (int j = 0; j < half; j++) {
+                int k = j < quarter ? j : j - quarter;
+                double a = (j < quarter ? t / c->grid : t % c->grid) * pow(10000.0, -2.0 * k / half);
+                m->rope_cos[(size_t)t * half + j] = (float)cos(a);
+                m->rope_sin[(size_t)t * half + j] = (float)sin(a);
+            }
+    }
 }
 
 void classifier_free(Classifier *m) {
     params_destroy(&m->params);
+    core_free(m->rope_cos);
+    core_free(m->rope_sin);
     core_free(m->blocks);
     memset(m, 0, sizeof *m);
 }
@@ -111,6 +147,10 @@ static Tensor *cls_block(Classifier *m, Graph *g, int i, Tensor *x) {
     Tensor *h = op_rmsnorm(g, x, b->norm1, CLS_RMS_EPS);
     Tensor *q, *k, *v;
     op_qkv_split(g, op_linear(g, h, b->qkv_w, b->qkv_b), m->cfg.heads, &q, &k, &v);
+    if (m->cfg.rope) {
+        q = op_rope(g, op_rmsnorm(g, q, b->q_norm, CLS_RMS_EPS), m->rope_cos, m->rope_sin, 0);
+        k = op_rope(g, op_rmsnorm(g, k, b->k_norm, CLS_RMS_EPS), m->rope_cos, m->rope_sin, 0);
+    }
     x = op_add(g, x, op_linear(g, op_attention(g, q, k, v), b->proj_w, b->proj_b));
     h = op_rmsnorm(g, x, b->norm2, CLS_RMS_EPS);
     Tensor *hid = op_swiglu(g, op_linear(g, h, b->w12_w, b->w12_b));
@@ -120,7 +160,9 @@ static Tensor *cls_block(Classifier *m, Graph *g, int i, Tensor *x) {
 Tensor *classifier_forward(Classifier *m, Graph *g, Tensor *img, Tensor **features) {
     const ClassifierConfig *c = &m->cfg;
     CHECK_SHAPE(img, 4, -1, c->channels, c->img_size, c->img_size);
-    Tensor *x = op_linear(g, op_patchify(g, img, c->patch), m->patch_w, m->patch_b);
+    Tensor *tok = c->window > c->patch ? op_unfold(g, img, c->window, c->patch, (c->window - c->patch) / 2)
+                                       : op_patchify(g, img, c->patch);
+    Tensor *x = op_linear(g, tok, m->patch_w, m->patch_b);
     x = op_add_rows(g, x, m->pos);
     for (int i = 0; i < c->depth; i++) x = cls_block(m, g, i, x);
     Tensor *f = op_mean_tokens(g, op_rmsnorm(g, x, m->norm, CLS_RMS_EPS));
@@ -204,6 +246,8 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     attr_int(f, "img_size", c->img_size);
     attr_int(f, "channels", c->channels);
     attr_int(f, "patch", c->patch);
+    attr_int(f, "window", c->window);
+    attr_int(f, "rope", c->rope);
     attr_int(f, "depth", c->depth);
     attr_int(f, "hidden", c->hidden);
     attr_int(f, "heads", c->heads);
@@ -267,7 +311,7 @@ static char *read_attr_str(hid_t f, const char *name) {
 void classifier_load(const char *path, Classifier *m) {
     struct stat sb;
     CHECK(path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode),
-          "classifier file %s does not exist (train one: jit-classify train --config configs/fmnist-classifier.yaml)",
+          "classifier file %s does not exist (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)",
           path ? path : "(none)");
     io_hdf5_lock();
     hid_t f;
@@ -287,6 +331,8 @@ void classifier_load(const char *path, Classifier *m) {
         CHECK(v > 0 && v < (1 << 20), "%s: attribute %s = %lld is not a valid size", path, keys[i], v);
         *dst[i] = (int)v;
     }
+    if (read_attr_int(f, path, "window", 0, &v)) c.window = (int)v;
+    if (read_attr_int(f, path, "rope", 0, &v)) c.rope = (int)v;
     io_hdf5_unlock();
     classifier_build(m, &c, 0);
     io_hdf5_lock();

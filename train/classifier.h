@@ -2,13 +2,14 @@
  * framework's own ops, whose penultimate layer gives the features of the
  * sample-quality metrics (train/frechet.h, jit-eval; docs/eval.md).
  *
- *   img [B, C, H, W] -> patches (p x p) -> linear -> + learned position table
+ *   img [B, C, H, W] -> patches (p x p, or overlapping w x w windows at stride p)
+ *   -> linear -> + learned position table
  *   -> depth x pre-norm blocks: x += attn(rmsnorm(x)); x += swiglu-mlp(rmsnorm(x))
  *   -> rmsnorm -> mean over tokens = features [B, hidden] -> linear -> logits [B, K]
  *
  * Weights file (HDF5, "jit-classifier-v1"): /params/<name> one float32
  * dataset per parameter (e.g. "blocks.0.attn.qkv.weight"); root attributes:
- * format, img_size, channels, patch, depth, hidden, heads, mlp_hidden,
+ * format, img_size, channels, patch, window, depth, hidden, heads, mlp_hidden,
  * num_classes (the architecture), test_accuracy, train_steps, train_seconds,
  * seed and config (the YAML it was trained with). */
 #ifndef TRAIN_CLASSIFIER_H
@@ -26,14 +27,17 @@
 
 typedef struct ClassifierConfig {
     int img_size, channels, patch;
+    int window; /* patch embedding window: 0 or = patch: plain patches; > patch: overlapping
+                 * window x window pixels around each patch (zero padding (window - patch)/2) */
     int depth, hidden, heads, mlp_hidden;
+    int rope;        /* qk-norm and 2D RoPE in attention (head_dim divisible by 4) */
     int num_classes;
     /* derived by classifier_config_finish */
     int grid, tokens, head_dim;
 } ClassifierConfig;
 
 typedef struct ClsBlock {
-    Tensor *norm1, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    Tensor *norm1, *qkv_w, *qkv_b, *q_norm, *k_norm, *proj_w, *proj_b;
     Tensor *norm2, *w12_w, *w12_b, *w3_w, *w3_b;
 } ClsBlock;
 
@@ -43,6 +47,7 @@ typedef struct Classifier {
     Tensor *patch_w, *patch_b, *pos;
     ClsBlock *blocks;
     Tensor *norm, *head_w, *head_b;
+    float *rope_cos, *rope_sin; /* [tokens, head_dim/2] when cfg.rope */
     /* from a loaded file (-1 / 0 when unknown) */
     double test_accuracy;
     long train_steps;
@@ -91,7 +96,7 @@ typedef struct ClassifierTrainConfig {
 } ClassifierTrainConfig;
 
 void classifier_train_defaults(ClassifierTrainConfig *c);
-/* Load YAML (sections run, data, model, train; see configs/fmnist-classifier.yaml)
+/* Load YAML (sections run, data, model, train; see configs/eval/fmnist-classifier.yaml)
  * and apply overrides "section.key=value". Returns 0, or -1 with
  * "FILE:LINE:COL: section.key: problem" (or "override 'K=V': ...") in err. */
 int classifier_train_config_load(ClassifierTrainConfig *c, const char *path, int n_over, char *const *over, char *err,

@@ -1,14 +1,16 @@
 /* train/classify_main.c — jit-classify: train and test the evaluation
  * classifier (train/classifier.h, docs/eval.md).
  *
- *   jit-classify train --config configs/fmnist-classifier.yaml [--set section.key=value ...] [--out FILE]
+ *   jit-classify train --config configs/eval/fmnist-classifier.yaml [--set section.key=value ...] [--out FILE]
  *       trains on data.train, prints the test accuracy on data.test and the
  *       training time, writes the weights (HDF5) to run.out (or --out).
  *   jit-classify test --model FILE --data DIR [--batch N]
  *       prints the accuracy (overall and per class) of a weights file on a shard set. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -21,6 +23,22 @@ static _Noreturn void usage(const char *why) {
                     "  jit-classify train --config FILE [--set section.key=value ...] [--out FILE]\n"
                     "  jit-classify test --model FILE --data DIR [--batch N]\n");
     exit(2);
+}
+
+/* mkdir -p of the folder that will hold `path` */
+static void make_parent(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char *slash = strrchr(tmp, '/');
+    if (!slash || slash == tmp) return;
+    *slash = 0;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create the folder %s: %s", tmp, strerror(errno));
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -45,6 +63,7 @@ static int cmd_train(int argc, char **argv) {
     }
     core_free(over);
     if (out) snprintf(c.out, sizeof c.out, "%s", out);
+    make_parent(c.out); /* before the training, not after */
     Classifier m;
     ClassifierTrainResult r = classifier_train(&c, &m, stdout);
     printf("jit-classify: trained %d steps in %.1f s; test accuracy %.4f on %d images of %s\n", c.steps,
@@ -59,7 +78,7 @@ static int cmd_train(int argc, char **argv) {
 
 static int cmd_test(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
-    int batch = 500;
+    int batch = 64;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage("missing value");

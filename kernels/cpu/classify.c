@@ -62,3 +62,46 @@ void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C) {
         }
     }
 }
+
+/* Overlapping patches (im2col): token (oy, ox) holds the k x k window at rows
+ * oy*s - pad .. + k, columns ox*s - pad .. + k of every channel, in (channel,
+ * row, col) order, zero outside the image. k = s, pad = 0 is patchify. */
+void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad) {
+    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1, P = C * k * k;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Ho * Wo; t++) {
+            int oy = t / Wo, ox = t % Wo;
+            float *o = out + ((size_t)b * Ho * Wo + t) * P;
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < k; ky++) {
+                    int y = oy * s - pad + ky;
+                    for (int kx = 0; kx < k; kx++) {
+                        int x = ox * s - pad + kx;
+                        o[((size_t)c * k + ky) * k + kx] =
+                            y >= 0 && y < H && x >= 0 && x < W ? img[(((size_t)b * C + c) * H + y) * W + x] : 0.0f;
+                    }
+                }
+        }
+}
+
+/* Per sample: a sample's windows only touch its own image, so the sums are
+ * in a fixed order whatever the threads. */
+void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad) {
+    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1, P = C * k * k;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Ho * Wo; t++) {
+            int oy = t / Wo, ox = t % Wo;
+            const float *d = dout + ((size_t)b * Ho * Wo + t) * P;
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < k; ky++) {
+                    int y = oy * s - pad + ky;
+                    if (y < 0 || y >= H) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int x = ox * s - pad + kx;
+                        if (x >= 0 && x < W) dimg[(((size_t)b * C + c) * H + y) * W + x] += d[((size_t)c * k + ky) * k + kx];
+                    }
+                }
+        }
+}

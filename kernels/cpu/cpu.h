@@ -101,5 +101,7 @@ void cpu_xent_fwd(float *loss, float *probs, const float *logits, const int *lab
 void cpu_xent_bwd(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
 void cpu_mean_tokens_fwd(float *out, const float *x, int B, int N, int C);
 void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C);
+void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad);
+void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad);
 
 #endif

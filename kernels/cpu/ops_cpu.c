@@ -51,5 +51,7 @@ const OpTable ops_cpu = {
     .xent_bwd = cpu_xent_bwd,
     .mean_tokens_fwd = cpu_mean_tokens_fwd,
     .mean_tokens_bwd = cpu_mean_tokens_bwd,
+    .unfold_fwd = cpu_unfold_fwd,
+    .unfold_bwd = cpu_unfold_bwd,
     .accumulate = cpu_accumulate,
 };
