@@ -57,7 +57,7 @@ static void attention_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
     int B = c->dim[0], H = c->dim[1], N = c->dim[2], hd = c->dim[3];
-    float *scratch = graph_alloc(g, (size_t)B * H * N * N * sizeof(float));
+    float *scratch = graph_alloc(g, g->ops->attention_scratch_floats(B, H, N, hd) * sizeof(float));
     g->ops->attention_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), scratch,
                           c->out->grad, c->saved->data, c->in[0]->data, c->in[1]->data, c->in[2]->data, B, H, N, hd);
 }
@@ -68,7 +68,9 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {
     CHECK_SHAPE(k, 4, B, H, N, hd);
     CHECK_SHAPE(v, 4, B, H, N, hd);
     Tensor *out = graph_new(g, 3, B, N, H * hd);
-    Tensor *att = graph_new(g, 4, B, H, N, N);
+    /* What backward needs, in the backend's format (probabilities or LSE). */
+    size_t n_saved = g->ops->attention_saved_floats(B, H, N, hd);
+    Tensor *att = graph_new(g, 1, (int)n_saved);
     g->ops->attention_fwd(out->data, att->data, q->data, k->data, v->data, B, H, N, hd);
     if (GRAPH_TRACK(g, out, q, k, v)) {
         OpCtx *c = op_ctx(g, out);

@@ -43,7 +43,7 @@ static void sla2_bwd(Graph *g, void *p) {
     if (!c->q->grad) memset(dq, 0, c->q->numel * sizeof(float));
     if (!c->k->grad) memset(dk, 0, c->k->numel * sizeof(float));
     if (!c->v->grad) memset(dv, 0, c->v->numel * sizeof(float));
-    float *ws = graph_alloc(g, sla2_workspace_floats(&c->dm) * sizeof(float));
+    float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&c->dm) * sizeof(float));
     g->ops->sla2_bwd(dq, dk, dv, c->dm.soft ? graph_grad(g, c->pq) : NULL, c->dm.soft ? graph_grad(g, c->pk) : NULL,
                      graph_grad(g, c->al), ws, c->out->grad, &c->sv, c->q->data, c->k->data, c->v->data, c->pq->data,
                      c->pk->data, c->al->data, &c->dm);
@@ -80,7 +80,7 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
         .o_l = graph_alloc(g, tok * sizeof(float)),
     };
     Tensor *out = graph_new(g, 3, B, N, H * d);
-    float *ws = graph_alloc(g, sla2_workspace_floats(&dm) * sizeof(float));
+    float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&dm) * sizeof(float));
     g->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,
                      &dm);
     if (stats) {

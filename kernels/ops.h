@@ -92,12 +92,17 @@ typedef struct OpTable {
                           int hd);
 
     /* softmax(q k^T / sqrt(hd)) v with fp32 logits; q, k, v [B, H, N, hd] ->
-     * out [B, N, H*hd] (heads merged); att [B, H, N, N] keeps the
-     * probabilities for backward; scratch needs B*H*N*N floats in backward. */
-    void (*attention_fwd)(float *out, float *att, const float *q, const float *k, const float *v, int B, int H,
+     * out [B, N, H*hd] (heads merged). `saved` keeps what backward needs, in
+     * a backend's own format and size (attention_saved_floats): the CPU keeps
+     * the probabilities [B, H, N, N], the GPU only the log-sum-exp [B, H, N]
+     * (flash-style: no N x N matrix in memory). Backward gets
+     * attention_scratch_floats of scratch. */
+    void (*attention_fwd)(float *out, float *saved, const float *q, const float *k, const float *v, int B, int H,
                           int N, int hd);
-    void (*attention_bwd)(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+    void (*attention_bwd)(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *saved,
                           const float *q, const float *k, const float *v, int B, int H, int N, int hd);
+    size_t (*attention_saved_floats)(int B, int H, int N, int hd);
+    size_t (*attention_scratch_floats)(int B, int H, int N, int hd);
 
     /* img [B, C, H, W] -> patches [B, (H/p)*(W/p), C*p*p] in (channel, row, col) order */
     void (*patchify_fwd)(float *out, const float *img, int B, int C, int H, int W, int p);
@@ -156,6 +161,9 @@ typedef struct OpTable {
                      const float *v, const float *proj_q, const float *proj_k, const float *alpha_logit,
                      const Sla2Dims *dm);
 
+    /* Workspace (floats) the backend's SLA2 kernels need for one call. */
+    size_t (*sla2_workspace_floats)(const Sla2Dims *dm);
+
     /* loss = mean((a - b)^2) over n elements (router distillation) */
     void (*mse_fwd)(float *loss, const float *a, const float *b, size_t n);
     void (*mse_bwd)(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
@@ -181,8 +189,5 @@ typedef struct OpTable {
 } OpTable;
 
 extern const OpTable ops_cpu;
-
-/* Workspace (floats) the SLA2 kernels need for one call, forward or backward. */
-size_t sla2_workspace_floats(const Sla2Dims *dm);
 
 #endif

@@ -133,7 +133,7 @@ static void run_kernel(int soft, float ratio, float *mask_out, int *nq, int *nk)
     size_t blk = (size_t)B * H * dm.nq * dm.nk, tok = (size_t)B * H * N * d;
     Sla2Saved sv = {.mask = mask_out, .pc = malloc(sizeof(float) * blk), .lse = malloc(sizeof(float) * B * H * N),
                     .o_s = malloc(sizeof(float) * tok), .o_l = malloc(sizeof(float) * tok)};
-    float *ws = malloc(sizeof(float) * sla2_workspace_floats(&dm)), *out = malloc(sizeof(float) * tok);
+    float *ws = malloc(sizeof(float) * ops_cpu.sla2_workspace_floats(&dm)), *out = malloc(sizeof(float) * tok);
     ops_cpu.sla2_fwd(out, &sv, ws, in.q->data, in.k->data, in.v->data, in.pq->data, in.pk->data, in.al->data, &dm);
     for (size_t i = 0; i < tok; i++) cr_assert(isfinite(out[i]));
     *nq = dm.nq, *nk = dm.nk;

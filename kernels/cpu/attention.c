@@ -43,6 +43,17 @@ void cpu_qkv_split_bwd(float *dqkv, const float *dq, const float *dk, const floa
         }
 }
 
+/* The CPU keeps the probabilities for backward (one sgemm instead of
+ * recomputing them), and backward needs one N x N buffer per (b, h). */
+size_t cpu_attention_saved_floats(int B, int H, int N, int hd) {
+    (void)hd;
+    return (size_t)B * H * N * N;
+}
+size_t cpu_attention_scratch_floats(int B, int H, int N, int hd) {
+    (void)hd;
+    return (size_t)B * H * N * N;
+}
+
 void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v, int B, int H, int N,
                        int hd) {
     int C = H * hd;

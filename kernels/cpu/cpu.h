@@ -62,6 +62,8 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
                        int hd);
 void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                        const float *q, const float *k, const float *v, int B, int H, int N, int hd);
+size_t cpu_attention_saved_floats(int B, int H, int N, int hd);
+size_t cpu_attention_scratch_floats(int B, int H, int N, int hd);
 /* image.c */
 void cpu_patchify_fwd(float *out, const float *img, int B, int C, int H, int W, int p);
 void cpu_patchify_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int p);
@@ -83,6 +85,7 @@ struct Sla2Saved;
 struct Sla2Stats;
 void cpu_sla2_fwd(float *out, const struct Sla2Saved *sv, float *workspace, const float *q, const float *k,
                   const float *v, const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
+size_t cpu_sla2_workspace_floats(const struct Sla2Dims *dm);
 void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float *dalpha_logit, float *workspace,
                   const float *dout, const struct Sla2Saved *sv, const float *q, const float *k, const float *v,
                   const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);

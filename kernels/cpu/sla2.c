@@ -44,7 +44,7 @@ void sla2_ws_map(Sla2Ws *w, float *base, const Sla2Dims *dm) {
     w->rowtmp = (double *)p; /* 64-byte aligned: every slice is a multiple of 16 floats */
 }
 
-size_t sla2_workspace_floats(const Sla2Dims *dm) { return (size_t)dm->B * dm->H * sla2_ws_per_pair(dm); }
+size_t cpu_sla2_workspace_floats(const Sla2Dims *dm) { return (size_t)dm->B * dm->H * sla2_ws_per_pair(dm); }
 
 /* The pair's alpha gradient lives after rowtmp's nk + d doubles. */
 static float *ws_dalpha(Sla2Ws *w, const Sla2Dims *dm) { return (float *)(w->rowtmp + dm->nk + dm->d); }
