@@ -9,7 +9,10 @@
 #      and a wrong value), an invalid override names the run;
 #   6. SIGUSR1 to jit-sweep reaches jit-train: checkpoint, exit 75 passed
 #      through; the summary says "preempted" and "-" for a run not started;
-#   7. slurm prints the sbatch array command.
+#   7. slurm prints the sbatch array command;
+#   8. an eval: section: run evaluates finished runs with jit-eval (once),
+#      the summary reads eval.json (Fréchet distance is the plot's y axis),
+#      bad eval: values name FILE:LINE:COL, a failing jit-eval is reported.
 #   usage: sweep_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -167,6 +170,64 @@ out=$(cd "$src" && "$sweep" slurm "$work/sweep.yaml" --sbatch-args "--partition=
 if [ "$out" = "sbatch --array=0-1 --partition=cpu --time=01:00:00 slurm/sweep.sbatch $work/sweep.yaml" ]; then
   ok "slurm: $out"
 else bad "slurm: '$out'"; fi
+
+# 8. eval: jit-eval after each run (a small classifier for the 16x16 data)
+"$build/jit-classify" train --config "$src/configs/eval/fmnist-classifier.yaml" --set data.train="$work/data" \
+  --set data.test="$work/data" --set model.img_size=16 --set model.num_classes=4 --set model.depth=1 \
+  --set train.steps=30 --set train.log_every=10 --out "$work/cls.h5" >cls.log 2>&1 || bad "jit-classify (see $work/cls.log)"
+cat >ev.yaml <<YAML
+name: tiny-sparsity
+base: base.yaml
+out_dir: runs/tiny            # the finished runs of 2.: only evaluated
+set: ["train.log_every=5"]
+grid:
+  model.sla2_topk_ratio: [0.25, 0.5]
+eval: {classifier: $work/cls.h5, real: $work/data, per_class: 2, steps: 2, seed: 1}
+YAML
+"$sweep" plan ev.yaml >evplan.log 2>&1
+if grep -q "then .*jit-eval --checkpoint runs/tiny/sla2_topk_ratio=0.25/ckpt --classifier .*cls.h5 --real .* --per-class 2 --steps 2 --seed 1 --out runs/tiny/sla2_topk_ratio=0.25/eval.json" evplan.log; then
+  ok "plan shows the jit-eval command"
+else bad "plan with eval: (see $work/evplan.log)"; fi
+"$sweep" run ev.yaml >evrun.log 2>&1
+code=$?
+if [ $code -eq 0 ] && [ "$(grep -c 'skipped' evrun.log)" = 2 ] && [ -s "$r0/eval.json" ] && [ -s "$r1/eval.json" ]; then
+  ok "run: finished runs not retrained, both evaluated (eval.json)"
+else bad "run with eval: exit $code (see $work/evrun.log)"; fi
+sum_before=$(cat "$r0/eval.json" "$r1/eval.json" | md5sum)
+"$sweep" run ev.yaml >evrerun.log 2>&1
+if [ $? -eq 0 ] && [ "$(grep -c 'not evaluated again' evrerun.log)" = 2 ] &&
+  [ "$sum_before" = "$(cat "$r0/eval.json" "$r1/eval.json" | md5sum)" ]; then
+  ok "run again: existing eval.json kept"
+else bad "run again with eval: (see $work/evrerun.log)"; fi
+"$sweep" summary ev.yaml >evsummary.log 2>&1
+$py - runs/tiny/summary.csv runs/tiny/summary.svg "$r0/eval.json" <<'PY' && ok "summary: Fréchet distance and accuracy from eval.json, FD on the plot" || bad "summary with eval.json (see $work/evsummary.log)"
+import csv, json, math, sys, xml.dom.minidom
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 2, rows
+ev = json.load(open(sys.argv[3]))
+r0 = [r for r in rows if r["run"] == "sla2_topk_ratio=0.25"][0]
+assert abs(float(r0["frechet_distance"]) - ev["frechet_distance"]) <= 1e-3 * max(1, abs(ev["frechet_distance"])), (r0, ev)
+assert abs(float(r0["conditional_accuracy"]) - ev["conditional_accuracy"]) < 1e-4, (r0, ev)
+texts = [t.firstChild.data for t in xml.dom.minidom.parse(sys.argv[2]).getElementsByTagName("text") if t.firstChild]
+assert any(t.startswith("Fréchet distance") for t in texts), texts
+PY
+printf 'name: e\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.5]\neval:\n  classifier: c.h5\n  real: d\n  per_class: two\n' >evbad.yaml
+out=$("$sweep" plan evbad.yaml 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "evbad.yaml:8:14: eval.per_class: expected an integer >= 0, got 'two'"; then
+  ok "bad eval value: $out"
+else bad "bad eval value: '$out'"; fi
+printf 'name: e\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.5]\neval: {classifier: c.h5}\n' >evmiss.yaml
+out=$("$sweep" plan evmiss.yaml 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "evmiss.yaml:5:7: eval.real: missing"; then
+  ok "eval without real: $out"
+else bad "eval without real: '$out'"; fi
+sed "s#classifier: $work/cls.h5#classifier: $work/missing.h5#" ev.yaml | sed 's#out_dir: runs/tiny #out_dir: runs/tiny2 #' >evfail.yaml
+cp -r runs/tiny runs/tiny2 && rm -f runs/tiny2/*/eval.json
+"$sweep" run evfail.yaml >evfail.log 2>&1
+code=$?
+if [ $code -eq 1 ] && grep -q "missing.h5" evfail.log && grep -q "jit-eval failed with exit code 1" evfail.log; then
+  ok "a failing jit-eval stops the sweep with its exit code and says why"
+else bad "failing jit-eval: exit $code (see $work/evfail.log)"; fi
 
 echo "sweep_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

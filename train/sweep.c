@@ -7,8 +7,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -366,8 +368,64 @@ static int check_unique_names(const SweepReader *r, const Sweep *s) {
     return 0;
 }
 
+static void eval_add(SweepEval *e, const char *a, const char *b) {
+    e->args = core_realloc(e->args, sizeof(char *) * (size_t)(e->n_args + 2));
+    e->args[e->n_args++] = sweep_strdup(a);
+    e->args[e->n_args++] = sweep_strdup(b);
+}
+
+/* eval: {classifier, real, per_class, steps, cfg, ema, seed, batch} -> jit-eval
+ * options. Numbers are checked here, so a typo fails at `plan`, not after
+ * hours of training; what they mean is jit-eval's business (docs/eval.md). */
+static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
+    static const struct {
+        const char *key, *option;
+        int kind; /* 0 string (required), 1 integer >= 0, 2 integer >= -1, 3 number */
+    } known[] = {{"classifier", "--classifier", 0}, {"real", "--real", 0}, {"per_class", "--per-class", 1},
+                 {"steps", "--steps", 1},           {"cfg", "--cfg", 3},   {"ema", "--ema", 2},
+                 {"seed", "--seed", 1},             {"batch", "--batch", 1}};
+    const int n_known = (int)(sizeof known / sizeof known[0]);
+    char got[96], path[96];
+    if (!ev || yaml_tree_is_null(ev)) return 0;
+    if (ev->kind != YAML_TREE_MAP)
+        return sw_error(r, ev, "eval", "expected a map {classifier: FILE, real: DIR, per_class: N, ...}, got %s",
+                        yaml_tree_describe(ev, got, sizeof got));
+    for (int k = 0; k < ev->n; k++) {
+        int j = 0;
+        while (j < n_known && strcmp(ev->keys[k]->text, known[j].key)) j++;
+        if (j == n_known)
+            return sw_error(r, ev->keys[k], "eval",
+                            "unknown key '%s' (known: classifier, real, per_class, steps, cfg, ema, seed, batch)",
+                            ev->keys[k]->text);
+    }
+    s->eval.enabled = 1;
+    for (int j = 0; j < n_known; j++) {
+        const YamlNode *v = yaml_tree_get(ev, known[j].key);
+        snprintf(path, sizeof path, "eval.%s", known[j].key);
+        if (!v || yaml_tree_is_null(v)) {
+            if (known[j].kind == 0) return sw_error(r, v ? v : ev, path, "missing (required when eval: is given)");
+            continue;
+        }
+        if (v->kind != YAML_TREE_SCALAR)
+            return sw_error(r, v, path, "expected a %s, got %s", known[j].kind == 0 ? "path" : "number",
+                            yaml_tree_describe(v, got, sizeof got));
+        if (known[j].kind) {
+            char *end;
+            errno = 0;
+            double x = strtod(v->text, &end);
+            int number = errno == 0 && end != v->text && *end == '\0' && isfinite(x);
+            int integer = number && x == floor(x);
+            static const char *const want[] = {"", "an integer >= 0", "an integer >= -1", "a number >= 0"};
+            int ok = known[j].kind == 1 ? integer && x >= 0 : known[j].kind == 2 ? integer && x >= -1 : number && x >= 0;
+            if (!ok) return sw_error(r, v, path, "expected %s, got '%s'", want[known[j].kind], v->text);
+        }
+        eval_add(&s->eval, known[j].option, v->text);
+    }
+    return 0;
+}
+
 static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
-    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", NULL};
+    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "eval", NULL};
     char got[96];
     if (!root) return sw_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
     if (root->kind != YAML_TREE_MAP)
@@ -376,7 +434,7 @@ static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
         int ok = 0;
         for (int j = 0; known[j]; j++) ok |= !strcmp(root->keys[k]->text, known[j]);
         if (!ok)
-            return sw_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs)",
+            return sw_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs, eval)",
                             root->keys[k]->text);
     }
     if (read_string(r, root, "name", "name", 1, &s->name) || read_string(r, root, "base", "base", 1, &s->base) ||
@@ -391,6 +449,7 @@ static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
     if (read_overrides(r, yaml_tree_get(root, "set"), "set", &s->set, &s->n_set)) return -1;
     if (read_grid(r, yaml_tree_get(root, "grid"), s) || read_runs(r, yaml_tree_get(root, "runs"), s)) return -1;
     if (s->n_runs == 0) return sw_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
+    if (read_eval(r, yaml_tree_get(root, "eval"), s)) return -1;
     return check_unique_names(r, s);
 }
 
@@ -437,6 +496,7 @@ void sweep_free(Sweep *s) {
     }
     core_free(s->runs);
     sweep_free_overrides(s->set, s->n_set);
+    sweep_free_overrides(s->eval.args, s->eval.n_args);
     core_free(s->path), core_free(s->name), core_free(s->base), core_free(s->out_dir);
     memset(s, 0, sizeof *s);
 }

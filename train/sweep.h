@@ -10,6 +10,10 @@
  *     callbacks[1].enable_step: [150, 100000]
  *   runs:                                  # explicit runs, after the grid's
  *     - {name: dense, set: ["model.use_sla2=false", "callbacks=[]"]}
+ *   eval:                                  # optional: jit-eval after each run
+ *     classifier: models/fmnist-classifier.h5
+ *     real: data/fmnist-test
+ *     per_class: 50                        # and steps, cfg, ema, seed, batch
  *
  * The file is read with the project's YAML tree (io/yaml_tree.h), so every
  * error names FILE:LINE:COL, the key and what is wrong, as io/config.c does.
@@ -31,6 +35,13 @@ typedef struct SweepRun {
     char **set;    /* its own overrides: grid "key=value"s, or runs[i].set */
 } SweepRun;
 
+/* The optional eval: section: jit-eval's options for every run. */
+typedef struct SweepEval {
+    int enabled;
+    int n_args;
+    char **args; /* "--classifier", FILE, "--real", DIR, "--per-class", "50", ... */
+} SweepEval;
+
 typedef struct Sweep {
     char *path;    /* the sweep file, for messages */
     char *name;
@@ -40,6 +51,7 @@ typedef struct Sweep {
     char **set;    /* overrides applied to every run, before the run's own */
     int n_runs;
     SweepRun *runs;
+    SweepEval eval;
 } Sweep;
 
 /* Read and check a sweep file. 0 on success; -1 with "FILE:LINE:COL: KEY:

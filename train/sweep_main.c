@@ -8,6 +8,9 @@
  *
  * `run` starts each run as
  *   [LAUNCHER...] jit-train --config BASE --set ... --set run.name=N --set run.out_dir=OUT_DIR/N --resume auto
+ * and, when the sweep has an eval: section, then
+ *   jit-eval --checkpoint OUT_DIR/N/ckpt --classifier ... --real ... --out OUT_DIR/N/eval.json
+ * (the summary's quality axis; a finished run that already has eval.json is not evaluated again);
  * skips runs that finished, stops at the first failure (naming the run and
  * passing its exit code on), and passes exit code 75 (preempted, checkpoint
  * written) straight through so that a SLURM array task is requeued. */
@@ -34,7 +37,8 @@ static void usage(void) {
             "usage: jit-sweep COMMAND SWEEP_FILE [options]\n"
             "  plan     list the runs with their overrides and check each run's configuration\n"
             "  run      [--index I] [--launcher \"mpirun -np 2 ...\"] [--bin DIR] [--keep-going]\n"
-            "           run run I, or every run in order; finished runs are skipped, stopped ones resumed\n"
+            "           run run I, or every run in order; finished runs are skipped, stopped ones resumed;\n"
+            "           with an eval: section, each run is then evaluated by jit-eval (OUT_DIR/<run>/eval.json)\n"
             "  slurm    [--sbatch-args \"...\"] [--submit]\n"
             "           print (or submit) sbatch --array=0-(N-1) ... " SBATCH_SCRIPT " SWEEP_FILE\n"
             "  summary  write OUT_DIR/summary.md, summary.csv and summary.svg and print the table\n"
@@ -248,6 +252,29 @@ static void train_command(const Sweep *s, int i, const Options *o, const char *t
     args_add(a, "auto");
 }
 
+/* jit-eval from the same build as jit-train (same folder), else PATH's. */
+static void eval_binary(const char *train_bin, char *out, size_t len) {
+    const char *slash = strrchr(train_bin, '/');
+    if (slash) snprintf(out, len, "%.*s/jit-eval", (int)(slash - train_bin), train_bin);
+    else snprintf(out, len, "jit-eval");
+}
+
+/* jit-eval runs on one process: sampling a few hundred images does not need
+ * the launcher's ranks. */
+static void eval_command(const Sweep *s, int i, const char *eval_bin, Args *a) {
+    char dir[1024], path[1100];
+    sweep_run_dir(s, i, dir, sizeof dir);
+    memset(a, 0, sizeof *a);
+    args_add(a, eval_bin);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    args_add(a, "--checkpoint");
+    args_add(a, path);
+    for (int k = 0; k < s->eval.n_args; k++) args_add(a, s->eval.args[k]);
+    snprintf(path, sizeof path, "%s/eval.json", dir);
+    args_add(a, "--out");
+    args_add(a, path);
+}
+
 static const char *state_words(RunState st) {
     static const char *const w[] = {"not started", "started", "preempted (resumes)", "finished"};
     return w[st];
@@ -274,6 +301,12 @@ static int cmd_plan(const Sweep *s) {
         printf("    ");
         print_command(stdout, &a);
         args_free(&a);
+        if (s->eval.enabled) {
+            eval_command(s, i, "jit-eval", &a);
+            printf("    then ");
+            print_command(stdout, &a);
+            args_free(&a);
+        }
         /* The first error of each run, under it, with its name. */
         if (!ok) printf("    error in run %d '%s': %s\n", i, s->runs[i].name, err);
         bad += !ok;
@@ -286,7 +319,31 @@ static int cmd_plan(const Sweep *s) {
     return bad ? 1 : 0;
 }
 
-/* Run one run unless it has finished. Returns its exit code (0 for skipped). */
+/* Evaluate run i with jit-eval unless it was not trained now and already has
+ * an eval.json. Returns jit-eval's exit code (0 for skipped). */
+static int eval_one(const Sweep *s, int i, const char *train_bin, int trained_now) {
+    char dir[1024], path[1100], eval_bin[PATH_MAX + 16];
+    sweep_run_dir(s, i, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/eval.json", dir);
+    if (!trained_now && access(path, R_OK) == 0) {
+        printf("jit-sweep: [%d/%d] %s: %s exists, not evaluated again\n", i, s->n_runs, s->runs[i].name, path);
+        return 0;
+    }
+    eval_binary(train_bin, eval_bin, sizeof eval_bin);
+    Args a;
+    eval_command(s, i, eval_bin, &a);
+    printf("jit-sweep: [%d/%d] %s: ", i, s->n_runs, s->runs[i].name);
+    print_command(stdout, &a);
+    int code = run_child(&a);
+    args_free(&a);
+    if (code != 0)
+        fprintf(stderr, "jit-sweep: run %d '%s': jit-eval failed with exit code %d (its output is above); the "
+                        "training run is finished, the same command evaluates it again\n", i, s->runs[i].name, code);
+    return code;
+}
+
+/* Run one run unless it has finished, then evaluate it when the sweep says
+ * so. Returns the first nonzero exit code (0 for skipped). */
 static int run_one(const Sweep *s, int i, const Options *o, const char *train_bin, Config *cfg) {
     const char *name = s->runs[i].name;
     char err[2048];
@@ -302,7 +359,7 @@ static int run_one(const Sweep *s, int i, const Options *o, const char *train_bi
      * asking for more steps later resumes the run instead of skipping it. */
     if (sweep_run_state(dir, &end) == RUN_DONE && end >= cfg->steps) {
         printf("jit-sweep: [%d/%d] %s: finished (train_end at step %ld), skipped\n", i, s->n_runs, name, end);
-        return 0;
+        return s->eval.enabled ? eval_one(s, i, train_bin, 0) : 0;
     }
     Args a;
     train_command(s, i, o, train_bin, &a);
@@ -316,6 +373,7 @@ static int run_one(const Sweep *s, int i, const Options *o, const char *train_bi
     else if (code != 0)
         fprintf(stderr, "jit-sweep: run %d '%s' failed with exit code %d (its output is above; run directory %s)\n",
                 i, name, code, dir);
+    if (code == 0 && s->eval.enabled) code = eval_one(s, i, train_bin, 1);
     return code;
 }
 
