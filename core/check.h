@@ -12,7 +12,13 @@
  * whole MPI job instead of leaving the other ranks waiting. */
 typedef void (*CheckFailHook)(void);
 void check_set_fail_hook(CheckFailHook hook);
-_Noreturn void check_fail(const char *file, int line, const char *what, const char *fmt, ...)
+/* C++ spelling for the CUDA backend's .cu files, which include this header. */
+#ifdef __cplusplus
+#define CHECK_NORETURN [[noreturn]]
+#else
+#define CHECK_NORETURN _Noreturn
+#endif
+CHECK_NORETURN void check_fail(const char *file, int line, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* CHECK(cond, "hint with %d", args): stop with file:line when cond is false. */

@@ -10,9 +10,9 @@
 #include "core/alloc.h"
 #include "core/check.h"
 
-void grad_sync_init(GradSync *s, Comm *c, ParamStore *ps, size_t bucket_bytes) {
+void grad_sync_init(GradSync *s, Comm *c, ParamStore *ps, size_t bucket_bytes, int overlap) {
     memset(s, 0, sizeof *s);
-    s->comm = c, s->ps = ps;
+    s->comm = c, s->ps = ps, s->overlap = overlap;
     s->first_use = core_malloc(sizeof(int) * (size_t)(ps->n ? ps->n : 1));
     s->buckets = core_calloc(sizeof(GradBucket) * (size_t)(ps->n ? ps->n : 1));
     size_t limit = bucket_bytes / sizeof(float);
@@ -69,7 +69,7 @@ void grad_sync_ready(GradSync *s, Graph *g) {
             if (s->first_use[p] < b->ready_at) b->ready_at = s->first_use[p];
     }
     g->param_first_use = NULL;
-    if (s->comm->world > 1) g->after_backward = after_entry;
+    if (s->comm->world > 1 && s->overlap) g->after_backward = after_entry;
     s->t_comm_start = MPI_Wtime();
 }
 

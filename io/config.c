@@ -35,6 +35,7 @@ void config_defaults(Config *c) {
     c->batch_size = 32, c->prefetch = 4, c->hflip = 0;
     c->lr = 5e-4f, c->beta1 = 0.9f, c->beta2 = 0.95f, c->eps = 1e-8f, c->weight_decay = 0.0f;
     c->warmup_steps = 100, c->lr_schedule = LR_CONSTANT, c->min_lr = 0.0f, c->grad_clip = 0.0f, c->grad_accum = 1;
+    c->allreduce = ALLREDUCE_AUTO, c->bucket_mb = 4.0f;
     c->n_ema = 1, c->ema[0] = 0.9999f;
     c->steps = 1000, c->log_every = 10, c->sample_every = 0, c->checkpoint_every = 0;
     c->keep_last = 3, c->keep_every = 0;

@@ -22,6 +22,8 @@
 #define CFG_MAX_CALLBACKS 16
 
 typedef enum { LR_CONSTANT = 0, LR_COSINE = 1 } LrSchedule;
+/* How gradients are all-reduced across ranks (dist.allreduce). */
+typedef enum { ALLREDUCE_AUTO = 0, ALLREDUCE_OVERLAP = 1, ALLREDUCE_BLOCKING = 2 } AllreduceMode;
 typedef enum { RAMP_LINEAR = 0, RAMP_COSINE = 1 } RampShape;
 
 typedef enum {
@@ -92,6 +94,9 @@ typedef struct Config {
     float cfg_lo, cfg_hi;     /* CFG only for cfg_lo < t < cfg_hi */
     int samples_per_class;
     int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
+    /* dist */
+    AllreduceMode allreduce;  /* auto: blocking on CPU ranks, overlapped with backward on GPUs */
+    float bucket_mb;          /* all-reduce bucket size */
     /* logging */
     int progress;             /* -1 auto (a terminal), 0 off, 1 on */
     /* callbacks */

@@ -1,5 +1,5 @@
 /* io/config_schema.c — the sections of a run configuration (run, model,
- * data, optim, train, diffusion, sampling, logging, losses) as schema tables,
+ * data, optim, train, diffusion, sampling, logging, losses, dist) as schema tables,
  * the keys that need code (model.name, lists, progress), and the checks that
  * involve more than one key: the model's divisibility and block indices
  * (done here, with positions, before jit_config_finish's CHECKs could stop
@@ -24,6 +24,7 @@ _Static_assert(sizeof(LrSchedule) == sizeof(int), "enums are stored through int"
 static const char *const cfg_devices[] = {"cpu", "cuda", NULL};
 static const char *const cfg_feature_maps[] = {"softmax", "elu", "relu", NULL}; /* Sla2FeatureMap order */
 static const char *const cfg_lr_schedules[] = {"constant", "cosine", NULL};   /* LrSchedule order */
+static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}; /* AllreduceMode order */
 
 /* --- keys that need code --- */
 
@@ -237,6 +238,11 @@ static const CfgField cfg_sampling[] = {
     F_INT("ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };
 
+static const CfgField cfg_dist[] = {
+    F_ENUM("allreduce", allreduce, cfg_allreduce),
+    F_FLOAT("bucket_mb", bucket_mb, CFGR_GT, 0, 0),
+};
+
 static const CfgField cfg_logging[] = {
     F_CUSTOM("progress", bind_progress, write_progress),
 };
@@ -258,13 +264,14 @@ static const CfgSection cfg_sections[] = {
     SECTION("run", cfg_run),           SECTION("model", cfg_model),         SECTION("data", cfg_data),
     SECTION("optim", cfg_optim),       SECTION("train", cfg_train),         SECTION("diffusion", cfg_diffusion),
     SECTION("sampling", cfg_sampling), SECTION("logging", cfg_logging),     SECTION("losses", cfg_losses),
+    SECTION("dist", cfg_dist),
 };
 #define N_SECTIONS N_FIELDS(cfg_sections)
 
 /* Only the names, for the unknown-key message at the top level. */
 static const CfgField cfg_top[] = {
     {.key = "run"},   {.key = "model"},    {.key = "data"},    {.key = "optim"},  {.key = "train"},
-    {.key = "diffusion"}, {.key = "sampling"}, {.key = "logging"}, {.key = "losses"}, {.key = "callbacks"},
+    {.key = "diffusion"}, {.key = "sampling"}, {.key = "logging"}, {.key = "losses"}, {.key = "dist"}, {.key = "callbacks"},
 };
 
 /* --- checks across keys --- */

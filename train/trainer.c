@@ -139,7 +139,9 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         comm_broadcast(comm, T->opt.m, pbytes, 0);
         comm_broadcast(comm, T->opt.v, pbytes, 0);
         for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, T->ema[k], pbytes, 0);
-        grad_sync_init(&T->sync, comm, &T->model.params, 4u << 20);
+        /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
+        int overlap = c->allreduce == ALLREDUCE_OVERLAP;
+        grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
     }
     if (T->rank == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);

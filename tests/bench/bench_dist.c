@@ -23,7 +23,8 @@
 #include "io/ckpt.h"
 #include "train/jit.h"
 
-static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch, int overlap, double *wait) {
+/* One step with gs (overlapped or blocking, as it was initialised). */
+static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch, double *wait) {
     const JitConfig *mc = &m->cfg;
     int S = mc->img_size, C = mc->in_channels;
     int *y = calloc((size_t)batch, sizeof(int));
@@ -34,13 +35,12 @@ static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch,
     rng_fill_uniform(x->data, x->numel, 1, RNG_STREAM_TEST, 0, -1, 1);
     rng_fill_normal(z->data, z->numel, 2, RNG_STREAM_TEST, 0, 0, 1);
     rng_fill_uniform(t->data, t->numel, 3, RNG_STREAM_TEST, 0, 0, 1);
-    if (overlap) grad_sync_arm(gs, g);
+    grad_sync_arm(gs, g);
     Tensor *loss = op_vloss(g, jit_forward(m, g, z, t, y), x, t);
-    if (overlap) grad_sync_ready(gs, g);
+    grad_sync_ready(gs, g);
     graph_backward(g, loss);
     double tw = MPI_Wtime();
-    if (overlap) grad_sync_finish(gs, g);
-    else comm_allreduce_f32(c, m->params.grad, m->params.padded, COMM_MEAN);
+    grad_sync_finish(gs, g);
     *wait = MPI_Wtime() - tw;
     graph_reset(g);
     free(y);
@@ -85,13 +85,14 @@ int main(int argc, char **argv) {
     /* 2. overlap */
     Graph g;
     graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
-    GradSync gs;
-    grad_sync_init(&gs, &c, &m.params, 4u << 20);
+    GradSync gs, gs_bl;
+    grad_sync_init(&gs, &c, &m.params, 4u << 20, 1);
+    grad_sync_init(&gs_bl, &c, &m.params, 4u << 20, 0); /* dist.allreduce: blocking (the CPU default) */
     double w, s_ov = 0, w_ov = 0, s_bl = 0, w_bl = 0;
-    step_time(&m, &g, &gs, &c, batch, 1, &w); /* warm-up: sizes the arena */
+    step_time(&m, &g, &gs, &c, batch, &w); /* warm-up: sizes the arena */
     for (int s = 0; s < steps; s++) {
-        s_ov += step_time(&m, &g, &gs, &c, batch, 1, &w) / steps, w_ov += w / steps;
-        s_bl += step_time(&m, &g, &gs, &c, batch, 0, &w) / steps, w_bl += w / steps;
+        s_ov += step_time(&m, &g, &gs, &c, batch, &w) / steps, w_ov += w / steps;
+        s_bl += step_time(&m, &g, &gs_bl, &c, batch, &w) / steps, w_bl += w / steps;
     }
     if (c.rank == 0)
         printf("%s, batch %d per rank, %d buckets of <= 4 MB: step %.3f s with overlap (%.3f s = %.1f%% waiting "
@@ -135,6 +136,7 @@ int main(int argc, char **argv) {
     free(ema);
     adamw_free(&opt);
     grad_sync_free(&gs);
+    grad_sync_free(&gs_bl);
     graph_free(&g);
     jit_free(&m);
     comm_finalize(&c);
