@@ -8,16 +8,19 @@
 
 static size_t arena_round(size_t bytes) { return (bytes + CORE_ALIGN - 1) / CORE_ALIGN * CORE_ALIGN; }
 
-void arena_init(Arena *a, size_t capacity) {
+void arena_init_on(Arena *a, size_t capacity, const DeviceMem *mem) {
     memset(a, 0, sizeof *a);
+    a->mem = mem;
     a->capacity = arena_round(capacity ? capacity : CORE_ALIGN);
-    a->base = core_malloc(a->capacity);
+    a->base = mem->alloc(a->capacity);
 }
 
+void arena_init(Arena *a, size_t capacity) { arena_init_on(a, capacity, &device_mem_cpu); }
+
 void arena_free(Arena *a) {
-    for (int i = 0; i < a->n_extra; i++) core_free(a->extra[i]);
+    for (int i = 0; i < a->n_extra; i++) a->mem->free(a->extra[i]);
     core_free(a->extra);
-    core_free(a->base);
+    if (a->mem) a->mem->free(a->base);
     memset(a, 0, sizeof *a);
 }
 
@@ -33,7 +36,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
         a->cap_extra = a->cap_extra ? 2 * a->cap_extra : 16;
         a->extra = core_realloc(a->extra, (size_t)a->cap_extra * sizeof(void *));
     }
-    void *p = core_malloc(bytes);
+    void *p = a->mem->alloc(bytes);
     a->extra[a->n_extra++] = p;
     a->extra_bytes += bytes;
     return p;
@@ -41,7 +44,7 @@ void *arena_alloc(Arena *a, size_t bytes) {
 
 void *arena_calloc(Arena *a, size_t bytes) {
     void *p = arena_alloc(a, bytes);
-    memset(p, 0, bytes);
+    a->mem->zero(p, bytes);
     return p;
 }
 
@@ -49,13 +52,13 @@ void arena_reset(Arena *a) {
     size_t step = a->used + a->extra_bytes;
     if (step > a->high_water) a->high_water = step;
     if (a->n_extra > 0) {
-        for (int i = 0; i < a->n_extra; i++) core_free(a->extra[i]);
+        for (int i = 0; i < a->n_extra; i++) a->mem->free(a->extra[i]);
         a->n_extra = 0;
         a->extra_bytes = 0;
-        core_free(a->base);
+        a->mem->free(a->base);
         /* One block that holds the largest step seen, so later steps do not overflow. */
         a->capacity = arena_round(a->high_water);
-        a->base = core_malloc(a->capacity);
+        a->base = a->mem->alloc(a->capacity);
     }
     a->used = 0;
 }

@@ -8,7 +8,9 @@
 
 void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes) {
     memset(g, 0, sizeof *g);
-    arena_init(&g->arena, arena_bytes);
+    g->mem = device_mem(device);
+    arena_init_on(&g->arena, arena_bytes, g->mem);
+    arena_init(&g->meta, 64u << 10);
     g->ops = ops;
     g->device = device;
     g->grad_enabled = true;
@@ -18,6 +20,7 @@ void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes)
 
 void graph_free(Graph *g) {
     arena_free(&g->arena);
+    arena_free(&g->meta);
     core_free(g->tape);
     memset(g, 0, sizeof *g);
 }
@@ -26,6 +29,7 @@ void graph_reset(Graph *g) {
     g->n_tape = 0;
     g->dropout_calls = 0;
     arena_reset(&g->arena);
+    arena_reset(&g->meta);
 }
 
 bool graph_set_grad(Graph *g, bool enabled) {
@@ -35,7 +39,7 @@ bool graph_set_grad(Graph *g, bool enabled) {
 }
 
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
-    Tensor *t = arena_alloc(&g->arena, sizeof(Tensor));
+    Tensor *t = arena_alloc(&g->meta, sizeof(Tensor));
     memset(t, 0, sizeof *t);
     tensor_set_shape(t, ndim, shape);
     t->dtype = DTYPE_F32;
@@ -45,6 +49,19 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
 }
 
 void *graph_alloc(Graph *g, size_t bytes) { return arena_alloc(&g->arena, bytes); }
+
+void *graph_alloc_host(Graph *g, size_t bytes) { return arena_alloc(&g->meta, bytes); }
+
+void *graph_upload(Graph *g, const void *host, size_t bytes) {
+    void *p = arena_alloc(&g->arena, bytes);
+    g->mem->to_device(p, host, bytes);
+    return p;
+}
+
+void graph_read(Graph *g, const Tensor *t, float *host, size_t n) {
+    CHECK(n <= t->numel, "reading %zu floats of a tensor of %zu", n, t->numel);
+    g->mem->to_host(host, t->data, n * sizeof(float));
+}
 
 bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs) {
     out->requires_grad = false;
@@ -82,7 +99,8 @@ void graph_backward(Graph *g, Tensor *loss) {
 
 void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
     CHECK(t->requires_grad, "backward from a tensor that does not depend on anything requiring a gradient");
-    g->ops->accumulate(graph_grad(g, t), dout, t->numel);
+    const float *d = graph_upload(g, dout, t->numel * sizeof(float)); /* the seed comes from the host */
+    g->ops->accumulate(graph_grad(g, t), d, t->numel);
     for (int i = g->n_tape - 1; i >= 0; i--) {
         g->tape[i].backward(g, g->tape[i].ctx);
         if (g->after_backward) g->after_backward(g->after_backward_ctx, i);

@@ -26,9 +26,11 @@ typedef struct TapeEntry {
 } TapeEntry;
 
 typedef struct Graph {
-    Arena arena;
+    Arena arena;       /* activations, gradients, kernel workspaces: on the device */
+    Arena meta;        /* tensor structs and tape contexts: always host memory */
     const OpTable *ops;
     Device device;
+    const DeviceMem *mem; /* the device's memory functions */
     TapeEntry *tape;
     int n_tape, cap_tape;
     bool grad_enabled; /* false: ops record nothing (sampling, evaluation) */
@@ -55,8 +57,15 @@ bool graph_set_grad(Graph *g, bool enabled);
 /* A new activation tensor from the arena (data uninitialised, no grad yet). */
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape);
 #define graph_new(g, nd, ...) graph_tensor((g), (nd), (const int[]){__VA_ARGS__})
-/* Scratch memory from the arena, for contexts and kernel workspaces. */
+/* Device memory from the arena (kernel workspaces, saved buffers),
+ * uninitialised; the core never dereferences it. */
 void *graph_alloc(Graph *g, size_t bytes);
+/* Host memory for the lifetime of the step (tape contexts). */
+void *graph_alloc_host(Graph *g, size_t bytes);
+/* A device copy of host data (labels, seeds) for the lifetime of the step. */
+void *graph_upload(Graph *g, const void *host, size_t bytes);
+/* Copy a tensor's data (n floats from the start) into host memory. */
+void graph_read(Graph *g, const Tensor *t, float *host, size_t n);
 
 /* Should an op producing `out` from these inputs record itself? Sets
  * out->requires_grad accordingly. NULL inputs are skipped. */
@@ -72,7 +81,8 @@ float *graph_grad(Graph *g, Tensor *t);
 /* Backpropagate from a 1-element loss. */
 void graph_backward(Graph *g, Tensor *loss);
 /* Backpropagate from any tensor with a given output gradient dout (same
- * numel as t): used by gradient checks and by partial backward passes. */
+ * numel as t, in host memory): used by gradient checks and by partial
+ * backward passes. */
 void graph_backward_from(Graph *g, Tensor *t, const float *dout);
 
 #endif

@@ -21,16 +21,14 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
     for (int b = 0; b < B; b++)
         CHECK(labels[b] >= 0 && labels[b] < K, "cross-entropy: label %d of sample %d is outside [0, %d)", labels[b], b,
               K);
+    /* Labels from a host buffer that may change before backward: one device copy. */
+    const int *dlabels = graph_upload(g, labels, (size_t)B * sizeof(int));
     Tensor *out = graph_new(g, 1, 1);
     Tensor *probs = graph_new(g, 2, B, K);
-    g->ops->xent_fwd(out->data, probs->data, logits->data, labels, B, K);
+    g->ops->xent_fwd(out->data, probs->data, logits->data, dlabels, B, K);
     if (GRAPH_TRACK(g, out, logits)) {
-        XentCtx *c = graph_alloc(g, sizeof *c);
-        *c = (XentCtx){.base = {.out = out, .in = {logits}, .saved = probs, .dim = {B, K}}};
-        /* The labels may live in a caller buffer that changes: keep a copy. */
-        int *copy = graph_alloc(g, (size_t)B * sizeof(int));
-        for (int b = 0; b < B; b++) copy[b] = labels[b];
-        c->labels = copy;
+        XentCtx *c = graph_alloc_host(g, sizeof *c);
+        *c = (XentCtx){.base = {.out = out, .in = {logits}, .saved = probs, .dim = {B, K}}, .labels = dlabels};
         graph_record(g, xent_bwd, c, "cross_entropy");
     }
     return out;

@@ -84,15 +84,14 @@ Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B) {
     int V = table->shape[0], C = table->shape[1];
     for (int b = 0; b < B; b++)
         CHECK(idx[b] >= 0 && idx[b] < V, "label %d of sample %d is outside the table's %d rows", idx[b], b, V);
+    /* The labels come from a host buffer that may change before backward:
+     * the kernels read a copy on the device, made once. */
+    const int *didx = graph_upload(g, idx, (size_t)B * sizeof(int));
     Tensor *out = graph_new(g, 2, B, C);
-    g->ops->embedding_fwd(out->data, table->data, idx, B, C);
+    g->ops->embedding_fwd(out->data, table->data, didx, B, C);
     if (GRAPH_TRACK(g, out, table)) {
-        EmbedCtx *c = graph_alloc(g, sizeof *c);
-        *c = (EmbedCtx){.base = {.out = out, .in = {table}, .dim = {B, C}}};
-        /* The labels may live in a caller buffer that changes: keep a copy. */
-        int *copy = graph_alloc(g, (size_t)B * sizeof(int));
-        for (int b = 0; b < B; b++) copy[b] = idx[b];
-        c->idx = copy;
+        EmbedCtx *c = graph_alloc_host(g, sizeof *c);
+        *c = (EmbedCtx){.base = {.out = out, .in = {table}, .dim = {B, C}}, .idx = didx};
         graph_record(g, embedding_bwd, c, "embedding");
     }
     return out;

@@ -4,7 +4,7 @@
 #include "core/rng.h"
 
 OpCtx *op_ctx(Graph *g, Tensor *out) {
-    OpCtx *c = graph_alloc(g, sizeof *c);
+    OpCtx *c = graph_alloc_host(g, sizeof *c);
     *c = (OpCtx){.out = out};
     return c;
 }

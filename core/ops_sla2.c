@@ -40,13 +40,39 @@ static void sla2_bwd(Graph *g, void *p) {
     Sla2Ctx *c = p;
     if (!c->out->grad) return;
     float *dq = grad_or_scratch(g, c->q), *dk = grad_or_scratch(g, c->k), *dv = grad_or_scratch(g, c->v);
-    if (!c->q->grad) memset(dq, 0, c->q->numel * sizeof(float));
-    if (!c->k->grad) memset(dk, 0, c->k->numel * sizeof(float));
-    if (!c->v->grad) memset(dv, 0, c->v->numel * sizeof(float));
+    if (!c->q->grad) g->mem->zero(dq, c->q->numel * sizeof(float));
+    if (!c->k->grad) g->mem->zero(dk, c->k->numel * sizeof(float));
+    if (!c->v->grad) g->mem->zero(dv, c->v->numel * sizeof(float));
     float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&c->dm) * sizeof(float));
     g->ops->sla2_bwd(dq, dk, dv, c->dm.soft ? graph_grad(g, c->pq) : NULL, c->dm.soft ? graph_grad(g, c->pk) : NULL,
                      graph_grad(g, c->al), ws, c->out->grad, &c->sv, c->q->data, c->k->data, c->v->data, c->pq->data,
                      c->pk->data, c->al->data, &c->dm);
+}
+
+/* A host copy of n floats of device memory (the step's host arena). */
+static float *host_copy(Graph *g, const float *src, size_t n) {
+    if (!src) return NULL;
+    float *h = graph_alloc_host(g, n * sizeof(float));
+    g->mem->to_host(h, src, n * sizeof(float));
+    return h;
+}
+
+/* The statistics (a few times per run, for the monitor) are computed by the
+ * CPU code; on another device the inputs are copied to the host first. */
+static void sla2_stats_on_host(Graph *g, Sla2Stats *stats, const Tensor *out, const Sla2Saved *sv, const Tensor *q,
+                               const Tensor *k, const Tensor *v, const Tensor *alpha_logit, const Sla2Dims *dm) {
+    size_t nbh = (size_t)dm->B * dm->H, blk = nbh * dm->nq * dm->nk, tok = nbh * dm->N * dm->d;
+    float *scratch = graph_alloc_host(g, nbh * (12 + (size_t)dm->N) * sizeof(float));
+    if (g->device == DEVICE_CPU) {
+        cpu_sla2_stats(stats, scratch, out->data, sv, q->data, k->data, v->data, alpha_logit->data, dm);
+        return;
+    }
+    Sla2Saved h = {.mask = host_copy(g, sv->mask, blk), .pc = host_copy(g, sv->pc, blk),
+                   .lse = host_copy(g, sv->lse, nbh * dm->N), .o_s = host_copy(g, sv->o_s, tok),
+                   .o_s_fp = host_copy(g, sv->o_s_fp, tok), .o_l = host_copy(g, sv->o_l, tok)};
+    cpu_sla2_stats(stats, scratch, host_copy(g, out->data, out->numel), &h, host_copy(g, q->data, q->numel),
+                   host_copy(g, k->data, k->numel), host_copy(g, v->data, v->numel),
+                   host_copy(g, alpha_logit->data, alpha_logit->numel), dm);
 }
 
 Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tensor *proj_k, Tensor *alpha_logit,
@@ -83,16 +109,12 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
     float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&dm) * sizeof(float));
     g->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,
                      &dm);
-    if (stats) {
-        CHECK(g->device == DEVICE_CPU, "SLA2 statistics are computed on the CPU");
-        float *scratch = graph_alloc(g, nbh * (12 + (size_t)N) * sizeof(float));
-        cpu_sla2_stats(stats, scratch, out->data, &sv, q->data, k->data, v->data, alpha_logit->data, &dm);
-    }
+    if (stats) sla2_stats_on_host(g, stats, out, &sv, q, k, v, alpha_logit, &dm);
     /* The router matrices only receive gradient through the soft top-k. */
     bool track = dm.soft ? GRAPH_TRACK(g, out, q, k, v, proj_q, proj_k, alpha_logit)
                          : GRAPH_TRACK(g, out, q, k, v, alpha_logit);
     if (track) {
-        Sla2Ctx *c = graph_alloc(g, sizeof *c);
+        Sla2Ctx *c = graph_alloc_host(g, sizeof *c);
         *c = (Sla2Ctx){.out = out, .q = q, .k = k, .v = v, .pq = proj_q, .pk = proj_k, .al = alpha_logit,
                        .dm = dm, .sv = sv};
         graph_record(g, sla2_bwd, c, "sla2_attention");

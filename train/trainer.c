@@ -234,7 +234,9 @@ float trainer_step(Trainer *T) {
         int last = a == c->grad_accum - 1 && T->comm;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
         Tensor *loss = micro_batch(T, sample0, &w);
-        loss_sum += (double)loss->data[0] * w;
+        float loss_host;
+        graph_read(&T->g, loss, &loss_host, 1);
+        loss_sum += (double)loss_host * w;
         const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
         if (last) grad_sync_ready(&T->sync, &T->g);
         graph_backward_from(&T->g, loss, &seed);

@@ -1,0 +1,38 @@
+/* core/device.c — host memory as a DeviceMem, and the lookup by device. */
+#include "core/device.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+
+static void host_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+static void host_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+
+const DeviceMem device_mem_cpu = {
+    .device = DEVICE_CPU,
+    .name = "cpu",
+    .alloc = core_malloc,
+    .free = core_free,
+    .zero = host_zero,
+    .to_device = host_copy,
+    .to_host = host_copy,
+    .copy = host_copy,
+};
+
+#ifdef JIT_HAVE_CUDA
+extern const DeviceMem device_mem_cuda; /* core/device_cuda.c */
+#endif
+
+const DeviceMem *device_mem(Device d) {
+    if (d == DEVICE_CPU) return &device_mem_cpu;
+#ifdef JIT_HAVE_CUDA
+    if (d == DEVICE_CUDA) return &device_mem_cuda;
+#endif
+    FAIL("device '%s' is not available in this build (configure with -DJIT_CUDA=ON and the CUDA toolkit)",
+         device_name(d));
+}
+
+const char *device_name(Device d) { return d == DEVICE_CPU ? "cpu" : d == DEVICE_CUDA ? "cuda" : "unknown"; }

@@ -1,0 +1,32 @@
+/* core/device.h — where tensor data lives, as the core sees it: one small
+ * table of memory functions per device. The CPU's is plain host memory; the
+ * CUDA backend's (core/device_cuda.c, built with CUDA) uses cudaMalloc and
+ * copies on the compute stream. The graph keeps activations in an arena over
+ * its device's memory and its bookkeeping (tensor structs, tape contexts) in
+ * host memory, so a core op never dereferences device data itself: it calls
+ * the op table, or copies through these functions. */
+#ifndef CORE_DEVICE_H
+#define CORE_DEVICE_H
+
+#include <stddef.h>
+
+#include "core/tensor.h"
+
+typedef struct DeviceMem {
+    Device device;
+    const char *name;
+    void *(*alloc)(size_t bytes); /* stops with a message when out of memory */
+    void (*free)(void *p);
+    void (*zero)(void *p, size_t bytes);
+    void (*to_device)(void *dst, const void *host_src, size_t bytes);
+    void (*to_host)(void *host_dst, const void *src, size_t bytes); /* returns when the data is there */
+    void (*copy)(void *dst, const void *src, size_t bytes);         /* device to device */
+} DeviceMem;
+
+extern const DeviceMem device_mem_cpu;
+
+/* The memory functions of a device; stops when the device is not built in. */
+const DeviceMem *device_mem(Device d);
+const char *device_name(Device d);
+
+#endif
