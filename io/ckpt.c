@@ -1,5 +1,6 @@
 /* io/ckpt.c — HDF5 checkpoints written atomically (see ckpt.h). */
 #include "io/ckpt.h"
+#include "io/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,17 +16,6 @@
 
 #define CODE_VERSION "jit-sla2 0.3"
 
-static void ckpt_mkdir(const char *dir) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create directory %s: %s", dir, strerror(errno));
-}
 
 static void attr_u64(hid_t f, const char *name, uint64_t v) {
     hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -153,7 +143,7 @@ static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
 
 int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every) {
     int rank = comm ? comm->rank : 0, parallel = comm && comm->world > 1;
-    if (rank == 0) ckpt_mkdir(dir);
+    if (rank == 0) io_mkdirs_or_die(dir);
     if (parallel) comm_barrier(comm);
     char final[1100], tmp[1200];
     snprintf(final, sizeof final, "%s/ckpt-%08llu.h5", dir, (unsigned long long)st->step);

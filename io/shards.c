@@ -41,6 +41,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
 #include "io/shards_internal.h"
 
 /* ---- the global HDF5 lock ---- */
@@ -82,23 +83,6 @@ char *shards_strdup(const char *s) {
     return d;
 }
 
-/* Create dir and its parents (mkdir -p). */
-static void shards_mkdirs(const char *dir) {
-    char *p = shards_strdup(dir);
-    for (char *q = p + 1;; q++) {
-        if (*q == '/' || *q == '\0') {
-            char c = *q;
-            *q = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                FAIL("%s: cannot create directory (%s)", p, strerror(errno));
-            *q = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode), "%s exists but is not a directory", dir);
-    core_free(p);
-}
 
 /* Dataset access list for /images: see the chunking note at the top. */
 hid_t shards_images_dapl(hid_t dset, size_t image_bytes) {
@@ -202,7 +186,7 @@ int shards_write(const char *dir, const char *prefix, const uint8_t *images, con
     for (int64_t i = 0; i < n; i++)
         CHECK(labels[i] >= 0 && labels[i] < num_classes, "shards_write: label %d of sample %lld is outside [0, %d)",
               labels[i], (long long)i, num_classes);
-    shards_mkdirs(dir);
+    io_mkdirs_or_die(dir);
     size_t image_bytes = (size_t)C * H * W;
     int files = 0;
     io_hdf5_lock();

@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "io/png.h"
+#include "io/fsutil.h"
 #include "io/shards.h"
 
 #ifndef JIT_PREP_BIN
@@ -886,4 +887,26 @@ Test(prep, fashion_mnist_test_split) {
                 if (r < 2 || r >= 30 || c < 2 || c >= 30) cr_assert_eq(x[i * 1024 + r * 32 + c], -1.0f);
     loader_free(L);
     shardset_close(&set);
+}
+
+/* io_mkdirs: parents made, an existing folder is fine, a file in the way is
+ * an error that names the path. */
+Test(fsutil, mkdirs) {
+    char base[] = "/tmp/jit-mkdirs-XXXXXX", path[256], err[512];
+    cr_assert_not_null(mkdtemp(base));
+    snprintf(path, sizeof path, "%s/a/b/c", base);
+    cr_assert_eq(io_mkdirs(path, err, sizeof err), 0, "%s", err);
+    struct stat st;
+    cr_expect(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "a/b/c was not created");
+    cr_expect_eq(io_mkdirs(path, err, sizeof err), 0, "an existing folder: %s", err);
+    snprintf(path, sizeof path, "%s/a/file", base);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/a/file/x", base);
+    cr_expect_eq(io_mkdirs(path, err, sizeof err), -1, "a file in the way must fail");
+    cr_expect(strstr(err, path) != NULL && strstr(err, "cannot create the directory") != NULL, "got '%s'", err);
+    snprintf(path, sizeof path, "%s/a/file", base);
+    cr_expect_eq(io_mkdirs(path, err, sizeof err), -1, "an existing file is not a folder");
+    cr_expect(strstr(err, "not a directory") != NULL, "got '%s'", err);
 }

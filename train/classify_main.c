@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
 #include "io/shards.h"
 #include "train/classifier.h"
 
@@ -32,13 +33,7 @@ static void make_parent(const char *path) {
     char *slash = strrchr(tmp, '/');
     if (!slash || slash == tmp) return;
     *slash = 0;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create the folder %s: %s", tmp, strerror(errno));
+    io_mkdirs_or_die(tmp);
 }
 
 static int cmd_train(int argc, char **argv) {

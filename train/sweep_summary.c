@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "train/sweep_metrics.h"
 #include "train/sweep_plot.h"
 
@@ -177,22 +178,6 @@ static void write_plot(FILE *f, const Sweep *s, const Row *rows, int n) {
     core_free(pts);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t errlen) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: cannot create the directory: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
 
 typedef void (*Writer)(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols);
 
@@ -234,7 +219,7 @@ int sweep_summary(const Sweep *s, FILE *out, char *err, size_t errlen) {
         any_eval |= rows[i].st.has_eval;
     }
     int n_cols = any_eval ? N_COLS : COL_FID;
-    if (rc == 0) rc = make_dirs(s->out_dir, err, errlen);
+    if (rc == 0) rc = io_mkdirs(s->out_dir, err, errlen);
     if (rc == 0) rc = write_file(s, "summary.md", md_writer, rows, s->n_runs, n_cols, err, errlen);
     if (rc == 0) rc = write_file(s, "summary.csv", csv_writer, rows, s->n_runs, n_cols, err, errlen);
     if (rc == 0) rc = write_file(s, "summary.svg", svg_writer, rows, s->n_runs, n_cols, err, errlen);

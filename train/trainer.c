@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "io/ckpt.h"
+#include "io/fsutil.h"
 #include "io/png.h"
 #include "io/samples.h"
 #include "train/callbacks.h"
@@ -28,17 +29,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void make_dir(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, "cannot create directory %s: %s", path, strerror(errno));
-}
 
 static char *config_yaml(const Config *c) {
     char *buf = NULL;
@@ -112,7 +102,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->y = core_malloc(sizeof(int) * (size_t)B);
 
     char path[1100];
-    make_dir(c->out_dir);
+    io_mkdirs_or_die(c->out_dir);
     int resumed = 0;
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
@@ -330,7 +320,7 @@ void trainer_sample(Trainer *T) {
     if (c->sample_ema >= 0) memcpy(T->model.params.data, T->backup, pbytes);
     char dir[1100], png[1200], h5[1200];
     snprintf(dir, sizeof dir, "%s/samples", c->out_dir);
-    make_dir(dir);
+    io_mkdirs_or_die(dir);
     snprintf(png, sizeof png, "%s/step-%08llu.png", dir, (unsigned long long)T->step);
     snprintf(h5, sizeof h5, "%s/step-%08llu.h5", dir, (unsigned long long)T->step);
     png_write_grid(png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
