@@ -18,8 +18,10 @@
 #   CLASSIFIER  evaluation classifier [models/fmnist-classifier.h5]
 #   OUT         output folder [runs/compare-STEPS]
 # Missing pieces are made: shards by jit-prep, the classifier by jit-classify
-# (configs/eval/fmnist-classifier.yaml). Re-running resumes finished runs (nothing
-# to train) and evaluates again.
+# (configs/eval/fmnist-classifier.yaml). Re-running skips what is done: a run
+# whose metrics end with train_end at STEPS is not trained again, an eval.json
+# newer than the run's latest checkpoint is kept; an interrupted run resumes
+# from its last checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-1500}
@@ -52,11 +54,20 @@ fi
 mkdir -p "$out"
 for run in fmnist-tiny-full fmnist-tiny; do
   echo "== $run: $steps steps, seed $seed"
-  "$build/jit-train" --config "configs/$run.yaml" --set data.train="$data" --set run.out_dir="$out/$run" \
-    --set run.seed="$seed" --set train.steps="$steps" --set train.sample_every=0 --set train.checkpoint_every=0 \
-    --set logging.progress=false --resume auto
-  "$build/jit-eval" --checkpoint "$out/$run/ckpt" --classifier "$classifier" --real "$test_data" \
-    "${eval_args[@]}" --out "$out/$run/eval.json"
+  ckpt=$(printf '%s/%s/ckpt/ckpt-%08d.h5' "$out" "$run" "$steps")
+  if [ -f "$ckpt" ] && grep -q "\"event\": \"train_end\", \"step\": $steps[,}]" "$out/$run/metrics.jsonl" 2>/dev/null; then
+    echo "$run: trained to step $steps already ($ckpt)"
+  else
+    "$build/jit-train" --config "configs/$run.yaml" --set data.train="$data" --set run.out_dir="$out/$run" \
+      --set run.seed="$seed" --set train.steps="$steps" --set train.sample_every=0 --set train.checkpoint_every=250 \
+      --set logging.progress=false --resume auto
+  fi
+  if [ -f "$out/$run/eval.json" ] && [ "$out/$run/eval.json" -nt "$ckpt" ]; then
+    echo "$run: $out/$run/eval.json is newer than the checkpoint: kept"
+  else
+    "$build/jit-eval" --checkpoint "$out/$run/ckpt" --classifier "$classifier" --real "$test_data" \
+      "${eval_args[@]}" --out "$out/$run/eval.json"
+  fi
 done
 
 /usr/bin/python3 - "$out" "$steps" "$seed" "$per_class" <<'PY'

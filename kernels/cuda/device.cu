@@ -1,0 +1,154 @@
+/* kernels/cuda/device.cu — the device layer of the CUDA backend: device
+ * discovery and selection, the one compute stream, the cuBLASLt handle and
+ * its workspace, the matrix-product precision, device and pinned memory, and
+ * the grow-only scratch buffer the kernels share.
+ *
+ * One process drives one device (data parallelism is one rank per GPU), so
+ * this state is process-global. Everything runs on one non-blocking stream:
+ * the copies that hand data to the host are ordered on it and then wait, so
+ * they see every kernel launched before them. */
+#include <string.h>
+
+#include "kernels/cuda/cuda_util.cuh"
+
+/* cuBLASLt workspace: 32 MiB is what NVIDIA recommends for Hopper. */
+#define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
+
+static int g_device = -1;
+static cudaStream_t g_stream;
+static cublasLtHandle_t g_lt;
+static void *g_lt_ws;
+static CudaPrecision g_precision = CUDA_PREC_FP32;
+static void *g_scratch;
+static size_t g_scratch_bytes;
+
+int cuda_device_count(void) {
+    int n = 0;
+    /* No driver, no device, a driver too old: all mean "no GPU here". */
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError(); /* clear it, so it is not reported by a later check */
+        return 0;
+    }
+    return n > 0 ? n : 0;
+}
+
+void cuda_init(int device) {
+    if (g_device == device) return;
+    CHECK(g_device < 0, "cuda_init(%d): this process already drives device %d (one device per process)", device,
+          g_device);
+    int n = cuda_device_count();
+    CHECK(n > 0, "cuda_init: no CUDA device or driver found (run on a GPU machine, or use the CPU backend)");
+    CHECK(device >= 0 && device < n, "cuda_init: device %d does not exist (%d visible; check CUDA_VISIBLE_DEVICES)",
+          device, n);
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasLtCreate(&g_lt));
+    CUDA_CHECK(cudaMalloc(&g_lt_ws, CUDA_LT_WORKSPACE_BYTES));
+    g_device = device;
+}
+
+static void cuda_require_init(const char *what) {
+    CHECK(g_device >= 0, "%s before cuda_init(): call cuda_init(device) first", what);
+}
+
+const char *cuda_device_name(char *buf, size_t len) {
+    cuda_require_init("cuda_device_name");
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, g_device));
+    snprintf(buf, len, "%s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor,
+             (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return buf;
+}
+
+void cuda_set_precision(CudaPrecision p) {
+    CHECK(p == CUDA_PREC_FP32 || p == CUDA_PREC_BF16, "cuda_set_precision: unknown precision %d", (int)p);
+    g_precision = p;
+}
+
+CudaPrecision cuda_get_precision(void) { return g_precision; }
+
+cudaStream_t cuda_compute_stream(void) {
+    cuda_require_init("a CUDA kernel");
+    return g_stream;
+}
+
+cublasLtHandle_t cuda_lt_handle(void) {
+    cuda_require_init("a cuBLASLt matmul");
+    return g_lt;
+}
+
+void *cuda_lt_workspace(size_t *bytes) {
+    cuda_require_init("a cuBLASLt matmul");
+    *bytes = CUDA_LT_WORKSPACE_BYTES;
+    return g_lt_ws;
+}
+
+void *cuda_malloc(size_t bytes) {
+    cuda_require_init("cuda_malloc");
+    if (bytes == 0) return NULL;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        (void)cudaMemGetInfo(&free_b, &total_b);
+        FAIL("cuda_malloc(%zu bytes = %.2f GiB) failed: %s; %.2f GiB free of %.2f GiB (reduce the batch size or "
+             "the model)",
+             bytes, (double)bytes / (1 << 30), cudaGetErrorString(e), (double)free_b / (1 << 30),
+             (double)total_b / (1 << 30));
+    }
+    return p;
+}
+
+void cuda_free(void *p) {
+    if (p) CUDA_CHECK(cudaFree(p));
+}
+
+void cuda_memset(void *dst, int byte, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(dst, byte, bytes, cuda_compute_stream()));
+}
+
+void cuda_memcpy_h2d(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    /* On the compute stream, so a kernel still reading dst finishes first. */
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_compute_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+}
+
+void cuda_memcpy_d2h(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_compute_stream()));
+    CUDA_CHECK(cudaStreamSynchronize(g_stream));
+}
+
+void cuda_memcpy_d2d(void *dst, const void *src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_compute_stream()));
+}
+
+void *cuda_host_alloc(size_t bytes) {
+    cuda_require_init("cuda_host_alloc");
+    void *p = NULL;
+    CUDA_CHECK(cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault));
+    return p;
+}
+
+void cuda_host_free(void *p) {
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+}
+
+void cuda_synchronize(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_compute_stream())); }
+
+void *cuda_stream(void) { return (void *)cuda_compute_stream(); }
+
+void *cuda_scratch(size_t bytes) {
+    cuda_require_init("cuda_scratch");
+    if (bytes > g_scratch_bytes) {
+        /* Kernels queued earlier may still read the old buffer. */
+        CUDA_CHECK(cudaStreamSynchronize(g_stream));
+        if (g_scratch) CUDA_CHECK(cudaFree(g_scratch));
+        size_t grow = g_scratch_bytes + g_scratch_bytes / 2; /* amortise growth over a first step */
+        g_scratch_bytes = bytes > grow ? bytes : grow;
+        g_scratch = cuda_malloc(g_scratch_bytes);
+    }
+    return g_scratch;
+}

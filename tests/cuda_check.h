@@ -1,0 +1,56 @@
+/* tests/cuda_check.h — the harness of the CUDA parity tests (test_cuda_ops):
+ * arrays held twice, once on the host for the CPU reference and once on the
+ * device for the kernel under test, filled the same way; outputs poisoned
+ * with NaN on both sides so an element a kernel forgets to write fails; and
+ * the comparison both tests use.
+ *
+ * Relative error, the measure every check states: max_i |got_i - want_i|
+ * divided by max_i |want_i| (the plain max error when the reference is all
+ * zero), and infinite when any element of either side is not finite. */
+#ifndef TESTS_CUDA_CHECK_H
+#define TESTS_CUDA_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/ops.h"
+
+/* FP32 mode: true fp32 on both sides, so only summation order differs. */
+#define TOL_FP32 1e-5
+/* BF16 mode: operands rounded to 8 mantissa bits, fp32 accumulation. */
+#define TOL_BF16 2e-2
+
+typedef struct Arr {
+    float *h; /* host: the CPU reference reads and writes this */
+    float *d; /* device: the kernel under test reads and writes this */
+    size_t n;
+} Arr;
+
+/* Uniform in [lo, hi) from Philox, same on both sides; each call draws from
+ * a new stream, so two arrays never hold the same values. */
+Arr arr_rand(size_t n, float lo, float hi);
+/* NaN on both sides: an output. */
+Arr arr_nan(size_t n);
+/* Host values copied to the device (after editing a->h by hand). */
+void arr_upload(Arr *a);
+/* Device integers (labels, class indices) from host ones. */
+int *dev_ints(const int *h, int n);
+/* Copy of the device side on the host (free with free()). */
+float *arr_download(const Arr *a);
+/* Frees every array and device buffer made since the last call. */
+void arr_free_all(void);
+
+double rel_err(const float *got, const float *want, size_t n);
+
+/* Expects the device side of a to match its host side within tol (relative). */
+#define EXPECT_CLOSE(a, tol) expect_close(&(a), (tol), #a, __FILE__, __LINE__)
+void expect_close(const Arr *a, double tol, const char *what, const char *file, int line);
+/* Returns the relative error without judging it (for the BF16 sanity bound). */
+double arr_err(const Arr *a);
+
+/* The CUDA kernels outside attention and SLA2 as an op table, built from
+ * their declarations (so the harness links without attention.cu and
+ * sla2*.cu); test_cuda_ops checks ops_cuda holds these same entries. */
+extern const OpTable gpu_ops;
+
+#endif
