@@ -11,6 +11,11 @@ static void host_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
 }
 
+/* The CPU's work is finished when a call returns: nothing to wait for. */
+static void *host_fence_create(void) { return NULL; }
+static void host_fence_nop(void *fence) { (void)fence; }
+static void host_sync(void) {}
+
 const DeviceMem device_mem_cpu = {
     .device = DEVICE_CPU,
     .name = "cpu",
@@ -20,6 +25,14 @@ const DeviceMem device_mem_cpu = {
     .to_device = host_copy,
     .to_host = host_copy,
     .copy = host_copy,
+    .host_alloc = core_malloc,
+    .host_free = core_free,
+    .to_device_async = host_copy,
+    .fence_create = host_fence_create,
+    .fence_record = host_fence_nop,
+    .fence_wait = host_fence_nop,
+    .fence_destroy = host_fence_nop,
+    .synchronize = host_sync,
 };
 
 #ifdef JIT_HAVE_CUDA

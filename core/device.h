@@ -21,6 +21,22 @@ typedef struct DeviceMem {
     void (*to_device)(void *dst, const void *host_src, size_t bytes);
     void (*to_host)(void *host_dst, const void *src, size_t bytes); /* returns when the data is there */
     void (*copy)(void *dst, const void *src, size_t bytes);         /* device to device */
+    /* Host memory the device copies from without staging: pinned on CUDA,
+     * plain on the CPU. For the training batch. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    /* A copy from host memory queued on the compute stream that returns at
+     * once (the CPU copies before returning). host_src must not change until
+     * a fence recorded after the copy has been waited for. */
+    void (*to_device_async)(void *dst, const void *host_src, size_t bytes);
+    /* Fences: fence_record marks the current end of the compute stream,
+     * fence_wait blocks the host until the device has passed the mark. On
+     * the CPU the work is done when a call returns: they do nothing. */
+    void *(*fence_create)(void);
+    void (*fence_record)(void *fence);
+    void (*fence_wait)(void *fence);
+    void (*fence_destroy)(void *fence);
+    void (*synchronize)(void); /* wait for everything queued on the device */
 } DeviceMem;
 
 extern const DeviceMem device_mem_cpu;

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/check.h"
+#include "core/device.h"
 
 void adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps, float weight_decay) {
     memset(opt, 0, sizeof *opt);
@@ -20,6 +22,8 @@ void adamw_free(AdamW *opt) {
 }
 
 void adamw_step(AdamW *opt, ParamStore *ps, float lr) {
+    CHECK(ps->device == DEVICE_CPU, "adamw_step works on host buffers; parameters on %s take cuda_adamw_step",
+          device_name(ps->device));
     opt->step++;
     float b1 = opt->beta1, b2 = opt->beta2;
     float c1 = 1.0f / (1.0f - powf(b1, (float)opt->step)), c2 = 1.0f / (1.0f - powf(b2, (float)opt->step));
@@ -47,6 +51,8 @@ void ema_update(float *ema, const float *w, size_t n, float decay) {
 
 /* Per-parameter partial sums added in order: the norm does not depend on threads. */
 double params_grad_norm(const ParamStore *ps) {
+    CHECK(ps->device == DEVICE_CPU, "params_grad_norm reads host gradients; parameters on %s take cuda_grad_norm",
+          device_name(ps->device));
     double total = 0.0;
     for (int i = 0; i < ps->n; i++) {
         const Tensor *t = &ps->views[i];
@@ -59,6 +65,8 @@ double params_grad_norm(const ParamStore *ps) {
 }
 
 void params_scale_grad(ParamStore *ps, float s) {
+    CHECK(ps->device == DEVICE_CPU, "params_scale_grad writes host gradients; parameters on %s take cuda_scale_grad",
+          device_name(ps->device));
     for (int i = 0; i < ps->n; i++) {
         Tensor *t = &ps->views[i];
         if (!t->requires_grad) continue;

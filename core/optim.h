@@ -3,7 +3,10 @@
  * One loop over all parameters: the moments live in two flat buffers laid
  * out like the parameters, so checkpoints and all-reduces see one array.
  * Weight decay applies only to parameters registered with weight_decay
- * (weight matrices); frozen parameters (requires_grad false) are skipped. */
+ * (weight matrices); frozen parameters (requires_grad false) are skipped.
+ * These loops run on host buffers (a ParamStore on the CPU); the same
+ * semantics on device buffers are kernels/cuda/optim.cu's cuda_adamw_step,
+ * cuda_ema_update, cuda_grad_norm and cuda_scale_grad. */
 #ifndef CORE_OPTIM_H
 #define CORE_OPTIM_H
 

@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/device.h"
 #include "core/rng.h"
 
 void params_create(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
@@ -13,8 +14,15 @@ void params_create(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
 void params_destroy(ParamStore *ps) {
     core_free(ps->info);
     core_free(ps->views);
-    core_free(ps->data);
-    core_free(ps->grad);
+    if (ps->device != DEVICE_CPU) {
+        const DeviceMem *mem = device_mem(ps->device);
+        mem->free(ps->data);
+        mem->free(ps->grad);
+        core_free(ps->host);
+    } else {
+        core_free(ps->data);
+        core_free(ps->grad);
+    }
     memset(ps, 0, sizeof *ps);
 }
 
@@ -52,6 +60,8 @@ void params_alloc(ParamStore *ps) {
     CHECK(ps->data == NULL, "params_alloc() called twice");
     ps->data = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
     ps->grad = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
+    ps->host = ps->data;
+    ps->device = DEVICE_CPU;
     ps->views = core_calloc((size_t)(ps->n ? ps->n : 1) * sizeof(Tensor));
     for (int i = 0; i < ps->n; i++) {
         ParamInfo *p = &ps->info[i];
@@ -71,7 +81,7 @@ void params_init(ParamStore *ps, uint64_t seed) {
     CHECK(ps->data != NULL, "params_init() before params_alloc()");
     for (int i = 0; i < ps->n; i++) {
         ParamInfo *p = &ps->info[i];
-        float *w = ps->data + p->offset;
+        float *w = ps->host + p->offset;
         uint64_t stream = RNG_STREAM_PARAM_INIT + (uint64_t)i;
         switch (p->init) {
         case INIT_ZERO: memset(w, 0, p->numel * sizeof(float)); break;
@@ -93,6 +103,7 @@ void params_init(ParamStore *ps, uint64_t seed) {
             break;
         }
     }
+    params_push(ps);
 }
 
 int params_find(const ParamStore *ps, const char *name) {
@@ -116,7 +127,37 @@ Tensor *params_at(ParamStore *ps, int i) {
 
 size_t params_count(const ParamStore *ps) { return ps->count; }
 
-void params_zero_grad(ParamStore *ps) { memset(ps->grad, 0, ps->padded * sizeof(float)); }
+void params_zero_grad(ParamStore *ps) { device_mem(ps->device)->zero(ps->grad, ps->padded * sizeof(float)); }
+
+void params_to_device(ParamStore *ps, Device d) {
+    CHECK(ps->data != NULL, "params_to_device() before params_alloc()");
+    if (d == ps->device) return;
+    CHECK(ps->device == DEVICE_CPU, "parameters move from the host to a device once (now on %s, asked for %s)",
+          device_name(ps->device), device_name(d));
+    const DeviceMem *mem = device_mem(d);
+    size_t bytes = (ps->padded ? ps->padded : 1) * sizeof(float);
+    /* The host buffer stays as the host copy; the host gradients are not needed any more. */
+    core_free(ps->grad);
+    ps->data = mem->alloc(bytes);
+    ps->grad = mem->alloc(bytes);
+    mem->to_device(ps->data, ps->host, bytes);
+    mem->zero(ps->grad, bytes);
+    ps->device = d;
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = &ps->views[i];
+        t->data = ps->data + ps->info[i].offset;
+        t->grad = ps->grad + ps->info[i].offset;
+        t->device = d;
+    }
+}
+
+void params_pull(ParamStore *ps) {
+    if (ps->host != ps->data) device_mem(ps->device)->to_host(ps->host, ps->data, ps->padded * sizeof(float));
+}
+
+void params_push(ParamStore *ps) {
+    if (ps->host != ps->data) device_mem(ps->device)->to_device(ps->data, ps->host, ps->padded * sizeof(float));
+}
 
 int params_set_trainable(ParamStore *ps, const char *substr, bool trainable) {
     int n = 0;

@@ -5,7 +5,14 @@
  * a model's size can be counted without memory; params_alloc() then makes
  * the two buffers and params_init() fills them from Philox, one stream per
  * parameter, so initial weights do not depend on the order of allocation or
- * on the rank. Offsets are padded to 16 floats (64 bytes) for SIMD loads. */
+ * on the rank. Offsets are padded to 16 floats (64 bytes) for SIMD loads.
+ *
+ * Where the buffers live: `data` and `grad` are what the Tensor views point
+ * at, so the op table always gets pointers of the store's device. `host` is
+ * a host copy of `data` for initialisation, checkpoints and loading by name
+ * (ckpt, jit_load_params): on the CPU it is `data` itself; after
+ * params_to_device it is a separate buffer that params_pull refreshes from
+ * the device and params_push uploads. */
 #ifndef CORE_PARAMS_H
 #define CORE_PARAMS_H
 
@@ -42,7 +49,9 @@ typedef struct ParamStore {
     int n, cap;
     size_t count;  /* parameters (sum of numel) */
     size_t padded; /* floats in each flat buffer */
-    float *data, *grad;
+    float *data, *grad; /* on `device`: what the views point at */
+    float *host;        /* host copy of data (== data on the CPU) */
+    Device device;
 } ParamStore;
 
 void params_create(ParamStore *ps);
@@ -57,6 +66,14 @@ Tensor *params_get(ParamStore *ps, const char *name);    /* stops with a hint wh
 Tensor *params_at(ParamStore *ps, int i);
 size_t params_count(const ParamStore *ps);
 void params_zero_grad(ParamStore *ps);
+/* Move data and grad to device d (after params_alloc; from the CPU, once):
+ * uploads the host copy, zeroes the gradients, points the views there. The
+ * CPU is a no-op. */
+void params_to_device(ParamStore *ps, Device d);
+/* host <- data (before writing a checkpoint) and data <- host (after
+ * reading one into host); no-ops on the CPU, where they are one buffer. */
+void params_pull(ParamStore *ps);
+void params_push(ParamStore *ps);
 /* Freeze or unfreeze every parameter whose name contains `substr` (NULL: all). */
 int params_set_trainable(ParamStore *ps, const char *substr, bool trainable);
 

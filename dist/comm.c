@@ -44,6 +44,7 @@ void comm_init(Comm *c, int *argc, char ***argv) {
 }
 
 void comm_finalize(Comm *c) {
+    comm_nccl_free(c); /* before MPI goes: NCCL's teardown may still talk to the peers */
     check_set_fail_hook(NULL);
     comm_global = NULL;
     if (c->owns_mpi) {

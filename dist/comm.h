@@ -51,5 +51,7 @@ int comm_nccl_available(void);
 void comm_nccl_init(Comm *c);
 void comm_nccl_allreduce_f32(Comm *c, float *dev_buf, size_t count, CommOp op, void *stream);
 void comm_nccl_abort(Comm *c);
+/* Orderly teardown (comm_finalize calls it); nothing when NCCL was not set up. */
+void comm_nccl_free(Comm *c);
 
 #endif

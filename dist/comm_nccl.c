@@ -41,6 +41,11 @@ void comm_nccl_abort(Comm *c) {
     if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
     c->nccl = NULL;
 }
+
+void comm_nccl_free(Comm *c) {
+    if (c->nccl) NCCL_CHECK(ncclCommDestroy((ncclComm_t)c->nccl));
+    c->nccl = NULL;
+}
 #else
 int comm_nccl_available(void) { return 0; }
 void comm_nccl_init(Comm *c) { FAIL("NCCL needs the CUDA backend: rebuild with nvcc available (-DJIT_CUDA=ON)"); }
@@ -48,4 +53,5 @@ void comm_nccl_allreduce_f32(Comm *c, float *dev_buf, size_t count, CommOp op, v
     FAIL("NCCL needs the CUDA backend: rebuild with nvcc available (-DJIT_CUDA=ON)");
 }
 void comm_nccl_abort(Comm *c) { c->nccl = NULL; }
+void comm_nccl_free(Comm *c) { c->nccl = NULL; }
 #endif

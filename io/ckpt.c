@@ -162,7 +162,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     attr_u64(f, "loader_offset", st->pos.offset);
     attr_u64(f, "world_size", (uint64_t)st->world_size);
     if (d->config_yaml) attr_str(f, "config", d->config_yaml);
-    write_group(f, "params", d->params, d->params->data, comm);
+    write_group(f, "params", d->params, d->params->host, comm);
     /* Test hook: die half-way through a write, as a killed job would. */
     const char *crash = getenv("JIT_TEST_CRASH_IN_CHECKPOINT");
     if (crash && strtoull(crash, NULL, 10) == st->step) raise(SIGKILL);
@@ -246,7 +246,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
         st->pos.offset = read_u64(f, path, "loader_offset");
         st->world_size = (int)read_u64(f, path, "world_size");
     }
-    int missing = read_group(f, path, "params", d->params, d->params->data);
+    int missing = read_group(f, path, "params", d->params, d->params->host);
     if (d->opt) {
         if (H5Lexists(f, "optim", H5P_DEFAULT) > 0) {
             d->opt->step = read_u64(f, path, "adam_step");
@@ -260,7 +260,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
         if (H5Lexists(f, "ema", H5P_DEFAULT) > 0 && H5Lexists(f, g, H5P_DEFAULT) > 0)
             read_group(f, path, g, d->params, d->ema[k]);
         else /* no EMA saved (e.g. a converted checkpoint): start it from the weights */
-            memcpy(d->ema[k], d->params->data, d->params->padded * sizeof(float));
+            memcpy(d->ema[k], d->params->host, d->params->padded * sizeof(float));
     }
     if (config_yaml) *config_yaml = read_str(f, "config");
     H5Fclose(f);

@@ -32,6 +32,12 @@ typedef struct CkptState {
     int world_size;      /* ranks of the run that wrote it */
 } CkptState;
 
+/* Every buffer here is host memory: the parameters are read and written
+ * through params->host, so a store on a device is staged by the caller
+ * (params_pull before ckpt_save, params_push after ckpt_load), and so are
+ * the moments and EMA copies (train/trainer_device.c does both). The file
+ * does not say where it was trained: a GPU checkpoint resumes on the CPU
+ * and back. */
 typedef struct CkptData {
     ParamStore *params;  /* required */
     AdamW *opt;          /* optional (moments and its step) */

@@ -31,6 +31,7 @@ void config_defaults(Config *c) {
     config_set_str(c->out_dir, sizeof c->out_dir, "runs/run");
     c->seed = 0;
     config_set_str(c->device, sizeof c->device, "cpu");
+    c->precision = PRECISION_AUTO;
     config_set_str(c->data_train, sizeof c->data_train, "data/fmnist");
     c->batch_size = 32, c->prefetch = 4, c->hflip = 0;
     c->lr = 5e-4f, c->beta1 = 0.9f, c->beta2 = 0.95f, c->eps = 1e-8f, c->weight_decay = 0.0f;

@@ -25,6 +25,9 @@ typedef enum { LR_CONSTANT = 0, LR_COSINE = 1 } LrSchedule;
 /* How gradients are all-reduced across ranks (dist.allreduce). */
 typedef enum { ALLREDUCE_AUTO = 0, ALLREDUCE_OVERLAP = 1, ALLREDUCE_BLOCKING = 2 } AllreduceMode;
 typedef enum { RAMP_LINEAR = 0, RAMP_COSINE = 1 } RampShape;
+/* Matrix-product precision (run.precision): auto is bf16 on cuda and fp32 on
+ * the CPU, which computes in fp32 only. */
+typedef enum { PRECISION_AUTO = 0, PRECISION_FP32 = 1, PRECISION_BF16 = 2 } RunPrecision;
 
 typedef enum {
     CB_ROUTER_SCHEDULER = 0, /* RouterParameterScheduler */
@@ -62,6 +65,7 @@ typedef struct Config {
     char out_dir[CFG_STR];  /* run directory: metrics, config, checkpoints, samples */
     unsigned long long seed;
     char device[16];        /* "cpu" (default) or "cuda" */
+    RunPrecision precision; /* matrix products on cuda: fp32 (parity) or bf16 */
     /* model: a named base (model.name) with any field overridden */
     char model_name[64];
     JitConfig model;
@@ -95,7 +99,7 @@ typedef struct Config {
     int samples_per_class;
     int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
     /* dist */
-    AllreduceMode allreduce;  /* auto: blocking on CPU ranks, overlapped with backward on GPUs */
+    AllreduceMode allreduce;  /* auto: blocking on CPU ranks; on GPUs one NCCL call after backward */
     float bucket_mb;          /* all-reduce bucket size */
     /* logging */
     int progress;             /* -1 auto (a terminal), 0 off, 1 on */

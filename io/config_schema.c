@@ -20,8 +20,10 @@
 #define N_FIELDS(t) ((int)(sizeof t / sizeof t[0]))
 
 _Static_assert(sizeof(LrSchedule) == sizeof(int), "enums are stored through int");
+_Static_assert(sizeof(RunPrecision) == sizeof(int), "enums are stored through int");
 
 static const char *const cfg_devices[] = {"cpu", "cuda", NULL};
+static const char *const cfg_precisions[] = {"auto", "fp32", "bf16", NULL};   /* RunPrecision order */
 static const char *const cfg_feature_maps[] = {"softmax", "elu", "relu", NULL}; /* Sla2FeatureMap order */
 static const char *const cfg_lr_schedules[] = {"constant", "cosine", NULL};   /* LrSchedule order */
 static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}; /* AllreduceMode order */
@@ -167,6 +169,7 @@ static const CfgField cfg_run[] = {
     {.key = "seed", .type = CFGT_U64, .off = C_OFF(seed)},
     {.key = "device", .type = CFGT_STR, .off = C_OFF(device), .size = sizeof(((Config *)0)->device),
      .names = cfg_devices},
+    F_ENUM("precision", precision, cfg_precisions),
 };
 
 static const CfgField cfg_model[] = {
@@ -344,6 +347,10 @@ static int cfg_check_model(const CfgBinder *b, const YamlNode *root, const JitCo
 static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Config *c) {
     const YamlNode *sec = yaml_tree_get(root, cfg_sections[s].key);
     const char *key = cfg_sections[s].key;
+    if (strcmp(key, "run") == 0)
+        CFG_CHECK_AT(c->precision != PRECISION_BF16 || strcmp(c->device, "cpu") != 0, "run", "precision", "device",
+                     "bf16 matrix products need run.device: cuda; the CPU backend computes in fp32 (use fp32 or "
+                     "auto)");
     if (strcmp(key, "run") == 0 && !yaml_tree_get(sec, "out_dir") && yaml_tree_get(sec, "name")) {
         /* out_dir follows run.name unless written: runs/<name> */
         if (strlen(c->run_name) + 5 >= sizeof c->out_dir)

@@ -72,6 +72,7 @@ Test(config, defaults_are_valid_and_equal_an_empty_file) {
     cr_expect_str_eq(d.run_name, "run");
     cr_expect_str_eq(d.out_dir, "runs/run");
     cr_expect_str_eq(d.device, "cpu");
+    cr_expect_eq(d.precision, PRECISION_AUTO);
     cr_expect_eq(d.batch_size, 32);
     cr_expect_eq(d.n_ema, 1);
     cr_expect_float_eq(d.ema[0], 0.9999f, 0);
@@ -244,10 +245,22 @@ Test(config, out_of_range_values) {
                  "t.yaml:4:11: optim.min_lr: the cosine floor min_lr (0.001) must not exceed lr (0.0001)");
 }
 
+Test(config, precision_needs_cuda_for_bf16) {
+    expect_error("run:\n  device: cpu\n  precision: bf16\n",
+                 "t.yaml:3:14: run.precision: bf16 matrix products need run.device: cuda; the CPU backend computes in "
+                 "fp32 (use fp32 or auto)");
+    Config c;
+    cr_assert_eq(load(&c, "run: {device: cuda, precision: bf16}\n", 0, NULL), 0, "%s", err);
+    cr_expect_eq(c.precision, PRECISION_BF16);
+    cr_assert_eq(load(&c, "run: {precision: fp32}\n", 0, NULL), 0, "%s", err);
+    cr_expect_eq(c.precision, PRECISION_FP32);
+}
+
 Test(config, unknown_enum_values) {
     expect_error("optim:\n  schedule: linear\n",
                  "t.yaml:2:13: optim.schedule: expected constant or cosine, got 'linear'");
     expect_error("run:\n  device: gpu\n", "t.yaml:2:11: run.device: expected cpu or cuda, got 'gpu'");
+    expect_error("run:\n  precision: fp16\n", "t.yaml:2:14: run.precision: expected auto, fp32 or bf16, got 'fp16'");
     expect_error("model:\n  sla2_feature_map: gelu\n",
                  "t.yaml:2:21: model.sla2_feature_map: expected softmax, elu or relu, got 'gelu'");
     expect_error("logging:\n  progress: sometimes\n",

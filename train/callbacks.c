@@ -20,10 +20,11 @@ void callbacks_on_train_start(Trainer *T) {
         if (T->step > 0) continue; /* resumed: the checkpoint already holds the converted model */
         char path[1024];
         ckpt_resolve(cb->from, path, sizeof path);
-        CkptData d = {.params = &T->model.params};
-        int missing = ckpt_load(path, &d, NULL, NULL);
-        for (int k = 0; k < T->cfg.n_ema; k++)
-            memcpy(T->ema[k], T->model.params.data, T->model.params.padded * sizeof(float));
+        ParamStore *ps = &T->model.params;
+        CkptData d = {.params = ps};
+        int missing = ckpt_load(path, &d, NULL, NULL); /* into the host copy */
+        params_push(ps);
+        for (int k = 0; k < T->cfg.n_ema; k++) T->dev.mem->copy(T->ema[k], ps->data, ps->padded * sizeof(float));
         if (T->rank == 0)
             printf("SLA2Conversion: loaded %s; %d SLA2 parameters start from their initial values "
                    "(identity routers, alpha 0.9); stage 1 (router distillation) for %d steps, then stage 2\n",

@@ -3,12 +3,14 @@
  *
  *   jit-eval --checkpoint CKPT --classifier FILE --real DIR [--per-class N] [--steps S] [--cfg W]
  *            [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json] [--samples-h5 FILE]
+ *            [--device cpu|cuda] [--precision auto|fp32|bf16]
  *
  * Sampler settings default to the checkpoint's configuration (sampling:),
  * the EMA copy to 0, the seed to run.seed, per-class to 100. The JSON holds
  * "frechet_distance" and "conditional_accuracy" (what jit-sweep's summary
  * reads from OUT_DIR/<run>/eval.json), the real-data floor, per-class
- * accuracies and the settings. */
+ * accuracies and the settings. --device cuda samples on GPU 0 (the
+ * classifier stays on the CPU). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,7 @@ static _Noreturn void usage(const char *why) {
     fprintf(stderr,
             "usage: jit-eval --checkpoint FILE|DIR --classifier FILE --real DIR [--per-class N] [--steps S]\n"
             "                [--cfg W] [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json]\n"
-            "                [--samples-h5 FILE] [--quiet]\n");
+            "                [--samples-h5 FILE] [--device cpu|cuda] [--precision auto|fp32|bf16] [--quiet]\n");
     exit(2);
 }
 
@@ -72,7 +74,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) o.batch = (int)parse_int(a, v);
         else if (!strcmp(a, "--out")) o.out = v;
         else if (!strcmp(a, "--samples-h5")) o.samples_h5 = v;
-        else usage("unknown option");
+        else if (!strcmp(a, "--device")) o.device = v;
+        else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "auto")) o.precision = PRECISION_AUTO;
+            else if (!strcmp(v, "fp32")) o.precision = PRECISION_FP32;
+            else if (!strcmp(v, "bf16")) o.precision = PRECISION_BF16;
+            else usage("--precision takes auto, fp32 or bf16");
+        } else usage("unknown option");
         i++;
     }
     if (!o.checkpoint || !o.classifier || !o.real) usage("--checkpoint, --classifier and --real are required");

@@ -13,6 +13,7 @@
 #include "io/ckpt.h"
 #include "io/samples.h"
 #include "io/shards.h"
+#include "train/device_select.h"
 #include "train/frechet.h"
 #include "train/sampler.h"
 
@@ -30,6 +31,8 @@ void eval_options_defaults(EvalOptions *o) {
     o->ema = -2;
     o->seed = -1;
     o->batch = 64;
+    o->device = "cpu";
+    o->precision = PRECISION_AUTO;
 }
 
 /* Before loading: every parameter of the model the saved configuration
@@ -100,7 +103,8 @@ void eval_load_checkpoint(const char *ckpt, int *ema, JitModel *m, Config *cfg, 
     CkptData d = {.params = &m->params, .ema = emas, .n_ema = cfg->n_ema};
     CkptState st;
     CHECK(ckpt_load(path, &d, &st, NULL) == 0, "%s does not hold every parameter of its own model", path);
-    if (*ema >= 0) memcpy(m->params.data, emas[*ema], m->params.padded * sizeof(float));
+    if (*ema >= 0) memcpy(m->params.host, emas[*ema], m->params.padded * sizeof(float));
+    params_push(&m->params);
     for (int k = 0; k < cfg->n_ema; k++) core_free(emas[k]);
     *step = st.step;
 }
@@ -212,6 +216,7 @@ EvalResult eval_run(const EvalOptions *o) {
     CHECK(o->per_class >= 2, "--per-class must be at least 2 (a covariance needs 2 samples), got %d", o->per_class);
     CHECK(o->batch >= 1, "--batch must be positive");
     CHECK(o->real != NULL, "no real images given (--real DIR: jit-prep --split test shards)");
+    DeviceChoice dev = device_select(o->device ? o->device : "cpu", o->precision, 0, "jit-eval --device");
 
     /* Cheap checks first: the classifier and the real data, before any sampling. */
     Classifier cls;
@@ -242,8 +247,12 @@ EvalResult eval_run(const EvalOptions *o) {
     r.per_class_n = o->per_class;
     r.classifier_test_accuracy = cls.test_accuracy;
 
-    Graph g;
+    /* The classifier runs on the CPU; the sampler's network where asked. */
+    Graph g, gs;
     graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    jit_to_device(&m, dev.device);
+    if (dev.device != DEVICE_CPU) graph_init(&gs, dev.ops, dev.device, 64u << 20);
+    Graph *gm = dev.device != DEVICE_CPU ? &gs : &g;
 
     /* (c) the real floor */
     float *rimg;
@@ -290,7 +299,7 @@ EvalResult eval_run(const EvalOptions *o) {
         fflush(stdout);
     }
     double t0 = ev_now();
-    sampler_run(&m, &g, &sc, labels, n, o->batch, img);
+    sampler_run(&m, gm, &sc, labels, n, o->batch, img);
     r.sample_seconds = ev_now() - t0;
     eval_quantize(img, (size_t)n * per);
     if (o->samples_h5) samples_write_h5(o->samples_h5, img, labels, n, mc->in_channels, mc->img_size, mc->img_size);
@@ -320,6 +329,7 @@ EvalResult eval_run(const EvalOptions *o) {
         if (!o->quiet) printf("jit-eval: wrote %s\n", o->out);
     }
     core_free(labels), core_free(pred), core_free(img), core_free(feat), core_free(rfeat), core_free(rlab);
+    if (gm != &g) graph_free(gm);
     graph_free(&g);
     jit_free(&m);
     classifier_free(&cls);

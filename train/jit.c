@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/device.h"
 #include "core/ops.h"
 
 #define RMS_EPS 1e-6f
@@ -155,12 +156,34 @@ void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
     jit_rope_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
 }
 
+/* A device copy of a host table; the host one is freed (nothing reads it again). */
+static float *jit_table_to(const DeviceMem *mem, float *host, size_t n) {
+    float *d = mem->alloc(n * sizeof(float));
+    mem->to_device(d, host, n * sizeof(float));
+    core_free(host);
+    return d;
+}
+
+void jit_to_device(JitModel *m, Device d) {
+    if (d == m->params.device) return;
+    const JitConfig *c = &m->cfg;
+    const DeviceMem *mem = device_mem(d);
+    params_to_device(&m->params, d); /* stops unless the model is on the host */
+    m->pos_table.data = jit_table_to(mem, m->pos_table.data, m->pos_table.numel);
+    m->pos_table.device = d;
+    size_t nr = (size_t)c->tokens * (c->head_dim / 2);
+    m->rope_cos = jit_table_to(mem, m->rope_cos, nr);
+    m->rope_sin = jit_table_to(mem, m->rope_sin, nr);
+}
+
 void jit_free(JitModel *m) {
+    /* The fixed tables live where the parameters do. */
+    const DeviceMem *mem = device_mem(m->params.device);
+    mem->free(m->pos_table.data);
+    mem->free(m->rope_cos);
+    mem->free(m->rope_sin);
     params_destroy(&m->params);
     core_free(m->blocks);
-    core_free(m->pos_table.data);
-    core_free(m->rope_cos);
-    core_free(m->rope_sin);
     core_free(m->sla2_stats);
     memset(m, 0, sizeof *m);
 }
@@ -210,6 +233,9 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
 
 Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
     const JitConfig *c = &m->cfg;
+    /* A kernel handed pointers of the other device would crash far from here. */
+    CHECK(g->device == m->params.device, "the model is on %s but the graph on %s (jit_to_device, graph_init)",
+          device_name(m->params.device), device_name(g->device));
     CHECK_SHAPE(z, 4, -1, c->in_channels, c->img_size, c->img_size);
     int B = z->shape[0];
     CHECK_SHAPE(t, 1, B);
@@ -278,7 +304,9 @@ int jit_load_params(JitModel *m, const ParamStore *src) {
         char a[64], b[64];
         CHECK(tensor_same_shape(dst, s), "parameter %s has shape %s in the source but %s in this model", dst->name,
               tensor_shape_str(s, a, sizeof a), tensor_shape_str(dst, b, sizeof b));
-        memcpy(dst->data, s->data, dst->numel * sizeof(float));
+        memcpy(m->params.host + m->params.info[i].offset, src->host + src->info[j].offset,
+               dst->numel * sizeof(float));
     }
+    params_push(&m->params);
     return missing;
 }

@@ -65,7 +65,7 @@ typedef struct JitModel {
     Tensor *y_table, *ctx_pos;
     JitBlock *blocks;
     Tensor *final_norm, *final_ada_w, *final_ada_b, *final_w, *final_b;
-    Tensor pos_table;        /* fixed 2D sin-cos table [tokens, hidden], no gradient */
+    Tensor pos_table;        /* fixed 2D sin-cos table [tokens, hidden], no gradient; on the params' device */
     /* SLA2 state that callbacks change between steps without rebuilding */
     float sla2_topk[JIT_MAX_DEPTH]; /* current top-k ratio per block */
     int sla2_qat;                   /* QAT forward on/off */
@@ -76,7 +76,7 @@ typedef struct JitModel {
     int capture_qkv;
     int force_full_attention; /* SLA2 blocks run full attention (stage-1 capture of the original model) */
     Tensor *cap_q[JIT_MAX_DEPTH], *cap_k[JIT_MAX_DEPTH], *cap_v[JIT_MAX_DEPTH];
-    float *rope_cos, *rope_sin; /* [tokens, head_dim/2] angles of the image tokens */
+    float *rope_cos, *rope_sin; /* [tokens, head_dim/2] angles of the image tokens; on the params' device */
 } JitModel;
 
 /* Register the parameters only (names, shapes, initialisers): enough to count. */
@@ -84,6 +84,11 @@ void jit_register(JitModel *m, const JitConfig *cfg);
 /* Register, allocate, initialise from `seed` and build the fixed tables. */
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed);
 void jit_free(JitModel *m);
+/* Move the parameters (params_to_device) and the fixed tables (position
+ * embedding, RoPE angles) to device d, once, after building and loading on
+ * the host; the model then runs on a Graph of that device. The CPU is a
+ * no-op. */
+void jit_to_device(JitModel *m, Device d);
 
 /* z [B, C, H, W] noisy images, t [B] in (0,1), y [B] class ids (num_classes =
  * the null class) -> x_hat [B, C, H, W]. */
@@ -104,7 +109,8 @@ Tensor *jit_sla2_distill_loss(JitModel *m, Graph *g, int layer);
 /* Load parameters by name from another store (e.g. a full-attention model
  * into a JiT-SLA2 model). Parameters absent from src keep their initial
  * values (SLA2 routers: identity, alpha: 0.9); returns how many. Shapes must
- * agree. */
+ * agree. Reads src's host copy (params_pull it first when it is on a
+ * device) and writes m's host copy, then uploads it (params_push). */
 int jit_load_params(JitModel *m, const ParamStore *src);
 
 #endif

@@ -4,9 +4,12 @@
  *   jit-sample --checkpoint runs/fmnist-tiny/ckpt [--steps 50] [--cfg 2.0]
  *              [--interval 0.1,1.0] [--per-class 8] [--ema 0|-1] [--seed 0]
  *              [--batch 64] [--out samples.png] [--h5 samples.h5]
+ *              [--device cpu|cuda] [--precision auto|fp32|bf16]
  *
  * The model configuration is the one saved in the checkpoint. The PNG has
- * one row per class; the HDF5 file holds the raw samples and labels. */
+ * one row per class; the HDF5 file holds the raw samples and labels.
+ * --device cuda runs the network on GPU 0 (bf16 matrix products unless
+ * --precision fp32); the noise and the sampler's steps stay on the host. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +20,19 @@
 #include "io/config.h"
 #include "io/png.h"
 #include "io/samples.h"
+#include "train/device_select.h"
 #include "train/sampler.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-sample --checkpoint FILE|DIR [--steps S] [--cfg W] [--interval LO,HI] [--per-class N]\n"
-                    "                  [--ema K|-1] [--seed S] [--batch B] [--out PNG] [--h5 FILE]\n");
+                    "                  [--ema K|-1] [--seed S] [--batch B] [--out PNG] [--h5 FILE]\n"
+                    "                  [--device cpu|cuda] [--precision auto|fp32|bf16]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    const char *ckpt = NULL, *out_png = "samples.png", *out_h5 = NULL;
+    const char *ckpt = NULL, *out_png = "samples.png", *out_h5 = NULL, *device = "cpu";
+    RunPrecision precision = PRECISION_AUTO;
     int steps = -1, per_class = -1, ema = -2, batch = 64;
     float cfgw = -1, lo = -1, hi = -1;
     long long seed = -1;
@@ -43,10 +49,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--out")) out_png = v;
         else if (!strcmp(a, "--h5")) out_h5 = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--precision")) {
+            if (!strcmp(v, "auto")) precision = PRECISION_AUTO;
+            else if (!strcmp(v, "fp32")) precision = PRECISION_FP32;
+            else if (!strcmp(v, "bf16")) precision = PRECISION_BF16;
+            else FAIL("jit-sample: --precision takes auto, fp32 or bf16, got '%s'", v);
+        }
         else usage();
         i++;
     }
     if (!ckpt) usage();
+    /* First, so a missing GPU stops before any work. */
+    DeviceChoice dev = device_select(device, precision, 0, "jit-sample --device");
     char path[1100];
     ckpt_resolve(ckpt, path, sizeof path);
 
@@ -75,8 +90,9 @@ int main(int argc, char **argv) {
     CkptData d = {.params = &m.params, .ema = emas, .n_ema = cfg.n_ema};
     CkptState st;
     CHECK(ckpt_load(path, &d, &st, NULL) == 0, "%s does not hold every parameter of its own model", path);
-    if (ema >= 0) memcpy(m.params.data, emabuf, m.params.padded * sizeof(float));
+    if (ema >= 0) memcpy(m.params.host, emabuf, m.params.padded * sizeof(float));
     for (int k = 0; k < cfg.n_ema; k++) core_free(emas[k]);
+    jit_to_device(&m, dev.device); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
     int classes = mc->num_classes, n = classes * per_class, per = mc->in_channels * mc->img_size * mc->img_size;
@@ -84,11 +100,13 @@ int main(int argc, char **argv) {
     float *out = malloc(sizeof(float) * (size_t)n * per);
     for (int i = 0; i < n; i++) labels[i] = i / per_class;
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    graph_init(&g, dev.ops, dev.device, 64u << 20);
     SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi, .noise_scale = cfg.noise_scale,
                         .seed = (uint64_t)seed};
-    printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f)\n", path,
-           (unsigned long long)st.step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi);
+    char devname[256];
+    printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
+           path, (unsigned long long)st.step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi,
+           device_describe(&dev, devname, sizeof devname));
     sampler_run(&m, &g, &sc, labels, n, batch, out);
     png_write_grid(out_png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
     printf("jit-sample: wrote %s\n", out_png);

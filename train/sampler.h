@@ -20,7 +20,10 @@ typedef struct SamplerConfig {
 
 /* Generate n images of the given classes into out [n, C, H, W] (model
  * space, about [-1, 1]), `batch` at a time. Sample i's starting noise is a
- * Philox draw of (seed, i): results do not depend on the batch size. */
+ * Philox draw of (seed, i): results do not depend on the batch size. The
+ * model and the graph may be on any device, the same one (jit_to_device):
+ * the noise and the update steps stay on the host, so a GPU run starts
+ * from the same noise as the CPU's. */
 void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out);
 
 #endif

@@ -40,11 +40,6 @@ static char *config_yaml(const Config *c) {
     return buf;
 }
 
-static void ckpt_data(Trainer *T, CkptData *d) {
-    *d = (CkptData){.params = &T->model.params, .opt = &T->opt, .ema = T->ema, .ema_decay = T->cfg.ema,
-                    .n_ema = T->cfg.n_ema};
-}
-
 static volatile sig_atomic_t trainer_stop_signal;
 
 static void trainer_on_signal(int sig) { trainer_stop_signal = sig; }
@@ -67,19 +62,13 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->world = comm ? comm->world : 1;
     T->inject_nan_step = -1;
     T->qat_enabled_step = -1;
-    CHECK(strcmp(c->device, "cpu") == 0, "%s: run.device '%s' is not available in this build (the CUDA backend is "
-                                         "a later part); use cpu",
-          c->source, c->device);
+    trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
+    /* Built, loaded and broadcast on the host; moved to the device at the end. */
     jit_build(&T->model, &c->model, c->seed);
-    adamw_init(&T->opt, &T->model.params, c->beta1, c->beta2, c->eps, c->weight_decay);
+    trainer_device_alloc_state(T);
     size_t pbytes = T->model.params.padded * sizeof(float);
-    for (int k = 0; k < c->n_ema; k++) {
-        T->ema[k] = core_malloc(pbytes);
-        memcpy(T->ema[k], T->model.params.data, pbytes);
-    }
-    T->backup = core_malloc(pbytes);
-    graph_init(&T->g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    graph_init(&T->g, T->dev.ops, T->dev.device, 64u << 20);
     T->g.seed = c->seed;
 
     shardset_open(&T->data, c->data_train);
@@ -95,9 +84,10 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
           c->data_train, (long long)T->data.total, c->batch_size, T->world);
 
     int per = mc->in_channels * mc->img_size * mc->img_size, B = c->batch_size;
-    T->img = core_malloc(sizeof(float) * (size_t)B * per);
-    T->z = core_malloc(sizeof(float) * (size_t)B * per);
-    T->t = core_malloc(sizeof(float) * (size_t)B);
+    /* Pinned on CUDA, so the batch copies do not stop the host. */
+    T->img = T->dev.mem->host_alloc(sizeof(float) * (size_t)B * per);
+    T->z = T->dev.mem->host_alloc(sizeof(float) * (size_t)B * per);
+    T->t = T->dev.mem->host_alloc(sizeof(float) * (size_t)B);
     T->lab = core_malloc(sizeof(int) * (size_t)B);
     T->y = core_malloc(sizeof(int) * (size_t)B);
 
@@ -110,7 +100,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         char file[1100];
         ckpt_resolve(strcmp(resume, "auto") == 0 ? ckdir : resume, file, sizeof file);
         CkptData d;
-        ckpt_data(T, &d);
+        trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
         CkptState st;
         int missing = ckpt_load(file, &d, &st, NULL);
         CHECK(missing == 0, "%s: %d parameters of this model are not in checkpoint %s (another model?)", c->source,
@@ -124,15 +114,24 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
                    st.world_size != T->world ? ": the loader re-partitions the rest of the epoch" : "");
     }
     if (comm) {
-        /* Every rank starts from rank 0's state, whatever its own init or read gave. */
-        comm_broadcast(comm, T->model.params.data, pbytes, 0);
-        comm_broadcast(comm, T->opt.m, pbytes, 0);
-        comm_broadcast(comm, T->opt.v, pbytes, 0);
-        for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, T->ema[k], pbytes, 0);
-        /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
-        int overlap = c->allreduce == ALLREDUCE_OVERLAP;
-        grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
+        /* Every rank starts from rank 0's state, whatever its own init or
+         * read gave: broadcast over MPI while it is all on the host. */
+        CkptData d;
+        trainer_device_ckpt_data(T, &d, 0);
+        comm_broadcast(comm, d.params->host, pbytes, 0);
+        comm_broadcast(comm, d.opt->m, pbytes, 0);
+        comm_broadcast(comm, d.opt->v, pbytes, 0);
+        for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, d.ema[k], pbytes, 0);
+        if (T->dev.device == DEVICE_CPU) {
+            /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
+            int overlap = c->allreduce == ALLREDUCE_OVERLAP;
+            grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
+        } else if (c->allreduce == ALLREDUCE_OVERLAP && T->rank == 0) {
+            printf("note: dist.allreduce overlap is not implemented on cuda yet: the gradients are all-reduced with "
+                   "NCCL after backward\n");
+        }
     }
+    trainer_device_place(T);
     if (T->rank == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
         FILE *f = fopen(path, "w");
@@ -154,15 +153,14 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
 }
 
 void trainer_free(Trainer *T) {
-    if (T->comm) grad_sync_free(&T->sync);
+    if (T->comm && T->dev.device == DEVICE_CPU) grad_sync_free(&T->sync);
     loader_free(T->loader);
     shardset_close(&T->data);
     metrics_close(&T->metrics);
+    trainer_device_free(T); /* first: waits for the device before anything is freed */
     graph_free(&T->g);
-    adamw_free(&T->opt);
-    for (int k = 0; k < T->cfg.n_ema; k++) core_free(T->ema[k]);
-    core_free(T->backup);
-    core_free(T->img), core_free(T->z), core_free(T->t), core_free(T->lab), core_free(T->y);
+    T->dev.mem->host_free(T->img), T->dev.mem->host_free(T->z), T->dev.mem->host_free(T->t);
+    core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
     memset(T, 0, sizeof *T);
 }
@@ -174,6 +172,7 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
     const JitConfig *mc = &c->model;
     Graph *g = &T->g;
     int B = c->batch_size, S = mc->img_size, C = mc->in_channels, per = C * S * S;
+    trainer_device_batch_begin(T); /* the device has read the last batch out of these buffers */
     loader_next(T->loader, T->img, T->lab);
     for (int b = 0; b < B; b++) /* label dropout: the null class teaches the unconditional model */
         T->y[b] = rng_uniform(c->seed, RNG_STREAM_LABEL_DROP, sample0 + (uint64_t)b) < c->label_drop ? mc->num_classes
@@ -181,9 +180,7 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
     DiffusionConfig dc = {.p_mean = c->p_mean, .p_std = c->p_std, .noise_scale = c->noise_scale};
     diffusion_noise_batch(&dc, c->seed, sample0, T->img, T->z, T->t, B, per);
     Tensor *x = graph_new(g, 4, B, C, S, S), *z = graph_new(g, 4, B, C, S, S), *t = graph_new(g, 1, B);
-    memcpy(x->data, T->img, sizeof(float) * (size_t)B * per);
-    memcpy(z->data, T->z, sizeof(float) * (size_t)B * per);
-    memcpy(t->data, T->t, sizeof(float) * (size_t)B);
+    trainer_device_batch_upload(T, x, z, t); /* queued before the forward's kernels */
     *weight = 1.0f;
     if (T->stage != 1) return op_vloss(g, jit_forward(&T->model, g, z, t, T->y), x, t);
 
@@ -210,6 +207,7 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
 float trainer_step(Trainer *T) {
     const Config *c = &T->cfg;
     callbacks_on_step_start(T);
+    trainer_device_sync_trainable(T); /* the callbacks may have frozen or unfrozen parameters */
     T->lr = T->stage == 1 ? T->stage1_lr : schedule_lr(c, (long)T->step);
     params_zero_grad(&T->model.params);
     T->g.training = true;
@@ -221,7 +219,7 @@ float trainer_step(Trainer *T) {
          * not depend on how the global batch is split across ranks. */
         uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)T->rank * c->batch_size;
         float w;
-        int last = a == c->grad_accum - 1 && T->comm;
+        int last = a == c->grad_accum - 1 && T->comm && T->dev.device == DEVICE_CPU;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
         Tensor *loss = micro_batch(T, sample0, &w);
         float loss_host;
@@ -233,11 +231,14 @@ float trainer_step(Trainer *T) {
         if (last) grad_sync_finish(&T->sync, &T->g);
         graph_reset(&T->g);
     }
+    /* GPU ranks: one NCCL all-reduce of the whole gradient after backward
+     * (blocking; overlap with backward is not done on the GPU yet). */
+    trainer_device_allreduce_grads(T);
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
     T->g.training = false;
     float loss = (float)(loss_sum / c->grad_accum);
-    if ((long)T->step == T->inject_nan_step) T->model.params.grad[0] = NAN;
-    T->grad_norm = params_grad_norm(&T->model.params);
+    if ((long)T->step == T->inject_nan_step) trainer_device_poison_grad(T);
+    T->grad_norm = trainer_device_grad_norm(T);
     T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm);
     if (T->last_skipped) {
         /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
@@ -247,13 +248,12 @@ float trainer_step(Trainer *T) {
                 (unsigned long long)T->step, isfinite(loss) ? "gradient" : "loss", loss, T->grad_norm);
     } else {
         if (c->grad_clip > 0 && T->grad_norm > c->grad_clip)
-            params_scale_grad(&T->model.params, (float)(c->grad_clip / T->grad_norm));
-        adamw_step(&T->opt, &T->model.params, T->lr);
+            trainer_device_scale_grad(T, (float)(c->grad_clip / T->grad_norm));
+        trainer_device_adamw(T, T->lr);
         /* EMA warm-up: decay min(d, (1 + s) / (10 + s)), so the average does not
          * drag the random initial weights along for the first ~1/(1-d) steps. */
         float warm = (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step);
-        for (int k = 0; k < c->n_ema; k++)
-            ema_update(T->ema[k], T->model.params.data, T->model.params.padded, c->ema[k] < warm ? c->ema[k] : warm);
+        for (int k = 0; k < c->n_ema; k++) trainer_device_ema(T, k, c->ema[k] < warm ? c->ema[k] : warm);
     }
     T->loss = loss;
     T->step++;
@@ -307,9 +307,10 @@ void trainer_sample(Trainer *T) {
     CHECK(labels && out, "out of memory for %d samples", n);
     for (int i = 0; i < n; i++) labels[i] = i / per_class; /* one row per class */
     size_t pbytes = T->model.params.padded * sizeof(float);
-    if (c->sample_ema >= 0) { /* sample with the EMA weights, then put the raw weights back */
-        memcpy(T->backup, T->model.params.data, pbytes);
-        memcpy(T->model.params.data, T->ema[c->sample_ema], pbytes);
+    const DeviceMem *mem = T->dev.mem;
+    if (c->sample_ema >= 0) { /* sample with the EMA weights, then put the raw weights back (on the device) */
+        mem->copy(T->backup, T->model.params.data, pbytes);
+        mem->copy(T->model.params.data, T->ema[c->sample_ema], pbytes);
     }
     SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
                         .noise_scale = c->noise_scale, .seed = c->seed};
@@ -317,7 +318,7 @@ void trainer_sample(Trainer *T) {
     T->model.sla2_collect_stats = 0;
     sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out);
     T->model.sla2_collect_stats = saved_stats;
-    if (c->sample_ema >= 0) memcpy(T->model.params.data, T->backup, pbytes);
+    if (c->sample_ema >= 0) mem->copy(T->model.params.data, T->backup, pbytes);
     char dir[1100], png[1200], h5[1200];
     snprintf(dir, sizeof dir, "%s/samples", c->out_dir);
     io_mkdirs_or_die(dir);
@@ -341,7 +342,7 @@ void trainer_checkpoint(Trainer *T) {
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
     CkptData d;
-    ckpt_data(T, &d);
+    trainer_device_ckpt_data(T, &d, 1); /* the device state copied into host buffers */
     char *yaml = config_yaml(c);
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
@@ -358,6 +359,11 @@ int trainer_run(Trainer *T) {
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
                c->model_name, params_count(&T->model.params), c->steps, c->batch_size * T->world, c->grad_accum,
                c->data_train, (long long)T->data.total);
+    if (T->rank == 0 && T->dev.device != DEVICE_CPU) {
+        char dev[256];
+        printf("device: %s%s\n", trainer_device_describe(T, dev, sizeof dev),
+               T->world > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");
+    }
     while ((long)T->step < c->steps) {
         trainer_step(T);
         long s = (long)T->step;

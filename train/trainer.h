@@ -5,7 +5,10 @@
  * one optimiser update (grad_accum micro-batches of the JiT objective, a
  * NaN/Inf guard, clipping, AdamW, EMA) with the callbacks around it;
  * trainer_run loops, logs, samples and checkpoints. With the same config and
- * seed the losses are bit-identical run to run (CPU, fixed thread count). */
+ * seed the losses are bit-identical run to run (CPU, fixed thread count).
+ * run.device: cuda trains on the rank's GPU through the CUDA op table; the
+ * batch (and its noise) is still drawn on the host, exactly as on the CPU,
+ * so both devices see the same data. */
 #ifndef TRAIN_TRAINER_H
 #define TRAIN_TRAINER_H
 
@@ -19,25 +22,27 @@
 #include "io/shards.h"
 #include "train/jit.h"
 #include "train/metrics.h"
+#include "train/trainer_device.h"
 
 typedef struct Trainer {
     Config cfg;
+    TrainerDevice dev; /* where the state below lives (train/trainer_device.h) */
     JitModel model;
-    AdamW opt;
-    float *ema[CFG_MAX_EMA];
-    float *backup; /* the raw weights while sampling with EMA weights */
+    AdamW opt;                /* moments on dev */
+    float *ema[CFG_MAX_EMA];  /* on dev */
+    float *backup; /* the raw weights while sampling with EMA weights (on dev) */
     Graph g;
     ShardSet data;
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
-    GradSync sync; /* bucketed all-reduce of the gradients (when comm) */
+    GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
     int rank, world;
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
     Progress progress;
     double t_start, t_last;
     uint64_t images_seen;
-    /* per-step host buffers (allocated once) */
+    /* per-step host buffers (allocated once); img, z, t pinned on CUDA */
     float *img, *z, *t;
     int *lab, *y;
     /* state the callbacks steer */

@@ -1,0 +1,355 @@
+/* tests/test_cuda_train.c — the trainer with run.device: cuda against the
+ * CPU trainer, on the toy data of test_trainer (16x16, 4 classes):
+ *  - one step of the tiny JiT (full attention, with dropout) and of
+ *    JiT-SLA2 in fp32 mode: the loss, the gradient norm, every parameter's
+ *    gradient, and after AdamW (with clipping and weight decay) the weights,
+ *    both moments and the EMA copy, within 1e-4 relative (max-abs error /
+ *    max-abs, per parameter);
+ *  - a GPU run resumed from its checkpoint reproduces the uninterrupted
+ *    run's losses exactly (bf16, the default mode);
+ *  - checkpoints move between the devices: a CPU checkpoint resumed on the
+ *    GPU and a GPU checkpoint resumed on the CPU continue like the CPU;
+ *  - the NaN guard, the SLA2 conversion's freezing (the device optimiser's
+ *    trainable flags) and trainer_run's sampling and checkpoint on the GPU;
+ *  - the sampler on the GPU equals the CPU's samples.
+ * Before the parity steps the weights get a small random perturbation:
+ * at initialisation adaLN-Zero and the zero final layer make almost every
+ * gradient exactly zero, which would make the comparison vacuous. Where
+ * updates are compared across devices Adam's eps is 1e-3 (PARITY_OPTIM), so
+ * that an element whose gradient is rounding noise (sign undetermined) moves
+ * by lr * g / eps rather than by +-lr on either device. Part of the CUDA
+ * test harness: without a GPU the program exits 77 and ctest reports it
+ * skipped (tests/cuda_check.c). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "io/ckpt.h"
+#include "io/config.h"
+#include "io/shards.h"
+#include "train/device_select.h"
+#include "train/sampler.h"
+#include "train/trainer.h"
+
+#define TOL_STEP 1e-4
+/* The device under test. Built with -DTEST_DEVICE='"cpu"' (and a main of
+ * its own) the same tests check their own logic on a machine without a GPU. */
+#ifndef TEST_DEVICE
+#define TEST_DEVICE "cuda"
+#endif
+#define DEFAULT_OPTIM "{lr: 2.0e-3, warmup_steps: 10, ema: [0.99]}"
+/* Where CPU and GPU updates are compared: eps 1e-3 (see the top), weight
+ * decay, and a clip that acts (the gradient norm is about 10). */
+#define PARITY_OPTIM "{lr: 2.0e-3, warmup_steps: 10, ema: [0.99], eps: 1.0e-3, weight_decay: 0.05, grad_clip: 0.05}"
+
+static char tmpdir[256];
+
+/* The toy set of test_trainer: a bright square whose position is the class. */
+static void make_data(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/jit-cuda-train-XXXXXX");
+    cr_assert(mkdtemp(tmpdir) != NULL);
+    const int n = 320, S = 16;
+    uint8_t *img = malloc((size_t)n * S * S);
+    int *lab = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        int c = i % 4;
+        lab[i] = c;
+        for (int p = 0; p < S * S; p++) {
+            int r = p / S, col = p % S, in = r >= (c / 2) * 8 + 2 && r < (c / 2) * 8 + 6 && col >= (c % 2) * 8 + 2 &&
+                                             col < (c % 2) * 8 + 6;
+            img[(size_t)i * S * S + p] =
+                (uint8_t)(in ? 220 : 20 + (int)(30 * rng_uniform(3, RNG_STREAM_TEST, (uint64_t)(i * 256 + p))));
+        }
+    }
+    const char *names[4] = {"tl", "tr", "bl", "br"};
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/data", tmpdir);
+    shards_write(dir, "toy", img, lab, n, 1, S, S, 128, 4, names);
+    free(img);
+    free(lab);
+}
+
+/* The tiny model of test_trainer on `device`; optim: that section's map
+ * (NULL: DEFAULT_OPTIM); `extra` is appended YAML (callbacks). */
+static Config tiny(const char *name, int sla2, const char *device, const char *precision, const char *optim,
+                   const char *extra) {
+    Config c;
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "run: {name: %s, out_dir: %s/%s, seed: 7, device: %s, precision: %s}\n"
+             "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
+             "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: %s,\n"
+             "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5, dropout: %s}\n"
+             "data: {train: %s/data, batch_size: 16, prefetch: 2}\n"
+             "optim: %s\n"
+             "train: {steps: 200, log_every: 50}\n"
+             "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
+             "logging: {progress: false}\n%s",
+             name, tmpdir, name, device, precision, sla2 ? "true" : "false", sla2 ? "0.0" : "0.1", tmpdir,
+             optim ? optim : DEFAULT_OPTIM, extra ? extra : "");
+    config_load_string(&c, name, yaml, 0, NULL);
+    return c;
+}
+
+/* n floats of the trainer's device memory, on the host (free()). */
+static float *download(const Trainer *T, const float *buf, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    T->dev.mem->to_host(h, buf, n * sizeof(float));
+    return h;
+}
+
+/* The same small change of every parameter on both trainers, in the host
+ * copy, then uploaded (a no-op on the CPU). */
+static void perturb(Trainer *T) {
+    ParamStore *ps = &T->model.params;
+    params_pull(ps);
+    float *noise = malloc(ps->padded * sizeof(float));
+    rng_fill_normal(noise, ps->padded, 11, RNG_STREAM_TEST + 7, 0, 0.0f, 0.02f);
+    for (int i = 0; i < ps->n; i++) {
+        size_t off = ps->info[i].offset;
+        for (size_t j = 0; j < ps->info[i].numel; j++) ps->host[off + j] += noise[off + j];
+    }
+    params_push(ps);
+    free(noise);
+}
+
+/* Every parameter's slice of two flat buffers, within tol relative. */
+static void expect_params_close(const ParamStore *ps, const float *gpu, const float *cpu, double tol,
+                                const char *what) {
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        double e = rel_err(gpu + p->offset, cpu + p->offset, p->numel);
+        cr_expect(e <= tol, "%s of %s: relative error %.3g > %.0e", what, p->name, e, tol);
+        if (e > worst) worst = e, worst_name = p->name;
+    }
+    printf("  %-9s worst relative error %.3g (%s)\n", what, worst, worst_name);
+}
+
+static void expect_close_scalar(double gpu, double cpu, double tol, const char *what) {
+    double e = fabs(gpu - cpu) / fmax(fabs(cpu), 1e-30);
+    cr_expect(e <= tol, "%s: gpu %.9g cpu %.9g (relative error %.3g > %.0e)", what, gpu, cpu, e, tol);
+}
+
+static void step_parity(int sla2) {
+    Config cc = tiny(sla2 ? "cpu-sla2" : "cpu-full", sla2, "cpu", "fp32", PARITY_OPTIM, NULL);
+    Config cg = tiny(sla2 ? "gpu-sla2" : "gpu-full", sla2, TEST_DEVICE, "fp32", PARITY_OPTIM, NULL);
+    Trainer C, G;
+    trainer_init(&C, &cc, NULL, NULL);
+    trainer_init(&G, &cg, NULL, NULL);
+    Device want = strcmp(TEST_DEVICE, "cuda") == 0 ? DEVICE_CUDA : DEVICE_CPU;
+    cr_assert_eq(G.dev.device, want);
+    cr_assert_eq(G.model.params.views[0].device, want, "the views point at device memory");
+    perturb(&C);
+    perturb(&G);
+    float lc = trainer_step(&C), lg = trainer_step(&G);
+    ParamStore *ps = &C.model.params;
+    size_t n = ps->padded;
+    printf("%s: loss cpu %.7f gpu %.7f, gradient norm cpu %.7g gpu %.7g\n", sla2 ? "JiT-SLA2" : "JiT", lc, lg,
+           C.grad_norm, G.grad_norm);
+    cr_assert(isfinite(lc) && isfinite(lg));
+    expect_close_scalar(lg, lc, TOL_STEP, "loss");
+    expect_close_scalar(G.grad_norm, C.grad_norm, TOL_STEP, "gradient norm");
+    cr_expect(C.grad_norm > 0.05, "the clip (0.05) acts: gradient norm %g", C.grad_norm);
+    float *g = download(&G, G.model.params.grad, n), *w = download(&G, G.model.params.data, n);
+    float *m = download(&G, G.opt.m, n), *v = download(&G, G.opt.v, n), *e = download(&G, G.ema[0], n);
+    expect_params_close(ps, g, ps->grad, TOL_STEP, "gradient");
+    expect_params_close(ps, w, ps->data, TOL_STEP, "weights");
+    expect_params_close(ps, m, C.opt.m, TOL_STEP, "adam m");
+    expect_params_close(ps, v, C.opt.v, TOL_STEP, "adam v");
+    expect_params_close(ps, e, C.ema[0], TOL_STEP, "ema");
+    cr_expect_eq(G.opt.step, C.opt.step);
+    free(g), free(w), free(m), free(v), free(e);
+    trainer_free(&G);
+    trainer_free(&C);
+}
+
+Test(cuda_train, full_attention_step_matches_cpu, .init = make_data) { step_parity(0); }
+
+Test(cuda_train, sla2_step_matches_cpu, .init = make_data) { step_parity(1); }
+
+static float *run_losses(Config *c, int steps, const char *resume) {
+    Trainer T;
+    trainer_init(&T, c, resume, NULL);
+    float *l = calloc((size_t)steps, sizeof(float));
+    for (int s = (int)T.step; s < steps; s++) l[s] = trainer_step(&T);
+    trainer_free(&T);
+    return l;
+}
+
+Test(cuda_train, resume_reproduces_losses_exactly, .init = make_data) {
+    Config c = tiny("gres", 1, TEST_DEVICE, "auto", NULL, NULL);
+    float *straight = run_losses(&c, 8, NULL);
+    Config c2 = tiny("gres2", 1, TEST_DEVICE, "auto", NULL, NULL);
+    Trainer T;
+    trainer_init(&T, &c2, NULL, NULL);
+    for (int s = 0; s < 4; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    trainer_free(&T);
+    float *resumed = run_losses(&c2, 8, "auto");
+    for (int s = 4; s < 8; s++)
+        cr_expect_eq(straight[s], resumed[s], "step %d after resume: %.9g vs %.9g", s, resumed[s], straight[s]);
+    for (int s = 0; s < 8; s++) cr_expect(isfinite(straight[s]));
+    free(straight), free(resumed);
+}
+
+/* Step `steps` of a run resumed from `from` on `device`: its loss, and its
+ * weights after the step (host, malloc'ed) in *w. */
+static float resumed_step(const char *name, const char *device, const char *from, float **w) {
+    Config c = tiny(name, 0, device, "fp32", PARITY_OPTIM, NULL);
+    Trainer T;
+    trainer_init(&T, &c, from, NULL);
+    float l = trainer_step(&T);
+    *w = download(&T, T.model.params.data, T.model.params.padded);
+    if (strcmp(device, TEST_DEVICE) == 0) trainer_checkpoint(&T); /* for the way back */
+    trainer_free(&T);
+    return l;
+}
+
+Test(cuda_train, checkpoints_move_between_cpu_and_gpu, .init = make_data) {
+    Config c = tiny("xcpu", 0, "cpu", "fp32", PARITY_OPTIM, NULL);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 3; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    ParamStore ref; /* the layout, for the per-parameter comparison */
+    memcpy(&ref, &T.model.params, sizeof ref);
+    char from[512];
+    snprintf(from, sizeof from, "%s/xcpu/ckpt", tmpdir);
+    float *wc, *wg;
+    float lc = resumed_step("xcpu-cont", "cpu", from, &wc);
+    float lg = resumed_step("xgpu", TEST_DEVICE, from, &wg); /* CPU checkpoint -> GPU */
+    expect_close_scalar(lg, lc, TOL_STEP, "step 4 resumed on the GPU from a CPU checkpoint: loss");
+    expect_params_close(&ref, wg, wc, TOL_STEP, "weights");
+    free(wc), free(wg);
+    /* GPU checkpoint (after step 4) -> CPU, against the GPU going on. */
+    snprintf(from, sizeof from, "%s/xgpu/ckpt", tmpdir);
+    float lc5 = resumed_step("xback-cpu", "cpu", from, &wc), lg5 = resumed_step("xback-gpu", TEST_DEVICE, from, &wg);
+    expect_close_scalar(lc5, lg5, TOL_STEP, "step 5 resumed on the CPU from a GPU checkpoint: loss");
+    expect_params_close(&ref, wc, wg, TOL_STEP, "weights");
+    free(wc), free(wg);
+    trainer_free(&T);
+}
+
+Test(cuda_train, nan_guard_skips_a_poisoned_step, .init = make_data) {
+    Config c = tiny("gnan", 0, TEST_DEVICE, "auto", NULL, NULL);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 2; s++) cr_assert(isfinite(trainer_step(&T)));
+    size_t n = T.model.params.padded;
+    float *before = download(&T, T.model.params.data, n), *ema = download(&T, T.ema[0], n);
+    T.inject_nan_step = 2;
+    cr_expect(isnan(trainer_step(&T)), "the poisoned step reports NaN");
+    cr_expect_eq(T.skipped_total, 1);
+    float *after = download(&T, T.model.params.data, n), *ema2 = download(&T, T.ema[0], n);
+    cr_expect_eq(memcmp(before, after, n * sizeof(float)), 0, "a skipped step must not change the weights");
+    cr_expect_eq(memcmp(ema, ema2, n * sizeof(float)), 0, "nor the EMA");
+    cr_expect(isfinite(trainer_step(&T)), "training goes on after the skip");
+    free(before), free(after), free(ema), free(ema2);
+    trainer_free(&T);
+}
+
+Test(cuda_train, conversion_freezes_what_each_stage_should, .init = make_data) {
+    Config full = tiny("gfull", 0, "cpu", "fp32", NULL, NULL);
+    Trainer T;
+    trainer_init(&T, &full, NULL, NULL);
+    for (int s = 0; s < 3; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    trainer_free(&T);
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "callbacks:\n"
+             "  - {type: SLA2Conversion, from: %s/gfull/ckpt, stage1_steps: 4, stage1_lr: 1.0e-2}\n"
+             "  - {type: QuantizedAttentionMonitor, every: 2}\n",
+             tmpdir);
+    Config c = tiny("gconv", 1, TEST_DEVICE, "auto", NULL, extra);
+    trainer_init(&T, &c, NULL, NULL);
+    ParamStore *ps = &T.model.params;
+    size_t n = ps->padded;
+    float *start = download(&T, ps->data, n);
+    for (int s = 0; s < 4; s++) cr_assert(isfinite(trainer_step(&T)));
+    float *after1 = download(&T, ps->data, n);
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        int router = strstr(p->name, ".attn.sla2.") != NULL;
+        int changed = memcmp(start + p->offset, after1 + p->offset, p->numel * sizeof(float)) != 0;
+        cr_expect_eq(changed, router, "stage 1: %s %s", p->name,
+                     router ? "did not learn" : "changed (model is frozen)");
+    }
+    for (int s = 4; s < 7; s++) cr_assert(isfinite(trainer_step(&T)));
+    float *after2 = download(&T, ps->data, n);
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        int changed = memcmp(after1 + p->offset, after2 + p->offset, p->numel * sizeof(float)) != 0;
+        if (strstr(p->name, ".attn.sla2.proj_")) cr_expect(!changed, "stage 2: router %s must stay frozen", p->name);
+        else if (strstr(p->name, "alpha_logit") || strstr(p->name, "qkv.weight"))
+            cr_expect(changed, "stage 2: %s must learn", p->name);
+    }
+    free(start), free(after1), free(after2);
+    trainer_free(&T);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+Test(cuda_train, run_samples_and_checkpoints_on_gpu, .init = make_data) {
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "run: {name: grun, out_dir: %s/grun, seed: 7, device: " TEST_DEVICE "}\n"
+             "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
+             "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: true,\n"
+             "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5}\n"
+             "data: {train: %s/data, batch_size: 16}\n"
+             "optim: {ema: [0.99]}\n"
+             "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
+             "logging: {progress: false}\n",
+             tmpdir, tmpdir);
+    char *ov[] = {"train.steps=4", "train.sample_every=2", "train.checkpoint_every=2"};
+    Config c;
+    config_load_string(&c, "grun", yaml, 3, ov);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    cr_expect_eq(trainer_run(&T), 0);
+    trainer_free(&T);
+    char path[512];
+    const char *want[] = {"samples/step-00000002.png", "samples/step-00000004.png", "samples/step-00000004.h5",
+                          "ckpt/ckpt-00000002.h5", "ckpt/ckpt-00000004.h5", "ckpt/latest"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        snprintf(path, sizeof path, "%s/grun/%s", tmpdir, want[i]);
+        cr_expect(file_exists(path), "trainer_run on the GPU wrote no %s", path);
+    }
+}
+
+Test(cuda_train, sampler_matches_cpu, .init = make_data) {
+    Config c = tiny("gsample", 1, "cpu", "fp32", NULL, NULL);
+    JitModel mc, mg;
+    jit_build(&mc, &c.model, 5);
+    jit_build(&mg, &c.model, 5);
+    rng_fill_normal(mc.params.host, mc.params.padded, 2, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
+    memcpy(mg.params.host, mc.params.host, mc.params.padded * sizeof(float));
+    DeviceChoice dev = device_select(TEST_DEVICE, PRECISION_FP32, 0, "test_cuda_train");
+    jit_to_device(&mg, dev.device);
+    Graph gc, gg;
+    graph_init(&gc, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&gg, dev.ops, dev.device, 1 << 20);
+    const int n = 6, per = 16 * 16;
+    int labels[6] = {0, 1, 2, 3, 1, 2};
+    float *a = malloc(sizeof(float) * n * per), *b = malloc(sizeof(float) * n * per);
+    SamplerConfig sc = {.steps = 4, .cfg = 2.0f, .cfg_lo = 0.1f, .cfg_hi = 1.0f, .noise_scale = 1.0f, .seed = 9};
+    sampler_run(&mc, &gc, &sc, labels, n, 4, a);
+    sampler_run(&mg, &gg, &sc, labels, n, 4, b);
+    double e = rel_err(b, a, (size_t)n * per);
+    printf("sampler: GPU vs CPU relative error %.3g\n", e);
+    cr_expect(e <= TOL_STEP, "GPU samples differ from the CPU's: relative error %.3g", e);
+    free(a), free(b);
+    graph_free(&gc), graph_free(&gg);
+    jit_free(&mc), jit_free(&mg);
+}
