@@ -1,7 +1,8 @@
 /* train/frechet.c — feature statistics and the Fréchet distance (see
- * frechet.h), with LAPACK's dsyevd from OpenBLAS. */
+ * frechet.h), with LAPACK's dsyevd and BLAS's dgemm from OpenBLAS. */
 #include "train/frechet.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -83,28 +84,24 @@ int frechet_sqrtm_psd(const double *A, int d, double *S) {
         if (w[j] < -1e-10 * wmax) bad++;
         w[j] = w[j] > 0 ? sqrt(w[j]) : 0.0;
     }
-    /* S = V diag(sqrt w) V^T, symmetric by construction */
+    /* S = (V diag(sqrt w)) V^T; symmetrised, since dgemm's round-off need not be. */
+    double *Vw = core_malloc(sizeof(double) * (size_t)d * d);
     for (int i = 0; i < d; i++)
-        for (int k = i; k < d; k++) {
-            double s = 0;
-            for (int j = 0; j < d; j++) s += V[(size_t)i * d + j] * w[j] * V[(size_t)k * d + j];
-            S[(size_t)i * d + k] = S[(size_t)k * d + i] = s;
+        for (int j = 0; j < d; j++) Vw[(size_t)i * d + j] = V[(size_t)i * d + j] * w[j];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, d, 1.0, Vw, d, V, d, 0.0, S, d);
+    for (int i = 0; i < d; i++)
+        for (int k = i + 1; k < d; k++) {
+            double m = 0.5 * (S[(size_t)i * d + k] + S[(size_t)k * d + i]);
+            S[(size_t)i * d + k] = S[(size_t)k * d + i] = m;
         }
+    core_free(Vw);
     core_free(w), core_free(V);
     return bad;
 }
 
-/* C = A B for d x d row-major matrices. */
+/* C = A B for d x d row-major matrices (OpenBLAS, which the CPU backend links). */
 static void matmul(const double *A, const double *B, double *C, int d) {
-    for (int i = 0; i < d; i++) {
-        double *c = C + (size_t)i * d;
-        for (int k = 0; k < d; k++) c[k] = 0;
-        for (int j = 0; j < d; j++) {
-            double a = A[(size_t)i * d + j];
-            const double *b = B + (size_t)j * d;
-            for (int k = 0; k < d; k++) c[k] += a * b[k];
-        }
-    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0, A, d, B, d, 0.0, C, d);
 }
 
 double frechet_distance(const FeatureStats *a, const FeatureStats *b) {
