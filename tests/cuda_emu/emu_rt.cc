@@ -1,77 +1,641 @@
-/* tests/cuda_emu/emu_rt.cc — the fiber scheduler behind emu_rt.h: each
- * thread block is a set of ucontext fibers (warps of 32); a round runs every
- * runnable fiber up to its next barrier, then releases warps whose live
- * fibers all wait at a shuffle, else the block when all wait at
- * __syncthreads; anything else is a divergent barrier and aborts.
- * EMU order: 0 forward, 1 reverse, 2 random (default). */
-#include "emu_rt.h"
-#include <ucontext.h>
-#include <vector>
+/* tests/cuda_emu/emu_rt.cc — the emulator's execution model: thread blocks
+ * as fibers, barriers and warp operations as rendezvous points, shared
+ * memory with poisoning and a race detector, and the memory-access checks
+ * every kernel access goes through.
+ *
+ * Execution. A block is one fiber per CUDA thread (a 128 KiB stack each and
+ * a hand-written context switch: ucontext's costs a system call). The
+ * scheduler runs every runnable fiber up to its next barrier or warp
+ * operation, in a fresh random order each round (EMU_ORDER=forward|reverse
+ * to fix it), then releases warps whose lanes have all arrived and, when
+ * every live thread waits at __syncthreads, the block. Anything else is a
+ * divergent barrier: reported, never a hang. Blocks run one after another in
+ * a random order.
+ *
+ * Memory checks. Kernel files are compiled with GCC's ThreadSanitizer
+ * instrumentation but without its runtime: every load and store calls the
+ * __tsan_* hooks below, which check, while a kernel runs, that the address
+ * lies on the thread's own stack, in the block's shared memory (inside a
+ * declared array or the dynamic allocation), in a device allocation, or in
+ * the program's static data. Anything else (a read past a cudaMalloc'd
+ * buffer, freed memory, host memory) stops with the kernel's name, the
+ * thread and the source line.
+ *
+ * Shared memory. Static __shared__ arrays and the dynamic allocation live in
+ * one per-block buffer, 16-byte red zones between them, all filled with 0xff
+ * bytes (NaN as float) at every block start. The race detector keeps, per
+ * byte, the last writer and up to two readers with the barrier interval
+ * they acted in (a block epoch, counted by __syncthreads, and a per-warp
+ * epoch, counted by warp operations): two different threads touching the
+ * same byte within one interval, at least one of them writing with a plain
+ * store, is reported with both source lines. Atomics are exempt. */
+#include <dlfcn.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <map>
 #include <random>
-emu_uint3 threadIdx, blockIdx, blockDim, gridDim;
-void *emu_dyn_smem;
-int emu_cur;
-double emu_slot[4096];
-int emu_islot[4096];
-int emu_order_mode = 2; /* 0 forward, 1 reverse, 2 random */
-static std::mt19937 rng(1);
-static const size_t STK = 256 * 1024;
-static std::vector<char> stacks;
-static ucontext_t main_ctx;
-static ucontext_t ctx[1024];
-static int state[1024]; /* 0 runnable, 1 block barrier, 2 warp barrier, 3 done */
-static int nthr;
-static const std::function<void()> *body;
-static unsigned bdx, bdy;
-static void entry() { (*body)(); state[emu_cur] = 3; emu_islot[emu_cur] = 0; swapcontext(&ctx[emu_cur], &main_ctx); }
-void emu_yield(int s) { state[emu_cur] = s; swapcontext(&ctx[emu_cur], &main_ctx); }
-static void run_block(const std::function<void()> &f, int n) {
-    nthr = n; body = &f;
-    if (stacks.size() < (size_t)n * STK) stacks.resize((size_t)n * STK);
-    for (int t = 0; t < n; t++) {
-        getcontext(&ctx[t]); ctx[t].uc_stack.ss_sp = &stacks[(size_t)t * STK]; ctx[t].uc_stack.ss_size = STK;
-        ctx[t].uc_link = &main_ctx; makecontext(&ctx[t], entry, 0); state[t] = 0; emu_islot[t] = 0;
+
+#include "emu_internal.h"
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's context switch is written for x86-64"
+#endif
+
+emu_uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+/* ---- context switch ----
+ * emu_ctx_switch(save, load): pushes the callee-saved registers and the
+ * floating-point control words, saves the stack pointer in *save, loads
+ * `load` and pops the same from there. A new fiber's stack is laid out so
+ * that the first switch "returns" into emu_ctx_trampoline. */
+extern "C" void emu_ctx_switch(void **save, void *load);
+extern "C" void emu_ctx_trampoline(void);
+extern "C" void emu_fiber_main(void);
+asm(R"(
+    .text
+    .globl emu_ctx_switch
+    .type emu_ctx_switch, @function
+emu_ctx_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_ctx_switch, .-emu_ctx_switch
+    .globl emu_ctx_trampoline
+    .type emu_ctx_trampoline, @function
+emu_ctx_trampoline:
+    call emu_fiber_main
+    ud2
+    .size emu_ctx_trampoline, .-emu_ctx_trampoline
+)");
+
+static const size_t STACK_BYTES = 128 * 1024;
+
+enum { ST_RUN, ST_BAR, ST_WARP, ST_DONE };
+
+struct Fiber {
+    void *sp;
+    int state;
+    unsigned mask;          /* warp operation: the lanes named */
+    int kind, arg, width;   /* shuffle: -1 kind for __syncwarp */
+    uint64_t val;           /* shuffle: the value offered */
+    const void *pc;         /* where it waits */
+};
+
+/* ---- the running kernel (all of it is process-global: one host thread
+ * runs kernels, one block at a time) ---- */
+
+static const EmuLaunch *g_launch;
+static unsigned g_nthreads;
+static Fiber g_fib[EMU_MAX_THREADS];
+static unsigned char *g_stacks;
+static void *g_sched_sp;
+static unsigned g_cur;
+static int g_in_kernel;
+static uintptr_t g_stack_lo;
+static uint64_t g_shfl_slot[2][EMU_MAX_THREADS];
+static unsigned char g_shfl_parity[EMU_MAX_THREADS];
+static int g_red_slot[EMU_MAX_THREADS];
+static uint32_t g_block_epoch = 1;
+static uint32_t g_warp_epoch[EMU_MAX_THREADS / 32];
+static uint32_t g_epoch_counter = 1;
+static int g_order_mode = -1; /* 0 forward, 1 reverse, 2 random */
+static std::mt19937 g_rng(12345);
+
+/* ---- shared memory ---- */
+
+static const size_t SMEM_CAP = 256 * 1024;
+static const size_t REDZONE = 16;
+static unsigned char *g_smem;
+static unsigned char *g_smem_valid; /* 1: inside a declared array or the dynamic allocation */
+static size_t g_smem_hwm;           /* bytes to reset before the next block */
+static size_t g_smem_top;           /* end of the last static array */
+static size_t g_static_bytes;
+
+struct StaticArr {
+    int id;
+    size_t off, bytes;
+    const char *name;
+};
+static std::vector<StaticArr> g_static;
+
+struct ShadowByte {
+    uint32_t wb, ww, r1b, r1w, r2b, r2w;
+    uint16_t wt, r1t, r2t;
+    const void *wpc, *r1pc, *r2pc;
+};
+static ShadowByte *g_shadow;
+static const uint16_t NOBODY = 0xffff;
+
+/* ---- error reporting ---- */
+
+static std::string thread_str(unsigned t) {
+    char b[96];
+    snprintf(b, sizeof b, "thread (%u,%u,%u) of block (%u,%u,%u)", t % blockDim.x, t / blockDim.x % blockDim.y,
+             t / (blockDim.x * blockDim.y), blockIdx.x, blockIdx.y, blockIdx.z);
+    return b;
+}
+
+std::string emu_symbolize(const void *pc) {
+    Dl_info info;
+    if (!pc || !dladdr(pc, &info) || !info.dli_fname) return "?";
+    char cmd[1024];
+    uintptr_t off = (uintptr_t)pc - 1 - (uintptr_t)info.dli_fbase;
+    snprintf(cmd, sizeof cmd, "addr2line -C -f -i -p -e '%s' 0x%lx 2>/dev/null", info.dli_fname, (unsigned long)off);
+    FILE *f = popen(cmd, "r");
+    std::string out;
+    if (f) {
+        char line[1024];
+        while (fgets(line, sizeof line, f)) {
+            std::string s(line);
+            while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+            if (!out.empty()) out += "\n      ";
+            out += s;
+        }
+        pclose(f);
     }
-    std::vector<int> order(n);
-    for (int t = 0; t < n; t++) order[t] = t;
-    for (;;) {
-        if (emu_order_mode == 1) std::reverse(order.begin(), order.end());
-        else if (emu_order_mode == 2) std::shuffle(order.begin(), order.end(), rng);
-        for (int i = 0; i < n; i++) {
-            int t = order[i];
-            if (state[t] != 0) continue;
-            emu_cur = t;
-            threadIdx.x = t % bdx; threadIdx.y = t / bdx % bdy; threadIdx.z = t / (bdx * bdy);
-            swapcontext(&main_ctx, &ctx[t]);
-        }
-        int done = 0, inblk = 0, released = 0;
-        for (int w = 0; w < (n + 31) / 32; w++) {
-            int all2 = 1, any2 = 0;
-            for (int t = w * 32; t < min(n, w * 32 + 32); t++) {
-                if (state[t] == 3) continue;
-                if (state[t] == 2) any2 = 1; else all2 = 0;
-            }
-            if (any2 && all2) { for (int t = w * 32; t < min(n, w * 32 + 32); t++) if (state[t] == 2) state[t] = 0; released = 1; }
-            else if (any2) { fprintf(stderr, "EMU DEADLOCK: warp %d diverged at a shuffle (block %u,%u,%u)\n", w, blockIdx.x, blockIdx.y, blockIdx.z); abort(); }
-        }
-        if (released) continue;
-        for (int t = 0; t < n; t++) done += state[t] == 3, inblk += state[t] == 1;
-        if (done == n) break;
-        if (done + inblk == n) { for (int t = 0; t < n; t++) if (state[t] == 1) state[t] = 0; continue; }
-        fprintf(stderr, "EMU DEADLOCK in block %u,%u,%u\n", blockIdx.x, blockIdx.y, blockIdx.z); abort();
+    return out.empty() ? "?" : out;
+}
+
+void emu_fail(const char *fmt, ...) {
+    int was = g_in_kernel;
+    g_in_kernel = 0;
+    fflush(stdout);
+    fprintf(stderr, "EMU ERROR: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    if (was && g_launch)
+        fprintf(stderr, "  in kernel %s (launched at %s:%d), %s\n", g_launch->site.kernel, g_launch->site.file,
+                g_launch->site.line, thread_str(g_cur).c_str());
+    fflush(stderr);
+    abort();
+}
+
+/* ---- fibers ---- */
+
+extern "C" void emu_fiber_main(void) {
+    const EmuLaunch *L = g_launch;
+    alignas(64) unsigned char params[EMU_MAX_PARAM_BYTES];
+    memcpy(params, L->closure.data(), L->closure.size()); /* each thread's own copy, as on the GPU */
+    L->thunk(params);
+    g_fib[g_cur].state = ST_DONE;
+    emu_ctx_switch(&g_fib[g_cur].sp, g_sched_sp);
+    abort(); /* a finished fiber is never resumed */
+}
+
+static void yield(int state, const void *pc) {
+    Fiber &f = g_fib[g_cur];
+    f.state = state;
+    f.pc = pc;
+    emu_ctx_switch(&f.sp, g_sched_sp);
+}
+
+static void fiber_init(unsigned t) {
+    uintptr_t top = (uintptr_t)(g_stacks + (size_t)(t + 1) * STACK_BYTES) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)(top - 80);
+    uint32_t *cw = (uint32_t *)sp;
+    cw[0] = 0x1f80; /* MXCSR: round to nearest, exceptions masked */
+    cw[1] = 0x037f; /* x87 control word: the default */
+    for (int i = 1; i <= 6; i++) sp[i] = 0;
+    sp[7] = (uint64_t)(uintptr_t)emu_ctx_trampoline;
+    g_fib[t].sp = sp;
+    g_fib[t].state = ST_RUN;
+    g_fib[t].pc = NULL;
+    g_shfl_parity[t] = 0;
+}
+
+static void set_current(unsigned t) {
+    g_cur = t;
+    threadIdx.x = t % blockDim.x;
+    threadIdx.y = t / blockDim.x % blockDim.y;
+    threadIdx.z = t / (blockDim.x * blockDim.y);
+    g_stack_lo = (uintptr_t)g_stacks + (size_t)t * STACK_BYTES;
+}
+
+static void *map_bytes(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) emu_fail("cannot map %zu bytes for the emulator", n);
+    return p;
+}
+
+static void rt_init(void) {
+    if (g_stacks) return;
+    g_stacks = (unsigned char *)map_bytes(STACK_BYTES * EMU_MAX_THREADS);
+    g_smem = (unsigned char *)map_bytes(SMEM_CAP);
+    g_smem_valid = (unsigned char *)map_bytes(SMEM_CAP);
+    g_shadow = (ShadowByte *)map_bytes(SMEM_CAP * sizeof(ShadowByte));
+    for (size_t i = 0; i < SMEM_CAP; i++) g_shadow[i].wt = g_shadow[i].r1t = g_shadow[i].r2t = NOBODY;
+    const char *o = getenv("EMU_ORDER");
+    g_order_mode = o && !strcmp(o, "forward") ? 0 : o && !strcmp(o, "reverse") ? 1 : 2;
+}
+
+/* ---- warp and block rendezvous ---- */
+
+static void warp_release(unsigned w, unsigned lo, unsigned hi) {
+    g_warp_epoch[w] = ++g_epoch_counter;
+    for (unsigned t = lo; t < hi; t++) {
+        if (g_fib[t].state != ST_WARP) continue;
+        g_fib[t].state = ST_RUN;
     }
 }
-void emu_launch_impl(dim3 g, dim3 b, size_t smem, const std::function<void()> &f) {
-    int n = b.x * b.y * b.z;
-    if (n > 1024 || n < 1) { fprintf(stderr, "EMU: bad block %d\n", n); abort(); }
-    if (smem > 227 * 1024) { fprintf(stderr, "EMU: smem %zu too big\n", smem); abort(); }
-    if (g.y > 65535 || g.z > 65535) { fprintf(stderr, "EMU: grid y/z too big\n"); abort(); }
-    blockDim = {b.x, b.y, b.z}; gridDim = {g.x, g.y, g.z}; bdx = b.x; bdy = b.y;
-    std::vector<unsigned char> sm(smem + 16, 0xff);
-    for (unsigned z = 0; z < g.z; z++) for (unsigned y = 0; y < g.y; y++) for (unsigned x = 0; x < g.x; x++) {
-        blockIdx = {x, y, z};
-        memset(sm.data(), 0xff, sm.size());
-        emu_dyn_smem = sm.data();
-        run_block(f, n);
+
+/* Lanes of warp w all waiting at a warp operation: check their masks name
+ * only waiting lanes, then release them. 1: released, 0: nothing waits. */
+static int warp_resolve(unsigned w) {
+    unsigned lo = w * 32, hi = std::min(g_nthreads, lo + 32);
+    int any = 0;
+    for (unsigned t = lo; t < hi; t++) any |= g_fib[t].state == ST_WARP;
+    if (!any) return 0;
+    for (unsigned t = lo; t < hi; t++) {
+        if (g_fib[t].state != ST_WARP) continue;
+        const Fiber &f = g_fib[t];
+        for (unsigned l = 0; l < 32; l++) {
+            if (!(f.mask >> l & 1u)) continue;
+            unsigned u = lo + l;
+            const char *op = f.kind < 0 ? "__syncwarp" : "a warp shuffle";
+            if (u >= g_nthreads) {
+                g_cur = t;
+                emu_fail("%s names lane %u, which does not exist (the block has %u threads), at %s", op, l,
+                         g_nthreads, emu_symbolize(f.pc).c_str());
+            }
+            if (g_fib[u].state == ST_DONE) {
+                g_cur = t;
+                emu_fail("%s names lane %u, which has exited, at %s", op, l, emu_symbolize(f.pc).c_str());
+            }
+            if (g_fib[u].state != ST_WARP) {
+                g_cur = t;
+                emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
+                         "deadlock on the GPU)",
+                         op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
+            }
+        }
     }
+    warp_release(w, lo, hi);
+    return 1;
+}
+
+static void run_block(void) {
+    unsigned n = g_nthreads;
+    for (unsigned t = 0; t < n; t++) fiber_init(t);
+    for (unsigned w = 0; w < (n + 31) / 32; w++) g_warp_epoch[w] = ++g_epoch_counter;
+    g_block_epoch = ++g_epoch_counter;
+    static std::vector<unsigned> order;
+    order.resize(n);
+    for (unsigned t = 0; t < n; t++) order[t] = t;
+    for (;;) {
+        if (g_order_mode == 1) std::reverse(order.begin(), order.end());
+        else if (g_order_mode == 2) std::shuffle(order.begin(), order.end(), g_rng);
+        for (unsigned i = 0; i < n; i++) {
+            unsigned t = order[i];
+            if (g_fib[t].state != ST_RUN) continue;
+            set_current(t);
+            emu_ctx_switch(&g_sched_sp, g_fib[t].sp);
+        }
+        int released = 0;
+        for (unsigned w = 0; w < (n + 31) / 32; w++) released |= warp_resolve(w);
+        if (released) continue;
+        unsigned done = 0, bar = 0;
+        for (unsigned t = 0; t < n; t++) done += g_fib[t].state == ST_DONE, bar += g_fib[t].state == ST_BAR;
+        if (done == n) return;
+        if (done + bar == n) {
+            g_block_epoch = ++g_epoch_counter;
+            for (unsigned t = 0; t < n; t++)
+                if (g_fib[t].state == ST_BAR) g_fib[t].state = ST_RUN;
+            continue;
+        }
+        emu_fail("the block's threads wait at different barriers (deadlock)");
+    }
+}
+
+void emu_syncthreads(void) { yield(ST_BAR, __builtin_return_address(0)); }
+
+int emu_syncthreads_op(int pred, int op) {
+    const void *pc = __builtin_return_address(0);
+    g_red_slot[g_cur] = pred != 0;
+    yield(ST_BAR, pc);
+    int r = op == 1 ? 1 : 0;
+    for (unsigned t = 0; t < g_nthreads; t++) {
+        if (g_fib[t].state == ST_DONE) continue;
+        if (op == 0) r |= g_red_slot[t];
+        else if (op == 1) r &= g_red_slot[t];
+        else r += g_red_slot[t];
+    }
+    yield(ST_BAR, pc); /* nobody overwrites a slot before everyone has read them all */
+    return r;
+}
+
+void emu_syncwarp(unsigned mask) {
+    Fiber &f = g_fib[g_cur];
+    f.mask = mask;
+    f.kind = -1;
+    if (!(mask >> (g_cur % 32) & 1u)) emu_fail("__syncwarp's mask does not name the calling lane %u", g_cur % 32);
+    yield(ST_WARP, __builtin_return_address(0));
+}
+
+uint64_t emu_shfl(unsigned mask, uint64_t bits, int kind, int arg, int width) {
+    const void *pc = __builtin_return_address(0);
+    unsigned t = g_cur, lane = t % 32, w0 = t - lane;
+    if (width <= 0 || width > 32 || (width & (width - 1)))
+        emu_fail("shuffle width %d is not a power of two up to 32, at %s", width, emu_symbolize(pc).c_str());
+    if (!(mask >> lane & 1u))
+        emu_fail("a shuffle's mask 0x%08x does not name the calling lane %u, at %s", mask, lane,
+                 emu_symbolize(pc).c_str());
+    Fiber &f = g_fib[t];
+    f.mask = mask, f.kind = kind, f.arg = arg, f.width = width, f.val = bits;
+    int p = g_shfl_parity[t];
+    g_shfl_slot[p][t] = bits;
+    g_shfl_parity[t] ^= 1;
+    yield(ST_WARP, pc);
+    unsigned base = lane & ~(unsigned)(width - 1), src = lane;
+    if (kind == 0) src = base + ((unsigned)arg & (unsigned)(width - 1));
+    else if (kind == 1) src = lane ^ (unsigned)arg;
+    else if (kind == 2) src = lane + (unsigned)arg;
+    else src = lane - (unsigned)arg;
+    if (kind != 0 && (src >= 32 || (src & ~(unsigned)(width - 1)) != base)) src = lane; /* out of the group: own value */
+    if (!(mask >> src & 1u))
+        emu_fail("a shuffle at %s reads lane %u, which its mask 0x%08x does not name", emu_symbolize(pc).c_str(), src,
+                 mask);
+    return g_shfl_slot[p][w0 + src];
+}
+
+void emu_launch_bounds(unsigned max_threads, const char *kernel) {
+    unsigned n = blockDim.x * blockDim.y * blockDim.z;
+    if (n > max_threads)
+        emu_fail("%s was launched with %u threads per block, above its __launch_bounds__(%u) (the GPU refuses such a "
+                 "launch: too many resources requested)",
+                 kernel, n, max_threads);
+}
+
+/* ---- shared memory ---- */
+
+void *emu_dyn_smem(void) { return g_smem; }
+
+void *emu_static_smem(int id, size_t bytes, size_t align, const char *name) {
+    for (const StaticArr &a : g_static)
+        if (a.id == id) return g_smem + a.off;
+    size_t al = align < 16 ? 16 : align;
+    size_t off = (g_smem_top + REDZONE + al - 1) / al * al;
+    g_static_bytes += bytes;
+    int dyn_max = g_launch->max_dyn_smem;
+    if (g_static_bytes > EMU_SMEM_DEFAULT)
+        emu_fail("static shared memory of %zu bytes (with '%s') is above the 48 KiB limit", g_static_bytes, name);
+    if (!dyn_max && g_static_bytes + g_launch->smem > EMU_SMEM_DEFAULT)
+        emu_fail("%zu bytes of static shared memory (with '%s') and %zu dynamic are above 48 KiB: the launch needs "
+                 "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)",
+                 g_static_bytes, name, g_launch->smem);
+    if (g_static_bytes + (size_t)std::max<size_t>(g_launch->smem, (size_t)dyn_max) > EMU_SMEM_OPTIN)
+        emu_fail("%zu bytes of static shared memory (with '%s') and %zu dynamic are above sm_80's %u per block",
+                 g_static_bytes, name, std::max<size_t>(g_launch->smem, (size_t)dyn_max), EMU_SMEM_OPTIN);
+    if (off + bytes + REDZONE > SMEM_CAP) emu_fail("shared memory arrays exceed the emulator's buffer");
+    g_static.push_back({id, off, bytes, name});
+    memset(g_smem_valid + off, 1, bytes);
+    g_smem_top = off + bytes;
+    g_smem_hwm = std::max(g_smem_hwm, g_smem_top + REDZONE);
+    return g_smem + off;
+}
+
+static void smem_block_reset(size_t dyn) {
+    size_t clear = std::max(g_smem_hwm, dyn + REDZONE);
+    memset(g_smem, 0xff, clear);
+    memset(g_smem_valid, 0, clear);
+    memset(g_smem_valid, 1, dyn);
+    g_static.clear();
+    g_static_bytes = 0;
+    g_smem_top = dyn;
+    g_smem_hwm = dyn + REDZONE;
+}
+
+static std::string smem_where(size_t off) {
+    char b[160];
+    for (const StaticArr &a : g_static)
+        if (off >= a.off && off < a.off + a.bytes) {
+            snprintf(b, sizeof b, "byte %zu of __shared__ %s", off - a.off, a.name);
+            return b;
+        }
+    snprintf(b, sizeof b, "byte %zu of the dynamic shared memory", off);
+    return b;
+}
+
+static bool ordered(uint16_t rt, uint32_t rb, uint32_t rw, unsigned t) {
+    if (rt == NOBODY || rt == t || rb != g_block_epoch) return true;
+    return rt / 32 == t / 32 && rw != g_warp_epoch[t / 32];
+}
+
+static void race(size_t off, const char *mine, const void *pc, const char *theirs, uint16_t other,
+                 const void *opc) {
+    std::string here = emu_symbolize(pc), there = emu_symbolize(opc), other_s = thread_str(other);
+    emu_fail("shared-memory race on %s: this thread %s it at %s, while %s %s it at %s, with no barrier between",
+             smem_where(off).c_str(), mine, here.c_str(), other_s.c_str(), theirs, there.c_str());
+}
+
+static void smem_access(size_t off, size_t n, bool write, const void *pc) {
+    unsigned t = g_cur;
+    for (size_t i = 0; i < n; i++) {
+        size_t o = off + i;
+        if (o >= SMEM_CAP || !g_smem_valid[o]) {
+            size_t dyn = g_launch->smem;
+            emu_fail("%zu-byte shared-memory %s at offset %zu, outside every __shared__ array and the %zu bytes of "
+                     "dynamic shared memory, at %s",
+                     n, write ? "write" : "read", off, dyn, emu_symbolize(pc).c_str());
+        }
+        ShadowByte &s = g_shadow[o];
+        uint32_t w = g_warp_epoch[t / 32];
+        if (!ordered(s.wt, s.wb, s.ww, t)) race(o, write ? "writes" : "reads", pc, "wrote", s.wt, s.wpc);
+        if (write) {
+            if (!ordered(s.r1t, s.r1b, s.r1w, t)) race(o, "writes", pc, "read", s.r1t, s.r1pc);
+            if (!ordered(s.r2t, s.r2b, s.r2w, t)) race(o, "writes", pc, "read", s.r2t, s.r2pc);
+            s.wt = (uint16_t)t, s.wb = g_block_epoch, s.ww = w, s.wpc = pc;
+            s.r1t = s.r2t = NOBODY;
+        } else if (s.r1t == NOBODY || s.r1t == t || ordered(s.r1t, s.r1b, s.r1w, t)) {
+            s.r1t = (uint16_t)t, s.r1b = g_block_epoch, s.r1w = w, s.r1pc = pc;
+        } else {
+            s.r2t = (uint16_t)t, s.r2b = g_block_epoch, s.r2w = w, s.r2pc = pc;
+        }
+    }
+}
+
+/* ---- global memory: allocations and static data ---- */
+
+struct Range {
+    uintptr_t lo, hi;
+};
+static std::vector<Range> g_static_ranges;
+static Range g_hot[4];
+static unsigned g_hot_next;
+
+static int add_segments(struct dl_phdr_info *info, size_t, void *) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+        if (ph.p_type != PT_LOAD) continue;
+        uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+        g_static_ranges.push_back({lo, lo + ph.p_memsz});
+    }
+    return 0;
+}
+
+static bool in_static(uintptr_t a, size_t n) {
+    if (g_static_ranges.empty()) {
+        dl_iterate_phdr(add_segments, NULL);
+        std::sort(g_static_ranges.begin(), g_static_ranges.end(),
+                  [](const Range &x, const Range &y) { return x.lo < y.lo; });
+    }
+    auto it = std::upper_bound(g_static_ranges.begin(), g_static_ranges.end(), a,
+                               [](uintptr_t v, const Range &r) { return v < r.lo; });
+    if (it == g_static_ranges.begin()) return false;
+    --it;
+    if (a + n > it->hi) return false;
+    g_hot[g_hot_next++ % 4] = *it;
+    return true;
+}
+
+static void global_access(uintptr_t a, size_t n, bool write, const void *pc) {
+    for (const Range &r : g_hot)
+        if (a >= r.lo && a + n <= r.hi) return;
+    uintptr_t base;
+    size_t size;
+    bool pinned;
+    if (emu_alloc_find(a, n, &base, &size, &pinned)) {
+        g_hot[g_hot_next++ % 4] = {base, base + size};
+        return;
+    }
+    if (in_static(a, n)) return;
+    char near[160] = "";
+    if (emu_alloc_nearest(a, &base, &size))
+        snprintf(near, sizeof near, " (the nearest allocation below it: %zu bytes at %p, this is %zu bytes past its start)",
+                 size, (void *)base, (size_t)(a - base));
+    emu_fail("%zu-byte %s of %p, outside every device allocation%s, at %s", n, write ? "write" : "read", (void *)a, near,
+             emu_symbolize(pc).c_str());
+}
+
+static inline void check_access(const void *addr, size_t n, bool write, const void *pc) {
+    if (!g_in_kernel) return;
+    uintptr_t a = (uintptr_t)addr;
+    if (a - g_stack_lo < STACK_BYTES) return;
+    if (a - (uintptr_t)g_smem < SMEM_CAP) return smem_access(a - (uintptr_t)g_smem, n, write, pc);
+    global_access(a, n, write, pc);
+}
+
+/* Atomics: bounds checked, not recorded for the race detector. */
+static inline void check_atomic(const void *addr, size_t n, const void *pc) {
+    if (!g_in_kernel) return;
+    uintptr_t a = (uintptr_t)addr;
+    if (a - (uintptr_t)g_smem < SMEM_CAP) {
+        size_t off = a - (uintptr_t)g_smem;
+        for (size_t i = 0; i < n; i++)
+            if (!g_smem_valid[off + i])
+                emu_fail("atomic on shared memory at offset %zu, outside every array, at %s", off,
+                         emu_symbolize(pc).c_str());
+        return;
+    }
+    if (a - g_stack_lo < STACK_BYTES) return;
+    global_access(a, n, true, pc);
+}
+
+#define EMU_ATOMIC(T, name, expr)                                                                          \
+    T name(T *p, T v) {                                                                                    \
+        check_atomic(p, sizeof(T), __builtin_return_address(0));                                           \
+        T old = *p;                                                                                        \
+        *p = (expr);                                                                                       \
+        return old;                                                                                        \
+    }
+EMU_ATOMIC(int, atomicAdd, old + v)
+EMU_ATOMIC(unsigned, atomicAdd, old + v)
+EMU_ATOMIC(unsigned long long, atomicAdd, old + v)
+EMU_ATOMIC(float, atomicAdd, old + v)
+EMU_ATOMIC(double, atomicAdd, old + v)
+EMU_ATOMIC(int, atomicMax, old > v ? old : v)
+EMU_ATOMIC(int, atomicMin, old < v ? old : v)
+EMU_ATOMIC(unsigned, atomicMax, old > v ? old : v)
+EMU_ATOMIC(int, atomicExch, v)
+int atomicCAS(int *p, int cmp, int v) {
+    check_atomic(p, sizeof(int), __builtin_return_address(0));
+    int old = *p;
+    if (old == cmp) *p = v;
+    return old;
+}
+
+/* ---- the ThreadSanitizer instrumentation's entry points ---- */
+
+extern "C" {
+#define EMU_HOOK(name, n, w)                                                                               \
+    void name(void *p) { check_access(p, n, w, __builtin_return_address(0)); }
+EMU_HOOK(__tsan_read1, 1, false)
+EMU_HOOK(__tsan_read2, 2, false)
+EMU_HOOK(__tsan_read4, 4, false)
+EMU_HOOK(__tsan_read8, 8, false)
+EMU_HOOK(__tsan_read16, 16, false)
+EMU_HOOK(__tsan_write1, 1, true)
+EMU_HOOK(__tsan_write2, 2, true)
+EMU_HOOK(__tsan_write4, 4, true)
+EMU_HOOK(__tsan_write8, 8, true)
+EMU_HOOK(__tsan_write16, 16, true)
+EMU_HOOK(__tsan_unaligned_read2, 2, false)
+EMU_HOOK(__tsan_unaligned_read4, 4, false)
+EMU_HOOK(__tsan_unaligned_read8, 8, false)
+EMU_HOOK(__tsan_unaligned_read16, 16, false)
+EMU_HOOK(__tsan_unaligned_write2, 2, true)
+EMU_HOOK(__tsan_unaligned_write4, 4, true)
+EMU_HOOK(__tsan_unaligned_write8, 8, true)
+EMU_HOOK(__tsan_unaligned_write16, 16, true)
+void __tsan_read_range(void *p, unsigned long n) { check_access(p, n, false, __builtin_return_address(0)); }
+void __tsan_write_range(void *p, unsigned long n) { check_access(p, n, true, __builtin_return_address(0)); }
+void __tsan_init(void) {}
+void __tsan_func_entry(void *) {}
+void __tsan_func_exit(void) {}
+void __tsan_vptr_update(void **, void *) {}
+void __tsan_vptr_read(void **) {}
+}
+
+/* ---- a launch ---- */
+
+void emu_run_kernel(const EmuLaunch &L) {
+    rt_init();
+    g_launch = &L;
+    g_nthreads = L.block.x * L.block.y * L.block.z;
+    blockDim = L.block;
+    gridDim = L.grid;
+    size_t nblocks = (size_t)L.grid.x * L.grid.y * L.grid.z;
+    /* Blocks in a random order: a kernel that depends on block order is wrong on the GPU. */
+    size_t start = g_order_mode == 2 && nblocks ? g_rng() % nblocks : 0;
+    size_t stride = 1;
+    if (g_order_mode == 2 && nblocks > 1) {
+        stride = 1 + g_rng() % (nblocks - 1);
+        while (std::__gcd(stride, nblocks) != 1) stride++;
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        size_t b = g_order_mode == 1 ? nblocks - 1 - i : (start + i * stride) % nblocks;
+        blockIdx.x = (unsigned)(b % L.grid.x);
+        blockIdx.y = (unsigned)(b / L.grid.x % L.grid.y);
+        blockIdx.z = (unsigned)(b / ((size_t)L.grid.x * L.grid.y));
+        smem_block_reset(L.smem);
+        g_in_kernel = 1;
+        run_block();
+        g_in_kernel = 0;
+    }
+    g_launch = NULL;
 }

@@ -1,0 +1,66 @@
+/* tests/cuda_emu/emu_internal.h — what the emulator's parts share: the
+ * queued kernel launch, the device-memory registry the access checks use,
+ * the per-kernel shared-memory attribute, and error reporting. */
+#ifndef EMU_INTERNAL_H
+#define EMU_INTERNAL_H
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "include/emu_device.h"
+
+/* The shared-memory limits the emulator enforces: those of the strictest
+ * architecture the project builds for (sm_80: 48 KiB without opt-in, 163 KiB
+ * with it; sm_90 allows 227 KiB), so a launch that passes here runs on both. */
+#define EMU_SMEM_DEFAULT (48u * 1024u)
+#define EMU_SMEM_OPTIN (163u * 1024u)
+#define EMU_MAX_THREADS 1024u
+#define EMU_MAX_PARAM_BYTES 4096u
+
+struct EmuLaunch {
+    EmuSite site;
+    const void *key;   /* the kernel's address where the launch could name it, else NULL */
+    dim3 grid, block;
+    size_t smem;       /* dynamic shared memory */
+    int max_dyn_smem;  /* the kernel's attribute at launch time */
+    std::vector<unsigned char> closure;
+    void (*thunk)(void *);
+};
+
+/* Runs every block of a launch (emu_rt.cc). */
+void emu_run_kernel(const EmuLaunch &L);
+
+/* Device allocations (cudaMalloc) and pinned host memory (cudaHostAlloc,
+ * device-accessible): the only memory a kernel may touch besides its own
+ * stack, shared memory and the program's static data. */
+void emu_alloc_register(void *p, size_t bytes, bool pinned);
+/* 1 if p was registered (and is now forgotten), 0 if not. */
+int emu_alloc_unregister(void *p, bool pinned);
+/* The allocation holding [a, a + n), if one does. */
+bool emu_alloc_find(uintptr_t a, size_t n, uintptr_t *base, size_t *size, bool *pinned);
+/* The allocation nearest below a (for messages); false when none. */
+bool emu_alloc_nearest(uintptr_t a, uintptr_t *base, size_t *size);
+
+/* cudaFuncSetAttribute's MaxDynamicSharedMemorySize for a kernel (0: unset). */
+int emu_func_max_dyn_smem(const void *key);
+
+/* "file:line (function)" for a code address, through addr2line. */
+std::string emu_symbolize(const void *pc);
+
+/* Prints "EMU ERROR: ..." (with the running kernel and thread when inside
+ * one) and aborts: every detector ends here. */
+[[noreturn]] void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs all queued work of every stream (cudaDeviceSynchronize). */
+void emu_flush_all(void);
+/* Queues host work on a stream (library calls: cuBLASLt, NCCL). */
+void emu_enqueue(cudaStream_t s, std::function<void()> fn);
+/* Runs a stream's queued work. */
+void emu_stream_flush(cudaStream_t s);
+/* Whether [p, p + n) lies in one device (or pinned) allocation. */
+bool emu_device_range(const void *p, size_t n);
+
+#endif

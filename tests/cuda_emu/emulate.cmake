@@ -1,0 +1,46 @@
+# tests/cuda_emu/emulate.cmake — the CUDA backend built for the CPU emulator
+# (JIT_CUDA=EMU): every kernels/cuda/*.cu is preprocessed as C++ against the
+# emulator's headers (include/), rewritten by transform.py, and compiled with
+# ThreadSanitizer instrumentation (whose hooks the emulator serves: memory
+# checks and the shared-memory race detector); the host code above it (core,
+# train, dist) compiles unchanged with JIT_HAVE_CUDA against the emulated
+# runtime, cuBLASLt and NCCL. Included by the top-level CMakeLists.txt after
+# jitcore is defined.
+enable_language(CXX)
+set(EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
+set(EMU_GEN ${CMAKE_BINARY_DIR}/cuda_emu)
+file(MAKE_DIRECTORY ${EMU_GEN})
+
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+# The emulator's runtime: not instrumented (its own accesses are not the kernels').
+add_library(jit_cuda_emu STATIC ${EMU_DIR}/emu_rt.cc ${EMU_DIR}/emu_api.cc ${EMU_DIR}/emu_lt.cc
+  ${EMU_DIR}/emu_nccl.cc)
+target_include_directories(jit_cuda_emu PUBLIC ${EMU_DIR}/include PRIVATE ${EMU_DIR} ${JIT_CBLAS_INCLUDE})
+target_compile_options(jit_cuda_emu PRIVATE -O2 -g -fno-sanitize=all -Wall -Wno-unused-parameter)
+target_compile_features(jit_cuda_emu PRIVATE cxx_std_17)
+target_link_libraries(jit_cuda_emu PUBLIC ${JIT_BLAS_LIB} MPI::MPI_C ${CMAKE_DL_LIBS})
+
+# kernels/cuda/*.cu -> preprocessed (.ii) -> transformed (.cc) -> instrumented object.
+file(GLOB JIT_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu)
+file(GLOB EMU_HEADER_DEPS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cuh ${CMAKE_SOURCE_DIR}/kernels/cuda/*.h
+  ${CMAKE_SOURCE_DIR}/kernels/*.h ${CMAKE_SOURCE_DIR}/core/*.h ${EMU_DIR}/include/*.h)
+set(EMU_KERNEL_CC)
+foreach(cu ${JIT_CUDA_SRC})
+  get_filename_component(name ${cu} NAME_WE)
+  set(ii ${EMU_GEN}/${name}.ii)
+  set(cc ${EMU_GEN}/${name}.cc)
+  add_custom_command(OUTPUT ${cc}
+    COMMAND ${CMAKE_CXX_COMPILER} -E -std=c++17 -x c++ -DJIT_HAVE_CUDA=1 -DJIT_CUDA_EMU=1
+            -I${EMU_DIR}/include -I${CMAKE_SOURCE_DIR} -I${JIT_CBLAS_INCLUDE} -include emu_device.h ${cu} -o ${ii}
+    COMMAND Python3::Interpreter ${EMU_DIR}/transform.py ${ii} ${cc}
+    DEPENDS ${cu} ${EMU_HEADER_DEPS} ${EMU_DIR}/transform.py
+    COMMENT "Emulating ${name}.cu"
+    VERBATIM)
+  list(APPEND EMU_KERNEL_CC ${cc})
+endforeach()
+set_source_files_properties(${EMU_KERNEL_CC} PROPERTIES
+  COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w")
+target_sources(jitcore PRIVATE ${EMU_KERNEL_CC})
+target_compile_definitions(jitcore PUBLIC JIT_HAVE_CUDA=1 JIT_CUDA_EMU=1)
+target_link_libraries(jitcore PUBLIC jit_cuda_emu)
