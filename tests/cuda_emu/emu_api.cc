@@ -35,7 +35,9 @@ struct Alloc {
     size_t size;
     bool pinned;
 };
-static std::map<uintptr_t, Alloc> g_allocs;
+/* Registries live as long as the process (never destroyed): LeakSanitizer
+ * runs after static destructors, and what they hold is still in use then. */
+static std::map<uintptr_t, Alloc> &g_allocs = *new std::map<uintptr_t, Alloc>;
 static size_t g_device_bytes;
 static const size_t DEVICE_TOTAL = (size_t)16 << 30;
 
@@ -117,7 +119,7 @@ struct EmuEvent {
 };
 
 static EmuStream g_legacy = {true, {}};
-static std::vector<EmuStream *> g_streams = {&g_legacy};
+static std::vector<EmuStream *> &g_streams = *new std::vector<EmuStream *>{&g_legacy};
 static uint64_t g_seq;
 static int g_sync_each = -1;
 
@@ -166,7 +168,7 @@ static void enqueue(cudaStream_t s, std::function<void()> fn) {
 
 /* ---- launches ---- */
 
-static std::map<const void *, int> g_func_dyn_smem;
+static std::map<const void *, int> &g_func_dyn_smem = *new std::map<const void *, int>;
 
 int emu_func_max_dyn_smem(const void *key) {
     auto it = g_func_dyn_smem.find(key);

@@ -413,6 +413,7 @@ void *emu_static_smem(int id, size_t bytes, size_t align, const char *name) {
                  g_static_bytes, name, std::max<size_t>(g_launch->smem, (size_t)dyn_max), EMU_SMEM_OPTIN);
     if (off + bytes + REDZONE > SMEM_CAP) emu_fail("shared memory arrays exceed the emulator's buffer");
     g_static.push_back({id, off, bytes, name});
+    memset(g_smem + off, 0xff, bytes); /* poisoned: NaN as float */
     memset(g_smem_valid + off, 1, bytes);
     g_smem_top = off + bytes;
     g_smem_hwm = std::max(g_smem_hwm, g_smem_top + REDZONE);

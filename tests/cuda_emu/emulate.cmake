@@ -25,22 +25,33 @@ target_link_libraries(jit_cuda_emu PUBLIC ${JIT_BLAS_LIB} MPI::MPI_C ${CMAKE_DL_
 file(GLOB JIT_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu)
 file(GLOB EMU_HEADER_DEPS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cuh ${CMAKE_SOURCE_DIR}/kernels/cuda/*.h
   ${CMAKE_SOURCE_DIR}/kernels/*.h ${CMAKE_SOURCE_DIR}/core/*.h ${EMU_DIR}/include/*.h)
-set(EMU_KERNEL_CC)
-foreach(cu ${JIT_CUDA_SRC})
-  get_filename_component(name ${cu} NAME_WE)
-  set(ii ${EMU_GEN}/${name}.ii)
-  set(cc ${EMU_GEN}/${name}.cc)
-  add_custom_command(OUTPUT ${cc}
-    COMMAND ${CMAKE_CXX_COMPILER} -E -std=c++17 -x c++ -DJIT_HAVE_CUDA=1 -DJIT_CUDA_EMU=1
-            -I${EMU_DIR}/include -I${CMAKE_SOURCE_DIR} -I${JIT_CBLAS_INCLUDE} -include emu_device.h ${cu} -o ${ii}
-    COMMAND Python3::Interpreter ${EMU_DIR}/transform.py ${ii} ${cc}
-    DEPENDS ${cu} ${EMU_HEADER_DEPS} ${EMU_DIR}/transform.py
-    COMMENT "Emulating ${name}.cu"
-    VERBATIM)
-  list(APPEND EMU_KERNEL_CC ${cc})
-endforeach()
-set_source_files_properties(${EMU_KERNEL_CC} PROPERTIES
-  COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w")
+# emu_cuda(OUT_VAR file.cu...): the generated, instrumented C++ sources.
+function(emu_cuda out_var)
+  set(out)
+  foreach(cu ${ARGN})
+    get_filename_component(name ${cu} NAME_WE)
+    set(ii ${EMU_GEN}/${name}.ii)
+    set(cc ${EMU_GEN}/${name}.cc)
+    add_custom_command(OUTPUT ${cc}
+      COMMAND ${CMAKE_CXX_COMPILER} -E -std=c++17 -x c++ -DJIT_HAVE_CUDA=1 -DJIT_CUDA_EMU=1
+              -I${EMU_DIR}/include -I${CMAKE_SOURCE_DIR} -I${JIT_CBLAS_INCLUDE} -include emu_device.h ${cu} -o ${ii}
+      COMMAND Python3::Interpreter ${EMU_DIR}/transform.py ${ii} ${cc}
+      DEPENDS ${cu} ${EMU_HEADER_DEPS} ${EMU_DIR}/transform.py
+      COMMENT "Emulating ${name}.cu"
+      VERBATIM)
+    list(APPEND out ${cc})
+  endforeach()
+  set_source_files_properties(${out} PROPERTIES
+    COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w")
+  set(${out_var} ${out} PARENT_SCOPE)
+endfunction()
+
+emu_cuda(EMU_KERNEL_CC ${JIT_CUDA_SRC})
 target_sources(jitcore PRIVATE ${EMU_KERNEL_CC})
+
+# The detectors, each on a deliberately broken kernel and its fix.
+emu_cuda(EMU_DETECT_CC ${EMU_DIR}/emu_detect.cu)
+add_executable(emu_detect ${EMU_DETECT_CC})
+target_link_libraries(emu_detect PRIVATE jit_cuda_emu)
 target_compile_definitions(jitcore PUBLIC JIT_HAVE_CUDA=1 JIT_CUDA_EMU=1)
 target_link_libraries(jitcore PUBLIC jit_cuda_emu)

@@ -46,6 +46,33 @@ def skip_literal(src, j):
     return j + 1
 
 
+def literal_spans(src):
+    """Start offsets -> end offsets of string and character literals."""
+    spans, j = [], 0
+    pat = re.compile(r'["\']|^#[^\n]*', re.M)
+    while True:
+        m = pat.search(src, j)
+        if not m:
+            return spans
+        if m.group(0).startswith('#'):  # line markers hold file names in quotes
+            j = m.end()
+            continue
+        k = skip_literal(src, m.start())
+        spans.append((m.start(), k))
+        j = k
+
+
+def in_literal(spans, pos):
+    lo, hi = 0, len(spans)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if spans[mid][1] <= pos:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < len(spans) and spans[lo][0] <= pos
+
+
 def split_top(text):
     """Splits on commas outside (), [], {} and literals."""
     parts, depth, cur, j = [], 0, '', 0
@@ -102,8 +129,9 @@ def template_kernels(src):
 
 def rewrite_launches(src, lines, templates):
     out, i = [], 0
+    spans = literal_spans(src)
     for m in re.finditer(r'<<<', src):
-        if m.start() < i:
+        if m.start() < i or in_literal(spans, m.start()):
             continue
         j = m.start()
         # the kernel expression ends at <<<: a name, maybe with template arguments
@@ -165,8 +193,9 @@ def rewrite_dynamic_shared(src):
 def rewrite_static_shared(src, path):
     base = (zlib.crc32(path.encode()) & 0x7fff) << 16
     out, i, n = [], 0, 0
+    spans = literal_spans(src)
     for m in re.finditer(r'\b__shared__\b', src):
-        if m.start() < i:
+        if m.start() < i or in_literal(spans, m.start()):
             continue
         end = src.index(';', m.end())
         decl = src[m.end():end]
@@ -201,8 +230,9 @@ def rewrite_static_shared(src, path):
 
 def rewrite_launch_bounds(src):
     out, i = [], 0
+    spans = literal_spans(src)
     for m in re.finditer(r'__launch_bounds__\s*\(', src):
-        if m.start() < i:
+        if m.start() < i or in_literal(spans, m.start()):
             continue
         close = balanced(src, m.end() - 1)
         bound = split_top(src[m.end():close])[0]

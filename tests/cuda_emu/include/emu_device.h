@@ -77,13 +77,13 @@ void emu_syncwarp(unsigned mask);
 /* kind: 0 idx, 1 xor, 2 down, 3 up */
 uint64_t emu_shfl(unsigned mask, uint64_t bits, int kind, int arg, int width);
 
-inline void __syncthreads() { emu_syncthreads(); }
+__attribute__((always_inline)) inline void __syncthreads() { emu_syncthreads(); }
 inline int __syncthreads_or(int p) { return emu_syncthreads_op(p, 0); }
 inline int __syncthreads_and(int p) { return emu_syncthreads_op(p, 1); }
 inline int __syncthreads_count(int p) { return emu_syncthreads_op(p, 2); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_syncwarp(mask); }
+__attribute__((always_inline)) inline void __syncwarp(unsigned mask = 0xffffffffu) { emu_syncwarp(mask); }
 
-template <class T> inline T emu_shfl_t(unsigned mask, T v, int kind, int arg, int width) {
+template <class T> __attribute__((always_inline)) inline T emu_shfl_t(unsigned mask, T v, int kind, int arg, int width) {
     static_assert(sizeof(T) <= 8, "shuffle of a type above 8 bytes");
     uint64_t b = 0;
     memcpy(&b, &v, sizeof(T));
@@ -92,12 +92,12 @@ template <class T> inline T emu_shfl_t(unsigned mask, T v, int kind, int arg, in
     memcpy(&r, &b, sizeof(T));
     return r;
 }
-template <class T> inline T __shfl_sync(unsigned m, T v, int src, int w = 32) { return emu_shfl_t(m, v, 0, src, w); }
-template <class T> inline T __shfl_xor_sync(unsigned m, T v, int x, int w = 32) { return emu_shfl_t(m, v, 1, x, w); }
-template <class T> inline T __shfl_down_sync(unsigned m, T v, unsigned d, int w = 32) {
+template <class T> __attribute__((always_inline)) inline T __shfl_sync(unsigned m, T v, int src, int w = 32) { return emu_shfl_t(m, v, 0, src, w); }
+template <class T> __attribute__((always_inline)) inline T __shfl_xor_sync(unsigned m, T v, int x, int w = 32) { return emu_shfl_t(m, v, 1, x, w); }
+template <class T> __attribute__((always_inline)) inline T __shfl_down_sync(unsigned m, T v, unsigned d, int w = 32) {
     return emu_shfl_t(m, v, 2, (int)d, w);
 }
-template <class T> inline T __shfl_up_sync(unsigned m, T v, unsigned d, int w = 32) {
+template <class T> __attribute__((always_inline)) inline T __shfl_up_sync(unsigned m, T v, unsigned d, int w = 32) {
     return emu_shfl_t(m, v, 3, (int)d, w);
 }
 

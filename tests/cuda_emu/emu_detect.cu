@@ -1,0 +1,308 @@
+/* tests/cuda_emu/emu_detect.cu — proof that each detector of the CUDA
+ * emulator fires: small kernels with one deliberate bug each, next to the
+ * fixed kernel, run through the same pipeline as kernels/cuda (transform.py,
+ * instrumentation, emulated runtime). Every case runs in a child process;
+ * a broken case must stop (or fail its launch) with its message, a fixed
+ * case must run and give the right answer.
+ *   emu_detect            all cases, a table, exit 1 if any is wrong
+ *   emu_detect NAME       one case in this process */
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CK(call)                                                                                           \
+    do {                                                                                                   \
+        cudaError_t e_ = (call);                                                                           \
+        if (e_ != cudaSuccess) {                                                                           \
+            fprintf(stderr, "emu_detect: %s failed: %s\n", #call, cudaGetErrorName(e_));                   \
+            exit(3);                                                                                       \
+        }                                                                                                  \
+    } while (0)
+
+static float *dev_floats(int n) {
+    float *p;
+    CK(cudaMalloc(&p, n * sizeof(float)));
+    CK(cudaMemset(p, 0, n * sizeof(float)));
+    return p;
+}
+
+static void expect_value(const float *d, int i, float want) {
+    float got;
+    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
+    if (got != want) {
+        fprintf(stderr, "emu_detect: element %d is %g, expected %g\n", i, got, want);
+        exit(4);
+    }
+}
+
+/* ---- shared-memory race: a neighbour's value read without a barrier ---- */
+template <int SYNC> __global__ void k_neighbour(float *out) {
+    __shared__ float sh[64];
+    int t = threadIdx.x;
+    sh[t] = (float)t;
+    if (SYNC) __syncthreads();
+    out[t] = sh[(t + 1) % 64];
+}
+static void race(int fixed) {
+    float *out = dev_floats(64);
+    if (fixed) k_neighbour<1><<<1, 64>>>(out);
+    else k_neighbour<0><<<1, 64>>>(out);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 5, 6.0f);
+}
+
+/* ---- write-write race inside one warp, ordered by __syncwarp when fixed ---- */
+template <int SYNC> __global__ void k_warp_ww(float *out) {
+    __shared__ float sh[32];
+    int t = threadIdx.x;
+    if (t == 0) sh[0] = 1.0f;
+    if (SYNC) __syncwarp();
+    if (t == 1) sh[0] = 2.0f;
+    if (SYNC) __syncwarp();
+    if (t == 0) out[0] = sh[0];
+}
+static void warp_race(int fixed) {
+    float *out = dev_floats(1);
+    if (fixed) k_warp_ww<1><<<1, 32>>>(out);
+    else k_warp_ww<0><<<1, 32>>>(out);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 0, 2.0f);
+}
+
+/* ---- static shared memory is poisoned: an unwritten element reads NaN ---- */
+template <int INIT> __global__ void k_static_poison(float *out) {
+    __shared__ float acc[32];
+    int t = threadIdx.x;
+    if (INIT) acc[t] = 0.0f;
+    acc[t] += 1.0f; /* the bug: accumulating into memory nobody cleared */
+    out[t] = acc[t];
+}
+static void static_poison(int fixed) {
+    float *out = dev_floats(32);
+    if (fixed) k_static_poison<1><<<1, 32>>>(out);
+    else k_static_poison<0><<<1, 32>>>(out);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    float got;
+    CK(cudaMemcpy(&got, out + 3, sizeof got, cudaMemcpyDeviceToHost));
+    if (got != got) {
+        fprintf(stderr, "EMU poison: static __shared__ memory read before it was written (NaN)\n");
+        exit(5);
+    }
+    expect_value(out, 3, 1.0f);
+}
+
+/* ---- warp shuffle naming lanes that have exited ---- */
+template <int FIXED> __global__ void k_shuffle(float *out) {
+    int t = threadIdx.x;
+    if (t >= 16) return;
+    float v = (float)t;
+    unsigned mask = FIXED ? 0x0000ffffu : 0xffffffffu;
+    for (int off = 8; off > 0; off >>= 1) v += __shfl_xor_sync(mask, v, off);
+    if (t == 0) out[0] = v;
+}
+static void shuffle_exited(int fixed) {
+    float *out = dev_floats(1);
+    if (fixed) k_shuffle<1><<<1, 32>>>(out);
+    else k_shuffle<0><<<1, 32>>>(out);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 0, 120.0f);
+}
+
+/* ---- more than 48 KiB of dynamic shared memory needs the attribute ---- */
+__global__ void k_big_smem(float *out, int n) {
+    extern __shared__ float big[];
+    for (int i = threadIdx.x; i < n; i += blockDim.x) big[i] = 1.0f;
+    __syncthreads();
+    if (threadIdx.x == 0) out[0] = big[n - 1];
+}
+static void dyn_smem(int fixed) {
+    float *out = dev_floats(1);
+    int n = 16384; /* 64 KiB */
+    if (fixed) CK(cudaFuncSetAttribute(k_big_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, n * 4));
+    k_big_smem<<<1, 256, (size_t)n * 4>>>(out, n);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 0, 1.0f);
+}
+
+/* ---- launch limits: threads per block, grid, opt-in shared memory ---- */
+__global__ void k_fill(float *out, int n) {
+    int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = 1.0f;
+}
+static void launch_threads(int fixed) {
+    float *out = dev_floats(2048);
+    k_fill<<<1, fixed ? 1024 : 2048>>>(out, 2048);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 1000, 1.0f);
+}
+static void launch_grid(int fixed) {
+    float *out = dev_floats(4);
+    k_fill<<<dim3(1, fixed ? 65535 : 65536), 1>>>(out, 4);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 3, 1.0f);
+}
+static void launch_optin(int fixed) {
+    int bytes = fixed ? 163 * 1024 : 200 * 1024; /* sm_90 would allow 200 KiB; sm_80 does not */
+    CK(cudaFuncSetAttribute(k_big_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+/* ---- __launch_bounds__ ---- */
+__global__ void __launch_bounds__(128) k_bounded(float *out) { out[threadIdx.x] = 1.0f; }
+static void launch_bounds(int fixed) {
+    float *out = dev_floats(256);
+    k_bounded<<<1, fixed ? 128 : 256>>>(out);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 100, 1.0f);
+}
+
+/* ---- global memory out of bounds (one past a cudaMalloc'd array) ---- */
+template <int GUARD> __global__ void k_copy(float *dst, const float *src, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (GUARD && i >= n) return;
+    dst[i < n ? i : 0] = src[i];
+}
+static void global_oob(int fixed) {
+    float *a = dev_floats(100), *b = dev_floats(100);
+    if (fixed) k_copy<1><<<1, 128>>>(b, a, 100);
+    else k_copy<0><<<1, 128>>>(b, a, 100);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(b, 99, 0.0f);
+}
+
+/* ---- host memory handed to a kernel ---- */
+static void host_pointer(int fixed) {
+    float *out = fixed ? dev_floats(4) : (float *)calloc(4, sizeof(float));
+    k_fill<<<1, 4>>>(out, 4);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    if (fixed) expect_value(out, 2, 1.0f);
+    if (fixed) CK(cudaFree(out));
+    else free(out);
+}
+
+/* ---- shared memory out of bounds ---- */
+template <int N> __global__ void k_smem_oob(float *out) {
+    __shared__ float sh[32];
+    __shared__ float other[32];
+    sh[threadIdx.x] = 1.0f;
+    other[threadIdx.x] = 2.0f;
+    __syncthreads();
+    out[threadIdx.x] = threadIdx.x < N ? sh[threadIdx.x] : 0.0f;
+}
+static void smem_oob(int fixed) {
+    float *out = dev_floats(64);
+    if (fixed) k_smem_oob<32><<<1, 32>>>(out);
+    else k_smem_oob<33><<<1, 33>>>(out); /* 33 threads: sh[32] is past the array */
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 5, 1.0f);
+}
+
+/* ---- queued work: a pinned result read before waiting is stale ---- */
+static void stream_order(int fixed) {
+    float *d = dev_floats(4), *h;
+    CK(cudaHostAlloc(&h, 4 * sizeof(float), cudaHostAllocDefault));
+    h[0] = -1.0f;
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    k_fill<<<1, 4, 0, st>>>(d, 4);
+    CK(cudaMemcpyAsync(h, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, st));
+    if (fixed) CK(cudaStreamSynchronize(st));
+    if (h[0] != 1.0f) {
+        fprintf(stderr, "EMU order: the host read the pinned buffer before the copy ran (%g)\n", h[0]);
+        exit(6);
+    }
+    CK(cudaStreamDestroy(st));
+    CK(cudaFreeHost(h));
+    CK(cudaFree(d));
+}
+
+/* ---- the cases ---- */
+
+typedef struct {
+    const char *name;
+    void (*fn)(int fixed);
+    const char *expect; /* in the broken case's output */
+} Case;
+
+static const Case cases[] = {
+    {"race", race, "shared-memory race on byte"},
+    {"warp_race", warp_race, "shared-memory race on byte 0 of __shared__ sh"},
+    {"static_poison", static_poison, "EMU poison"},
+    {"shuffle_exited", shuffle_exited, "which has exited"},
+    {"dyn_smem_48k", dyn_smem, "needs cudaFuncSetAttribute"},
+    {"launch_threads", launch_threads, "above the limits (1024 threads"},
+    {"launch_grid", launch_grid, "grid 1x65536x1 is above the limits"},
+    {"launch_optin", launch_optin, "exceed sm_80's"},
+    {"launch_bounds", launch_bounds, "above its __launch_bounds__(128)"},
+    {"global_oob", global_oob, "outside every device allocation"},
+    {"host_pointer", host_pointer, "outside every device allocation"},
+    {"smem_oob", smem_oob, "outside every __shared__ array"},
+    {"stream_order", stream_order, "EMU order"},
+};
+static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
+
+/* Runs fn(fixed) in a child; returns its exit status (128+signal when killed) and its stderr. */
+static int run_child(const Case *c, int fixed, char *err, size_t len) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        c->fn(fixed);
+        exit(0);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(fd[0], err + got, len - 1 - got)) > 0) got += (size_t)r;
+    err[got] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3) {
+        for (int i = 0; i < n_cases; i++)
+            if (!strcmp(argv[1], cases[i].name)) {
+                cases[i].fn(!strcmp(argv[2], "fixed"));
+                return 0;
+            }
+        fprintf(stderr, "emu_detect: no case %s\n", argv[1]);
+        return 2;
+    }
+    int bad = 0;
+    static char err[1 << 16];
+    printf("%-16s %-34s %s\n", "case", "broken", "fixed");
+    for (int i = 0; i < n_cases; i++) {
+        const Case *c = &cases[i];
+        int sb = run_child(c, 0, err, sizeof err);
+        int fired = sb != 0 && strstr(err, c->expect) != NULL;
+        char why[4096];
+        snprintf(why, sizeof why, "%s", err);
+        int sf = run_child(c, 1, err, sizeof err);
+        printf("%-16s %-34s %s\n", c->name, fired ? "detected" : "NOT DETECTED", sf == 0 ? "runs" : "FAILS");
+        if (!fired) printf("  expected \"%s\"; status %d, output:\n%s\n", c->expect, sb, why);
+        else printf("  %.*s\n", (int)strcspn(why, "\n"), why);
+        if (sf != 0) printf("  fixed case: status %d, output:\n%s\n", sf, err);
+        bad += !fired || sf != 0;
+    }
+    printf("%d of %d detectors %s\n", n_cases - bad, n_cases, bad ? "FAILED" : "fire on their broken kernel and pass the fixed one");
+    return bad != 0;
+}
