@@ -24,7 +24,8 @@
 # Size: the archive must stay under 40 MiB (the script fails above it), so
 # the working tree plus the archive fit the 64 MiB the device tool carries.
 # What keeps it small: one GPU architecture (SASS only: no PTX, no sm_80),
-# stripped programs and libraries, gzip -9. The largest part is OpenBLAS
+# fat binaries compressed by nvcc (--compress-mode=size), stripped programs
+# and libraries, gzip -9. The largest part is OpenBLAS
 # (Debian's build carries kernels for every x86 CPU: 35 MiB, 10 MiB gzipped);
 # the CPU reference side of the tests needs a fast BLAS on the GPU host.
 #
@@ -46,7 +47,10 @@ command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found (install the CU
 mkdir -p "$build"
 grep -q 'JIT_CUDA_ARCHS' CMakeLists.txt ||
   { echo "gpu_bundle: the top-level CMakeLists.txt has no JIT_CUDA_ARCHS (this script needs a checkout that has it)" >&2; exit 1; }
+# --compress-mode=size: nvcc compresses the fat binaries (the kernels with
+# -lineinfo are ~1.7 MB per .cu otherwise, in each of the six programs).
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DJIT_CUDA=ON -DJIT_CUDA_ARCHS="${arch}-real" \
+  -DCMAKE_CUDA_FLAGS="--compress-mode=size" \
   >"$build/bundle-configure.log" || { cat "$build/bundle-configure.log" >&2; exit 1; }
 
 # --- build only what the bundle holds ---
