@@ -57,11 +57,14 @@ static Arr view(Arr a, size_t off, size_t n) {
 
 /* off > 0 shifts every operand by off floats from its allocation, so the
  * pointers are 4-byte but not 16-byte aligned. */
-static void check_linear(int M, int IC, int OC, int bias, CudaPrecision prec, double tol, size_t off) {
+/* off: floats by which the operands are shifted off their allocation's
+ * alignment; boff: the same for the bias alone. */
+static void check_linear_at(int M, int IC, int OC, int bias, CudaPrecision prec, double tol, size_t off,
+                            size_t boff) {
     cuda_set_precision(prec);
     Arr inp = view(arr_rand((size_t)M * IC + off, -1, 1), off, (size_t)M * IC);
     Arr w = view(arr_rand((size_t)OC * IC + off, -1, 1), off, (size_t)OC * IC);
-    Arr b = view(arr_rand((size_t)OC + off, -1, 1), off, (size_t)OC);
+    Arr b = view(arr_rand((size_t)OC + boff, -1, 1), boff, (size_t)OC);
     Arr out = view(arr_nan((size_t)M * OC + off), off, (size_t)M * OC);
     CPU.linear_fwd(out.h, inp.h, w.h, bias ? b.h : NULL, M, IC, OC);
     GPU.linear_fwd(out.d, inp.d, w.d, bias ? b.d : NULL, M, IC, OC);
@@ -80,6 +83,22 @@ static void check_linear(int M, int IC, int OC, int bias, CudaPrecision prec, do
         CHECK_IF(db, 2, TOL_FP32); /* the bias sum is fp32 in both modes */
     }
     cuda_set_precision(CUDA_PREC_FP32);
+}
+
+static void check_linear(int M, int IC, int OC, int bias, CudaPrecision prec, double tol, size_t off) {
+    check_linear_at(M, IC, OC, bias, prec, tol, off, off);
+}
+
+/* Parameter views put biases at any 4-byte boundary. cuBLASLt's BIAS
+ * epilogue loads the bias as 16-byte vectors, and no preference tells the
+ * heuristic otherwise: a shape first seen with an aligned bias must not have
+ * its fused algorithm reused for a misaligned one (the emulated cuBLASLt
+ * refuses that call, as a GPU would fault or refuse it). */
+Test(cuda_ops, linear_bias_alignment) {
+    check_linear_at(37, 70, 53, 1, CUDA_PREC_FP32, TOL_FP32, 0, 0);
+    check_linear_at(37, 70, 53, 1, CUDA_PREC_FP32, TOL_FP32, 0, 1);
+    check_linear_at(37, 70, 53, 1, CUDA_PREC_FP32, TOL_FP32, 0, 2);
+    check_linear_at(37, 70, 53, 1, CUDA_PREC_BF16, TOL_BF16, 0, 1);
 }
 
 Test(cuda_ops, linear_fp32) {

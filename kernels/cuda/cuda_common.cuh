@@ -17,11 +17,13 @@ extern "C" {
 }
 #include "kernels/cuda/ops_cuda.h"
 
+/* A kernel's fault is reported by the next call that waits for it, often
+ * far from the kernel: the hint says how to find it (JIT_CUDA_SYNC=1). */
 #define CUDA_CHECK(call)                                                                                   \
     do {                                                                                                   \
         cudaError_t e_ = (call);                                                                           \
-        CHECK(e_ == cudaSuccess, "CUDA: %s failed: %s (%s)", #call, cudaGetErrorString(e_),               \
-              cudaGetErrorName(e_));                                                                       \
+        CHECK(e_ == cudaSuccess, "CUDA: %s failed: %s (%s)%s", #call, cudaGetErrorString(e_),             \
+              cudaGetErrorName(e_), cuda_sync_hint());                                                     \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                                                 \
@@ -30,8 +32,13 @@ extern "C" {
         CHECK(s_ == CUBLAS_STATUS_SUCCESS, "cuBLAS(Lt): %s failed with status %d", #call, (int)s_);       \
     } while (0)
 
-/* After a launch: a bad configuration is reported here, at its kernel. */
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+/* After a launch: a bad configuration is reported here, at its kernel; with
+ * JIT_CUDA_SYNC=1 (the debug switch) the launch is also waited for, so a
+ * kernel that faults is named by its launch site. */
+#define CUDA_CHECK_LAUNCH() cuda_check_launch(__FILE__, __LINE__, __func__)
+void cuda_check_launch(const char *file, int line, const char *func);
+/* "" when JIT_CUDA_SYNC=1 is set, else the hint to set it. */
+const char *cuda_sync_hint(void);
 
 /* The compute stream and the cuBLASLt handle of cuda_init. */
 cudaStream_t cuda_compute_stream(void);

@@ -7,6 +7,7 @@
  * this state is process-global. Everything runs on one non-blocking stream:
  * the copies that hand data to the host are ordered on it and then wait, so
  * they see every kernel launched before them. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_util.cuh"
@@ -45,6 +46,32 @@ void cuda_init(int device) {
     CUBLAS_CHECK(cublasLtCreate(&g_lt));
     CUDA_CHECK(cudaMalloc(&g_lt_ws, CUDA_LT_WORKSPACE_BYTES));
     g_device = device;
+}
+
+/* JIT_CUDA_SYNC=1: wait after every launch (debugging; slow). */
+static int cuda_sync_each_launch(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("JIT_CUDA_SYNC");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    return on;
+}
+
+const char *cuda_sync_hint(void) {
+    return cuda_sync_each_launch() ? ""
+                                   : " (a kernel launched earlier may have faulted; rerun with JIT_CUDA_SYNC=1 to name "
+                                     "it)";
+}
+
+void cuda_check_launch(const char *file, int line, const char *func) {
+    cudaError_t e = cudaGetLastError();
+    CHECK(e == cudaSuccess, "CUDA: the launch at %s:%d (%s) failed: %s (%s)%s", file, line, func,
+          cudaGetErrorString(e), cudaGetErrorName(e), cuda_sync_hint());
+    if (!cuda_sync_each_launch()) return;
+    e = cudaStreamSynchronize(g_stream);
+    CHECK(e == cudaSuccess, "CUDA: the kernel launched at %s:%d (%s) failed while running: %s (%s)", file, line,
+          func, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 static void cuda_require_init(const char *what) {

@@ -11,7 +11,11 @@
  * multiplies with fp32 accumulation and fp32 output, so gradients still
  * accumulate into fp32 (beta = 1). The bias column sum is a fixed-order
  * reduction (cuda_util.cuh), not the BGRAD epilogue, which would overwrite
- * instead of accumulating. Heuristic results are cached per shape. */
+ * instead of accumulating. The BIAS epilogue reads the bias as 16-byte
+ * vectors and no preference describes its alignment, so a bias on a smaller
+ * boundary (parameter views are only 4-byte aligned) is added by
+ * linear_add_bias instead. Heuristic results are cached per shape and
+ * alignment, the bias's included. */
 #include <stdint.h>
 #include <string.h>
 
@@ -21,7 +25,7 @@
 
 typedef struct LtKey {
     int m, n, k, lda, ldb, ldd;
-    int ta, tb, bf16, bias;
+    int ta, tb, bf16, bias; /* bias: 0 none, 1 fused in the epilogue, 2 added by a kernel */
     int align_a, align_b, align_d;
 } LtKey;
 
@@ -47,6 +51,9 @@ static int lt_align(const void *p) {
 }
 
 static int lt_key_eq(const LtKey *a, const LtKey *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+/* cuBLASLt's epilogue loads the bias vector 16 bytes at a time. */
+#define LT_BIAS_ALIGN 16
 
 static void lt_set(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void *v, size_t n) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, v, n));
@@ -118,7 +125,8 @@ static void lt_matmul(float *D, const void *A, const void *B, const float *bias,
     LtKey key;
     memset(&key, 0, sizeof key); /* the key is compared bytewise */
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldd = ldd;
-    key.ta = ta, key.tb = tb, key.bf16 = bf16, key.bias = bias != NULL;
+    key.ta = ta, key.tb = tb, key.bf16 = bf16;
+    key.bias = !bias ? 0 : lt_align(bias) >= LT_BIAS_ALIGN ? 1 : 2;
     key.align_a = lt_align(A), key.align_b = lt_align(B), key.align_d = lt_align(D);
     LtEntry *e = NULL;
     for (int i = 0; i < lt_cache_n; i++)
@@ -126,10 +134,10 @@ static void lt_matmul(float *D, const void *A, const void *B, const float *bias,
     if (!e) {
         LtEntry fresh;
         fresh.key = key;
-        fresh.fused_bias = bias != NULL;
-        if (!lt_heuristic(&fresh.algo, &key, bias)) {
-            CHECK(bias != NULL, "cuBLASLt has no algorithm for a %dx%dx%d %s matmul (ta %d tb %d, ld %d %d %d)", m, n,
-                  k, bf16 ? "bf16" : "fp32", ta, tb, lda, ldb, ldd);
+        fresh.fused_bias = key.bias == 1;
+        if (!lt_heuristic(&fresh.algo, &key, fresh.fused_bias ? bias : NULL)) {
+            CHECK(fresh.fused_bias, "cuBLASLt has no algorithm for a %dx%dx%d %s matmul (ta %d tb %d, ld %d %d %d)", m,
+                  n, k, bf16 ? "bf16" : "fp32", ta, tb, lda, ldb, ldd);
             fresh.fused_bias = 0;
             CHECK(lt_heuristic(&fresh.algo, &key, NULL), "cuBLASLt has no algorithm for a %dx%dx%d %s matmul", m, n,
                   k, bf16 ? "bf16" : "fp32");

@@ -18,8 +18,10 @@
  * never written shows; every allocation is registered for the kernels'
  * access checks, and freeing waits for the device first, as cudaFree does.
  *
- * JIT_CUDA_SYNC=1 runs every launch at once (the backend's debug switch,
- * which on a GPU synchronises after each launch). */
+ * Faults. A detector that fires inside a kernel stops the program with its
+ * report; with EMU_FAULT=sticky it ends the kernel instead and poisons the
+ * context as a GPU fault does (cudaErrorIllegalAddress from every later
+ * wait), to test how the host reports it. */
 #include <cstdarg>
 #include <chrono>
 #include <deque>
@@ -87,6 +89,9 @@ static bool pinned_range(const void *p, size_t n) {
 /* ---- errors ---- */
 
 static cudaError_t g_last_error = cudaSuccess;
+/* A kernel fault (EMU_FAULT=sticky) poisons the context, as on a GPU: every
+ * later call that waits returns it, and queued work is dropped. */
+static cudaError_t g_sticky = cudaSuccess;
 
 static cudaError_t fail_call(cudaError_t e, const char *fmt, ...) {
     va_list ap;
@@ -121,7 +126,6 @@ struct EmuEvent {
 static EmuStream g_legacy = {true, {}};
 static std::vector<EmuStream *> &g_streams = *new std::vector<EmuStream *>{&g_legacy};
 static uint64_t g_seq;
-static int g_sync_each = -1;
 
 static EmuStream *S(cudaStream_t s) { return s ? (EmuStream *)s : &g_legacy; }
 
@@ -136,6 +140,7 @@ static void run_until(EmuStream *st, uint64_t seq);
 static void run_front(EmuStream *st) {
     Op op = std::move(st->queue.front());
     st->queue.pop_front();
+    if (g_sticky != cudaSuccess) return; /* a faulted context runs nothing more */
     if (st->blocking)
         for (EmuStream *o : g_streams) {
             if (o == st || !o->blocking) continue;
@@ -156,15 +161,7 @@ void emu_flush_all(void) {
     }
 }
 
-static void enqueue(cudaStream_t s, std::function<void()> fn) {
-    if (g_sync_each < 0) {
-        const char *e = getenv("JIT_CUDA_SYNC");
-        g_sync_each = e && *e && strcmp(e, "0") != 0;
-    }
-    EmuStream *st = S(s);
-    st->queue.push_back({++g_seq, std::move(fn)});
-    if (g_sync_each) run_until(st, g_seq);
-}
+static void enqueue(cudaStream_t s, std::function<void()> fn) { S(s)->queue.push_back({++g_seq, std::move(fn)}); }
 
 /* ---- launches ---- */
 
@@ -229,7 +226,9 @@ void emu_launch_impl(const EmuSite &site, const void *key, dim3 g, dim3 b, size_
     L->grid = g, L->block = b, L->smem = smem, L->max_dyn_smem = dyn_max;
     L->closure.assign((const unsigned char *)closure, (const unsigned char *)closure + size);
     L->thunk = thunk;
-    enqueue(stream, [L]() { emu_run_kernel(*L); });
+    enqueue(stream, [L]() {
+        if (g_sticky == cudaSuccess && emu_run_kernel(*L)) g_sticky = g_last_error = cudaErrorIllegalAddress;
+    });
 }
 
 /* ---- device ---- */
@@ -271,7 +270,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     emu_flush_all();
-    return cudaSuccess;
+    return g_sticky;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
@@ -358,13 +357,13 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     }
     enqueue(stream, [dst, src, n]() { memmove(dst, src, n); });
     if (kind == cudaMemcpyDeviceToHost && !pinned_range(dst, n)) run_until(S(stream), g_seq); /* pageable: synchronous */
-    return cudaSuccess;
+    return g_sticky;
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind) {
     cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, 0);
     if (e == cudaSuccess) run_until(&g_legacy, g_seq);
-    return e;
+    return e != cudaSuccess ? e : g_sticky;
 }
 
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t n, cudaStream_t stream) {
@@ -406,7 +405,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (std::find(g_streams.begin(), g_streams.end(), s) == g_streams.end())
         return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize: bad stream");
     run_until(s, UINT64_MAX);
-    return cudaSuccess;
+    return g_sticky;
 }
 
 /* ---- events ---- */
@@ -432,7 +431,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     EmuEvent *e = (EmuEvent *)event;
     if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: null event");
     if (e->recorded) run_until(e->stream, e->seq); /* never recorded: returns at once, as CUDA's does */
-    return cudaSuccess;
+    return g_sticky;
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
@@ -454,7 +453,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaGetLastError(void) {
     cudaError_t e = g_last_error;
-    g_last_error = cudaSuccess;
+    g_last_error = g_sticky; /* a sticky error is never cleared */
     return e;
 }
 
@@ -473,6 +472,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
     }
@@ -487,6 +487,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     default: return cudaGetErrorName(e);
     }
 }

@@ -8,6 +8,8 @@
  *   emu_detect NAME       one case in this process */
 #include <cuda_runtime.h>
 #include <stdio.h>
+
+#include "kernels/cuda/cuda_common.cuh"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -229,6 +231,22 @@ static void stream_order(int fixed) {
     CK(cudaFree(d));
 }
 
+/* ---- the backend's debug switch: with JIT_CUDA_SYNC=1 a fault is named at
+ * its launch (EMU_FAULT=sticky makes a fault a GPU-like error instead of a
+ * stop); without it, the next wait reports it with the hint to set it ---- */
+static void fault(int fixed, int sync) {
+    setenv("EMU_FAULT", "sticky", 1);
+    if (sync) setenv("JIT_CUDA_SYNC", "1", 1);
+    cuda_init(0);
+    float *a = (float *)cuda_malloc(100 * sizeof(float)), *b = (float *)cuda_malloc(100 * sizeof(float));
+    if (fixed) k_copy<1><<<1, 128, 0, cuda_compute_stream()>>>(b, a, 100);
+    else k_copy<0><<<1, 128, 0, cuda_compute_stream()>>>(b, a, 100);
+    CUDA_CHECK_LAUNCH();
+    cuda_synchronize();
+}
+static void sync_names_kernel(int fixed) { fault(fixed, 1); }
+static void async_fault_hint(int fixed) { fault(fixed, 0); }
+
 /* ---- the cases ---- */
 
 typedef struct {
@@ -251,6 +269,8 @@ static const Case cases[] = {
     {"host_pointer", host_pointer, "outside every device allocation"},
     {"smem_oob", smem_oob, "outside every __shared__ array"},
     {"stream_order", stream_order, "EMU order"},
+    {"sync_names", sync_names_kernel, "(fault) failed while running: an illegal memory access was encountered"},
+    {"async_fault", async_fault_hint, "rerun with JIT_CUDA_SYNC=1 to name it"},
 };
 static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
 

@@ -30,8 +30,10 @@ struct EmuLaunch {
     void (*thunk)(void *);
 };
 
-/* Runs every block of a launch (emu_rt.cc). */
-void emu_run_kernel(const EmuLaunch &L);
+/* Runs every block of a launch (emu_rt.cc). Returns 0, or 1 when the kernel
+ * faulted with EMU_FAULT=sticky (the run goes on as after a GPU fault: the
+ * error is reported by the next call that waits). */
+int emu_run_kernel(const EmuLaunch &L);
 
 /* Device allocations (cudaMalloc) and pinned host memory (cudaHostAlloc,
  * device-accessible): the only memory a kernel may touch besides its own

@@ -114,6 +114,8 @@ static unsigned char *g_stacks;
 static void *g_sched_sp;
 static unsigned g_cur;
 static int g_in_kernel;
+static int g_on_fiber;      /* the code running is an emulated thread's */
+static int g_kernel_faulted; /* EMU_FAULT=sticky: a detector fired in this launch */
 static uintptr_t g_stack_lo;
 static uint64_t g_shfl_slot[2][EMU_MAX_THREADS];
 static unsigned char g_shfl_parity[EMU_MAX_THREADS];
@@ -146,7 +148,9 @@ struct ShadowByte {
     uint16_t wt, r1t, r2t;
     const void *wpc, *r1pc, *r2pc;
 };
-static ShadowByte *g_shadow;
+static ShadowByte *g_shadow;      /* per byte: 1- and 2-byte accesses */
+static ShadowByte *g_shadow_word; /* per 4-byte word: aligned accesses of 4 bytes and more (compact, so it
+                                     stays in cache) */
 static const uint16_t NOBODY = 0xffff;
 
 /* ---- error reporting ---- */
@@ -193,6 +197,13 @@ void emu_fail(const char *fmt, ...) {
         fprintf(stderr, "  in kernel %s (launched at %s:%d), %s\n", g_launch->site.kernel, g_launch->site.file,
                 g_launch->site.line, thread_str(g_cur).c_str());
     fflush(stderr);
+    const char *mode = getenv("EMU_FAULT");
+    if (was && g_on_fiber && mode && !strcmp(mode, "sticky")) {
+        /* As on a GPU: the kernel stops, the host learns at its next wait. */
+        g_kernel_faulted = 1;
+        g_on_fiber = 0;
+        emu_ctx_switch(&g_fib[g_cur].sp, g_sched_sp); /* never resumed */
+    }
     abort();
 }
 
@@ -249,7 +260,10 @@ static void rt_init(void) {
     g_smem = (unsigned char *)map_bytes(SMEM_CAP);
     g_smem_valid = (unsigned char *)map_bytes(SMEM_CAP);
     g_shadow = (ShadowByte *)map_bytes(SMEM_CAP * sizeof(ShadowByte));
+    g_shadow_word = (ShadowByte *)map_bytes(SMEM_CAP / 4 * sizeof(ShadowByte));
     for (size_t i = 0; i < SMEM_CAP; i++) g_shadow[i].wt = g_shadow[i].r1t = g_shadow[i].r2t = NOBODY;
+    for (size_t i = 0; i < SMEM_CAP / 4; i++)
+        g_shadow_word[i].wt = g_shadow_word[i].r1t = g_shadow_word[i].r2t = NOBODY;
     const char *o = getenv("EMU_ORDER");
     g_order_mode = o && !strcmp(o, "forward") ? 0 : o && !strcmp(o, "reverse") ? 1 : 2;
 }
@@ -304,17 +318,24 @@ static void run_block(void) {
     for (unsigned t = 0; t < n; t++) fiber_init(t);
     for (unsigned w = 0; w < (n + 31) / 32; w++) g_warp_epoch[w] = ++g_epoch_counter;
     g_block_epoch = ++g_epoch_counter;
-    static std::vector<unsigned> order;
-    order.resize(n);
-    for (unsigned t = 0; t < n; t++) order[t] = t;
     for (;;) {
-        if (g_order_mode == 1) std::reverse(order.begin(), order.end());
-        else if (g_order_mode == 2) std::shuffle(order.begin(), order.end(), g_rng);
+        /* A fresh order each round, cheaply: a random start and a random
+         * stride coprime to n walk every thread once (reverse or forward
+         * with EMU_ORDER). */
+        unsigned start = 0, stride = 1;
+        if (g_order_mode == 2 && n > 1) {
+            start = g_rng() % n;
+            stride = 1 + g_rng() % (n - 1);
+            while (std::__gcd(stride, n) != 1) stride++;
+        }
         for (unsigned i = 0; i < n; i++) {
-            unsigned t = order[i];
+            unsigned t = g_order_mode == 1 ? n - 1 - i : (unsigned)((start + (size_t)i * stride) % n);
             if (g_fib[t].state != ST_RUN) continue;
             set_current(t);
+            g_on_fiber = 1;
             emu_ctx_switch(&g_sched_sp, g_fib[t].sp);
+            g_on_fiber = 0;
+            if (g_kernel_faulted) return;
         }
         int released = 0;
         for (unsigned w = 0; w < (n + 31) / 32; w++) released |= warp_resolve(w);
@@ -456,15 +477,23 @@ static void race(size_t off, const char *mine, const void *pc, const char *their
 
 static void smem_access(size_t off, size_t n, bool write, const void *pc) {
     unsigned t = g_cur;
-    for (size_t i = 0; i < n; i++) {
+    /* Arrays are 16-byte red zones apart: an access of up to 16 bytes whose
+     * first and last bytes are inside one is inside one throughout. */
+    bool inside = off + n <= SMEM_CAP && g_smem_valid[off] && g_smem_valid[off + n - 1];
+    for (size_t i = 0; i < n && inside && n > 16; i++) inside = g_smem_valid[off + i];
+    if (!inside)
+        emu_fail("%zu-byte shared-memory %s at offset %zu, outside every __shared__ array and the %zu bytes of "
+                 "dynamic shared memory, at %s",
+                 n, write ? "write" : "read", off, g_launch->smem, emu_symbolize(pc).c_str());
+    /* An aligned access of 4 bytes or more (the floats, ints and doubles of
+     * every kernel here) is one record for its first word; smaller ones are
+     * tracked byte by byte. A race between accesses of different sizes to
+     * the same word can go unseen; none is ever made up. */
+    bool word = n >= 4 && off % 4 == 0;
+    size_t records = word ? 1 : n;
+    for (size_t i = 0; i < records; i++) {
         size_t o = off + i;
-        if (o >= SMEM_CAP || !g_smem_valid[o]) {
-            size_t dyn = g_launch->smem;
-            emu_fail("%zu-byte shared-memory %s at offset %zu, outside every __shared__ array and the %zu bytes of "
-                     "dynamic shared memory, at %s",
-                     n, write ? "write" : "read", off, dyn, emu_symbolize(pc).c_str());
-        }
-        ShadowByte &s = g_shadow[o];
+        ShadowByte &s = word ? g_shadow_word[o / 4] : g_shadow[o];
         uint32_t w = g_warp_epoch[t / 32];
         if (!ordered(s.wt, s.wb, s.ww, t)) race(o, write ? "writes" : "reads", pc, "wrote", s.wt, s.wpc);
         if (write) {
@@ -614,8 +643,9 @@ void __tsan_vptr_read(void **) {}
 
 /* ---- a launch ---- */
 
-void emu_run_kernel(const EmuLaunch &L) {
+int emu_run_kernel(const EmuLaunch &L) {
     rt_init();
+    g_kernel_faulted = 0;
     g_launch = &L;
     g_nthreads = L.block.x * L.block.y * L.block.z;
     blockDim = L.block;
@@ -637,6 +667,8 @@ void emu_run_kernel(const EmuLaunch &L) {
         g_in_kernel = 1;
         run_block();
         g_in_kernel = 0;
+        if (g_kernel_faulted) break;
     }
     g_launch = NULL;
+    return g_kernel_faulted;
 }

@@ -52,6 +52,6 @@ target_sources(jitcore PRIVATE ${EMU_KERNEL_CC})
 # The detectors, each on a deliberately broken kernel and its fix.
 emu_cuda(EMU_DETECT_CC ${EMU_DIR}/emu_detect.cu)
 add_executable(emu_detect ${EMU_DETECT_CC})
-target_link_libraries(emu_detect PRIVATE jit_cuda_emu)
+target_link_libraries(emu_detect PRIVATE jitcore)
 target_compile_definitions(jitcore PUBLIC JIT_HAVE_CUDA=1 JIT_CUDA_EMU=1)
 target_link_libraries(jitcore PUBLIC jit_cuda_emu)
