@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the test command (README, CI): installs what is needed,
 # builds with warnings as errors, runs every test (unit, PyTorch parity,
-# valgrind), then rebuilds with ASan + UBSan and runs the unit tests again.
+# valgrind), then rebuilds with ASan + UBSan, the CUDA backend on the CPU
+# emulator (tests/cuda_emu), and runs the unit tests and the emulated CUDA
+# tests (label cuda_emu). Prints the slowest tests at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -14,6 +16,14 @@ cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
 
 echo "== sanitizer build (ASan + UBSan) =="
-cmake -S . -B build-asan -DJIT_SANITIZE=ON -DJIT_WERROR=ON -DJIT_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build-asan -DJIT_SANITIZE=ON -DJIT_WERROR=ON -DJIT_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-asan -j"$jobs"
-ctest --test-dir build-asan -L unit --output-on-failure
+ctest --test-dir build-asan -L 'unit|cuda_emu' --output-on-failure
+
+echo "== slowest tests =="
+for d in build build-asan; do
+  log=$d/Testing/Temporary/LastTest.log
+  [ -f "$log" ] || continue
+  grep -E '^[0-9]+/[0-9]+ Test: |Test time = ' "$log" | \
+    awk -v d="$d" '/ Test: /{name=$3} /Test time =/{printf "%8.1f s  %s (%s)\n", $4, name, d}'
+done | sort -rn | head -12

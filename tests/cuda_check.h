@@ -20,6 +20,16 @@
 /* BF16 mode: operands rounded to 8 mantissa bits, fp32 accumulation. */
 #define TOL_BF16 2e-2
 
+/* A size for the GPU, and the one for the CPU emulator of the CUDA runtime
+ * (tests/cuda_emu, JIT_CUDA_EMU), where every kernel access is checked and
+ * runs about a thousand times slower: the same tiling cases (several tiles
+ * and a partial one) with less work. */
+#ifdef JIT_CUDA_EMU
+#define GPU_OR_EMU(gpu, emu) (emu)
+#else
+#define GPU_OR_EMU(gpu, emu) (gpu)
+#endif
+
 typedef struct Arr {
     float *h; /* host: the CPU reference reads and writes this */
     float *d; /* device: the kernel under test reads and writes this */

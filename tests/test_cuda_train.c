@@ -37,6 +37,14 @@
 #include "train/trainer.h"
 
 #define TOL_STEP 1e-4
+/* Under the CPU emulator of the CUDA runtime (tests/cuda_emu) every kernel
+ * access is checked, about a thousand times slower than a GPU: the same
+ * tests on half the batch keep the emulated suite within its time. */
+#ifdef JIT_CUDA_EMU
+#define TEST_BATCH "8"
+#else
+#define TEST_BATCH "16"
+#endif
 /* The device under test. Built with -DTEST_DEVICE='"cpu"' (and a main of
  * its own) the same tests check their own logic on a machine without a GPU. */
 #ifndef TEST_DEVICE
@@ -85,7 +93,7 @@ static Config tiny(const char *name, int sla2, const char *device, const char *p
              "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
              "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: %s,\n"
              "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5, dropout: %s}\n"
-             "data: {train: %s/data, batch_size: 16, prefetch: 2}\n"
+             "data: {train: %s/data, batch_size: " TEST_BATCH ", prefetch: 2}\n"
              "optim: %s\n"
              "train: {steps: 200, log_every: 50}\n"
              "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
@@ -307,7 +315,7 @@ Test(cuda_train, run_samples_and_checkpoints_on_gpu, .init = make_data) {
              "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
              "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: true,\n"
              "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5}\n"
-             "data: {train: %s/data, batch_size: 16}\n"
+             "data: {train: %s/data, batch_size: " TEST_BATCH "}\n"
              "optim: {ema: [0.99]}\n"
              "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
              "logging: {progress: false}\n",

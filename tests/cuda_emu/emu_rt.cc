@@ -28,7 +28,9 @@
  * they acted in (a block epoch, counted by __syncthreads, and a per-warp
  * epoch, counted by warp operations): two different threads touching the
  * same byte within one interval, at least one of them writing with a plain
- * store, is reported with both source lines. Atomics are exempt. */
+ * store, is reported with both source lines. Atomics are exempt. It watches
+ * the first EMU_RACE_BLOCKS blocks of each launch (2; 0 for all): every
+ * block runs the same code, and the block order is random. */
 #include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -49,10 +51,11 @@ emu_uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
 /* ---- context switch ----
- * emu_ctx_switch(save, load): pushes the callee-saved registers and the
- * floating-point control words, saves the stack pointer in *save, loads
- * `load` and pops the same from there. A new fiber's stack is laid out so
- * that the first switch "returns" into emu_ctx_trampoline. */
+ * emu_ctx_switch(save, load): pushes the callee-saved registers, saves the
+ * stack pointer in *save, loads `load` and pops the same from there. The
+ * floating-point control words are not switched: no kernel changes them. A
+ * new fiber's stack is laid out so that the first switch "returns" into
+ * emu_ctx_trampoline. */
 extern "C" void emu_ctx_switch(void **save, void *load);
 extern "C" void emu_ctx_trampoline(void);
 extern "C" void emu_fiber_main(void);
@@ -67,14 +70,8 @@ emu_ctx_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -124,6 +121,11 @@ static uint32_t g_block_epoch = 1;
 static uint32_t g_warp_epoch[EMU_MAX_THREADS / 32];
 static uint32_t g_epoch_counter = 1;
 static int g_order_mode = -1; /* 0 forward, 1 reverse, 2 random */
+/* The race detector records the shared accesses of the first EMU_RACE_BLOCKS
+ * blocks (default 2, 0: all) each launch runs; blocks run in a random order,
+ * so over the launches of a test it sees many. Every block is bounds-checked. */
+static size_t g_race_blocks = 2;
+static int g_race_block;
 static std::mt19937 g_rng(12345);
 
 /* ---- shared memory ---- */
@@ -219,21 +221,41 @@ extern "C" void emu_fiber_main(void) {
     abort(); /* a finished fiber is never resumed */
 }
 
+/* EMU_STATS=1: per kernel, launches, threads, barrier/warp waits and checked
+ * shared and global accesses, printed at exit (where the emulator's time goes). */
+struct KStat {
+    unsigned long long launches, threads, waits, smem, global;
+};
+static std::map<std::string, KStat> *g_stats;
+static KStat *g_kstat;
+
+static void stats_print(void) {
+    std::vector<std::pair<std::string, KStat>> v(g_stats->begin(), g_stats->end());
+    std::sort(v.begin(), v.end(), [](const auto &a, const auto &b) {
+        return a.second.waits + a.second.smem + a.second.global > b.second.waits + b.second.smem + b.second.global;
+    });
+    fprintf(stderr, "%-40s %9s %12s %12s %12s %12s\n", "EMU_STATS kernel", "launches", "threads", "waits",
+            "smem", "global");
+    for (auto &e : v)
+        fprintf(stderr, "%-40.40s %9llu %12llu %12llu %12llu %12llu\n", e.first.c_str(), e.second.launches,
+                e.second.threads, e.second.waits, e.second.smem, e.second.global);
+}
+
 static void yield(int state, const void *pc) {
     Fiber &f = g_fib[g_cur];
+    if (g_kstat) g_kstat->waits++;
     f.state = state;
     f.pc = pc;
     emu_ctx_switch(&f.sp, g_sched_sp);
 }
 
 static void fiber_init(unsigned t) {
+    /* Six saved registers, then the return address at top - 24: the
+     * trampoline's call then enters emu_fiber_main with the ABI's alignment. */
     uintptr_t top = (uintptr_t)(g_stacks + (size_t)(t + 1) * STACK_BYTES) & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)(top - 80);
-    uint32_t *cw = (uint32_t *)sp;
-    cw[0] = 0x1f80; /* MXCSR: round to nearest, exceptions masked */
-    cw[1] = 0x037f; /* x87 control word: the default */
-    for (int i = 1; i <= 6; i++) sp[i] = 0;
-    sp[7] = (uint64_t)(uintptr_t)emu_ctx_trampoline;
+    uint64_t *sp = (uint64_t *)(top - 72);
+    for (int i = 0; i < 6; i++) sp[i] = 0;
+    sp[6] = (uint64_t)(uintptr_t)emu_ctx_trampoline;
     g_fib[t].sp = sp;
     g_fib[t].state = ST_RUN;
     g_fib[t].pc = NULL;
@@ -264,6 +286,8 @@ static void rt_init(void) {
     for (size_t i = 0; i < SMEM_CAP; i++) g_shadow[i].wt = g_shadow[i].r1t = g_shadow[i].r2t = NOBODY;
     for (size_t i = 0; i < SMEM_CAP / 4; i++)
         g_shadow_word[i].wt = g_shadow_word[i].r1t = g_shadow_word[i].r2t = NOBODY;
+    const char *rb = getenv("EMU_RACE_BLOCKS");
+    if (rb && *rb) g_race_blocks = (size_t)strtoull(rb, NULL, 10);
     const char *o = getenv("EMU_ORDER");
     g_order_mode = o && !strcmp(o, "forward") ? 0 : o && !strcmp(o, "reverse") ? 1 : 2;
 }
@@ -282,31 +306,26 @@ static void warp_release(unsigned w, unsigned lo, unsigned hi) {
  * only waiting lanes, then release them. 1: released, 0: nothing waits. */
 static int warp_resolve(unsigned w) {
     unsigned lo = w * 32, hi = std::min(g_nthreads, lo + 32);
-    int any = 0;
-    for (unsigned t = lo; t < hi; t++) any |= g_fib[t].state == ST_WARP;
-    if (!any) return 0;
+    uint32_t waiting = 0;
+    for (unsigned t = lo; t < hi; t++) waiting |= (uint32_t)(g_fib[t].state == ST_WARP) << (t - lo);
+    if (!waiting) return 0;
     for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP) continue;
+        if (g_fib[t].state != ST_WARP || !(g_fib[t].mask & ~waiting)) continue;
+        /* A lane named in the mask is not waiting here: say why. */
         const Fiber &f = g_fib[t];
         for (unsigned l = 0; l < 32; l++) {
-            if (!(f.mask >> l & 1u)) continue;
+            if (!(f.mask >> l & 1u) || (waiting >> l & 1u)) continue;
             unsigned u = lo + l;
             const char *op = f.kind < 0 ? "__syncwarp" : "a warp shuffle";
-            if (u >= g_nthreads) {
-                g_cur = t;
+            g_cur = t;
+            if (u >= g_nthreads)
                 emu_fail("%s names lane %u, which does not exist (the block has %u threads), at %s", op, l,
                          g_nthreads, emu_symbolize(f.pc).c_str());
-            }
-            if (g_fib[u].state == ST_DONE) {
-                g_cur = t;
+            if (g_fib[u].state == ST_DONE)
                 emu_fail("%s names lane %u, which has exited, at %s", op, l, emu_symbolize(f.pc).c_str());
-            }
-            if (g_fib[u].state != ST_WARP) {
-                g_cur = t;
-                emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
-                         "deadlock on the GPU)",
-                         op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
-            }
+            emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
+                     "deadlock on the GPU)",
+                     op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
         }
     }
     warp_release(w, lo, hi);
@@ -475,16 +494,22 @@ static void race(size_t off, const char *mine, const void *pc, const char *their
              smem_where(off).c_str(), mine, here.c_str(), other_s.c_str(), theirs, there.c_str());
 }
 
-static void smem_access(size_t off, size_t n, bool write, const void *pc) {
-    unsigned t = g_cur;
-    /* Arrays are 16-byte red zones apart: an access of up to 16 bytes whose
-     * first and last bytes are inside one is inside one throughout. */
+static void smem_outside(size_t off, size_t n, bool write, const void *pc) {
+    emu_fail("%zu-byte shared-memory %s at offset %zu, outside every __shared__ array and the %zu bytes of "
+             "dynamic shared memory, at %s",
+             n, write ? "write" : "read", off, g_launch->smem, emu_symbolize(pc).c_str());
+}
+
+/* Arrays are 16-byte red zones apart: an access of up to 16 bytes whose
+ * first and last bytes are inside one is inside one throughout. */
+static inline void smem_bounds(size_t off, size_t n, bool write, const void *pc) {
     bool inside = off + n <= SMEM_CAP && g_smem_valid[off] && g_smem_valid[off + n - 1];
     for (size_t i = 0; i < n && inside && n > 16; i++) inside = g_smem_valid[off + i];
-    if (!inside)
-        emu_fail("%zu-byte shared-memory %s at offset %zu, outside every __shared__ array and the %zu bytes of "
-                 "dynamic shared memory, at %s",
-                 n, write ? "write" : "read", off, g_launch->smem, emu_symbolize(pc).c_str());
+    if (!inside) smem_outside(off, n, write, pc);
+}
+
+static void smem_access(size_t off, size_t n, bool write, const void *pc) {
+    unsigned t = g_cur;
     /* An aligned access of 4 bytes or more (the floats, ints and doubles of
      * every kernel here) is one record for its first word; smaller ones are
      * tracked byte by byte. A race between accesses of different sizes to
@@ -566,7 +591,13 @@ static inline void check_access(const void *addr, size_t n, bool write, const vo
     if (!g_in_kernel) return;
     uintptr_t a = (uintptr_t)addr;
     if (a - g_stack_lo < STACK_BYTES) return;
-    if (a - (uintptr_t)g_smem < SMEM_CAP) return smem_access(a - (uintptr_t)g_smem, n, write, pc);
+    if (a - (uintptr_t)g_smem < SMEM_CAP) {
+        if (g_kstat) g_kstat->smem++;
+        smem_bounds(a - (uintptr_t)g_smem, n, write, pc);
+        if (g_race_block) smem_access(a - (uintptr_t)g_smem, n, write, pc);
+        return;
+    }
+    if (g_kstat) g_kstat->global++;
     global_access(a, n, write, pc);
 }
 
@@ -646,6 +677,15 @@ void __tsan_vptr_read(void **) {}
 int emu_run_kernel(const EmuLaunch &L) {
     rt_init();
     g_kernel_faulted = 0;
+    if (getenv("EMU_STATS")) {
+        if (!g_stats) {
+            g_stats = new std::map<std::string, KStat>;
+            atexit(stats_print);
+        }
+        g_kstat = &(*g_stats)[L.site.kernel];
+        g_kstat->launches++;
+        g_kstat->threads += (unsigned long long)L.grid.x * L.grid.y * L.grid.z * L.block.x * L.block.y * L.block.z;
+    }
     g_launch = &L;
     g_nthreads = L.block.x * L.block.y * L.block.z;
     blockDim = L.block;
@@ -664,6 +704,7 @@ int emu_run_kernel(const EmuLaunch &L) {
         blockIdx.y = (unsigned)(b / L.grid.x % L.grid.y);
         blockIdx.z = (unsigned)(b / ((size_t)L.grid.x * L.grid.y));
         smem_block_reset(L.smem);
+        g_race_block = g_race_blocks == 0 || i < g_race_blocks;
         g_in_kernel = 1;
         run_block();
         g_in_kernel = 0;

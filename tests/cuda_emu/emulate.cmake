@@ -41,8 +41,13 @@ function(emu_cuda out_var)
       VERBATIM)
     list(APPEND out ${cc})
   endforeach()
+  # fmaf as an instruction, not a libm call (same rounding: fused, exact).
+  set(march)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND JIT_MARCH)
+    set(march "-march=${JIT_MARCH}")
+  endif()
   set_source_files_properties(${out} PROPERTIES
-    COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w")
+    COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w;${march}")
   set(${out_var} ${out} PARENT_SCOPE)
 endfunction()
 
