@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 config=${CONFIG:-configs/fmnist-tiny.yaml}
 data=${DATA:-data/fmnist}
 
-scripts/setup.sh
+scripts/setup.sh demo
 cmake -S . -B build >/dev/null
 cmake --build build -j"$(nproc)" --target jit-prep jit-train jit-sample
 

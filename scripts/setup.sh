@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# scripts/setup.sh — install every Debian package the build, the demo and the
-# tests need. Idempotent: when everything is installed it only checks (about
-# a second) and touches nothing. Needs root or sudo for the install.
+# scripts/setup.sh [demo] — install the Debian packages the build, the demo
+# and the tests need; with `demo`, only those the build and the demo need
+# (no PyTorch, h5py or valgrind: the tests' references and checkers).
+# Idempotent: when everything is installed it only checks (about a second)
+# and touches nothing. Needs root or sudo for the install.
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git
-  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   libyaml-dev libcriterion-dev
   libopenblas-dev libopenblas-openmp-dev
   libpng-dev zlib1g-dev
-  python3 python3-torch python3-h5py python3-numpy
-  dataset-fashion-mnist valgrind
+  dataset-fashion-mnist
 )
+if [ "${1:-all}" != demo ]; then
+  packages+=(git hdf5-tools python3 python3-torch python3-h5py python3-numpy valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -21,22 +21,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "kernels/cuda/ops_cuda.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
-    return t[n / 2];
-}
+#include "tests/bench/bench_util.h"
 
 /* A device array of n normal(0, std) floats (drawn on the host once). */
 static float *dev_normal(size_t n, uint64_t seed, float std) {
@@ -69,18 +54,18 @@ static Times time_attention(int B, int H, int N, int d, int iters) {
     double tf[256], tb[256];
     for (int it = 0; it < iters + 2; it++) {
         cuda_synchronize();
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         ops_cuda.attention_fwd(out, saved, q, k, v, B, H, N, d);
         cuda_synchronize();
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         ops_cuda.attention_bwd(dq, dk, dv, scratch, dout, saved, q, k, v, B, H, N, d);
         cuda_synchronize();
-        double t2 = now_ms();
+        double t2 = bench_now_ms();
         if (it >= 2) tf[it - 2] = t1 - t0, tb[it - 2] = t2 - t1;
     }
     float *bufs[] = {q, k, v, dout, out, dq, dk, dv, saved, scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
-    return (Times){median(tf, iters), median(tb, iters)};
+    return (Times){bench_median(tf, iters), bench_median(tb, iters)};
 }
 
 /* SLA2 (hard top-k, softmax features, no QAT, router gradients off): median forward and backward ms. */
@@ -106,18 +91,18 @@ static Times time_sla2(int B, int H, int N, int d, float ratio, int block, int i
     double tf[256], tb[256];
     for (int it = 0; it < iters + 2; it++) {
         cuda_synchronize();
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         ops_cuda.sla2_fwd(out, &sv, ws, q, k, v, pq, pk, ald, &dm);
         cuda_synchronize();
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         ops_cuda.sla2_bwd(dq, dk, dv, NULL, NULL, dal, ws, dout, &sv, q, k, v, pq, pk, ald, &dm);
         cuda_synchronize();
-        double t2 = now_ms();
+        double t2 = bench_now_ms();
         if (it >= 2) tf[it - 2] = t1 - t0, tb[it - 2] = t2 - t1;
     }
     float *bufs[] = {q, k, v, dout, out, dq, dk, dv, pq, pk, dal, ald, sv.mask, sv.pc, sv.lse, sv.o_s, sv.o_l, ws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
-    return (Times){median(tf, iters), median(tb, iters)};
+    return (Times){bench_median(tf, iters), bench_median(tb, iters)};
 }
 
 int main(int argc, char **argv) {

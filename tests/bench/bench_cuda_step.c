@@ -26,17 +26,7 @@
 #include "io/shards.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "train/trainer.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "tests/bench/bench_util.h"
 
 /* n random C x S x S images (xorshift pixels) in 10 classes, as shards in dir. */
 static void make_images(const char *dir, int n, int C, int S) {
@@ -111,14 +101,14 @@ int main(int argc, char **argv) {
         double *t = malloc(sizeof(double) * (size_t)steps);
         float first = 0, last = 0;
         for (int s = 0; s < warmup + steps; s++) {
-            double t0 = now_ms();
+            double t0 = bench_now_ms();
             float l = trainer_step(&T);
             cuda_synchronize();
-            if (s >= warmup) t[s - warmup] = now_ms() - t0;
+            if (s >= warmup) t[s - warmup] = bench_now_ms() - t0;
             if (s == 0) first = l;
             last = l;
         }
-        qsort(t, (size_t)steps, sizeof(double), cmp_double);
+        qsort(t, (size_t)steps, sizeof(double), bench_cmp_double);
         double med = t[steps / 2];
         char topk_s[32] = "-";
         if (c.model.use_sla2) snprintf(topk_s, sizeof topk_s, "%.2f", c.model.sla2_topk_ratio);

@@ -12,17 +12,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/rng.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "tests/bench/bench_util.h"
 
 /* Median ms of forward + backward; cfg NULL = full attention. */
 static double time_op(Graph *g, int N, int d, int H, const Sla2Config *cfg, int iters) {
@@ -40,14 +30,14 @@ static double time_op(Graph *g, int N, int d, int H, const Sla2Config *cfg, int 
         q->requires_grad = k->requires_grad = v->requires_grad = al->requires_grad = true;
         float *dout = graph_alloc(g, sizeof(float) * (size_t)N * H * d);
         rng_fill_normal(dout, (size_t)N * H * d, 4, RNG_STREAM_TEST, 0, 0, 1);
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         Tensor *o = cfg ? op_sla2(g, q, k, v, pq, pk, al, cfg, NULL) : op_attention(g, q, k, v);
         graph_backward_from(g, o, dout);
-        double dt = now_ms() - t0;
+        double dt = bench_now_ms() - t0;
         graph_reset(g);
         if (it > 0) t[it - 1] = dt; /* the first run sizes the arena */
     }
-    qsort(t, (size_t)iters, sizeof(double), cmp_double);
+    qsort(t, (size_t)iters, sizeof(double), bench_cmp_double);
     return t[iters / 2];
 }
 

@@ -15,17 +15,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "train/jit.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "tests/bench/bench_util.h"
 
 int main(int argc, char **argv) {
     int batch = 32, iters = 10, warmup = 2;
@@ -54,7 +44,7 @@ int main(int argc, char **argv) {
     int *y = malloc(sizeof(int) * (size_t)batch);
     double times[1000];
     for (int it = 0; it < warmup + iters; it++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         params_zero_grad(&m.params);
         Tensor *x = graph_new(&g, 4, batch, C, S, S), *z = graph_new(&g, 4, batch, C, S, S), *t = graph_new(&g, 1, batch);
         rng_fill_uniform(x->data, x->numel, 2, RNG_STREAM_TEST, 0, -1, 1);
@@ -64,9 +54,9 @@ int main(int argc, char **argv) {
         Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y), x, t);
         graph_backward(&g, loss);
         graph_reset(&g);
-        if (it >= warmup) times[it - warmup] = now_ms() - t0;
+        if (it >= warmup) times[it - warmup] = bench_now_ms() - t0;
     }
-    qsort(times, (size_t)iters, sizeof(double), cmp_double);
+    qsort(times, (size_t)iters, sizeof(double), bench_cmp_double);
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
