@@ -17,6 +17,8 @@
 #   DATA        training shards [data/fmnist]; TEST_DATA test shards [data/fmnist-test]
 #   CLASSIFIER  evaluation classifier [models/fmnist-classifier.h5]
 #   OUT         output folder [runs/compare-STEPS]
+#   TRAIN_SET   extra jit-train settings for both runs, space-separated KEY=VALUE
+#               (e.g. "data.batch_size=8" for a smoke run) [none]
 # Missing pieces are made: shards by jit-prep, the classifier by jit-classify
 # (configs/eval/fmnist-classifier.yaml). Re-running skips what is done: a run
 # whose metrics end with train_end at STEPS is not trained again, an eval.json
@@ -34,6 +36,8 @@ test_data=${TEST_DATA:-data/fmnist-test}
 classifier=${CLASSIFIER:-models/fmnist-classifier.h5}
 out=${OUT:-runs/compare-$steps}
 eval_args=(--per-class "$per_class" --seed "$seed")
+train_set=()
+for kv in ${TRAIN_SET:-}; do train_set+=(--set "$kv"); done
 if [ -n "${EVAL_STEPS:-}" ]; then eval_args+=(--steps "$EVAL_STEPS"); fi
 
 for prog in jit-prep jit-train jit-eval jit-classify; do
@@ -60,7 +64,7 @@ for run in fmnist-tiny-full fmnist-tiny; do
   else
     "$build/jit-train" --config "configs/$run.yaml" --set data.train="$data" --set run.out_dir="$out/$run" \
       --set run.seed="$seed" --set train.steps="$steps" --set train.sample_every=0 --set train.checkpoint_every=250 \
-      --set logging.progress=false --resume auto
+      --set logging.progress=false "${train_set[@]}" --resume auto
   fi
   if [ -f "$out/$run/eval.json" ] && [ "$out/$run/eval.json" -nt "$ckpt" ]; then
     echo "$run: $out/$run/eval.json is newer than the checkpoint: kept"

@@ -54,7 +54,7 @@ else
   echo "nccl_test: FAIL training runs"; tail -20 "$work"/np*.log; fail=1
 fi
 if [ $fail = 0 ]; then
-  if train 2 "$work/np2" 4 --set train.steps=4 && grep -q "resumed from" "$work/np2.log"; then
+  if train 2 "$work/np2" 4 --set train.steps=4 --resume auto && grep -q "resumed from" "$work/np2.log"; then
     echo "nccl_test: the 2-rank GPU checkpoint resumes"
   else
     echo "nccl_test: FAIL resume"; tail -20 "$work/np2.log"; fail=1
