@@ -38,6 +38,7 @@ void config_defaults(Config *c) {
     c->warmup_steps = 100, c->lr_schedule = LR_CONSTANT, c->min_lr = 0.0f, c->grad_clip = 0.0f, c->grad_accum = 1;
     c->allreduce = ALLREDUCE_AUTO, c->bucket_mb = 4.0f;
     c->n_ema = 1, c->ema[0] = 0.9999f;
+    c->ema_warmup = 1, c->official_warmup = 0, c->official_decay_set = 0;
     c->steps = 1000, c->log_every = 10, c->sample_every = 0, c->checkpoint_every = 0;
     c->keep_last = 3, c->keep_every = 0;
     c->p_mean = -0.8f, c->p_std = 0.8f, c->noise_scale = 1.0f, c->label_drop = 0.1f;

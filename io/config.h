@@ -83,6 +83,14 @@ typedef struct Config {
     int grad_accum;           /* micro-batches per step */
     int n_ema;
     float ema[CFG_MAX_EMA];   /* EMA decays, e.g. [0.9999, 0.9996] */
+    /* The official JiT recipe where this project's differs (interop.md):
+     * ema_warmup 0: constant EMA decay from the first step (official);
+     * official_warmup: lr * s / W during warm-up (first step 0) instead of (s + 1) / W;
+     * official_decay_set: also decay the class-embedding table and the
+     * in-context position embedding (official: every 2-D JiT parameter). */
+    int ema_warmup;
+    int official_warmup;
+    int official_decay_set;
     /* train */
     int steps;
     int log_every;
@@ -96,6 +104,7 @@ typedef struct Config {
     int sample_steps;
     float cfg_scale;
     float cfg_lo, cfg_hi;     /* CFG only for cfg_lo < t < cfg_hi */
+    int official_cfg_interval; /* also at t <= cfg_lo when cfg_lo == 0: (t < hi) & ((lo == 0) | (t > lo)) */
     int samples_per_class;
     int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
     /* dist */

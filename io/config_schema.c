@@ -215,6 +215,9 @@ static const CfgField cfg_optim[] = {
     F_FLOAT("grad_clip", grad_clip, CFGR_GE, 0, 0),
     F_INT("grad_accum", grad_accum, CFGR_GE, 1, 0),
     F_CUSTOM("ema", bind_ema, write_ema),
+    F_BOOL("ema_warmup", ema_warmup),
+    F_BOOL("official_warmup", official_warmup),
+    F_BOOL("official_decay_set", official_decay_set),
 };
 
 static const CfgField cfg_train[] = {
@@ -237,6 +240,7 @@ static const CfgField cfg_sampling[] = {
     F_INT("steps", sample_steps, CFGR_GE, 1, 0),
     F_FLOAT("cfg", cfg_scale, CFGR_GE, 0, 0),
     F_CUSTOM("cfg_interval", bind_cfg_interval, write_cfg_interval),
+    F_BOOL("official_cfg_interval", official_cfg_interval),
     F_INT("per_class", samples_per_class, CFGR_GE, 1, 0),
     F_INT("ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };

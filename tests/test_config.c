@@ -196,7 +196,8 @@ Test(config, yaml_syntax_errors_name_the_place) {
 Test(config, unknown_keys_list_the_known_ones) {
     expect_error("optim:\n  lr: 1.0e-4\n  lrr: 3\n",
                  "t.yaml:3:3: unknown key 'optim.lrr' (known under optim: lr, betas, eps, weight_decay, warmup_steps, "
-                 "schedule, min_lr, grad_clip, grad_accum, ema)");
+                 "schedule, min_lr, grad_clip, grad_accum, ema, "
+                 "ema_warmup, official_warmup, official_decay_set)");
     expect_error("run:\n  name: x\noptimizer:\n  lr: 1\n",
                  "t.yaml:3:1: unknown key 'optimizer' (known at the top level: run, model, data, optim, train, "
                  "diffusion, sampling, logging, losses, dist, callbacks)");
@@ -213,7 +214,8 @@ Test(config, wrong_types) {
                  "t.yaml:2:7: optim.lr: expected a number, got the quoted string '1e-4' (write it without quotes)");
     expect_error("model:\n  use_sla2: maybe\n", "t.yaml:2:13: model.use_sla2: expected true or false, got 'maybe'");
     expect_error("optim: 3\n", "t.yaml:1:8: optim: expected a map of settings (lr, betas, eps, weight_decay, "
-                               "warmup_steps, schedule, min_lr, grad_clip, grad_accum, ema), got '3'");
+                               "warmup_steps, schedule, min_lr, grad_clip, grad_accum, ema, "
+                 "ema_warmup, official_warmup, official_decay_set), got '3'");
     expect_error("optim:\n  ema: [0.9, [0.5]]\n", "t.yaml:2:14: optim.ema[1]: expected a number, got a list");
     expect_error("run:\n  name:\n", "t.yaml:2:8: run.name: expected a string, got an empty value");
     expect_error("train:\n  steps: 99999999999\n", "t.yaml:2:10: train.steps: integer out of range, got '99999999999'");
@@ -397,7 +399,8 @@ Test(config, overrides) {
     expect_override_error(yaml, "optim.lr=abc", "override 'optim.lr=abc': optim.lr: expected a number, got 'abc'");
     expect_override_error(yaml, "optim.lrr=1",
                           "override 'optim.lrr=1': unknown key 'optim.lrr' (known under optim: lr, betas, eps, "
-                          "weight_decay, warmup_steps, schedule, min_lr, grad_clip, grad_accum, ema)");
+                          "weight_decay, warmup_steps, schedule, min_lr, grad_clip, grad_accum, ema, "
+                 "ema_warmup, official_warmup, official_decay_set)");
     expect_override_error(yaml, "optimizer.lr=1",
                           "override 'optimizer.lr=1': unknown key 'optimizer' (known at the top level: run, model, "
                           "data, optim, train, diffusion, sampling, logging, losses, dist, callbacks)");

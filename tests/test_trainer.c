@@ -16,6 +16,7 @@
 #include "io/config.h"
 #include "io/shards.h"
 #include "train/sampler.h"
+#include "train/schedule.h"
 #include "train/trainer.h"
 
 static char tmpdir[256];
@@ -45,7 +46,8 @@ static void make_data(void) {
     free(lab);
 }
 
-static Config small_config(const char *name, int sla2) {
+/* The small model; ov: n_ov "key=value" overrides. */
+static Config small_config_ov(const char *name, int sla2, int n_ov, char **ov) {
     Config c;
     config_defaults(&c);
     char yaml[2048];
@@ -60,9 +62,11 @@ static Config small_config(const char *name, int sla2) {
              "sampling: {steps: 4, per_class: 2, cfg: 2.0}\n"
              "logging: {progress: false}\n",
              name, tmpdir, name, sla2 ? "true" : "false", tmpdir);
-    config_load_string(&c, name, yaml, 0, NULL);
+    config_load_string(&c, name, yaml, n_ov, ov);
     return c;
 }
+
+static Config small_config(const char *name, int sla2) { return small_config_ov(name, sla2, 0, NULL); }
 
 static float *run_losses(Config *c, int steps, const char *resume) {
     Trainer T;
@@ -260,6 +264,102 @@ Test(sampler, deterministic_and_cfg_one_is_conditional, .init = make_data) {
     cr_expect_neq(memcmp(a, d, sizeof(float) * n * per), 0, "CFG 3 differs, so the test is not vacuous");
     for (int i = 0; i < n * per; i++) cr_assert(isfinite(d[i]));
     free(a), free(b), free(d);
+    graph_free(&g);
+    jit_free(&m);
+}
+
+/* ---- the official JiT recipe's switches (../shared/spec/interop.md) ---- */
+
+/* optim.ema_warmup false: the official constant decay from the first step
+ * (the default warm-up uses min(d, 1/10) at step 0). */
+Test(recipe, ema_constant_decay_without_warmup, .init = make_data) {
+    char *ov[] = {"optim.ema_warmup=false"};
+    for (int official = 0; official < 2; official++) {
+        Config c = small_config_ov(official ? "ema-const" : "ema-warm", 0, official, ov);
+        cr_assert_eq(c.ema_warmup, !official);
+        Trainer T;
+        trainer_init(&T, &c, NULL, NULL);
+        size_t n = T.model.params.padded;
+        float *w0 = malloc(n * sizeof(float));
+        memcpy(w0, T.model.params.data, n * sizeof(float));
+        trainer_step(&T);
+        const float *w1 = T.model.params.data, *e = T.ema[0];
+        float d = official ? 0.99f : 0.1f; /* the decay the first update must have used */
+        double worst = 0, moved = 0;
+        for (size_t i = 0; i < n; i++) {
+            double want = (double)w0[i] + (1.0 - d) * ((double)w1[i] - w0[i]);
+            worst = fmax(worst, fabs(e[i] - want));
+            moved = fmax(moved, fabs(w1[i] - w0[i]));
+        }
+        cr_expect(moved > 1e-4, "the step moved the weights (by %g)", moved);
+        cr_expect(worst < 1e-3 * moved, "%s: EMA after one step is off the decay-%.2f update by %g",
+                  official ? "constant decay" : "warm-up", d, worst);
+        free(w0);
+        trainer_free(&T);
+    }
+}
+
+/* optim.official_decay_set: the class-embedding table and the in-context
+ * position embedding are decayed too; nothing else changes. */
+Test(recipe, official_weight_decay_set, .init = make_data) {
+    char *ov[] = {"optim.official_decay_set=true"};
+    Config a = small_config("wd-project", 0), b = small_config_ov("wd-official", 0, 1, ov);
+    Trainer A, B;
+    trainer_init(&A, &a, NULL, NULL);
+    trainer_init(&B, &b, NULL, NULL);
+    const ParamStore *pa = &A.model.params, *pb = &B.model.params;
+    int extra = 0;
+    for (int i = 0; i < pa->n; i++) {
+        const char *nm = pa->info[i].name;
+        int table = !strcmp(nm, "y_embedder.embedding_table.weight") || !strcmp(nm, "in_context_posemb");
+        if (table) {
+            cr_expect(!pa->info[i].weight_decay, "%s is not decayed by this project's default", nm);
+            cr_expect(pb->info[i].weight_decay, "%s is decayed by the official set", nm);
+            extra++;
+        } else {
+            cr_expect_eq(pa->info[i].weight_decay, pb->info[i].weight_decay, "%s: the sets differ here", nm);
+        }
+    }
+    cr_expect_eq(extra, 2);
+    trainer_free(&A), trainer_free(&B);
+}
+
+/* optim.official_warmup: lr * s / W (the first step at 0) instead of (s + 1) / W. */
+Test(recipe, official_lr_warmup) {
+    Config c;
+    config_defaults(&c);
+    c.lr = 1.0f, c.warmup_steps = 10, c.lr_schedule = LR_CONSTANT;
+    cr_expect_float_eq(schedule_lr(&c, 0), 0.1f, 1e-7);
+    cr_expect_float_eq(schedule_lr(&c, 9), 1.0f, 1e-7);
+    c.official_warmup = 1;
+    cr_expect_float_eq(schedule_lr(&c, 0), 0.0f, 1e-7);
+    cr_expect_float_eq(schedule_lr(&c, 5), 0.5f, 1e-7);
+    cr_expect_float_eq(schedule_lr(&c, 10), 1.0f, 1e-7);
+}
+
+/* sampling.official_cfg_interval: with lo = 0, guidance also at t = 0 (the
+ * first Heun step), as the official (t < hi) & ((lo == 0) | (t > lo)). */
+Test(sampler, official_cfg_interval_guides_at_zero, .init = make_data) {
+    Config c = small_config("sample-cfg", 0);
+    JitModel m;
+    jit_build(&m, &c.model, 5);
+    rng_fill_normal(m.params.data, m.params.padded, 2, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
+    Graph g;
+    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    const int n = 4, per = 16 * 16;
+    int labels[4] = {0, 1, 2, 3};
+    float *plain = malloc(sizeof(float) * n * per), *open = malloc(sizeof(float) * n * per);
+    float *official = malloc(sizeof(float) * n * per);
+    /* 5 steps: t = 0, 0.2, ...; only t = 0 is below hi = 0.05 */
+    SamplerConfig sc = {.steps = 5, .cfg = 1.0f, .cfg_lo = 0.0f, .cfg_hi = 0.05f, .noise_scale = 1.0f, .seed = 9};
+    sampler_run(&m, &g, &sc, labels, n, 4, plain);
+    sc.cfg = 3.0f;
+    sampler_run(&m, &g, &sc, labels, n, 4, open);
+    sc.cfg_official = 1;
+    sampler_run(&m, &g, &sc, labels, n, 4, official);
+    cr_expect_eq(memcmp(plain, open, sizeof(float) * n * per), 0, "lo < t < hi: no step is guided");
+    cr_expect_neq(memcmp(plain, official, sizeof(float) * n * per), 0, "the official rule guides at t = 0");
+    free(plain), free(open), free(official);
     graph_free(&g);
     jit_free(&m);
 }

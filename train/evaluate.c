@@ -291,7 +291,7 @@ EvalResult eval_run(const EvalOptions *o) {
     float *img = core_malloc(sizeof(float) * (size_t)n * per), *feat = core_malloc(sizeof(float) * (size_t)n * D);
     for (int i = 0; i < n; i++) labels[i] = i / o->per_class;
     SamplerConfig sc = {.steps = r.steps, .cfg = r.cfg, .cfg_lo = r.cfg_lo, .cfg_hi = r.cfg_hi,
-                        .noise_scale = cfg.noise_scale, .seed = r.seed};
+                        .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale, .seed = r.seed};
     if (!o->quiet) {
         printf("jit-eval: %s (step %llu, %s), %d classes x %d samples, %d steps, cfg %.2f in (%.2f, %.2f), seed %llu\n",
                r.checkpoint, (unsigned long long)r.step, ema >= 0 ? "EMA weights" : "raw weights", K, o->per_class,

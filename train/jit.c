@@ -310,3 +310,11 @@ int jit_load_params(JitModel *m, const ParamStore *src) {
     params_push(&m->params);
     return missing;
 }
+
+void jit_use_official_decay_set(JitModel *m) {
+    static const char *const extra[] = {"y_embedder.embedding_table.weight", "in_context_posemb"};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        int k = params_find(&m->params, extra[i]);
+        if (k >= 0) m->params.info[k].weight_decay = true; /* in_context_posemb is absent without in-context tokens */
+    }
+}

@@ -83,6 +83,12 @@ typedef struct JitModel {
 void jit_register(JitModel *m, const JitConfig *cfg);
 /* Register, allocate, initialise from `seed` and build the fixed tables. */
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed);
+/* The official JiT recipe's weight-decay set (util/misc.py add_weight_decay:
+ * every parameter with two or more dimensions): this project's set (weight
+ * matrices) plus the class-embedding table and the in-context position
+ * embedding. SLA2's router projections, which the official model does not
+ * have, stay undecayed. Before the optimiser's state is made. */
+void jit_use_official_decay_set(JitModel *m);
 void jit_free(JitModel *m);
 /* Move the parameters (params_to_device) and the fixed tables (position
  * embedding, RoPE angles) to device d, once, after building and loading on

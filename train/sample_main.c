@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) labels[i] = i / per_class;
     Graph g;
     graph_init(&g, dev.ops, dev.device, 64u << 20);
-    SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi, .noise_scale = cfg.noise_scale,
+    SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
+                        .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
                         .seed = (uint64_t)seed};
     char devname[256];
     printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",

@@ -24,7 +24,8 @@ static void velocity(JitModel *m, Graph *g, const SamplerConfig *sc, const float
                      float *v, SamplerBufs *sb) {
     const JitConfig *c = &m->cfg;
     int per = c->in_channels * c->img_size * c->img_size;
-    int guided = sc->cfg != 1.0f && t > sc->cfg_lo && t < sc->cfg_hi;
+    int above_lo = t > sc->cfg_lo || (sc->cfg_official && sc->cfg_lo == 0.0f);
+    int guided = sc->cfg != 1.0f && above_lo && t < sc->cfg_hi;
     int rows = guided ? 2 * b : b;
     for (int r = 0; r < rows; r++) {
         memcpy(sb->zin + (size_t)r * per, z + (size_t)(r % b) * per, sizeof(float) * per);

@@ -14,6 +14,7 @@ typedef struct SamplerConfig {
     int steps;           /* S */
     float cfg;           /* guidance scale w; 1 = no guidance */
     float cfg_lo, cfg_hi; /* w applies for cfg_lo < t < cfg_hi, else 1 */
+    int cfg_official;     /* the official rule: t < cfg_hi and (cfg_lo == 0 or t > cfg_lo) */
     float noise_scale;
     uint64_t seed;
 } SamplerConfig;

@@ -4,7 +4,10 @@
 #include <math.h>
 
 float schedule_lr(const Config *c, long step) {
-    if (c->warmup_steps > 0 && step < c->warmup_steps) return c->lr * (float)(step + 1) / (float)c->warmup_steps;
+    /* Linear warm-up: (s + 1) / W, so the first step already moves; the
+     * official JiT recipe's s / W (optim.official_warmup) starts at 0. */
+    if (c->warmup_steps > 0 && step < c->warmup_steps)
+        return c->lr * (float)(step + (c->official_warmup ? 0 : 1)) / (float)c->warmup_steps;
     if (c->lr_schedule == LR_CONSTANT) return c->lr;
     long span = c->steps - c->warmup_steps;
     double p = span > 0 ? (double)(step - c->warmup_steps) / span : 1.0;

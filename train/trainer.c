@@ -66,6 +66,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
 
     /* Built, loaded and broadcast on the host; moved to the device at the end. */
     jit_build(&T->model, &c->model, c->seed);
+    if (c->official_decay_set) jit_use_official_decay_set(&T->model);
     trainer_device_alloc_state(T);
     size_t pbytes = T->model.params.padded * sizeof(float);
     graph_init(&T->g, T->dev.ops, T->dev.device, 64u << 20);
@@ -251,8 +252,11 @@ float trainer_step(Trainer *T) {
             trainer_device_scale_grad(T, (float)(c->grad_clip / T->grad_norm));
         trainer_device_adamw(T, T->lr);
         /* EMA warm-up: decay min(d, (1 + s) / (10 + s)), so the average does not
-         * drag the random initial weights along for the first ~1/(1-d) steps. */
-        float warm = (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step);
+         * drag the random initial weights along for the first ~1/(1-d) steps;
+         * optim.ema_warmup false keeps the official constant decay (an
+         * imported checkpoint's step restarts at 0: the warm-up would snap
+         * its EMA to the raw weights). */
+        float warm = c->ema_warmup ? (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step) : 1.0f;
         for (int k = 0; k < c->n_ema; k++) trainer_device_ema(T, k, c->ema[k] < warm ? c->ema[k] : warm);
     }
     T->loss = loss;
@@ -313,7 +317,7 @@ void trainer_sample(Trainer *T) {
         mem->copy(T->model.params.data, T->ema[c->sample_ema], pbytes);
     }
     SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
-                        .noise_scale = c->noise_scale, .seed = c->seed};
+                        .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed};
     int saved_stats = T->model.sla2_collect_stats;
     T->model.sla2_collect_stats = 0;
     sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out);
