@@ -172,25 +172,34 @@ static const CfgField cfg_run[] = {
     F_ENUM("precision", precision, cfg_precisions),
 };
 
+/* Upper bounds on sizes: every size derived from them (tokens, parameter
+ * shapes, activations, sample counts) then fits the int and size_t
+ * arithmetic that uses it; a value beyond is an error naming its key, not
+ * an overflow deep in the run. */
+#define CFG_MAX_IMG 4096
+#define CFG_MAX_WIDTH 16384
+#define CFG_MAX_TOKENS 65536
+#define CFG_MAX_COUNT 65536 /* batch, micro-batches, samples per class, sampler steps */
+
 static const CfgField cfg_model[] = {
     {.key = "name", .type = CFGT_CUSTOM, .bind = bind_model_name, .write = write_model_name, .early = 1},
-    F_INT("img_size", model.img_size, CFGR_GE, 1, 0),
-    F_INT("in_channels", model.in_channels, CFGR_GE, 1, 0),
-    F_INT("patch", model.patch, CFGR_GE, 1, 0),
+    F_INT("img_size", model.img_size, CFGR_GE_LE, 1, CFG_MAX_IMG),
+    F_INT("in_channels", model.in_channels, CFGR_GE_LE, 1, 64),
+    F_INT("patch", model.patch, CFGR_GE_LE, 1, CFG_MAX_IMG),
     F_INT("depth", model.depth, CFGR_GE_LE, 1, JIT_MAX_DEPTH),
-    F_INT("hidden", model.hidden, CFGR_GE, 1, 0),
-    F_INT("heads", model.heads, CFGR_GE, 1, 0),
-    F_INT("bottleneck", model.bottleneck, CFGR_GE, 1, 0),
-    F_INT("in_context_len", model.in_context_len, CFGR_GE, 0, 0),
+    F_INT("hidden", model.hidden, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
+    F_INT("heads", model.heads, CFGR_GE_LE, 1, 1024),
+    F_INT("bottleneck", model.bottleneck, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
+    F_INT("in_context_len", model.in_context_len, CFGR_GE_LE, 0, CFG_MAX_TOKENS),
     F_INT("in_context_start", model.in_context_start, CFGR_GE, 0, 0),
-    F_INT("num_classes", model.num_classes, CFGR_GE, 1, 0),
+    F_INT("num_classes", model.num_classes, CFGR_GE_LE, 1, 1 << 20),
     F_FLOAT("dropout", model.dropout, CFGR_GE_LT, 0, 1),
     F_BOOL("use_sla2", model.use_sla2),
     F_FLOAT("sla2_topk_ratio", model.sla2_topk_ratio, CFGR_GT_LE, 0, 1),
     /* after name, before the block sizes: an explicit sla2_block_q/k wins */
     {.key = "sla2_compression_ratio", .type = CFGT_CUSTOM, .bind = bind_compression, .early = 1},
-    F_INT("sla2_block_q", model.sla2_block_q, CFGR_GE, 1, 0),
-    F_INT("sla2_block_k", model.sla2_block_k, CFGR_GE, 1, 0),
+    F_INT("sla2_block_q", model.sla2_block_q, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
+    F_INT("sla2_block_k", model.sla2_block_k, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
     F_ENUM("sla2_feature_map", model.sla2_feature_map, cfg_feature_maps),
     F_BOOL("sla2_enable_qat", model.sla2_enable_qat),
     F_INT("sla2_from_layer", model.sla2_from_layer, CFGR_GE, 0, 0),
@@ -199,8 +208,8 @@ static const CfgField cfg_model[] = {
 
 static const CfgField cfg_data[] = {
     F_STR("train", data_train),
-    F_INT("batch_size", batch_size, CFGR_GE, 1, 0),
-    F_INT("prefetch", prefetch, CFGR_GE, 1, 0),
+    F_INT("batch_size", batch_size, CFGR_GE_LE, 1, CFG_MAX_COUNT),
+    F_INT("prefetch", prefetch, CFGR_GE_LE, 1, 1024),
     F_BOOL("hflip", hflip),
 };
 
@@ -213,7 +222,7 @@ static const CfgField cfg_optim[] = {
     F_ENUM("schedule", lr_schedule, cfg_lr_schedules),
     F_FLOAT("min_lr", min_lr, CFGR_GE, 0, 0),
     F_FLOAT("grad_clip", grad_clip, CFGR_GE, 0, 0),
-    F_INT("grad_accum", grad_accum, CFGR_GE, 1, 0),
+    F_INT("grad_accum", grad_accum, CFGR_GE_LE, 1, CFG_MAX_COUNT),
     F_CUSTOM("ema", bind_ema, write_ema),
     F_BOOL("ema_warmup", ema_warmup),
     F_BOOL("official_warmup", official_warmup),
@@ -237,11 +246,11 @@ static const CfgField cfg_diffusion[] = {
 };
 
 static const CfgField cfg_sampling[] = {
-    F_INT("steps", sample_steps, CFGR_GE, 1, 0),
+    F_INT("steps", sample_steps, CFGR_GE_LE, 1, CFG_MAX_COUNT),
     F_FLOAT("cfg", cfg_scale, CFGR_GE, 0, 0),
     F_CUSTOM("cfg_interval", bind_cfg_interval, write_cfg_interval),
     F_BOOL("official_cfg_interval", official_cfg_interval),
-    F_INT("per_class", samples_per_class, CFGR_GE, 1, 0),
+    F_INT("per_class", samples_per_class, CFGR_GE_LE, 1, CFG_MAX_COUNT),
     F_INT("ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };
 
@@ -314,6 +323,9 @@ static const YamlNode *cfg_where(const YamlNode *root, const char *section, cons
 static int cfg_check_model(const CfgBinder *b, const YamlNode *root, const JitConfig *m) {
     CFG_CHECK_AT(m->img_size % m->patch == 0, "model", "patch", "img_size",
                  "model.img_size (%d) must be a multiple of model.patch (%d)", m->img_size, m->patch);
+    long long side = m->img_size / m->patch, tokens = side * side + m->in_context_len;
+    CFG_CHECK_AT(tokens <= CFG_MAX_TOKENS, "model", "img_size", "patch",
+                 "(img_size / patch)^2 + in_context_len = %lld tokens, above %d", tokens, CFG_MAX_TOKENS);
     CFG_CHECK_AT(m->hidden % m->heads == 0, "model", "heads", "hidden",
                  "model.hidden (%d) must be a multiple of model.heads (%d)", m->hidden, m->heads);
     CFG_CHECK_AT((m->hidden / m->heads) % 4 == 0, "model", "hidden", "heads",
@@ -370,6 +382,9 @@ static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Co
                      "the cosine floor min_lr (%g) must not exceed lr (%g)", c->min_lr, c->lr);
     } else if (strcmp(key, "sampling") == 0) {
         const char *k;
+        long long n = (long long)c->samples_per_class * c->model.num_classes;
+        CFG_CHECK_AT(n <= CFG_MAX_COUNT, "sampling", "per_class", NULL,
+                     "per_class x model.num_classes = %lld samples per sampling event, above %d", n, CFG_MAX_COUNT);
         if (c->sample_ema >= c->n_ema) {
             const YamlNode *at = yaml_tree_get(sec, "ema_index");
             if (at) return cfg_error(b, at, "sampling.ema_index",

@@ -86,6 +86,10 @@ int cfg_read_float(const CfgBinder *b, const YamlNode *n, const char *path, doub
     double v = digit && !other ? strtod(t, &end) : 0.0;
     if (!digit || other || *end) return cfg_error(b, n, path, "expected a number, got '%s'", t);
     if (!isfinite(v) || fabs(v) > FLT_MAX) return cfg_error(b, n, path, "out of range for a 32-bit float, got '%s'", t);
+    /* Stored as floats: a value that would underflow to 0 (or a subnormal)
+     * would pass a "> 0" check here and fail later. */
+    if (v != 0.0 && fabs(v) < FLT_MIN)
+        return cfg_error(b, n, path, "too small for a 32-bit float (the smallest is %g), got '%s'", FLT_MIN, t);
     *out = v;
     return 0;
 }
@@ -145,16 +149,29 @@ int cfg_expect_list(const CfgBinder *b, const YamlNode *n, const char *path, int
     return 0;
 }
 
+static int cfg_in_range(double v, CfgRange r, double lo, double hi) {
+    switch (r) {
+    case CFGR_ANY: return 1;
+    case CFGR_GE: return v >= lo;
+    case CFGR_GT: return v > lo;
+    case CFGR_GE_LT: return v >= lo && v < hi;
+    case CFGR_GT_LE: return v > lo && v <= hi;
+    case CFGR_GE_LE: return v >= lo && v <= hi;
+    }
+    return 1;
+}
+
 int cfg_check_range(const CfgBinder *b, const YamlNode *n, const char *path, double v, CfgRange r, double lo,
                     double hi) {
+    if (cfg_in_range(v, r, lo, hi)) return 0;
     const char *got = n->kind == YAML_TREE_SCALAR ? n->text : "?";
     switch (r) {
     case CFGR_ANY: return 0;
-    case CFGR_GE: return v >= lo ? 0 : cfg_error(b, n, path, "must be >= %g, got %s", lo, got);
-    case CFGR_GT: return v > lo ? 0 : cfg_error(b, n, path, "must be > %g, got %s", lo, got);
-    case CFGR_GE_LT: return v >= lo && v < hi ? 0 : cfg_error(b, n, path, "must be in [%g, %g), got %s", lo, hi, got);
-    case CFGR_GT_LE: return v > lo && v <= hi ? 0 : cfg_error(b, n, path, "must be in (%g, %g], got %s", lo, hi, got);
-    case CFGR_GE_LE: return v >= lo && v <= hi ? 0 : cfg_error(b, n, path, "must be in [%g, %g], got %s", lo, hi, got);
+    case CFGR_GE: return cfg_error(b, n, path, "must be >= %g, got %s", lo, got);
+    case CFGR_GT: return cfg_error(b, n, path, "must be > %g, got %s", lo, got);
+    case CFGR_GE_LT: return cfg_error(b, n, path, "must be in [%g, %g), got %s", lo, hi, got);
+    case CFGR_GT_LE: return cfg_error(b, n, path, "must be in (%g, %g], got %s", lo, hi, got);
+    case CFGR_GE_LE: return cfg_error(b, n, path, "must be in [%g, %g], got %s", lo, hi, got);
     }
     return 0;
 }
@@ -163,7 +180,12 @@ int cfg_read_float_in(const CfgBinder *b, const YamlNode *n, const char *path, C
                       float *out) {
     double v;
     if (cfg_read_float(b, n, path, &v) || cfg_check_range(b, n, path, v, r, lo, hi)) return -1;
-    *out = (float)v;
+    /* The range holds for the value stored, not only for the one written. */
+    float f = (float)v;
+    if (!cfg_in_range((double)f, r, lo, hi))
+        return cfg_error(b, n, path, "'%s' rounds to %.9g as a 32-bit float, outside the allowed range", n->text,
+                         (double)f);
+    *out = f;
     return 0;
 }
 

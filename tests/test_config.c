@@ -225,7 +225,7 @@ Test(config, wrong_types) {
 }
 
 Test(config, out_of_range_values) {
-    expect_error("data:\n  batch_size: 0\n", "t.yaml:2:15: data.batch_size: must be >= 1, got 0");
+    expect_error("data:\n  batch_size: 0\n", "t.yaml:2:15: data.batch_size: must be in [1, 65536], got 0");
     expect_error("diffusion:\n  label_drop: 1.0\n", "t.yaml:2:15: diffusion.label_drop: must be in [0, 1), got 1.0");
     expect_error("diffusion:\n  p_std: 0\n", "t.yaml:2:10: diffusion.p_std: must be > 0, got 0");
     expect_error("optim:\n  ema: [0.9999, 1]\n", "t.yaml:2:17: optim.ema[1]: must be in [0, 1), got 1");
@@ -240,6 +240,38 @@ Test(config, out_of_range_values) {
     expect_error("model:\n  sla2_topk_ratio: 0\n", "t.yaml:2:20: model.sla2_topk_ratio: must be in (0, 1], got 0");
     expect_error("run:\n  seed: -1\n", "t.yaml:2:9: run.seed: expected a non-negative integer, got '-1'");
     expect_error("optim:\n  lr: 1.0e+99\n", "t.yaml:2:7: optim.lr: out of range for a 32-bit float, got '1.0e+99'");
+}
+
+/* Values that fit a double but not the float they are stored in, and sizes
+ * whose products would overflow: each an error naming its key (before these
+ * checks, eps 1e-50 became 0 and the written config.yaml failed to load;
+ * img_size 65536 / patch 1 overflowed the token count; per_class 2^31-1
+ * failed after the whole run; grad_accum 2^31-1 never ended a step). */
+Test(config, floats_and_sizes_within_what_is_stored) {
+    expect_error("optim:\n  eps: 1.0e-50\n",
+                 "t.yaml:2:8: optim.eps: too small for a 32-bit float (the smallest is 1.17549e-38), got '1.0e-50'");
+    expect_error("diffusion:\n  p_std: 1.0e-45\n",
+                 "t.yaml:2:10: diffusion.p_std: too small for a 32-bit float (the smallest is 1.17549e-38), got "
+                 "'1.0e-45'");
+    expect_error("diffusion:\n  label_drop: 0.999999999999\n",
+                 "t.yaml:2:15: diffusion.label_drop: '0.999999999999' rounds to 1 as a 32-bit float, outside the "
+                 "allowed range");
+    expect_error("model:\n  img_size: 65536\n  patch: 1\n",
+                 "t.yaml:2:13: model.img_size: must be in [1, 4096], got 65536");
+    expect_error_prefix("model:\n  img_size: 4096\n  patch: 1\n",
+                        "t.yaml:2:13: model.img_size: (img_size / patch)^2 + in_context_len = 16777248 tokens, above "
+                        "65536");
+    expect_error("model:\n  hidden: 2147483644\n", "t.yaml:2:11: model.hidden: must be in [1, 16384], got 2147483644");
+    expect_error("sampling:\n  per_class: 2147483647\n",
+                 "t.yaml:2:14: sampling.per_class: must be in [1, 65536], got 2147483647");
+    expect_error_prefix("model:\n  num_classes: 1000\nsampling:\n  per_class: 100\n",
+                        "t.yaml:4:14: sampling.per_class: per_class x model.num_classes = 100000 samples per sampling "
+                        "event, above 65536");
+    expect_error("optim:\n  grad_accum: 2147483647\n",
+                 "t.yaml:2:15: optim.grad_accum: must be in [1, 65536], got 2147483647");
+    Config c;
+    cr_expect_eq(load(&c, "optim:\n  eps: 1.2e-38\n", 0, NULL), 0, "the smallest normal float loads: %s", err);
+    cr_expect(c.eps > 0.0f);
     expect_error(
         "optim:\n  ema: [0.9, 0.99]\nsampling:\n  ema_index: 2\n",
         "t.yaml:4:14: sampling.ema_index: must be -1 (raw weights) or an index into optim.ema (2 decays), got 2");
@@ -407,7 +439,7 @@ Test(config, overrides) {
     expect_override_error(yaml, "optim.betas=[0.9,1.5]",
                           "override 'optim.betas=[0.9,1.5]': optim.betas[1]: must be in [0, 1), got 1.5");
     expect_override_error(yaml, "data.batch_size=0",
-                          "override 'data.batch_size=0': data.batch_size: must be >= 1, got 0");
+                          "override 'data.batch_size=0': data.batch_size: must be in [1, 65536], got 0");
     expect_override_error(yaml, "optim.lr", "override 'optim.lr': expected KEY.PATH=VALUE (e.g. optim.lr=1e-4 or "
                                             "optim.betas=[0.9,0.99])");
     expect_override_error(yaml, "optim..lr=1", "override 'optim..lr=1': expected KEY.PATH=VALUE (e.g. optim.lr=1e-4 "
