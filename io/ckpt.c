@@ -141,6 +141,20 @@ static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
     }
 }
 
+void ckpt_clean_stray(const char *dir) {
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt-", 5) != 0 || len < 8 || strcmp(e->d_name + len - 7, ".h5.tmp") != 0) continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) fprintf(stderr, "notice: removed %s (a checkpoint write that did not finish)\n", p);
+    }
+    closedir(dp);
+}
+
 int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every) {
     int rank = comm ? comm->rank : 0, parallel = comm && comm->world > 1;
     if (rank == 0) io_mkdirs_or_die(dir);
@@ -202,6 +216,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     fprintf(lf, "ckpt-%08llu.h5\n", (unsigned long long)st->step);
     CHECK(fclose(lf) == 0 && rename(latest_tmp, latest) == 0, "cannot update %s", latest);
     if (keep_last > 0) ckpt_prune(dir, keep_last, keep_every);
+    if (rank == 0) ckpt_clean_stray(dir);
     if (parallel) comm_barrier(comm); /* nobody reads "latest" before it moved */
     return 0;
 }
@@ -227,6 +242,63 @@ void ckpt_resolve(const char *path, char *out, size_t n) {
     fclose(f);
     name[strcspn(name, "\r\n")] = 0;
     snprintf(out, n, "%s/%s", path, name);
+}
+
+/* 1 when path opens as HDF5 and carries this format and a step: HDF5 checks
+ * the file's recorded end against its size, so a truncated file fails here. */
+static int ckpt_intact(const char *path) {
+    io_hdf5_lock();
+    hid_t f = -1;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
+    int ok = 0;
+    if (f >= 0) {
+        char *fmt = NULL;
+        H5E_BEGIN_TRY {
+            if (H5Aexists(f, "format") > 0 && H5Aexists(f, "step") > 0) fmt = read_str(f, "format");
+        }
+        H5E_END_TRY;
+        ok = fmt && strcmp(fmt, CKPT_FORMAT) == 0 && H5Lexists(f, "params", H5P_DEFAULT) > 0;
+        free(fmt);
+        H5Fclose(f);
+    }
+    io_hdf5_unlock();
+    return ok;
+}
+
+int ckpt_resolve_intact(const char *dir, char *out, size_t n) {
+    char want[1400] = "";
+    struct stat sb;
+    CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode), "checkpoint directory %s does not exist", dir);
+    char latest[1100];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    if (access(latest, R_OK) == 0) ckpt_resolve(dir, want, sizeof want);
+    if (want[0] && ckpt_intact(want)) {
+        snprintf(out, n, "%s", want);
+        return 0;
+    }
+    /* The newest intact ckpt-*.h5. */
+    uint64_t best = 0;
+    int found = 0;
+    DIR *dp = opendir(dir);
+    CHECK(dp != NULL, "cannot read checkpoint directory %s", dir);
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        unsigned long long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%llu.%7s", &s, tail) != 2 || strcmp(tail, "h5") != 0) continue;
+        if (found && s <= best) continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (ckpt_intact(p)) best = s, found = 1;
+    }
+    closedir(dp);
+    CHECK(found, "%s: no intact checkpoint (%s%s): cannot resume", dir, want[0] ? want : "no 'latest' file",
+          want[0] ? " cannot be opened as a checkpoint" : "");
+    snprintf(out, n, "%s/ckpt-%08llu.h5", dir, (unsigned long long)best);
+    fprintf(stderr, "warning: %s cannot be opened as a checkpoint (truncated or corrupt?): resuming from %s, the "
+                    "newest intact one\n", want[0] ? want : latest, out);
+    return 1;
 }
 
 int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) {

@@ -52,6 +52,14 @@ typedef struct CkptData {
 int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every);
 /* Resolve a checkpoint argument: a file, or a directory whose "latest" names one. */
 void ckpt_resolve(const char *path, char *out, size_t n);
+/* For resuming a run from its directory: the checkpoint "latest" names if
+ * it opens as a checkpoint, else the newest ckpt-*.h5 that does (a file cut
+ * short on shared storage, say), with a warning naming both. Stops when
+ * none is intact. Returns 1 when it fell back, 0 otherwise. */
+int ckpt_resolve_intact(const char *dir, char *out, size_t n);
+/* Removes ckpt-*.h5.tmp left by writes that were killed (called at start,
+ * before this run writes, and after every checkpoint). */
+void ckpt_clean_stray(const char *dir);
 /* 1 when the directory has a complete checkpoint (its "latest" exists). */
 int ckpt_exists(const char *dir);
 /* Load by name into d. Parameters of d->params absent from the file keep

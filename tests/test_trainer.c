@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/rng.h"
@@ -175,6 +176,36 @@ Test(trainer, resume_continues_bit_identically, .init = make_data) {
     for (int s = 6; s < 12; s++)
         cr_expect_eq(straight[s], resumed[s], "step %d after resume: %.9g vs %.9g", s, resumed[s], straight[s]);
     free(straight), free(resumed);
+}
+
+/* A latest checkpoint cut short (shared storage, a full disk) does not stop
+ * the resume: the run goes on from the newest intact one, and says so. A
+ * checkpoint write that was killed leaves ckpt-N.h5.tmp: removed at start. */
+Test(trainer, resume_falls_back_to_the_newest_intact_checkpoint, .init = make_data) {
+    Config c = small_config("fallback", 0);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 2; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    for (int s = 0; s < 2; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    trainer_free(&T);
+    char p[600];
+    snprintf(p, sizeof p, "%s/fallback/ckpt/ckpt-00000004.h5", tmpdir);
+    struct stat sb;
+    cr_assert_eq(stat(p, &sb), 0);
+    cr_assert_eq(truncate(p, sb.st_size / 2), 0);
+    char stray[600];
+    snprintf(stray, sizeof stray, "%s/fallback/ckpt/ckpt-00000006.h5.tmp", tmpdir);
+    FILE *f = fopen(stray, "w");
+    cr_assert(f != NULL);
+    fputs("half a checkpoint", f);
+    fclose(f);
+    trainer_init(&T, &c, "auto", NULL);
+    cr_expect_eq(T.step, 2, "resumed at step %llu, expected the intact step-2 checkpoint", (unsigned long long)T.step);
+    cr_expect(isfinite(trainer_step(&T)));
+    cr_expect_neq(access(stray, F_OK), 0, "the stray %s is still there", stray);
+    trainer_free(&T);
 }
 
 Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_data) {

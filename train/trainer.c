@@ -97,9 +97,13 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     int resumed = 0;
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
+    if (T->rank == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
     if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
         char file[1100];
-        ckpt_resolve(strcmp(resume, "auto") == 0 ? ckdir : resume, file, sizeof file);
+        /* A run's own directory falls back to its newest intact checkpoint;
+         * an explicit file or directory must be what it says. */
+        if (strcmp(resume, "auto") == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
+        else ckpt_resolve(resume, file, sizeof file);
         CkptData d;
         trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
         CkptState st;
