@@ -219,6 +219,21 @@ int config_try_load_string(Config *c, const char *name, const char *yaml, int n_
     return config_try_load_text(c, name, yaml, strlen(yaml), n_overrides, overrides, err, errlen);
 }
 
+/* Only blanks and comment lines: a file that says nothing (--config /dev/null,
+ * a truncated copy) would otherwise train with every default. */
+static int config_text_is_empty(const char *t, size_t len) {
+    int line_start = 1;
+    for (size_t i = 0; i < len; i++) {
+        char ch = t[i];
+        if (ch == '\n') line_start = 1;
+        else if (ch == '#' && line_start) {
+            while (i < len && t[i] != '\n') i++;
+            line_start = 1;
+        } else if (ch != ' ' && ch != '\t' && ch != '\r') return 0;
+    }
+    return 1;
+}
+
 int config_try_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -238,6 +253,11 @@ int config_try_load(Config *c, const char *path, int n_overrides, char *const *o
     fclose(f);
     int rc = -1;
     if (bad) snprintf(err, errlen, "%s: cannot read the configuration: %s", path, strerror(e));
+    else if (config_text_is_empty(text, len))
+        snprintf(err, errlen,
+                 "%s: the configuration is empty (only blanks and comments): a run needs at least its sections "
+                 "(run:, model:, data:, ...); start from a file in configs/",
+                 path);
     else rc = config_try_load_text(c, path, text, len, n_overrides, overrides, err, errlen);
     core_free(text);
     return rc;

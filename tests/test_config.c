@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/config.h"
 
@@ -485,4 +486,23 @@ Test(config, write_is_readable_yaml) {
     cr_expect(!strstr(text, "sla2_compression_ratio"), "an alias is not written");
     free(text);
     expect_round_trip(&c, "special characters");
+}
+
+/* A configuration file that says nothing is an error, not a run with every
+ * default (--config /dev/null trained before this check). */
+Test(config, an_empty_file_is_an_error) {
+    char path[] = "/tmp/jit-empty-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char *text = "  \n# a comment only\n\t\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    const char *files[2] = {path, "/dev/null"};
+    for (int i = 0; i < 2; i++) {
+        Config c;
+        err[0] = '\0';
+        cr_expect_eq(config_try_load(&c, files[i], 0, NULL, err, sizeof err), -1, "%s loaded", files[i]);
+        cr_expect(strstr(err, "the configuration is empty") && strstr(err, files[i]), "got '%s'", err);
+    }
+    unlink(path);
 }
