@@ -98,6 +98,7 @@ typedef struct Config {
     int checkpoint_every;     /* 0 = only at the end */
     int keep_last;            /* checkpoints kept (plus every keep_every-th) */
     int keep_every;
+    int max_bad_steps;        /* consecutive NaN-guard skips that end the run (diverged); 0 = never */
     /* diffusion */
     float p_mean, p_std, noise_scale, label_drop;
     /* sampling */

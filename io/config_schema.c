@@ -236,6 +236,7 @@ static const CfgField cfg_train[] = {
     F_INT("checkpoint_every", checkpoint_every, CFGR_GE, 0, 0),
     F_INT("keep_last", keep_last, CFGR_GE, 1, 0),
     F_INT("keep_every", keep_every, CFGR_GE, 0, 0),
+    F_INT("max_bad_steps", max_bad_steps, CFGR_GE, 0, 0),
 };
 
 static const CfgField cfg_diffusion[] = {

@@ -208,6 +208,39 @@ Test(trainer, resume_falls_back_to_the_newest_intact_checkpoint, .init = make_da
     trainer_free(&T);
 }
 
+/* A diverging run stops with an error after train.max_bad_steps skipped
+ * steps in a row, and one whose every step was skipped fails too, both
+ * without a checkpoint (before, both exited 0); a single skipped step among
+ * good ones does not stop a run. */
+Test(trainer, diverging_run_stops_with_an_error, .init = make_data) {
+    char *ov[] = {"train.max_bad_steps=3", "train.steps=20"};
+    Config c = small_config_ov("diverge", 0, 2, ov);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    T.inject_nan_step = 0, T.inject_nan_count = 1000;
+    cr_expect_eq(trainer_run(&T), TRAINER_EXIT_DIVERGED);
+    cr_expect_eq(T.step, 3, "stopped at step %llu", (unsigned long long)T.step);
+    trainer_free(&T);
+    char p[600];
+    snprintf(p, sizeof p, "%s/diverge/ckpt/latest", tmpdir);
+    cr_expect_neq(access(p, F_OK), 0, "a diverged run wrote a checkpoint");
+
+    char *ov2[] = {"train.max_bad_steps=0", "train.steps=2"};
+    Config c2 = small_config_ov("all-bad", 0, 2, ov2);
+    trainer_init(&T, &c2, NULL, NULL);
+    T.inject_nan_step = 0, T.inject_nan_count = 1000;
+    cr_expect_eq(trainer_run(&T), TRAINER_EXIT_DIVERGED, "a run without one good step ended as if it had trained");
+    trainer_free(&T);
+
+    char *ov3[] = {"train.max_bad_steps=3", "train.steps=4"};
+    Config c3 = small_config_ov("one-bad", 0, 2, ov3);
+    trainer_init(&T, &c3, NULL, NULL);
+    T.inject_nan_step = 1;
+    cr_expect_eq(trainer_run(&T), 0);
+    cr_expect_eq(T.skipped_total, 1);
+    trainer_free(&T);
+}
+
 Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_data) {
     Config full = small_config("full", 0);
     Trainer T;

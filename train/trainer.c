@@ -61,6 +61,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->rank = comm ? comm->rank : 0;
     T->world = comm ? comm->world : 1;
     T->inject_nan_step = -1;
+    T->inject_nan_count = 1;
     T->qat_enabled_step = -1;
     trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
@@ -242,9 +243,12 @@ float trainer_step(Trainer *T) {
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
     T->g.training = false;
     float loss = (float)(loss_sum / c->grad_accum);
-    if ((long)T->step == T->inject_nan_step) trainer_device_poison_grad(T);
+    if (T->inject_nan_step >= 0 && (long)T->step >= T->inject_nan_step &&
+        (long)T->step < T->inject_nan_step + T->inject_nan_count)
+        trainer_device_poison_grad(T);
     T->grad_norm = trainer_device_grad_norm(T);
     T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm);
+    T->bad_streak = T->last_skipped ? T->bad_streak + 1 : 0;
     if (T->last_skipped) {
         /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
          * the schedules move on, and the log says so. */
@@ -361,6 +365,26 @@ void trainer_checkpoint(Trainer *T) {
     callbacks_on_checkpoint(T, path);
 }
 
+/* The NaN guard gave up: say why and what to change, log it, and stop
+ * without a checkpoint (the newest one holds the last good state). */
+static int trainer_diverged(Trainer *T) {
+    const Config *c = &T->cfg;
+    progress_done(&T->progress);
+    if (T->rank == 0)
+        fprintf(stderr,
+                "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss or "
+                "gradient (%d in all; train.max_bad_steps = %d). Lower optim.lr or set optim.grad_clip, then "
+                "resume from the last checkpoint\n",
+                c->source, (unsigned long long)T->step, T->bad_streak, T->bad_streak == 1 ? "" : "s",
+                T->skipped_total, c->max_bad_steps);
+    metrics_begin(&T->metrics);
+    metrics_str(&T->metrics, "event", "diverged");
+    metrics_int(&T->metrics, "step", (long long)T->step);
+    metrics_int(&T->metrics, "skipped_steps", T->skipped_total);
+    metrics_end(&T->metrics);
+    return TRAINER_EXIT_DIVERGED;
+}
+
 int trainer_run(Trainer *T) {
     const Config *c = &T->cfg;
     if (T->rank == 0)
@@ -372,6 +396,7 @@ int trainer_run(Trainer *T) {
         printf("device: %s%s\n", trainer_device_describe(T, dev, sizeof dev),
                T->world > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");
     }
+    long first_step = (long)T->step;
     while ((long)T->step < c->steps) {
         trainer_step(T);
         long s = (long)T->step;
@@ -380,6 +405,9 @@ int trainer_run(Trainer *T) {
             progress_done(&T->progress);
             trainer_sample(T);
         }
+        /* Every rank skips the same steps (the loss and gradient norm are
+         * global), so every rank stops here together. */
+        if (c->max_bad_steps > 0 && T->bad_streak >= c->max_bad_steps) return trainer_diverged(T);
         if (c->checkpoint_every > 0 && s % c->checkpoint_every == 0 && s != c->steps) trainer_checkpoint(T);
         /* A signal on any rank stops every rank at the same step boundary. */
         int stop = trainer_stop_signal;
@@ -397,6 +425,8 @@ int trainer_run(Trainer *T) {
             return TRAINER_EXIT_REQUEUE;
         }
     }
+    /* Every step of this run skipped (fewer than max_bad_steps): nothing learned. */
+    if (T->skipped_total > 0 && (long)T->skipped_total >= (long)T->step - first_step) return trainer_diverged(T);
     progress_done(&T->progress);
     trainer_checkpoint(T);
     trainer_sample(T);

@@ -57,12 +57,18 @@ typedef struct Trainer {
     int skipped_total;
     int last_skipped;
     /* tests: poison the gradients at this step (-1 = never) */
-    long inject_nan_step;
+    long inject_nan_step;  /* tests: poison the gradient from this step ... */
+    int inject_nan_count;  /* ... for this many steps (default 1) */
+    int bad_streak;        /* consecutive steps the NaN guard skipped */
 } Trainer;
 
 /* Exit code of a run stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
  * the batch script requeues the job when it sees it (EX_TEMPFAIL). */
 #define TRAINER_EXIT_REQUEUE 75
+/* Exit code of a run that stopped because train.max_bad_steps consecutive
+ * steps were skipped (non-finite loss or gradient), or that ended without a
+ * single good step. */
+#define TRAINER_EXIT_DIVERGED 3
 
 /* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any),
  * or a path. comm: the ranks to train with, or NULL for one process. */
@@ -71,7 +77,8 @@ void trainer_free(Trainer *T);
 /* One optimiser update; returns the step's mean loss (NaN when skipped). */
 float trainer_step(Trainer *T);
 /* Steps until cfg.steps, with logging, sampling and checkpoints. Returns 0,
- * or TRAINER_EXIT_REQUEUE when a signal asked every rank to checkpoint and stop. */
+ * TRAINER_EXIT_REQUEUE when a signal asked every rank to checkpoint and stop,
+ * or TRAINER_EXIT_DIVERGED (no checkpoint: the last good one stands). */
 int trainer_run(Trainer *T);
 /* SIGTERM and SIGUSR1 (what SLURM sends before preemption or the time
  * limit) request a checkpoint and a clean stop at the next step boundary. */
