@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,32 @@ static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
         snprintf(p, sizeof p, "%s/ckpt-%08llu.h5", dir, (unsigned long long)steps[i]);
         unlink(p);
     }
+}
+
+static int nonfinite_in(const ParamStore *ps, const float *base, const char *group, char *what, size_t n) {
+    if (!base) return 0;
+    for (int i = 0; i < ps->n; i++) {
+        const float *x = base + ps->info[i].offset;
+        for (size_t j = 0; j < ps->info[i].numel; j++)
+            if (!isfinite(x[j])) {
+                snprintf(what, n, "%s/%s (element %zu: %g)", group, ps->info[i].name, j, (double)x[j]);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+int ckpt_find_nonfinite(const CkptData *d, char *what, size_t n) {
+    const ParamStore *ps = d->params;
+    if (nonfinite_in(ps, ps->host, "params", what, n)) return 1;
+    if (d->opt && (nonfinite_in(ps, d->opt->m, "optim/m", what, n) || nonfinite_in(ps, d->opt->v, "optim/v", what, n)))
+        return 1;
+    for (int k = 0; k < d->n_ema; k++) {
+        char g[32];
+        snprintf(g, sizeof g, "ema/%d", k);
+        if (d->ema && nonfinite_in(ps, d->ema[k], g, what, n)) return 1;
+    }
+    return 0;
 }
 
 void ckpt_clean_stray(const char *dir) {

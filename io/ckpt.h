@@ -57,6 +57,10 @@ void ckpt_resolve(const char *path, char *out, size_t n);
  * short on shared storage, say), with a warning naming both. Stops when
  * none is intact. Returns 1 when it fell back, 0 otherwise. */
 int ckpt_resolve_intact(const char *dir, char *out, size_t n);
+/* 1 when a buffer of d (host) holds NaN or Inf, with "params/<name>",
+ * "optim/m/<name>", "optim/v/<name>" or "ema/<k>/<name>" in what; else 0.
+ * Such a state is never written and never resumed from. */
+int ckpt_find_nonfinite(const CkptData *d, char *what, size_t n);
 /* Removes ckpt-*.h5.tmp left by writes that were killed (called at start,
  * before this run writes, and after every checkpoint). */
 void ckpt_clean_stray(const char *dir);

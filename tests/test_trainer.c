@@ -19,6 +19,7 @@
 #include "train/sampler.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "train/trainer_device.h"
 
 static char tmpdir[256];
 
@@ -238,6 +239,50 @@ Test(trainer, diverging_run_stops_with_an_error, .init = make_data) {
     T.inject_nan_step = 1;
     cr_expect_eq(trainer_run(&T), 0);
     cr_expect_eq(T.skipped_total, 1);
+    trainer_free(&T);
+}
+
+/* A state with NaN or Inf (an Adam moment blown up by a huge learning rate,
+ * say) is never checkpointed: "latest" keeps naming the last good one, and
+ * the run ends as diverged. */
+Test(trainer, no_checkpoint_of_a_nonfinite_state, .init = make_data) {
+    Config c = small_config("nonfinite", 0);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 2; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    for (int s = 0; s < 2; s++) trainer_step(&T);
+    T.opt.v[T.model.params.info[3].offset] = INFINITY;
+    trainer_checkpoint(&T);
+    cr_expect(T.state_bad, "the poisoned state was not noticed");
+    char p[600];
+    snprintf(p, sizeof p, "%s/nonfinite/ckpt/ckpt-00000004.h5", tmpdir);
+    cr_expect_neq(access(p, F_OK), 0, "a checkpoint of a non-finite state was written");
+    snprintf(p, sizeof p, "%s/nonfinite/ckpt/latest", tmpdir);
+    FILE *f = fopen(p, "r");
+    char name[64] = "";
+    cr_assert(f && fgets(name, sizeof name, f));
+    fclose(f);
+    cr_expect(strncmp(name, "ckpt-00000002.h5", 16) == 0, "latest names %s", name);
+    trainer_free(&T);
+}
+
+/* A checkpoint that holds NaN (written by another tool, or before this
+ * check) is refused at resume, with the tensor named. */
+Test(trainer, resume_refuses_a_nonfinite_checkpoint, .init = make_data, .exit_code = 1) {
+    Config c = small_config("nanckpt", 0);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    trainer_step(&T);
+    T.model.params.data[T.model.params.info[5].offset + 1] = NAN;
+    CkptData d;
+    trainer_device_ckpt_data(&T, &d, 1);
+    CkptState st = {.step = T.step, .seed = c.seed, .pos = loader_position(T.loader), .world_size = 1};
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/nanckpt/ckpt", tmpdir);
+    ckpt_save(NULL, dir, &d, &st, 3, 0); /* bypassing the trainer's own check */
+    trainer_free(&T);
+    trainer_init(&T, &c, "auto", NULL); /* exits 1: "holds non-finite values (params/..." */
     trainer_free(&T);
 }
 

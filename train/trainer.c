@@ -111,6 +111,11 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         int missing = ckpt_load(file, &d, &st, NULL);
         CHECK(missing == 0, "%s: %d parameters of this model are not in checkpoint %s (another model?)", c->source,
               missing, file);
+        char what[PARAM_NAME_MAX + 64];
+        CHECK(!ckpt_find_nonfinite(&d, what, sizeof what),
+              "%s: checkpoint %s holds non-finite values (%s): refusing to resume from it; resume from an earlier "
+              "ckpt-*.h5 by its path",
+              c->source, file, what);
         T->step = st.step;
         loader_seek(T->loader, st.pos);
         resumed = 1;
@@ -358,6 +363,19 @@ void trainer_checkpoint(Trainer *T) {
     char *yaml = config_yaml(c);
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
+    /* Never a checkpoint of a poisoned state: it would become "latest" and
+     * rotate the good ones out. Every rank holds the same state, so every
+     * rank decides the same. */
+    char what[PARAM_NAME_MAX + 64];
+    if (ckpt_find_nonfinite(&d, what, sizeof what)) {
+        if (T->rank == 0)
+            fprintf(stderr, "error: %s: step %llu: %s is not finite: no checkpoint written; %s/latest still names the "
+                            "last good one\n",
+                    c->source, (unsigned long long)T->step, what, dir);
+        T->state_bad = 1;
+        free(yaml);
+        return;
+    }
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
@@ -370,7 +388,12 @@ void trainer_checkpoint(Trainer *T) {
 static int trainer_diverged(Trainer *T) {
     const Config *c = &T->cfg;
     progress_done(&T->progress);
-    if (T->rank == 0)
+    if (T->rank == 0 && T->state_bad)
+        fprintf(stderr,
+                "error: %s: the run diverged at step %llu: its state is no longer finite. Lower optim.lr or set "
+                "optim.grad_clip, then resume from the last checkpoint\n",
+                c->source, (unsigned long long)T->step);
+    else if (T->rank == 0)
         fprintf(stderr,
                 "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss or "
                 "gradient (%d in all; train.max_bad_steps = %d). Lower optim.lr or set optim.grad_clip, then "
@@ -409,12 +432,14 @@ int trainer_run(Trainer *T) {
          * global), so every rank stops here together. */
         if (c->max_bad_steps > 0 && T->bad_streak >= c->max_bad_steps) return trainer_diverged(T);
         if (c->checkpoint_every > 0 && s % c->checkpoint_every == 0 && s != c->steps) trainer_checkpoint(T);
+        if (T->state_bad) return trainer_diverged(T);
         /* A signal on any rank stops every rank at the same step boundary. */
         int stop = trainer_stop_signal;
         if (T->comm) comm_allreduce_i32(T->comm, &stop, 1, COMM_MAX);
         if (stop && s != c->steps) {
             progress_done(&T->progress);
             trainer_checkpoint(T);
+            if (T->state_bad) return trainer_diverged(T);
             if (T->rank == 0)
                 printf("received %s: checkpoint written at step %ld; exiting with code %d so the job is requeued\n",
                        stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
@@ -429,6 +454,7 @@ int trainer_run(Trainer *T) {
     if (T->skipped_total > 0 && (long)T->skipped_total >= (long)T->step - first_step) return trainer_diverged(T);
     progress_done(&T->progress);
     trainer_checkpoint(T);
+    if (T->state_bad) return trainer_diverged(T);
     trainer_sample(T);
     callbacks_on_train_end(T);
     return 0;

@@ -60,6 +60,7 @@ typedef struct Trainer {
     long inject_nan_step;  /* tests: poison the gradient from this step ... */
     int inject_nan_count;  /* ... for this many steps (default 1) */
     int bad_streak;        /* consecutive steps the NaN guard skipped */
+    int state_bad;         /* a checkpoint was refused: the state holds NaN or Inf */
 } Trainer;
 
 /* Exit code of a run stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
