@@ -286,3 +286,78 @@ void config_write(const Config *c, FILE *f) {
     config_write_sections(f, c);
     config_write_callbacks(f, c);
 }
+
+/* ---- differences between two configurations ---- */
+
+typedef struct CfgEntry {
+    char key[96];
+    char *value;
+} CfgEntry;
+
+/* The written form as (section.key, value) entries; the callbacks' list is
+ * one entry. Returns the count; *out is malloc'ed (free the values too). */
+static int config_entries(const Config *c, CfgEntry **out) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL, "out of memory comparing configurations");
+    config_write(c, f);
+    fclose(f);
+    int n = 0, cap = 64;
+    CfgEntry *e = core_malloc(sizeof(CfgEntry) * (size_t)cap);
+    char section[64] = "";
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || line[0] == '\0') continue;
+        if (line[0] != ' ') { /* "section:" (or "callbacks: []") */
+            snprintf(section, sizeof section, "%.*s", (int)strcspn(line, ":"), line);
+            const char *rest = line + strcspn(line, ":");
+            if (rest[0] == ':' && rest[1] == ' ') { /* an inline value: the section is one entry */
+                if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
+                snprintf(e[n].key, sizeof e[n].key, "%s", section);
+                e[n++].value = strdup(rest + 2);
+            }
+            continue;
+        }
+        const char *t = line + strspn(line, " ");
+        if (t[0] == '-') { /* a callbacks list item: appended to one entry */
+            if (n > 0 && strcmp(e[n - 1].key, section) == 0) {
+                size_t a = strlen(e[n - 1].value), b = strlen(t);
+                e[n - 1].value = core_realloc(e[n - 1].value, a + b + 2);
+                e[n - 1].value[a] = ' ';
+                memcpy(e[n - 1].value + a + 1, t, b + 1);
+                continue;
+            }
+            if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
+            snprintf(e[n].key, sizeof e[n].key, "%s", section);
+            e[n++].value = strdup(t);
+            continue;
+        }
+        size_t k = strcspn(t, ":");
+        if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
+        snprintf(e[n].key, sizeof e[n].key, "%s.%.*s", section, (int)k, t);
+        const char *v = t[k] == ':' ? t + k + 1 + (t[k + 1] == ' ') : "";
+        e[n++].value = strdup(v);
+    }
+    free(buf);
+    *out = e;
+    return n;
+}
+
+int config_diff(const Config *was, const Config *now,
+                void (*fn)(const char *key, const char *was_v, const char *now_v, void *user), void *user) {
+    CfgEntry *a, *b;
+    int na = config_entries(was, &a), nb = config_entries(now, &b), diffs = 0;
+    for (int i = 0; i < nb; i++) {
+        const char *old = NULL;
+        for (int j = 0; j < na && !old; j++)
+            if (strcmp(a[j].key, b[i].key) == 0) old = a[j].value;
+        if (!old || strcmp(old, b[i].value) != 0) {
+            diffs++;
+            if (fn) fn(b[i].key, old ? old : "(absent)", b[i].value, user);
+        }
+    }
+    for (int i = 0; i < na; i++) free(a[i].value);
+    for (int i = 0; i < nb; i++) free(b[i].value);
+    core_free(a), core_free(b);
+    return diffs;
+}

@@ -140,5 +140,10 @@ int config_try_load_string(Config *c, const char *name, const char *yaml, int n_
                            char *err, size_t errlen);
 /* Write the resolved configuration as YAML. */
 void config_write(const Config *c, FILE *f);
+/* Key by key (as config_write writes them: "section.key", the callbacks as
+ * one "callbacks" entry), fn(key, old value, new value) for every key whose
+ * value differs; returns how many did. */
+int config_diff(const Config *was, const Config *now,
+                void (*fn)(const char *key, const char *was_v, const char *now_v, void *user), void *user);
 
 #endif

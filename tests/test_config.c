@@ -506,3 +506,28 @@ Test(config, an_empty_file_is_an_error) {
     }
     unlink(path);
 }
+
+static int n_diff;
+static char diff_keys[256];
+static void note_diff(const char *key, const char *was, const char *now, void *user) {
+    n_diff++;
+    strncat(diff_keys, key, sizeof diff_keys - strlen(diff_keys) - 2);
+    strcat(diff_keys, " ");
+}
+
+/* config_diff names exactly the keys whose values differ (what resume
+ * reports), the callbacks' list included. */
+Test(config, diff_names_the_keys_that_differ) {
+    Config a, b;
+    cr_assert_eq(load(&a, "run:\n  seed: 3\noptim:\n  lr: 1.0e-4\n", 0, NULL), 0, "%s", err);
+    cr_assert_eq(load(&b, "run:\n  seed: 4\noptim:\n  lr: 2.0e-4\n", 0, NULL), 0, "%s", err);
+    cr_expect_eq(config_diff(&a, &a, NULL, NULL), 0);
+    n_diff = 0, diff_keys[0] = 0;
+    cr_expect_eq(config_diff(&a, &b, note_diff, NULL), 2);
+    cr_expect_str_eq(diff_keys, "run.seed optim.lr ");
+    cr_assert_eq(load(&b, "run:\n  seed: 3\noptim:\n  lr: 1.0e-4\ncallbacks:\n  - {type: SLA2QATCallback, enable_step: 5}\n"
+                          "model:\n  use_sla2: true\n", 0, NULL), 0, "%s", err);
+    n_diff = 0, diff_keys[0] = 0;
+    config_diff(&a, &b, note_diff, NULL);
+    cr_expect(strstr(diff_keys, "model.use_sla2") && strstr(diff_keys, "callbacks"), "got %s", diff_keys);
+}

@@ -286,6 +286,44 @@ Test(trainer, resume_refuses_a_nonfinite_checkpoint, .init = make_data, .exit_co
     trainer_free(&T);
 }
 
+/* Resuming with settings other than the checkpoint's: a change of the data
+ * order (seed) or of the model (SLA2 switched off) is an error (before,
+ * both were accepted silently); other settings are notices and the run
+ * resumes. */
+static void checkpoint_two_steps(const char *name, int sla2) {
+    Config c = small_config(name, sla2);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 2; s++) trainer_step(&T);
+    trainer_checkpoint(&T);
+    trainer_free(&T);
+}
+
+Test(trainer, resume_with_another_seed_is_an_error, .init = make_data, .exit_code = 1) {
+    checkpoint_two_steps("reseed", 0);
+    char *ov[] = {"run.seed=8"};
+    Config c = small_config_ov("reseed", 0, 1, ov);
+    Trainer T;
+    trainer_init(&T, &c, "auto", NULL); /* exits 1: run.seed is 8, the checkpoint's run had 7 */
+}
+
+Test(trainer, resume_without_sla2_on_an_sla2_checkpoint_is_an_error, .init = make_data, .exit_code = 1) {
+    checkpoint_two_steps("resla2", 1);
+    Config c = small_config("resla2", 0);
+    Trainer T;
+    trainer_init(&T, &c, "auto", NULL); /* exits 1: model.use_sla2 is false, ... had true */
+}
+
+Test(trainer, resume_notices_other_settings, .init = make_data) {
+    checkpoint_two_steps("relr", 0);
+    char *ov[] = {"optim.lr=1.0e-3", "train.steps=300"};
+    Config c = small_config_ov("relr", 0, 2, ov);
+    Trainer T;
+    trainer_init(&T, &c, "auto", NULL);
+    cr_expect_eq(T.step, 2);
+    trainer_free(&T);
+}
+
 Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_data) {
     Config full = small_config("full", 0);
     Trainer T;

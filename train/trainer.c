@@ -53,6 +53,49 @@ void trainer_install_signal_handlers(void) {
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* Resuming with a configuration other than the checkpoint's: keys that
+ * change the model (model.*), what the state holds (optim.ema) or the data
+ * order (run.seed, data.train) are errors; the rest (lr, steps, device,
+ * batch size, ...) are notices, so a changed run is never silent. */
+typedef struct ResumeDiff {
+    const char *source, *file;
+    int rank, errors;
+} ResumeDiff;
+
+static int resume_key_is_fatal(const char *key) {
+    return strncmp(key, "model.", 6) == 0 || !strcmp(key, "optim.ema") || !strcmp(key, "run.seed") ||
+           !strcmp(key, "data.train");
+}
+
+static void resume_diff_one(const char *key, const char *was, const char *now, void *user) {
+    ResumeDiff *r = user;
+    int fatal = resume_key_is_fatal(key);
+    r->errors += fatal;
+    if (r->rank == 0)
+        fprintf(stderr, "%s: %s: %s is %s, the checkpoint's run had %s%s\n", fatal ? "error" : "notice", r->source, key,
+                now, was,
+                fatal ? (strncmp(key, "model.", 6) == 0 ? " (another model)"
+                         : !strcmp(key, "optim.ema")    ? " (other EMA copies than the checkpoint holds)"
+                                                        : " (another data order)")
+                      : "");
+}
+
+static void trainer_check_resume_config(Trainer *T, const char *file, const char *saved_yaml) {
+    if (!saved_yaml) return;
+    Config was;
+    char err[2048];
+    if (config_try_load_string(&was, file, saved_yaml, 0, NULL, err, sizeof err) != 0) {
+        if (T->rank == 0) fprintf(stderr, "notice: %s: the checkpoint's configuration cannot be compared: %s\n", file, err);
+        return;
+    }
+    ResumeDiff r = {T->cfg.source, file, T->rank, 0};
+    config_diff(&was, &T->cfg, resume_diff_one, &r);
+    CHECK(r.errors == 0,
+          "%s: %d setting%s above differ from checkpoint %s in a way a resumed run cannot take (the model, its EMA "
+          "copies or the data order); start a new run, or resume with the checkpoint's settings",
+          T->cfg.source, r.errors, r.errors == 1 ? "" : "s", file);
+}
+
 void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm) {
     memset(T, 0, sizeof *T);
     T->cfg = *cfg;
@@ -108,7 +151,10 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         CkptData d;
         trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
         CkptState st;
-        int missing = ckpt_load(file, &d, &st, NULL);
+        char *saved_yaml = NULL;
+        int missing = ckpt_load(file, &d, &st, &saved_yaml);
+        trainer_check_resume_config(T, file, saved_yaml);
+        free(saved_yaml);
         CHECK(missing == 0, "%s: %d parameters of this model are not in checkpoint %s (another model?)", c->source,
               missing, file);
         char what[PARAM_NAME_MAX + 64];
