@@ -120,20 +120,28 @@ static int cmp_u64_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* Keep the newest keep_last checkpoints and every keep_every-th step. */
-static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
+/* The steps of dir's ckpt-<step>.h5 files, newest first; at most max. */
+static int ckpt_steps(const char *dir, uint64_t *steps, int max) {
     DIR *dp = opendir(dir);
-    if (!dp) return;
-    uint64_t steps[4096];
+    if (!dp) return 0;
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(dp)) && n < 4096) {
+    while ((e = readdir(dp)) && n < max) {
         unsigned long long s;
         char tail[8];
         if (sscanf(e->d_name, "ckpt-%llu.%7s", &s, tail) == 2 && strcmp(tail, "h5") == 0) steps[n++] = s;
     }
     closedir(dp);
     qsort(steps, (size_t)n, sizeof steps[0], cmp_u64_desc);
+    return n;
+}
+
+#define CKPT_MAX_LISTED 4096
+
+/* Keep the newest keep_last checkpoints and every keep_every-th step. */
+static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
+    uint64_t steps[CKPT_MAX_LISTED];
+    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED);
     for (int i = keep_last; i < n; i++) {
         if (keep_every > 0 && steps[i] % (uint64_t)keep_every == 0) continue;
         char p[1200];
@@ -293,7 +301,7 @@ static int ckpt_intact(const char *path) {
     return ok;
 }
 
-int ckpt_resolve_intact(const char *dir, char *out, size_t n) {
+int ckpt_resolve_intact(const char *dir, char *out, size_t len) {
     char want[1400] = "";
     struct stat sb;
     CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode), "checkpoint directory %s does not exist", dir);
@@ -301,28 +309,18 @@ int ckpt_resolve_intact(const char *dir, char *out, size_t n) {
     snprintf(latest, sizeof latest, "%s/latest", dir);
     if (access(latest, R_OK) == 0) ckpt_resolve(dir, want, sizeof want);
     if (want[0] && ckpt_intact(want)) {
-        snprintf(out, n, "%s", want);
+        snprintf(out, len, "%s", want);
         return 0;
     }
     /* The newest intact ckpt-*.h5. */
-    uint64_t best = 0;
-    int found = 0;
-    DIR *dp = opendir(dir);
-    CHECK(dp != NULL, "cannot read checkpoint directory %s", dir);
-    struct dirent *e;
-    while ((e = readdir(dp))) {
-        unsigned long long s;
-        char tail[8];
-        if (sscanf(e->d_name, "ckpt-%llu.%7s", &s, tail) != 2 || strcmp(tail, "h5") != 0) continue;
-        if (found && s <= best) continue;
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (ckpt_intact(p)) best = s, found = 1;
+    uint64_t steps[CKPT_MAX_LISTED];
+    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED), found = 0;
+    for (int i = 0; i < n && !found; i++) {
+        snprintf(out, len, "%s/ckpt-%08llu.h5", dir, (unsigned long long)steps[i]);
+        found = ckpt_intact(out);
     }
-    closedir(dp);
     CHECK(found, "%s: no intact checkpoint (%s%s): cannot resume", dir, want[0] ? want : "no 'latest' file",
           want[0] ? " cannot be opened as a checkpoint" : "");
-    snprintf(out, n, "%s/ckpt-%08llu.h5", dir, (unsigned long long)best);
     fprintf(stderr, "warning: %s cannot be opened as a checkpoint (truncated or corrupt?): resuming from %s, the "
                     "newest intact one\n", want[0] ? want : latest, out);
     return 1;

@@ -56,7 +56,7 @@ void ckpt_resolve(const char *path, char *out, size_t n);
  * it opens as a checkpoint, else the newest ckpt-*.h5 that does (a file cut
  * short on shared storage, say), with a warning naming both. Stops when
  * none is intact. Returns 1 when it fell back, 0 otherwise. */
-int ckpt_resolve_intact(const char *dir, char *out, size_t n);
+int ckpt_resolve_intact(const char *dir, char *out, size_t len);
 /* 1 when a buffer of d (host) holds NaN or Inf, with "params/<name>",
  * "optim/m/<name>", "optim/v/<name>" or "ema/<k>/<name>" in what; else 0.
  * Such a state is never written and never resumed from. */

@@ -287,6 +287,16 @@ void config_write(const Config *c, FILE *f) {
     config_write_callbacks(f, c);
 }
 
+char *config_to_yaml(const Config *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL, "out of memory writing the configuration");
+    config_write(c, f);
+    fclose(f);
+    return buf;
+}
+
 /* ---- differences between two configurations ---- */
 
 typedef struct CfgEntry {
@@ -294,53 +304,51 @@ typedef struct CfgEntry {
     char *value;
 } CfgEntry;
 
-/* The written form as (section.key, value) entries; the callbacks' list is
- * one entry. Returns the count; *out is malloc'ed (free the values too). */
+typedef struct CfgEntries {
+    CfgEntry *e;
+    int n, cap;
+} CfgEntries;
+
+static void entry_add(CfgEntries *l, const char *key, const char *value) {
+    if (l->n == l->cap) l->e = core_realloc(l->e, sizeof(CfgEntry) * (size_t)(l->cap = l->cap ? 2 * l->cap : 64));
+    snprintf(l->e[l->n].key, sizeof l->e[l->n].key, "%s", key);
+    l->e[l->n++].value = strdup(value);
+}
+
+/* The written form as (section.key, value) entries; a section written inline
+ * ("callbacks: []") or as a list (the callbacks) is one entry. Returns the
+ * count; *out is malloc'ed (free the values too). */
 static int config_entries(const Config *c, CfgEntry **out) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    CHECK(f != NULL, "out of memory comparing configurations");
-    config_write(c, f);
-    fclose(f);
-    int n = 0, cap = 64;
-    CfgEntry *e = core_malloc(sizeof(CfgEntry) * (size_t)cap);
+    char *buf = config_to_yaml(c), *save = NULL;
+    CfgEntries l = {0};
     char section[64] = "";
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-        if (line[0] == '#' || line[0] == '\0') continue;
-        if (line[0] != ' ') { /* "section:" (or "callbacks: []") */
-            snprintf(section, sizeof section, "%.*s", (int)strcspn(line, ":"), line);
-            const char *rest = line + strcspn(line, ":");
-            if (rest[0] == ':' && rest[1] == ' ') { /* an inline value: the section is one entry */
-                if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
-                snprintf(e[n].key, sizeof e[n].key, "%s", section);
-                e[n++].value = strdup(rest + 2);
-            }
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        if (line[0] != ' ') { /* "section:" or "section: value" */
+            size_t k = strcspn(line, ":");
+            snprintf(section, sizeof section, "%.*s", (int)k, line);
+            if (line[k] == ':' && line[k + 1] == ' ') entry_add(&l, section, line + k + 2);
             continue;
         }
         const char *t = line + strspn(line, " ");
-        if (t[0] == '-') { /* a callbacks list item: appended to one entry */
-            if (n > 0 && strcmp(e[n - 1].key, section) == 0) {
-                size_t a = strlen(e[n - 1].value), b = strlen(t);
-                e[n - 1].value = core_realloc(e[n - 1].value, a + b + 2);
-                e[n - 1].value[a] = ' ';
-                memcpy(e[n - 1].value + a + 1, t, b + 1);
-                continue;
-            }
-            if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
-            snprintf(e[n].key, sizeof e[n].key, "%s", section);
-            e[n++].value = strdup(t);
-            continue;
+        if (t[0] == '-' && l.n > 0 && strcmp(l.e[l.n - 1].key, section) == 0) { /* the list goes on */
+            CfgEntry *last = &l.e[l.n - 1];
+            size_t a = strlen(last->value), b = strlen(t);
+            last->value = core_realloc(last->value, a + b + 2);
+            last->value[a] = ' ';
+            memcpy(last->value + a + 1, t, b + 1);
+        } else if (t[0] == '-') { /* a list starts */
+            entry_add(&l, section, t);
+        } else { /* "  key: value" */
+            size_t k = strcspn(t, ":");
+            char key[96];
+            snprintf(key, sizeof key, "%s.%.*s", section, (int)k, t);
+            entry_add(&l, key, t[k] == ':' ? t + k + 1 + (t[k + 1] == ' ') : "");
         }
-        size_t k = strcspn(t, ":");
-        if (n == cap) e = core_realloc(e, sizeof(CfgEntry) * (size_t)(cap *= 2));
-        snprintf(e[n].key, sizeof e[n].key, "%s.%.*s", section, (int)k, t);
-        const char *v = t[k] == ':' ? t + k + 1 + (t[k + 1] == ' ') : "";
-        e[n++].value = strdup(v);
     }
     free(buf);
-    *out = e;
-    return n;
+    *out = l.e;
+    return l.n;
 }
 
 int config_diff(const Config *was, const Config *now,

@@ -140,6 +140,8 @@ int config_try_load_string(Config *c, const char *name, const char *yaml, int n_
                            char *err, size_t errlen);
 /* Write the resolved configuration as YAML. */
 void config_write(const Config *c, FILE *f);
+/* config_write into a malloc'ed string (free()). */
+char *config_to_yaml(const Config *c);
 /* Key by key (as config_write writes them: "section.key", the callbacks as
  * one "callbacks" entry), fn(key, old value, new value) for every key whose
  * value differs; returns how many did. */

@@ -29,17 +29,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-
-static char *config_yaml(const Config *c) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    CHECK(f != NULL, "out of memory writing the configuration");
-    config_write(c, f);
-    fclose(f);
-    return buf;
-}
-
 static volatile sig_atomic_t trainer_stop_signal;
 
 static void trainer_on_signal(int sig) { trainer_stop_signal = sig; }
@@ -406,9 +395,6 @@ void trainer_checkpoint(Trainer *T) {
     snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
     CkptData d;
     trainer_device_ckpt_data(T, &d, 1); /* the device state copied into host buffers */
-    char *yaml = config_yaml(c);
-    d.config_yaml = yaml;
-    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
     /* Never a checkpoint of a poisoned state: it would become "latest" and
      * rotate the good ones out. Every rank holds the same state, so every
      * rank decides the same. */
@@ -419,9 +405,11 @@ void trainer_checkpoint(Trainer *T) {
                             "last good one\n",
                     c->source, (unsigned long long)T->step, what, dir);
         T->state_bad = 1;
-        free(yaml);
         return;
     }
+    char *yaml = config_to_yaml(c);
+    d.config_yaml = yaml;
+    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
