@@ -2,7 +2,8 @@
  *
  * libpng reports errors by calling an error function that must not return;
  * ours records the message and longjmps back to the setjmp in the caller,
- * which frees what it allocated and stops with the file name. Pointers that
+ * which frees what it allocated and returns the message (png_read_try; png_read
+ * stops with it and the file name). Pointers that
  * change after setjmp are volatile, as C requires for values read after a
  * longjmp. Warnings (e.g. an odd sRGB profile) are ignored: the pixels are
  * still good.
@@ -67,19 +68,29 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
     CHECK(fclose(fp) == 0, "%s: closing the PNG failed (%s)", path, strerror(errno));
 }
 
-void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels) {
+int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err,
+                 size_t errlen) {
     FILE *fp = fopen(path, "rb");
-    CHECK(fp != NULL, "%s: cannot open PNG file (%s)", path, strerror(errno));
+    if (!fp) {
+        snprintf(err, errlen, "cannot open PNG file (%s)", strerror(errno));
+        return -1;
+    }
     unsigned char sig[8];
     size_t got = fread(sig, 1, 8, fp);
     if (got != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         fclose(fp);
-        FAIL("%s: not a PNG file (bad signature)", path);
+        snprintf(err, errlen, "not a PNG file (bad signature)");
+        return -1;
     }
     PngIoCtx ctx = {{0}};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_io_on_error, png_io_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    CHECK(png && info, "%s: libpng could not start (out of memory?)", path);
+    if (!png || !info) {
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(fp);
+        snprintf(err, errlen, "libpng could not start (out of memory?)");
+        return -1;
+    }
     uint8_t *volatile data = NULL;
     png_bytep *volatile rows = NULL;
     if (setjmp(png_jmpbuf(png))) {
@@ -87,7 +98,8 @@ void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *
         core_free(rows);
         png_destroy_read_struct(&png, &info, NULL);
         fclose(fp);
-        FAIL("%s: corrupt or truncated PNG: %s", path, ctx.msg);
+        snprintf(err, errlen, "corrupt or truncated PNG: %s", ctx.msg);
+        return -1;
     }
     png_init_io(png, fp);
     png_set_sig_bytes(png, 8);
@@ -103,8 +115,11 @@ void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
     int c = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    CHECK((c == 1 || c == 3) && rowbytes == (size_t)w * c,
-          "%s: unexpected PNG layout after conversion (%d channels, %zu bytes per row)", path, c, rowbytes);
+    if (!((c == 1 || c == 3) && rowbytes == (size_t)w * c)) {
+        snprintf(ctx.msg, sizeof ctx.msg, "unexpected layout after conversion (%d channels, %zu bytes per row)", c,
+                 rowbytes);
+        png_longjmp(png, 1);
+    }
     data = core_malloc((size_t)h * rowbytes);
     rows = core_malloc(sizeof(png_bytep) * (size_t)h);
     for (int y = 0; y < h; y++) rows[y] = data + (size_t)y * rowbytes;
@@ -117,6 +132,12 @@ void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *
     *width = w;
     *height = h;
     *channels = c;
+    return 0;
+}
+
+void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels) {
+    char err[320];
+    if (png_read_try(path, pixels, width, height, channels, err, sizeof err) != 0) FAIL("%s: %s", path, err);
 }
 
 /* [-1, 1] -> 0..255, rounded; out-of-range values clamp, NaN becomes 0. */

@@ -3,6 +3,7 @@
 #ifndef IO_PNG_H
 #define IO_PNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Write 8-bit pixels, row-major, interleaved channels (1 = gray, 3 = RGB). */
@@ -11,6 +12,10 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
  * 16-bit and alpha are converted. *pixels is malloc'ed, interleaved.
  * Stops with the file name on a missing or corrupt file. */
 void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels);
+/* The same, but a missing or corrupt file returns -1 with the reason in err
+ * (0 on success), for readers that skip bad files instead of stopping. */
+int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err,
+                 size_t errlen);
 /* A grid of n images [n, C, H, W] with values in [-1, 1], `cols` per row,
  * `pad` pixels of border between them. */
 void png_write_grid(const char *path, const float *images, int n, int C, int H, int W, int cols, int pad);

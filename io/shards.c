@@ -177,6 +177,12 @@ static void shards_write_file(const char *path, const uint8_t *images, const int
 
 int shards_write(const char *dir, const char *prefix, const uint8_t *images, const int *labels, int64_t n, int C,
                  int H, int W, int64_t per_shard, int num_classes, const char *const *class_names) {
+    return shards_write_from(dir, prefix, 0, images, labels, n, C, H, W, per_shard, num_classes, class_names);
+}
+
+int shards_write_from(const char *dir, const char *prefix, int first_index, const uint8_t *images, const int *labels,
+                      int64_t n, int C, int H, int W, int64_t per_shard, int num_classes,
+                      const char *const *class_names) {
     CHECK(n > 0, "shards_write: no samples to write (n = %lld)", (long long)n);
     CHECK(C > 0 && H > 0 && W > 0, "shards_write: bad image shape %d x %d x %d", C, H, W);
     CHECK(per_shard > 0, "shards_write: per_shard must be positive (got %lld)", (long long)per_shard);
@@ -194,7 +200,7 @@ int shards_write(const char *dir, const char *prefix, const uint8_t *images, con
         int64_t m = n - start < per_shard ? n - start : per_shard;
         size_t len = strlen(dir) + strlen(prefix) + 32;
         char *path = core_malloc(len);
-        snprintf(path, len, "%s/%s-%05d.h5", dir, prefix, files);
+        snprintf(path, len, "%s/%s-%05d.h5", dir, prefix, first_index + files);
         shards_write_file(path, images + (size_t)start * image_bytes, labels + start, m, C, H, W, num_classes,
                           class_names);
         core_free(path);

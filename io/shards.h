@@ -44,6 +44,11 @@ void shardset_close(ShardSet *s);
  * per_shard samples: dir/prefix-00000.h5, ... Returns the number of files. */
 int shards_write(const char *dir, const char *prefix, const uint8_t *images, const int *labels, int64_t n, int C,
                  int H, int W, int64_t per_shard, int num_classes, const char *const *class_names);
+/* The same, numbering the files from first_index: prefix-<first_index>.h5, ...
+ * (jit-prep's parallel folder mode writes shard k wherever it was made). */
+int shards_write_from(const char *dir, const char *prefix, int first_index, const uint8_t *images, const int *labels,
+                      int64_t n, int C, int H, int W, int64_t per_shard, int num_classes,
+                      const char *const *class_names);
 
 typedef struct LoaderPos {
     uint64_t epoch;
