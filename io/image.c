@@ -47,14 +47,18 @@ int image_read(const char *path, int C, uint8_t **planar, int *width, int *heigh
     /* interleaved h x w x c -> planar C x h x w, converting the channel count */
     uint8_t *out = core_malloc((size_t)C * h * w);
     size_t plane = (size_t)h * w;
-    for (size_t i = 0; i < plane; i++) {
-        const uint8_t *p = px + i * c;
-        for (int ch = 0; ch < C; ch++) {
-            uint8_t v;
-            if (c == C) v = p[ch];
-            else if (c == 1) v = p[0];
-            else v = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
-            out[ch * plane + i] = v;
+    if (c == 1) { /* gray: copied to every plane */
+        for (int ch = 0; ch < C; ch++) memcpy(out + ch * plane, px, plane);
+    } else if (C == 3) { /* RGB: de-interleaved */
+        for (size_t i = 0; i < plane; i++) {
+            out[i] = px[3 * i];
+            out[plane + i] = px[3 * i + 1];
+            out[2 * plane + i] = px[3 * i + 2];
+        }
+    } else { /* RGB -> gray */
+        for (size_t i = 0; i < plane; i++) {
+            const uint8_t *p = px + 3 * i;
+            out[i] = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000);
         }
     }
     core_free(px);
