@@ -11,11 +11,11 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   libyaml-dev libcriterion-dev
   libopenblas-dev libopenblas-openmp-dev
-  libpng-dev zlib1g-dev
+  libpng-dev libjpeg-dev zlib1g-dev
   dataset-fashion-mnist
 )
 if [ "${1:-all}" != demo ]; then
-  packages+=(git hdf5-tools python3 python3-torch python3-h5py python3-numpy valgrind)
+  packages+=(git hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-pil valgrind)
 fi
 
 missing=()
