@@ -141,6 +141,17 @@ static void prep_synthetic(int64_t n, int S, int C, int K, uint64_t seed, PrepDa
     }
 }
 
+/* MPI only under a launcher (Open MPI's mpirun, PMIx as under srun, MPICH's
+ * Hydra): a plain run then starts in milliseconds instead of ~0.3 s, and
+ * under the sanitizer build leaves no MPI allocations behind to be reported
+ * as leaks. A Comm of one rank needs no MPI: its collectives return at once. */
+static int prep_launched_by_mpirun(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
 /* The Fashion-MNIST and synthetic modes: made in memory, written at once. */
 static void prep_single(const char *fmnist, const char *split, int canvas, long synthetic, int size, int channels,
                         int classes, uint64_t seed, const char *out, const char *prefix, long per_shard) {
@@ -220,8 +231,9 @@ int main(int argc, char **argv) {
         prep_usage("--synthetic needs --size, --channels and --classes");
     }
 
-    Comm comm;
-    comm_init(&comm, &argc, &argv);
+    Comm comm = {.rank = 0, .world = 1, .local_rank = 0, .local_size = 1};
+    int mpi = prep_launched_by_mpirun();
+    if (mpi) comm_init(&comm, &argc, &argv);
     int rc = 0;
     if (image_dir) {
         PrepFolderOpts o = {.dir = image_dir, .out = out, .prefix = prefix ? prefix : "images", .size = (int)size,
@@ -233,7 +245,9 @@ int main(int argc, char **argv) {
         prep_single(fmnist, split, (int)canvas, synthetic, (int)size, (int)channels, (int)classes, seed, out, prefix,
                     per_shard);
     }
-    comm_barrier(&comm);
-    comm_finalize(&comm);
+    if (mpi) {
+        comm_barrier(&comm);
+        comm_finalize(&comm);
+    }
     return rc;
 }
