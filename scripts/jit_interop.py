@@ -10,7 +10,9 @@
       the AdamW moments and step, and the resolved configuration. jit-sample,
       jit-eval, jit-train --resume DIR and the SLA2Conversion callback
       (from: DIR) read it. Without --config the file's args.model picks
-      configs/jit-<size>.yaml.
+      configs/jit-<size>.yaml. --params-from model_ema1 makes the 0.9999 EMA
+      the weights (what SLA2Conversion loads: convert the model the official
+      code samples with).
   jit_interop.py import-pixelgen last.ckpt --out DIR --config FILE [--set ...]
       A PixelGen Lightning checkpoint (state_dict: denoiser.*, ema_denoiser.*,
       the REPA projector diffusion_trainer.proj.*). The projector's tensors are
@@ -372,7 +374,10 @@ def cmd_import_official(args):
         raise InteropError(f"{path}: not an official JiT checkpoint (no 'model' entry; found {keys})")
     fargs = ck.get("args")
     model = model_for(args, getattr(fargs, "model", None))
-    params = convert_state(path, "model", ck["model"], "net.", model)
+    src = args.params_from
+    if src not in ck:
+        raise InteropError(f"{path}: --params-from {src}: the file has no '{src}'")
+    params = convert_state(path, src, ck[src], "net.", model)
     decays = (getattr(fargs, "ema_decay1", OFFICIAL_EMA_DECAYS[0]), getattr(fargs, "ema_decay2", OFFICIAL_EMA_DECAYS[1]))
     available = []
     for key, d in zip(("model_ema1", "model_ema2"), decays):
@@ -396,8 +401,8 @@ def cmd_import_official(args):
         warn(f"{path}: no AdamW state: moments start at zero and the step at 0")
     epoch = int(ck.get("epoch", -1)) + 1
     out = write_ckpt(args.out, model, params, emas, m, v, step, epoch, "official JiT import")
-    print(f"jit_interop: {path} (epoch {epoch - 1}, AdamW step {step}) -> {out}: {len(params)} tensors, "
-          f"EMA decays {[d for d, _ in emas]}")
+    print(f"jit_interop: {path} (epoch {epoch - 1}, AdamW step {step}) -> {out}: {len(params)} tensors from "
+          f"'{src}', EMA decays {[d for d, _ in emas]}")
 
 
 def cmd_import_pixelgen(args):
@@ -524,6 +529,10 @@ def main(argv=None):
         s.add_argument("--config", help="the framework's YAML for this model (full attention)")
         s.add_argument("--set", action="append", help="key.path=value override, as jit-train --set")
         s.add_argument("--jit-train", help="path of jit-train (default: build/jit-train)")
+        if name == "import-official":
+            s.add_argument("--params-from", default="model", choices=("model", "model_ema1", "model_ema2"),
+                           help="what becomes the weights (default: model, the raw weights; for a conversion "
+                                "to SLA2 the EMA the official code samples with, model_ema1)")
         s.set_defaults(fn=fn)
     s = sub.add_parser("export-official")
     s.add_argument("checkpoint", help="a checkpoint file or a checkpoint directory")

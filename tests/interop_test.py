@@ -83,22 +83,8 @@ def flat(name, t):
     return t
 
 
-def make_official(cfg, path, seed=7, model_name="jit-tiny"):
-    """Random model, three AdamW steps, EMAs as perturbed copies; saved."""
-    torch.manual_seed(seed)
-    model = official_jit.Denoiser(cfg)
-    official_jit.randomize(model, seed)
-    opt = torch.optim.AdamW(official_jit.official_param_groups(model, 0.05), lr=LR, betas=BETAS, eps=EPS)
-    for _ in range(3):
-        for p in model.parameters():
-            if p.requires_grad:
-                p.grad = torch.randn_like(p) * 0.1
-        opt.step()
-    ema1, ema2 = copy.deepcopy(model), copy.deepcopy(model)
-    official_jit.randomize(ema1, seed + 1)
-    official_jit.randomize(ema2, seed + 2)
-    official_jit.save_official(path, model, ema1, ema2, opt, 41, model_name)
-    return model, ema1, ema2, opt
+def make_official(cfg, path):
+    return official_jit.make_random_checkpoint(cfg, path, lr=LR, betas=BETAS, eps=EPS, weight_decay=0.05)
 
 
 @torch.no_grad()

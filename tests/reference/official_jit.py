@@ -151,3 +151,39 @@ def save_official(path, model, ema1, ema2, optimizer, epoch, model_name):
     torch.save({"model": model.state_dict(), "model_ema1": ema1.state_dict(), "model_ema2": ema2.state_dict(),
                 "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "args": argparse.Namespace(model=model_name, ema_decay1=0.9999, ema_decay2=0.9996)}, path)
+
+
+def make_random_checkpoint(cfg, path, seed=7, model_name="jit-tiny", lr=1e-3, betas=(0.9, 0.95), eps=1e-8,
+                           weight_decay=0.05):
+    """Random weights, three AdamW steps on random gradients (so the moments
+    and the step are not trivial), two EMA copies drawn independently; saved
+    in the official format. Returns (model, ema1, ema2, optimizer)."""
+    import copy
+    torch.manual_seed(seed)
+    model = Denoiser(cfg)
+    randomize(model, seed)
+    opt = torch.optim.AdamW(official_param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps)
+    for _ in range(3):
+        for p in model.parameters():
+            if p.requires_grad:
+                p.grad = torch.randn_like(p) * 0.1
+        opt.step()
+    ema1, ema2 = copy.deepcopy(model), copy.deepcopy(model)
+    randomize(ema1, seed + 1)
+    randomize(ema2, seed + 2)
+    save_official(path, model, ema1, ema2, opt, 41, model_name)
+    return model, ema1, ema2, opt
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="write a random official-format JiT checkpoint (to try the import)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", default="jit-tiny", help="a jit_ref named configuration")
+    ap.add_argument("--channels", type=int, help="override in_channels")
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    c = jit_ref.named_config(a.model)
+    if a.channels:
+        c.in_channels = a.channels
+    make_random_checkpoint(c, a.out, a.seed, a.model)
+    print(f"official_jit: random {a.model} ({c.in_channels} channels) in the official format -> {a.out}")
