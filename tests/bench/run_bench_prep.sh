@@ -5,7 +5,7 @@
 # 256 x 256 RGB by ADM's centre crop, serial (--threads 1), on all threads
 # (--threads T), and as 2 MPI ranks of 1 thread. Two figures, from the
 # fastest of REPS runs (page cache warm): files over the wall time of the
-# whole command (with the process and MPI start-up, ~0.3 s here), and
+# whole command (with mpirun's start-up, ~0.35 s here, for the MPI row), and
 # jit-prep's own figure (listing, decoding, resizing and writing the shards).
 #   usage: tests/bench/run_bench_prep.sh [BUILD_DIR] [N] [REPS]
 set -euo pipefail
