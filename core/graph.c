@@ -82,6 +82,7 @@ void graph_record(Graph *g, BackwardFn fn, void *ctx, const char *op) {
         g->tape = core_realloc(g->tape, (size_t)g->cap_tape * sizeof(TapeEntry));
     }
     g->tape[g->n_tape++] = (TapeEntry){fn, ctx, op};
+    if (g->prof) profile_forward(g->prof, op);
 }
 
 float *graph_grad(Graph *g, Tensor *t) {
@@ -102,7 +103,9 @@ void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
     const float *d = graph_upload(g, dout, t->numel * sizeof(float)); /* the seed comes from the host */
     g->ops->accumulate(graph_grad(g, t), d, t->numel);
     for (int i = g->n_tape - 1; i >= 0; i--) {
+        double t0 = g->prof ? core_now_s() : 0.0;
         g->tape[i].backward(g, g->tape[i].ctx);
+        if (g->prof) profile_backward(g->prof, g->tape[i].op, core_now_s() - t0);
         if (g->after_backward) g->after_backward(g->after_backward_ctx, i);
     }
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "kernels/ops.h"
 
@@ -45,6 +46,7 @@ typedef struct Graph {
     int *param_first_use;
     void (*after_backward)(void *ctx, int entry);
     void *after_backward_ctx;
+    Profile *prof; /* when set, per-op forward and backward times (core/profile.h) */
 } Graph;
 
 void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes);

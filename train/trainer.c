@@ -23,11 +23,6 @@
 #include "train/sampler.h"
 #include "train/schedule.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static volatile sig_atomic_t trainer_stop_signal;
 
@@ -195,7 +190,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     }
     progress_init(&T->progress, c->progress);
     callbacks_on_train_start(T);
-    T->t_start = T->t_last = now_s();
+    T->t_start = T->t_last = core_now_s();
 }
 
 void trainer_free(Trainer *T) {
@@ -213,7 +208,19 @@ void trainer_free(Trainer *T) {
 
 /* One micro-batch: noise it, run the model, return the loss tensor (backward
  * not yet run); the step's loss is loss * (*weight). */
-static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
+const char *const trainer_phase_names[TRAINER_N_PHASES] = {"callbacks", "data", "forward",  "backward",
+                                                          "all-reduce", "optimizer", "log"};
+
+/* Adds the time since *t0 to the phase and restarts the clock. */
+static void trainer_phase(Trainer *T, TrainerPhase ph, double *t0) {
+    double t = core_now_s();
+    T->phase_s[ph] += t - *t0;
+    *t0 = t;
+}
+
+/* The loss of one micro-batch; the time since *t0 until the forward starts
+ * goes to the data phase. */
+static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight, double *t0) {
     const Config *c = &T->cfg;
     const JitConfig *mc = &c->model;
     Graph *g = &T->g;
@@ -227,6 +234,8 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
     diffusion_noise_batch(&dc, c->seed, sample0, T->img, T->z, T->t, B, per);
     Tensor *x = graph_new(g, 4, B, C, S, S), *z = graph_new(g, 4, B, C, S, S), *t = graph_new(g, 1, B);
     trainer_device_batch_upload(T, x, z, t); /* queued before the forward's kernels */
+    trainer_phase(T, TRAINER_PHASE_DATA, t0);
+    if (g->prof) profile_mark(g->prof);
     *weight = 1.0f;
     if (T->stage != 1) return op_vloss(g, jit_forward(&T->model, g, z, t, T->y), x, t);
 
@@ -252,8 +261,10 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight) {
 
 float trainer_step(Trainer *T) {
     const Config *c = &T->cfg;
+    double t0 = core_now_s();
     callbacks_on_step_start(T);
     trainer_device_sync_trainable(T); /* the callbacks may have frozen or unfrozen parameters */
+    trainer_phase(T, TRAINER_PHASE_CALLBACKS, &t0);
     T->lr = T->stage == 1 ? T->stage1_lr : schedule_lr(c, (long)T->step);
     params_zero_grad(&T->model.params);
     T->g.training = true;
@@ -267,20 +278,24 @@ float trainer_step(Trainer *T) {
         float w;
         int last = a == c->grad_accum - 1 && T->comm && T->dev.device == DEVICE_CPU;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
-        Tensor *loss = micro_batch(T, sample0, &w);
+        Tensor *loss = micro_batch(T, sample0, &w, &t0);
         float loss_host;
         graph_read(&T->g, loss, &loss_host, 1);
+        trainer_phase(T, TRAINER_PHASE_FORWARD, &t0);
         loss_sum += (double)loss_host * w;
         const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
         if (last) grad_sync_ready(&T->sync, &T->g);
         graph_backward_from(&T->g, loss, &seed);
+        trainer_phase(T, TRAINER_PHASE_BACKWARD, &t0);
         if (last) grad_sync_finish(&T->sync, &T->g);
         graph_reset(&T->g);
+        trainer_phase(T, TRAINER_PHASE_ALLREDUCE, &t0);
     }
     /* GPU ranks: one NCCL all-reduce of the whole gradient after backward
      * (blocking; overlap with backward is not done on the GPU yet). */
     trainer_device_allreduce_grads(T);
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
+    trainer_phase(T, TRAINER_PHASE_ALLREDUCE, &t0);
     T->g.training = false;
     float loss = (float)(loss_sum / c->grad_accum);
     if (T->inject_nan_step >= 0 && (long)T->step >= T->inject_nan_step &&
@@ -307,11 +322,12 @@ float trainer_step(Trainer *T) {
         float warm = c->ema_warmup ? (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step) : 1.0f;
         for (int k = 0; k < c->n_ema; k++) trainer_device_ema(T, k, c->ema[k] < warm ? c->ema[k] : warm);
     }
+    trainer_phase(T, TRAINER_PHASE_OPTIMIZER, &t0);
     T->loss = loss;
     T->step++;
     T->images_seen += (uint64_t)c->batch_size * c->grad_accum * T->world;
 
-    double now = now_s();
+    double now = core_now_s();
     Metrics *mt = &T->metrics;
     metrics_begin(mt);
     metrics_int(mt, "step", (long long)T->step);
@@ -321,15 +337,18 @@ float trainer_step(Trainer *T) {
     metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * T->world / (now - T->t_last));
     metrics_num(mt, "elapsed_s", now - T->t_start);
     if (T->last_skipped) metrics_int(mt, "skipped", 1);
+    trainer_phase(T, TRAINER_PHASE_LOG, &t0);
     callbacks_on_step_end(T);
+    trainer_phase(T, TRAINER_PHASE_CALLBACKS, &t0);
     metrics_end(mt);
+    trainer_phase(T, TRAINER_PHASE_LOG, &t0);
     T->t_last = now;
     return T->last_skipped ? NAN : loss;
 }
 
 static void progress(Trainer *T) {
     const Config *c = &T->cfg;
-    double el = now_s() - T->t_start, ips = T->images_seen / (el > 0 ? el : 1);
+    double el = core_now_s() - T->t_start, ips = T->images_seen / (el > 0 ? el : 1);
     double per_step = el / (double)(T->step ? T->step : 1);
     long eta = (long)(per_step * (double)(c->steps - (long)T->step));
     char line[256];

@@ -24,6 +24,18 @@
 #include "train/metrics.h"
 #include "train/trainer_device.h"
 
+typedef enum TrainerPhase {
+    TRAINER_PHASE_CALLBACKS, /* on_step_start/on_step_end, parameter freezing */
+    TRAINER_PHASE_DATA,      /* loader_next, label dropout, noise, upload */
+    TRAINER_PHASE_FORWARD,   /* the model and the loss */
+    TRAINER_PHASE_BACKWARD,  /* the tape's replay (with overlapped all-reduce buckets) */
+    TRAINER_PHASE_ALLREDUCE, /* what the all-reduce still costs after backward */
+    TRAINER_PHASE_OPTIMIZER, /* gradient norm, clipping, AdamW, EMA */
+    TRAINER_PHASE_LOG,       /* metrics */
+    TRAINER_N_PHASES
+} TrainerPhase;
+extern const char *const trainer_phase_names[TRAINER_N_PHASES];
+
 typedef struct Trainer {
     Config cfg;
     TrainerDevice dev; /* where the state below lives (train/trainer_device.h) */
@@ -41,6 +53,10 @@ typedef struct Trainer {
     Metrics metrics;
     Progress progress;
     double t_start, t_last;
+    /* Host wall seconds per phase of trainer_step, summed over the run
+     * (tests/bench/bench_profile.c reads them; on a GPU the device phases
+     * measure launches, and the wait lands in whichever phase synchronises). */
+    double phase_s[TRAINER_N_PHASES];
     uint64_t images_seen;
     /* per-step host buffers (allocated once); img, z, t pinned on CUDA */
     float *img, *z, *t;
