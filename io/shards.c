@@ -117,19 +117,29 @@ static void shards_write_attr_int(hid_t f, const char *path, const char *name, i
     H5Sclose(sp);
 }
 
-/* Variable-length UTF-8 strings, what h5py writes for a str: a scalar when
- * n < 0, else an array of n. */
+/* Fixed-length UTF-8 strings (NUL-terminated, padded to the longest): a
+ * scalar when n < 0, else an array of n. Not variable-length: those live in
+ * HDF5's global heap, and libhdf5 crashes or loops reading a corrupted one
+ * (tests/shard_fuzz.py); a fixed-length attribute is read from the header
+ * with its size checked. Readers take both kinds (shards_attr_strings). */
 static void shards_write_attr_strings(hid_t f, const char *path, const char *name, const char *const *s, int n) {
+    int count = n < 0 ? 1 : n;
+    size_t width = 1;
+    for (int i = 0; i < count; i++) width = strlen(s[i]) + 1 > width ? strlen(s[i]) + 1 : width;
+    char *buf = core_calloc(width * (size_t)count);
+    for (int i = 0; i < count; i++) memcpy(buf + (size_t)i * width, s[i], strlen(s[i]));
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, width);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    hsize_t dim = n < 0 ? 1 : (hsize_t)n;
+    hsize_t dim = (hsize_t)count;
     hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
     hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(a >= 0 && H5Awrite(a, t, s) >= 0, "%s: cannot write attribute '%s'", path, name);
+    CHECK(a >= 0 && H5Awrite(a, t, buf) >= 0, "%s: cannot write attribute '%s'", path, name);
     H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
+    core_free(buf);
 }
 
 static void shards_write_file(const char *path, const uint8_t *images, const int *labels, int64_t n, int C, int H,
@@ -347,7 +357,10 @@ hid_t shards_open_images(hid_t f, const char *path, int64_t *n, int dims_chw[3])
     CHECK(nd == 4, "%s: /images must be 4-D [n, C, H, W], found %d dimensions", path, nd);
     hsize_t h[4];
     H5Sget_simple_extent_dims(sp, h, NULL);
-    CHECK(h[1] > 0 && h[2] > 0 && h[3] > 0 && h[1] * h[2] * h[3] < (1ull << 31),
+    /* Each dimension bounded first, so that the product cannot wrap (a
+     * crafted [1, 2^32, 2^32, 1] would multiply to 0). */
+    CHECK(h[1] > 0 && h[2] > 0 && h[3] > 0 && h[1] <= 65536 && h[2] <= 65536 && h[3] <= 65536 &&
+              h[1] * h[2] * h[3] < (1ull << 31),
           "%s: /images has implausible image shape %llu x %llu x %llu", path, (unsigned long long)h[1],
           (unsigned long long)h[2], (unsigned long long)h[3]);
     *n = (int64_t)h[0];
@@ -449,8 +462,11 @@ void shardset_open(ShardSet *s, const char *spec) {
         hid_t f = shards_open_file(path);
         int nf = 0;
         char **fmt = shards_attr_strings(f, path, "format", &nf);
-        CHECK(nf == 1 && !strcmp(fmt[0], SHARD_FORMAT), "%s: format attribute is '%s', expected '%s'", path, fmt[0],
-              SHARD_FORMAT);
+        if (nf != 1 || strcmp(fmt[0], SHARD_FORMAT) != 0) {
+            for (char *c = fmt[0]; *c; c++) /* a corrupt file's bytes are not text: keep the message readable */
+                if ((unsigned char)*c < 32 || (unsigned char)*c > 126) *c = '?';
+            FAIL("%s: format attribute is '%s', expected '%s'", path, fmt[0], SHARD_FORMAT);
+        }
         shards_free_strings(fmt, nf);
         int K = shards_attr_int(f, path, "num_classes");
         int C = shards_attr_int(f, path, "channels"), H = shards_attr_int(f, path, "height"),
@@ -490,6 +506,40 @@ void shardset_open(ShardSet *s, const char *spec) {
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     io_hdf5_unlock();
     CHECK(s->total > 0, "%s: the shard set holds no samples", spec);
+}
+
+int64_t shardset_verify(const ShardSet *s) {
+    int64_t total = 0;
+    io_hdf5_lock();
+    H5E_auto2_t efunc;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    size_t per = (size_t)s->channels * s->height * s->width;
+    uint8_t *buf = core_malloc(per * 64);
+    for (int i = 0; i < s->n_files; i++) {
+        const char *path = s->paths[i];
+        hid_t f = shards_open_file(path);
+        int64_t n;
+        int chw[3];
+        hid_t d = shards_open_images(f, path, &n, chw), sp = H5Dget_space(d);
+        for (int64_t i0 = 0; i0 < n; i0 += 64) { /* 64 images at a time: memory stays small for any shard */
+            hsize_t start[4] = {(hsize_t)i0, 0, 0, 0}, count[4] = {(hsize_t)(n - i0 < 64 ? n - i0 : 64),
+                                                                  (hsize_t)chw[0], (hsize_t)chw[1], (hsize_t)chw[2]};
+            hid_t mem = H5Screate_simple(4, count, NULL);
+            H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+            CHECK(H5Dread(d, H5T_NATIVE_UINT8, mem, sp, H5P_DEFAULT, buf) >= 0,
+                  "%s: images %lld..%lld cannot be read (a corrupt or truncated shard)", path, (long long)i0,
+                  (long long)(i0 + (int64_t)count[0] - 1));
+            H5Sclose(mem);
+        }
+        H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+        total += n;
+    }
+    core_free(buf);
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
+    io_hdf5_unlock();
+    return total;
 }
 
 void shardset_close(ShardSet *s) {

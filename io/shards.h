@@ -39,6 +39,10 @@ typedef struct ShardSet {
  * labels out of range, mismatch between shards). */
 void shardset_open(ShardSet *s, const char *spec);
 void shardset_close(ShardSet *s);
+/* Read every image of every shard of an open set (what shardset_open does
+ * not touch): stops naming the file when a chunk cannot be read. Returns
+ * the number of images read. */
+int64_t shardset_verify(const ShardSet *s);
 
 /* Write images [n, C, H, W] (uint8) and labels [n] as shards of at most
  * per_shard samples: dir/prefix-00000.h5, ... Returns the number of files. */

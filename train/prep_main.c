@@ -15,6 +15,10 @@
  *   jit-prep --synthetic N --out OUT --size S --channels C --classes K [--seed 0] [--per-shard 10000]
  *       N random images and labels (benchmarks, tests) -> OUT/synthetic-00000.h5, ...
  *   --prefix P overrides the file prefix in every mode.
+ *   jit-prep --check SPEC
+ *       open a shard set (a file, a directory or a glob) as the trainer does
+ *       and read every image: exit 0 with a summary, or 1 naming the file
+ *       and what is wrong (e.g. after copying shards to shared storage).
  *
  * --resize center-crop (the default) is ADM's center_crop_arr, what JiT
  * trains on, equal to PIL's to within one grey level (io/resize.h).
@@ -52,7 +56,8 @@ static _Noreturn void prep_usage(const char *why) {
             "  jit-prep --image-dir DIR --out OUT --size S [--channels 1|3] [--resize center-crop|none]\n"
             "           [--threads N] [--per-shard 10000]      (--png-dir DIR is the same)\n"
             "  jit-prep --synthetic N --out OUT --size S --channels C --classes K [--seed 0] [--per-shard 10000]\n"
-            "  (any mode: --prefix P names the files OUT/P-00000.h5, ...)\n");
+            "  (any mode: --prefix P names the files OUT/P-00000.h5, ...)\n"
+            "  jit-prep --check SPEC                  (validate shards and read every image)\n");
     exit(2);
 }
 
@@ -183,8 +188,20 @@ static void prep_single(const char *fmnist, const char *split, int canvas, long 
     core_free(d.labels);
 }
 
+/* --check: open and validate a shard set as the trainer would, then read
+ * every image; exit 0 and a summary, or 1 naming the file. */
+static int prep_check(const char *spec) {
+    ShardSet s;
+    shardset_open(&s, spec);
+    int64_t n = shardset_verify(&s);
+    printf("jit-prep --check %s: %d shard%s, %lld images of %d x %d x %d, %d classes: every image readable\n", spec,
+           s.n_files, s.n_files == 1 ? "" : "s", (long long)n, s.channels, s.height, s.width, s.num_classes);
+    shardset_close(&s);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *fmnist = NULL, *image_dir = NULL, *out = NULL, *split = "train", *prefix = NULL, *resize = NULL;
+    const char *check = NULL, *fmnist = NULL, *image_dir = NULL, *out = NULL, *split = "train", *prefix = NULL, *resize = NULL;
     long synthetic = 0, canvas = 32, per_shard = 10000, size = 0, channels = 0, classes = 0, threads = 0;
     uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
@@ -196,7 +213,8 @@ int main(int argc, char **argv) {
             prep_usage(msg);
         }
         const char *v = argv[++i];
-        if (!strcmp(a, "--fmnist")) fmnist = v;
+        if (!strcmp(a, "--check")) check = v;
+        else if (!strcmp(a, "--fmnist")) fmnist = v;
         else if (!strcmp(a, "--image-dir") || !strcmp(a, "--png-dir")) image_dir = v;
         else if (!strcmp(a, "--synthetic")) synthetic = prep_int(a, v, 1, 1L << 32);
         else if (!strcmp(a, "--out")) out = v;
@@ -216,6 +234,7 @@ int main(int argc, char **argv) {
             prep_usage(msg);
         }
     }
+    if (check) return prep_check(check);
     if ((fmnist != NULL) + (image_dir != NULL) + (synthetic != 0) != 1)
         prep_usage("give exactly one of --fmnist, --image-dir (or --png-dir), --synthetic");
     if (!out) prep_usage("--out is required");
