@@ -13,7 +13,8 @@
      .jpeg, text named .png) are skipped, named on stderr and counted, and
      the good files are written; a folder of bad files only is an error;
   3. parallel: --threads 2 and `mpirun -np 2` write the same shard files,
-     image for image and label for label, as a serial run (--threads 1).
+     image for image and label for label, as a serial run (--threads 1),
+     and the loader opens the mpirun-written set (jit-prep --check).
 
 Run with Debian's python3 (PIL 9.4 and h5py): tests/CMakeLists.txt registers it.
 usage: prep_test.py JIT_PREP WORK_DIR
@@ -233,6 +234,10 @@ for k in ("threads2", "mpi2"):
         np.array_equal(got[n][0], ref[n][0]) and np.array_equal(got[n][1], ref[n][1]) and got[n][2] == ref[n][2]
         for n in ref)
     check(same, f"{k}: the same shard files, images, labels and class names as the serial run")
+# The loader's view (shardset_open + every image read, as the trainer opens a directory).
+r = subprocess.run([PREP, "--check", os.path.join(WORK, "par-mpi2")], capture_output=True, text=True)
+check(r.returncode == 0 and "7 shards, 24 images" in r.stdout, "the loader opens the mpirun-written set: 7 shards, "
+      "24 images", r.stdout + r.stderr)
 
 if failures:
     print(f"prep_test: {len(failures)} check(s) failed", file=sys.stderr)
