@@ -13,6 +13,27 @@
 /* Round x to the nearest representable E4M3 value (ties to even), saturating
  * at +-448. NaN stays NaN. */
 float fp8_e4m3_round(float x);
+/* fp8_e4m3_round in integer and float arithmetic only (no frexpf, ldexpf or
+ * nearbyintf calls), so loops over it vectorise; equal to fp8_e4m3_round for
+ * every float (tests/test_sla2.c: quant/fp8_inline_equals_the_reference).
+ * Normal E4M3 values (|x| >= 2^-6): the float32 mantissa rounded to 3 bits,
+ * ties to even, a carry moving into the exponent; below 2^-6 the E4M3
+ * subnormals are the multiples of 2^-9, which adding and subtracting 2^14
+ * rounds to (float32's spacing at 2^14 is 2^-9), ties to even. */
+static inline float fp8_e4m3_round_inline(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } in = {.f = x}, mag, rn, out;
+    uint32_t sign = in.u & 0x80000000u;
+    mag.u = in.u & 0x7fffffffu;
+    rn.u = (mag.u + 0x7ffffu + ((mag.u >> 20) & 1u)) & 0xfff00000u;
+    float sub = (mag.f + 16384.0f) - 16384.0f;
+    float r = mag.f < 0.015625f ? sub : rn.f;
+    out.f = r > FP8_E4M3_MAX || mag.u >= 0x7f800000u ? FP8_E4M3_MAX : r;
+    out.u |= sign;
+    return x != x ? x : out.f;
+}
 /* The 8-bit code of fp8_e4m3_round(x) (saturating; NaN -> 0x7f). */
 uint8_t fp8_e4m3_encode(float x);
 /* The value of a code (0x7f and 0xff are NaN). */

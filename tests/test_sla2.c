@@ -208,6 +208,33 @@ Test(quant, fp8_e4m3_decodes_every_code) {
     }
 }
 
+static int fp8_same(float a, float b) { return (a != a && b != b) || (a == b && signbit(a) == signbit(b)); }
+
+/* The vectorisable rounding equals the reference on every exponent, at the
+ * bit patterns around each rounding boundary (ties included), on a million
+ * random bit patterns, and on 0, -0, +-inf and NaN. */
+Test(quant, fp8_inline_equals_the_reference) {
+    const uint32_t low[] = {0, 1, 0x3ffff, 0x7fffe, 0x7ffff, 0x80000, 0x80001, 0xbffff, 0xfffff};
+    long checked = 0;
+    for (uint32_t e = 0; e < 256; e++)
+        for (uint32_t top = 0; top < 8; top++)
+            for (size_t l = 0; l < sizeof low / sizeof low[0]; l++)
+                for (uint32_t sign = 0; sign < 2; sign++) {
+                    union { uint32_t u; float f; } v = {.u = sign << 31 | e << 23 | top << 20 | low[l]};
+                    cr_assert(fp8_same(fp8_e4m3_round_inline(v.f), fp8_e4m3_round(v.f)),
+                              "bits %08x (%g): inline %g, reference %g", v.u, v.f, fp8_e4m3_round_inline(v.f),
+                              fp8_e4m3_round(v.f));
+                    checked++;
+                }
+    for (uint64_t i = 0; i < 1000000; i++) {
+        union { uint32_t u; float f; } v = {.u = (uint32_t)(rng_uniform(7, RNG_STREAM_TEST, i) * 65536.0f) << 16 |
+                                             (uint32_t)(rng_uniform(8, RNG_STREAM_TEST, i) * 65536.0f)};
+        cr_assert(fp8_same(fp8_e4m3_round_inline(v.f), fp8_e4m3_round(v.f)), "bits %08x (%g)", v.u, v.f);
+        checked++;
+    }
+    cr_expect(checked > 1000000);
+}
+
 Test(quant, fp8_e4m3_rounds_to_nearest_even_and_saturates) {
     cr_expect_eq(fp8_e4m3_round(1.0625f), 1.0f, "tie between 1.0 (even) and 1.125");
     cr_expect_eq(fp8_e4m3_round(1.1875f), 1.25f, "tie between 1.125 and 1.25 (even)");

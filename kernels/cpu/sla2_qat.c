@@ -42,7 +42,7 @@ void sla2_qat_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, con
         float amax = 0.0f;
         for (int n = 0; n < N; n++) amax = fmaxf(amax, fabsf(v[(size_t)n * d + c]));
         float sv = amax > 0.0f ? amax / FP8_E4M3_MAX : 1.0f;
-        for (int n = 0; n < N; n++) w->vq[(size_t)n * d + c] = fp8_e4m3_round(v[(size_t)n * d + c] / sv) * sv;
+        for (int n = 0; n < N; n++) w->vq[(size_t)n * d + c] = fp8_e4m3_round_inline(v[(size_t)n * d + c] / sv) * sv;
     }
     for (int i = 0; i < dm->nq; i++) {
         int a0 = i * bq, na = sla2_block_len(i, bq, N);
@@ -70,7 +70,7 @@ void sla2_qat_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, con
                 for (int c = 0; c < d; c++) w->acc[(size_t)a * d + c] *= corr;
             }
             float ps = pmax > 0.0f ? FP8_E4M3_MAX / pmax : 1.0f;
-            for (size_t t = 0; t < (size_t)na * nb; t++) w->S[t] = fp8_e4m3_round(w->S[t] * ps) / ps;
+            for (size_t t = 0; t < (size_t)na * nb; t++) w->S[t] = fp8_e4m3_round_inline(w->S[t] * ps) / ps;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, na, d, nb, 1.0f, w->S, nb, w->vq + (size_t)b0 * d,
                         d, 1.0f, w->acc, d);
         }
