@@ -56,13 +56,26 @@ static char *read_str(hid_t f, const char *name) {
     return copy;
 }
 
+/* A checkpoint write that failed (disk full, quota, I/O error): the partial
+ * file is removed, and the message names it and the system's reason, which
+ * HDF5's own error stack (silenced while saving) would bury in hundreds of
+ * lines. The previous checkpoint and "latest" are untouched. */
+static _Noreturn void ckpt_write_failed(const char *tmp, const char *what, int err) {
+    unlink(tmp);
+    FAIL("writing checkpoint %s failed (%s): %s%s; the previous checkpoint (if any) and \"latest\" are intact", tmp, what,
+         err ? strerror(err) : "HDF5 error",
+         err == ENOSPC || err == EDQUOT ? " (free space on the file system, or lower train.keep_last)" : "");
+}
+
 /* One dataset per parameter, in group g, from the flat buffer `base`. With
  * several ranks each writes rows [r*R/W, (r+1)*R/W) of every dataset in one
  * collective call: the ranks hold identical copies, so any split is right,
  * and the file system sees W writers. */
-static void write_group(hid_t f, const char *group, const ParamStore *ps, const float *base, const Comm *comm) {
+static void write_group(hid_t f, const char *tmp, const char *group, const ParamStore *ps, const float *base,
+                        const Comm *comm) {
+    errno = 0;
     hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(g >= 0, "cannot create group %s in a checkpoint", group);
+    if (g < 0) ckpt_write_failed(tmp, group, errno);
     int rank = comm ? comm->rank : 0, world = comm ? comm->world : 1;
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (world > 1) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
@@ -72,15 +85,15 @@ static void write_group(hid_t f, const char *group, const ParamStore *ps, const 
         for (int k = 0; k < p->ndim; k++) dims[k] = count[k] = (hsize_t)p->shape[k];
         hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
         hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        CHECK(d >= 0, "creating %s/%s failed", group, p->name);
+        if (d < 0) ckpt_write_failed(tmp, p->name, errno);
         hsize_t rows = dims[0], r0 = rows * (hsize_t)rank / (hsize_t)world, r1 = rows * (hsize_t)(rank + 1) / (hsize_t)world;
         size_t row_elems = p->numel / (size_t)rows;
         start[0] = r0, count[0] = r1 - r0;
         hid_t mem = H5Screate_simple(p->ndim, count, NULL);
         if (r1 > r0) H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
         else H5Sselect_none(sp), H5Sselect_none(mem);
-        CHECK(H5Dwrite(d, H5T_NATIVE_FLOAT, mem, sp, dxpl, base + p->offset + r0 * row_elems) >= 0,
-              "writing %s/%s failed", group, p->name);
+        if (H5Dwrite(d, H5T_NATIVE_FLOAT, mem, sp, dxpl, base + p->offset + r0 * row_elems) < 0)
+            ckpt_write_failed(tmp, p->name, errno);
         H5Sclose(mem), H5Dclose(d), H5Sclose(sp);
     }
     H5Pclose(dxpl);
@@ -198,11 +211,16 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     snprintf(final, sizeof final, "%s/ckpt-%08llu.h5", dir, (unsigned long long)st->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", final);
     io_hdf5_lock();
+    H5E_auto2_t efunc;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures are reported by ckpt_write_failed */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (parallel) H5Pset_fapl_mpio(fapl, comm->mpi, MPI_INFO_NULL);
+    errno = 0;
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    CHECK(f >= 0, "cannot create checkpoint %s", tmp);
+    if (f < 0) ckpt_write_failed(tmp, "creating the file", errno);
     attr_str(f, "format", CKPT_FORMAT);
     attr_str(f, "code_version", CODE_VERSION);
     attr_u64(f, "step", st->step);
@@ -211,15 +229,15 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     attr_u64(f, "loader_offset", st->pos.offset);
     attr_u64(f, "world_size", (uint64_t)st->world_size);
     if (d->config_yaml) attr_str(f, "config", d->config_yaml);
-    write_group(f, "params", d->params, d->params->host, comm);
+    write_group(f, tmp, "params", d->params, d->params->host, comm);
     /* Test hook: die half-way through a write, as a killed job would. */
     const char *crash = getenv("JIT_TEST_CRASH_IN_CHECKPOINT");
     if (crash && strtoull(crash, NULL, 10) == st->step) raise(SIGKILL);
     if (d->opt) {
         attr_u64(f, "adam_step", d->opt->step);
         H5Gclose(H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-        write_group(f, "optim/m", d->params, d->opt->m, comm);
-        write_group(f, "optim/v", d->params, d->opt->v, comm);
+        write_group(f, tmp, "optim/m", d->params, d->opt->m, comm);
+        write_group(f, tmp, "optim/v", d->params, d->opt->v, comm);
     }
     if (d->n_ema > 0) {
         H5Gclose(H5Gcreate2(f, "ema", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
@@ -231,10 +249,12 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
         for (int k = 0; k < d->n_ema; k++) {
             char g[32];
             snprintf(g, sizeof g, "ema/%d", k);
-            write_group(f, g, d->params, d->ema[k], comm);
+            write_group(f, tmp, g, d->params, d->ema[k], comm);
         }
     }
-    CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 && H5Fclose(f) >= 0, "finishing checkpoint %s failed (disk full?)", tmp);
+    errno = 0;
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(f) < 0) ckpt_write_failed(tmp, "finishing the file", errno);
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     io_hdf5_unlock();
     if (parallel) comm_barrier(comm); /* every rank's rows are on disk */
     if (rank != 0) {

@@ -11,6 +11,7 @@
 void metrics_open(Metrics *m, const char *path, int append) {
     m->f = path ? fopen(path, append ? "a" : "w") : NULL;
     CHECK(!path || m->f, "cannot open metrics file %s: %s", path, strerror(errno));
+    snprintf(m->path, sizeof m->path, "%s", path ? path : "");
     m->first = 1;
 }
 
@@ -63,7 +64,9 @@ void metrics_raw(Metrics *m, const char *k, const char *json) {
 void metrics_end(Metrics *m) {
     if (!m->f) return;
     fputs("}\n", m->f);
-    fflush(m->f);
+    errno = 0;
+    CHECK(fflush(m->f) == 0 && !ferror(m->f), "cannot write %s: %s; stopping (the last checkpoint is intact)",
+          m->path, strerror(errno ? errno : EIO));
 }
 
 void progress_init(Progress *p, int mode) {

@@ -9,6 +9,7 @@
 
 typedef struct Metrics {
     FILE *f;
+    char path[1024];
     int first; /* no key written yet in the open record */
 } Metrics;
 
@@ -19,6 +20,8 @@ void metrics_int(Metrics *m, const char *key, long long v);
 void metrics_num(Metrics *m, const char *key, double v); /* non-finite numbers are written as null */
 void metrics_str(Metrics *m, const char *key, const char *v);
 void metrics_raw(Metrics *m, const char *key, const char *json); /* an already formatted JSON value */
+/* Ends the record and flushes it: a write error (a full disk) stops the run
+ * with the file named, rather than training on without a log. */
 void metrics_end(Metrics *m);
 
 typedef struct Progress {

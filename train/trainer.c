@@ -178,7 +178,9 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         FILE *f = fopen(path, "w");
         CHECK(f != NULL, "cannot write %s: %s", path, strerror(errno));
         config_write(c, f);
-        fclose(f);
+        /* A full disk shows here, before any step: fclose flushes. */
+        int bad = ferror(f);
+        CHECK(fclose(f) == 0 && !bad, "cannot write %s: %s; nothing was trained", path, strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->out_dir);
         metrics_open(&T->metrics, path, resumed);
         if (resumed) {
