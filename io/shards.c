@@ -160,6 +160,10 @@ static void shards_write_file(const char *path, const uint8_t *images, const int
      * in file order) and skip the fill value pass. */
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    /* A Fletcher-32 checksum per image, verified by HDF5 on every read: a
+     * flipped byte on shared storage is an error naming the shard, not a
+     * silently different pixel. */
+    H5Pset_fletcher32(dcpl);
     hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images) >= 0,
           "%s: cannot write /images (disk full?)", path);
@@ -169,7 +173,11 @@ static void shards_write_file(const char *path, const uint8_t *images, const int
 
     hsize_t ln = (hsize_t)n;
     sp = H5Screate_simple(1, &ln, NULL);
-    d = H5Dcreate2(f, "labels", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE); /* one chunk, checksummed like the images */
+    H5Pset_chunk(dcpl, 1, &ln);
+    H5Pset_fletcher32(dcpl);
+    d = H5Dcreate2(f, "labels", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
     CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0,
           "%s: cannot write /labels (disk full?)", path);
     H5Dclose(d);

@@ -8,7 +8,8 @@ bytes overwritten, or the file cut short) into --mutants files, each
 checked with `jit-prep --check` under a 10 s timeout. Every run must exit 0
 (the mutation hit nothing that matters) or 1 with a message naming the file;
 a signal (crash) or the timeout (hang) fails the test. Also checks the
-crafted shard whose image shape [1, 2^32, 2^32, 1] multiplies to 0 in 64 bits.
+crafted shard whose image shape [1, 2^32, 2^32, 1] multiplies to 0 in 64 bits,
+and that a flipped byte inside an image is caught by its Fletcher-32 checksum.
 """
 
 import argparse
@@ -72,6 +73,18 @@ def main():
     for i, kind, keep, err in bad:
         print(f"shard_fuzz: FAIL mutant {i}: {kind} (kept as {keep}) {err}")
 
+    # a flipped byte in an image's stored bytes: caught by the checksum
+    flipped = os.path.join(a.work, "flipped.h5")
+    shutil.copy(os.path.join(a.work, "src", "synthetic-00000.h5"), flipped)
+    with h5py.File(flipped, "r") as f:
+        off = f["images"].id.get_chunk_info(5).byte_offset + 17
+    data = bytearray(open(flipped, "rb").read())
+    data[off] ^= 0x40
+    open(flipped, "wb").write(data)
+    kind, err = run_check(a.prep, flipped)
+    flip_ok = kind == "error" and "images 0..23 cannot be read" in err
+    print(f"shard_fuzz: {'ok  ' if flip_ok else 'FAIL'} a flipped pixel byte is an error ({kind})")
+
     # the crafted shape: 2^32 x 2^32 x 1 wraps to 0 in a 64-bit product
     crafted = os.path.join(a.work, "crafted.h5")
     shutil.copy(os.path.join(a.work, "src", "synthetic-00000.h5"), crafted)
@@ -84,7 +97,7 @@ def main():
     shape_ok = kind == "error" and "implausible image shape" in err
     print(f"shard_fuzz: {'ok  ' if shape_ok else 'FAIL'} a [1, 2^32, 2^32, 1] image shape is an error ({kind}: "
           f"{err.strip().splitlines()[-1] if err.strip() else ''})")
-    return 1 if bad or not shape_ok else 0
+    return 1 if bad or not shape_ok or not flip_ok else 0
 
 
 if __name__ == "__main__":
