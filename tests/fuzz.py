@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""tests/fuzz.py: hostile inputs are errors, never crashes or hangs.
+
+  fuzz.py shards --bin BUILD --work DIR [--mutants 600] [--seed 1]
+  fuzz.py config --bin BUILD --work DIR [--mutants 600] [--seed 1]
+
+A mutational driver. Each mutant is checked by the real program under a
+10 s timeout and must exit 0 (the mutation changed nothing that matters) or
+1 with a message naming the input; a signal (crash) or the timeout (hang)
+fails the run, and the mutant is kept in DIR as failing-NNNN.* to become a
+regression input (tests/fuzz_corpus/).
+
+- shards: a small jit-prep --synthetic shard, 1 to 4 bytes overwritten or
+  the file cut short, checked with `jit-prep --check`. Also: a crafted
+  [1, 2^32, 2^32, 1] image shape (its product wraps to 0 in 64 bits) and a
+  flipped byte inside an image (caught by the Fletcher-32 checksum).
+- config: the seed corpus is configs/*.yaml plus tests/fuzz_corpus/*.yaml
+  (inputs that once crashed); mutations flip bytes, cut, delete, duplicate
+  or swap lines, and put extreme values (huge, negative, NaN, empty, lists,
+  maps, deep nesting) in place of scalars; checked with
+  `jit-train --config MUTANT --print-config` (load and validate, no training).
+
+The test command runs 600 shard and 300 config mutants; a longer run
+is the same command with --mutants 100000 (docs/robustness.md).
+"""
+
+import argparse
+import collections
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+
+def run_check(prep, path, cmd=None):
+    try:
+        r = subprocess.run(cmd or [prep, "--check", path], capture_output=True, text=True, errors="replace",
+                           timeout=10)
+    except subprocess.TimeoutExpired:
+        return "hang", ""
+    if r.returncode < 0:
+        return f"signal {-r.returncode}", r.stderr
+    if r.returncode == 0:
+        return "ok", ""
+    if r.returncode == 1 and path in r.stderr:
+        return "error", r.stderr
+    return f"exit {r.returncode}", r.stderr
+
+
+def fuzz_shards(a):
+    a.prep = os.path.join(a.bin, "jit-prep")
+    subprocess.run([a.prep, "--synthetic", "24", "--out", os.path.join(a.work, "src"), "--size", "8",
+                    "--channels", "1", "--classes", "3", "--per-shard", "24"], check=True, capture_output=True)
+    src = open(os.path.join(a.work, "src", "synthetic-00000.h5"), "rb").read()
+    rng = random.Random(a.seed)
+    outcomes = collections.Counter()
+    bad = []
+    path = os.path.join(a.work, "mutant.h5")
+    for i in range(a.mutants):
+        data = bytearray(src)
+        if i % 10 == 9:
+            data = data[: rng.randrange(1, len(data))]          # cut short
+        else:
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        open(path, "wb").write(data)
+        kind, err = run_check(a.prep, path)
+        outcomes[kind] += 1
+        if kind not in ("ok", "error"):
+            keep = os.path.join(a.work, f"failing-{i:04d}.h5")
+            shutil.copy(path, keep)
+            bad.append((i, kind, keep, err.strip().splitlines()[-1:] if err else ""))
+    print(f"shard_fuzz: {a.mutants} mutants of a {len(src)}-byte shard: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    for i, kind, keep, err in bad:
+        print(f"shard_fuzz: FAIL mutant {i}: {kind} (kept as {keep}) {err}")
+
+    # a flipped byte in an image's stored bytes: caught by the checksum
+    flipped = os.path.join(a.work, "flipped.h5")
+    shutil.copy(os.path.join(a.work, "src", "synthetic-00000.h5"), flipped)
+    with h5py.File(flipped, "r") as f:
+        off = f["images"].id.get_chunk_info(5).byte_offset + 17
+    data = bytearray(open(flipped, "rb").read())
+    data[off] ^= 0x40
+    open(flipped, "wb").write(data)
+    kind, err = run_check(a.prep, flipped)
+    flip_ok = kind == "error" and "images 0..23 cannot be read" in err
+    print(f"shard_fuzz: {'ok  ' if flip_ok else 'FAIL'} a flipped pixel byte is an error ({kind})")
+
+    # the crafted shape: 2^32 x 2^32 x 1 wraps to 0 in a 64-bit product
+    crafted = os.path.join(a.work, "crafted.h5")
+    shutil.copy(os.path.join(a.work, "src", "synthetic-00000.h5"), crafted)
+    with h5py.File(crafted, "r+") as f:
+        del f["images"]
+        f.create_dataset("images", shape=(1, 2 ** 32, 2 ** 32, 1), dtype=np.uint8, chunks=(1, 1, 64, 1))
+        del f["labels"]
+        f["labels"] = np.zeros(1, np.int32)
+    kind, err = run_check(a.prep, crafted)
+    shape_ok = kind == "error" and "implausible image shape" in err
+    print(f"shard_fuzz: {'ok  ' if shape_ok else 'FAIL'} a [1, 2^32, 2^32, 1] image shape is an error ({kind}: "
+          f"{err.strip().splitlines()[-1] if err.strip() else ''})")
+    return 1 if bad or not shape_ok or not flip_ok else 0
+
+
+VALUES = ["0", "-1", "-2147483648", "2147483647", "4294967296", "1e309", "-1e309", "1e-50", ".nan", ".inf",
+          "''", "[]", "{}", "[1, 2, 3]", "{a: 1}", "null", "true", "~", "'\\x00'", "[[[[[[[[[[1]]]]]]]]]]",
+          "0x7fffffff", "65536", "-0.0", "3.4e38", "&a 1", "*a", "!!binary AAAA"]
+
+
+def mutate_text(text, rng):
+    lines = text.split("\n")
+    op = rng.randrange(7)
+    if op == 0:                                   # flip bytes
+        b = bytearray(text.encode())
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        return bytes(b)
+    if op == 1:                                   # cut short
+        return text.encode()[: rng.randrange(len(text))]
+    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+    if op == 2:
+        del lines[i]
+    elif op == 3:
+        lines.insert(i, lines[j])
+    elif op == 4:
+        lines[i], lines[j] = lines[j], lines[i]
+    else:                                         # an extreme value for a scalar
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(lines))
+            if ":" in lines[k]:
+                key = lines[k].split(":", 1)[0]
+                lines[k] = f"{key}: {rng.choice(VALUES)}"
+    return "\n".join(lines).encode()
+
+
+def fuzz_config(a):
+    train = os.path.join(a.bin, "jit-train")
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    seeds = sorted(os.path.join(root, "configs", n) for n in os.listdir(os.path.join(root, "configs"))
+                   if n.endswith(".yaml"))
+    corpus = os.path.join(here, "fuzz_corpus")
+    seeds += sorted(os.path.join(corpus, n) for n in os.listdir(corpus) if n.endswith(".yaml"))
+    texts = [open(p, errors="replace").read() for p in seeds]
+    rng = random.Random(a.seed)
+    outcomes = collections.Counter()
+    bad = []
+    path = os.path.join(a.work, "mutant.yaml")
+    inputs = [(p, t.encode()) for p, t in zip(seeds, texts)]   # the corpus itself first
+    for i in range(a.mutants):
+        inputs.append((None, mutate_text(rng.choice(texts), rng)))
+    for i, (origin, data) in enumerate(inputs):
+        open(path, "wb").write(data)
+        kind, err = run_check(None, path, [train, "--config", path, "--print-config"])
+        if origin:   # configs/ must load; the regression corpus must be refused
+            want = "error" if "fuzz_corpus" in origin else "ok"
+            if kind != want:
+                kind = f"seed {os.path.basename(origin)}: {kind}, expected {want}"
+        if kind == "error" and not err.strip():
+            kind = "error without a message"
+        outcomes[kind] += 1
+        if kind not in ("ok", "error"):
+            keep = os.path.join(a.work, f"failing-{i:04d}.yaml")
+            open(keep, "wb").write(data)
+            bad.append((i, kind, keep, err.strip().splitlines()[-1:] if err else ""))
+    print(f"config_fuzz: {len(seeds)} seeds, {a.mutants} mutants: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    for i, kind, keep, err in bad:
+        print(f"config_fuzz: FAIL input {i}: {kind} (kept as {keep}) {err}")
+    return 1 if bad else 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("target", choices=("shards", "config"))
+    ap.add_argument("--bin", required=True, help="the build directory (jit-prep, jit-train)")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mutants", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    return fuzz_shards(a) if a.target == "shards" else fuzz_config(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
