@@ -510,3 +510,31 @@ Test(sampler, official_cfg_interval_guides_at_zero, .init = make_data) {
     graph_free(&g);
     jit_free(&m);
 }
+
+/* SIGTERM (SLURM's time limit) during the end-of-run sampling: the sampling
+ * stops at once instead of finishing a grid of 1000 steps, no grid is
+ * written, the final checkpoint is there, and the run exits with the
+ * requeue code (it used to wait for the whole grid). */
+Test(trainer, sigterm_during_final_sampling_stops_it, .init = make_data) {
+    char *ov[] = {"train.steps=1", "sampling.steps=1000", "sampling.per_class=4"};
+    Config c = small_config_ov("termsample", 0, 3, ov);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    trainer_install_signal_handlers();
+    raise(SIGTERM); /* arrives before the last step's check sees it: steps == 1 */
+    int code = trainer_run(&T);
+    trainer_free(&T);
+    cr_expect_eq(code, TRAINER_EXIT_REQUEUE, "exit code %d", code);
+    char p[700];
+    snprintf(p, sizeof p, "%s/termsample/ckpt/ckpt-00000001.h5", tmpdir);
+    cr_expect_eq(access(p, F_OK), 0, "the final checkpoint is missing");
+    snprintf(p, sizeof p, "%s/termsample/samples/step-00000001.png", tmpdir);
+    cr_expect_neq(access(p, F_OK), 0, "an interrupted grid was written");
+    snprintf(p, sizeof p, "%s/termsample/metrics.jsonl", tmpdir);
+    FILE *f = fopen(p, "r");
+    char line[4096];
+    int seen = 0;
+    while (f && fgets(line, sizeof line, f)) seen |= strstr(line, "\"samples_interrupted\"") != NULL;
+    if (f) fclose(f);
+    cr_expect(seen, "no samples_interrupted event in metrics.jsonl");
+}

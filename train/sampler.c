@@ -53,7 +53,7 @@ static void velocity(JitModel *m, Graph *g, const SamplerConfig *sc, const float
     graph_reset(g);
 }
 
-void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out) {
+int sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out) {
     const JitConfig *c = &m->cfg;
     CHECK(sc->steps >= 1, "sampling steps must be at least 1, got %d", sc->steps);
     CHECK(batch >= 1, "sampling batch must be at least 1");
@@ -69,11 +69,16 @@ void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labe
     SamplerBufs sb = {.zin = malloc(sizeof(float) * 2 * nb), .tin = malloc(sizeof(float) * 2 * (size_t)batch),
                       .xh = malloc(sizeof(float) * 2 * nb), .y = malloc(sizeof(int) * 2 * (size_t)batch)};
     CHECK(v1 && v2 && ze && sb.zin && sb.tin && sb.xh && sb.y, "out of memory for sampling buffers (batch %d)", batch);
-    for (int i0 = 0; i0 < n; i0 += batch) {
+    int stopped = 0;
+    for (int i0 = 0; i0 < n && !stopped; i0 += batch) {
         int b = n - i0 < batch ? n - i0 : batch;
         float *z = out + (size_t)i0 * per;
         rng_fill_normal(z, (size_t)b * per, sc->seed, RNG_STREAM_SAMPLE, (uint64_t)i0 * per, 0.0f, sc->noise_scale);
         for (int s = 0; s < sc->steps; s++) {
+            if (sc->stop && *sc->stop) {
+                stopped = 1;
+                break;
+            }
             float t0 = (float)s / sc->steps, t1 = (float)(s + 1) / sc->steps, dt = t1 - t0;
             velocity(m, g, sc, z, t0, labels + i0, b, v1, &sb);
             if (s == sc->steps - 1) { /* last interval: Euler */
@@ -89,4 +94,5 @@ void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labe
     free(sb.zin), free(sb.tin), free(sb.xh), free(sb.y);
     g->training = prev_train;
     graph_set_grad(g, prev_grad);
+    return stopped ? -1 : 0;
 }

@@ -5,6 +5,7 @@
 #ifndef TRAIN_SAMPLER_H
 #define TRAIN_SAMPLER_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "core/graph.h"
@@ -17,6 +18,9 @@ typedef struct SamplerConfig {
     int cfg_official;     /* the official rule: t < cfg_hi and (cfg_lo == 0 or t > cfg_lo) */
     float noise_scale;
     uint64_t seed;
+    /* When set, checked before every network evaluation: nonzero stops the
+     * sampling (a SIGTERM during the end-of-run grid must not wait for it). */
+    const volatile sig_atomic_t *stop;
 } SamplerConfig;
 
 /* Generate n images of the given classes into out [n, C, H, W] (model
@@ -25,6 +29,7 @@ typedef struct SamplerConfig {
  * model and the graph may be on any device, the same one (jit_to_device):
  * the noise and the update steps stay on the host, so a GPU run starts
  * from the same noise as the CPU's. */
-void sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out);
+/* Returns 0, or -1 when sc->stop cut it short (out is then incomplete). */
+int sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *labels, int n, int batch, float *out);
 
 #endif

@@ -387,11 +387,23 @@ void trainer_sample(Trainer *T) {
     }
     SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
                         .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed};
+    sc.stop = &trainer_stop_signal;
     int saved_stats = T->model.sla2_collect_stats;
     T->model.sla2_collect_stats = 0;
-    sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out);
+    int stopped = sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out) != 0;
     T->model.sla2_collect_stats = saved_stats;
     if (c->sample_ema >= 0) mem->copy(T->model.params.data, T->backup, pbytes);
+    if (stopped) { /* the signal's handling (checkpoint, exit 75) follows in trainer_run */
+        printf("samples: interrupted by %s at step %llu: no grid written\n",
+               trainer_stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM", (unsigned long long)T->step);
+        metrics_begin(&T->metrics);
+        metrics_str(&T->metrics, "event", "samples_interrupted");
+        metrics_int(&T->metrics, "step", (long long)T->step);
+        metrics_end(&T->metrics);
+        free(labels);
+        free(out);
+        return;
+    }
     char dir[1100], png[1200], h5[1200];
     snprintf(dir, sizeof dir, "%s/samples", c->out_dir);
     io_mkdirs_or_die(dir);
@@ -512,5 +524,13 @@ int trainer_run(Trainer *T) {
     if (T->state_bad) return trainer_diverged(T);
     trainer_sample(T);
     callbacks_on_train_end(T);
+    /* A signal during the final grid: the checkpoint is written; requeued,
+     * the job resumes at the last step and only samples. */
+    if (trainer_stop_signal) {
+        if (T->rank == 0)
+            printf("received %s after the last step: checkpoint written; exiting with code %d\n",
+                   trainer_stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM", TRAINER_EXIT_REQUEUE);
+        return TRAINER_EXIT_REQUEUE;
+    }
     return 0;
 }
