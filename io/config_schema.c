@@ -251,7 +251,7 @@ static const CfgField cfg_sampling[] = {
     F_FLOAT("cfg", cfg_scale, CFGR_GE, 0, 0),
     F_CUSTOM("cfg_interval", bind_cfg_interval, write_cfg_interval),
     F_BOOL("official_cfg_interval", official_cfg_interval),
-    F_INT("per_class", samples_per_class, CFGR_GE_LE, 1, CFG_MAX_COUNT),
+    F_INT("per_class", samples_per_class, CFGR_GE_LE, 0, CFG_MAX_COUNT), /* 0: the trainer writes no grids */
     F_INT("ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };
 

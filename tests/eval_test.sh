@@ -62,9 +62,16 @@ PY
   --set logging.progress=false >/dev/null
 "$build/jit-classify" test --model "$classifier" --data "$real" >"$work/cls-real.txt"
 ev=(--checkpoint "$work/run/ckpt" --classifier "$classifier" --real "$real" --per-class 2 --steps 2)
-"$build/jit-eval" "${ev[@]}" --out "$work/eval1.json" >"$work/eval1.txt"
+"$build/jit-eval" "${ev[@]}" --out "$work/eval1.json" --png "$work/eval1.png" >"$work/eval1.txt"
 "$build/jit-eval" "${ev[@]}" --out "$work/eval2.json" --quiet
 check "jit-eval prints the table" grep -q "real floor: half vs half" "$work/eval1.txt"
+check "jit-eval --png writes the samples' grid" "$py" -c "
+import struct, sys
+b = open(sys.argv[1], 'rb').read(24)
+assert b[:8] == b'\x89PNG\r\n\x1a\n', b[:8]
+w, h = struct.unpack('>II', b[16:24])
+assert h > 4 * w > 0, (w, h)  # one row per class (10), per_class (2) columns
+" "$work/eval1.png"
 check "eval.json: keys, values, deterministic" "$py" - "$work/eval1.json" "$work/eval2.json" "$work/cls-real.txt" <<'PY'
 import json, math, re, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])

@@ -538,3 +538,19 @@ Test(trainer, sigterm_during_final_sampling_stops_it, .init = make_data) {
     if (f) fclose(f);
     cr_expect(seen, "no samples_interrupted event in metrics.jsonl");
 }
+
+/* sampling.per_class 0: the trainer writes no sample grid, not even at the
+ * end (the demo makes its grid with jit-eval, from the samples it scores). */
+Test(trainer, per_class_zero_writes_no_grid, .init = make_data) {
+    char *ov[] = {"train.steps=2", "train.sample_every=1", "sampling.per_class=0"};
+    Config c = small_config_ov("nogrid", 0, 3, ov);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    cr_expect_eq(trainer_run(&T), 0);
+    trainer_free(&T);
+    char p[700];
+    snprintf(p, sizeof p, "%s/nogrid/samples", tmpdir);
+    cr_expect_neq(access(p, F_OK), 0, "a samples directory was written with per_class 0");
+    snprintf(p, sizeof p, "%s/nogrid/ckpt/ckpt-00000002.h5", tmpdir);
+    cr_expect_eq(access(p, F_OK), 0, "the final checkpoint is missing");
+}

@@ -2,7 +2,7 @@
  * the evaluation classifier (train/evaluate.h, docs/eval.md).
  *
  *   jit-eval --checkpoint CKPT --classifier FILE --real DIR [--per-class N] [--steps S] [--cfg W]
- *            [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json] [--samples-h5 FILE]
+ *            [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json] [--samples-h5 FILE] [--png GRID]
  *            [--device cpu|cuda] [--precision auto|fp32|bf16]
  *
  * Sampler settings default to the checkpoint's configuration (sampling:),
@@ -23,7 +23,8 @@ static _Noreturn void usage(const char *why) {
     fprintf(stderr,
             "usage: jit-eval --checkpoint FILE|DIR --classifier FILE --real DIR [--per-class N] [--steps S]\n"
             "                [--cfg W] [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json]\n"
-            "                [--samples-h5 FILE] [--device cpu|cuda] [--precision auto|fp32|bf16] [--quiet]\n");
+            "                [--samples-h5 FILE] [--png GRID] [--device cpu|cuda] [--precision auto|fp32|bf16]\n"
+            "                [--quiet]   (--samples-h5, --png: the evaluated samples; GRID has one row per class)\n");
     exit(2);
 }
 
@@ -74,6 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) o.batch = (int)parse_int(a, v);
         else if (!strcmp(a, "--out")) o.out = v;
         else if (!strcmp(a, "--samples-h5")) o.samples_h5 = v;
+        else if (!strcmp(a, "--png")) o.png = v;
         else if (!strcmp(a, "--device")) o.device = v;
         else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "auto")) o.precision = PRECISION_AUTO;

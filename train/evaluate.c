@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/ckpt.h"
+#include "io/png.h"
 #include "io/samples.h"
 #include "io/shards.h"
 #include "train/device_select.h"
@@ -303,6 +304,7 @@ EvalResult eval_run(const EvalOptions *o) {
     r.sample_seconds = ev_now() - t0;
     eval_quantize(img, (size_t)n * per);
     if (o->samples_h5) samples_write_h5(o->samples_h5, img, labels, n, mc->in_channels, mc->img_size, mc->img_size);
+    if (o->png) png_write_grid(o->png, img, n, mc->in_channels, mc->img_size, mc->img_size, o->per_class, 2);
     classifier_predict(&cls, &g, img, n, EVAL_BATCH, feat, pred);
     r.conditional_accuracy = classifier_accuracy(pred, labels, n, K, r.per_class);
     r.frechet_distance = frechet_distance_features(feat, n, rfeat, nr, D);

@@ -38,6 +38,7 @@ typedef struct EvalOptions {
     int batch;              /* sampler batch */
     const char *out;        /* JSON result file, or NULL */
     const char *samples_h5; /* optional: the generated samples (io/samples.h) */
+    const char *png;        /* optional: the samples as a PNG grid, one row per class */
     const char *device;     /* where the sampler's network runs: "cpu" (default) or "cuda" (GPU 0) */
     RunPrecision precision; /* on cuda: auto (bf16), fp32 or bf16 */
     int quiet;

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     if (steps < 0) steps = cfg.sample_steps;
     if (cfgw < 0) cfgw = cfg.cfg_scale;
     if (lo < 0) lo = cfg.cfg_lo, hi = cfg.cfg_hi;
-    if (per_class < 0) per_class = cfg.samples_per_class;
+    if (per_class < 0) per_class = cfg.samples_per_class > 0 ? cfg.samples_per_class : 8; /* 0: the run wrote no grids */
     if (ema == -2) ema = cfg.n_ema > 0 ? 0 : -1;
     if (seed < 0) seed = (long long)cfg.seed;
     CHECK(ema >= -1 && ema < cfg.n_ema, "--ema %d: the checkpoint has %d EMA copies (use -1 for the raw weights)", ema,

@@ -370,7 +370,7 @@ static void progress(Trainer *T) {
 void trainer_sample(Trainer *T) {
     /* Rank 0 samples and writes; the others wait for it at the next collective.
      * (Several ranks creating the same HDF5 file would also fight over its lock.) */
-    if (T->rank != 0) return;
+    if (T->rank != 0 || T->cfg.samples_per_class == 0) return; /* per_class 0: no grids (e.g. jit-eval makes one) */
     const Config *c = &T->cfg;
     const JitConfig *mc = &c->model;
     int classes = T->data.num_classes, per_class = c->samples_per_class, n = classes * per_class;
