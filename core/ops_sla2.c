@@ -89,7 +89,7 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
     CHECK(d <= 1024, "SLA2 supports head dimensions up to 1024 (exact INT8 accumulation in fp32), got %d", d);
 
     Sla2Dims dm = {.B = B, .H = H, .N = N, .d = d, .feature_map = cfg->feature_map, .soft = cfg->soft,
-                   .qat = cfg->qat, .tau = cfg->tau};
+                   .qat = cfg->qat, .tau = cfg->tau, .cpu_path = cfg->cpu_path};
     dm.block_q = cfg->block_q < N ? cfg->block_q : N; /* a block larger than N is the whole sequence */
     dm.block_k = cfg->block_k < N ? cfg->block_k : N;
     dm.nq = (N + dm.block_q - 1) / dm.block_q;

@@ -27,7 +27,9 @@ typedef struct Sla2Dims {
     int soft;                     /* soft top-k (router training) instead of the hard mask */
     int qat;                      /* INT8/FP8 emulation in the sparse branch's forward */
     float tau;                    /* soft top-k temperature */
+    int cpu_path;                 /* the CPU's sparse branch: 0 by size (sla2_cpu_dense), else SLA2_CPU_* */
 } Sla2Dims;
+enum { SLA2_CPU_AUTO = 0, SLA2_CPU_BLOCKS = 1, SLA2_CPU_DENSE = 2 };
 
 /* What the forward keeps for backward (all allocated by the caller). */
 typedef struct Sla2Saved {

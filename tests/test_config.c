@@ -264,7 +264,7 @@ Test(config, floats_and_sizes_within_what_is_stored) {
                         "65536");
     expect_error("model:\n  hidden: 2147483644\n", "t.yaml:2:11: model.hidden: must be in [1, 16384], got 2147483644");
     expect_error("sampling:\n  per_class: 2147483647\n",
-                 "t.yaml:2:14: sampling.per_class: must be in [1, 65536], got 2147483647");
+                 "t.yaml:2:14: sampling.per_class: must be in [0, 65536], got 2147483647");
     expect_error_prefix("model:\n  num_classes: 1000\nsampling:\n  per_class: 100\n",
                         "t.yaml:4:14: sampling.per_class: per_class x model.num_classes = 100000 samples per sampling "
                         "event, above 65536");

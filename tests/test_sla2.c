@@ -435,3 +435,53 @@ Test(sla2_distill, mse_to_full_attention_is_differentiable_in_the_router) {
     free(qd);
     graph_free(&g);
 }
+
+/* ------------------------------- the dense masked path equals the block path */
+
+/* The CPU computes the sparse branch either tile by tile over the selected
+ * blocks or as one dense masked N x N attention (kernels/cpu/sla2_dense.c,
+ * chosen at short sequences). On the same inputs both give the same output
+ * and the same gradients of q, k, v, the router and alpha, up to float
+ * rounding (the row sums are accumulated in another order). */
+static void check_paths(int N, int bq, int bk, float ratio, int soft, int qat, uint64_t seed) {
+    Graph g;
+    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 22);
+    int B = 2, H = 3, d = 16;
+    Sla2In in = make_inputs(&g, B, H, N, d, seed);
+    Tensor *ts[6] = {in.q, in.k, in.v, in.pq, in.pk, in.al};
+    Tensor *dout = GC_NORMAL(&g, seed + 9, 1.0f, 3, B, N, H * d);
+    float *res[2][7];
+    for (int path = 0; path < 2; path++) {
+        Sla2Config c = config(bq, bk, ratio, SLA2_PHI_SOFTMAX, soft);
+        c.qat = qat;
+        c.cpu_path = path == 0 ? SLA2_CPU_BLOCKS : SLA2_CPU_DENSE;
+        for (int i = 0; i < 6; i++) {
+            ts[i]->requires_grad = true;
+            ts[i]->grad = NULL;
+        }
+        Tensor *o = op_sla2(&g, in.q, in.k, in.v, in.pq, in.pk, in.al, &c, NULL);
+        res[path][6] = malloc(sizeof(float) * o->numel);
+        memcpy(res[path][6], o->data, sizeof(float) * o->numel);
+        graph_backward_from(&g, o, dout->data);
+        for (int i = 0; i < 6; i++) {
+            res[path][i] = calloc(ts[i]->numel, sizeof(float)); /* hard selection: no router gradient */
+            if (ts[i]->grad) memcpy(res[path][i], ts[i]->grad, sizeof(float) * ts[i]->numel);
+        }
+        g.n_tape = 0; /* keep the inputs; drop the tape */
+    }
+    const char *names[7] = {"dq", "dk", "dv", "dproj_q", "dproj_k", "dalpha", "output"};
+    size_t sizes[7] = {in.q->numel, in.k->numel, in.v->numel, in.pq->numel, in.pk->numel, in.al->numel,
+                       (size_t)B * N * H * d};
+    for (int i = 0; i < 7; i++) {
+        double e = max_rel(res[1][i], res[0][i], sizes[i]);
+        cr_expect_lt(e, 2e-5, "N %d, blocks %d/%d, top-k %.2f, %s%s: %s differs by %.2e between the paths", N, bq, bk,
+                     ratio, soft ? "soft" : "hard", qat ? ", QAT" : "", names[i], e);
+        free(res[0][i]), free(res[1][i]);
+    }
+    graph_free(&g);
+}
+
+Test(sla2_paths, dense_equals_blocks_hard) { check_paths(96, 16, 16, 0.5f, 0, 0, 900); }
+Test(sla2_paths, dense_equals_blocks_hard_uneven) { check_paths(37, 8, 5, 0.3f, 0, 0, 910); }
+Test(sla2_paths, dense_equals_blocks_soft) { check_paths(45, 8, 8, 0.4f, 1, 0, 920); }
+Test(sla2_paths, dense_equals_blocks_qat) { check_paths(96, 16, 16, 0.5f, 0, 1, 930); }

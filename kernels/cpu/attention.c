@@ -71,7 +71,7 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
                 for (int j = 1; j < N; j++) mx = row[j] > mx ? row[j] : mx;
                 double sum = 0.0;
                 for (int j = 0; j < N; j++) {
-                    row[j] = expf(row[j] - mx);
+                    row[j] = cpu_expf(row[j] - mx);
                     sum += row[j];
                 }
                 float inv = (float)(1.0 / sum);

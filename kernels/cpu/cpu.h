@@ -5,6 +5,7 @@
 #ifndef KERNELS_CPU_H
 #define KERNELS_CPU_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #ifdef _OPENMP
@@ -22,6 +23,52 @@ static inline void cpu_thread_range(int n, int *lo, int *hi) {
 #endif
     *lo = (int)((long)n * id / nt);
     *hi = (int)((long)n * (id + 1) / nt);
+}
+
+/* e^x for the kernels' hot loops: no library call, so loops over it
+ * vectorise (glibc's expf does not without -ffast-math). x = n ln2 + r with
+ * |r| <= ln2/2 (Cody-Waite, two-part ln2), e^r by its degree-7 Taylor
+ * polynomial (truncation below 5e-9), 2^n from the exponent bits. Within a
+ * few float ulps of expf (test_core: core/cpu_expf_is_accurate, bound
+ * 4e-7 relative); exactly 0 below -87.33 (where expf is denormal or 0, so
+ * masked scores of -inf give 0), +inf above 88.72, NaN stays NaN. */
+static inline float cpu_expf(float x) {
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest by 1.5 * 2^23: no call */
+    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int e = (int)(n >= -126.0f && n < 128.0f ? n : 0.0f) + 127;
+    union {
+        uint32_t u;
+        float f;
+    } scale = {.u = (uint32_t)e << 23};
+    float y = p * scale.f;
+    y = x < -87.33654f ? 0.0f : y;
+    y = x > 88.72283f ? INFINITY : y;
+    return x != x ? x : y;
+}
+
+/* Threads a parallel region may use, and this thread's index in it: for
+ * per-thread scratch sized before the region. */
+static inline int cpu_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+static inline int cpu_thread_num(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
 /* linear.c */
@@ -85,6 +132,9 @@ struct Sla2Saved;
 struct Sla2Stats;
 void cpu_sla2_fwd(float *out, const struct Sla2Saved *sv, float *workspace, const float *q, const float *k,
                   const float *v, const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
+/* 1 when the sparse branch of dm runs as one dense masked attention per
+ * (batch, head) (sla2_dense.c: short sequences), 0 tile by tile. */
+int sla2_cpu_dense(const struct Sla2Dims *dm);
 size_t cpu_sla2_workspace_floats(const struct Sla2Dims *dm);
 void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float *dalpha_logit, float *workspace,
                   const float *dout, const struct Sla2Saved *sv, const float *q, const float *k, const float *v,

@@ -65,7 +65,7 @@ void cpu_gated_add_bwd(float *dx, float *dgate, float *dy, const float *dout, co
     }
 }
 
-static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + cpu_expf(-x)); }
 
 void cpu_swiglu_fwd(float *out, const float *inp, int M, int h) {
 #pragma omp parallel for schedule(static)

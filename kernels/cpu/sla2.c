@@ -44,7 +44,17 @@ void sla2_ws_map(Sla2Ws *w, float *base, const Sla2Dims *dm) {
     w->rowtmp = (double *)p; /* 64-byte aligned: every slice is a multiple of 16 floats */
 }
 
-size_t cpu_sla2_workspace_floats(const Sla2Dims *dm) { return (size_t)dm->B * dm->H * sla2_ws_per_pair(dm); }
+/* The pairs' slices, then (dense path) one N x N scratch per thread. */
+size_t cpu_sla2_workspace_floats(const Sla2Dims *dm) {
+    size_t n = (size_t)dm->B * dm->H * sla2_ws_per_pair(dm);
+    if (sla2_cpu_dense(dm)) n += (size_t)cpu_max_threads() * sla2_dense_scratch_floats(dm);
+    return n;
+}
+
+static float *dense_scratch(float *workspace, const Sla2Dims *dm) {
+    return workspace + (size_t)dm->B * dm->H * sla2_ws_per_pair(dm) +
+           (size_t)cpu_thread_num() * sla2_dense_scratch_floats(dm);
+}
 
 /* The pair's alpha gradient lives after rowtmp's nk + d doubles. */
 static float *ws_dalpha(Sla2Ws *w, const Sla2Dims *dm) { return (float *)(w->rowtmp + dm->nk + dm->d); }
@@ -59,11 +69,11 @@ static void phi_fwd(float *y, const float *x, int rows, int d, int fm) {
             float mx = xr[0];
             for (int c = 1; c < d; c++) mx = xr[c] > mx ? xr[c] : mx;
             double s = 0.0;
-            for (int c = 0; c < d; c++) s += yr[c] = expf(xr[c] - mx);
+            for (int c = 0; c < d; c++) s += yr[c] = cpu_expf(xr[c] - mx);
             float inv = (float)(1.0 / s);
             for (int c = 0; c < d; c++) yr[c] *= inv;
         } else if (fm == SLA2_PHI_ELU) {
-            for (int c = 0; c < d; c++) yr[c] = xr[c] > 0.0f ? xr[c] + 1.0f : expf(xr[c]);
+            for (int c = 0; c < d; c++) yr[c] = xr[c] > 0.0f ? xr[c] + 1.0f : cpu_expf(xr[c]);
         } else {
             for (int c = 0; c < d; c++) yr[c] = xr[c] > 0.0f ? xr[c] : 0.0f;
         }
@@ -106,9 +116,9 @@ static void sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, const
             for (int a = 0; a < na; a++) {
                 float *row = w->S + (size_t)a * nb, mx = w->m[a];
                 for (int b = 0; b < nb; b++) mx = row[b] > mx ? row[b] : mx;
-                float corr = expf(w->m[a] - mx), sum = 0.0f;
+                float corr = cpu_expf(w->m[a] - mx), sum = 0.0f;
                 for (int b = 0; b < nb; b++) {
-                    float p = expf(row[b] - mx);
+                    float p = cpu_expf(row[b] - mx);
                     sum += p;
                     row[b] = wgt * p;
                 }
@@ -221,12 +231,10 @@ void cpu_sla2_fwd(float *out, const Sla2Saved *sv, float *workspace, const float
         const float *qb = q + off, *kb = k + off, *vb = v + off;
         float *mask = sv->mask + moff, *os = sv->o_s + off, *ol = sv->o_l + off;
         sla2_router_fwd(dm, qb, kb, Wq, Wk, mask, sv->pc + moff, &w);
-        if (dm->qat) {
-            sparse_fwd(dm, qb, kb, vb, mask, sv->o_s_fp + off, sv->lse + (size_t)bh * N, &w);
-            sla2_qat_sparse_fwd(dm, qb, kb, vb, mask, os, &w);
-        } else {
-            sparse_fwd(dm, qb, kb, vb, mask, os, sv->lse + (size_t)bh * N, &w);
-        }
+        float *o_fp = dm->qat ? sv->o_s_fp + off : os, *lse = sv->lse + (size_t)bh * N;
+        if (sla2_cpu_dense(dm)) sla2_sparse_fwd_dense(dm, qb, kb, vb, mask, o_fp, lse, dense_scratch(workspace, dm));
+        else sparse_fwd(dm, qb, kb, vb, mask, o_fp, lse, &w);
+        if (dm->qat) sla2_qat_sparse_fwd(dm, qb, kb, vb, mask, os, &w);
         linear_fwd(dm, qb, kb, vb, mask, ol, &w);
         float alpha = 1.0f / (1.0f + expf(-alpha_logit[h]));
         for (int n = 0; n < N; n++) {
@@ -260,7 +268,7 @@ static void sparse_bwd(const Sla2Dims *dm, const float *q, const float *k, const
             for (int a = 0; a < na; a++)
                 for (int b = 0; b < nb; b++) {
                     size_t t = (size_t)a * nb + b;
-                    float p = expf(w->S[t] - lse[a0 + a]); /* unweighted: P = wgt * p */
+                    float p = cpu_expf(w->S[t] - lse[a0 + a]); /* unweighted: P = wgt * p */
                     float g = p * (w->P2[t] - D[a]);
                     dmij += g;
                     w->S[t] = wgt * g;  /* dS */
@@ -361,8 +369,11 @@ void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float
         }
         *ws_dalpha(&w, dm) = (float)(da * alpha * (1.0f - alpha));
         if (dm->soft) memset(w.dmask, 0, sizeof(float) * (size_t)dm->nq * dm->nk);
-        sparse_bwd(dm, qb, kb, vb, mask, dm->qat ? sv->o_s_fp + off : os, sv->lse + (size_t)bh * N, dq + off, dk + off,
-                   dv + off, &w);
+        const float *o_fp = dm->qat ? sv->o_s_fp + off : os, *lse = sv->lse + (size_t)bh * N;
+        if (sla2_cpu_dense(dm))
+            sla2_sparse_bwd_dense(dm, qb, kb, vb, mask, o_fp, lse, w.gs, dq + off, dk + off, dv + off, w.dmask,
+                                  w.rowtmp, dense_scratch(workspace, dm));
+        else sparse_bwd(dm, qb, kb, vb, mask, o_fp, lse, dq + off, dk + off, dv + off, &w);
         linear_bwd(dm, qb, kb, vb, mask, ol, dq + off, dk + off, dv + off, &w);
         if (dm->soft)
             sla2_router_bwd(dm, qb, kb, Wq, Wk, mask, sv->pc + moff, w.dmask, dq + off, dk + off, &w);

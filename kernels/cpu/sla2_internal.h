@@ -44,6 +44,18 @@ void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const f
 void sla2_router_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
                      const float *mask, const float *pc, const float *dmask, float *dq, float *dk, Sla2Ws *w);
 
+/* The sparse branch as one dense masked attention per (b, h)
+ * (kernels/cpu/sla2_dense.c; sla2_cpu_dense in cpu.h picks the path). */
+/* Floats of scratch per thread (the N x N scores and their gradients). */
+size_t sla2_dense_scratch_floats(const Sla2Dims *dm);
+void sla2_sparse_fwd_dense(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                           float *o, float *lse, float *scratch);
+/* gs: the gradient reaching O_s; o_ref the full-precision O_s. dq, dk, dv
+ * accumulated; with soft selection dmask too (blocksum: nk doubles). */
+void sla2_sparse_bwd_dense(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                           const float *o_ref, const float *lse, const float *gs, float *dq, float *dk, float *dv,
+                           float *dmask, double *blocksum, float *scratch);
+
 /* Quantised sparse branch of one (b, h) (forward only): o_s [N, d]. */
 void sla2_qat_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                          float *o_s, Sla2Ws *w);

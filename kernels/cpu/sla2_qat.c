@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/sla2_internal.h"
 #include "kernels/quant.h"
 
@@ -59,9 +60,9 @@ void sla2_qat_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, con
             for (int a = 0; a < na; a++) {
                 float *row = w->S + (size_t)a * nb, mx = w->m[a];
                 for (int b = 0; b < nb; b++) mx = fmaxf(mx, row[b] * deq);
-                float corr = expf(w->m[a] - mx), sum = 0.0f;
+                float corr = cpu_expf(w->m[a] - mx), sum = 0.0f;
                 for (int b = 0; b < nb; b++) {
-                    row[b] = expf(row[b] * deq - mx);
+                    row[b] = cpu_expf(row[b] * deq - mx);
                     sum += row[b];
                     pmax = fmaxf(pmax, row[b]);
                 }

@@ -1,8 +1,14 @@
 /* tests/bench/bench_sla2.c — SLA2 forward + backward against full attention
- * on the CPU, in one run: N = 256, 1024, 4096 (d = 64, 4 heads, batch 1,
- * blocks 64/64), top-k 0.05 / 0.15 / 0.5, with and without QAT emulation.
- * Prints a markdown table of medians and the ratio full / SLA2 (above 1:
- * SLA2 is faster). A figure, not an assertion.
+ * on the CPU, in one run, d = 64:
+ *   N = 96:   batch 32 x 3 heads, blocks 8 and 16 (the demo's jit-tiny step: 16);
+ *   N = 288:  batch 4 x 12 heads, blocks 32 (JiT-B/16's 256 + 32 tokens);
+ *   N = 1024, 4096: batch 1 x 4 heads, blocks 64;
+ * at top-k 0.15 and 0.5 (and 0.05 from 1024 on), SLA2's sparse branch by
+ * both CPU paths (tile by tile over the selected blocks, and one dense
+ * masked attention: kernels/cpu/sla2_dense.c; the dense one up to N = 1024),
+ * the path the CPU picks by itself, and that path with QAT emulation.
+ * Prints a markdown table of medians and full / SLA2 (above 1: SLA2 is
+ * faster). A figure, not an assertion.
  *   bench_sla2 [--iters 5] [--max-n 4096] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +18,14 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "kernels/cpu/cpu.h"
 #include "tests/bench/bench_util.h"
 
 /* Median ms of forward + backward; cfg NULL = full attention. */
-static double time_op(Graph *g, int N, int d, int H, const Sla2Config *cfg, int iters) {
+static double time_op(Graph *g, int B, int N, int d, int H, const Sla2Config *cfg, int iters) {
     double t[64];
     for (int it = 0; it < iters + 1; it++) {
-        Tensor *q = graph_new(g, 4, 1, H, N, d), *k = graph_new(g, 4, 1, H, N, d), *v = graph_new(g, 4, 1, H, N, d);
+        Tensor *q = graph_new(g, 4, B, H, N, d), *k = graph_new(g, 4, B, H, N, d), *v = graph_new(g, 4, B, H, N, d);
         Tensor *pq = graph_new(g, 2, d, d), *pk = graph_new(g, 2, d, d), *al = graph_new(g, 1, H);
         rng_fill_normal(q->data, q->numel, 1, RNG_STREAM_TEST, 0, 0, 1);
         rng_fill_normal(k->data, k->numel, 2, RNG_STREAM_TEST, 0, 0, 1);
@@ -28,8 +35,8 @@ static double time_op(Graph *g, int N, int d, int H, const Sla2Config *cfg, int 
         for (int i = 0; i < d; i++) pq->data[i * d + i] = pk->data[i * d + i] = 1.0f;
         for (int h = 0; h < H; h++) al->data[h] = 2.2f;
         q->requires_grad = k->requires_grad = v->requires_grad = al->requires_grad = true;
-        float *dout = graph_alloc(g, sizeof(float) * (size_t)N * H * d);
-        rng_fill_normal(dout, (size_t)N * H * d, 4, RNG_STREAM_TEST, 0, 0, 1);
+        float *dout = graph_alloc(g, sizeof(float) * (size_t)B * N * H * d);
+        rng_fill_normal(dout, (size_t)B * N * H * d, 4, RNG_STREAM_TEST, 0, 0, 1);
         double t0 = bench_now_ms();
         Tensor *o = cfg ? op_sla2(g, q, k, v, pq, pk, al, cfg, NULL) : op_attention(g, q, k, v);
         graph_backward_from(g, o, dout);
@@ -49,22 +56,38 @@ int main(int argc, char **argv) {
         else FAIL("unknown option %s (use --iters N --max-n N)", argv[i]);
     }
     CHECK(iters >= 1 && iters <= 64, "--iters must be in [1, 64]");
-    const int d = 64, H = 4;
+    const int d = 64;
+    const struct {
+        int N, B, H, block;
+    } cases[] = {{96, 32, 3, 8}, {96, 32, 3, 16}, {288, 4, 12, 32}, {1024, 1, 4, 64}, {4096, 1, 4, 64}};
     Graph g;
     graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
-    printf("| N | full attention ms | top-k | SLA2 ms | full/SLA2 | SLA2+QAT ms | full/(SLA2+QAT) |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    const float ratios[] = {0.05f, 0.15f, 0.5f};
-    for (int N = 256; N <= max_n; N *= 4) {
-        double full = time_op(&g, N, d, H, NULL, iters);
-        for (int r = 0; r < 3; r++) {
-            Sla2Config c = {.block_q = 64, .block_k = 64, .topk_ratio = ratios[r], .feature_map = SLA2_PHI_SOFTMAX,
-                            .tau = 0.1f};
-            double s = time_op(&g, N, d, H, &c, iters);
+    printf("| N | batch x heads | blocks | top-k (k of nk) | full ms | SLA2 blocks ms | SLA2 dense ms | CPU picks | "
+           "full / SLA2 | SLA2+QAT ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int N = cases[ci].N, B = cases[ci].B, H = cases[ci].H, bs = cases[ci].block, nk = (N + bs - 1) / bs;
+        if (N > max_n) break;
+        double full = time_op(&g, B, N, d, H, NULL, iters);
+        const float ratios[] = {0.05f, 0.15f, 0.5f};
+        for (int r = N >= 1024 ? 0 : 1; r < 3; r++) {
+            Sla2Config c = {.block_q = bs, .block_k = bs, .topk_ratio = ratios[r], .feature_map = SLA2_PHI_SOFTMAX,
+                            .tau = 0.1f, .cpu_path = SLA2_CPU_BLOCKS};
+            double blocks = time_op(&g, B, N, d, H, &c, iters), dense = -1;
+            if (N <= 1024) {
+                c.cpu_path = SLA2_CPU_DENSE;
+                dense = time_op(&g, B, N, d, H, &c, iters);
+            }
+            c.cpu_path = SLA2_CPU_AUTO;
+            Sla2Dims dm = {.N = N, .block_q = bs, .block_k = bs};
+            int picks_dense = sla2_cpu_dense(&dm);
+            double chosen = picks_dense ? dense : blocks;
             c.qat = 1;
-            double sq = time_op(&g, N, d, H, &c, iters);
-            printf("| %d | %.2f | %.2f (k=%d of %d) | %.2f | %.2fx | %.2f | %.2fx |\n", N, full, ratios[r],
-                   sla2_k_select(ratios[r], N / 64), N / 64, s, full / s, sq, full / sq);
+            double qat = time_op(&g, B, N, d, H, &c, iters);
+            char dbuf[32] = "-";
+            if (dense >= 0) snprintf(dbuf, sizeof dbuf, "%.2f", dense);
+            printf("| %d | %d x %d | %d | %.2f (%d of %d) | %.2f | %.2f | %s | %s | %.2fx | %.2f |\n", N, B, H, bs,
+                   ratios[r], sla2_k_select(ratios[r], nk), nk, full, blocks, dbuf, picks_dense ? "dense" : "blocks",
+                   full / chosen, qat);
             fflush(stdout);
         }
     }
