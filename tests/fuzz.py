@@ -21,11 +21,12 @@ regression input (tests/fuzz_corpus/).
   `jit-train --config MUTANT --print-config` (load and validate, no training).
 
 The test command runs 600 shard and 300 config mutants; a longer run
-is the same command with --mutants 100000 (docs/robustness.md).
+is the same command with --mutants 1000000 --seconds 600 (docs/robustness.md).
 """
 
 import argparse
 import collections
+import time
 import os
 import random
 import shutil
@@ -60,7 +61,11 @@ def fuzz_shards(a):
     outcomes = collections.Counter()
     bad = []
     path = os.path.join(a.work, "mutant.h5")
+    t_end = time.time() + a.seconds if a.seconds else None
     for i in range(a.mutants):
+        if t_end and time.time() > t_end:
+            a.mutants = i
+            break
         data = bytearray(src)
         if i % 10 == 9:
             data = data[: rng.randrange(1, len(data))]          # cut short
@@ -151,9 +156,18 @@ def fuzz_config(a):
     bad = []
     path = os.path.join(a.work, "mutant.yaml")
     inputs = [(p, t.encode()) for p, t in zip(seeds, texts)]   # the corpus itself first
-    for i in range(a.mutants):
-        inputs.append((None, mutate_text(rng.choice(texts), rng)))
-    for i, (origin, data) in enumerate(inputs):
+    t_end = time.time() + a.seconds if a.seconds else None
+    n_seed = len(inputs)
+
+    def stream():
+        yield from inputs
+        for _ in range(a.mutants):
+            if t_end and time.time() > t_end:
+                return
+            yield None, mutate_text(rng.choice(texts), rng)
+    done = 0
+    for i, (origin, data) in enumerate(stream()):
+        done = i + 1
         open(path, "wb").write(data)
         kind, err = run_check(None, path, [train, "--config", path, "--print-config"])
         if origin:   # configs/ must load; the regression corpus must be refused
@@ -167,7 +181,7 @@ def fuzz_config(a):
             keep = os.path.join(a.work, f"failing-{i:04d}.yaml")
             open(keep, "wb").write(data)
             bad.append((i, kind, keep, err.strip().splitlines()[-1:] if err else ""))
-    print(f"config_fuzz: {len(seeds)} seeds, {a.mutants} mutants: " +
+    print(f"config_fuzz: {len(seeds)} seeds, {done - n_seed} mutants: " +
           ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     for i, kind, keep, err in bad:
         print(f"config_fuzz: FAIL input {i}: {kind} (kept as {keep}) {err}")
@@ -181,6 +195,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--mutants", type=int, default=600)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=0, help="stop making mutants after this long (0: no limit)")
     a = ap.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
