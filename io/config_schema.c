@@ -214,7 +214,9 @@ static const CfgField cfg_data[] = {
 };
 
 static const CfgField cfg_optim[] = {
-    F_FLOAT("lr", lr, CFGR_GT, 0, 0),
+    /* Bounded so that an AdamW update (a small multiple of lr per element,
+     * train/trainer.c) cannot overflow a float weight. */
+    F_FLOAT("lr", lr, CFGR_GT_LE, 0, 100),
     F_CUSTOM("betas", bind_betas, write_betas),
     F_FLOAT("eps", eps, CFGR_GT, 0, 0),
     F_FLOAT("weight_decay", weight_decay, CFGR_GE, 0, 0),

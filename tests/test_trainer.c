@@ -554,3 +554,32 @@ Test(trainer, per_class_zero_writes_no_grid, .init = make_data) {
     snprintf(p, sizeof p, "%s/nogrid/ckpt/ckpt-00000002.h5", tmpdir);
     cr_expect_eq(access(p, F_OK), 0, "the final checkpoint is missing");
 }
+
+/* A finite gradient too large for AdamW's float second moment (g^2 would be
+ * inf: optim.lr = 1e3 made one in issue 14) is skipped before the update:
+ * weights, moments and EMA stay as they were and finite. With the old
+ * NaN/Inf guard alone the moment became inf. */
+Test(trainer, update_that_would_overflow_the_moments_is_skipped, .init = make_data) {
+    Config c = small_config("huge", 0);
+    Trainer T;
+    trainer_init(&T, &c, NULL, NULL);
+    for (int s = 0; s < 2; s++) cr_assert(isfinite(trainer_step(&T)));
+    ParamStore *ps = &T.model.params;
+    size_t bytes = ps->padded * sizeof(float);
+    float *before = malloc(bytes);
+    memcpy(before, ps->data, bytes);
+    T.inject_nan_step = 2;
+    T.inject_value = 1e30f; /* finite; its square is not */
+    cr_expect(isnan(trainer_step(&T)), "the skipped step reports NaN");
+    cr_expect_eq(T.skipped_total, 1);
+    cr_expect_eq(memcmp(before, ps->data, bytes), 0, "a skipped step must not change the weights");
+    for (size_t i = 0; i < ps->padded; i++) {
+        if (!isfinite(T.opt.v[i]) || !isfinite(T.opt.m[i]) || !isfinite(T.ema[0][i])) {
+            cr_assert_fail("non-finite optimizer or EMA state at %zu: m %g v %g ema %g", i, T.opt.m[i], T.opt.v[i],
+                           T.ema[0][i]);
+        }
+    }
+    cr_expect(isfinite(trainer_step(&T)), "training goes on");
+    free(before);
+    trainer_free(&T);
+}

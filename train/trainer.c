@@ -89,6 +89,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->world = comm ? comm->world : 1;
     T->inject_nan_step = -1;
     T->inject_nan_count = 1;
+    T->inject_value = NAN;
     T->qat_enabled_step = -1;
     trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
@@ -304,14 +305,29 @@ float trainer_step(Trainer *T) {
         (long)T->step < T->inject_nan_step + T->inject_nan_count)
         trainer_device_poison_grad(T);
     T->grad_norm = trainer_device_grad_norm(T);
-    T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm);
+    /* The update is checked before it is committed, by what keeps it
+     * finite: a finite gradient whose norm (after clipping) is below 1e18
+     * has every g^2 below FLT_MAX, so AdamW's moments stay finite (each a
+     * convex mix of finite values); the step m/(sqrt(v)+eps) per element is
+     * then bounded (by about 1.2 for betas with beta1^2 < beta2, such as
+     * 0.9/0.95, by Cauchy-Schwarz), and with lr <= 100 (the config's bound)
+     * the weights and their EMA stay finite. Anything else is skipped; a
+     * state that still turns non-finite is never checkpointed. */
+    double applied = c->grad_clip > 0 && T->grad_norm > c->grad_clip ? c->grad_clip : T->grad_norm;
+    int huge = isfinite(T->grad_norm) && applied > TRAINER_MAX_UPDATE_NORM;
+    T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm) || huge;
     T->bad_streak = T->last_skipped ? T->bad_streak + 1 : 0;
     if (T->last_skipped) {
         /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
          * the schedules move on, and the log says so. */
         T->skipped_total++;
-        fprintf(stderr, "warning: step %llu skipped: non-finite %s (loss %g, gradient norm %g)\n",
-                (unsigned long long)T->step, isfinite(loss) ? "gradient" : "loss", loss, T->grad_norm);
+        if (huge)
+            fprintf(stderr, "warning: step %llu skipped: gradient norm %g would overflow AdamW's second moment "
+                            "(its squares exceed a float); set optim.grad_clip or lower optim.lr\n",
+                    (unsigned long long)T->step, T->grad_norm);
+        else
+            fprintf(stderr, "warning: step %llu skipped: non-finite %s (loss %g, gradient norm %g)\n",
+                    (unsigned long long)T->step, isfinite(loss) ? "gradient" : "loss", loss, T->grad_norm);
     } else {
         if (c->grad_clip > 0 && T->grad_norm > c->grad_clip)
             trainer_device_scale_grad(T, (float)(c->grad_clip / T->grad_norm));

@@ -24,6 +24,10 @@
 #include "train/metrics.h"
 #include "train/trainer_device.h"
 
+/* A step whose applied gradient norm exceeds this is skipped: its squares
+ * would overflow the float second moment (train/trainer.c). */
+#define TRAINER_MAX_UPDATE_NORM 1e18
+
 typedef enum TrainerPhase {
     TRAINER_PHASE_CALLBACKS, /* on_step_start/on_step_end, parameter freezing */
     TRAINER_PHASE_DATA,      /* loader_next, label dropout, noise, upload */
@@ -74,6 +78,7 @@ typedef struct Trainer {
     int last_skipped;
     /* tests: poison the gradients at this step (-1 = never) */
     long inject_nan_step;  /* tests: poison the gradient from this step ... */
+    float inject_value;    /* ... with this value in its first element (default NaN) ... */
     int inject_nan_count;  /* ... for this many steps (default 1) */
     int bad_streak;        /* consecutive steps the NaN guard skipped */
     int state_bad;         /* a checkpoint was refused: the state holds NaN or Inf */

@@ -189,8 +189,7 @@ void trainer_device_ema(Trainer *T, int k, float decay) {
 }
 
 void trainer_device_poison_grad(Trainer *T) {
-    const float nan = NAN;
-    T->dev.mem->to_device(T->model.params.grad, &nan, sizeof nan);
+    T->dev.mem->to_device(T->model.params.grad, &T->inject_value, sizeof T->inject_value);
 }
 
 void trainer_device_batch_begin(Trainer *T) { T->dev.mem->fence_wait(T->dev.batch_fence); }
