@@ -259,21 +259,14 @@ static char **shards_attr_strings(hid_t f, const char *path, const char *name, i
     hssize_t np = H5Sget_simple_extent_npoints(sp);
     CHECK(np >= 1 && np < (1 << 24), "%s: attribute '%s' has %lld values", path, name, (long long)np);
     int n = (int)np;
-    char **out = core_malloc(sizeof(char *) * (size_t)n);
+    char **out;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_cset(mt, H5Tget_cset(ft));
-    if (H5Tis_variable_str(ft) > 0) {
+    if (H5Tis_variable_str(ft) > 0) { /* a legacy shard: the global heap, read in isolation */
         H5Tset_size(mt, H5T_VARIABLE);
-        char **buf = core_calloc(sizeof(char *) * (size_t)n);
-        CHECK(H5Aread(a, mt, buf) >= 0, "%s: cannot read string attribute '%s'", path, name);
-        for (int i = 0; i < n; i++) out[i] = shards_strdup(buf[i] ? buf[i] : "");
-#if H5_VERSION_GE(1, 12, 0)
-        H5Treclaim(mt, sp, H5P_DEFAULT, buf);
-#else
-        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, buf);
-#endif
-        core_free(buf);
+        out = shards_read_vlen_strings(a, mt, n, path, name);
     } else {
+        out = core_malloc(sizeof(char *) * (size_t)n);
         size_t sz = H5Tget_size(ft);
         H5Tset_size(mt, sz);
         H5Tset_strpad(mt, H5T_STR_NULLPAD);

@@ -14,6 +14,11 @@ hid_t shards_open_file(const char *path);
 hid_t shards_open_images(hid_t f, const char *path, int64_t *n, int dims_chw[3]);
 /* Read /labels (integers, length n) into out, checking [0, num_classes). */
 void shards_read_labels(hid_t f, const char *path, int64_t n, int num_classes, int *out);
+/* n variable-length strings of attribute a (memory type mt), read in a
+ * forked child with a time limit (io/shards_legacy.c): a corrupt legacy
+ * shard that crashes or hangs libhdf5 is an error naming path and name.
+ * Returns n core_malloc'ed strings. */
+char **shards_read_vlen_strings(hid_t a, hid_t mt, int n, const char *path, const char *name);
 /* Access property list for reopening /images: the chunk cache policy. */
 hid_t shards_images_dapl(hid_t dset, size_t image_bytes);
 

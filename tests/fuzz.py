@@ -10,8 +10,10 @@ A mutational driver. Each mutant is checked by the real program under a
 fails the run, and the mutant is kept in DIR as failing-NNNN.* to become a
 regression input (tests/fuzz_corpus/).
 
-- shards: a small jit-prep --synthetic shard, 1 to 4 bytes overwritten or
-  the file cut short, checked with `jit-prep --check`. Also: a crafted
+- shards: a small jit-prep --synthetic shard and a legacy one (variable-length
+  string attributes, tests/fuzz_corpus/legacy-vlen-ok.h5), 1 to 4 bytes
+  overwritten or the file cut short, checked with `jit-prep --check`; the
+  corpus's legacy-vlen-heap-crash-*.h5 (they crashed libhdf5) must be errors. Also: a crafted
   [1, 2^32, 2^32, 1] image shape (its product wraps to 0 in 64 bits) and a
   flipped byte inside an image (caught by the Fletcher-32 checksum).
 - config: the seed corpus is configs/*.yaml plus tests/fuzz_corpus/*.yaml
@@ -57,6 +59,17 @@ def fuzz_shards(a):
     subprocess.run([a.prep, "--synthetic", "24", "--out", os.path.join(a.work, "src"), "--size", "8",
                     "--channels", "1", "--classes", "3", "--per-shard", "24"], check=True, capture_output=True)
     src = open(os.path.join(a.work, "src", "synthetic-00000.h5"), "rb").read()
+    # Shards written before the fixed-length attributes (variable-length
+    # strings in the global heap, read in a child process): half the mutants
+    # come from one, and the corpus holds the ones that crashed libhdf5.
+    corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_corpus")
+    legacy = open(os.path.join(corpus, "legacy-vlen-ok.h5"), "rb").read()
+    corpus_ok = True
+    for name in sorted(n for n in os.listdir(corpus) if n.endswith(".h5")):
+        kind, err = run_check(a.prep, os.path.join(corpus, name))
+        want = "ok" if name.endswith("-ok.h5") else "error"
+        print(f"shard_fuzz: {'ok  ' if kind == want else 'FAIL'} corpus {name}: {kind}, expected {want}")
+        corpus_ok &= kind == want
     rng = random.Random(a.seed)
     outcomes = collections.Counter()
     bad = []
@@ -66,7 +79,7 @@ def fuzz_shards(a):
         if t_end and time.time() > t_end:
             a.mutants = i
             break
-        data = bytearray(src)
+        data = bytearray(src if i % 2 == 0 else legacy)
         if i % 10 == 9:
             data = data[: rng.randrange(1, len(data))]          # cut short
         else:
@@ -79,7 +92,7 @@ def fuzz_shards(a):
             keep = os.path.join(a.work, f"failing-{i:04d}.h5")
             shutil.copy(path, keep)
             bad.append((i, kind, keep, err.strip().splitlines()[-1:] if err else ""))
-    print(f"shard_fuzz: {a.mutants} mutants of a {len(src)}-byte shard: " +
+    print(f"shard_fuzz: {a.mutants} mutants of a {len(src)}-byte shard and a {len(legacy)}-byte legacy one: " +
           ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     for i, kind, keep, err in bad:
         print(f"shard_fuzz: FAIL mutant {i}: {kind} (kept as {keep}) {err}")
@@ -108,7 +121,7 @@ def fuzz_shards(a):
     shape_ok = kind == "error" and "implausible image shape" in err
     print(f"shard_fuzz: {'ok  ' if shape_ok else 'FAIL'} a [1, 2^32, 2^32, 1] image shape is an error ({kind}: "
           f"{err.strip().splitlines()[-1] if err.strip() else ''})")
-    return 1 if bad or not shape_ok or not flip_ok else 0
+    return 1 if bad or not shape_ok or not flip_ok or not corpus_ok else 0
 
 
 VALUES = ["0", "-1", "-2147483648", "2147483647", "4294967296", "1e309", "-1e309", "1e-50", ".nan", ".inf",
