@@ -24,12 +24,16 @@ static void attr_u64(hid_t f, const char *name, uint64_t v) {
     H5Aclose(a), H5Sclose(sp);
 }
 
+/* A fixed-length UTF-8 string (NUL-terminated): read from the object header,
+ * where the 1.10 format checksums it, not from the global heap that
+ * variable-length strings use (a corrupted heap crashes libhdf5). */
 static void attr_str(hid_t f, const char *name, const char *s) {
     hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_size(t, strlen(s) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
     H5Tset_cset(t, H5T_CSET_UTF8);
     hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, &s);
+    H5Awrite(a, t, s);
     H5Aclose(a), H5Sclose(sp), H5Tclose(t);
 }
 
@@ -42,15 +46,26 @@ static uint64_t read_u64(hid_t f, const char *path, const char *name) {
     return v;
 }
 
+/* A string attribute, fixed-length (this writer) or variable-length (older
+ * checkpoints, and h5py's default); malloc'ed, or NULL when absent. */
 static char *read_str(hid_t f, const char *name) {
     if (H5Aexists(f, name) <= 0) return NULL;
     hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
     H5Tset_cset(mt, H5Tget_cset(t));
-    char *s = NULL, *copy = NULL;
-    if (H5Aread(a, mt, &s) >= 0 && s) {
-        copy = strdup(s);
-        H5free_memory(s);
+    char *copy = NULL;
+    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
+        H5Tset_size(mt, H5T_VARIABLE);
+        char *s = NULL;
+        if (H5Aread(a, mt, &s) >= 0 && s) {
+            copy = strdup(s);
+            H5free_memory(s);
+        }
+    } else if (H5Tget_class(t) == H5T_STRING) {
+        size_t n = H5Tget_size(t);
+        H5Tset_size(mt, n);
+        H5Tset_strpad(mt, H5T_STR_NULLPAD);
+        copy = calloc(n + 1, 1);
+        if (copy && H5Aread(a, mt, copy) < 0) free(copy), copy = NULL;
     }
     H5Tclose(mt), H5Tclose(t), H5Aclose(a);
     return copy;
@@ -84,7 +99,14 @@ static void write_group(hid_t f, const char *tmp, const char *group, const Param
         hsize_t dims[TENSOR_MAX_DIMS], start[TENSOR_MAX_DIMS] = {0}, count[TENSOR_MAX_DIMS];
         for (int k = 0; k < p->ndim; k++) dims[k] = count[k] = (hsize_t)p->shape[k];
         hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
-        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        /* One chunk per tensor with a Fletcher-32 checksum, verified by HDF5
+         * on every read: a flipped byte in a weight is an error at resume,
+         * not a silently different model. */
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, p->ndim, dims);
+        H5Pset_fletcher32(dcpl);
+        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
         if (d < 0) ckpt_write_failed(tmp, p->name, errno);
         hsize_t rows = dims[0], r0 = rows * (hsize_t)rank / (hsize_t)world, r1 = rows * (hsize_t)(rank + 1) / (hsize_t)world;
         size_t row_elems = p->numel / (size_t)rows;
@@ -217,6 +239,9 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures are reported by ckpt_write_failed */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (parallel) H5Pset_fapl_mpio(fapl, comm->mpi, MPI_INFO_NULL);
+    /* The 1.10 format: HDF5 checksums its metadata (object headers, chunk
+     * indices), so a damaged header is an error, not a wrong read. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
     errno = 0;
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);

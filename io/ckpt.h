@@ -4,7 +4,10 @@
  * its own shape), /ema/<k>/<name> for each EMA decay k, /optim/m/<name> and
  * /optim/v/<name> (AdamW moments); root attributes: format, step, adam_step,
  * seed, loader_epoch, loader_offset, world_size, ema_decays, config (the
- * resolved YAML) and code_version. Read it from Python by name:
+ * resolved YAML) and code_version, as fixed-length strings. Every dataset is
+ * one chunk with a Fletcher-32 checksum and the file is in HDF5's 1.10
+ * format (checksummed metadata), so corruption is an error when read, not a
+ * wrong model. Read it from Python by name:
  *   h5py.File(p)["params"]["blocks.0.attn.qkv.weight"][...]
  * With a Comm of several ranks the file is written with parallel HDF5
  * (MPI-IO): every rank makes the same sequence of HDF5 calls and writes its

@@ -465,7 +465,9 @@ def cmd_export_official(args):
         fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
         if fmt != CKPT_FORMAT:
             raise InteropError(f"{path}: format is {fmt!r}, expected {CKPT_FORMAT!r}")
-        model = Model.from_yaml_text(find_jit_train(args.jit_train), f.attrs["config"], path)
+        cfg_text = f.attrs["config"]
+        cfg_text = cfg_text.decode() if isinstance(cfg_text, bytes) else cfg_text   # fixed-length: bytes
+        model = Model.from_yaml_text(find_jit_train(args.jit_train), cfg_text, path)
         ours = [n for n, _ in model.params if not is_sla2(n)]
         dropped = [n for n, _ in model.params if is_sla2(n)]
         if dropped:

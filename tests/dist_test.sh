@@ -92,13 +92,14 @@ else bad "2 -> 1 rank resume (see $work/move.log)"; fi
 $py - "$work/np2/ckpt/ckpt-00000020.h5" <<'PY' && ok "checkpoint readable by name in h5py" || bad "checkpoint layout"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
-assert f.attrs["format"] == "jit-ckpt-v1" and int(f.attrs["step"]) == 20 and int(f.attrs["world_size"]) == 2
+text = lambda v: v.decode() if isinstance(v, bytes) else v   # fixed-length string attributes read as bytes
+assert text(f.attrs["format"]) == "jit-ckpt-v1" and int(f.attrs["step"]) == 20 and int(f.attrs["world_size"]) == 2
 p = f["params"]
 assert p["blocks.0.attn.qkv.weight"].shape == (192, 64)
 assert p["blocks.1.attn.sla2.proj_q"].shape == (32, 32) and p["blocks.1.attn.sla2.alpha_logit"].shape == (2,)
 for g in ("ema/0", "optim/m", "optim/v"):
     assert set(f[g]) == set(p) and all(f[g][k].shape == p[k].shape for k in p), g
-assert "model:" in f.attrs["config"]
+assert "model:" in text(f.attrs["config"])
 print(f"dist_test: {len(p)} parameters by name, EMA and optimiser groups match")
 PY
 

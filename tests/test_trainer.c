@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "core/rng.h"
 #include "io/ckpt.h"
 #include "io/config.h"
@@ -582,4 +584,28 @@ Test(trainer, update_that_would_overflow_the_moments_is_skipped, .init = make_da
     cr_expect(isfinite(trainer_step(&T)), "training goes on");
     free(before);
     trainer_free(&T);
+}
+
+/* A flipped byte inside a checkpointed weight: the tensor's Fletcher-32
+ * checksum makes the resume an error naming the file and the tensor (it
+ * used to load a silently different model). */
+Test(trainer, corrupt_checkpoint_weight_is_an_error, .init = make_data, .exit_code = 1) {
+    checkpoint_two_steps("flip", 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/flip/ckpt/ckpt-00000002.h5", tmpdir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "params/blocks.0.attn.qkv.weight", H5P_DEFAULT);
+    hsize_t origin[2] = {0, 0}, size = 0;
+    haddr_t addr = 0;
+    unsigned mask = 0;
+    cr_assert(H5Dget_chunk_info_by_coord(d, origin, &mask, &addr, &size) >= 0 && size > 100);
+    H5Dclose(d), H5Fclose(f);
+    FILE *fp = fopen(path, "r+b");
+    cr_assert(fp && fseek(fp, (long)addr + 64, SEEK_SET) == 0);
+    int c = fgetc(fp);
+    fseek(fp, (long)addr + 64, SEEK_SET);
+    fputc(c ^ 0x10, fp);
+    fclose(fp);
+    Config cfg = small_config("flip", 0);
+    Trainer T;
+    trainer_init(&T, &cfg, "auto", NULL); /* exits 1: reading params/blocks.0.attn.qkv.weight failed */
 }
