@@ -236,7 +236,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     H5E_auto2_t efunc;
     void *edata;
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures are reported by ckpt_write_failed */
+    if (!io_hdf5_errors_wanted()) H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* ckpt_write_failed reports */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (parallel) H5Pset_fapl_mpio(fapl, comm->mpi, MPI_INFO_NULL);
     /* The 1.10 format: HDF5 checksums its metadata (object headers, chunk

@@ -74,6 +74,11 @@ void io_hdf5_lock(void) {
 
 void io_hdf5_unlock(void) { pthread_mutex_unlock(&io_hdf5_mutex); }
 
+int io_hdf5_errors_wanted(void) {
+    const char *e = getenv("JIT_HDF5_ERRORS");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 /* ---- small helpers ---- */
 
 char *shards_strdup(const char *s) {
@@ -457,7 +462,7 @@ void shardset_open(ShardSet *s, const char *spec) {
     H5E_auto2_t efunc;
     void *edata;
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (!io_hdf5_errors_wanted()) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     for (int i = 0; i < s->n_files; i++) {
         const char *path = s->paths[i];
         hid_t f = shards_open_file(path);
@@ -515,7 +520,7 @@ int64_t shardset_verify(const ShardSet *s) {
     H5E_auto2_t efunc;
     void *edata;
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (!io_hdf5_errors_wanted()) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     size_t per = (size_t)s->channels * s->height * s->width;
     uint8_t *buf = core_malloc(per * 64);
     for (int i = 0; i < s->n_files; i++) {

@@ -78,5 +78,9 @@ void loader_free(Loader *L);
  * thread must hold this lock (checkpoints, sample files, tests). */
 void io_hdf5_lock(void);
 void io_hdf5_unlock(void);
+/* 1 when JIT_HDF5_ERRORS is set (and not "0"): HDF5's own error stack is
+ * then printed where the readers and writers otherwise silence it (their
+ * messages name the file and what is wrong; the stack is for debugging). */
+int io_hdf5_errors_wanted(void);
 
 #endif
