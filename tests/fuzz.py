@@ -13,7 +13,8 @@ regression input (tests/fuzz_corpus/).
 - shards: a small jit-prep --synthetic shard and a legacy one (variable-length
   string attributes, tests/fuzz_corpus/legacy-vlen-ok.h5), 1 to 4 bytes
   overwritten or the file cut short, checked with `jit-prep --check`; the
-  corpus's legacy-vlen-heap-crash-*.h5 (they crashed libhdf5) must be errors. Also: a crafted
+  corpus's legacy-vlen-heap-crash-*.h5 and -loop-*.h5 (they crashed libhdf5
+  or made it loop) must be errors. Also: a crafted
   [1, 2^32, 2^32, 1] image shape (its product wraps to 0 in 64 bits) and a
   flipped byte inside an image (caught by the Fletcher-32 checksum).
 - config: the seed corpus is configs/*.yaml plus tests/fuzz_corpus/*.yaml
@@ -40,9 +41,12 @@ import numpy as np
 
 
 def run_check(prep, path, cmd=None):
+    # A legacy shard's heap read runs in a child with a time limit (io/shards_legacy.c):
+    # 3 s here, so a libhdf5 loop shows as the error it becomes, well within the 10 s.
+    env = dict(os.environ, JIT_LEGACY_READ_SECONDS="3")
     try:
         r = subprocess.run(cmd or [prep, "--check", path], capture_output=True, text=True, errors="replace",
-                           timeout=10)
+                           timeout=10, env=env)
     except subprocess.TimeoutExpired:
         return "hang", ""
     if r.returncode < 0:
