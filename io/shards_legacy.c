@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,8 +34,12 @@ static int shards_legacy_seconds(void) {
     return v >= 1 && v <= 3600 ? (int)v : 30;
 }
 
-/* The child: read, then write n records of (uint32 length, bytes). */
-static _Noreturn void shards_legacy_child(int out, hid_t a, hid_t mt, int n) {
+/* The child: read, then write n records of (uint32 length, bytes). It dies
+ * with its parent (a killed job must not leave a child looping in libhdf5)
+ * and by its own alarm a little after the parent's limit. */
+static _Noreturn void shards_legacy_child(int out, hid_t a, hid_t mt, int n, int limit) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm((unsigned)limit + 5);
     char **buf = calloc((size_t)n, sizeof(char *));
     if (!buf || H5Aread(a, mt, buf) < 0) _exit(3);
     for (int i = 0; i < n; i++) {
@@ -48,17 +53,17 @@ static _Noreturn void shards_legacy_child(int out, hid_t a, hid_t mt, int n) {
 char **shards_read_vlen_strings(hid_t a, hid_t mt, int n, const char *path, const char *name) {
     int fd[2];
     CHECK(pipe(fd) == 0, "%s: pipe for reading attribute '%s': %s", path, name, strerror(errno));
+    int limit = shards_legacy_seconds();
     fflush(stdout), fflush(stderr);
     pid_t pid = fork();
     CHECK(pid >= 0, "%s: fork for reading attribute '%s': %s", path, name, strerror(errno));
     if (pid == 0) {
         close(fd[0]);
-        shards_legacy_child(fd[1], a, mt, n);
+        shards_legacy_child(fd[1], a, mt, n, limit);
     }
     close(fd[1]);
     size_t cap = 4096, used = 0;
     char *data = core_malloc(cap);
-    int limit = shards_legacy_seconds();
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {

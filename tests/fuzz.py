@@ -74,6 +74,23 @@ def fuzz_shards(a):
         want = "ok" if name.endswith("-ok.h5") else "error"
         print(f"shard_fuzz: {'ok  ' if kind == want else 'FAIL'} corpus {name}: {kind}, expected {want}")
         corpus_ok &= kind == want
+    # A killed check must not leave its reading child looping in libhdf5.
+    loop = os.path.join(a.work, "loop.h5")
+    shutil.copy(os.path.join(corpus, "legacy-vlen-heap-loop-1.h5"), loop)
+    try:
+        subprocess.run([a.prep, "--check", loop], capture_output=True, timeout=1,
+                       env=dict(os.environ, JIT_LEGACY_READ_SECONDS="30"))
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(1.5)
+    def cmdline(pid):
+        try:
+            return open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:   # gone meanwhile
+            return b""
+    left = [p for p in os.listdir("/proc") if p.isdigit() and loop.encode() in cmdline(p)]
+    print(f"shard_fuzz: {'ok  ' if not left else 'FAIL'} a killed check leaves no process behind ({len(left)} left)")
+    corpus_ok &= not left
     rng = random.Random(a.seed)
     outcomes = collections.Counter()
     bad = []
