@@ -40,12 +40,13 @@ import h5py
 import numpy as np
 
 
-def run_check(prep, path, cmd=None):
+def run_check(cmd, path):
+    """Run cmd (which reads path); classify: ok, error (exit 1 naming path), signal, hang."""
     # A legacy shard's heap read runs in a child with a time limit (io/shards_legacy.c):
     # 3 s here, so a libhdf5 loop shows as the error it becomes, well within the 10 s.
     env = dict(os.environ, JIT_LEGACY_READ_SECONDS="3")
     try:
-        r = subprocess.run(cmd or [prep, "--check", path], capture_output=True, text=True, errors="replace",
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
                            timeout=10, env=env)
     except subprocess.TimeoutExpired:
         return "hang", ""
@@ -70,7 +71,8 @@ def fuzz_shards(a):
     legacy = open(os.path.join(corpus, "legacy-vlen-ok.h5"), "rb").read()
     corpus_ok = True
     for name in sorted(n for n in os.listdir(corpus) if n.endswith(".h5")):
-        kind, err = run_check(a.prep, os.path.join(corpus, name))
+        entry = os.path.join(corpus, name)
+        kind, err = run_check([a.prep, "--check", entry], entry)
         want = "ok" if name.endswith("-ok.h5") else "error"
         print(f"shard_fuzz: {'ok  ' if kind == want else 'FAIL'} corpus {name}: {kind}, expected {want}")
         corpus_ok &= kind == want
@@ -107,7 +109,7 @@ def fuzz_shards(a):
             for _ in range(rng.randint(1, 4)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
         open(path, "wb").write(data)
-        kind, err = run_check(a.prep, path)
+        kind, err = run_check([a.prep, "--check", path], path)
         outcomes[kind] += 1
         if kind not in ("ok", "error"):
             keep = os.path.join(a.work, f"failing-{i:04d}.h5")
@@ -126,7 +128,7 @@ def fuzz_shards(a):
     data = bytearray(open(flipped, "rb").read())
     data[off] ^= 0x40
     open(flipped, "wb").write(data)
-    kind, err = run_check(a.prep, flipped)
+    kind, err = run_check([a.prep, "--check", flipped], flipped)
     flip_ok = kind == "error" and "images 0..23 cannot be read" in err
     print(f"shard_fuzz: {'ok  ' if flip_ok else 'FAIL'} a flipped pixel byte is an error ({kind})")
 
@@ -138,7 +140,7 @@ def fuzz_shards(a):
         f.create_dataset("images", shape=(1, 2 ** 32, 2 ** 32, 1), dtype=np.uint8, chunks=(1, 1, 64, 1))
         del f["labels"]
         f["labels"] = np.zeros(1, np.int32)
-    kind, err = run_check(a.prep, crafted)
+    kind, err = run_check([a.prep, "--check", crafted], crafted)
     shape_ok = kind == "error" and "implausible image shape" in err
     print(f"shard_fuzz: {'ok  ' if shape_ok else 'FAIL'} a [1, 2^32, 2^32, 1] image shape is an error ({kind}: "
           f"{err.strip().splitlines()[-1] if err.strip() else ''})")
@@ -203,7 +205,7 @@ def fuzz_config(a):
     for i, (origin, data) in enumerate(stream()):
         done = i + 1
         open(path, "wb").write(data)
-        kind, err = run_check(None, path, [train, "--config", path, "--print-config"])
+        kind, err = run_check([train, "--config", path, "--print-config"], path)
         if origin:   # configs/ must load; the regression corpus must be refused
             want = "error" if "fuzz_corpus" in origin else "ok"
             if kind != want:
