@@ -39,7 +39,7 @@ typedef struct Sla2Config {
     int soft;             /* soft top-k: router training (stage 1) */
     int qat;              /* INT8/FP8 emulation of the sparse branch (hard selection only) */
     float tau;            /* soft top-k temperature, 0.1 */
-    int cpu_path;         /* 0: the CPU picks its sparse-branch path by size; SLA2_CPU_BLOCKS / _DENSE (tests) */
+    int cpu_path;         /* SLA2_CPU_AUTO: the CPU picks its path; SLA2_CPU_BLOCKS / _DENSE / _GATHER (tests) */
 } Sla2Config;
 
 /* Check a configuration; returns NULL when valid, else a message. */

@@ -14,6 +14,8 @@ const char *sla2_config_error(const Sla2Config *c) {
         return "sla2_feature_map must be softmax, elu or relu";
     if (c->soft && !(c->tau > 0.0f)) return "the soft top-k temperature tau must be positive";
     if (c->soft && c->qat) return "QAT applies to the hard selection; router training (soft top-k) runs in full precision";
+    if (c->soft && c->cpu_path == SLA2_CPU_GATHER) return "the CPU's gather path takes the hard selection only";
+    if (c->cpu_path < SLA2_CPU_AUTO || c->cpu_path > SLA2_CPU_GATHER) return "unknown SLA2 CPU path";
     return NULL;
 }
 
@@ -105,6 +107,8 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
         .o_s_fp = dm.qat ? graph_alloc(g, tok * sizeof(float)) : NULL,
         .o_l = graph_alloc(g, tok * sizeof(float)),
     };
+    size_t n_kept = g->ops->sla2_saved_floats(&dm);
+    sv.kept = n_kept ? graph_alloc(g, n_kept * sizeof(float)) : NULL;
     Tensor *out = graph_new(g, 3, B, N, H * d);
     float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&dm) * sizeof(float));
     g->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,

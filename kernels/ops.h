@@ -1,5 +1,5 @@
 /* kernels/ops.h — the op table: the arithmetic of every op, one struct of
- * function pointers per backend (ops_cpu here, ops_cuda later).
+ * function pointers per backend (ops_cpu, ops_cuda).
  *
  * Conventions, shared by every backend:
  * - all arrays are contiguous, row-major, float32 (fp32 master format);
@@ -27,9 +27,13 @@ typedef struct Sla2Dims {
     int soft;                     /* soft top-k (router training) instead of the hard mask */
     int qat;                      /* INT8/FP8 emulation in the sparse branch's forward */
     float tau;                    /* soft top-k temperature */
-    int cpu_path;                 /* the CPU's sparse branch: 0 by size (sla2_cpu_dense), else SLA2_CPU_* */
+    int cpu_path;                 /* the CPU's path: SLA2_CPU_AUTO (by selection, sla2_cpu_path), else SLA2_CPU_* */
 } Sla2Dims;
-enum { SLA2_CPU_AUTO = 0, SLA2_CPU_BLOCKS = 1, SLA2_CPU_DENSE = 2 };
+/* The CPU's ways through the sparse branch (kernels/cpu/sla2*.c): tile by
+ * tile over the weighted blocks (hard and soft), one dense masked N x N
+ * attention (hard and soft), or, for a hard mask, the selected blocks
+ * gathered into one product per query block (the default for hard masks). */
+enum { SLA2_CPU_AUTO = 0, SLA2_CPU_BLOCKS = 1, SLA2_CPU_DENSE = 2, SLA2_CPU_GATHER = 3 };
 
 /* What the forward keeps for backward (all allocated by the caller). */
 typedef struct Sla2Saved {
@@ -39,6 +43,8 @@ typedef struct Sla2Saved {
     float *o_s;   /* [B, H, N, d]: sparse branch as used in the output (quantised under QAT) */
     float *o_s_fp; /* [B, H, N, d]: full-precision sparse branch (QAT only, else NULL) */
     float *o_l;   /* [B, H, N, d]: linear branch */
+    float *kept;  /* sla2_saved_floats(dm) floats in the backend's own format (NULL when 0): the
+                   * CPU's gathered path keeps its probabilities here, the GPU nothing */
 } Sla2Saved;
 
 /* Per-head SLA2 diagnostics (docs/sla2.md, "Statistics"). */
@@ -163,8 +169,10 @@ typedef struct OpTable {
                      const float *v, const float *proj_q, const float *proj_k, const float *alpha_logit,
                      const Sla2Dims *dm);
 
-    /* Workspace (floats) the backend's SLA2 kernels need for one call. */
+    /* Workspace (floats) the backend's SLA2 kernels need for one call, and
+     * what its forward keeps for backward in Sla2Saved.kept. */
     size_t (*sla2_workspace_floats)(const Sla2Dims *dm);
+    size_t (*sla2_saved_floats)(const Sla2Dims *dm);
 
     /* loss = mean((a - b)^2) over n elements (router distillation) */
     void (*mse_fwd)(float *loss, const float *a, const float *b, size_t n);

@@ -205,7 +205,8 @@ typedef struct S2Run {
     Sla2Dims dm;
     Arr q, k, v, pq, pk, al, out, mask, pc, lse, os, osfp, ol;
     Sla2Saved svh, svd;
-    float *wsh; /* CPU workspace */
+    float *wsh;  /* CPU workspace */
+    float *kept; /* what the CPU's forward keeps for its backward */
     Arr wsd;    /* GPU workspace (device side only is used) */
 } S2Run;
 
@@ -218,8 +219,9 @@ static void s2_forward(S2Run *r, const S2Case *c) {
     r->wsd = arr_nan(GPU.sla2_workspace_floats(&dm));
     r->out = arr_nan(nt), r->mask = arr_nan(nb), r->pc = arr_nan(nb), r->lse = arr_nan(nr);
     r->os = arr_nan(nt), r->ol = arr_nan(nt), r->osfp = arr_nan(c->qat ? nt : 1);
-    r->svh = (Sla2Saved){r->mask.h, r->pc.h, r->lse.h, r->os.h, c->qat ? r->osfp.h : NULL, r->ol.h};
-    r->svd = (Sla2Saved){r->mask.d, r->pc.d, r->lse.d, r->os.d, c->qat ? r->osfp.d : NULL, r->ol.d};
+    r->kept = malloc(sizeof(float) * (CPU.sla2_saved_floats(&dm) + 1));
+    r->svh = (Sla2Saved){r->mask.h, r->pc.h, r->lse.h, r->os.h, c->qat ? r->osfp.h : NULL, r->ol.h, r->kept};
+    r->svd = (Sla2Saved){r->mask.d, r->pc.d, r->lse.d, r->os.d, c->qat ? r->osfp.d : NULL, r->ol.d, NULL};
     for (int attempt = 0;; attempt++) {
         r->q = arr_rand(nt, -2, 2), r->k = arr_rand(nt, -2, 2), r->v = arr_rand(nt, -1, 1);
         r->pq = arr_rand((size_t)d * d, -0.3f / sqrtf((float)d), 0.3f / sqrtf((float)d));
@@ -296,7 +298,7 @@ static void check_sla2(const S2Case *c, CudaPrecision prec, double tol) {
            r.dm.d, r.dm.block_q, r.dm.block_k, r.dm.k_sel, r.dm.nk, c->fm, c->soft ? "soft" : "hard",
            c->qat ? " qat" : "", prec == CUDA_PREC_FP32 ? "fp32" : "bf16", arr_err(&r.out), arr_err(&r.lse),
            arr_err(&r.os), arr_err(&r.ol));
-    free(r.wsh);
+    free(r.wsh), free(r.kept);
 }
 
 /* S2Case: N, d, block_q, block_k, top-k ratio, feature map, soft, qat (B = 2, H = 3 always) */
@@ -361,7 +363,7 @@ Test(cuda_attn, sla2_backward_gradient_subsets) {
         S2Run r;
         s2_forward(&r, &cs[i]);
         for (int which = 0; which < 16; which++) s2_check_backward(&r, &cs[i], TOL_FP32, which);
-        free(r.wsh);
+        free(r.wsh), free(r.kept);
     }
 }
 
@@ -381,7 +383,7 @@ Test(cuda_attn, sla2_is_deterministic) {
                      &r.svd, r.q.d, r.k.d, r.v.d, r.pq.d, r.pk.d, r.al.d, &dm);
     }
     for (int t = 0; t < 6; t++) cr_expect(same_bits(&g[0][t], &g[1][t]), "SLA2 gradient %d differs run to run", t);
-    free(r.wsh);
+    free(r.wsh), free(r.kept);
 }
 
 /* The saved fields mean what the CPU's mean: the CPU statistics read from a
@@ -395,7 +397,7 @@ Test(cuda_attn, sla2_saved_fields_feed_the_cpu_statistics) {
     float *got[6];
     for (int t = 0; t < 6; t++) got[t] = arr_download(fields[t]);
     float *olg = arr_download(&r.ol);
-    Sla2Saved svg = {got[1], got[2], got[3], got[4], got[5], olg};
+    Sla2Saved svg = {got[1], got[2], got[3], got[4], got[5], olg, NULL};
     float *scr = malloc(sizeof(float) * (size_t)dm.B * dm.H * (dm.N + 16));
     Sla2Stats sc[3], sg[3];
     cpu_sla2_stats(sc, scr, r.out.h, &r.svh, r.q.h, r.k.h, r.v.h, r.al.h, &dm);
@@ -409,13 +411,13 @@ Test(cuda_attn, sla2_saved_fields_feed_the_cpu_statistics) {
                   "head %d: QAT error %g vs %g", h, sg[h].qat_rel_err, sc[h].qat_rel_err);
     }
     for (int t = 0; t < 6; t++) free(got[t]);
-    free(olg), free(scr), free(r.wsh);
+    free(olg), free(scr), free(r.wsh), free(r.kept);
 }
 
 Test(cuda_attn, sla2_rejects_head_dim_above_128, .exit_code = 1) {
     const S2Case c = {20, 160, 4, 4, 0.5f, SOFTMAX, 0, 0};
     Sla2Dims dm = s2_dims(&c);
     Arr x = arr_nan(1);
-    Sla2Saved sv = {x.d, x.d, x.d, x.d, NULL, x.d};
+    Sla2Saved sv = {x.d, x.d, x.d, x.d, NULL, x.d, NULL};
     GPU.sla2_fwd(x.d, &sv, x.d, x.d, x.d, x.d, x.d, x.d, x.d, &dm);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "kernels/cpu/cpu.h"
 #include "core/rng.h"
 #include "gradcheck.h"
 #include "kernels/quant.h"
@@ -115,6 +116,20 @@ Test(sla2_grad, hard_softmax) { check_grad(SLA2_PHI_SOFTMAX, 0, 13, 6, 4, 3, 0.4
 Test(sla2_grad, hard_elu) { check_grad(SLA2_PHI_ELU, 0, 13, 6, 4, 3, 0.4f, 110); }
 Test(sla2_grad, hard_relu) { check_grad(SLA2_PHI_RELU, 0, 13, 6, 4, 3, 0.4f, 120); }
 Test(sla2_grad, hard_mostly_selected) { check_grad(SLA2_PHI_SOFTMAX, 0, 11, 5, 3, 2, 0.7f, 130); }
+/* With most blocks selected the CPU's gather path takes the linear branch's
+ * quadratic form (kernels/cpu/sla2_gather.c); the cases above take the
+ * linear form. */
+Test(sla2_grad, hard_quadratic_elu) { check_grad(SLA2_PHI_ELU, 0, 11, 5, 3, 2, 0.7f, 135); }
+Test(sla2_grad, hard_quadratic_relu) { check_grad(SLA2_PHI_RELU, 0, 11, 5, 3, 2, 0.7f, 137); }
+Test(sla2_grad, linear_forms_as_expected) {
+    Sla2Dims quad = {.N = 11, .d = 5, .block_q = 3, .block_k = 2, .nq = 4, .nk = 6, .k_sel = 4};
+    Sla2Dims lin = {.N = 13, .d = 6, .block_q = 4, .block_k = 3, .nq = 4, .nk = 5, .k_sel = 2};
+    cr_expect(sla2_cpu_linear_quadratic(&quad), "N 11, 4 of 6 blocks selected: the quadratic form");
+    cr_expect(!sla2_cpu_linear_quadratic(&lin), "N 13, 2 of 5 blocks selected: the linear form");
+    cr_expect_eq(sla2_cpu_path(&quad), SLA2_CPU_GATHER, "a hard mask takes the gather path by default");
+    quad.soft = 1;
+    cr_expect_eq(sla2_cpu_path(&quad), SLA2_CPU_BLOCKS, "a soft mask takes the tile path by default");
+}
 Test(sla2_grad, soft_softmax) { check_grad(SLA2_PHI_SOFTMAX, 1, 13, 6, 4, 3, 0.4f, 140); }
 Test(sla2_grad, soft_elu) { check_grad(SLA2_PHI_ELU, 1, 13, 6, 4, 3, 0.4f, 150); }
 Test(sla2_grad, soft_relu) { check_grad(SLA2_PHI_RELU, 1, 13, 6, 4, 3, 0.4f, 160); }
@@ -132,12 +147,13 @@ static void run_kernel(int soft, float ratio, float *mask_out, int *nq, int *nk)
     dm.k_sel = sla2_k_select(ratio, dm.nk);
     size_t blk = (size_t)B * H * dm.nq * dm.nk, tok = (size_t)B * H * N * d;
     Sla2Saved sv = {.mask = mask_out, .pc = malloc(sizeof(float) * blk), .lse = malloc(sizeof(float) * B * H * N),
-                    .o_s = malloc(sizeof(float) * tok), .o_l = malloc(sizeof(float) * tok)};
+                    .o_s = malloc(sizeof(float) * tok), .o_l = malloc(sizeof(float) * tok),
+                    .kept = malloc(sizeof(float) * (ops_cpu.sla2_saved_floats(&dm) + 1))};
     float *ws = malloc(sizeof(float) * ops_cpu.sla2_workspace_floats(&dm)), *out = malloc(sizeof(float) * tok);
     ops_cpu.sla2_fwd(out, &sv, ws, in.q->data, in.k->data, in.v->data, in.pq->data, in.pk->data, in.al->data, &dm);
     for (size_t i = 0; i < tok; i++) cr_assert(isfinite(out[i]));
     *nq = dm.nq, *nk = dm.nk;
-    free(sv.pc), free(sv.lse), free(sv.o_s), free(sv.o_l), free(ws), free(out);
+    free(sv.pc), free(sv.lse), free(sv.o_s), free(sv.o_l), free(sv.kept), free(ws), free(out);
     graph_free(&g);
 }
 
@@ -436,14 +452,16 @@ Test(sla2_distill, mse_to_full_attention_is_differentiable_in_the_router) {
     graph_free(&g);
 }
 
-/* ------------------------------- the dense masked path equals the block path */
+/* ------------------------------- the CPU's paths give the same result */
 
-/* The CPU computes the sparse branch either tile by tile over the selected
- * blocks or as one dense masked N x N attention (kernels/cpu/sla2_dense.c,
- * chosen at short sequences). On the same inputs both give the same output
- * and the same gradients of q, k, v, the router and alpha, up to float
- * rounding (the row sums are accumulated in another order). */
-static void check_paths(int N, int bq, int bk, float ratio, int soft, int qat, uint64_t seed) {
+/* The CPU computes the sparse branch tile by tile over the selected blocks,
+ * as one dense masked N x N attention (kernels/cpu/sla2_dense.c), or, for a
+ * hard mask, over the selected blocks gathered per query block with the
+ * linear branch in its linear or quadratic form (kernels/cpu/sla2_gather.c).
+ * On the same inputs every path gives the same output and the same
+ * gradients of q, k, v, the router and alpha as the tile path, up to float
+ * rounding (sums are accumulated in another order). */
+static void check_paths(int other, int N, int bq, int bk, float ratio, int soft, int qat, uint64_t seed) {
     Graph g;
     graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 22);
     int B = 2, H = 3, d = 16;
@@ -454,7 +472,7 @@ static void check_paths(int N, int bq, int bk, float ratio, int soft, int qat, u
     for (int path = 0; path < 2; path++) {
         Sla2Config c = config(bq, bk, ratio, SLA2_PHI_SOFTMAX, soft);
         c.qat = qat;
-        c.cpu_path = path == 0 ? SLA2_CPU_BLOCKS : SLA2_CPU_DENSE;
+        c.cpu_path = path == 0 ? SLA2_CPU_BLOCKS : other;
         for (int i = 0; i < 6; i++) {
             ts[i]->requires_grad = true;
             ts[i]->grad = NULL;
@@ -474,14 +492,34 @@ static void check_paths(int N, int bq, int bk, float ratio, int soft, int qat, u
                        (size_t)B * N * H * d};
     for (int i = 0; i < 7; i++) {
         double e = max_rel(res[1][i], res[0][i], sizes[i]);
-        cr_expect_lt(e, 2e-5, "N %d, blocks %d/%d, top-k %.2f, %s%s: %s differs by %.2e between the paths", N, bq, bk,
-                     ratio, soft ? "soft" : "hard", qat ? ", QAT" : "", names[i], e);
+        cr_expect_lt(e, 2e-5, "%s path, N %d, blocks %d/%d, top-k %.2f, %s%s: %s differs by %.2e from the tile path",
+                     other == SLA2_CPU_DENSE ? "dense" : "gather", N, bq, bk, ratio, soft ? "soft" : "hard",
+                     qat ? ", QAT" : "", names[i], e);
         free(res[0][i]), free(res[1][i]);
     }
     graph_free(&g);
 }
 
-Test(sla2_paths, dense_equals_blocks_hard) { check_paths(96, 16, 16, 0.5f, 0, 0, 900); }
-Test(sla2_paths, dense_equals_blocks_hard_uneven) { check_paths(37, 8, 5, 0.3f, 0, 0, 910); }
-Test(sla2_paths, dense_equals_blocks_soft) { check_paths(45, 8, 8, 0.4f, 1, 0, 920); }
-Test(sla2_paths, dense_equals_blocks_qat) { check_paths(96, 16, 16, 0.5f, 0, 1, 930); }
+Test(sla2_paths, dense_equals_blocks_hard) { check_paths(SLA2_CPU_DENSE, 96, 16, 16, 0.5f, 0, 0, 900); }
+Test(sla2_paths, dense_equals_blocks_hard_uneven) { check_paths(SLA2_CPU_DENSE, 37, 8, 5, 0.3f, 0, 0, 910); }
+Test(sla2_paths, dense_equals_blocks_soft) { check_paths(SLA2_CPU_DENSE, 45, 8, 8, 0.4f, 1, 0, 920); }
+Test(sla2_paths, dense_equals_blocks_qat) { check_paths(SLA2_CPU_DENSE, 96, 16, 16, 0.5f, 0, 1, 930); }
+/* d = 16: with 5 of 6 blocks selected at N = 96 (and 7 of 8 at N = 37) the
+ * quadratic form, with 3 of 6 (2 of 8) the linear one; uneven blocks; all
+ * blocks selected (the linear branch is exactly 0); QAT. */
+Test(sla2_paths, gather_equals_blocks_quadratic) { check_paths(SLA2_CPU_GATHER, 96, 16, 16, 0.85f, 0, 0, 940); }
+Test(sla2_paths, gather_equals_blocks_linear) { check_paths(SLA2_CPU_GATHER, 96, 16, 16, 0.5f, 0, 0, 950); }
+Test(sla2_paths, gather_equals_blocks_uneven_quadratic) { check_paths(SLA2_CPU_GATHER, 37, 8, 5, 0.9f, 0, 0, 955); }
+Test(sla2_paths, gather_equals_blocks_uneven_linear) { check_paths(SLA2_CPU_GATHER, 37, 8, 5, 0.3f, 0, 0, 960); }
+Test(sla2_paths, gather_equals_blocks_all_selected) { check_paths(SLA2_CPU_GATHER, 40, 8, 8, 1.0f, 0, 0, 970); }
+Test(sla2_paths, gather_equals_blocks_qat) { check_paths(SLA2_CPU_GATHER, 96, 16, 16, 0.85f, 0, 1, 980); }
+Test(sla2_paths, the_tests_see_each_linear_form) {
+    Sla2Dims d = {.N = 96, .d = 16, .block_q = 16, .block_k = 16, .nq = 6, .nk = 6, .k_sel = 5};
+    cr_expect(sla2_cpu_linear_quadratic(&d), "N 96, 5 of 6: quadratic");
+    d.k_sel = 3;
+    cr_expect(!sla2_cpu_linear_quadratic(&d), "N 96, 3 of 6: linear");
+    d = (Sla2Dims){.N = 37, .d = 16, .block_q = 8, .block_k = 5, .nq = 5, .nk = 8, .k_sel = 7};
+    cr_expect(sla2_cpu_linear_quadratic(&d), "N 37, 7 of 8: quadratic");
+    d.k_sel = 2;
+    cr_expect(!sla2_cpu_linear_quadratic(&d), "N 37, 2 of 8: linear");
+}

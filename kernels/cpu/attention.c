@@ -67,14 +67,9 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, scale, qb, hd, kb, hd, 0.0f, P, N);
             for (int i = 0; i < N; i++) {
                 float *row = P + (size_t)i * N;
-                float mx = row[0];
-                for (int j = 1; j < N; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = 0.0;
-                for (int j = 0; j < N; j++) {
-                    row[j] = cpu_expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = (float)(1.0 / sum);
+                float mx = cpu_max_f32(row, N);
+                for (int j = 0; j < N; j++) row[j] = cpu_expf(row[j] - mx);
+                float inv = (float)(1.0 / cpu_sum_f64(row, N));
                 for (int j = 0; j < N; j++) row[j] *= inv;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, P, N, vb, hd, 0.0f,
@@ -102,9 +97,7 @@ void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const fl
             for (int i = 0; i < N; i++) {
                 float *ds = dS + (size_t)i * N;
                 const float *p = P + (size_t)i * N;
-                double dot = 0.0;
-                for (int j = 0; j < N; j++) dot += (double)p[j] * ds[j];
-                float fd = (float)dot;
+                float fd = (float)cpu_dot_f64(p, ds, N);
                 for (int j = 0; j < N; j++) ds[j] = p[j] * (ds[j] - fd);
             }
             if (dq)

@@ -54,6 +54,47 @@ static inline float cpu_expf(float x) {
     return x != x ? x : y;
 }
 
+/* Sums in double over float rows, in four interleaved lanes: the lanes
+ * break the chain of dependent additions (and let the compiler use vector
+ * registers) while keeping double accumulation; the order is fixed, so the
+ * result is reproducible. */
+static inline double cpu_sum_f64(const float *x, int n) {
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) a[j] += (double)x[i + j];
+    for (; i < n; i++) a[0] += (double)x[i];
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+static inline double cpu_dot_f64(const float *x, const float *y, int n) {
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) a[j] += (double)x[i + j] * y[i + j];
+    for (; i < n; i++) a[0] += (double)x[i] * y[i];
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* max of x[0..n), n >= 1, in eight interleaved lanes (the compiler turns
+ * them into one vector register; a single running max is a chain of
+ * dependent compares). A NaN element is skipped, as by `x > m ? x : m`. */
+static inline float cpu_max_f32(const float *x, int n) {
+    if (n < 8) {
+        float m = x[0];
+        for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+        return m;
+    }
+    float a[8];
+    for (int j = 0; j < 8; j++) a[j] = x[j];
+    int i = 8;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) a[j] = x[i + j] > a[j] ? x[i + j] : a[j];
+    for (; i < n; i++) a[0] = x[i] > a[0] ? x[i] : a[0];
+    float m = a[0];
+    for (int j = 1; j < 8; j++) m = a[j] > m ? a[j] : m;
+    return m;
+}
+
 /* Threads a parallel region may use, and this thread's index in it: for
  * per-thread scratch sized before the region. */
 static inline int cpu_max_threads(void) {
@@ -132,10 +173,13 @@ struct Sla2Saved;
 struct Sla2Stats;
 void cpu_sla2_fwd(float *out, const struct Sla2Saved *sv, float *workspace, const float *q, const float *k,
                   const float *v, const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
-/* 1 when the sparse branch of dm runs as one dense masked attention per
- * (batch, head) (sla2_dense.c: short sequences), 0 tile by tile. */
-int sla2_cpu_dense(const struct Sla2Dims *dm);
+/* The path a call takes (SLA2_CPU_BLOCKS, _DENSE or _GATHER; kernels/ops.h):
+ * the one asked for, else gather for a hard mask and blocks for a soft one.
+ * With gather, 1 when its linear branch takes the quadratic form. */
+int sla2_cpu_path(const struct Sla2Dims *dm);
+int sla2_cpu_linear_quadratic(const struct Sla2Dims *dm);
 size_t cpu_sla2_workspace_floats(const struct Sla2Dims *dm);
+size_t cpu_sla2_saved_floats(const struct Sla2Dims *dm);
 void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float *dalpha_logit, float *workspace,
                   const float *dout, const struct Sla2Saved *sv, const float *q, const float *k, const float *v,
                   const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);

@@ -48,6 +48,7 @@ const OpTable ops_cpu = {
     .sla2_fwd = cpu_sla2_fwd,
     .sla2_bwd = cpu_sla2_bwd,
     .sla2_workspace_floats = cpu_sla2_workspace_floats,
+    .sla2_saved_floats = cpu_sla2_saved_floats,
     .mse_fwd = cpu_mse_fwd,
     .mse_bwd = cpu_mse_bwd,
     .xent_fwd = cpu_xent_fwd,

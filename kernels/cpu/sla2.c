@@ -3,9 +3,12 @@
  * backward. One (batch, head) pair per OpenMP iteration, each with its own
  * workspace slice; tiles of block_q x block_k go through sgemm.
  *
- * Hard and soft selection share one code path: the block mask M weights the
- * sparse branch (w * exp(s)) and 1 - M weights the linear branch; with a
- * hard mask, blocks of weight 0 are simply not visited. */
+ * The tile path serves hard and soft selection alike: the block mask M
+ * weights the sparse branch (w * exp(s)) and 1 - M weights the linear
+ * branch; with a hard mask, blocks of weight 0 are simply not visited. A
+ * hard mask takes the gather path by default (kernels/cpu/sla2_gather.c:
+ * fewer, larger products), the dense masked path when asked
+ * (kernels/cpu/sla2_dense.c); sla2_cpu_path says which. */
 #include <math.h>
 #include <string.h>
 
@@ -44,16 +47,32 @@ void sla2_ws_map(Sla2Ws *w, float *base, const Sla2Dims *dm) {
     w->rowtmp = (double *)p; /* 64-byte aligned: every slice is a multiple of 16 floats */
 }
 
-/* The pairs' slices, then (dense path) one N x N scratch per thread. */
-size_t cpu_sla2_workspace_floats(const Sla2Dims *dm) {
-    size_t n = (size_t)dm->B * dm->H * sla2_ws_per_pair(dm);
-    if (sla2_cpu_dense(dm)) n += (size_t)cpu_max_threads() * sla2_dense_scratch_floats(dm);
-    return n;
+int sla2_cpu_path(const Sla2Dims *dm) {
+    if (dm->cpu_path != SLA2_CPU_AUTO) return dm->cpu_path;
+    return dm->soft ? SLA2_CPU_BLOCKS : SLA2_CPU_GATHER;
 }
 
-static float *dense_scratch(float *workspace, const Sla2Dims *dm) {
+static size_t thread_scratch_floats(const Sla2Dims *dm) {
+    int path = sla2_cpu_path(dm);
+    return path == SLA2_CPU_DENSE ? sla2_dense_scratch_floats(dm)
+           : path == SLA2_CPU_GATHER ? sla2_gather_scratch_floats(dm)
+                                     : 0;
+}
+
+/* The pairs' slices, then one scratch per thread (dense and gather paths). */
+size_t cpu_sla2_workspace_floats(const Sla2Dims *dm) {
+    return (size_t)dm->B * dm->H * sla2_ws_per_pair(dm) + (size_t)cpu_max_threads() * thread_scratch_floats(dm);
+}
+
+static float *thread_scratch(float *workspace, const Sla2Dims *dm) {
     return workspace + (size_t)dm->B * dm->H * sla2_ws_per_pair(dm) +
-           (size_t)cpu_thread_num() * sla2_dense_scratch_floats(dm);
+           (size_t)cpu_thread_num() * thread_scratch_floats(dm);
+}
+
+/* The gather path keeps its probabilities from forward to backward. */
+size_t cpu_sla2_saved_floats(const Sla2Dims *dm) {
+    if (sla2_cpu_path(dm) != SLA2_CPU_GATHER) return 0;
+    return (size_t)dm->B * dm->H * sla2_gather_kept_per_pair(dm);
 }
 
 /* The pair's alpha gradient lives after rowtmp's nk + d doubles. */
@@ -61,16 +80,14 @@ static float *ws_dalpha(Sla2Ws *w, const Sla2Dims *dm) { return (float *)(w->row
 
 /* --- feature maps phi (applied per token over its d channels) --- */
 
-static void phi_fwd(float *y, const float *x, int rows, int d, int fm) {
+void sla2_phi_fwd(float *y, const float *x, int rows, int d, int fm) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d;
         float *yr = y + (size_t)r * d;
         if (fm == SLA2_PHI_SOFTMAX) {
-            float mx = xr[0];
-            for (int c = 1; c < d; c++) mx = xr[c] > mx ? xr[c] : mx;
-            double s = 0.0;
-            for (int c = 0; c < d; c++) s += yr[c] = cpu_expf(xr[c] - mx);
-            float inv = (float)(1.0 / s);
+            float mx = cpu_max_f32(xr, d);
+            for (int c = 0; c < d; c++) yr[c] = cpu_expf(xr[c] - mx); /* apart from the sum: vectorises */
+            float inv = (float)(1.0 / cpu_sum_f64(yr, d));
             for (int c = 0; c < d; c++) yr[c] *= inv;
         } else if (fm == SLA2_PHI_ELU) {
             for (int c = 0; c < d; c++) yr[c] = xr[c] > 0.0f ? xr[c] + 1.0f : cpu_expf(xr[c]);
@@ -81,14 +98,13 @@ static void phi_fwd(float *y, const float *x, int rows, int d, int fm) {
 }
 
 /* dx += J^T dy for phi at x (y = phi(x)). */
-static void phi_bwd(float *dx, const float *dy, const float *x, const float *y, int rows, int d, int fm) {
+void sla2_phi_bwd(float *dx, const float *dy, const float *x, const float *y, int rows, int d, int fm) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d, *yr = y + (size_t)r * d, *g = dy + (size_t)r * d;
         float *o = dx + (size_t)r * d;
         if (fm == SLA2_PHI_SOFTMAX) {
-            double dot = 0.0;
-            for (int c = 0; c < d; c++) dot += (double)yr[c] * g[c];
-            for (int c = 0; c < d; c++) o[c] += yr[c] * (g[c] - (float)dot);
+            float dot = (float)cpu_dot_f64(yr, g, d);
+            for (int c = 0; c < d; c++) o[c] += yr[c] * (g[c] - dot);
         } else if (fm == SLA2_PHI_ELU) {
             for (int c = 0; c < d; c++) o[c] += xr[c] > 0.0f ? g[c] : g[c] * yr[c];
         } else {
@@ -197,8 +213,8 @@ static int linear_query_sums(const Sla2Dims *dm, const float *mrow, Sla2Ws *w) {
 static void linear_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                        float *o, Sla2Ws *w) {
     int N = dm->N, d = dm->d, bq = dm->block_q;
-    phi_fwd(w->phi_q, q, N, d, dm->feature_map);
-    phi_fwd(w->phi_k, k, N, d, dm->feature_map);
+    sla2_phi_fwd(w->phi_q, q, N, d, dm->feature_map);
+    sla2_phi_fwd(w->phi_k, k, N, d, dm->feature_map);
     linear_block_sums(dm, v, w);
     for (int i = 0; i < dm->nq; i++) {
         int a0 = i * bq, na = sla2_block_len(i, bq, N);
@@ -220,7 +236,7 @@ static void linear_fwd(const Sla2Dims *dm, const float *q, const float *k, const
 
 void cpu_sla2_fwd(float *out, const Sla2Saved *sv, float *workspace, const float *q, const float *k,
                   const float *v, const float *Wq, const float *Wk, const float *alpha_logit, const Sla2Dims *dm) {
-    int B = dm->B, H = dm->H, N = dm->N, d = dm->d;
+    int B = dm->B, H = dm->H, N = dm->N, d = dm->d, path = sla2_cpu_path(dm);
     size_t per = sla2_ws_per_pair(dm);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
@@ -232,10 +248,15 @@ void cpu_sla2_fwd(float *out, const Sla2Saved *sv, float *workspace, const float
         float *mask = sv->mask + moff, *os = sv->o_s + off, *ol = sv->o_l + off;
         sla2_router_fwd(dm, qb, kb, Wq, Wk, mask, sv->pc + moff, &w);
         float *o_fp = dm->qat ? sv->o_s_fp + off : os, *lse = sv->lse + (size_t)bh * N;
-        if (sla2_cpu_dense(dm)) sla2_sparse_fwd_dense(dm, qb, kb, vb, mask, o_fp, lse, dense_scratch(workspace, dm));
+        int quadratic = path == SLA2_CPU_GATHER && sla2_cpu_linear_quadratic(dm);
+        if (path == SLA2_CPU_GATHER)
+            sla2_gather_fwd(dm, qb, kb, vb, mask, o_fp, lse, quadratic ? ol : NULL,
+                            sv->kept + (size_t)bh * sla2_gather_kept_per_pair(dm), &w, thread_scratch(workspace, dm));
+        else if (path == SLA2_CPU_DENSE)
+            sla2_sparse_fwd_dense(dm, qb, kb, vb, mask, o_fp, lse, thread_scratch(workspace, dm));
         else sparse_fwd(dm, qb, kb, vb, mask, o_fp, lse, &w);
         if (dm->qat) sla2_qat_sparse_fwd(dm, qb, kb, vb, mask, os, &w);
-        linear_fwd(dm, qb, kb, vb, mask, ol, &w);
+        if (!quadratic) linear_fwd(dm, qb, kb, vb, mask, ol, &w);
         float alpha = 1.0f / (1.0f + expf(-alpha_logit[h]));
         for (int n = 0; n < N; n++) {
             float *o = out + ((size_t)b * N + n) * H * d + (size_t)h * d;
@@ -290,8 +311,8 @@ static void linear_bwd(const Sla2Dims *dm, const float *q, const float *k, const
                        const float *o_l, float *dq, float *dk, float *dv, Sla2Ws *w) {
     int N = dm->N, d = dm->d, bq = dm->block_q, bk = dm->block_k, nq = dm->nq, nk = dm->nk;
     size_t dd = (size_t)d * d;
-    phi_fwd(w->phi_q, q, N, d, dm->feature_map);
-    phi_fwd(w->phi_k, k, N, d, dm->feature_map);
+    sla2_phi_fwd(w->phi_q, q, N, d, dm->feature_map);
+    sla2_phi_fwd(w->phi_k, k, N, d, dm->feature_map);
     linear_block_sums(dm, v, w);
     memset(w->dphi_q, 0, sizeof(float) * (size_t)N * d);
     memset(w->dphi_k, 0, sizeof(float) * (size_t)N * d);
@@ -339,14 +360,37 @@ static void linear_bwd(const Sla2Dims *dm, const float *q, const float *k, const
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, d, d, 1.0f, w->phi_k + (size_t)b0 * d, d, dh, d,
                     1.0f, dv + (size_t)b0 * d, d);
     }
-    phi_bwd(dq, w->dphi_q, q, w->phi_q, N, d, dm->feature_map);
-    phi_bwd(dk, w->dphi_k, k, w->phi_k, N, d, dm->feature_map);
+    sla2_phi_bwd(dq, w->dphi_q, q, w->phi_q, N, d, dm->feature_map);
+    sla2_phi_bwd(dk, w->dphi_k, k, w->phi_k, N, d, dm->feature_map);
+}
+
+/* sum over the rows of g . (O_s - O_l): alpha's gradient before the
+ * sigmoid's. g: rows ldg apart; diff: d floats of scratch. */
+static double dalpha_sum(const float *restrict g, int ldg, const float *restrict os, const float *restrict ol,
+                         float *restrict diff, int N, int d) {
+    double da = 0.0;
+    for (int n = 0; n < N; n++) {
+        size_t t = (size_t)n * d;
+        for (int c = 0; c < d; c++) diff[c] = os[t + c] - ol[t + c];
+        da += cpu_dot_f64(g + (size_t)n * ldg, diff, d);
+    }
+    return da;
+}
+
+/* The gradients reaching O_s (alpha g) and O_l ((1 - alpha) g), contiguous. */
+static void branch_grads(float *restrict gs, float *restrict gl, const float *restrict g, int ldg, float alpha, int N,
+                         int d) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < d; c++) {
+            gs[(size_t)n * d + c] = alpha * g[(size_t)n * ldg + c];
+            gl[(size_t)n * d + c] = (1.0f - alpha) * g[(size_t)n * ldg + c];
+        }
 }
 
 void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float *dalpha_logit, float *workspace,
                   const float *dout, const Sla2Saved *sv, const float *q, const float *k, const float *v,
                   const float *Wq, const float *Wk, const float *alpha_logit, const Sla2Dims *dm) {
-    int B = dm->B, H = dm->H, N = dm->N, d = dm->d;
+    int B = dm->B, H = dm->H, N = dm->N, d = dm->d, path = sla2_cpu_path(dm);
     size_t per = sla2_ws_per_pair(dm);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
@@ -357,24 +401,20 @@ void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float
         const float *qb = q + off, *kb = k + off, *vb = v + off, *mask = sv->mask + moff;
         const float *os = sv->o_s + off, *ol = sv->o_l + off;
         float alpha = 1.0f / (1.0f + expf(-alpha_logit[h]));
-        double da = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *g = dout + ((size_t)b * N + n) * H * d + (size_t)h * d;
-            for (int c = 0; c < d; c++) {
-                size_t t = (size_t)n * d + c;
-                w.gs[t] = alpha * g[c];
-                w.gl[t] = (1.0f - alpha) * g[c];
-                da += (double)g[c] * (os[t] - ol[t]);
-            }
-        }
-        *ws_dalpha(&w, dm) = (float)(da * alpha * (1.0f - alpha));
+        const float *g = dout + (size_t)b * N * H * d + (size_t)h * d; /* this head's rows, H * d apart */
+        *ws_dalpha(&w, dm) = (float)(dalpha_sum(g, H * d, os, ol, w.acc, N, d) * alpha * (1.0f - alpha));
+        int quadratic = path == SLA2_CPU_GATHER && sla2_cpu_linear_quadratic(dm);
+        if (!quadratic) branch_grads(w.gs, w.gl, g, H * d, alpha, N, d); /* the gather path reads g itself */
         if (dm->soft) memset(w.dmask, 0, sizeof(float) * (size_t)dm->nq * dm->nk);
         const float *o_fp = dm->qat ? sv->o_s_fp + off : os, *lse = sv->lse + (size_t)bh * N;
-        if (sla2_cpu_dense(dm))
+        if (path == SLA2_CPU_GATHER)
+            sla2_gather_bwd(dm, qb, kb, vb, mask, sv->kept + (size_t)bh * sla2_gather_kept_per_pair(dm), g, H * d,
+                            alpha, dq + off, dk + off, dv + off, quadratic, &w, thread_scratch(workspace, dm));
+        else if (path == SLA2_CPU_DENSE)
             sla2_sparse_bwd_dense(dm, qb, kb, vb, mask, o_fp, lse, w.gs, dq + off, dk + off, dv + off, w.dmask,
-                                  w.rowtmp, dense_scratch(workspace, dm));
+                                  w.rowtmp, thread_scratch(workspace, dm));
         else sparse_bwd(dm, qb, kb, vb, mask, o_fp, lse, dq + off, dk + off, dv + off, &w);
-        linear_bwd(dm, qb, kb, vb, mask, ol, dq + off, dk + off, dv + off, &w);
+        if (!quadratic) linear_bwd(dm, qb, kb, vb, mask, ol, dq + off, dk + off, dv + off, &w);
         if (dm->soft)
             sla2_router_bwd(dm, qb, kb, Wq, Wk, mask, sv->pc + moff, w.dmask, dq + off, dk + off, &w);
     }

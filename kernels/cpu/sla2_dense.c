@@ -6,10 +6,12 @@
  * Why: at short sequences the blocks are too few for sparsity to pay, and
  * one N x N product replaces dozens of tile products. The result is the
  * block path's up to float rounding (the row sums are accumulated in another
- * order); test_sla2's sla2_paths tests hold the two together, forward and
- * backward, hard and soft, with and without QAT. sla2_cpu_dense() decides
- * which path a call takes; measured, the dense one is not faster on a CPU
- * at the sizes this project trains (see there), so it runs when asked. */
+ * order); test_sla2's sla2_paths tests hold the paths together, forward and
+ * backward, hard and soft, with and without QAT. Measured
+ * (tests/bench/bench_sla2.c, 2 cores), it is not faster than the tile path
+ * at N = 96, 288 or 1024 (the N x N products do the masked-out work too),
+ * so it runs only when asked (Sla2Config.cpu_path): a second, independently
+ * written computation of the sparse branch that the tests hold the others to. */
 #include <math.h>
 #include <string.h>
 
@@ -17,17 +19,6 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/sla2_internal.h"
-
-int sla2_cpu_dense(const Sla2Dims *dm) {
-    /* Measured (tests/bench/bench_sla2.c, 2 cores): at N = 96 with blocks of 8
-     * or 16 and at N = 288 and 1024 the dense path is no faster than the tile
-     * path (31 vs 29-32 ms, 25 vs 20-23 ms, 50-58 vs 28-47 ms): at these sizes
-     * SLA2's cost over full attention is the linear branch and the router,
-     * not the tiles. So the tile path is the default and the dense path runs
-     * when asked (Sla2Config.cpu_path): a second, independently written
-     * computation of the sparse branch that the tests hold the first to. */
-    return dm->cpu_path == SLA2_CPU_DENSE;
-}
 
 size_t sla2_dense_scratch_floats(const Sla2Dims *dm) { return 2 * (size_t)dm->N * dm->N; }
 

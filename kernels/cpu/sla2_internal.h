@@ -44,8 +44,27 @@ void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const f
 void sla2_router_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
                      const float *mask, const float *pc, const float *dmask, float *dq, float *dk, Sla2Ws *w);
 
+/* The feature map phi over rows of d channels (kernels/cpu/sla2.c), and
+ * dx += J^T dy at x (y = phi(x)). */
+void sla2_phi_fwd(float *y, const float *x, int rows, int d, int fm);
+void sla2_phi_bwd(float *dx, const float *dy, const float *x, const float *y, int rows, int d, int fm);
+
+/* Hard mask, query block by query block over the gathered selected keys
+ * (kernels/cpu/sla2_gather.c). Forward writes o_s (full precision), lse and
+ * `kept` (one (b, h)'s share of Sla2Saved.kept); with o_l non-NULL the linear
+ * branch too, in the quadratic form. Backward accumulates dq, dk, dv from
+ * the output's gradient g (rows ldg apart): alpha g reaches the sparse
+ * branch, and with `linear` (1 - alpha) g the quadratic linear form. */
+size_t sla2_gather_kept_per_pair(const Sla2Dims *dm);
+size_t sla2_gather_scratch_floats(const Sla2Dims *dm);
+void sla2_gather_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                     float *o_s, float *lse, float *o_l, float *kept, Sla2Ws *w, float *scratch);
+void sla2_gather_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                     const float *kept, const float *g, int ldg, float alpha, float *dq, float *dk, float *dv,
+                     int linear, Sla2Ws *w, float *scratch);
+
 /* The sparse branch as one dense masked attention per (b, h)
- * (kernels/cpu/sla2_dense.c; sla2_cpu_dense in cpu.h picks the path). */
+ * (kernels/cpu/sla2_dense.c). */
 /* Floats of scratch per thread (the N x N scores and their gradients). */
 size_t sla2_dense_scratch_floats(const Sla2Dims *dm);
 void sla2_sparse_fwd_dense(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,

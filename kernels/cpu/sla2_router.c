@@ -5,28 +5,28 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
+
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/sla2_internal.h"
 
-/* Block means of x [N, d] over blocks of bs tokens (partial last block: real count). */
-static void pool_blocks(float *out, const float *x, int N, int d, int bs, int nb, const float *sub) {
+/* Block means of x [N, d] over blocks of bs tokens (partial last block: real
+ * count), accumulated in double row by row (independent across channels:
+ * the loop vectorises). acc: d doubles of scratch. */
+static void pool_blocks(float *out, const float *x, int N, int d, int bs, int nb, const float *sub, double *acc) {
     for (int i = 0; i < nb; i++) {
         int a0 = i * bs, n = sla2_block_len(i, bs, N);
-        for (int c = 0; c < d; c++) {
-            double s = 0.0;
-            for (int a = a0; a < a0 + n; a++) s += x[(size_t)a * d + c];
-            out[(size_t)i * d + c] = (float)(s / n) - (sub ? sub[c] : 0.0f);
-        }
+        for (int c = 0; c < d; c++) acc[c] = 0.0;
+        for (int a = a0; a < a0 + n; a++)
+            for (int c = 0; c < d; c++) acc[c] += x[(size_t)a * d + c];
+        for (int c = 0; c < d; c++) out[(size_t)i * d + c] = (float)(acc[c] / n) - (sub ? sub[c] : 0.0f);
     }
 }
 
-/* y[r] = sum_c W[r][c] x[c]  (PyTorch Linear without bias) for rows of x. */
+/* y = x W^T (PyTorch's Linear without bias) for rows of x, in fp32 as
+ * PyTorch computes it. */
 static void project_rows(float *y, const float *x, const float *W, int rows, int d) {
-    for (int i = 0; i < rows; i++)
-        for (int r = 0; r < d; r++) {
-            double s = 0.0;
-            for (int c = 0; c < d; c++) s += (double)W[(size_t)r * d + c] * x[(size_t)i * d + c];
-            y[(size_t)i * d + r] = (float)s;
-        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d, d, 1.0f, x, d, W, d, 0.0f, y, d);
 }
 
 static void hard_topk_row(float *mrow, const float *prow, int nk, int k) {
@@ -68,13 +68,10 @@ static void soft_topk_row(float *mrow, const float *prow, int nk, int k, float t
 static void router_prepare(const Sla2Dims *dm, const float *q, const float *k, const float *Wq, const float *Wk,
                            Sla2Ws *w) {
     int N = dm->N, d = dm->d, nq = dm->nq, nk = dm->nk;
-    for (int c = 0; c < d; c++) {
-        double s = 0.0;
-        for (int n = 0; n < N; n++) s += k[(size_t)n * d + c];
-        w->kmean[c] = (float)(s / N);
-    }
-    pool_blocks(w->qbar, q, N, d, dm->block_q, nq, NULL);
-    pool_blocks(w->kbar, k, N, d, dm->block_k, nk, w->kmean);
+    double *acc = w->rowtmp; /* nk + d doubles: d of them here */
+    pool_blocks(w->kmean, k, N, d, N, 1, NULL, acc); /* the mean over all tokens */
+    pool_blocks(w->qbar, q, N, d, dm->block_q, nq, NULL, acc);
+    pool_blocks(w->kbar, k, N, d, dm->block_k, nk, w->kmean, acc);
     project_rows(w->qt, w->qbar, Wq, nq, d);
     project_rows(w->kt, w->kbar, Wk, nk, d);
 }
@@ -88,9 +85,7 @@ void sla2_router_fwd(const Sla2Dims *dm, const float *q, const float *k, const f
         float *prow = pc + (size_t)i * nk;
         double mx = -INFINITY;
         for (int j = 0; j < nk; j++) {
-            double s = 0.0;
-            for (int c = 0; c < d; c++) s += (double)w->qt[(size_t)i * d + c] * w->kt[(size_t)j * d + c];
-            prow[j] = (float)(s * scale);
+            prow[j] = (float)(cpu_dot_f64(w->qt + (size_t)i * d, w->kt + (size_t)j * d, d) * scale);
             mx = prow[j] > mx ? prow[j] : mx;
         }
         double sum = 0.0;

@@ -51,6 +51,7 @@ extern "C" const OpTable ops_cuda = {
     .sla2_fwd = cuda_sla2_fwd,
     .sla2_bwd = cuda_sla2_bwd,
     .sla2_workspace_floats = cuda_sla2_workspace_floats,
+    .sla2_saved_floats = cuda_sla2_saved_floats,
     .mse_fwd = cuda_mse_fwd,
     .mse_bwd = cuda_mse_bwd,
     .xent_fwd = cuda_xent_fwd,

@@ -54,6 +54,11 @@ void cuda_sla2_ws_map(Sla2GpuWs *w, float *base, const Sla2Dims *dm) {
 }
 
 extern "C" size_t cuda_sla2_workspace_floats(const Sla2Dims *dm) { return cuda_sla2_ws_floats(dm); }
+/* The GPU recomputes what backward needs from the LSE: nothing else is kept. */
+extern "C" size_t cuda_sla2_saved_floats(const Sla2Dims *dm) {
+    (void)dm;
+    return 0;
+}
 
 static void sla2_check(const char *who, const Sla2Dims *dm, const float *workspace) {
     CHECK(dm->d >= 1 && dm->d <= SLA2_MAX_D, "%s: head dim %d is not supported by the CUDA kernels (1 to %d)", who,

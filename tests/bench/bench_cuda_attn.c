@@ -86,7 +86,7 @@ static Times time_sla2(int B, int H, int N, int d, float ratio, int block, int i
     cuda_memcpy_h2d(pk, eye, dd * sizeof(float));
     cuda_memcpy_h2d(ald, al, (size_t)H * sizeof(float));
     free(eye), free(al);
-    Sla2Saved sv = {dev_zeros(nb), dev_zeros(nb), dev_zeros((size_t)B * H * N), dev_zeros(nt), NULL, dev_zeros(nt)};
+    Sla2Saved sv = {dev_zeros(nb), dev_zeros(nb), dev_zeros((size_t)B * H * N), dev_zeros(nt), NULL, dev_zeros(nt), NULL};
     float *ws = dev_zeros(ops_cuda.sla2_workspace_floats(&dm));
     double tf[256], tb[256];
     for (int it = 0; it < iters + 2; it++) {

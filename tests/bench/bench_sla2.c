@@ -3,10 +3,11 @@
  *   N = 96:   batch 32 x 3 heads, blocks 8 and 16 (the demo's jit-tiny step: 16);
  *   N = 288:  batch 4 x 12 heads, blocks 32 (JiT-B/16's 256 + 32 tokens);
  *   N = 1024, 4096: batch 1 x 4 heads, blocks 64;
- * at top-k 0.15 and 0.5 (and 0.05 from 1024 on), SLA2's sparse branch by
- * both CPU paths (tile by tile over the selected blocks, and one dense
- * masked attention: kernels/cpu/sla2_dense.c; the dense one up to N = 1024),
- * the path the CPU picks by itself, and that path with QAT emulation.
+ * at top-k 0.15 and 0.5 (and 0.05 from 1024 on), SLA2 by each CPU path
+ * (tile by tile over the selected blocks; one dense masked attention,
+ * kernels/cpu/sla2_dense.c, up to N = 1024; the selected blocks gathered,
+ * kernels/cpu/sla2_gather.c), the path the CPU picks by itself (with the
+ * gather path's linear form), and that path with QAT emulation.
  * Prints a markdown table of medians and full / SLA2 (above 1: SLA2 is
  * faster). A figure, not an assertion.
  *   bench_sla2 [--iters 5] [--max-n 4096] */
@@ -62,8 +63,9 @@ int main(int argc, char **argv) {
     } cases[] = {{96, 32, 3, 8}, {96, 32, 3, 16}, {288, 4, 12, 32}, {1024, 1, 4, 64}, {4096, 1, 4, 64}};
     Graph g;
     graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
-    printf("| N | batch x heads | blocks | top-k (k of nk) | full ms | SLA2 blocks ms | SLA2 dense ms | CPU picks | "
-           "full / SLA2 | SLA2+QAT ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| N | batch x heads | blocks | top-k (k of nk) | full ms | SLA2 blocks ms | SLA2 dense ms | SLA2 gather ms "
+           "| CPU picks | full / SLA2 | SLA2+QAT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    static const char *path_names[] = {"auto", "blocks", "dense", "gather"};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int N = cases[ci].N, B = cases[ci].B, H = cases[ci].H, bs = cases[ci].block, nk = (N + bs - 1) / bs;
         if (N > max_n) break;
@@ -71,23 +73,25 @@ int main(int argc, char **argv) {
         const float ratios[] = {0.05f, 0.15f, 0.5f};
         for (int r = N >= 1024 ? 0 : 1; r < 3; r++) {
             Sla2Config c = {.block_q = bs, .block_k = bs, .topk_ratio = ratios[r], .feature_map = SLA2_PHI_SOFTMAX,
-                            .tau = 0.1f, .cpu_path = SLA2_CPU_BLOCKS};
-            double blocks = time_op(&g, B, N, d, H, &c, iters), dense = -1;
-            if (N <= 1024) {
-                c.cpu_path = SLA2_CPU_DENSE;
-                dense = time_op(&g, B, N, d, H, &c, iters);
+                            .tau = 0.1f};
+            double ms[4] = {-1, -1, -1, -1};
+            for (int path = SLA2_CPU_BLOCKS; path <= SLA2_CPU_GATHER; path++) {
+                if (path == SLA2_CPU_DENSE && N > 1024) continue; /* N x N per thread: too large */
+                c.cpu_path = path;
+                ms[path] = time_op(&g, B, N, d, H, &c, iters);
             }
-            c.cpu_path = SLA2_CPU_AUTO;
-            Sla2Dims dm = {.N = N, .block_q = bs, .block_k = bs};
-            int picks_dense = sla2_cpu_dense(&dm);
-            double chosen = picks_dense ? dense : blocks;
-            c.qat = 1;
+            Sla2Dims dm = {.N = N, .d = d, .block_q = bs, .block_k = bs, .nq = nk, .nk = nk,
+                           .k_sel = sla2_k_select(ratios[r], nk)};
+            int picks = sla2_cpu_path(&dm);
+            c.cpu_path = SLA2_CPU_AUTO, c.qat = 1;
             double qat = time_op(&g, B, N, d, H, &c, iters);
-            char dbuf[32] = "-";
-            if (dense >= 0) snprintf(dbuf, sizeof dbuf, "%.2f", dense);
-            printf("| %d | %d x %d | %d | %.2f (%d of %d) | %.2f | %.2f | %s | %s | %.2fx | %.2f |\n", N, B, H, bs,
-                   ratios[r], sla2_k_select(ratios[r], nk), nk, full, blocks, dbuf, picks_dense ? "dense" : "blocks",
-                   full / chosen, qat);
+            char dbuf[32] = "-", pick[48];
+            if (ms[SLA2_CPU_DENSE] >= 0) snprintf(dbuf, sizeof dbuf, "%.2f", ms[SLA2_CPU_DENSE]);
+            snprintf(pick, sizeof pick, "%s%s", path_names[picks],
+                     picks == SLA2_CPU_GATHER ? (sla2_cpu_linear_quadratic(&dm) ? " (quadratic)" : " (linear)") : "");
+            printf("| %d | %d x %d | %d | %.2f (%d of %d) | %.2f | %.2f | %s | %.2f | %s | %.2fx | %.2f |\n", N, B, H, bs,
+                   ratios[r], dm.k_sel, nk, full, ms[SLA2_CPU_BLOCKS], dbuf, ms[SLA2_CPU_GATHER], pick,
+                   full / ms[picks], qat);
             fflush(stdout);
         }
     }
