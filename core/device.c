@@ -36,7 +36,7 @@ const DeviceMem device_mem_cpu = {
 };
 
 #ifdef JIT_HAVE_CUDA
-extern const DeviceMem device_mem_cuda; /* core/device_cuda.c */
+extern const DeviceMem device_mem_cuda; /* kernels/cuda/device_mem.c */
 #endif
 
 const DeviceMem *device_mem(Device d) {

@@ -1,6 +1,6 @@
 /* core/device.h — where tensor data lives, as the core sees it: one small
  * table of memory functions per device. The CPU's is plain host memory; the
- * CUDA backend's (core/device_cuda.c, built with CUDA) uses cudaMalloc and
+ * CUDA backend's (kernels/cuda/device_mem.c, built with CUDA) uses cudaMalloc and
  * copies on the compute stream. The graph keeps activations in an arena over
  * its device's memory and its bookkeeping (tensor structs, tape contexts) in
  * host memory, so a core op never dereferences device data itself: it calls

@@ -5,7 +5,6 @@
 
 #include "core/check.h"
 #include "core/ops.h"
-#include "kernels/cpu/cpu.h"
 
 const char *sla2_config_error(const Sla2Config *c) {
     if (!(c->topk_ratio > 0.0f && c->topk_ratio <= 1.0f)) return "sla2_topk_ratio must be in (0, 1]";
@@ -51,32 +50,6 @@ static void sla2_bwd(Graph *g, void *p) {
                      c->pk->data, c->al->data, &c->dm);
 }
 
-/* A host copy of n floats of device memory (the step's host arena). */
-static float *host_copy(Graph *g, const float *src, size_t n) {
-    if (!src) return NULL;
-    float *h = graph_alloc_host(g, n * sizeof(float));
-    g->mem->to_host(h, src, n * sizeof(float));
-    return h;
-}
-
-/* The statistics (a few times per run, for the monitor) are computed by the
- * CPU code; on another device the inputs are copied to the host first. */
-static void sla2_stats_on_host(Graph *g, Sla2Stats *stats, const Tensor *out, const Sla2Saved *sv, const Tensor *q,
-                               const Tensor *k, const Tensor *v, const Tensor *alpha_logit, const Sla2Dims *dm) {
-    size_t nbh = (size_t)dm->B * dm->H, blk = nbh * dm->nq * dm->nk, tok = nbh * dm->N * dm->d;
-    float *scratch = graph_alloc_host(g, nbh * (12 + (size_t)dm->N) * sizeof(float));
-    if (g->device == DEVICE_CPU) {
-        cpu_sla2_stats(stats, scratch, out->data, sv, q->data, k->data, v->data, alpha_logit->data, dm);
-        return;
-    }
-    Sla2Saved h = {.mask = host_copy(g, sv->mask, blk), .pc = host_copy(g, sv->pc, blk),
-                   .lse = host_copy(g, sv->lse, nbh * dm->N), .o_s = host_copy(g, sv->o_s, tok),
-                   .o_s_fp = host_copy(g, sv->o_s_fp, tok), .o_l = host_copy(g, sv->o_l, tok)};
-    cpu_sla2_stats(stats, scratch, host_copy(g, out->data, out->numel), &h, host_copy(g, q->data, q->numel),
-                   host_copy(g, k->data, k->numel), host_copy(g, v->data, v->numel),
-                   host_copy(g, alpha_logit->data, alpha_logit->numel), dm);
-}
-
 Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tensor *proj_k, Tensor *alpha_logit,
                 const Sla2Config *cfg, Sla2Stats *stats) {
     const char *err = sla2_config_error(cfg);
@@ -113,7 +86,7 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
     float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&dm) * sizeof(float));
     g->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,
                      &dm);
-    if (stats) sla2_stats_on_host(g, stats, out, &sv, q, k, v, alpha_logit, &dm);
+    if (stats) g->ops->sla2_stats(stats, out->data, &sv, q->data, k->data, v->data, alpha_logit->data, &dm);
     /* The router matrices only receive gradient through the soft top-k. */
     bool track = dm.soft ? GRAPH_TRACK(g, out, q, k, v, proj_q, proj_k, alpha_logit)
                          : GRAPH_TRACK(g, out, q, k, v, alpha_logit);

@@ -173,6 +173,11 @@ typedef struct OpTable {
      * what its forward keeps for backward in Sla2Saved.kept. */
     size_t (*sla2_workspace_floats)(const Sla2Dims *dm);
     size_t (*sla2_saved_floats)(const Sla2Dims *dm);
+    /* Per-head diagnostics st[H] (host memory) from a finished forward whose
+     * inputs and saved fields are in the backend's memory. A few times per
+     * run: the GPU copies to the host and uses the CPU's reference. */
+    void (*sla2_stats)(Sla2Stats *st, const float *out, const Sla2Saved *sv, const float *q, const float *k,
+                       const float *v, const float *alpha_logit, const Sla2Dims *dm);
 
     /* loss = mean((a - b)^2) over n elements (router distillation) */
     void (*mse_fwd)(float *loss, const float *a, const float *b, size_t n);

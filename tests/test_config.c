@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/config.h"
+#include "train/config/config.h"
 
 static char err[2048];
 

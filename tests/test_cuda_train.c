@@ -30,7 +30,7 @@
 #include "core/rng.h"
 #include "cuda_check.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "train/device_select.h"
 #include "train/sampler.h"

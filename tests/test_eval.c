@@ -25,7 +25,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "train/classifier.h"
 #include "train/evaluate.h"

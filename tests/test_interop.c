@@ -16,7 +16,7 @@
 #include "core/optim.h"
 #include "h5read.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "train/jit.h"
 
 typedef struct Imported {

@@ -16,7 +16,7 @@
 
 #include "core/rng.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "train/sampler.h"
 #include "train/schedule.h"

@@ -7,7 +7,7 @@
 #define TRAIN_DEVICE_SELECT_H
 
 #include "core/tensor.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "kernels/ops.h"
 
 typedef struct DeviceChoice {

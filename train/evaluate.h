@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "io/config.h"
+#include "train/config/config.h"
 #include "train/classifier.h"
 #include "train/jit.h"
 

@@ -17,7 +17,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/png.h"
 #include "io/samples.h"
 #include "train/device_select.h"

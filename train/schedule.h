@@ -4,7 +4,7 @@
 #ifndef TRAIN_SCHEDULE_H
 #define TRAIN_SCHEDULE_H
 
-#include "io/config.h"
+#include "train/config/config.h"
 
 /* Learning rate for update `step` (0-based). */
 float schedule_lr(const Config *c, long step);

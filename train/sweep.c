@@ -2,7 +2,7 @@
  *
  * The YAML is parsed into the project's position-keeping tree
  * (io/yaml_tree.h); every check below reports "FILE:LINE:COL: KEY: problem"
- * at the node it is about, in the style of io/config.c. */
+ * at the node it is about, in the style of train/config/config.c. */
 #include "train/sweep.h"
 
 #include <ctype.h>

@@ -16,7 +16,7 @@
  *     per_class: 50                        # and steps, cfg, ema, seed, batch
  *
  * The file is read with the project's YAML tree (io/yaml_tree.h), so every
- * error names FILE:LINE:COL, the key and what is wrong, as io/config.c does.
+ * error names FILE:LINE:COL, the key and what is wrong, as train/config/config.c does.
  * What a run's overrides mean is checked by loading its configuration
  * (config_try_load) — jit-sweep's `plan` does that for every run. */
 #ifndef TRAIN_SWEEP_H

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "train/sweep.h"
 #include "train/sweep_metrics.h"
 #include "train/sweep_summary.h"

@@ -19,7 +19,7 @@
 
 #include "core/check.h"
 #include "dist/comm.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "train/jit.h"
 #include "train/trainer.h"
 

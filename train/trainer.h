@@ -18,7 +18,7 @@
 #include "core/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "train/jit.h"
 #include "train/metrics.h"

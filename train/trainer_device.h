@@ -23,7 +23,7 @@
 #include "core/device.h"
 #include "core/optim.h"
 #include "io/ckpt.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "kernels/ops.h"
 #ifdef JIT_HAVE_CUDA
 #include "kernels/cuda/ops_cuda.h"

@@ -49,6 +49,7 @@ const OpTable ops_cpu = {
     .sla2_bwd = cpu_sla2_bwd,
     .sla2_workspace_floats = cpu_sla2_workspace_floats,
     .sla2_saved_floats = cpu_sla2_saved_floats,
+    .sla2_stats = cpu_sla2_stats_op,
     .mse_fwd = cpu_mse_fwd,
     .mse_bwd = cpu_mse_bwd,
     .xent_fwd = cpu_xent_fwd,

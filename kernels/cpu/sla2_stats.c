@@ -4,6 +4,8 @@
  * and under QAT the quantisation error of the sparse branch. Needs the full
  * softmax, so it costs a dense attention pass: call it every n steps. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu.h"
@@ -67,4 +69,22 @@ void cpu_sla2_stats(Sla2Stats *st, float *scratch, const float *out, const Sla2S
         st[h].rel_l2_err = (float)(s[3] > 0 ? sqrt(s[2] / s[3]) : 0.0);
         st[h].qat_rel_err = (float)(dm->qat && s[5] > 0 ? sqrt(s[4] / s[5]) : 0.0);
     }
+}
+
+/* The op table's entry: host memory throughout; scratch for the call. */
+void cpu_sla2_stats_op(Sla2Stats *st, const float *out, const Sla2Saved *sv, const float *q, const float *k,
+                       const float *v, const float *alpha_logit, const Sla2Dims *dm) {
+    float *scratch = cpu_sla2_stats_scratch(dm);
+    cpu_sla2_stats(st, scratch, out, sv, q, k, v, alpha_logit, dm);
+    free(scratch);
+}
+
+float *cpu_sla2_stats_scratch(const Sla2Dims *dm) {
+    size_t n = (size_t)dm->B * dm->H * (12 + (size_t)dm->N);
+    float *p = malloc(n * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "error: SLA2 statistics: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
+    return p;
 }

@@ -117,6 +117,8 @@ void cuda_sla2_bwd(float *dq, float *dk, float *dv, float *dproj_q, float *dproj
                    const Sla2Dims *dm);
 size_t cuda_sla2_workspace_floats(const Sla2Dims *dm);
 size_t cuda_sla2_saved_floats(const Sla2Dims *dm);
+void cuda_sla2_stats(Sla2Stats *st, const float *out, const Sla2Saved *sv, const float *q, const float *k,
+                     const float *v, const float *alpha_logit, const Sla2Dims *dm);
 void cuda_mse_fwd(float *loss, const float *a, const float *b, size_t n);
 void cuda_mse_bwd(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
 void cuda_xent_fwd(float *loss, float *probs, const float *logits, const int *labels, int B, int K);

@@ -52,6 +52,7 @@ extern "C" const OpTable ops_cuda = {
     .sla2_bwd = cuda_sla2_bwd,
     .sla2_workspace_floats = cuda_sla2_workspace_floats,
     .sla2_saved_floats = cuda_sla2_saved_floats,
+    .sla2_stats = cuda_sla2_stats,
     .mse_fwd = cuda_mse_fwd,
     .mse_bwd = cuda_mse_bwd,
     .xent_fwd = cuda_xent_fwd,

@@ -23,7 +23,7 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "train/trainer.h"

@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "core/check.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/shards.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "train/trainer.h"

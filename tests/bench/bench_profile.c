@@ -31,7 +31,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/profile.h"
-#include "io/config.h"
+#include "train/config/config.h"
 #include "tests/bench/bench_util.h"
 #include "train/trainer.h"
 

@@ -1,4 +1,4 @@
-/* io/config_classifier.c — the evaluation classifier's training configuration
+/* train/config/config_classifier.c — the evaluation classifier's training configuration
  * (configs/eval/fmnist-classifier.yaml): sections run, data, model, train, bound
  * with the same schema machinery as the run configuration, so errors read
  * FILE:LINE:COL: section.key: problem. Overrides "section.key=value" are
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "io/config_schema.h"
+#include "train/config/config_schema.h"
 #include "train/classifier.h"
 
 #define K_OFF(f) offsetof(ClassifierTrainConfig, f)

@@ -1,4 +1,4 @@
-/* io/config.h — the run configuration: one YAML file says everything about a
+/* train/config/config.h — the run configuration: one YAML file says everything about a
  * run (model, SLA2, data, optimiser and schedule, diffusion, sampling,
  * callbacks, logging, checkpoints, seed).
  *
@@ -9,8 +9,8 @@
  * YAML that config_load() reads back to the same Config. Names follow the
  * seeds where they name a thing (use_sla2, sla2_topk_ratio,
  * RouterParameterScheduler, ...). See configs/README.md for every key. */
-#ifndef IO_CONFIG_H
-#define IO_CONFIG_H
+#ifndef TRAIN_CONFIG_CONFIG_H
+#define TRAIN_CONFIG_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>

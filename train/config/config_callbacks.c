@@ -1,11 +1,11 @@
-/* io/config_callbacks.c — the `callbacks:` list: one schema table per
+/* train/config/config_callbacks.c — the `callbacks:` list: one schema table per
  * callback type (the seeds' names), each item's defaults, and the checks
  * against the model (every one of them drives SLA2, so it needs
  * model.use_sla2; a scheduler's layer must be an SLA2 block). */
 #include <stddef.h>
 #include <string.h>
 
-#include "io/config_schema.h"
+#include "train/config/config_schema.h"
 
 #define CB_OFF(f) offsetof(CallbackConfig, f)
 #define CB_INT(k, f, r, l, h) {.key = k, .type = CFGT_INT, .off = CB_OFF(f), .range = r, .lo = l, .hi = h}

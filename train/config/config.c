@@ -1,10 +1,10 @@
-/* io/config.c — the run configuration's entry points (io/config.h):
+/* train/config/config.c — the run configuration's entry points (train/config/config.h):
  * defaults, loading a file or a string, command-line overrides grafted onto
  * the YAML tree before binding (so they are checked exactly like the file),
  * the notice about the seeds' loss terms we cannot run, and writing the
  * resolved configuration back as YAML. The schema lives in config_schema.c
  * and config_callbacks.c. */
-#include "io/config.h"
+#include "train/config/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
-#include "io/config_schema.h"
+#include "train/config/config_schema.h"
 
 #define CONFIG_ERR_LEN 2048
 

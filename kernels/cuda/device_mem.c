@@ -1,4 +1,4 @@
-/* core/device_cuda.c — GPU memory as a DeviceMem (core/device.h), over the
+/* kernels/cuda/device_mem.c — GPU memory as a DeviceMem (core/device.h), over the
  * CUDA backend's memory helpers (kernels/cuda/ops_cuda.h). Every copy is
  * ordered on the one compute stream; copies to the host return when the data
  * is there. The asynchronous copy from pinned memory and the fences (CUDA

@@ -1,4 +1,4 @@
-/* io/config_schema.c — the sections of a run configuration (run, model,
+/* train/config/config_schema.c — the sections of a run configuration (run, model,
  * data, optim, train, diffusion, sampling, logging, losses, dist) as schema tables,
  * the keys that need code (model.name, lists, progress), and the checks that
  * involve more than one key: the model's divisibility and block indices
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/ops.h"
-#include "io/config_schema.h"
+#include "train/config/config_schema.h"
 
 #define C_OFF(f) offsetof(Config, f)
 #define F_INT(k, f, r, l, h) {.key = k, .type = CFGT_INT, .off = C_OFF(f), .range = r, .lo = l, .hi = h}

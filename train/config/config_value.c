@@ -1,4 +1,4 @@
-/* io/config_value.c — the typed readers and writers behind the schema
+/* train/config/config_value.c — the typed readers and writers behind the schema
  * tables: scalars as integers, numbers, booleans, names and strings, with
  * the position-naming error messages, and the table-driven section binder
  * and writer (see config_schema.h). */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/config_schema.h"
+#include "train/config/config_schema.h"
 
 int cfg_error(const CfgBinder *b, const YamlNode *at, const char *path, const char *fmt, ...) {
     if (!at) at = b->root;

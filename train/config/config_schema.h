@@ -1,17 +1,17 @@
-/* io/config_schema.h — private to io/config*.c: the schema tables that bind
+/* train/config/config_schema.h — private to train/config/config*.c: the schema tables that bind
  * a YamlNode tree to a Config, and the helpers they share.
  *
  * A section (run:, optim:, one callback, ...) is a table of CfgField rows:
  * the key, its type, where it lives, its range. The same table drives
  * binding, the unknown-key message (it lists the known keys) and
  * config_write, so what is written is exactly what is read back. */
-#ifndef IO_CONFIG_SCHEMA_H
-#define IO_CONFIG_SCHEMA_H
+#ifndef TRAIN_CONFIG_CONFIG_SCHEMA_H
+#define TRAIN_CONFIG_CONFIG_SCHEMA_H
 
 #include <stddef.h>
 #include <stdio.h>
 
-#include "io/config.h"
+#include "train/config/config.h"
 #include "io/yaml_tree.h"
 
 /* Where errors go and what they are relative to. */
