@@ -15,7 +15,7 @@ void arena_init_on(Arena *a, size_t capacity, const DeviceMem *mem) {
     a->base = mem->alloc(a->capacity);
 }
 
-void arena_init(Arena *a, size_t capacity) { arena_init_on(a, capacity, &device_mem_cpu); }
+void arena_init(Arena *a, size_t capacity) { arena_init_on(a, capacity, &device_mem_host); }
 
 void arena_free(Arena *a) {
     for (int i = 0; i < a->n_extra; i++) a->mem->free(a->extra[i]);

@@ -1,10 +1,10 @@
-/* core/device.c — host memory as a DeviceMem, and the lookup by device. */
+/* core/device.c — host memory as a DeviceMem: the step arena's bookkeeping,
+ * and the memory of backends that compute on the host (the CPU's). */
 #include "core/device.h"
 
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/check.h"
 
 static void host_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void host_copy(void *dst, const void *src, size_t bytes) {
@@ -16,7 +16,7 @@ static void *host_fence_create(void) { return NULL; }
 static void host_fence_nop(void *fence) { (void)fence; }
 static void host_sync(void) {}
 
-const DeviceMem device_mem_cpu = {
+const DeviceMem device_mem_host = {
     .device = DEVICE_CPU,
     .name = "cpu",
     .alloc = core_malloc,
@@ -34,18 +34,3 @@ const DeviceMem device_mem_cpu = {
     .fence_destroy = host_fence_nop,
     .synchronize = host_sync,
 };
-
-#ifdef JIT_HAVE_CUDA
-extern const DeviceMem device_mem_cuda; /* kernels/cuda/device_mem.c */
-#endif
-
-const DeviceMem *device_mem(Device d) {
-    if (d == DEVICE_CPU) return &device_mem_cpu;
-#ifdef JIT_HAVE_CUDA
-    if (d == DEVICE_CUDA) return &device_mem_cuda;
-#endif
-    FAIL("device '%s' is not available in this build (configure with -DJIT_CUDA=ON and the CUDA toolkit)",
-         device_name(d));
-}
-
-const char *device_name(Device d) { return d == DEVICE_CPU ? "cpu" : d == DEVICE_CUDA ? "cuda" : "unknown"; }

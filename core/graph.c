@@ -6,13 +6,11 @@
 #include "core/alloc.h"
 #include "core/check.h"
 
-void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes) {
+void graph_init(Graph *g, const Backend *be, size_t arena_bytes) {
     memset(g, 0, sizeof *g);
-    g->mem = device_mem(device);
-    arena_init_on(&g->arena, arena_bytes, g->mem);
+    g->be = be;
+    arena_init_on(&g->arena, arena_bytes, be->mem);
     arena_init(&g->meta, 64u << 10);
-    g->ops = ops;
-    g->device = device;
     g->grad_enabled = true;
     g->cap_tape = 256;
     g->tape = core_realloc(NULL, (size_t)g->cap_tape * sizeof(TapeEntry));
@@ -43,7 +41,7 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
     memset(t, 0, sizeof *t);
     tensor_set_shape(t, ndim, shape);
     t->dtype = DTYPE_F32;
-    t->device = g->device;
+    t->device = g->be->device;
     t->data = arena_alloc(&g->arena, t->numel * sizeof(float));
     return t;
 }
@@ -54,13 +52,13 @@ void *graph_alloc_host(Graph *g, size_t bytes) { return arena_alloc(&g->meta, by
 
 void *graph_upload(Graph *g, const void *host, size_t bytes) {
     void *p = arena_alloc(&g->arena, bytes);
-    g->mem->to_device(p, host, bytes);
+    g->be->mem->to_device(p, host, bytes);
     return p;
 }
 
 void graph_read(Graph *g, const Tensor *t, float *host, size_t n) {
     CHECK(n <= t->numel, "reading %zu floats of a tensor of %zu", n, t->numel);
-    g->mem->to_host(host, t->data, n * sizeof(float));
+    g->be->mem->to_host(host, t->data, n * sizeof(float));
 }
 
 bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs) {
@@ -101,7 +99,7 @@ void graph_backward(Graph *g, Tensor *loss) {
 void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
     CHECK(t->requires_grad, "backward from a tensor that does not depend on anything requiring a gradient");
     const float *d = graph_upload(g, dout, t->numel * sizeof(float)); /* the seed comes from the host */
-    g->ops->accumulate(graph_grad(g, t), d, t->numel);
+    g->be->ops->accumulate(graph_grad(g, t), d, t->numel);
     for (int i = g->n_tape - 1; i >= 0; i--) {
         double t0 = g->prof ? core_now_s() : 0.0;
         g->tape[i].backward(g, g->tape[i].ctx);

@@ -1,6 +1,6 @@
 /* core/graph.h — the tape autograd engine.
  *
- * A Graph holds the step arena, the op table of the device and the tape.
+ * A Graph holds the step arena, its backend (core/backend.h) and the tape.
  * Ops (core/ops.h) compute their output at once and, when gradients are on
  * and an input needs one, append a TapeEntry: a backward function and a
  * context allocated in the arena. graph_backward() seeds d(loss) = 1 and
@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/backend.h"
 #include "core/profile.h"
 #include "core/tensor.h"
-#include "kernels/ops.h"
 
 struct Graph;
 typedef void (*BackwardFn)(struct Graph *g, void *ctx);
@@ -29,9 +29,7 @@ typedef struct TapeEntry {
 typedef struct Graph {
     Arena arena;       /* activations, gradients, kernel workspaces: on the device */
     Arena meta;        /* tensor structs and tape contexts: always host memory */
-    const OpTable *ops;
-    Device device;
-    const DeviceMem *mem; /* the device's memory functions */
+    const Backend *be; /* the op table, the device and its memory functions */
     TapeEntry *tape;
     int n_tape, cap_tape;
     bool grad_enabled; /* false: ops record nothing (sampling, evaluation) */
@@ -49,7 +47,7 @@ typedef struct Graph {
     Profile *prof; /* when set, per-op forward and backward times (core/profile.h) */
 } Graph;
 
-void graph_init(Graph *g, const OpTable *ops, Device device, size_t arena_bytes);
+void graph_init(Graph *g, const Backend *be, size_t arena_bytes);
 void graph_free(Graph *g);
 /* Drop the tape and every activation; keep the memory for the next step. */
 void graph_reset(Graph *g);

@@ -6,7 +6,7 @@ static void qkv_split_bwd(Graph *g, void *p) {
     OpCtx *c = p; /* out = q; in[1], in[2] = k, v */
     Tensor *q = c->out, *k = c->in[1], *v = c->in[2];
     if (!q->grad && !k->grad && !v->grad) return;
-    g->ops->qkv_split_bwd(graph_grad(g, c->in[0]), q->grad, k->grad, v->grad, c->dim[0], c->dim[1], c->dim[2],
+    g->be->ops->qkv_split_bwd(graph_grad(g, c->in[0]), q->grad, k->grad, v->grad, c->dim[0], c->dim[1], c->dim[2],
                           c->dim[3]);
 }
 
@@ -18,7 +18,7 @@ void op_qkv_split(Graph *g, Tensor *qkv, int H, Tensor **q, Tensor **k, Tensor *
     *q = graph_new(g, 4, B, H, N, hd);
     *k = graph_new(g, 4, B, H, N, hd);
     *v = graph_new(g, 4, B, H, N, hd);
-    g->ops->qkv_split_fwd((*q)->data, (*k)->data, (*v)->data, qkv->data, B, N, H, hd);
+    g->be->ops->qkv_split_fwd((*q)->data, (*k)->data, (*v)->data, qkv->data, B, N, H, hd);
     bool track = GRAPH_TRACK(g, *q, qkv);
     (*k)->requires_grad = (*v)->requires_grad = track;
     if (track) {
@@ -32,7 +32,7 @@ void op_qkv_split(Graph *g, Tensor *qkv, int H, Tensor **q, Tensor **k, Tensor *
 static void rope_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->rope_bwd(graph_grad(g, c->in[0]), c->out->grad, c->table[0], c->table[1], c->dim[0], c->dim[1], c->dim[2],
+    g->be->ops->rope_bwd(graph_grad(g, c->in[0]), c->out->grad, c->table[0], c->table[1], c->dim[0], c->dim[1], c->dim[2],
                      c->dim[3]);
 }
 
@@ -42,7 +42,7 @@ Tensor *op_rope(Graph *g, Tensor *x, const float *cos, const float *sin, int n_c
     CHECK(hd % 4 == 0, "2D RoPE needs a head dimension divisible by 4, got %d", hd);
     CHECK(n_ctx >= 0 && n_ctx < N, "rope: %d unrotated tokens out of %d", n_ctx, N);
     Tensor *out = graph_tensor(g, 4, x->shape);
-    g->ops->rope_fwd(out->data, x->data, cos, sin, BH, N, hd, n_ctx);
+    g->be->ops->rope_fwd(out->data, x->data, cos, sin, BH, N, hd, n_ctx);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -57,8 +57,8 @@ static void attention_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
     int B = c->dim[0], H = c->dim[1], N = c->dim[2], hd = c->dim[3];
-    float *scratch = graph_alloc(g, g->ops->attention_scratch_floats(B, H, N, hd) * sizeof(float));
-    g->ops->attention_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), scratch,
+    float *scratch = graph_alloc(g, g->be->ops->attention_scratch_floats(B, H, N, hd) * sizeof(float));
+    g->be->ops->attention_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), scratch,
                           c->out->grad, c->saved->data, c->in[0]->data, c->in[1]->data, c->in[2]->data, B, H, N, hd);
 }
 
@@ -69,9 +69,9 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {
     CHECK_SHAPE(v, 4, B, H, N, hd);
     Tensor *out = graph_new(g, 3, B, N, H * hd);
     /* What backward needs, in the backend's format (probabilities or LSE). */
-    size_t n_saved = g->ops->attention_saved_floats(B, H, N, hd);
+    size_t n_saved = g->be->ops->attention_saved_floats(B, H, N, hd);
     Tensor *att = graph_new(g, 1, (int)n_saved);
-    g->ops->attention_fwd(out->data, att->data, q->data, k->data, v->data, B, H, N, hd);
+    g->be->ops->attention_fwd(out->data, att->data, q->data, k->data, v->data, B, H, N, hd);
     if (GRAPH_TRACK(g, out, q, k, v)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = q, c->in[1] = k, c->in[2] = v, c->saved = att;

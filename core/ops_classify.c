@@ -11,7 +11,7 @@ typedef struct XentCtx {
 static void xent_bwd(Graph *g, void *p) {
     XentCtx *c = p;
     if (!c->base.out->grad) return;
-    g->ops->xent_bwd(graph_grad(g, c->base.in[0]), c->base.out->grad, c->base.saved->data, c->labels, c->base.dim[0],
+    g->be->ops->xent_bwd(graph_grad(g, c->base.in[0]), c->base.out->grad, c->base.saved->data, c->labels, c->base.dim[0],
                      c->base.dim[1]);
 }
 
@@ -25,7 +25,7 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
     const int *dlabels = graph_upload(g, labels, (size_t)B * sizeof(int));
     Tensor *out = graph_new(g, 1, 1);
     Tensor *probs = graph_new(g, 2, B, K);
-    g->ops->xent_fwd(out->data, probs->data, logits->data, dlabels, B, K);
+    g->be->ops->xent_fwd(out->data, probs->data, logits->data, dlabels, B, K);
     if (GRAPH_TRACK(g, out, logits)) {
         XentCtx *c = graph_alloc_host(g, sizeof *c);
         *c = (XentCtx){.base = {.out = out, .in = {logits}, .saved = probs, .dim = {B, K}}, .labels = dlabels};
@@ -37,14 +37,14 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels) {
 static void mean_tokens_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->mean_tokens_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2]);
+    g->be->ops->mean_tokens_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2]);
 }
 
 Tensor *op_mean_tokens(Graph *g, Tensor *x) {
     CHECK_SHAPE(x, 3, -1, -1, -1);
     int B = x->shape[0], N = x->shape[1], C = x->shape[2];
     Tensor *out = graph_new(g, 2, B, C);
-    g->ops->mean_tokens_fwd(out->data, x->data, B, N, C);
+    g->be->ops->mean_tokens_fwd(out->data, x->data, B, N, C);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -57,7 +57,7 @@ Tensor *op_mean_tokens(Graph *g, Tensor *x) {
 static void unfold_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->unfold_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3], c->dim[4],
+    g->be->ops->unfold_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3], c->dim[4],
                        c->dim[5], (int)c->u);
 }
 
@@ -69,7 +69,7 @@ Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad) {
           H, W, pad);
     int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
     Tensor *out = graph_new(g, 3, B, Ho * Wo, C * k * k);
-    g->ops->unfold_fwd(out->data, img->data, B, C, H, W, k, s, pad);
+    g->be->ops->unfold_fwd(out->data, img->data, B, C, H, W, k, s, pad);
     if (GRAPH_TRACK(g, out, img)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = img;

@@ -7,7 +7,7 @@
 static void patchify_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->patchify_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3], c->dim[4]);
+    g->be->ops->patchify_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3], c->dim[4]);
 }
 
 Tensor *op_patchify(Graph *g, Tensor *img, int p) {
@@ -15,7 +15,7 @@ Tensor *op_patchify(Graph *g, Tensor *img, int p) {
     int B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
     CHECK(p > 0 && H % p == 0 && W % p == 0, "image %dx%d does not split into %dx%d patches", H, W, p, p);
     Tensor *out = graph_new(g, 3, B, (H / p) * (W / p), C * p * p);
-    g->ops->patchify_fwd(out->data, img->data, B, C, H, W, p);
+    g->be->ops->patchify_fwd(out->data, img->data, B, C, H, W, p);
     if (GRAPH_TRACK(g, out, img)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = img;
@@ -28,7 +28,7 @@ Tensor *op_patchify(Graph *g, Tensor *img, int p) {
 static void unpatchify_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->unpatchify_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3],
+    g->be->ops->unpatchify_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3],
                            c->dim[4]);
 }
 
@@ -37,7 +37,7 @@ Tensor *op_unpatchify(Graph *g, Tensor *tok, int C, int H, int W, int p) {
     CHECK_SHAPE(tok, 3, -1, (H / p) * (W / p), p * p * C);
     int B = tok->shape[0];
     Tensor *out = graph_new(g, 4, B, C, H, W);
-    g->ops->unpatchify_fwd(out->data, tok->data, B, C, H, W, p);
+    g->be->ops->unpatchify_fwd(out->data, tok->data, B, C, H, W, p);
     if (GRAPH_TRACK(g, out, tok)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = tok;
@@ -50,7 +50,7 @@ Tensor *op_unpatchify(Graph *g, Tensor *tok, int C, int H, int W, int p) {
 static void timestep_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->timestep_embed_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->dim[0], c->dim[1]);
+    g->be->ops->timestep_embed_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->dim[0], c->dim[1]);
 }
 
 Tensor *op_timestep_embed(Graph *g, Tensor *t, int dim) {
@@ -58,7 +58,7 @@ Tensor *op_timestep_embed(Graph *g, Tensor *t, int dim) {
     CHECK(dim > 0 && dim % 2 == 0, "timestep features need an even width, got %d", dim);
     int B = t->shape[0];
     Tensor *out = graph_new(g, 2, B, dim);
-    g->ops->timestep_embed_fwd(out->data, t->data, B, dim);
+    g->be->ops->timestep_embed_fwd(out->data, t->data, B, dim);
     if (GRAPH_TRACK(g, out, t)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = t;
@@ -76,7 +76,7 @@ typedef struct EmbedCtx {
 static void embedding_bwd(Graph *g, void *p) {
     EmbedCtx *c = p;
     if (!c->base.out->grad) return;
-    g->ops->embedding_bwd(graph_grad(g, c->base.in[0]), c->base.out->grad, c->idx, c->base.dim[0], c->base.dim[1]);
+    g->be->ops->embedding_bwd(graph_grad(g, c->base.in[0]), c->base.out->grad, c->idx, c->base.dim[0], c->base.dim[1]);
 }
 
 Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B) {
@@ -88,7 +88,7 @@ Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B) {
      * the kernels read a copy on the device, made once. */
     const int *didx = graph_upload(g, idx, (size_t)B * sizeof(int));
     Tensor *out = graph_new(g, 2, B, C);
-    g->ops->embedding_fwd(out->data, table->data, didx, B, C);
+    g->be->ops->embedding_fwd(out->data, table->data, didx, B, C);
     if (GRAPH_TRACK(g, out, table)) {
         EmbedCtx *c = graph_alloc_host(g, sizeof *c);
         *c = (EmbedCtx){.base = {.out = out, .in = {table}, .dim = {B, C}}, .idx = didx};
@@ -100,7 +100,7 @@ Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B) {
 static void prepend_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->incontext_prepend_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]),
+    g->be->ops->incontext_prepend_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]),
                                   c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3]);
 }
 
@@ -111,7 +111,7 @@ Tensor *op_incontext_prepend(Graph *g, Tensor *x, Tensor *yemb, Tensor *pos) {
     CHECK_SHAPE(pos, 2, -1, C);
     int L = pos->shape[0];
     Tensor *out = graph_new(g, 3, B, L + N, C);
-    g->ops->incontext_prepend_fwd(out->data, x->data, yemb->data, pos->data, B, N, L, C);
+    g->be->ops->incontext_prepend_fwd(out->data, x->data, yemb->data, pos->data, B, N, L, C);
     if (GRAPH_TRACK(g, out, x, yemb, pos)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = yemb, c->in[2] = pos;
@@ -124,7 +124,7 @@ Tensor *op_incontext_prepend(Graph *g, Tensor *x, Tensor *yemb, Tensor *pos) {
 static void strip_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->incontext_strip_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3]);
+    g->be->ops->incontext_strip_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3]);
 }
 
 Tensor *op_incontext_strip(Graph *g, Tensor *x, int L) {
@@ -132,7 +132,7 @@ Tensor *op_incontext_strip(Graph *g, Tensor *x, int L) {
     int B = x->shape[0], N = x->shape[1] - L, C = x->shape[2];
     CHECK(L >= 0 && N > 0, "cannot strip %d prefix tokens from %d", L, x->shape[1]);
     Tensor *out = graph_new(g, 3, B, N, C);
-    g->ops->incontext_strip_fwd(out->data, x->data, B, N, L, C);
+    g->be->ops->incontext_strip_fwd(out->data, x->data, B, N, L, C);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -145,7 +145,7 @@ Tensor *op_incontext_strip(Graph *g, Tensor *x, int L) {
 static void vloss_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->vloss_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->in[1]->data, c->in[2]->data,
+    g->be->ops->vloss_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->in[1]->data, c->in[2]->data,
                       c->dim[0], c->dim[1]);
 }
 
@@ -156,7 +156,7 @@ Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t) {
     int B = xhat->shape[0];
     CHECK_SHAPE(t, 1, B);
     Tensor *out = graph_new(g, 1, 1);
-    g->ops->vloss_fwd(out->data, xhat->data, x->data, t->data, B, (int)(xhat->numel / (size_t)B));
+    g->be->ops->vloss_fwd(out->data, xhat->data, x->data, t->data, B, (int)(xhat->numel / (size_t)B));
     if (GRAPH_TRACK(g, out, xhat)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = xhat, c->in[1] = x, c->in[2] = t;

@@ -23,7 +23,7 @@ static Tensor *like_last(Graph *g, const Tensor *x, int last) {
 static void linear_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->linear_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
+    g->be->ops->linear_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
                        c->in[0]->data, c->in[1]->data, c->dim[0], c->dim[1], c->dim[2]);
 }
 
@@ -33,7 +33,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
     int OC = w->shape[0];
     if (b) CHECK_SHAPE(b, 1, OC);
     Tensor *out = like_last(g, x, OC);
-    g->ops->linear_fwd(out->data, x->data, w->data, b ? b->data : NULL, M, IC, OC);
+    g->be->ops->linear_fwd(out->data, x->data, w->data, b ? b->data : NULL, M, IC, OC);
     if (GRAPH_TRACK(g, out, x, w, b)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = w, c->in[2] = b;
@@ -46,7 +46,7 @@ Tensor *op_linear(Graph *g, Tensor *x, Tensor *w, Tensor *b) {
 static void rmsnorm_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->rmsnorm_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->in[0]->data,
+    g->be->ops->rmsnorm_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->in[0]->data,
                         c->in[1]->data, c->saved->data, c->dim[0], c->dim[1]);
 }
 
@@ -55,7 +55,7 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, Tensor *w, float eps) {
     CHECK_SHAPE(w, 1, C);
     Tensor *out = like(g, x);
     Tensor *rstd = graph_new(g, 1, rows);
-    g->ops->rmsnorm_fwd(out->data, rstd->data, x->data, w->data, rows, C, eps);
+    g->be->ops->rmsnorm_fwd(out->data, rstd->data, x->data, w->data, rows, C, eps);
     if (GRAPH_TRACK(g, out, x, w)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = w, c->saved = rstd;
@@ -68,12 +68,12 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, Tensor *w, float eps) {
 static void silu_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->silu_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->in[0]->numel);
+    g->be->ops->silu_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->in[0]->numel);
 }
 
 Tensor *op_silu(Graph *g, Tensor *x) {
     Tensor *out = like(g, x);
-    g->ops->silu_fwd(out->data, x->data, x->numel);
+    g->be->ops->silu_fwd(out->data, x->data, x->numel);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -85,14 +85,14 @@ Tensor *op_silu(Graph *g, Tensor *x) {
 static void swiglu_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->swiglu_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->dim[0], c->dim[1]);
+    g->be->ops->swiglu_bwd(graph_grad(g, c->in[0]), c->out->grad, c->in[0]->data, c->dim[0], c->dim[1]);
 }
 
 Tensor *op_swiglu(Graph *g, Tensor *x) {
     int C2 = tensor_cols(x), M = (int)tensor_rows(x);
     CHECK(C2 % 2 == 0, "swiglu needs an even last dimension (a | b), got %d", C2);
     Tensor *out = like_last(g, x, C2 / 2);
-    g->ops->swiglu_fwd(out->data, x->data, M, C2 / 2);
+    g->be->ops->swiglu_fwd(out->data, x->data, M, C2 / 2);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -105,7 +105,7 @@ Tensor *op_swiglu(Graph *g, Tensor *x) {
 static void modulate_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->modulate_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
+    g->be->ops->modulate_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
                          c->in[0]->data, c->in[2]->data, c->dim[0], c->dim[1], c->dim[2]);
 }
 
@@ -115,7 +115,7 @@ Tensor *op_modulate(Graph *g, Tensor *x, Tensor *shift, Tensor *scale) {
     CHECK_SHAPE(shift, 2, B, C);
     CHECK_SHAPE(scale, 2, B, C);
     Tensor *out = like(g, x);
-    g->ops->modulate_fwd(out->data, x->data, shift->data, scale->data, B, N, C);
+    g->be->ops->modulate_fwd(out->data, x->data, shift->data, scale->data, B, N, C);
     if (GRAPH_TRACK(g, out, x, shift, scale)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = shift, c->in[2] = scale;
@@ -128,7 +128,7 @@ Tensor *op_modulate(Graph *g, Tensor *x, Tensor *shift, Tensor *scale) {
 static void gated_add_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->gated_add_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
+    g->be->ops->gated_add_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), c->out->grad,
                           c->in[1]->data, c->in[2]->data, c->dim[0], c->dim[1], c->dim[2]);
 }
 
@@ -138,7 +138,7 @@ Tensor *op_gated_add(Graph *g, Tensor *x, Tensor *gate, Tensor *y) {
     CHECK_SHAPE(gate, 2, B, C);
     CHECK_SHAPE(y, 3, B, N, C);
     Tensor *out = like(g, x);
-    g->ops->gated_add_fwd(out->data, x->data, gate->data, y->data, B, N, C);
+    g->be->ops->gated_add_fwd(out->data, x->data, gate->data, y->data, B, N, C);
     if (GRAPH_TRACK(g, out, x, gate, y)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = gate, c->in[2] = y;
@@ -153,7 +153,7 @@ static void add_bwd(Graph *g, void *p) {
     if (!c->out->grad) return;
     for (int i = 0; i < 2; i++) {
         float *d = graph_grad(g, c->in[i]);
-        if (d) g->ops->accumulate(d, c->out->grad, c->out->numel);
+        if (d) g->be->ops->accumulate(d, c->out->grad, c->out->numel);
     }
 }
 
@@ -162,7 +162,7 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
     CHECK(tensor_same_shape(a, b), "add needs equal shapes, got %s and %s", tensor_shape_str(a, sa, sizeof sa),
           tensor_shape_str(b, sb, sizeof sb));
     Tensor *out = like(g, a);
-    g->ops->add_fwd(out->data, a->data, b->data, a->numel);
+    g->be->ops->add_fwd(out->data, a->data, b->data, a->numel);
     if (GRAPH_TRACK(g, out, a, b)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = a, c->in[1] = b;
@@ -174,7 +174,7 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
 static void add_rows_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->add_rows_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->dim[0], c->dim[1],
+    g->be->ops->add_rows_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->dim[0], c->dim[1],
                          c->dim[2]);
 }
 
@@ -183,7 +183,7 @@ Tensor *op_add_rows(Graph *g, Tensor *x, Tensor *y) {
     int B = x->shape[0], N = x->shape[1], C = x->shape[2];
     CHECK_SHAPE(y, 2, N, C);
     Tensor *out = like(g, x);
-    g->ops->add_rows_fwd(out->data, x->data, y->data, B, N, C);
+    g->be->ops->add_rows_fwd(out->data, x->data, y->data, B, N, C);
     if (GRAPH_TRACK(g, out, x, y)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x, c->in[1] = y;
@@ -196,7 +196,7 @@ Tensor *op_add_rows(Graph *g, Tensor *x, Tensor *y) {
 static void chunk_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->chunk_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3]);
+    g->be->ops->chunk_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3]);
 }
 
 Tensor *op_chunk(Graph *g, Tensor *x, int k, int j) {
@@ -206,7 +206,7 @@ Tensor *op_chunk(Graph *g, Tensor *x, int k, int j) {
     CHECK(j >= 0 && j < k, "chunk index %d out of range [0, %d)", j, k);
     int C = x->shape[1] / k;
     Tensor *out = graph_new(g, 2, B, C);
-    g->ops->chunk_fwd(out->data, x->data, B, k, C, j);
+    g->be->ops->chunk_fwd(out->data, x->data, B, k, C, j);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;
@@ -220,7 +220,7 @@ Tensor *op_chunk(Graph *g, Tensor *x, int k, int j) {
 static void dropout_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->dropout_bwd(graph_grad(g, c->in[0]), c->out->grad, c->out->numel, c->f, g->seed, c->u);
+    g->be->ops->dropout_bwd(graph_grad(g, c->in[0]), c->out->grad, c->out->numel, c->f, g->seed, c->u);
 }
 
 Tensor *op_dropout(Graph *g, Tensor *x, float p) {
@@ -229,7 +229,7 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p) {
     /* One stream per (step, call): a step's masks never repeat, and a resumed run redraws the same ones. */
     uint64_t stream = RNG_STREAM_DROPOUT + ((g->step & 0xffffffull) << 8) + (uint64_t)g->dropout_calls++;
     Tensor *out = like(g, x);
-    g->ops->dropout_fwd(out->data, x->data, x->numel, p, g->seed, stream);
+    g->be->ops->dropout_fwd(out->data, x->data, x->numel, p, g->seed, stream);
     if (GRAPH_TRACK(g, out, x)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = x;

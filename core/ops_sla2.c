@@ -41,11 +41,11 @@ static void sla2_bwd(Graph *g, void *p) {
     Sla2Ctx *c = p;
     if (!c->out->grad) return;
     float *dq = grad_or_scratch(g, c->q), *dk = grad_or_scratch(g, c->k), *dv = grad_or_scratch(g, c->v);
-    if (!c->q->grad) g->mem->zero(dq, c->q->numel * sizeof(float));
-    if (!c->k->grad) g->mem->zero(dk, c->k->numel * sizeof(float));
-    if (!c->v->grad) g->mem->zero(dv, c->v->numel * sizeof(float));
-    float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&c->dm) * sizeof(float));
-    g->ops->sla2_bwd(dq, dk, dv, c->dm.soft ? graph_grad(g, c->pq) : NULL, c->dm.soft ? graph_grad(g, c->pk) : NULL,
+    if (!c->q->grad) g->be->mem->zero(dq, c->q->numel * sizeof(float));
+    if (!c->k->grad) g->be->mem->zero(dk, c->k->numel * sizeof(float));
+    if (!c->v->grad) g->be->mem->zero(dv, c->v->numel * sizeof(float));
+    float *ws = graph_alloc(g, g->be->ops->sla2_workspace_floats(&c->dm) * sizeof(float));
+    g->be->ops->sla2_bwd(dq, dk, dv, c->dm.soft ? graph_grad(g, c->pq) : NULL, c->dm.soft ? graph_grad(g, c->pk) : NULL,
                      graph_grad(g, c->al), ws, c->out->grad, &c->sv, c->q->data, c->k->data, c->v->data, c->pq->data,
                      c->pk->data, c->al->data, &c->dm);
 }
@@ -80,13 +80,13 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
         .o_s_fp = dm.qat ? graph_alloc(g, tok * sizeof(float)) : NULL,
         .o_l = graph_alloc(g, tok * sizeof(float)),
     };
-    size_t n_kept = g->ops->sla2_saved_floats(&dm);
+    size_t n_kept = g->be->ops->sla2_saved_floats(&dm);
     sv.kept = n_kept ? graph_alloc(g, n_kept * sizeof(float)) : NULL;
     Tensor *out = graph_new(g, 3, B, N, H * d);
-    float *ws = graph_alloc(g, g->ops->sla2_workspace_floats(&dm) * sizeof(float));
-    g->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,
+    float *ws = graph_alloc(g, g->be->ops->sla2_workspace_floats(&dm) * sizeof(float));
+    g->be->ops->sla2_fwd(out->data, &sv, ws, q->data, k->data, v->data, proj_q->data, proj_k->data, alpha_logit->data,
                      &dm);
-    if (stats) g->ops->sla2_stats(stats, out->data, &sv, q->data, k->data, v->data, alpha_logit->data, &dm);
+    if (stats) g->be->ops->sla2_stats(stats, out->data, &sv, q->data, k->data, v->data, alpha_logit->data, &dm);
     /* The router matrices only receive gradient through the soft top-k. */
     bool track = dm.soft ? GRAPH_TRACK(g, out, q, k, v, proj_q, proj_k, alpha_logit)
                          : GRAPH_TRACK(g, out, q, k, v, alpha_logit);
@@ -102,7 +102,7 @@ Tensor *op_sla2(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *proj_q, Tenso
 static void mse_bwd(Graph *g, void *p) {
     OpCtx *c = p;
     if (!c->out->grad) return;
-    g->ops->mse_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->in[0]->data, c->in[1]->data,
+    g->be->ops->mse_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), c->out->grad, c->in[0]->data, c->in[1]->data,
                     c->in[0]->numel);
 }
 
@@ -111,7 +111,7 @@ Tensor *op_mse(Graph *g, Tensor *a, Tensor *b) {
     CHECK(tensor_same_shape(a, b), "mse needs equal shapes, got %s and %s", tensor_shape_str(a, sa, sizeof sa),
           tensor_shape_str(b, sb, sizeof sb));
     Tensor *out = graph_new(g, 1, 1);
-    g->ops->mse_fwd(out->data, a->data, b->data, a->numel);
+    g->be->ops->mse_fwd(out->data, a->data, b->data, a->numel);
     if (GRAPH_TRACK(g, out, a, b)) {
         OpCtx *c = op_ctx(g, out);
         c->in[0] = a, c->in[1] = b;

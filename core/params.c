@@ -14,8 +14,8 @@ void params_create(ParamStore *ps) { memset(ps, 0, sizeof *ps); }
 void params_destroy(ParamStore *ps) {
     core_free(ps->info);
     core_free(ps->views);
-    if (ps->device != DEVICE_CPU) {
-        const DeviceMem *mem = device_mem(ps->device);
+    if (ps->mem) {
+        const DeviceMem *mem = ps->mem;
         mem->free(ps->data);
         mem->free(ps->grad);
         core_free(ps->host);
@@ -127,14 +127,17 @@ Tensor *params_at(ParamStore *ps, int i) {
 
 size_t params_count(const ParamStore *ps) { return ps->count; }
 
-void params_zero_grad(ParamStore *ps) { device_mem(ps->device)->zero(ps->grad, ps->padded * sizeof(float)); }
+void params_zero_grad(ParamStore *ps) {
+    if (ps->mem) ps->mem->zero(ps->grad, ps->padded * sizeof(float));
+    else memset(ps->grad, 0, ps->padded * sizeof(float));
+}
 
-void params_to_device(ParamStore *ps, Device d) {
+void params_to_device(ParamStore *ps, const DeviceMem *mem) {
     CHECK(ps->data != NULL, "params_to_device() before params_alloc()");
+    Device d = mem->device;
     if (d == ps->device) return;
     CHECK(ps->device == DEVICE_CPU, "parameters move from the host to a device once (now on %s, asked for %s)",
           device_name(ps->device), device_name(d));
-    const DeviceMem *mem = device_mem(d);
     size_t bytes = (ps->padded ? ps->padded : 1) * sizeof(float);
     /* The host buffer stays as the host copy; the host gradients are not needed any more. */
     core_free(ps->grad);
@@ -143,6 +146,7 @@ void params_to_device(ParamStore *ps, Device d) {
     mem->to_device(ps->data, ps->host, bytes);
     mem->zero(ps->grad, bytes);
     ps->device = d;
+    ps->mem = mem;
     for (int i = 0; i < ps->n; i++) {
         Tensor *t = &ps->views[i];
         t->data = ps->data + ps->info[i].offset;
@@ -152,11 +156,11 @@ void params_to_device(ParamStore *ps, Device d) {
 }
 
 void params_pull(ParamStore *ps) {
-    if (ps->host != ps->data) device_mem(ps->device)->to_host(ps->host, ps->data, ps->padded * sizeof(float));
+    if (ps->host != ps->data) ps->mem->to_host(ps->host, ps->data, ps->padded * sizeof(float));
 }
 
 void params_push(ParamStore *ps) {
-    if (ps->host != ps->data) device_mem(ps->device)->to_device(ps->data, ps->host, ps->padded * sizeof(float));
+    if (ps->host != ps->data) ps->mem->to_device(ps->data, ps->host, ps->padded * sizeof(float));
 }
 
 int params_set_trainable(ParamStore *ps, const char *substr, bool trainable) {

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/device.h"
 #include "core/tensor.h"
 
 #define PARAM_NAME_MAX 96
@@ -52,6 +53,7 @@ typedef struct ParamStore {
     float *data, *grad; /* on `device`: what the views point at */
     float *host;        /* host copy of data (== data on the CPU) */
     Device device;
+    const DeviceMem *mem; /* the memory data and grad live in; NULL: host memory (core_malloc) */
 } ParamStore;
 
 void params_create(ParamStore *ps);
@@ -66,10 +68,10 @@ Tensor *params_get(ParamStore *ps, const char *name);    /* stops with a hint wh
 Tensor *params_at(ParamStore *ps, int i);
 size_t params_count(const ParamStore *ps);
 void params_zero_grad(ParamStore *ps);
-/* Move data and grad to device d (after params_alloc; from the CPU, once):
- * uploads the host copy, zeroes the gradients, points the views there. The
- * CPU is a no-op. */
-void params_to_device(ParamStore *ps, Device d);
+/* Move data and grad into a device's memory (after params_alloc; from the
+ * host, once): uploads the host copy, zeroes the gradients, points the
+ * views there. Host memory (DEVICE_CPU) is a no-op. */
+void params_to_device(ParamStore *ps, const DeviceMem *mem);
 /* host <- data (before writing a checkpoint) and data <- host (after
  * reading one into host); no-ops on the CPU, where they are one buffer. */
 void params_pull(ParamStore *ps);

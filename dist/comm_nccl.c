@@ -1,11 +1,11 @@
 /* dist/comm_nccl.c — NCCL side of the communicator: GPU buffers (see comm.h).
- * Built with the CUDA backend; without it every entry point says so. */
+ * Built with the CUDA backend (CMakeLists.txt picks this file or
+ * comm_nccl_none.c). */
 #include <stdio.h>
 
 #include "core/check.h"
 #include "dist/comm.h"
 
-#ifdef JIT_HAVE_CUDA
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -46,12 +46,3 @@ void comm_nccl_free(Comm *c) {
     if (c->nccl) NCCL_CHECK(ncclCommDestroy((ncclComm_t)c->nccl));
     c->nccl = NULL;
 }
-#else
-int comm_nccl_available(void) { return 0; }
-void comm_nccl_init(Comm *c) { FAIL("NCCL needs the CUDA backend: rebuild with nvcc available (-DJIT_CUDA=ON)"); }
-void comm_nccl_allreduce_f32(Comm *c, float *dev_buf, size_t count, CommOp op, void *stream) {
-    FAIL("NCCL needs the CUDA backend: rebuild with nvcc available (-DJIT_CUDA=ON)");
-}
-void comm_nccl_abort(Comm *c) { c->nccl = NULL; }
-void comm_nccl_free(Comm *c) { c->nccl = NULL; }
-#endif

@@ -25,7 +25,7 @@ Tensor *gc_uniform(Graph *g, uint64_t k, float lo, float hi, int ndim, const int
     return t;
 }
 
-void gc_graph(Graph *g) { graph_init(g, &ops_cpu, DEVICE_CPU, (size_t)1 << 20); }
+void gc_graph(Graph *g) { graph_init(g, backend_cpu(), (size_t)1 << 20); }
 
 static void *gc_malloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -136,7 +136,7 @@ GcResult gc_check(Graph *g, const GcCase *c) {
                             1.0f);
             memcpy(graph_grad(g, t), G0[i], t->numel * sizeof(float));
         }
-        for (int o = 1; o < c->n_out; o++) g->ops->accumulate(graph_grad(g, c->out[o]), R + off[o], c->out[o]->numel);
+        for (int o = 1; o < c->n_out; o++) g->be->ops->accumulate(graph_grad(g, c->out[o]), R + off[o], c->out[o]->numel);
         graph_backward_from(g, c->out[0], R);
         for (int i = 0; i < c->n_in; i++)
             if (G0[i])

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# tests/layering_test.sh — the include directions the architecture promises
-# (README, "Layout"): core, kernels, io and dist know nothing of train (the
-# model, the trainer, the run configuration); core knows no backend's
-# implementation (kernels/cpu, kernels/cuda): it calls the op table and the
-# device-memory table of kernels/ops.h and core/device.h. Each violation is
-# printed as FILE:LINE: the include; the test fails on any.
-#   usage: tests/layering_test.sh [SOURCE_DIR]
+# tests/layering_test.sh — the directions the architecture promises (README,
+# "Layout"), in the sources and in the built libraries:
+# - includes: core, kernels, io and dist know nothing of train (the model,
+#   the trainer, the run configuration); core knows no backend's
+#   implementation (kernels/cpu, kernels/cuda), only the interfaces
+#   core/backend.h and kernels/ops.h; `#ifdef JIT_HAVE_CUDA` appears in the
+#   backend registry (kernels/backends.c) and nowhere else outside
+#   kernels/cuda;
+# - links (with BUILD_DIR): each layer's archive (CMakeLists.txt) uses
+#   symbols of the layers below it only: core none, kernels and dist core,
+#   io dist and core, train all four.
+# Each violation is printed (FILE:LINE: the include, or the archive and the
+# symbol); the test fails on any.
+#   usage: tests/layering_test.sh [SOURCE_DIR [BUILD_DIR]]
 set -uo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+build=${2:-}
+[[ -z $build || $build == /* ]] || build=$PWD/$build
 cd "$root" || exit 1
 bad=0
 # check DIRS... -- PATTERN MESSAGE
@@ -25,8 +34,43 @@ check() {
 }
 check core kernels io dist -- 'train/' "a lower layer includes a header of train/"
 check core -- 'kernels/(cpu|cuda)/' "core includes a backend's implementation header"
+ifdefs=$(grep -rlE --include='*.c' --include='*.h' --include='*.cu' --include='*.cuh' \
+    '^[[:space:]]*#[[:space:]]*if(def)?[[:space:]].*JIT_HAVE_CUDA' core kernels io dist train |
+    grep -vE '^kernels/(backends\.c|cuda/)')
+if [[ -n $ifdefs ]]; then
+    echo "layering: #ifdef JIT_HAVE_CUDA outside the registry (kernels/backends.c) and kernels/cuda:"
+    echo "$ifdefs" | sed 's/^/  /'
+    bad=1
+fi
 if [[ $bad == 0 ]]; then
     n=$(find core kernels io dist train -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh' | wc -l)
     echo "layering: $n files, every include points down"
+fi
+
+# The archives: what each layer leaves undefined must not be defined by a
+# layer it may not use.
+if [[ -n $build ]]; then
+    declare -A below=([core]="" [kernels]="core" [dist]="core" [io]="dist core" [train]="io dist kernels core")
+    layers=(core kernels dist io train)
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    for l in "${layers[@]}"; do
+        a=$build/libjit_$l.a
+        [[ -f $a ]] || { echo "layering: $a not found (build first)"; exit 1; }
+        nm -g --defined-only "$a" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u >"$work/$l.def"
+        nm -u "$a" 2>/dev/null | awk '$1 == "U" {print $2}' | sort -u | comm -23 - "$work/$l.def" >"$work/$l.undef"
+    done
+    for l in "${layers[@]}"; do
+        for m in "${layers[@]}"; do
+            [[ $m == "$l" || " ${below[$l]} " == *" $m "* ]] && continue
+            hits=$(comm -12 "$work/$l.undef" "$work/$m.def")
+            if [[ -n $hits ]]; then
+                echo "layering: libjit_$l.a uses symbols of libjit_$m.a, a layer it may not use:"
+                echo "$hits" | head -20 | sed 's/^/  /'
+                bad=1
+            fi
+        done
+    done
+    [[ $bad == 0 ]] && echo "layering: ${#layers[@]} archives in $build, every link points down"
 fi
 exit $bad

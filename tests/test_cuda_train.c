@@ -32,7 +32,6 @@
 #include "io/ckpt.h"
 #include "train/config/config.h"
 #include "io/shards.h"
-#include "train/device_select.h"
 #include "train/sampler.h"
 #include "train/trainer.h"
 
@@ -107,7 +106,7 @@ static Config tiny(const char *name, int sla2, const char *device, const char *p
 /* n floats of the trainer's device memory, on the host (free()). */
 static float *download(const Trainer *T, const float *buf, size_t n) {
     float *h = malloc((n ? n : 1) * sizeof(float));
-    T->dev.mem->to_host(h, buf, n * sizeof(float));
+    T->be->mem->to_host(h, buf, n * sizeof(float));
     return h;
 }
 
@@ -152,7 +151,7 @@ static void step_parity(int sla2) {
     trainer_init(&C, &cc, NULL, NULL);
     trainer_init(&G, &cg, NULL, NULL);
     Device want = strcmp(TEST_DEVICE, "cuda") == 0 ? DEVICE_CUDA : DEVICE_CPU;
-    cr_assert_eq(G.dev.device, want);
+    cr_assert_eq(G.be->device, want);
     cr_assert_eq(G.model.params.views[0].device, want, "the views point at device memory");
     perturb(&C);
     perturb(&G);
@@ -343,11 +342,11 @@ Test(cuda_train, sampler_matches_cpu, .init = make_data) {
     jit_build(&mg, &c.model, 5);
     rng_fill_normal(mc.params.host, mc.params.padded, 2, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
     memcpy(mg.params.host, mc.params.host, mc.params.padded * sizeof(float));
-    DeviceChoice dev = device_select(TEST_DEVICE, PRECISION_FP32, 0, "test_cuda_train");
-    jit_to_device(&mg, dev.device);
+    const Backend *be = backend_open(TEST_DEVICE, BACKEND_PREC_FP32, 0, "test_cuda_train");
+    jit_to_device(&mg, be);
     Graph gc, gg;
-    graph_init(&gc, &ops_cpu, DEVICE_CPU, 1 << 20);
-    graph_init(&gg, dev.ops, dev.device, 1 << 20);
+    graph_init(&gc, backend_cpu(), 1 << 20);
+    graph_init(&gg, be, 1 << 20);
     const int n = 6, per = 16 * 16;
     int labels[6] = {0, 1, 2, 3, 1, 2};
     float *a = malloc(sizeof(float) * n * per), *b = malloc(sizeof(float) * n * per);

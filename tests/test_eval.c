@@ -151,7 +151,7 @@ static void free_real(Real *r) { core_free(r->img), core_free(r->lab); }
 /* Features [n, D] of images [n, 1, 32, 32] (batch EVAL_BATCH, like jit-eval). */
 static float *features(Classifier *m, const float *img, int n, int *pred) {
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 16u << 20);
+    graph_init(&g, backend_cpu(), 16u << 20);
     float *f = malloc(sizeof(float) * (size_t)n * m->cfg.hidden);
     classifier_predict(m, &g, img, n, EVAL_BATCH, f, pred);
     graph_free(&g);

@@ -74,7 +74,7 @@ Test(interop, forward_of_weights_and_emas_equals_pytorch) {
     int y[16];
     cr_assert_leq(B, 16);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 22);
+    graph_init(&g, backend_cpu(), 1 << 22);
     size_t nz = (size_t)B * C * img * img;
     float *zin = malloc(sizeof(float) * nz), tin[16];
     h5r_read_f32(im.expect, "inputs/z", zin, nz);

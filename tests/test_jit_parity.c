@@ -54,7 +54,7 @@ static void check_model_parity(const char *file, JitConfig *cfg, const char *lab
     }
 
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     int img = cfg->img_size, C = cfg->in_channels;
     Tensor *x = graph_new(&g, 4, B, C, img, img), *z = graph_new(&g, 4, B, C, img, img), *t = graph_new(&g, 1, B);
     int y[16];
@@ -155,7 +155,7 @@ Test(jit_parity, sla2_op_cases) {
         cr_assert_eq(sla2_k_select(c.topk_ratio, nk), (int)h5r_attr_i64(f, ATTR("k_sel")), "%s: k differs", grp);
 
         Graph g;
-        graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+        graph_init(&g, backend_cpu(), 1 << 20);
         Tensor *in[6] = {graph_new(&g, 4, B, H, N, d), graph_new(&g, 4, B, H, N, d), graph_new(&g, 4, B, H, N, d),
                          graph_new(&g, 2, d, d), graph_new(&g, 2, d, d), graph_new(&g, 1, H)};
         const char *names[6] = {"q", "k", "v", "proj_q", "proj_k", "alpha_logit"};

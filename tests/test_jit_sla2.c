@@ -80,8 +80,8 @@ Test(jit_sla2, dense_limit_equals_the_full_attention_model) {
     }
     jit_sla2_set_topk(&sla, -1, 1.0f); /* every block selected, set between steps */
     Graph g1, g2;
-    graph_init(&g1, &ops_cpu, DEVICE_CPU, 1 << 20);
-    graph_init(&g2, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g1, backend_cpu(), 1 << 20);
+    graph_init(&g2, backend_cpu(), 1 << 20);
     float l1, l2;
     Tensor *a = forward(&full, &g1, &l1), *b = forward(&sla, &g2, &l2);
     double num = 0, den = 0;
@@ -100,7 +100,7 @@ Test(jit_sla2, topk_and_qat_change_between_steps_and_stats_report) {
     jit_build(&m, &cs, 5);
     perturb(&m);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     float l_a, l_b, l_c, l_d;
     forward(&m, &g, &l_a);
     graph_reset(&g);
@@ -145,7 +145,7 @@ Test(jit_sla2, stage1_distillation_trains_only_the_router) {
     params_set_trainable(&m.params, NULL, false);
     params_set_trainable(&m.params, ".attn.sla2.", true);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     bool prev = graph_set_grad(&g, false); /* the frozen model's forward records nothing */
     m.capture_qkv = 1;
     forward(&m, &g, NULL);

@@ -29,7 +29,7 @@ int main(void) {
     AdamW opt;
     adamw_init(&opt, &m.params, 0.9f, 0.95f, 1e-8f, 0.01f);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 256);
+    graph_init(&g, backend_cpu(), 256);
     g.training = true; /* exercise dropout too */
     const int B = 3;
     int y[3] = {0, 5, cfg.num_classes};

@@ -463,7 +463,7 @@ Test(sla2_distill, mse_to_full_attention_is_differentiable_in_the_router) {
  * rounding (sums are accumulated in another order). */
 static void check_paths(int other, int N, int bq, int bk, float ratio, int soft, int qat, uint64_t seed) {
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 22);
+    graph_init(&g, backend_cpu(), 1 << 22);
     int B = 2, H = 3, d = 16;
     Sla2In in = make_inputs(&g, B, H, N, d, seed);
     Tensor *ts[6] = {in.q, in.k, in.v, in.pq, in.pk, in.al};

@@ -25,7 +25,7 @@ static void setup_model(Setup *s) {
     jit_build(&s->m, &cfg, 11);
     /* Non-zero adaLN and final weights so that every path carries gradient. */
     rng_fill_normal(s->m.params.data, s->m.params.padded, 9, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
-    graph_init(&s->g, &ops_cpu, DEVICE_CPU, 1024); /* deliberately small: the first step grows it */
+    graph_init(&s->g, backend_cpu(), 1024); /* deliberately small: the first step grows it */
     rng_fill_uniform(s->x, 2 * 32 * 32, 1, RNG_STREAM_TEST + 1, 0, -1, 1);
     rng_fill_normal(s->z, 2 * 32 * 32, 1, RNG_STREAM_TEST + 2, 0, 0, 1);
     s->t[0] = 0.3f, s->t[1] = 0.8f;

@@ -389,7 +389,7 @@ Test(sampler, deterministic_and_cfg_one_is_conditional, .init = make_data) {
     jit_build(&m, &c.model, 5);
     rng_fill_normal(m.params.data, m.params.padded, 2, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     const int n = 6, per = 16 * 16;
     int labels[6] = {0, 1, 2, 3, 1, 2};
     float *a = malloc(sizeof(float) * n * per), *b = malloc(sizeof(float) * n * per), *d = malloc(sizeof(float) * n * per);
@@ -494,7 +494,7 @@ Test(sampler, official_cfg_interval_guides_at_zero, .init = make_data) {
     jit_build(&m, &c.model, 5);
     rng_fill_normal(m.params.data, m.params.padded, 2, RNG_STREAM_TEST, 0, 0.0f, 0.05f);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     const int n = 4, per = 16 * 16;
     int labels[4] = {0, 1, 2, 3};
     float *plain = malloc(sizeof(float) * n * per), *open = malloc(sizeof(float) * n * per);

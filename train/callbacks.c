@@ -24,7 +24,7 @@ void callbacks_on_train_start(Trainer *T) {
         CkptData d = {.params = ps};
         int missing = ckpt_load(path, &d, NULL, NULL); /* into the host copy */
         params_push(ps);
-        for (int k = 0; k < T->cfg.n_ema; k++) T->dev.mem->copy(T->ema[k], ps->data, ps->padded * sizeof(float));
+        for (int k = 0; k < T->cfg.n_ema; k++) T->be->mem->copy(T->ema[k], ps->data, ps->padded * sizeof(float));
         if (T->rank == 0)
             printf("SLA2Conversion: loaded %s; %d SLA2 parameters start from their initial values "
                    "(identity routers, alpha 0.9); stage 1 (router distillation) for %d steps, then stage 2\n",

@@ -62,7 +62,7 @@ ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifie
     AdamW opt;
     adamw_init(&opt, &m->params, c->beta1, c->beta2, 1e-8f, c->weight_decay);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 16u << 20);
+    graph_init(&g, backend_cpu(), 16u << 20);
     g.seed = c->seed;
     float *img = core_malloc(sizeof(float) * (size_t)B * per), *tmp = core_malloc(sizeof(float) * (size_t)per);
     int *lab = core_malloc(sizeof(int) * (size_t)B);

@@ -96,7 +96,7 @@ static int cmd_test(int argc, char **argv) {
           mc->channels, mc->img_size, mc->img_size);
     CHECK(K <= mc->num_classes, "%s has %d classes, the classifier %d", data, K, mc->num_classes);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 16u << 20);
+    graph_init(&g, backend_cpu(), 16u << 20);
     int *pred = core_malloc(sizeof(int) * (size_t)n);
     classifier_predict(&m, &g, img, n, batch, NULL, pred);
     double *pc = core_malloc(sizeof(double) * (size_t)mc->num_classes);

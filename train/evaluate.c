@@ -14,7 +14,7 @@
 #include "io/png.h"
 #include "io/samples.h"
 #include "io/shards.h"
-#include "train/device_select.h"
+#include "train/trainer_device.h"
 #include "train/frechet.h"
 #include "train/sampler.h"
 
@@ -217,7 +217,8 @@ EvalResult eval_run(const EvalOptions *o) {
     CHECK(o->per_class >= 2, "--per-class must be at least 2 (a covariance needs 2 samples), got %d", o->per_class);
     CHECK(o->batch >= 1, "--batch must be positive");
     CHECK(o->real != NULL, "no real images given (--real DIR: jit-prep --split test shards)");
-    DeviceChoice dev = device_select(o->device ? o->device : "cpu", o->precision, 0, "jit-eval --device");
+    const Backend *be = backend_open(o->device ? o->device : "cpu", trainer_backend_precision(o->precision), 0,
+                                     "jit-eval --device");
 
     /* Cheap checks first: the classifier and the real data, before any sampling. */
     Classifier cls;
@@ -250,10 +251,10 @@ EvalResult eval_run(const EvalOptions *o) {
 
     /* The classifier runs on the CPU; the sampler's network where asked. */
     Graph g, gs;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
-    jit_to_device(&m, dev.device);
-    if (dev.device != DEVICE_CPU) graph_init(&gs, dev.ops, dev.device, 64u << 20);
-    Graph *gm = dev.device != DEVICE_CPU ? &gs : &g;
+    graph_init(&g, backend_cpu(), 64u << 20);
+    jit_to_device(&m, be);
+    if (be != backend_cpu()) graph_init(&gs, be, 64u << 20);
+    Graph *gm = be != backend_cpu() ? &gs : &g;
 
     /* (c) the real floor */
     float *rimg;

@@ -164,11 +164,12 @@ static float *jit_table_to(const DeviceMem *mem, float *host, size_t n) {
     return d;
 }
 
-void jit_to_device(JitModel *m, Device d) {
+void jit_to_device(JitModel *m, const Backend *be) {
+    Device d = be->device;
     if (d == m->params.device) return;
     const JitConfig *c = &m->cfg;
-    const DeviceMem *mem = device_mem(d);
-    params_to_device(&m->params, d); /* stops unless the model is on the host */
+    const DeviceMem *mem = be->mem;
+    params_to_device(&m->params, mem); /* stops unless the model is on the host */
     m->pos_table.data = jit_table_to(mem, m->pos_table.data, m->pos_table.numel);
     m->pos_table.device = d;
     size_t nr = (size_t)c->tokens * (c->head_dim / 2);
@@ -178,10 +179,16 @@ void jit_to_device(JitModel *m, Device d) {
 
 void jit_free(JitModel *m) {
     /* The fixed tables live where the parameters do. */
-    const DeviceMem *mem = device_mem(m->params.device);
-    mem->free(m->pos_table.data);
-    mem->free(m->rope_cos);
-    mem->free(m->rope_sin);
+    const DeviceMem *mem = m->params.mem;
+    if (mem) {
+        mem->free(m->pos_table.data);
+        mem->free(m->rope_cos);
+        mem->free(m->rope_sin);
+    } else {
+        core_free(m->pos_table.data);
+        core_free(m->rope_cos);
+        core_free(m->rope_sin);
+    }
     params_destroy(&m->params);
     core_free(m->blocks);
     core_free(m->sla2_stats);
@@ -234,8 +241,8 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
 Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
     const JitConfig *c = &m->cfg;
     /* A kernel handed pointers of the other device would crash far from here. */
-    CHECK(g->device == m->params.device, "the model is on %s but the graph on %s (jit_to_device, graph_init)",
-          device_name(m->params.device), device_name(g->device));
+    CHECK(g->be->device == m->params.device, "the model is on %s but the graph on %s (jit_to_device, graph_init)",
+          device_name(m->params.device), device_name(g->be->device));
     CHECK_SHAPE(z, 4, -1, c->in_channels, c->img_size, c->img_size);
     int B = z->shape[0];
     CHECK_SHAPE(t, 1, B);

@@ -94,7 +94,7 @@ void jit_free(JitModel *m);
  * embedding, RoPE angles) to device d, once, after building and loading on
  * the host; the model then runs on a Graph of that device. The CPU is a
  * no-op. */
-void jit_to_device(JitModel *m, Device d);
+void jit_to_device(JitModel *m, const Backend *be);
 
 /* z [B, C, H, W] noisy images, t [B] in (0,1), y [B] class ids (num_classes =
  * the null class) -> x_hat [B, C, H, W]. */

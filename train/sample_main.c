@@ -20,7 +20,7 @@
 #include "train/config/config.h"
 #include "io/png.h"
 #include "io/samples.h"
-#include "train/device_select.h"
+#include "train/trainer_device.h"
 #include "train/sampler.h"
 
 static void usage(void) {
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     }
     if (!ckpt) usage();
     /* First, so a missing GPU stops before any work. */
-    DeviceChoice dev = device_select(device, precision, 0, "jit-sample --device");
+    const Backend *be = backend_open(device, trainer_backend_precision(precision), 0, "jit-sample --device");
     char path[1100];
     ckpt_resolve(ckpt, path, sizeof path);
 
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     CHECK(ckpt_load(path, &d, &st, NULL) == 0, "%s does not hold every parameter of its own model", path);
     if (ema >= 0) memcpy(m.params.host, emabuf, m.params.padded * sizeof(float));
     for (int k = 0; k < cfg.n_ema; k++) core_free(emas[k]);
-    jit_to_device(&m, dev.device); /* uploads the weights just chosen */
+    jit_to_device(&m, be); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
     int classes = mc->num_classes, n = classes * per_class, per = mc->in_channels * mc->img_size * mc->img_size;
@@ -100,14 +100,14 @@ int main(int argc, char **argv) {
     float *out = malloc(sizeof(float) * (size_t)n * per);
     for (int i = 0; i < n; i++) labels[i] = i / per_class;
     Graph g;
-    graph_init(&g, dev.ops, dev.device, 64u << 20);
+    graph_init(&g, be, 64u << 20);
     SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
                         .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
                         .seed = (uint64_t)seed};
     char devname[256];
     printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
            path, (unsigned long long)st.step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi,
-           device_describe(&dev, devname, sizeof devname));
+           be->describe(devname, sizeof devname));
     sampler_run(&m, &g, &sc, labels, n, batch, out);
     png_write_grid(out_png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
     printf("jit-sample: wrote %s\n", out_png);

@@ -33,8 +33,8 @@ static void velocity(JitModel *m, Graph *g, const SamplerConfig *sc, const float
         sb->y[r] = r < b ? labels[r] : c->num_classes; /* second half: the null class */
     }
     Tensor *zt = graph_new(g, 4, rows, c->in_channels, c->img_size, c->img_size), *tt = graph_new(g, 1, rows);
-    g->mem->to_device(zt->data, sb->zin, sizeof(float) * (size_t)rows * per);
-    g->mem->to_device(tt->data, sb->tin, sizeof(float) * (size_t)rows);
+    g->be->mem->to_device(zt->data, sb->zin, sizeof(float) * (size_t)rows * per);
+    g->be->mem->to_device(tt->data, sb->tin, sizeof(float) * (size_t)rows);
     Tensor *xh = jit_forward(m, g, zt, tt, sb->y);
     graph_read(g, xh, sb->xh, (size_t)rows * per);
     const float *x = sb->xh;
@@ -57,8 +57,8 @@ int sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *label
     const JitConfig *c = &m->cfg;
     CHECK(sc->steps >= 1, "sampling steps must be at least 1, got %d", sc->steps);
     CHECK(batch >= 1, "sampling batch must be at least 1");
-    CHECK(g->device == m->params.device, "sampling a model on %s with a graph on %s: build the graph on the model's "
-                                         "device", device_name(m->params.device), device_name(g->device));
+    CHECK(g->be->device == m->params.device, "sampling a model on %s with a graph on %s: build the graph on the model's "
+                                         "device", device_name(m->params.device), device_name(g->be->device));
     int per = c->in_channels * c->img_size * c->img_size;
     bool prev_grad = graph_set_grad(g, false);
     bool prev_train = g->training;

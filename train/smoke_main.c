@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     AdamW opt;
     adamw_init(&opt, &m.params, 0.9f, 0.95f, 1e-8f, 0.0f);
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    graph_init(&g, backend_cpu(), 64u << 20);
     DiffusionConfig dc = {.p_mean = -0.8f, .p_std = 0.8f, .noise_scale = 1.0f};
     printf("jit-smoke: %s, %zu parameters, batch %d, %d steps, data: %s (%d images)\n", model,
            params_count(&m.params), batch, steps, synthetic ? "synthetic" : data_dir, n_img);

@@ -98,7 +98,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     if (c->official_decay_set) jit_use_official_decay_set(&T->model);
     trainer_device_alloc_state(T);
     size_t pbytes = T->model.params.padded * sizeof(float);
-    graph_init(&T->g, T->dev.ops, T->dev.device, 64u << 20);
+    graph_init(&T->g, T->be, 64u << 20);
     T->g.seed = c->seed;
 
     shardset_open(&T->data, c->data_train);
@@ -115,9 +115,9 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
 
     int per = mc->in_channels * mc->img_size * mc->img_size, B = c->batch_size;
     /* Pinned on CUDA, so the batch copies do not stop the host. */
-    T->img = T->dev.mem->host_alloc(sizeof(float) * (size_t)B * per);
-    T->z = T->dev.mem->host_alloc(sizeof(float) * (size_t)B * per);
-    T->t = T->dev.mem->host_alloc(sizeof(float) * (size_t)B);
+    T->img = T->be->mem->host_alloc(sizeof(float) * (size_t)B * per);
+    T->z = T->be->mem->host_alloc(sizeof(float) * (size_t)B * per);
+    T->t = T->be->mem->host_alloc(sizeof(float) * (size_t)B);
     T->lab = core_malloc(sizeof(int) * (size_t)B);
     T->y = core_malloc(sizeof(int) * (size_t)B);
 
@@ -164,7 +164,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         comm_broadcast(comm, d.opt->m, pbytes, 0);
         comm_broadcast(comm, d.opt->v, pbytes, 0);
         for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, d.ema[k], pbytes, 0);
-        if (T->dev.device == DEVICE_CPU) {
+        if (T->be->device == DEVICE_CPU) {
             /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
             int overlap = c->allreduce == ALLREDUCE_OVERLAP;
             grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
@@ -197,13 +197,13 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
 }
 
 void trainer_free(Trainer *T) {
-    if (T->comm && T->dev.device == DEVICE_CPU) grad_sync_free(&T->sync);
+    if (T->comm && T->be->device == DEVICE_CPU) grad_sync_free(&T->sync);
     loader_free(T->loader);
     shardset_close(&T->data);
     metrics_close(&T->metrics);
     trainer_device_free(T); /* first: waits for the device before anything is freed */
     graph_free(&T->g);
-    T->dev.mem->host_free(T->img), T->dev.mem->host_free(T->z), T->dev.mem->host_free(T->t);
+    T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
     memset(T, 0, sizeof *T);
@@ -279,7 +279,7 @@ float trainer_step(Trainer *T) {
          * not depend on how the global batch is split across ranks. */
         uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)T->rank * c->batch_size;
         float w;
-        int last = a == c->grad_accum - 1 && T->comm && T->dev.device == DEVICE_CPU;
+        int last = a == c->grad_accum - 1 && T->comm && T->be->device == DEVICE_CPU;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
         Tensor *loss = micro_batch(T, sample0, &w, &t0);
         float loss_host;
@@ -396,7 +396,7 @@ void trainer_sample(Trainer *T) {
     CHECK(labels && out, "out of memory for %d samples", n);
     for (int i = 0; i < n; i++) labels[i] = i / per_class; /* one row per class */
     size_t pbytes = T->model.params.padded * sizeof(float);
-    const DeviceMem *mem = T->dev.mem;
+    const DeviceMem *mem = T->be->mem;
     if (c->sample_ema >= 0) { /* sample with the EMA weights, then put the raw weights back (on the device) */
         mem->copy(T->backup, T->model.params.data, pbytes);
         mem->copy(T->model.params.data, T->ema[c->sample_ema], pbytes);
@@ -497,7 +497,7 @@ int trainer_run(Trainer *T) {
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
                c->model_name, params_count(&T->model.params), c->steps, c->batch_size * T->world, c->grad_accum,
                c->data_train, (long long)T->data.total);
-    if (T->rank == 0 && T->dev.device != DEVICE_CPU) {
+    if (T->rank == 0 && T->be->device != DEVICE_CPU) {
         char dev[256];
         printf("device: %s%s\n", trainer_device_describe(T, dev, sizeof dev),
                T->world > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");

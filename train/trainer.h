@@ -42,11 +42,12 @@ extern const char *const trainer_phase_names[TRAINER_N_PHASES];
 
 typedef struct Trainer {
     Config cfg;
-    TrainerDevice dev; /* where the state below lives (train/trainer_device.h) */
+    const Backend *be; /* the compute backend: ops, memory, update (core/backend.h) */
+    TrainerState st;   /* host images, optimiser layout, batch fence (train/trainer_device.h) */
     JitModel model;
-    AdamW opt;                /* moments on dev */
-    float *ema[CFG_MAX_EMA];  /* on dev */
-    float *backup; /* the raw weights while sampling with EMA weights (on dev) */
+    AdamW opt;                /* moments in the backend's memory */
+    float *ema[CFG_MAX_EMA];  /* in the backend's memory */
+    float *backup; /* the raw weights while sampling with EMA weights (backend memory) */
     Graph g;
     ShardSet data;
     Loader *loader;

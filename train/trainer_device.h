@@ -3,64 +3,58 @@
  *
  * The state is the parameters and gradients (the model's ParamStore), the
  * AdamW moments, the EMA copies and the backup of the raw weights while
- * sampling. On the CPU all of it is host memory and the loops of
- * core/optim.c update it, exactly as before this layer existed. On CUDA it
- * is device memory (the Tensor views point there, so the op table only ever
- * gets device pointers) and kernels/cuda/optim.cu updates it; host images of
- * the moments and EMA copies stage it for checkpoints and for the broadcast
- * from rank 0 at start. Checkpoints hold the same datasets either way, so a
- * GPU checkpoint resumes on the CPU and back.
+ * sampling, in the memory of the trainer's backend (core/backend.h), which
+ * also updates it. On the CPU that is host memory and core/optim.c's loops.
+ * On a GPU it is device memory (the Tensor views point there, so the op
+ * table only ever gets device pointers); host images of the moments and EMA
+ * copies stage it for checkpoints and for the broadcast from rank 0 at
+ * start. Checkpoints hold the same datasets either way, so a GPU checkpoint
+ * resumes on the CPU and back.
  *
- * The order in trainer_init: select (device, op table, precision), build the
- * model on the host, alloc_state (host images: on the CPU the live state),
- * load a checkpoint into the host images and broadcast them, then place
- * (CUDA: upload everything; CPU: nothing). */
+ * The order in trainer_init: select (the backend), build the model on the
+ * host, alloc_state (host images: on the CPU the live state), load a
+ * checkpoint into the host images and broadcast them, then place (a GPU:
+ * upload everything; the CPU: nothing). */
 #ifndef TRAIN_TRAINER_DEVICE_H
 #define TRAIN_TRAINER_DEVICE_H
 
 #include <stdbool.h>
 
-#include "core/device.h"
+#include "core/backend.h"
 #include "core/optim.h"
 #include "io/ckpt.h"
 #include "train/config/config.h"
-#include "kernels/ops.h"
-#ifdef JIT_HAVE_CUDA
-#include "kernels/cuda/ops_cuda.h"
-#endif
 
-typedef struct TrainerDevice {
-    Device device;
-    const DeviceMem *mem;
-    const OpTable *ops;
-    int gpu; /* the CUDA device this rank drives; -1 on the CPU */
-    /* Host images of the device's moments and EMA copies (CUDA only; on the
-     * CPU the live buffers are host memory and these stay empty). */
+/* What the trainer keeps beside its backend (Trainer.be) for the update. */
+typedef struct TrainerState {
+    /* Host images of the moments and EMA copies when the backend's memory is
+     * not host memory (on the CPU the live buffers are host memory and
+     * these stay empty). */
     AdamW host_opt;
     float *host_ema[CFG_MAX_EMA];
-    /* The trainable flags the device's optimiser layout was built with:
+    /* The trainable flags the backend's optimiser layout was built with:
      * callbacks freeze and unfreeze parameters between steps. */
     bool *trainable;
-    void *batch_fence; /* passed once the device has read the batch's host buffers */
-#ifdef JIT_HAVE_CUDA
-    CudaOptimLayout layout;
-#endif
-} TrainerDevice;
+    BackendOptim *optim; /* the backend's view of the parameters (NULL on the CPU) */
+    void *batch_fence;   /* passed once the device has read the batch's host buffers */
+} TrainerState;
 
 struct Trainer;
 
-/* run.device and run.precision of T->cfg: cuda_init on the GPU of the
- * rank's local index (one rank per GPU), the op table, the precision.
- * Stops with the config's name when cuda is asked for and cannot be had. */
+/* T->be: the backend run.device names, opened with run.precision on the
+ * device of the rank's local index (one rank per GPU). Stops with the
+ * config's name when it cannot be had. */
 void trainer_device_select(struct Trainer *T);
+/* run.precision as the backend's precision. */
+BackendPrecision trainer_backend_precision(RunPrecision p);
 /* "cpu", or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), bf16 matrix products". */
 const char *trainer_device_describe(const struct Trainer *T, char *buf, size_t len);
 /* The AdamW moments, EMA copies (= the initial weights) and batch fence:
- * the live state on the CPU, host images on CUDA. After jit_build. */
+ * the live state on the CPU, host images off the host. After jit_build. */
 void trainer_device_alloc_state(struct Trainer *T);
-/* CUDA: the model (parameters, fixed tables), moments, EMA copies and
- * backup to the device, the optimiser layout, NCCL when several ranks.
- * After loading and broadcasting the host images. CPU: only the backup. */
+/* Off the host: the model (parameters, fixed tables), moments, EMA copies
+ * and backup to the device, the optimiser layout, NCCL when several ranks.
+ * After loading and broadcasting the host images. The CPU: only the backup. */
 void trainer_device_place(struct Trainer *T);
 void trainer_device_free(struct Trainer *T);
 
@@ -71,7 +65,7 @@ void trainer_device_ckpt_data(struct Trainer *T, CkptData *d, int stage);
 
 /* The update, over the flat buffers of T's device. */
 void trainer_device_sync_trainable(struct Trainer *T); /* after callbacks change requires_grad */
-void trainer_device_allreduce_grads(struct Trainer *T); /* CUDA ranks: NCCL mean (blocking) */
+void trainer_device_allreduce_grads(struct Trainer *T); /* ranks off the host: NCCL mean (blocking) */
 double trainer_device_grad_norm(struct Trainer *T);
 void trainer_device_scale_grad(struct Trainer *T, float s);
 void trainer_device_adamw(struct Trainer *T, float lr);
@@ -79,7 +73,7 @@ void trainer_device_ema(struct Trainer *T, int k, float decay);
 /* Tests: NaN into the first gradient. */
 void trainer_device_poison_grad(struct Trainer *T);
 
-/* The batch's host buffers (T->img, T->z, T->t: pinned on CUDA) are reused
+/* The batch's host buffers (T->img, T->z, T->t: pinned on a GPU) are reused
  * every micro-batch: batch_begin waits until the device has read the last
  * one, batch_upload queues the copies into the step's tensors and returns. */
 void trainer_device_batch_begin(struct Trainer *T);

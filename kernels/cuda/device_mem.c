@@ -4,8 +4,7 @@
  * is there. The asynchronous copy from pinned memory and the fences (CUDA
  * events) are the runtime's own calls: the backend has no wrapper for them,
  * and the trainer needs them to hand a batch over without waiting. Built
- * only with the CUDA backend. */
-#ifdef JIT_HAVE_CUDA
+ * only with the CUDA backend (CMakeLists.txt). */
 #include <cuda_runtime.h>
 
 #include "core/check.h"
@@ -60,7 +59,3 @@ const DeviceMem device_mem_cuda = {
     .fence_destroy = cuda_fence_destroy,
     .synchronize = cuda_synchronize,
 };
-#else
-/* ISO C wants at least one declaration in a translation unit. */
-typedef int device_cuda_unused;
-#endif

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
 
     /* 2. overlap */
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 64u << 20);
+    graph_init(&g, backend_cpu(), 64u << 20);
     GradSync gs, gs_bl;
     grad_sync_init(&gs, &c, &m.params, 4u << 20, 1);
     grad_sync_init(&gs_bl, &c, &m.params, 4u << 20, 0); /* dist.allreduce: blocking (the CPU default) */

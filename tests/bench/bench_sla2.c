@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
         int N, B, H, block;
     } cases[] = {{96, 32, 3, 8}, {96, 32, 3, 16}, {288, 4, 12, 32}, {1024, 1, 4, 64}, {4096, 1, 4, 64}};
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1 << 20);
+    graph_init(&g, backend_cpu(), 1 << 20);
     printf("| N | batch x heads | blocks | top-k (k of nk) | full ms | SLA2 blocks ms | SLA2 dense ms | SLA2 gather ms "
            "| CPU picks | full / SLA2 | SLA2+QAT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     static const char *path_names[] = {"auto", "blocks", "dense", "gather"};

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
             rng_fill_normal(m.params.data + p->offset, p->numel, 1, RNG_STREAM_TEST + (uint64_t)i, 0, 0.0f, 0.02f);
     }
     Graph g;
-    graph_init(&g, &ops_cpu, DEVICE_CPU, 1u << 20);
+    graph_init(&g, backend_cpu(), 1u << 20);
     int S = cfg.img_size, C = cfg.in_channels;
     int *y = malloc(sizeof(int) * (size_t)batch);
     double times[1000];

@@ -5,7 +5,7 @@
 # checks and the shared-memory race detector); the host code above it (core,
 # train, dist) compiles unchanged with JIT_HAVE_CUDA against the emulated
 # runtime, cuBLASLt and NCCL. Included by the top-level CMakeLists.txt after
-# jitcore is defined.
+# the layer libraries are defined.
 enable_language(CXX)
 set(EMU_DIR ${CMAKE_SOURCE_DIR}/tests/cuda_emu)
 set(EMU_GEN ${CMAKE_BINARY_DIR}/cuda_emu)
@@ -52,11 +52,14 @@ function(emu_cuda out_var)
 endfunction()
 
 emu_cuda(EMU_KERNEL_CC ${JIT_CUDA_SRC})
-target_sources(jitcore PRIVATE ${EMU_KERNEL_CC})
+# The host-side C files of the backend (its Backend, device memory) as they are.
+file(GLOB JIT_CUDA_C_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.c)
+target_sources(jit_kernels PRIVATE ${EMU_KERNEL_CC} ${JIT_CUDA_C_SRC})
 
 # The detectors, each on a deliberately broken kernel and its fix.
 emu_cuda(EMU_DETECT_CC ${EMU_DIR}/emu_detect.cu)
 add_executable(emu_detect ${EMU_DETECT_CC})
 target_link_libraries(emu_detect PRIVATE jitcore)
-target_compile_definitions(jitcore PUBLIC JIT_HAVE_CUDA=1 JIT_CUDA_EMU=1)
-target_link_libraries(jitcore PUBLIC jit_cuda_emu)
+target_compile_definitions(jit_kernels PUBLIC JIT_HAVE_CUDA=1 JIT_CUDA_EMU=1)
+target_link_libraries(jit_kernels PUBLIC jit_cuda_emu)
+target_link_libraries(jit_dist PUBLIC jit_cuda_emu) # NCCL's stand-in, for dist/comm_nccl.c
