@@ -32,7 +32,7 @@
 #include "io/ckpt.h"
 #include "train/config/config.h"
 #include "io/shards.h"
-#include "train/sampler.h"
+#include "train/model/sampler.h"
 #include "train/trainer.h"
 
 #define TOL_STEP 1e-4

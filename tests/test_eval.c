@@ -1,5 +1,5 @@
-/* tests/test_eval.c — the sample-quality evaluation (train/frechet.h,
- * train/classifier.h, train/evaluate.h, jit-eval):
+/* tests/test_eval.c — the sample-quality evaluation (train/eval/frechet.h,
+ * train/eval/classifier.h, train/eval/evaluate.h, jit-eval):
  *   - the Fréchet distance: 0 for a set against itself, the closed form for
  *     diagonal covariances and for a shifted set, the matrix square root
  *     against S*S = A on random SPD matrices (5, 32, 100);
@@ -27,9 +27,9 @@
 #include "io/ckpt.h"
 #include "train/config/config.h"
 #include "io/shards.h"
-#include "train/classifier.h"
-#include "train/evaluate.h"
-#include "train/frechet.h"
+#include "train/eval/classifier.h"
+#include "train/eval/evaluate.h"
+#include "train/eval/frechet.h"
 
 #ifndef JIT_SOURCE_DIR
 #define JIT_SOURCE_DIR "."

@@ -17,7 +17,7 @@
 #include "h5read.h"
 #include "io/ckpt.h"
 #include "train/config/config.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 typedef struct Imported {
     Config cfg;

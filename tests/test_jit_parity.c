@@ -13,7 +13,7 @@
 
 #include "core/ops.h"
 #include "h5read.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 static const char *fixture_path(const char *file, char *buf, size_t n) {
     const char *dir = getenv("JIT_FIXTURES");

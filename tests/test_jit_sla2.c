@@ -10,7 +10,7 @@
 
 #include "core/ops.h"
 #include "core/rng.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 #define B 2
 

@@ -12,7 +12,7 @@
 #include "core/ops.h"
 #include "core/optim.h"
 #include "core/rng.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 int main(void) {
     uint32_t out[4];

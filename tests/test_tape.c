@@ -9,7 +9,7 @@
 #include "core/alloc.h"
 #include "core/ops.h"
 #include "core/rng.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 typedef struct {
     JitModel m;

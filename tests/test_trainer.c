@@ -18,7 +18,7 @@
 #include "io/ckpt.h"
 #include "train/config/config.h"
 #include "io/shards.h"
-#include "train/sampler.h"
+#include "train/model/sampler.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "train/trainer_device.h"

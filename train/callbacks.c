@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "io/ckpt.h"
+#include "io/json.h"
 #include "train/schedule.h"
 
 static int has_sla2(const Trainer *T) { return T->cfg.model.use_sla2; }
@@ -102,29 +103,32 @@ void callbacks_on_step_end(Trainer *T) {
     if (!T->collect_stats_now) return;
     /* QuantizedAttentionMonitor: per SLA2 block, the per-head statistics of this step's forward. */
     const JitConfig *c = &T->cfg.model;
-    char buf[16384];
-    size_t k = 0;
     double frac = 0, qerr = 0, err = 0;
     int n = 0;
-    k += (size_t)snprintf(buf + k, sizeof buf - k, "[");
-    for (int i = 0; i < c->depth && k < sizeof buf - 512; i++) {
+    FILE *f = metrics_value(mt, "sla2"); /* [{layer, topk, heads: [{...}, ...]}, ...]; NULL: only the sums */
+    static const char *const names[5] = {"exact_fraction", "alpha", "captured_mass", "rel_l2_err", "qat_rel_err"};
+    if (f) fputc('[', f);
+    for (int i = 0; i < c->depth; i++) {
         if (!jit_layer_uses_sla2(c, i)) continue;
-        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s{\"layer\": %d, \"topk\": %.6g, \"heads\": [", n ? ", " : "",
-                              i, T->model.sla2_topk[i]);
-        for (int h = 0; h < c->heads && k < sizeof buf - 256; h++) {
+        if (f) {
+            fprintf(f, "%s{\"layer\": %d, \"topk\": ", n ? ", " : "", i);
+            json_write_number(f, T->model.sla2_topk[i]);
+            fputs(", \"heads\": [", f);
+        }
+        for (int h = 0; h < c->heads; h++) {
             const Sla2Stats *s = &T->model.sla2_stats[i * c->heads + h];
-            k += (size_t)snprintf(buf + k, sizeof buf - k,
-                                  "%s{\"exact_fraction\": %.6g, \"alpha\": %.6g, \"captured_mass\": %.6g, "
-                                  "\"rel_l2_err\": %.6g, \"qat_rel_err\": %.6g}",
-                                  h ? ", " : "", s->frac_exact, s->alpha, s->captured_mass, s->rel_l2_err,
-                                  s->qat_rel_err);
+            const double v[5] = {s->frac_exact, s->alpha, s->captured_mass, s->rel_l2_err, s->qat_rel_err};
+            for (int j = 0; f && j < 5; j++) {
+                fprintf(f, "%s\"%s\": ", j ? ", " : h ? ", {" : "{", names[j]);
+                json_write_number(f, v[j]);
+            }
+            if (f) fputc('}', f);
             frac += s->frac_exact, qerr += s->qat_rel_err, err += s->rel_l2_err;
         }
-        k += (size_t)snprintf(buf + k, sizeof buf - k, "]}");
+        if (f) fputs("]}", f);
         n++;
     }
-    snprintf(buf + k, sizeof buf - k, "]");
-    metrics_raw(mt, "sla2", buf);
+    if (f) fputc(']', f);
     int nh = n * c->heads;
     if (T->rank == 0 && nh)
         printf("QuantizedAttentionMonitor step %llu: sparsity %.3f, rel. error vs full attention %.4f, "

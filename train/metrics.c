@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "io/json.h"
 
 void metrics_open(Metrics *m, const char *path, int append) {
     m->f = path ? fopen(path, append ? "a" : "w") : NULL;
@@ -40,25 +41,19 @@ void metrics_int(Metrics *m, const char *k, long long v) {
 void metrics_num(Metrics *m, const char *k, double v) {
     if (!m->f) return;
     key(m, k);
-    if (isfinite(v)) fprintf(m->f, "%.9g", v);
-    else fputs("null", m->f);
+    json_write_number(m->f, v);
 }
 
 void metrics_str(Metrics *m, const char *k, const char *v) {
     if (!m->f) return;
     key(m, k);
-    fputc('"', m->f);
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\') fputc('\\', m->f);
-        if ((unsigned char)*c >= 0x20) fputc(*c, m->f);
-    }
-    fputc('"', m->f);
+    json_write_string(m->f, v);
 }
 
-void metrics_raw(Metrics *m, const char *k, const char *json) {
-    if (!m->f) return;
+FILE *metrics_value(Metrics *m, const char *k) {
+    if (!m->f) return NULL;
     key(m, k);
-    fputs(json, m->f);
+    return m->f;
 }
 
 void metrics_end(Metrics *m) {

@@ -19,7 +19,9 @@ void metrics_begin(Metrics *m);
 void metrics_int(Metrics *m, const char *key, long long v);
 void metrics_num(Metrics *m, const char *key, double v); /* non-finite numbers are written as null */
 void metrics_str(Metrics *m, const char *key, const char *v);
-void metrics_raw(Metrics *m, const char *key, const char *json); /* an already formatted JSON value */
+/* The key, then the stream to write its value into with io/json.h's writer
+ * (nested arrays and objects); NULL when no file is open. */
+FILE *metrics_value(Metrics *m, const char *key);
 /* Ends the record and flushes it: a write error (a full disk) stops the run
  * with the file named, rather than training on without a log. */
 void metrics_end(Metrics *m);

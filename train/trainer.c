@@ -19,8 +19,8 @@
 #include "io/png.h"
 #include "io/samples.h"
 #include "train/callbacks.h"
-#include "train/diffusion.h"
-#include "train/sampler.h"
+#include "train/model/diffusion.h"
+#include "train/model/sampler.h"
 #include "train/schedule.h"
 
 

@@ -20,7 +20,7 @@
 #include "dist/grad_sync.h"
 #include "train/config/config.h"
 #include "io/shards.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 #include "train/metrics.h"
 #include "train/trainer_device.h"
 

@@ -1,5 +1,5 @@
 /* kernels/cpu/rope.c — 2D rotary position embedding on interleaved pairs.
- * The angle tables are built by the model (train/jit.c); tokens before n_ctx
+ * The angle tables are built by the model (train/model/jit.c); tokens before n_ctx
  * (the in-context class tokens) are copied unrotated. */
 #include <string.h>
 

@@ -21,7 +21,7 @@
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
 #include "io/ckpt.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 /* One step with gs (overlapped or blocking, as it was initialised). */
 static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch, double *wait) {

@@ -14,7 +14,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/rng.h"
-#include "train/jit.h"
+#include "train/model/jit.h"
 #include "tests/bench/bench_util.h"
 
 int main(int argc, char **argv) {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "train/jit.h"
+#include "train/model/jit.h"
 
 #define CFG_STR 256
 #define CFG_MAX_EMA 4

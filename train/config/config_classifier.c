@@ -9,7 +9,7 @@
 
 #include "core/alloc.h"
 #include "train/config/config_schema.h"
-#include "train/classifier.h"
+#include "train/eval/classifier.h"
 
 #define K_OFF(f) offsetof(ClassifierTrainConfig, f)
 #define K_INT(k, f, r, a, z) {.key = k, .type = CFGT_INT, .off = K_OFF(f), .range = r, .lo = a, .hi = z}

@@ -1,0 +1,268 @@
+/* io/prep_folder.c — jit-prep --image-dir (see prep_folder.h).
+ *
+ * The files: DIR/<class>/<name> with .jpg, .jpeg or .png in any case; the
+ * sorted folder names are the class ids and names, the files of a class are
+ * taken in sorted order, and the classes one after the other: the input
+ * list. Shard k holds input files [k P, (k + 1) P), P = --per-shard, minus
+ * the files that could not be read: so which file lands in which shard, and
+ * in what order, depends on the list alone, never on the thread or rank
+ * count, and a parallel run writes the very files a serial run writes.
+ * (A shard of only bad files is not written; the loader reads whatever
+ * *.h5 the directory holds, so a gap in the numbering is harmless.)
+ *
+ * Parallelism: rank r of R makes shards r, r + R, r + 2R, ...; inside a
+ * shard, --threads OpenMP threads decode and resize one file each (dynamic
+ * schedule: JPEG sizes vary) into the file's own slot. Skipped files are
+ * reported after the shard, in list order, so the messages do not depend on
+ * the schedule either. Only the main thread calls MPI (and HDF5).
+ *
+ * Memory: one shard of images per rank, P x C x S x S bytes (10000 images
+ * of 3 x 256 x 256: 2 GB) plus one decoded source image per thread. */
+#define _GNU_SOURCE
+#include "io/prep_folder.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+#include "io/image.h"
+#include "io/resize.h"
+#include "io/shards.h"
+
+#define PREP_ERR_LEN 320
+
+static int prep_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted names in dir: sub-directories (want_dirs) or image files. */
+static char **prep_list(const char *dir, int want_dirs, int *count) {
+    DIR *dp = opendir(dir);
+    CHECK(dp != NULL, "%s: cannot list the folder (%s)", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        if (!want_dirs && !image_name_ok(de->d_name)) continue;
+        size_t len = strlen(dir) + strlen(de->d_name) + 2;
+        char *full = core_malloc(len);
+        snprintf(full, len, "%s/%s", dir, de->d_name);
+        struct stat st;
+        int keep = stat(full, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        core_free(full);
+        if (!keep) continue;
+        names = core_realloc(names, sizeof(char *) * (size_t)(n + 1));
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(dp);
+    if (n) qsort(names, (size_t)n, sizeof(char *), prep_cmp_str);
+    *count = n;
+    return names;
+}
+
+typedef struct PrepInputs {
+    int K;
+    char **classes;
+    int64_t n;
+    char **paths;
+    int *labels;
+} PrepInputs;
+
+static void prep_inputs(const char *dir, PrepInputs *in) {
+    memset(in, 0, sizeof *in);
+    in->classes = prep_list(dir, 1, &in->K);
+    CHECK(in->K > 0, "%s: no class sub-folders; expected DIR/<class>/*.jpg|*.jpeg|*.png", dir);
+    int64_t cap = 0;
+    for (int k = 0; k < in->K; k++) {
+        size_t len = strlen(dir) + strlen(in->classes[k]) + 2;
+        char *cdir = core_malloc(len);
+        snprintf(cdir, len, "%s/%s", dir, in->classes[k]);
+        int nf = 0;
+        char **files = prep_list(cdir, 0, &nf);
+        CHECK(nf > 0, "%s: class folder without any image (*.jpg, *.jpeg, *.png in any case)", cdir);
+        for (int j = 0; j < nf; j++) {
+            if (in->n == cap) {
+                cap = cap ? 2 * cap : 4096;
+                in->paths = core_realloc(in->paths, sizeof(char *) * (size_t)cap);
+                in->labels = core_realloc(in->labels, sizeof(int) * (size_t)cap);
+            }
+            size_t plen = strlen(cdir) + strlen(files[j]) + 2;
+            char *path = malloc(plen);
+            CHECK(path != NULL, "out of memory listing %s", cdir);
+            snprintf(path, plen, "%s/%s", cdir, files[j]);
+            in->paths[in->n] = path;
+            in->labels[in->n++] = k;
+            free(files[j]);
+        }
+        core_free(files);
+        core_free(cdir);
+    }
+}
+
+static void prep_inputs_free(PrepInputs *in) {
+    for (int k = 0; k < in->K; k++) free(in->classes[k]);
+    for (int64_t i = 0; i < in->n; i++) free(in->paths[i]);
+    core_free(in->classes);
+    core_free(in->paths);
+    core_free(in->labels);
+}
+
+/* Decode and resize files [first, first + m) into slots 0..m-1 of images;
+ * ok[i] says whether slot i holds an image, errs[i] why not. */
+static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t first, int64_t m, uint8_t *images,
+                         int *ok, char (*errs)[PREP_ERR_LEN]) {
+    int S = o->size, C = o->channels;
+    size_t img = (size_t)C * S * S;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
+    for (int64_t i = 0; i < m; i++) {
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        ok[i] = image_read(in->paths[first + i], C, &px, &w, &h, errs[i], PREP_ERR_LEN) == 0;
+        if (!ok[i]) continue;
+        uint8_t *dst = images + img * (size_t)i;
+        if (o->resize == PREP_RESIZE_CENTER_CROP) {
+            resize_center_crop(px, C, w, h, dst, S);
+        } else {
+            memset(dst, 0, img);
+            resize_center_pad(px, C, w, h, dst, S);
+        }
+        core_free(px);
+    }
+}
+
+static double prep_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
+    double t0 = prep_now();
+    PrepInputs in;
+    prep_inputs(o->dir, &in); /* every rank lists: the same sorted list everywhere */
+    int S = o->size, C = o->channels;
+    size_t img = (size_t)C * S * S;
+    int64_t P = o->per_shard;
+    int64_t nshards64 = (in.n + P - 1) / P;
+    CHECK(nshards64 <= 99999, "%s: %lld images in shards of %lld make %lld shards, more than the 5-digit numbering "
+                              "holds; raise --per-shard", o->dir, (long long)in.n, (long long)P, (long long)nshards64);
+    int nshards = (int)nshards64;
+    int64_t slots = in.n < P ? in.n : P;
+    uint8_t *images = core_malloc(img * (size_t)slots);
+    int *labels = core_malloc(sizeof(int) * (size_t)slots);
+    int *ok = core_malloc(sizeof(int) * (size_t)slots);
+    char(*errs)[PREP_ERR_LEN] = core_malloc(sizeof *errs * (size_t)slots);
+    /* Per shard, summed over ranks at the end: images written, files skipped. */
+    int *written = core_calloc(sizeof(int) * (size_t)nshards);
+    int *skipped = core_calloc(sizeof(int) * (size_t)nshards);
+    for (int k = comm->rank; k < nshards; k += comm->world) {
+        int64_t first = (int64_t)k * P, m = in.n - first < P ? in.n - first : P;
+        prep_convert(o, &in, first, m, images, ok, errs);
+        int64_t good = 0;
+        for (int64_t i = 0; i < m; i++) {
+            if (!ok[i]) {
+                fprintf(stderr, "jit-prep: skipped %s: %s\n", in.paths[first + i], errs[i]);
+                skipped[k]++;
+                continue;
+            }
+            if (good != i) memcpy(images + img * (size_t)good, images + img * (size_t)i, img);
+            labels[good++] = in.labels[first + i];
+        }
+        if (good > 0) {
+            shards_write_from(o->out, o->prefix, k, images, labels, good, C, S, S, good, in.K,
+                              (const char *const *)in.classes);
+            written[k] = (int)good;
+            printf("  %s/%s-%05d.h5: %lld samples", o->out, o->prefix, k, (long long)good);
+            if (skipped[k]) printf(" (%d skipped)", skipped[k]);
+            printf("\n");
+        }
+        fflush(stdout);
+        fflush(stderr);
+    }
+    comm_allreduce_i32(comm, written, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, skipped, (size_t)nshards, COMM_SUM);
+    int64_t total = 0, bad = 0;
+    int files = 0;
+    for (int k = 0; k < nshards; k++) {
+        total += written[k];
+        bad += skipped[k];
+        files += written[k] > 0;
+    }
+    double secs = prep_now() - t0;
+    int rc = 0;
+    if (comm->rank == 0) {
+        if (total == 0) {
+            fprintf(stderr, "jit-prep: error: none of the %lld image files in %s could be read (all skipped, reasons "
+                            "above); nothing written\n", (long long)in.n, o->dir);
+        } else {
+            printf("jit-prep: wrote %d shard%s to %s: %lld samples, %d classes, images %d x %d x %d (C x H x W); "
+                   "%.1f s, %.1f images/s on %d rank%s x %d thread%s\n",
+                   files, files == 1 ? "" : "s", o->out, (long long)total, in.K, C, S, S, secs,
+                   (double)(total + bad) / (secs > 0 ? secs : 1e-9), comm->world, comm->world == 1 ? "" : "s",
+                   o->threads, o->threads == 1 ? "" : "s");
+            prep_warn_stale(o->out, o->prefix, written, nshards);
+        }
+        printf("jit-prep: %lld image file%s skipped\n", (long long)bad, bad == 1 ? "" : "s");
+    }
+    if (total == 0) rc = 1;
+    core_free(images);
+    core_free(labels);
+    core_free(ok);
+    core_free(errs);
+    core_free(written);
+    core_free(skipped);
+    prep_inputs_free(&in);
+    return rc;
+}
+
+void prep_warn_stale(const char *out, const char *prefix, const int *written, int n) {
+    DIR *dp = opendir(out);
+    if (!dp) return;
+    size_t plen = strlen(prefix);
+    char **stale = NULL;
+    int ns = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) {
+        const char *s = de->d_name;
+        if (strncmp(s, prefix, plen) || s[plen] != '-') continue;
+        char *end;
+        errno = 0;
+        long k = strtol(s + plen + 1, &end, 10);
+        if (end == s + plen + 1 || errno || strcmp(end, ".h5")) continue;
+        if (k >= 0 && k < n && written[k]) continue;
+        stale = core_realloc(stale, sizeof(char *) * (size_t)(ns + 1));
+        stale[ns++] = strdup(s);
+    }
+    closedir(dp);
+    if (ns) qsort(stale, (size_t)ns, sizeof(char *), prep_cmp_str);
+    for (int i = 0; i < ns; i++) {
+        fprintf(stderr, "jit-prep: warning: %s/%s is left from an earlier run and is not part of this set; remove it "
+                        "before reading %s as a directory\n", out, stale[i], out);
+        free(stale[i]);
+    }
+    core_free(stale);
+}
+
+int prep_default_threads(const Comm *comm) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env && *env) {
+        int t = atoi(env); /* "4" or a nested list "4,2": the first level */
+        if (t > 0) return t;
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1) online = 1;
+    int mine = (int)online;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) mine = CPU_COUNT(&set);
+    /* Bound (fewer CPUs than the node has): these are this rank's own. Not
+     * bound: the node's ranks share them. */
+    if (mine >= online && comm->local_size > 1) mine = (int)(online / comm->local_size);
+    return mine > 0 ? mine : 1;
+}

@@ -1,0 +1,398 @@
+/* train/eval/classifier.c — the evaluation ViT: parameters, forward, batched
+ * inference and the weights file (see classifier.h). */
+#include "train/eval/classifier.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/alloc.h"
+#include "core/check.h"
+#include "core/ops.h"
+#include "io/shards.h"
+#include "io/shards_internal.h"
+
+#define CLS_RMS_EPS 1e-6f
+
+void classifier_config_finish(ClassifierConfig *c) {
+    CHECK(c->img_size > 0 && c->channels > 0, "classifier: img_size %d and channels %d must be positive", c->img_size,
+          c->channels);
+    CHECK(c->patch > 0 && c->img_size % c->patch == 0, "classifier: img_size %d is not a multiple of patch %d",
+          c->img_size, c->patch);
+    if (c->window == 0) c->window = c->patch;
+    CHECK(c->window >= c->patch && (c->window - c->patch) % 2 == 0,
+          "classifier: window %d must be the patch size %d or larger by an even number", c->window, c->patch);
+    CHECK(c->depth >= 1 && c->depth <= 64, "classifier: depth %d outside [1, 64]", c->depth);
+    CHECK(c->heads > 0 && c->hidden > 0 && c->hidden % c->heads == 0,
+          "classifier: hidden %d must be a positive multiple of heads %d", c->hidden, c->heads);
+    CHECK(!c->rope || (c->hidden / c->heads) % 4 == 0, "classifier: 2D RoPE needs hidden/heads = %d divisible by 4",
+          c->hidden / c->heads);
+    CHECK(c->mlp_hidden > 0, "classifier: mlp_hidden %d must be positive", c->mlp_hidden);
+    CHECK(c->num_classes >= 2, "classifier: num_classes %d must be at least 2", c->num_classes);
+    c->grid = c->img_size / c->patch;
+    c->tokens = c->grid * c->grid;
+    c->head_dim = c->hidden / c->heads;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+typedef struct {
+    Tensor **slot;
+    int index;
+} ClsSlot;
+
+typedef struct {
+    Classifier *m;
+    ClsSlot *slots;
+    int n, cap;
+} ClsReg;
+
+static void reg(ClsReg *r, Tensor **slot, const char *name, ParamInit init, float arg, bool wd, int ndim, int d0,
+                int d1) {
+    int shape[2] = {d0, d1};
+    int idx = params_add(&r->m->params, name, ndim, shape, init, arg, wd);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->slots = core_realloc(r->slots, (size_t)r->cap * sizeof(ClsSlot));
+    }
+    r->slots[r->n++] = (ClsSlot){slot, idx};
+}
+
+/* name = prefix + "." + suffix, checked against the name limit. */
+static const char *join(char *buf, const char *prefix, const char *suffix) {
+    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
+    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
+    return buf;
+}
+
+static void reg_linear_init(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in, ParamInit init) {
+    char name[PARAM_NAME_MAX];
+    reg(r, w, join(name, prefix, "weight"), init, 0.0f, true, 2, out, in);
+    reg(r, b, join(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
+}
+
+static void reg_linear(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in) {
+    reg_linear_init(r, w, b, prefix, out, in, INIT_XAVIER_UNIFORM);
+}
+
+void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    classifier_config_finish(&m->cfg);
+    m->test_accuracy = -1;
+    const ClassifierConfig *c = &m->cfg;
+    int D = c->hidden, P = c->channels * c->window * c->window;
+    params_create(&m->params);
+    m->blocks = core_calloc((size_t)c->depth * sizeof(ClsBlock));
+    ClsReg r = {.m = m};
+    reg_linear(&r, &m->patch_w, &m->patch_b, "patch_embed", D, P);
+    reg(&r, &m->pos, "pos_embed", INIT_NORMAL, 0.02f, false, 2, c->tokens, D);
+    char pre[PARAM_NAME_MAX], name[PARAM_NAME_MAX];
+    for (int i = 0; i < c->depth; i++) {
+        ClsBlock *b = &m->blocks[i];
+        snprintf(name, sizeof name, "blocks.%d.norm1.weight", i);
+        reg(&r, &b->norm1, name, INIT_ONE, 0.0f, false, 1, D, 0);
+        snprintf(pre, sizeof pre, "blocks.%d.attn.qkv", i);
+        reg_linear(&r, &b->qkv_w, &b->qkv_b, pre, 3 * D, D);
+        if (c->rope) {
+            snprintf(name, sizeof name, "blocks.%d.attn.q_norm.weight", i);
+            reg(&r, &b->q_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+            snprintf(name, sizeof name, "blocks.%d.attn.k_norm.weight", i);
+            reg(&r, &b->k_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+        }
+        snprintf(pre, sizeof pre, "blocks.%d.attn.proj", i);
+        /* the residual branches' output projections start at zero: every block starts as the identity */
+        reg_linear_init(&r, &b->proj_w, &b->proj_b, pre, D, D, INIT_ZERO);
+        snprintf(name, sizeof name, "blocks.%d.norm2.weight", i);
+        reg(&r, &b->norm2, name, INIT_ONE, 0.0f, false, 1, D, 0);
+        snprintf(pre, sizeof pre, "blocks.%d.mlp.w12", i);
+        reg_linear(&r, &b->w12_w, &b->w12_b, pre, 2 * c->mlp_hidden, D);
+        snprintf(pre, sizeof pre, "blocks.%d.mlp.w3", i);
+        reg_linear_init(&r, &b->w3_w, &b->w3_b, pre, D, c->mlp_hidden, INIT_ZERO);
+    }
+    reg(&r, &m->norm, "norm.weight", INIT_ONE, 0.0f, false, 1, D, 0);
+    reg_linear(&r, &m->head_w, &m->head_b, "head", c->num_classes, D);
+    params_alloc(&m->params);
+    params_init(&m->params, seed);
+    for (int i = 0; i < r.n; i++) *r.slots[i].slot = params_at(&m->params, r.slots[i].index);
+    core_free(r.slots);
+    if (c->rope) {
+        /* JiT's 2D RoPE: pairs [0, hd/4) turn by row * f_k, pairs [hd/4, hd/2) by col * f_k */
+        int half = c->head_dim / 2, quarter = c->head_dim / 4;
+        m->rope_cos = core_malloc(sizeof(float) * (size_t)c->tokens * half);
+        m->rope_sin = core_malloc(sizeof(float) * (size_t)c->tokens * half);
+        for (int t = 0; t < c->tokens; t++)
+            for (int j = 0; j < half; j++) {
+                int k = j < quarter ? j : j - quarter;
+                double a = (j < quarter ? t / c->grid : t % c->grid) * pow(10000.0, -2.0 * k / half);
+                m->rope_cos[(size_t)t * half + j] = (float)cos(a);
+                m->rope_sin[(size_t)t * half + j] = (float)sin(a);
+            }
+    }
+}
+
+void classifier_free(Classifier *m) {
+    params_destroy(&m->params);
+    core_free(m->rope_cos);
+    core_free(m->rope_sin);
+    core_free(m->blocks);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static Tensor *cls_block(Classifier *m, Graph *g, int i, Tensor *x) {
+    ClsBlock *b = &m->blocks[i];
+    Tensor *h = op_rmsnorm(g, x, b->norm1, CLS_RMS_EPS);
+    Tensor *q, *k, *v;
+    op_qkv_split(g, op_linear(g, h, b->qkv_w, b->qkv_b), m->cfg.heads, &q, &k, &v);
+    if (m->cfg.rope) {
+        q = op_rope(g, op_rmsnorm(g, q, b->q_norm, CLS_RMS_EPS), m->rope_cos, m->rope_sin, 0);
+        k = op_rope(g, op_rmsnorm(g, k, b->k_norm, CLS_RMS_EPS), m->rope_cos, m->rope_sin, 0);
+    }
+    x = op_add(g, x, op_linear(g, op_attention(g, q, k, v), b->proj_w, b->proj_b));
+    h = op_rmsnorm(g, x, b->norm2, CLS_RMS_EPS);
+    Tensor *hid = op_swiglu(g, op_linear(g, h, b->w12_w, b->w12_b));
+    return op_add(g, x, op_linear(g, hid, b->w3_w, b->w3_b));
+}
+
+Tensor *classifier_forward(Classifier *m, Graph *g, Tensor *img, Tensor **features) {
+    const ClassifierConfig *c = &m->cfg;
+    CHECK_SHAPE(img, 4, -1, c->channels, c->img_size, c->img_size);
+    Tensor *tok = c->window > c->patch ? op_unfold(g, img, c->window, c->patch, (c->window - c->patch) / 2)
+                                       : op_patchify(g, img, c->patch);
+    Tensor *x = op_linear(g, tok, m->patch_w, m->patch_b);
+    x = op_add_rows(g, x, m->pos);
+    for (int i = 0; i < c->depth; i++) x = cls_block(m, g, i, x);
+    Tensor *f = op_mean_tokens(g, op_rmsnorm(g, x, m->norm, CLS_RMS_EPS));
+    if (features) *features = f;
+    return op_linear(g, f, m->head_w, m->head_b);
+}
+
+void classifier_predict(Classifier *m, Graph *g, const float *images, int n, int batch, float *features, int *pred) {
+    const ClassifierConfig *c = &m->cfg;
+    CHECK(batch >= 1, "classifier: inference batch must be positive");
+    int per = c->channels * c->img_size * c->img_size, K = c->num_classes, D = c->hidden;
+    bool prev = graph_set_grad(g, false);
+    bool prev_train = g->training;
+    g->training = false;
+    graph_reset(g);
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int b = n - i0 < batch ? n - i0 : batch;
+        Tensor *img = graph_new(g, 4, b, c->channels, c->img_size, c->img_size), *f;
+        memcpy(img->data, images + (size_t)i0 * per, sizeof(float) * (size_t)b * per);
+        Tensor *logits = classifier_forward(m, g, img, &f);
+        if (features) memcpy(features + (size_t)i0 * D, f->data, sizeof(float) * (size_t)b * D);
+        if (pred)
+            for (int r = 0; r < b; r++) {
+                const float *l = logits->data + (size_t)r * K;
+                int best = 0;
+                for (int k = 1; k < K; k++)
+                    if (l[k] > l[best]) best = k;
+                pred[i0 + r] = best;
+            }
+        graph_reset(g);
+    }
+    g->training = prev_train;
+    graph_set_grad(g, prev);
+}
+
+double classifier_accuracy(const int *pred, const int *labels, int n, int K, double *per_class) {
+    long right = 0;
+    long *hit = core_calloc(sizeof(long) * (size_t)K), *cnt = core_calloc(sizeof(long) * (size_t)K);
+    for (int i = 0; i < n; i++) {
+        int ok = pred[i] == labels[i];
+        right += ok;
+        if (labels[i] >= 0 && labels[i] < K) cnt[labels[i]]++, hit[labels[i]] += ok;
+    }
+    if (per_class)
+        for (int k = 0; k < K; k++) per_class[k] = cnt[k] ? (double)hit[k] / (double)cnt[k] : NAN;
+    core_free(hit), core_free(cnt);
+    return n ? (double)right / n : NAN;
+}
+
+/* ------------------------------------------------------------ weights file */
+
+static void attr_int(hid_t f, const char *name, long long v) {
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    H5Aclose(a), H5Sclose(sp);
+}
+
+static void attr_double(hid_t f, const char *name, double v) {
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a), H5Sclose(sp);
+}
+
+static void attr_str(hid_t f, const char *name, const char *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, &s);
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+}
+
+void classifier_save(const char *path, const Classifier *m, uint64_t seed, const char *config_yaml) {
+    const ClassifierConfig *c = &m->cfg;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    io_hdf5_lock();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(f >= 0, "cannot create the classifier file %s (does its directory exist?)", tmp);
+    attr_str(f, "format", CLS_FORMAT);
+    attr_int(f, "img_size", c->img_size);
+    attr_int(f, "channels", c->channels);
+    attr_int(f, "patch", c->patch);
+    attr_int(f, "window", c->window);
+    attr_int(f, "rope", c->rope);
+    attr_int(f, "depth", c->depth);
+    attr_int(f, "hidden", c->hidden);
+    attr_int(f, "heads", c->heads);
+    attr_int(f, "mlp_hidden", c->mlp_hidden);
+    attr_int(f, "num_classes", c->num_classes);
+    attr_double(f, "test_accuracy", m->test_accuracy);
+    attr_int(f, "train_steps", m->train_steps);
+    attr_double(f, "train_seconds", m->train_seconds);
+    attr_int(f, "seed", (long long)seed);
+    if (config_yaml) attr_str(f, "config", config_yaml);
+    hid_t g = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(g >= 0, "cannot create group params in %s", tmp);
+    for (int i = 0; i < m->params.n; i++) {
+        const ParamInfo *p = &m->params.info[i];
+        hsize_t dims[TENSOR_MAX_DIMS];
+        for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
+        hid_t sp = H5Screate_simple(p->ndim, dims, NULL);
+        hid_t d = H5Dcreate2(g, p->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->params.data + p->offset) >= 0,
+              "writing params/%s to %s failed", p->name, tmp);
+        H5Dclose(d), H5Sclose(sp);
+    }
+    H5Gclose(g);
+    CHECK(H5Fclose(f) >= 0, "finishing %s failed (disk full?)", tmp);
+    io_hdf5_unlock();
+    CHECK(rename(tmp, path) == 0, "cannot rename %s to %s", tmp, path);
+}
+
+static int read_attr_int(hid_t f, const char *path, const char *name, int required, long long *out) {
+    if (H5Aexists(f, name) <= 0) {
+        CHECK(!required, "%s: classifier file has no attribute '%s' (written by another version?)", path, name);
+        return 0;
+    }
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    CHECK(H5Aread(a, H5T_NATIVE_LLONG, out) >= 0, "%s: cannot read attribute '%s'", path, name);
+    H5Aclose(a);
+    return 1;
+}
+
+static void read_attr_double(hid_t f, const char *name, double *out) {
+    if (H5Aexists(f, name) <= 0) return;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_DOUBLE, out);
+    H5Aclose(a);
+}
+
+static char *read_attr_str(hid_t f, const char *name) {
+    if (H5Aexists(f, name) <= 0) return NULL;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    char *s = NULL, *copy = NULL;
+    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && H5Aread(a, mt, &s) >= 0 && s) {
+        copy = strdup(s);
+        H5free_memory(s);
+    }
+    H5Tclose(mt), H5Tclose(t), H5Aclose(a);
+    return copy;
+}
+
+void classifier_load(const char *path, Classifier *m) {
+    struct stat sb;
+    CHECK(path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode),
+          "classifier file %s does not exist (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)",
+          path ? path : "(none)");
+    io_hdf5_lock();
+    hid_t f;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
+    CHECK(f >= 0, "%s: not a readable HDF5 file (a classifier weights file is made by jit-classify train)", path);
+    char *fmt = read_attr_str(f, "format");
+    CHECK(fmt && strcmp(fmt, CLS_FORMAT) == 0, "%s: format is '%s', expected '%s' (is this a classifier file?)", path,
+          fmt ? fmt : "(none)", CLS_FORMAT);
+    free(fmt);
+    ClassifierConfig c = {0};
+    long long v;
+    const char *keys[] = {"img_size", "channels", "patch", "depth", "hidden", "heads", "mlp_hidden", "num_classes"};
+    int *dst[] = {&c.img_size, &c.channels, &c.patch, &c.depth, &c.hidden, &c.heads, &c.mlp_hidden, &c.num_classes};
+    for (int i = 0; i < 8; i++) {
+        read_attr_int(f, path, keys[i], 1, &v);
+        CHECK(v > 0 && v < (1 << 20), "%s: attribute %s = %lld is not a valid size", path, keys[i], v);
+        *dst[i] = (int)v;
+    }
+    if (read_attr_int(f, path, "window", 0, &v)) c.window = (int)v;
+    if (read_attr_int(f, path, "rope", 0, &v)) c.rope = (int)v;
+    io_hdf5_unlock();
+    classifier_build(m, &c, 0);
+    io_hdf5_lock();
+    if (read_attr_int(f, path, "train_steps", 0, &v)) m->train_steps = (long)v;
+    read_attr_double(f, "test_accuracy", &m->test_accuracy);
+    read_attr_double(f, "train_seconds", &m->train_seconds);
+    CHECK(H5Lexists(f, "params", H5P_DEFAULT) > 0, "%s: classifier file has no group 'params'", path);
+    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
+    for (int i = 0; i < m->params.n; i++) {
+        const ParamInfo *p = &m->params.info[i];
+        CHECK(H5Lexists(g, p->name, H5P_DEFAULT) > 0,
+              "%s: params/%s is missing (the file's attributes describe another architecture than its weights)",
+              path, p->name);
+        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
+        hsize_t dims[8];
+        int nd = H5Sget_simple_extent_ndims(sp);
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        int same = nd == p->ndim;
+        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
+        CHECK(same, "%s: params/%s has another shape than the architecture in the file's attributes", path, p->name);
+        CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->params.data + p->offset) >= 0,
+              "%s: reading params/%s failed (truncated file?)", path, p->name);
+        H5Sclose(sp), H5Dclose(d);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+    io_hdf5_unlock();
+}
+
+/* ------------------------------------------------------------ real images */
+
+void classifier_read_images(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
+                            int *num_classes) {
+    ShardSet s;
+    shardset_open(&s, spec);
+    CHECK(s.total > 0 && s.total < (1 << 30), "%s: %lld images", spec, (long long)s.total);
+    size_t per = (size_t)s.channels * s.height * s.width;
+    float *img = core_malloc(sizeof(float) * (size_t)s.total * per);
+    int *lab = core_malloc(sizeof(int) * (size_t)s.total);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int64_t off = 0;
+    for (int i = 0; i < s.n_files; i++) {
+        io_hdf5_lock();
+        hid_t f = shards_open_file(s.paths[i]);
+        int64_t cnt;
+        int dims[3];
+        hid_t d = shards_open_images(f, s.paths[i], &cnt, dims);
+        if ((size_t)cnt * per > cap) buf = core_realloc(buf, cap = (size_t)cnt * per);
+        CHECK(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "%s: reading /images failed",
+              s.paths[i]);
+        shards_read_labels(f, s.paths[i], cnt, s.num_classes, lab + off);
+        H5Dclose(d);
+        H5Fclose(f);
+        io_hdf5_unlock();
+        for (size_t k = 0; k < (size_t)cnt * per; k++) img[(size_t)off * per + k] = (float)buf[k] / 127.5f - 1.0f;
+        off += cnt;
+    }
+    core_free(buf);
+    *images = img, *labels = lab, *n = (int)s.total;
+    *C = s.channels, *H = s.height, *W = s.width, *num_classes = s.num_classes;
+    shardset_close(&s);
+}

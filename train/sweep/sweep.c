@@ -1,0 +1,527 @@
+/* train/sweep/sweep.c — reading a sweep file into its list of runs (sweep.h).
+ *
+ * The YAML is parsed into the project's position-keeping tree
+ * (io/yaml_tree.h); every check below reports "FILE:LINE:COL: KEY: problem"
+ * at the node it is about, in the style of train/config/config.c. */
+#include "train/sweep/sweep.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "io/yaml_tree.h"
+
+/* A grid bigger than this is almost certainly a mistake (and would flood the
+ * cluster); split it into several sweeps if it is not. */
+#define SWEEP_MAX_RUNS 4096
+
+char *sweep_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = core_malloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+/* --- errors --- */
+
+typedef struct SweepReader {
+    const char *file;
+    const YamlNode *root;
+    char *err;
+    size_t errlen;
+} SweepReader;
+
+/* "FILE:LINE:COL: PATH: message"; PATH left out when NULL. Returns -1. */
+static int sw_error(const SweepReader *r, const YamlNode *at, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int sw_error(const SweepReader *r, const YamlNode *at, const char *path, const char *fmt, ...) {
+    int line = at ? at->line : 1, col = at ? at->col : 1;
+    int k = snprintf(r->err, r->errlen, "%s:%d:%d: %s%s", r->file, line, col, path ? path : "", path ? ": " : "");
+    if (k >= 0 && (size_t)k < r->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err + k, r->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* --- a growing string --- */
+
+typedef struct StrBuf {
+    char *s;
+    size_t n, cap;
+} StrBuf;
+
+static void sb_putn(StrBuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 64;
+        b->s = core_realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = '\0';
+}
+
+static void sb_puts(StrBuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+
+/* --- YAML values back to flow text (a grid value becomes "key=<text>") --- */
+
+/* Plain scalars made only of these characters read back the same in a flow
+ * context; anything else is written double-quoted. */
+static int plain_is_safe(const char *t) {
+    if (!*t) return 0;
+    for (const char *c = t; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_.+-/~", *c)) return 0;
+    return 1;
+}
+
+static void flow_scalar(StrBuf *b, const YamlNode *n) {
+    if (!n->quoted && plain_is_safe(n->text)) {
+        sb_puts(b, n->text);
+        return;
+    }
+    if (!n->quoted && yaml_tree_is_null(n)) { /* an empty value stays empty: the config reports it */
+        sb_puts(b, n->text);
+        return;
+    }
+    sb_puts(b, "\"");
+    for (const char *c = n->text; *c; c++) {
+        char esc[8];
+        if (*c == '"' || *c == '\\') snprintf(esc, sizeof esc, "\\%c", *c);
+        else if ((unsigned char)*c < 0x20) snprintf(esc, sizeof esc, "\\x%02X", (unsigned)(unsigned char)*c);
+        else esc[0] = *c, esc[1] = '\0';
+        sb_puts(b, esc);
+    }
+    sb_puts(b, "\"");
+}
+
+static void flow_node(StrBuf *b, const YamlNode *n) {
+    if (n->kind == YAML_TREE_SCALAR) {
+        flow_scalar(b, n);
+        return;
+    }
+    int map = n->kind == YAML_TREE_MAP;
+    sb_puts(b, map ? "{" : "[");
+    for (int i = 0; i < n->n; i++) {
+        if (i) sb_puts(b, ", ");
+        if (map) {
+            flow_scalar(b, n->keys[i]);
+            sb_puts(b, ": ");
+        }
+        flow_node(b, n->items[i]);
+    }
+    sb_puts(b, map ? "}" : "]");
+}
+
+/* --- run names --- */
+
+static int name_char_ok(char c) { return isalnum((unsigned char)c) || (c && strchr("._=,+-", c)); }
+
+/* An explicit name must already be safe as a directory name: we would rather
+ * refuse it than silently run under another name. Returns NULL or the problem. */
+static const char *name_problem(const char *name) {
+    if (!*name) return "must not be empty";
+    if (name[0] == '.' || name[0] == '-') return "must not start with '.' or '-'";
+    if (strlen(name) > SWEEP_MAX_NAME) return "is too long (see SWEEP_MAX_NAME: 160 characters)";
+    for (const char *c = name; *c; c++)
+        if (!name_char_ok(*c)) return "may only use letters, digits and . _ = , + -";
+    return NULL;
+}
+
+/* The part of a grid key that names it in a run name: the last path segment
+ * without list indices ("callbacks[1].enable_step" -> "enable_step"). */
+static void short_key(const char *key, char *out, size_t len) {
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s", key);
+    for (;;) { /* drop trailing ".3" segments and "[3]" suffixes */
+        size_t k = strlen(tmp);
+        if (k && tmp[k - 1] == ']') {
+            char *open = strrchr(tmp, '[');
+            if (!open || open == tmp) break;
+            *open = '\0';
+            continue;
+        }
+        char *dot = strrchr(tmp, '.');
+        if (!dot || !dot[1]) break;
+        int digits = 1;
+        for (const char *c = dot + 1; *c; c++) digits &= isdigit((unsigned char)*c) != 0;
+        if (!digits) break;
+        *dot = '\0';
+    }
+    const char *dot = strrchr(tmp, '.');
+    snprintf(out, len, "%s", dot ? dot + 1 : tmp);
+}
+
+/* Replace every character a directory name should not have by '_'. */
+static void make_safe(char *s) {
+    for (char *c = s; *c; c++)
+        if (!name_char_ok(*c)) *c = '_';
+    if (s[0] == '.' || s[0] == '-') s[0] = '_';
+}
+
+/* --- the sections --- */
+
+/* A required or optional non-empty scalar. */
+static int read_string(const SweepReader *r, const YamlNode *map, const char *key, const char *path, int required,
+                       char **out) {
+    const YamlNode *v = yaml_tree_get(map, key);
+    char got[96];
+    if (!v || yaml_tree_is_null(v)) {
+        if (!required) return 0;
+        return sw_error(r, v ? v : map, path, "missing (required)");
+    }
+    if (v->kind != YAML_TREE_SCALAR)
+        return sw_error(r, v, path, "expected a string, got %s", yaml_tree_describe(v, got, sizeof got));
+    *out = sweep_strdup(v->text);
+    return 0;
+}
+
+/* A list of "KEY.PATH=VALUE" strings (validated later by the config loader;
+ * here only the shape). */
+static int read_overrides(const SweepReader *r, const YamlNode *list, const char *path, char ***out, int *n) {
+    char got[96], item[300];
+    *out = NULL, *n = 0;
+    if (!list || yaml_tree_is_null(list)) return 0;
+    if (list->kind != YAML_TREE_SEQ)
+        return sw_error(r, list, path, "expected a list of KEY.PATH=VALUE strings (e.g. [\"train.steps=300\"]), got %s",
+                        yaml_tree_describe(list, got, sizeof got));
+    *out = core_calloc(sizeof(char *) * (size_t)(list->n ? list->n : 1));
+    for (int i = 0; i < list->n; i++) {
+        const YamlNode *v = list->items[i];
+        snprintf(item, sizeof item, "%s[%d]", path, i);
+        if (v->kind != YAML_TREE_SCALAR)
+            return sw_error(r, v, item, "expected a KEY.PATH=VALUE string, got %s (quote it: \"key=[1, 2]\")",
+                            yaml_tree_describe(v, got, sizeof got));
+        const char *eq = strchr(v->text, '=');
+        if (!eq || eq == v->text)
+            return sw_error(r, v, item, "expected KEY.PATH=VALUE (e.g. optim.lr=1e-4), got '%s'", v->text);
+        (*out)[(*n)++] = sweep_strdup(v->text);
+    }
+    return 0;
+}
+
+/* A string as an override value: plain when it reads back as the same
+ * string, else double-quoted (an out_dir may hold " #", ": " or spaces). */
+static void sb_put_yaml_string(StrBuf *b, const char *t) {
+    int plain = isalnum((unsigned char)t[0]) || t[0] == '_' || t[0] == '/' || t[0] == '.';
+    for (const char *c = t; *c && plain; c++) plain = isalnum((unsigned char)*c) || strchr("_.+-/=,", *c);
+    static const char *const nulls[] = {"null", "Null", "NULL", NULL};
+    for (int i = 0; nulls[i] && plain; i++) plain = strcmp(t, nulls[i]) != 0;
+    if (plain) {
+        sb_puts(b, t);
+        return;
+    }
+    sb_puts(b, "\"");
+    for (const char *c = t; *c; c++) {
+        if (*c == '"' || *c == '\\') sb_puts(b, "\\");
+        sb_putn(b, c, 1);
+    }
+    sb_puts(b, "\"");
+}
+
+static void add_run(Sweep *s, char *name, int line, int col, char **set, int n_set) {
+    s->runs = core_realloc(s->runs, sizeof *s->runs * (size_t)(s->n_runs + 1));
+    s->runs[s->n_runs++] = (SweepRun){.name = name, .line = line, .col = col, .n_set = n_set, .set = set};
+}
+
+/* The grid: checks each key's list, then adds the cartesian product (the
+ * first key varies slowest, values in list order). */
+static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
+    char got[96], path[300];
+    if (!grid || yaml_tree_is_null(grid)) return 0;
+    if (grid->kind != YAML_TREE_MAP)
+        return sw_error(r, grid, "grid", "expected a map of KEY.PATH: [values...], got %s",
+                        yaml_tree_describe(grid, got, sizeof got));
+    long total = 1;
+    for (int k = 0; k < grid->n; k++) {
+        const char *key = grid->keys[k]->text;
+        const YamlNode *vals = grid->items[k];
+        snprintf(path, sizeof path, "grid.%s", key);
+        if (!*key || strchr(key, '=') || strchr(key, ' '))
+            return sw_error(r, grid->keys[k], path, "a grid key is a config key path (e.g. model.sla2_topk_ratio)");
+        if (vals->kind != YAML_TREE_SEQ || vals->n == 0)
+            return sw_error(r, vals, path, "expected a non-empty list of values (e.g. [0.25, 0.5]), got %s",
+                            vals->kind == YAML_TREE_SEQ ? "an empty list" : yaml_tree_describe(vals, got, sizeof got));
+        /* A repeated value would make two identical runs. */
+        for (int i = 0; i < vals->n; i++) {
+            StrBuf a = {0};
+            flow_node(&a, vals->items[i]);
+            for (int j = 0; j < i; j++) {
+                StrBuf b = {0};
+                flow_node(&b, vals->items[j]);
+                int same = !strcmp(a.s, b.s);
+                core_free(b.s);
+                if (same) {
+                    int line = vals->items[j]->line;
+                    snprintf(path + strlen(path), sizeof path - strlen(path), "[%d]", i);
+                    sw_error(r, vals->items[i], path, "the value %s repeats item [%d] (line %d)", a.s, j, line);
+                    core_free(a.s);
+                    return -1;
+                }
+            }
+            core_free(a.s);
+        }
+        total *= vals->n;
+        if (total > SWEEP_MAX_RUNS)
+            return sw_error(r, vals, path, "the grid has more than %d runs; split the sweep", SWEEP_MAX_RUNS);
+    }
+    if (grid->n == 0) return 0;
+
+    /* Short names, unless two keys share one ("callbacks[0].every" and "callbacks[2].every"). */
+    char (*label)[256] = core_calloc(sizeof *label * (size_t)grid->n);
+    for (int k = 0; k < grid->n; k++) short_key(grid->keys[k]->text, label[k], sizeof label[k]);
+    int *clash = core_calloc(sizeof(int) * (size_t)grid->n); /* decided on the short labels, before any is replaced */
+    for (int k = 0; k < grid->n; k++)
+        for (int j = 0; j < grid->n; j++) clash[k] |= j != k && !strcmp(label[j], label[k]);
+    for (int k = 0; k < grid->n; k++)
+        if (clash[k]) snprintf(label[k], sizeof label[k], "%s", grid->keys[k]->text);
+    core_free(clash);
+
+    int *idx = core_calloc(sizeof(int) * (size_t)grid->n);
+    for (long c = 0; c < total; c++) {
+        /* Mixed-radix count: the last key is the fastest digit. */
+        long rest = c;
+        for (int k = grid->n - 1; k >= 0; k--) {
+            idx[k] = (int)(rest % grid->items[k]->n);
+            rest /= grid->items[k]->n;
+        }
+        StrBuf name = {0};
+        char **set = core_calloc(sizeof(char *) * (size_t)grid->n);
+        for (int k = 0; k < grid->n; k++) {
+            StrBuf val = {0}, ov = {0};
+            flow_node(&val, grid->items[k]->items[idx[k]]);
+            sb_puts(&ov, grid->keys[k]->text);
+            sb_puts(&ov, "=");
+            sb_puts(&ov, val.s);
+            set[k] = ov.s;
+            if (k) sb_puts(&name, ",");
+            sb_puts(&name, label[k]);
+            sb_puts(&name, "=");
+            sb_puts(&name, val.s);
+            core_free(val.s);
+        }
+        make_safe(name.s);
+        const YamlNode *at = grid->items[0]->items[idx[0]];
+        add_run(s, name.s, at->line, at->col, set, grid->n);
+        if (strlen(name.s) > SWEEP_MAX_NAME) {
+            core_free(idx);
+            core_free(label);
+            return sw_error(r, at, "grid", "the run name '%.40s...' is longer than %d characters; use explicit runs "
+                            "with short names", name.s, SWEEP_MAX_NAME);
+        }
+    }
+    core_free(idx);
+    core_free(label);
+    return 0;
+}
+
+static int read_runs(const SweepReader *r, const YamlNode *runs, Sweep *s) {
+    char got[96], path[64];
+    if (!runs || yaml_tree_is_null(runs)) return 0;
+    if (runs->kind != YAML_TREE_SEQ)
+        return sw_error(r, runs, "runs", "expected a list of {name: NAME, set: [...]}, got %s",
+                        yaml_tree_describe(runs, got, sizeof got));
+    for (int i = 0; i < runs->n; i++) {
+        const YamlNode *m = runs->items[i];
+        snprintf(path, sizeof path, "runs[%d]", i);
+        if (m->kind != YAML_TREE_MAP)
+            return sw_error(r, m, path, "expected {name: NAME, set: [...]}, got %s", yaml_tree_describe(m, got, sizeof got));
+        for (int k = 0; k < m->n; k++)
+            if (strcmp(m->keys[k]->text, "name") && strcmp(m->keys[k]->text, "set"))
+                return sw_error(r, m->keys[k], NULL, "unknown key '%s.%s' (known under runs[]: name, set)", path,
+                                m->keys[k]->text);
+        char key_path[96], *name = NULL;
+        snprintf(key_path, sizeof key_path, "%s.name", path);
+        if (read_string(r, m, "name", key_path, 1, &name)) return -1;
+        const char *bad = name_problem(name);
+        if (bad) {
+            sw_error(r, yaml_tree_get(m, "name"), key_path, "the run name '%s' %s", name, bad);
+            core_free(name);
+            return -1;
+        }
+        char **set = NULL;
+        int n_set = 0;
+        snprintf(key_path, sizeof key_path, "%s.set", path);
+        /* Added before reading the overrides, so sweep_free owns them on an error. */
+        add_run(s, name, m->line, m->col, NULL, 0);
+        int rc = read_overrides(r, yaml_tree_get(m, "set"), key_path, &set, &n_set);
+        s->runs[s->n_runs - 1].set = set, s->runs[s->n_runs - 1].n_set = n_set;
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int check_unique_names(const SweepReader *r, const Sweep *s) {
+    for (int i = 0; i < s->n_runs; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->runs[i].name, s->runs[j].name)) {
+                YamlNode at = {.line = s->runs[i].line, .col = s->runs[i].col};
+                return sw_error(r, &at, NULL, "run %d has the name '%s' of run %d (line %d): run names must be unique",
+                                i, s->runs[i].name, j, s->runs[j].line);
+            }
+    return 0;
+}
+
+static void eval_add(SweepEval *e, const char *a, const char *b) {
+    e->args = core_realloc(e->args, sizeof(char *) * (size_t)(e->n_args + 2));
+    e->args[e->n_args++] = sweep_strdup(a);
+    e->args[e->n_args++] = sweep_strdup(b);
+}
+
+/* eval: {classifier, real, per_class, steps, cfg, ema, seed, batch} -> jit-eval
+ * options. Numbers are checked here, so a typo fails at `plan`, not after
+ * hours of training; what they mean is jit-eval's business (docs/eval.md). */
+static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
+    static const struct {
+        const char *key, *option;
+        int kind; /* 0 string (required), 1 integer >= 0, 2 integer >= -1, 3 number */
+    } known[] = {{"classifier", "--classifier", 0}, {"real", "--real", 0}, {"per_class", "--per-class", 1},
+                 {"steps", "--steps", 1},           {"cfg", "--cfg", 3},   {"ema", "--ema", 2},
+                 {"seed", "--seed", 1},             {"batch", "--batch", 1}};
+    const int n_known = (int)(sizeof known / sizeof known[0]);
+    char got[96], path[96];
+    if (!ev || yaml_tree_is_null(ev)) return 0;
+    if (ev->kind != YAML_TREE_MAP)
+        return sw_error(r, ev, "eval", "expected a map {classifier: FILE, real: DIR, per_class: N, ...}, got %s",
+                        yaml_tree_describe(ev, got, sizeof got));
+    for (int k = 0; k < ev->n; k++) {
+        int j = 0;
+        while (j < n_known && strcmp(ev->keys[k]->text, known[j].key)) j++;
+        if (j == n_known)
+            return sw_error(r, ev->keys[k], "eval",
+                            "unknown key '%s' (known: classifier, real, per_class, steps, cfg, ema, seed, batch)",
+                            ev->keys[k]->text);
+    }
+    s->eval.enabled = 1;
+    for (int j = 0; j < n_known; j++) {
+        const YamlNode *v = yaml_tree_get(ev, known[j].key);
+        snprintf(path, sizeof path, "eval.%s", known[j].key);
+        if (!v || yaml_tree_is_null(v)) {
+            if (known[j].kind == 0) return sw_error(r, v ? v : ev, path, "missing (required when eval: is given)");
+            continue;
+        }
+        if (v->kind != YAML_TREE_SCALAR)
+            return sw_error(r, v, path, "expected a %s, got %s", known[j].kind == 0 ? "path" : "number",
+                            yaml_tree_describe(v, got, sizeof got));
+        if (known[j].kind) {
+            char *end;
+            errno = 0;
+            double x = strtod(v->text, &end);
+            int number = errno == 0 && end != v->text && *end == '\0' && isfinite(x);
+            int integer = number && x == floor(x);
+            static const char *const want[] = {"", "an integer >= 0", "an integer >= -1", "a number >= 0"};
+            int ok = known[j].kind == 1 ? integer && x >= 0 : known[j].kind == 2 ? integer && x >= -1 : number && x >= 0;
+            if (!ok) return sw_error(r, v, path, "expected %s, got '%s'", want[known[j].kind], v->text);
+        }
+        eval_add(&s->eval, known[j].option, v->text);
+    }
+    return 0;
+}
+
+static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
+    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "eval", NULL};
+    char got[96];
+    if (!root) return sw_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
+    if (root->kind != YAML_TREE_MAP)
+        return sw_error(r, root, NULL, "expected a map (name:, base:, ...), got %s", yaml_tree_describe(root, got, sizeof got));
+    for (int k = 0; k < root->n; k++) {
+        int ok = 0;
+        for (int j = 0; known[j]; j++) ok |= !strcmp(root->keys[k]->text, known[j]);
+        if (!ok)
+            return sw_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs, eval)",
+                            root->keys[k]->text);
+    }
+    if (read_string(r, root, "name", "name", 1, &s->name) || read_string(r, root, "base", "base", 1, &s->base) ||
+        read_string(r, root, "out_dir", "out_dir", 0, &s->out_dir))
+        return -1;
+    if (!s->out_dir) {
+        StrBuf d = {0};
+        sb_puts(&d, "runs/sweeps/");
+        sb_puts(&d, s->name);
+        s->out_dir = d.s;
+    }
+    if (read_overrides(r, yaml_tree_get(root, "set"), "set", &s->set, &s->n_set)) return -1;
+    if (read_grid(r, yaml_tree_get(root, "grid"), s) || read_runs(r, yaml_tree_get(root, "runs"), s)) return -1;
+    if (s->n_runs == 0) return sw_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
+    if (read_eval(r, yaml_tree_get(root, "eval"), s)) return -1;
+    return check_unique_names(r, s);
+}
+
+int sweep_load(Sweep *s, const char *path, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open the sweep file: %s", path, strerror(errno));
+        return -1;
+    }
+    StrBuf text = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sb_putn(&text, chunk, got);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: cannot read the sweep file", path);
+        core_free(text.s);
+        return -1;
+    }
+    YamlNode *root = NULL;
+    int rc = yaml_tree_parse(path, text.s ? text.s : "", text.n, &root, err, errlen);
+    core_free(text.s);
+    s->path = sweep_strdup(path);
+    if (rc == 0) {
+        SweepReader r = {.file = path, .root = root, .err = err, .errlen = errlen};
+        rc = sweep_read(&r, root, s);
+    }
+    yaml_tree_free(root);
+    if (rc) sweep_free(s);
+    return rc ? -1 : 0;
+}
+
+void sweep_free_overrides(char **list, int n) {
+    for (int i = 0; i < n; i++) core_free(list[i]);
+    core_free(list);
+}
+
+void sweep_free(Sweep *s) {
+    for (int i = 0; i < s->n_runs; i++) {
+        core_free(s->runs[i].name);
+        sweep_free_overrides(s->runs[i].set, s->runs[i].n_set);
+    }
+    core_free(s->runs);
+    sweep_free_overrides(s->set, s->n_set);
+    sweep_free_overrides(s->eval.args, s->eval.n_args);
+    core_free(s->path), core_free(s->name), core_free(s->base), core_free(s->out_dir);
+    memset(s, 0, sizeof *s);
+}
+
+void sweep_run_dir(const Sweep *s, int i, char *buf, size_t len) {
+    size_t k = strlen(s->out_dir);
+    int slash = k > 0 && s->out_dir[k - 1] == '/';
+    snprintf(buf, len, "%s%s%s", s->out_dir, slash ? "" : "/", s->runs[i].name);
+}
+
+int sweep_run_overrides(const Sweep *s, int i, char ***out) {
+    const SweepRun *r = &s->runs[i];
+    int n = 0;
+    char **list = core_calloc(sizeof(char *) * (size_t)(s->n_set + r->n_set + 2));
+    for (int k = 0; k < s->n_set; k++) list[n++] = sweep_strdup(s->set[k]);
+    for (int k = 0; k < r->n_set; k++) list[n++] = sweep_strdup(r->set[k]);
+    StrBuf name = {0}, dir = {0};
+    char path[1024];
+    sweep_run_dir(s, i, path, sizeof path);
+    sb_puts(&name, "run.name=");
+    sb_put_yaml_string(&name, r->name);
+    sb_puts(&dir, "run.out_dir=");
+    sb_put_yaml_string(&dir, path);
+    list[n++] = name.s;
+    list[n++] = dir.s;
+    *out = list;
+    return n;
+}
