@@ -68,4 +68,3 @@ size_t arena_high_water(const Arena *a) {
     return step > a->high_water ? step : a->high_water;
 }
 
-size_t arena_in_use(const Arena *a) { return a->used + a->extra_bytes; }

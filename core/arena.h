@@ -32,6 +32,5 @@ void *arena_alloc(Arena *a, size_t bytes);      /* 64-byte aligned, uninitialise
 void *arena_calloc(Arena *a, size_t bytes);     /* zeroed */
 void arena_reset(Arena *a);
 size_t arena_high_water(const Arena *a);
-size_t arena_in_use(const Arena *a);
 
 #endif

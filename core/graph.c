@@ -40,8 +40,6 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
     Tensor *t = arena_alloc(&g->meta, sizeof(Tensor));
     memset(t, 0, sizeof *t);
     tensor_set_shape(t, ndim, shape);
-    t->dtype = DTYPE_F32;
-    t->device = g->be->device;
     t->data = arena_alloc(&g->arena, t->numel * sizeof(float));
     return t;
 }

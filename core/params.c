@@ -69,8 +69,6 @@ void params_alloc(ParamStore *ps) {
         tensor_set_shape(t, p->ndim, p->shape);
         t->data = ps->data + p->offset;
         t->grad = ps->grad + p->offset;
-        t->dtype = DTYPE_F32;
-        t->device = DEVICE_CPU;
         t->requires_grad = true;
         t->name = p->name;
         t->param_id = i + 1;
@@ -151,7 +149,6 @@ void params_to_device(ParamStore *ps, const DeviceMem *mem) {
         Tensor *t = &ps->views[i];
         t->data = ps->data + ps->info[i].offset;
         t->grad = ps->grad + ps->info[i].offset;
-        t->device = d;
     }
 }
 

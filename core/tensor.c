@@ -6,7 +6,6 @@
 
 #include "core/check.h"
 
-size_t dtype_size(DType dt) { return dt == DTYPE_BF16 ? 2 : 4; }
 
 void tensor_set_shape(Tensor *t, int ndim, const int *shape) {
     CHECK(ndim >= 1 && ndim <= TENSOR_MAX_DIMS, "tensors have 1 to %d dimensions, got %d", TENSOR_MAX_DIMS, ndim);

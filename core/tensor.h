@@ -1,10 +1,9 @@
-/* core/tensor.h — the Tensor: a contiguous array of up to 4 dimensions.
+/* core/tensor.h — the Tensor: a contiguous float32 array of up to 4
+ * dimensions, in the memory of the graph's backend (core/backend.h).
  *
  * A tensor does not own memory: activations point into the step arena,
  * parameters into the flat parameter buffer. `grad` is NULL until backward
- * first writes it (parameters point it into the flat gradient buffer).
- * dtype and device are carried so that bf16 storage (read through
- * (uint16_t *)data) and CUDA pointers can come without changing the struct. */
+ * first writes it (parameters point it into the flat gradient buffer). */
 #ifndef CORE_TENSOR_H
 #define CORE_TENSOR_H
 
@@ -13,7 +12,7 @@
 
 #define TENSOR_MAX_DIMS 4
 
-typedef enum { DTYPE_F32 = 0, DTYPE_BF16 = 1 } DType;
+/* Where memory lives: the host, or a GPU's memory (core/device.h). */
 typedef enum { DEVICE_CPU = 0, DEVICE_CUDA = 1 } Device;
 
 typedef struct Tensor {
@@ -22,14 +21,11 @@ typedef struct Tensor {
     int ndim;
     int shape[TENSOR_MAX_DIMS];
     size_t numel;
-    DType dtype;
-    Device device;
     bool requires_grad;
     const char *name; /* parameter name, or NULL for activations */
     int param_id;     /* index + 1 in its ParamStore; 0 for anything else */
 } Tensor;
 
-size_t dtype_size(DType dt);
 /* Fill shape fields; checks 1 <= ndim <= 4 and positive dims. */
 void tensor_set_shape(Tensor *t, int ndim, const int *shape);
 /* Last dimension, and the product of all the others ("rows"). */

@@ -20,9 +20,7 @@
 #define COMM_LSAN_RESUME() ((void)0)
 #endif
 
-static Comm *comm_global;
-
-Comm *comm_current(void) { return comm_global; }
+static Comm *comm_global; /* for the abort hook */
 
 /* A failed CHECK on any rank ends the job: peers blocked in a collective
  * would otherwise wait for ever. */
@@ -130,12 +128,3 @@ void comm_barrier(Comm *c) {
     if (c->world > 1) MPI_Barrier(c->mpi);
 }
 
-void comm_gather_f64(Comm *c, const double *send, size_t count, double *recv, int root) {
-    MPI_Gather(send, (int)count, MPI_DOUBLE, recv, (int)count, MPI_DOUBLE, root, c->mpi);
-}
-
-void comm_abort(Comm *c, int code) {
-    if (c->nccl) comm_nccl_abort(c);
-    MPI_Abort(c->mpi, code);
-    _Exit(code); /* not reached */
-}

@@ -27,8 +27,6 @@ typedef struct Comm {
 /* MPI_Init_thread (unless already initialised), ranks, local rank, abort hook. */
 void comm_init(Comm *c, int *argc, char ***argv);
 void comm_finalize(Comm *c);
-/* The process-wide Comm set by comm_init (NULL before), for error paths. */
-Comm *comm_current(void);
 
 /* In-place all-reduce of CPU buffers. */
 void comm_allreduce_f32(Comm *c, float *buf, size_t count, CommOp op);
@@ -41,9 +39,6 @@ void comm_wait(MPI_Request *reqs, int n);
 void comm_progress(MPI_Request *reqs, int n);
 void comm_broadcast(Comm *c, void *buf, size_t bytes, int root);
 void comm_barrier(Comm *c);
-/* Gather `count` doubles from every rank into recv [world * count] on root. */
-void comm_gather_f64(Comm *c, const double *send, size_t count, double *recv, int root);
-_Noreturn void comm_abort(Comm *c, int code);
 
 /* GPU buffers through NCCL (CUDA builds): one communicator over all ranks,
  * the unique id broadcast from rank 0 over MPI. stream is a cudaStream_t. */

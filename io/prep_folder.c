@@ -33,6 +33,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/profile.h"
 #include "io/image.h"
 #include "io/resize.h"
 #include "io/shards.h"
@@ -137,14 +138,8 @@ static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t 
     }
 }
 
-static double prep_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
-    double t0 = prep_now();
+    double t0 = core_now_s();
     PrepInputs in;
     prep_inputs(o->dir, &in); /* every rank lists: the same sorted list everywhere */
     int S = o->size, C = o->channels;
@@ -195,7 +190,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
         bad += skipped[k];
         files += written[k] > 0;
     }
-    double secs = prep_now() - t0;
+    double secs = core_now_s() - t0;
     int rc = 0;
     if (comm->rank == 0) {
         if (total == 0) {

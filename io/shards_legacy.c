@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/profile.h"
 #include "io/shards_internal.h"
 
 /* The time limit: 30 s, or JIT_LEGACY_READ_SECONDS (1 to 3600; the fuzz
@@ -64,13 +65,9 @@ char **shards_read_vlen_strings(hid_t a, hid_t mt, int n, const char *path, cons
     close(fd[1]);
     size_t cap = 4096, used = 0;
     char *data = core_malloc(cap);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = core_now_s();
     for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left_ms = limit * 1000L - (now.tv_sec - t0.tv_sec) * 1000L -
-                       (now.tv_nsec - t0.tv_nsec) / 1000000L;
+        long left_ms = limit * 1000L - (long)((core_now_s() - t0) * 1000.0);
         struct pollfd p = {.fd = fd[0], .events = POLLIN};
         int r = left_ms > 0 ? poll(&p, 1, (int)left_ms) : 0;
         if (r < 0 && errno == EINTR) continue;

@@ -30,8 +30,8 @@
 #include "core/rng.h"
 #include "cuda_check.h"
 #include "io/ckpt.h"
-#include "train/config/config.h"
 #include "io/shards.h"
+#include "train/config/config.h"
 #include "train/model/sampler.h"
 #include "train/trainer.h"
 
@@ -152,7 +152,8 @@ static void step_parity(int sla2) {
     trainer_init(&G, &cg, NULL, NULL);
     Device want = strcmp(TEST_DEVICE, "cuda") == 0 ? DEVICE_CUDA : DEVICE_CPU;
     cr_assert_eq(G.be->device, want);
-    cr_assert_eq(G.model.params.views[0].device, want, "the views point at device memory");
+    cr_assert_eq(G.model.params.device, want, "the parameters live in the device's memory");
+    cr_assert(G.model.params.views[0].data == G.model.params.data, "the views point at the device buffer");
     perturb(&C);
     perturb(&G);
     float lc = trainer_step(&C), lg = trainer_step(&G);

@@ -25,11 +25,12 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "io/ckpt.h"
-#include "train/config/config.h"
 #include "io/shards.h"
+#include "train/config/config.h"
 #include "train/eval/classifier.h"
 #include "train/eval/evaluate.h"
 #include "train/eval/frechet.h"
+#include "train/model/jit_checkpoint.h"
 
 #ifndef JIT_SOURCE_DIR
 #define JIT_SOURCE_DIR "."
@@ -482,7 +483,7 @@ Test(errors, checkpoint_of_another_model_size, .init = make_work, .fini = rm_wor
     uint64_t step;
     int ema = -2;
     char path[1100];
-    eval_load_checkpoint(ck, &ema, &m, &c, &step, path, sizeof path);
+    jit_load_checkpoint(ck, &ema, &m, &c, &step, path, sizeof path);
 }
 
 Test(errors, missing_classifier_file, .exit_code = 1) {

@@ -91,7 +91,7 @@ Test(interop, forward_of_weights_and_emas_equals_pytorch) {
         Tensor *z = graph_new(&g, 4, B, C, img, img), *t = graph_new(&g, 1, B); /* the arena is reset below */
         memcpy(z->data, zin, sizeof(float) * nz);
         memcpy(t->data, tin, sizeof(float) * (size_t)B);
-        Tensor *xhat = jit_forward(&im.m, &g, z, t, y);
+        Tensor *xhat = jit_forward(&im.m, &g, z, t, y, NULL);
         ref = realloc(ref, sizeof(double) * xhat->numel);
         char name[64];
         snprintf(name, sizeof name, "out/%s", label[w]);

@@ -65,7 +65,7 @@ static void check_model_parity(const char *file, JitConfig *cfg, const char *lab
     h5r_read_i32(f, "inputs/y", y, (size_t)B);
 
     params_zero_grad(&m.params);
-    Tensor *xhat = jit_forward(&m, &g, z, t, y);
+    Tensor *xhat = jit_forward(&m, &g, z, t, y, NULL);
     Tensor *loss = op_vloss(&g, xhat, x, t);
     graph_backward(&g, loss);
 

@@ -33,13 +33,13 @@ static void perturb(JitModel *m) {
     }
 }
 
-static Tensor *forward(JitModel *m, Graph *g, float *loss) {
+static Tensor *forward(JitModel *m, Graph *g, float *loss, const JitForwardOpts *o) {
     Tensor *z = graph_new(g, 4, B, 1, 32, 32), *x = graph_new(g, 4, B, 1, 32, 32), *t = graph_new(g, 1, B);
     rng_fill_normal(z->data, z->numel, 1, RNG_STREAM_TEST, 0, 0, 1);
     rng_fill_uniform(x->data, x->numel, 2, RNG_STREAM_TEST, 0, -1, 1);
     t->data[0] = 0.3f, t->data[1] = 0.9f;
     int y[B] = {2, 10};
-    Tensor *xhat = jit_forward(m, g, z, t, y);
+    Tensor *xhat = jit_forward(m, g, z, t, y, o);
     if (loss) *loss = op_vloss(g, xhat, x, t)->data[0];
     return xhat;
 }
@@ -83,7 +83,7 @@ Test(jit_sla2, dense_limit_equals_the_full_attention_model) {
     graph_init(&g1, backend_cpu(), 1 << 20);
     graph_init(&g2, backend_cpu(), 1 << 20);
     float l1, l2;
-    Tensor *a = forward(&full, &g1, &l1), *b = forward(&sla, &g2, &l2);
+    Tensor *a = forward(&full, &g1, &l1, NULL), *b = forward(&sla, &g2, &l2, NULL);
     double num = 0, den = 0;
     for (size_t i = 0; i < a->numel; i++) num = fmax(num, fabs(a->data[i] - b->data[i])), den = fmax(den, fabs(a->data[i]));
     cr_expect_lt(num / den, 1e-5, "dense-limit JiT-SLA2 differs from JiT by %g", num / den);
@@ -102,20 +102,19 @@ Test(jit_sla2, topk_and_qat_change_between_steps_and_stats_report) {
     Graph g;
     graph_init(&g, backend_cpu(), 1 << 20);
     float l_a, l_b, l_c, l_d;
-    forward(&m, &g, &l_a);
+    forward(&m, &g, &l_a, NULL);
     graph_reset(&g);
-    forward(&m, &g, &l_b);
+    forward(&m, &g, &l_b, NULL);
     graph_reset(&g);
     cr_expect_eq(l_a, l_b, "same settings, same loss");
     jit_sla2_set_topk(&m, 2, 0.8f); /* one block only */
     cr_expect_float_eq(m.sla2_topk[2], 0.8f, 0);
     cr_expect_float_eq(m.sla2_topk[3], 0.4f, 0);
-    forward(&m, &g, &l_c);
+    forward(&m, &g, &l_c, NULL);
     graph_reset(&g);
     cr_expect_neq(l_a, l_c, "a new top-k ratio changes the result");
     jit_sla2_set_qat(&m, 1);
-    m.sla2_collect_stats = 1;
-    forward(&m, &g, &l_d);
+    forward(&m, &g, &l_d, &(JitForwardOpts){.collect_stats = true});
     graph_reset(&g);
     cr_expect_neq(l_c, l_d, "QAT changes the forward");
     cr_expect(fabsf(l_c - l_d) < 0.05f * l_c, "but only a little: %g vs %g", l_c, l_d);
@@ -147,8 +146,7 @@ Test(jit_sla2, stage1_distillation_trains_only_the_router) {
     Graph g;
     graph_init(&g, backend_cpu(), 1 << 20);
     bool prev = graph_set_grad(&g, false); /* the frozen model's forward records nothing */
-    m.capture_qkv = 1;
-    forward(&m, &g, NULL);
+    forward(&m, &g, NULL, &(JitForwardOpts){.capture_qkv = true});
     graph_set_grad(&g, prev);
     params_zero_grad(&m.params);
     Tensor *loss = jit_sla2_distill_loss(&m, &g, 2);

@@ -41,7 +41,7 @@ int main(void) {
         rng_fill_normal(z->data, z->numel, 3, RNG_STREAM_TEST, 0, 0, 1);
         t->data[0] = 0.2f, t->data[1] = 0.7f, t->data[2] = 0.99f;
         params_zero_grad(&m.params);
-        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y), x, t);
+        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y, NULL), x, t);
         graph_backward(&g, loss);
         adamw_step(&opt, &m.params, 1e-3f);
         losses[step] = loss->data[0];

@@ -21,8 +21,8 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
-#include "io/png.h"
 #include "io/fsutil.h"
+#include "io/png.h"
 #include "io/shards.h"
 
 #ifndef JIT_PREP_BIN

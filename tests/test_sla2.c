@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "core/ops.h"
-#include "kernels/cpu/cpu.h"
 #include "core/rng.h"
 #include "gradcheck.h"
+#include "kernels/cpu/cpu.h"
 #include "kernels/quant.h"
 #include "sla2_ref.h"
 

@@ -39,7 +39,7 @@ static float step(Setup *s) {
     memcpy(z->data, s->z, sizeof s->z);
     memcpy(x->data, s->x, sizeof s->x);
     memcpy(t->data, s->t, sizeof s->t);
-    Tensor *loss = op_vloss(g, jit_forward(&s->m, g, z, t, s->y), x, t);
+    Tensor *loss = op_vloss(g, jit_forward(&s->m, g, z, t, s->y, NULL), x, t);
     if (g->grad_enabled) graph_backward(g, loss);
     return loss->data[0];
 }

@@ -16,8 +16,8 @@
 
 #include "core/rng.h"
 #include "io/ckpt.h"
-#include "train/config/config.h"
 #include "io/shards.h"
+#include "train/config/config.h"
 #include "train/model/sampler.h"
 #include "train/schedule.h"
 #include "train/trainer.h"

@@ -15,7 +15,6 @@ void callbacks_on_train_start(Trainer *T) {
     for (int i = 0; i < T->cfg.n_callbacks; i++) {
         const CallbackConfig *cb = &T->cfg.callbacks[i];
         if (cb->type != CB_SLA2_CONVERSION) continue;
-        T->stage1_steps = cb->stage1_steps;
         T->stage1_lr = cb->stage1_lr;
         T->stage = T->step < (uint64_t)cb->stage1_steps ? 1 : 2;
         if (T->step > 0) continue; /* resumed: the checkpoint already holds the converted model */
@@ -53,7 +52,6 @@ void callbacks_on_step_start(Trainer *T) {
         case CB_SLA2_QAT: {
             int on = s >= cb->enable_step || T->cfg.model.sla2_enable_qat;
             if (on && !m->sla2_qat) {
-                T->qat_enabled_step = (int)s;
                 if (T->rank == 0) printf("SLA2QATCallback: QAT on from step %ld\n", s);
                 metrics_begin(&T->metrics);
                 metrics_str(&T->metrics, "event", "qat_enabled");
@@ -82,7 +80,6 @@ void callbacks_on_step_start(Trainer *T) {
         }
         }
     }
-    m->sla2_collect_stats = T->collect_stats_now && has_sla2(T);
 }
 
 /* Mean over SLA2 blocks of the current top-k ratio (what the logs show). */

@@ -90,7 +90,6 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->inject_nan_step = -1;
     T->inject_nan_count = 1;
     T->inject_value = NAN;
-    T->qat_enabled_step = -1;
     trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
     /* Built, loaded and broadcast on the host; moved to the device at the end. */
@@ -240,15 +239,16 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, float *weight, double *
     trainer_phase(T, TRAINER_PHASE_DATA, t0);
     if (g->prof) profile_mark(g->prof);
     *weight = 1.0f;
-    if (T->stage != 1) return op_vloss(g, jit_forward(&T->model, g, z, t, T->y), x, t);
+    if (T->stage != 1) {
+        JitForwardOpts o = {.collect_stats = T->collect_stats_now};
+        return op_vloss(g, jit_forward(&T->model, g, z, t, T->y, &o), x, t);
+    }
 
     /* Stage 1 of the conversion: q, k, v of the original (full-attention)
      * model at these timesteps, then the mean distillation loss of every SLA2 block. */
     JitModel *m = &T->model;
     bool prev = graph_set_grad(g, false);
-    m->capture_qkv = 1, m->force_full_attention = 1;
-    jit_forward(m, g, z, t, T->y);
-    m->capture_qkv = 0, m->force_full_attention = 0;
+    jit_forward(m, g, z, t, T->y, &(JitForwardOpts){.capture_qkv = true, .full_attention = true});
     graph_set_grad(g, prev);
     Tensor *loss = NULL;
     int n = 0;
@@ -404,10 +404,7 @@ void trainer_sample(Trainer *T) {
     SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
                         .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed};
     sc.stop = &trainer_stop_signal;
-    int saved_stats = T->model.sla2_collect_stats;
-    T->model.sla2_collect_stats = 0;
     int stopped = sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out) != 0;
-    T->model.sla2_collect_stats = saved_stats;
     if (c->sample_ema >= 0) mem->copy(T->model.params.data, T->backup, pbytes);
     if (stopped) { /* the signal's handling (checkpoint, exit 75) follows in trainer_run */
         printf("samples: interrupted by %s at step %llu: no grid written\n",

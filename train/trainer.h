@@ -18,10 +18,10 @@
 #include "core/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
-#include "train/config/config.h"
 #include "io/shards.h"
-#include "train/model/jit.h"
+#include "train/config/config.h"
 #include "train/metrics.h"
+#include "train/model/jit.h"
 #include "train/trainer_device.h"
 
 /* A step whose applied gradient norm exceeds this is skipped: its squares
@@ -68,10 +68,8 @@ typedef struct Trainer {
     int *lab, *y;
     /* state the callbacks steer */
     int stage;               /* SLA2Conversion: 0 none, 1 router distillation, 2 fine-tune */
-    int stage1_steps;
     float stage1_lr;
     int collect_stats_now;   /* QuantizedAttentionMonitor due this step */
-    int qat_enabled_step;    /* -1 until QAT switched on */
     /* last step, for logs */
     float loss, lr;
     double grad_norm;

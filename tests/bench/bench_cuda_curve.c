@@ -22,19 +22,14 @@
 #include <time.h>
 
 #include "core/check.h"
+#include "core/profile.h"
 #include "core/rng.h"
-#include "train/config/config.h"
 #include "io/shards.h"
 #include "kernels/cuda/ops_cuda.h"
+#include "train/config/config.h"
 #include "train/trainer.h"
 
 #define WINDOW 20
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* 2000 images, 32x32, 10 classes: squares on a 4x3 grid of places. */
 static void make_toy(const char *dir) {
@@ -75,9 +70,9 @@ static double run_curve(const char *config, const char *data, const char *out_di
     double t1 = 0;
     for (int s = 0; s < steps; s++) {
         losses[s] = trainer_step(&T);
-        if (s == 0) t1 = now_s(); /* the first step grows the arenas */
+        if (s == 0) t1 = core_now_s(); /* the first step grows the arenas */
     }
-    double per = steps > 1 ? (now_s() - t1) / (steps - 1) : 0;
+    double per = steps > 1 ? (core_now_s() - t1) / (steps - 1) : 0;
     trainer_free(&T);
     return per;
 }

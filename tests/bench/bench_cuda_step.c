@@ -22,11 +22,11 @@
 #include <time.h>
 
 #include "core/check.h"
-#include "train/config/config.h"
 #include "io/shards.h"
 #include "kernels/cuda/ops_cuda.h"
-#include "train/trainer.h"
 #include "tests/bench/bench_util.h"
+#include "train/config/config.h"
+#include "train/trainer.h"
 
 /* n random C x S x S images (xorshift pixels) in 10 classes, as shards in dir. */
 static void make_images(const char *dir, int n, int C, int S) {

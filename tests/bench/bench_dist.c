@@ -36,7 +36,7 @@ static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch,
     rng_fill_normal(z->data, z->numel, 2, RNG_STREAM_TEST, 0, 0, 1);
     rng_fill_uniform(t->data, t->numel, 3, RNG_STREAM_TEST, 0, 0, 1);
     grad_sync_arm(gs, g);
-    Tensor *loss = op_vloss(g, jit_forward(m, g, z, t, y), x, t);
+    Tensor *loss = op_vloss(g, jit_forward(m, g, z, t, y, NULL), x, t);
     grad_sync_ready(gs, g);
     graph_backward(g, loss);
     double tw = MPI_Wtime();

@@ -17,18 +17,13 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "io/idx.h"
 #include "io/shards.h"
 
 #define BENCH_FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define BENCH_FMNIST_LABELS "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Shards of Fashion-MNIST (or synthetic) in dir; returns the source name. */
 static const char *bench_make_shards(const char *dir) {
@@ -96,9 +91,9 @@ int main(int argc, char **argv) {
     float *x = core_malloc(sizeof(float) * (size_t)batch * img);
     int *y = core_malloc(sizeof(int) * (size_t)batch);
     for (int i = 0; i < 20; i++) loader_next(L, x, y); /* warm-up: first permutation, ring full */
-    double t0 = now_s();
+    double t0 = core_now_s();
     for (int i = 0; i < steps; i++) loader_next(L, x, y);
-    double dt = now_s() - t0;
+    double dt = core_now_s() - t0;
     printf("loader_images_per_s=%.1f batch=%d prefetch=%d hflip=1 steps=%d image=%dx%dx%d samples=%lld files=%d "
            "source=%s seconds=%.3f\n",
            (double)steps * batch / dt, batch, prefetch, steps, s.channels, s.height, s.width, (long long)s.total,

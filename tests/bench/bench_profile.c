@@ -31,8 +31,8 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/profile.h"
-#include "train/config/config.h"
 #include "tests/bench/bench_util.h"
+#include "train/config/config.h"
 #include "train/trainer.h"
 
 /* Forward FLOPs of one image (see the header). */

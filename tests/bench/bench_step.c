@@ -14,8 +14,8 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/rng.h"
-#include "train/model/jit.h"
 #include "tests/bench/bench_util.h"
+#include "train/model/jit.h"
 
 int main(int argc, char **argv) {
     int batch = 32, iters = 10, warmup = 2;
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         rng_fill_uniform(z->data, z->numel, 3, RNG_STREAM_TEST, 0, -1, 1);
         rng_fill_uniform(t->data, t->numel, 4, RNG_STREAM_TEST, 0, 0, 1);
         for (int b = 0; b < batch; b++) y[b] = b % (cfg.num_classes + 1);
-        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y), x, t);
+        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y, NULL), x, t);
         graph_backward(&g, loss);
         graph_reset(&g);
         if (it >= warmup) times[it - warmup] = bench_now_ms() - t0;

@@ -6,11 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-static inline double bench_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+#include "core/profile.h"
+
+static inline double bench_now_ms(void) { return core_now_s() * 1e3; }
 
 static inline int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

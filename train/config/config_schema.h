@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "train/config/config.h"
 #include "io/yaml_tree.h"
+#include "train/config/config.h"
 
 /* Where errors go and what they are relative to. */
 typedef struct CfgBinder {

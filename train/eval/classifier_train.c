@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "io/shards.h"
 #include "train/eval/classifier.h"
@@ -17,12 +18,6 @@
 /* Translations draw from their own part of the data namespace: the loader
  * uses epochs from 0 (permutations) and from 2^31 (flips). */
 #define CLS_SHIFT_STREAM (RNG_STREAM_DATA + 0xC0000000ull)
-
-static double cls_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static float cls_lr(const ClassifierTrainConfig *c, int step) {
     if (step < c->warmup_steps) return c->lr * (float)(step + 1) / (float)c->warmup_steps;
@@ -70,7 +65,7 @@ ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifie
         fprintf(log, "jit-classify: %zu parameters, %lld training images, %d steps of batch %d (%.2f epochs)\n",
                 params_count(&m->params), (long long)data.total, c->steps, B, (double)c->steps * B / data.total);
 
-    double t0 = cls_now(), loss_sum = 0;
+    double t0 = core_now_s(), loss_sum = 0;
     long right = 0, seen = 0;
     int n_loss = 0;
     for (int step = 0; step < c->steps; step++) {
@@ -107,7 +102,7 @@ ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifie
         loss_sum += lv, n_loss++;
         if (log && ((step + 1) % c->log_every == 0 || step + 1 == c->steps)) {
             fprintf(log, "step %6d  loss %.4f  train acc %.4f  lr %.2e  %.1f img/s\n", step + 1, loss_sum / n_loss,
-                    (double)right / seen, cls_lr(c, step), seen / (cls_now() - t0 + 1e-9));
+                    (double)right / seen, cls_lr(c, step), seen / (core_now_s() - t0 + 1e-9));
             fflush(log);
         }
         if ((step + 1) % c->log_every == 0 || step + 1 == c->steps) {
@@ -115,7 +110,7 @@ ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifie
             loss_sum = 0, n_loss = 0;
         }
     }
-    res.train_seconds = cls_now() - t0;
+    res.train_seconds = core_now_s() - t0;
     loader_free(L);
     shardset_close(&data);
     adamw_free(&opt);

@@ -63,14 +63,6 @@ typedef struct EvalResult {
 
 void eval_options_defaults(EvalOptions *o);
 
-/* Build the model a checkpoint's saved configuration describes and load its
- * weights (EMA copy `ema`, or -1 raw; -2 picks 0 when there is one). Stops
- * with the reason when the checkpoint is missing, has no configuration, or
- * its parameters do not fit its configuration (a checkpoint of another model
- * size). *ema is set to the copy used; path receives the resolved file. */
-void eval_load_checkpoint(const char *ckpt, int *ema, JitModel *m, Config *cfg, uint64_t *step, char *path,
-                          size_t pathlen);
-
 /* Stop when the classifier cannot read these images (size, channels, classes). */
 void eval_check_classifier(const Classifier *c, const char *cls_path, int channels, int img_size, int num_classes,
                            const char *what);

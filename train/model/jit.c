@@ -171,7 +171,6 @@ void jit_to_device(JitModel *m, const Backend *be) {
     const DeviceMem *mem = be->mem;
     params_to_device(&m->params, mem); /* stops unless the model is on the host */
     m->pos_table.data = jit_table_to(mem, m->pos_table.data, m->pos_table.numel);
-    m->pos_table.device = d;
     size_t nr = (size_t)c->tokens * (c->head_dim / 2);
     m->rope_cos = jit_table_to(mem, m->rope_cos, nr);
     m->rope_sin = jit_table_to(mem, m->rope_sin, nr);
@@ -202,7 +201,7 @@ Sla2Config jit_sla2_config(const JitModel *m, int i) {
                         .qat = m->sla2_qat && !m->sla2_soft, .tau = 0.1f};
 }
 
-static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx) {
+static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx, const JitForwardOpts *opt) {
     JitBlock *b = &m->blocks[i];
     Tensor *qkv = op_linear(g, h, b->qkv_w, b->qkv_b);
     Tensor *q, *k, *v;
@@ -210,10 +209,10 @@ static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx)
     q = op_rope(g, op_rmsnorm(g, q, b->q_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
     k = op_rope(g, op_rmsnorm(g, k, b->k_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
     Tensor *o;
-    if (b->sla2_proj_q && m->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
-    if (b->sla2_proj_q && !m->force_full_attention) {
+    if (b->sla2_proj_q && opt->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
+    if (b->sla2_proj_q && !opt->full_attention) {
         Sla2Config sc = jit_sla2_config(m, i);
-        Sla2Stats *st = m->sla2_collect_stats ? m->sla2_stats + (size_t)i * m->cfg.heads : NULL;
+        Sla2Stats *st = opt->collect_stats ? m->sla2_stats + (size_t)i * m->cfg.heads : NULL;
         o = op_sla2(g, q, k, v, b->sla2_proj_q, b->sla2_proj_k, b->sla2_alpha, &sc, st);
     } else {
         o = op_attention(g, q, k, v);
@@ -221,7 +220,7 @@ static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx)
     return op_linear(g, o, b->proj_w, b->proj_b);
 }
 
-static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, int n_ctx) {
+static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, int n_ctx, const JitForwardOpts *o) {
     JitBlock *b = &m->blocks[i];
     const JitConfig *c = &m->cfg;
     float drop = (i >= c->depth / 4 && i < 3 * c->depth / 4) ? c->dropout : 0.0f;
@@ -230,7 +229,7 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
     Tensor *shift_mlp = op_chunk(g, mod, 6, 3), *scale_mlp = op_chunk(g, mod, 6, 4), *gate_mlp = op_chunk(g, mod, 6, 5);
 
     Tensor *h = op_modulate(g, op_rmsnorm(g, x, b->norm1, RMS_EPS), shift_msa, scale_msa);
-    Tensor *a = op_dropout(g, jit_attention(m, g, i, h, n_ctx), drop);
+    Tensor *a = op_dropout(g, jit_attention(m, g, i, h, n_ctx, o), drop);
     x = op_gated_add(g, x, gate_msa, a);
 
     h = op_modulate(g, op_rmsnorm(g, x, b->norm2, RMS_EPS), shift_mlp, scale_mlp);
@@ -238,7 +237,9 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
     return op_gated_add(g, x, gate_mlp, op_linear(g, hid, b->w3_w, b->w3_b));
 }
 
-Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
+Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, const JitForwardOpts *opts) {
+    static const JitForwardOpts plain = {0};
+    const JitForwardOpts *o = opts ? opts : &plain;
     const JitConfig *c = &m->cfg;
     /* A kernel handed pointers of the other device would crash far from here. */
     CHECK(g->be->device == m->params.device, "the model is on %s but the graph on %s (jit_to_device, graph_init)",
@@ -265,7 +266,7 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y) {
             x = op_incontext_prepend(g, x, yemb, m->ctx_pos);
             n_ctx = c->in_context_len;
         }
-        x = jit_block(m, g, i, x, sc, n_ctx);
+        x = jit_block(m, g, i, x, sc, n_ctx, o);
     }
     if (n_ctx) x = op_incontext_strip(g, x, n_ctx);
 
@@ -288,7 +289,7 @@ void jit_sla2_set_soft(JitModel *m, int on) { m->sla2_soft = on; }
 
 Tensor *jit_sla2_distill_loss(JitModel *m, Graph *g, int layer) {
     CHECK(layer >= 0 && layer < m->cfg.depth && m->blocks[layer].sla2_proj_q, "block %d is not an SLA2 block", layer);
-    CHECK(m->cap_q[layer], "no q, k, v captured for block %d: set capture_qkv before the forward", layer);
+    CHECK(m->cap_q[layer], "no q, k, v captured for block %d: run a forward with capture_qkv first", layer);
     JitBlock *b = &m->blocks[layer];
     Sla2Config sc = jit_sla2_config(m, layer);
     sc.soft = 1, sc.qat = 0; /* the paper's stage 1: soft top-k, full precision */

@@ -70,11 +70,8 @@ typedef struct JitModel {
     float sla2_topk[JIT_MAX_DEPTH]; /* current top-k ratio per block */
     int sla2_qat;                   /* QAT forward on/off */
     int sla2_soft;                  /* soft top-k (router training, stage 1) */
-    Sla2Stats *sla2_stats;          /* [depth * heads], filled when collect_stats is set */
-    int sla2_collect_stats;
-    /* q, k, v of every SLA2 block from the last forward, when capture_qkv is set */
-    int capture_qkv;
-    int force_full_attention; /* SLA2 blocks run full attention (stage-1 capture of the original model) */
+    Sla2Stats *sla2_stats;          /* [depth * heads]: filled by a forward with collect_stats */
+    /* q, k, v of every SLA2 block from the last forward with capture_qkv */
     Tensor *cap_q[JIT_MAX_DEPTH], *cap_k[JIT_MAX_DEPTH], *cap_v[JIT_MAX_DEPTH];
     float *rope_cos, *rope_sin; /* [tokens, head_dim/2] angles of the image tokens; on the params' device */
 } JitModel;
@@ -96,9 +93,16 @@ void jit_free(JitModel *m);
  * no-op. */
 void jit_to_device(JitModel *m, const Backend *be);
 
+/* What one forward does beyond computing x_hat (all off: a plain forward). */
+typedef struct JitForwardOpts {
+    bool collect_stats;  /* SLA2 blocks fill m->sla2_stats (QuantizedAttentionMonitor) */
+    bool capture_qkv;    /* SLA2 blocks keep q, k, v in m->cap_q/k/v (stage-1 distillation) */
+    bool full_attention; /* SLA2 blocks compute full attention (the original model, stage 1) */
+} JitForwardOpts;
+
 /* z [B, C, H, W] noisy images, t [B] in (0,1), y [B] class ids (num_classes =
- * the null class) -> x_hat [B, C, H, W]. */
-Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y);
+ * the null class) -> x_hat [B, C, H, W]. opts: NULL for a plain forward. */
+Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, const JitForwardOpts *opts);
 
 /* Top-k ratio of SLA2 block `layer` (-1: every SLA2 block). */
 void jit_sla2_set_topk(JitModel *m, int layer, float ratio);
@@ -109,7 +113,7 @@ Sla2Config jit_sla2_config(const JitModel *m, int i);
 
 /* Stage-1 router distillation for block `layer`: MSE between full attention
  * and SLA2 (soft top-k) on the q, k, v captured by the last forward
- * (capture_qkv); differentiable in the block's proj_q, proj_k, alpha. */
+ * (JitForwardOpts.capture_qkv); differentiable in the block's proj_q, proj_k, alpha. */
 Tensor *jit_sla2_distill_loss(JitModel *m, Graph *g, int layer);
 
 /* Load parameters by name from another store (e.g. a full-attention model

@@ -35,7 +35,7 @@ static void velocity(JitModel *m, Graph *g, const SamplerConfig *sc, const float
     Tensor *zt = graph_new(g, 4, rows, c->in_channels, c->img_size, c->img_size), *tt = graph_new(g, 1, rows);
     g->be->mem->to_device(zt->data, sb->zin, sizeof(float) * (size_t)rows * per);
     g->be->mem->to_device(tt->data, sb->tin, sizeof(float) * (size_t)rows);
-    Tensor *xh = jit_forward(m, g, zt, tt, sb->y);
+    Tensor *xh = jit_forward(m, g, zt, tt, sb->y, NULL);
     graph_read(g, xh, sb->xh, (size_t)rows * per);
     const float *x = sb->xh;
     float d = 1.0f - t > 0.05f ? 1.0f - t : 0.05f;

@@ -41,9 +41,9 @@
 #include "core/rng.h"
 #include "dist/comm.h"
 #include "io/idx.h"
+#include "io/prep_folder.h"
 #include "io/resize.h"
 #include "io/shards.h"
-#include "io/prep_folder.h"
 
 static const char *const prep_fmnist_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                   "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};

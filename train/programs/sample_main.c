@@ -17,11 +17,12 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/ckpt.h"
-#include "train/config/config.h"
 #include "io/png.h"
 #include "io/samples.h"
-#include "train/trainer_device.h"
+#include "train/config/config.h"
+#include "train/model/jit_checkpoint.h"
 #include "train/model/sampler.h"
+#include "train/trainer_device.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-sample --checkpoint FILE|DIR [--steps S] [--cfg W] [--interval LO,HI] [--per-class N]\n"
@@ -62,36 +63,20 @@ int main(int argc, char **argv) {
     if (!ckpt) usage();
     /* First, so a missing GPU stops before any work. */
     const Backend *be = backend_open(device, trainer_backend_precision(precision), 0, "jit-sample --device");
+    /* The checkpoint carries its resolved configuration: the model it
+     * describes, with the weights chosen (the raw ones or an EMA copy). */
     char path[1100];
-    ckpt_resolve(ckpt, path, sizeof path);
-
-    /* The checkpoint carries its resolved configuration: read it first. */
-    char *yaml = ckpt_read_config(path);
-    CHECK(yaml != NULL, "%s has no saved configuration", path);
     Config cfg;
-    config_load_string(&cfg, path, yaml, 0, NULL);
-    free(yaml);
+    JitModel m;
+    uint64_t step;
+    jit_load_checkpoint(ckpt, &ema, &m, &cfg, &step, path, sizeof path);
 
     if (steps < 0) steps = cfg.sample_steps;
     if (cfgw < 0) cfgw = cfg.cfg_scale;
     if (lo < 0) lo = cfg.cfg_lo, hi = cfg.cfg_hi;
     if (per_class < 0) per_class = cfg.samples_per_class > 0 ? cfg.samples_per_class : 8; /* 0: the run wrote no grids */
-    if (ema == -2) ema = cfg.n_ema > 0 ? 0 : -1;
     if (seed < 0) seed = (long long)cfg.seed;
-    CHECK(ema >= -1 && ema < cfg.n_ema, "--ema %d: the checkpoint has %d EMA copies (use -1 for the raw weights)", ema,
-          cfg.n_ema);
     CHECK(steps >= 1 && per_class >= 1 && batch >= 1, "--steps, --per-class and --batch must be positive");
-
-    JitModel m;
-    jit_build(&m, &cfg.model, 0);
-    float *emabuf = ema >= 0 ? core_malloc(m.params.padded * sizeof(float)) : NULL;
-    float *emas[CFG_MAX_EMA] = {0};
-    for (int k = 0; k < cfg.n_ema; k++) emas[k] = k == ema ? emabuf : core_malloc(m.params.padded * sizeof(float));
-    CkptData d = {.params = &m.params, .ema = emas, .n_ema = cfg.n_ema};
-    CkptState st;
-    CHECK(ckpt_load(path, &d, &st, NULL) == 0, "%s does not hold every parameter of its own model", path);
-    if (ema >= 0) memcpy(m.params.host, emabuf, m.params.padded * sizeof(float));
-    for (int k = 0; k < cfg.n_ema; k++) core_free(emas[k]);
     jit_to_device(&m, be); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
@@ -106,7 +91,7 @@ int main(int argc, char **argv) {
                         .seed = (uint64_t)seed};
     char devname[256];
     printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
-           path, (unsigned long long)st.step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi,
+           path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi,
            be->describe(devname, sizeof devname));
     sampler_run(&m, &g, &sc, labels, n, batch, out);
     png_write_grid(out_png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);

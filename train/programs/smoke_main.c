@@ -15,16 +15,11 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "io/idx.h"
 #include "train/model/diffusion.h"
 #include "train/model/jit.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-smoke [--model NAME] [--steps N] [--batch B] [--lr LR] [--seed S] "
@@ -105,7 +100,7 @@ int main(int argc, char **argv) {
     double first = 0, last = 0, t_total = 0;
     int window = steps < 10 ? 1 : 5;
     for (int s = 0; s < steps; s++) {
-        double t0 = now_s();
+        double t0 = core_now_s();
         Tensor *x = graph_new(&g, 4, batch, C, S, S), *z = graph_new(&g, 4, batch, C, S, S), *t = graph_new(&g, 1, batch);
         for (int b = 0; b < batch; b++) {
             int k = (int)(((size_t)s * batch + b) % (size_t)n_img);
@@ -116,12 +111,12 @@ int main(int argc, char **argv) {
         }
         diffusion_noise_batch(&dc, seed, (uint64_t)s * batch, x->data, z->data, t->data, batch, per);
         params_zero_grad(&m.params);
-        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y), x, t);
+        Tensor *loss = op_vloss(&g, jit_forward(&m, &g, z, t, y, NULL), x, t);
         graph_backward(&g, loss);
         adamw_step(&opt, &m.params, lr);
         float l = loss->data[0];
         graph_reset(&g);
-        double dt = now_s() - t0;
+        double dt = core_now_s() - t0;
         if (s > 0) t_total += dt;
         CHECK(isfinite(l), "loss became %g at step %d; lower --lr", l, s);
         if (s < window) first += l / window;
