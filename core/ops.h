@@ -27,6 +27,10 @@ void op_qkv_split(Graph *g, Tensor *qkv, int H, Tensor **q, Tensor **k, Tensor *
 /* 2D RoPE on [B, H, N, hd]; the first n_ctx tokens are not rotated; cos/sin
  * are [(N - n_ctx), hd/2] tables owned by the caller (constant). */
 Tensor *op_rope(Graph *g, Tensor *x, const float *cos, const float *sin, int n_ctx);
+/* JiT's 2D RoPE tables for a grid x grid image, [grid^2, hd/2] each (host
+ * memory): pairs [0, hd/4) turn by row * f_k, pairs [hd/4, hd/2) by
+ * col * f_k, f_k = 10000^(-2k / (hd/2)). */
+void rope_2d_tables(float *cos, float *sin, int grid, int head_dim);
 /* softmax(q k^T / sqrt(hd)) v, heads merged: -> [B, N, H*hd] */
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 

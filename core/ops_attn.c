@@ -1,4 +1,6 @@
 /* core/ops_attn.c — differentiable head split, RoPE and full attention. */
+#include <math.h>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -79,4 +81,18 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {
         graph_record(g, attention_bwd, c, "attention");
     }
     return out;
+}
+
+void rope_2d_tables(float *cs, float *sn, int grid, int head_dim) {
+    int half = head_dim / 2, quarter = head_dim / 4;
+    for (int r = 0; r < grid; r++)
+        for (int col = 0; col < grid; col++) {
+            size_t t = (size_t)r * grid + col;
+            for (int j = 0; j < half; j++) {
+                int k = j < quarter ? j : j - quarter;
+                double a = (j < quarter ? r : col) * pow(10000.0, -2.0 * k / half);
+                cs[t * half + j] = (float)cos(a);
+                sn[t * half + j] = (float)sin(a);
+            }
+        }
 }

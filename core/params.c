@@ -2,6 +2,7 @@
 #include "core/params.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -168,4 +169,42 @@ int params_set_trainable(ParamStore *ps, const char *substr, bool trainable) {
             n++;
         }
     return n;
+}
+
+void param_reg_init(ParamReg *r, ParamStore *ps) { *r = (ParamReg){.ps = ps}; }
+
+void param_reg_add(ParamReg *r, Tensor **slot, const char *name, ParamInit init, float arg, bool weight_decay, int ndim,
+                   int d0, int d1) {
+    int shape[2] = {d0, d1};
+    int idx = params_add(r->ps, name, ndim, shape, init, arg, weight_decay);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->slots = core_realloc(r->slots, (size_t)r->cap * sizeof(ParamSlot));
+    }
+    r->slots[r->n++] = (ParamSlot){slot, idx};
+}
+
+const char *param_name(char *buf, const char *prefix, const char *suffix) {
+    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
+    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
+    return buf;
+}
+
+void param_reg_linear(ParamReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in, ParamInit init,
+                      float arg) {
+    char name[PARAM_NAME_MAX];
+    param_reg_add(r, w, param_name(name, prefix, "weight"), init, arg, true, 2, out, in);
+    if (b) param_reg_add(r, b, param_name(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
+}
+
+void param_reg_bind(ParamReg *r) {
+    CHECK(r->ps->data != NULL, "param_reg_bind() before params_alloc()");
+    for (int i = 0; i < r->n; i++) *r->slots[i].slot = params_at(r->ps, r->slots[i].index);
+    param_reg_discard(r);
+}
+
+void param_reg_discard(ParamReg *r) {
+    core_free(r->slots);
+    r->slots = NULL;
+    r->n = r->cap = 0;
 }

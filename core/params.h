@@ -79,4 +79,29 @@ void params_push(ParamStore *ps);
 /* Freeze or unfreeze every parameter whose name contains `substr` (NULL: all). */
 int params_set_trainable(ParamStore *ps, const char *substr, bool trainable);
 
+/* Registering a model's parameters into its named Tensor pointers: each add
+ * registers the parameter and records which pointer receives its view;
+ * param_reg_bind, after params_alloc, sets every pointer (and frees the
+ * table); param_reg_discard drops it when only the names were wanted. */
+typedef struct ParamSlot {
+    Tensor **slot;
+    int index;
+} ParamSlot;
+typedef struct ParamReg {
+    ParamStore *ps;
+    ParamSlot *slots;
+    int n, cap;
+} ParamReg;
+
+void param_reg_init(ParamReg *r, ParamStore *ps);
+void param_reg_add(ParamReg *r, Tensor **slot, const char *name, ParamInit init, float arg, bool weight_decay, int ndim,
+                   int d0, int d1);
+/* prefix.weight [out, in] (init, decayed) and, when b, prefix.bias [out] (zero, not decayed). */
+void param_reg_linear(ParamReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in, ParamInit init,
+                      float arg);
+void param_reg_bind(ParamReg *r);
+void param_reg_discard(ParamReg *r);
+/* "prefix.suffix" into buf (PARAM_NAME_MAX), stopping when it is too long. */
+const char *param_name(char *buf, const char *prefix, const char *suffix);
+
 #endif

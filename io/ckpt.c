@@ -14,61 +14,18 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "io/h5.h"
 
 #define CODE_VERSION "jit-sla2 0.3"
 
 
-static void attr_u64(hid_t f, const char *name, uint64_t v) {
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_UINT64, &v);
-    H5Aclose(a), H5Sclose(sp);
-}
-
-/* A fixed-length UTF-8 string (NUL-terminated): read from the object header,
- * where the 1.10 format checksums it, not from the global heap that
- * variable-length strings use (a corrupted heap crashes libhdf5). */
-static void attr_str(hid_t f, const char *name, const char *s) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(s) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, s);
-    H5Aclose(a), H5Sclose(sp), H5Tclose(t);
-}
-
+/* A required integer attribute of a checkpoint. */
 static uint64_t read_u64(hid_t f, const char *path, const char *name) {
-    CHECK(H5Aexists(f, name) > 0, "%s: not a checkpoint of this framework (attribute '%s' missing)", path, name);
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     uint64_t v = 0;
-    H5Aread(a, H5T_NATIVE_UINT64, &v);
-    H5Aclose(a);
+    int r = h5_read_u64(f, name, &v);
+    CHECK(r != 0, "%s: not a checkpoint of this framework (attribute '%s' missing)", path, name);
+    CHECK(r == 1, "%s: attribute '%s' is not a single integer", path, name);
     return v;
-}
-
-/* A string attribute, fixed-length (this writer) or variable-length (older
- * checkpoints, and h5py's default); malloc'ed, or NULL when absent. */
-static char *read_str(hid_t f, const char *name) {
-    if (H5Aexists(f, name) <= 0) return NULL;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    H5Tset_cset(mt, H5Tget_cset(t));
-    char *copy = NULL;
-    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
-        H5Tset_size(mt, H5T_VARIABLE);
-        char *s = NULL;
-        if (H5Aread(a, mt, &s) >= 0 && s) {
-            copy = strdup(s);
-            H5free_memory(s);
-        }
-    } else if (H5Tget_class(t) == H5T_STRING) {
-        size_t n = H5Tget_size(t);
-        H5Tset_size(mt, n);
-        H5Tset_strpad(mt, H5T_STR_NULLPAD);
-        copy = calloc(n + 1, 1);
-        if (copy && H5Aread(a, mt, copy) < 0) free(copy), copy = NULL;
-    }
-    H5Tclose(mt), H5Tclose(t), H5Aclose(a);
-    return copy;
 }
 
 /* A checkpoint write that failed (disk full, quota, I/O error): the partial
@@ -246,20 +203,20 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f < 0) ckpt_write_failed(tmp, "creating the file", errno);
-    attr_str(f, "format", CKPT_FORMAT);
-    attr_str(f, "code_version", CODE_VERSION);
-    attr_u64(f, "step", st->step);
-    attr_u64(f, "seed", st->seed);
-    attr_u64(f, "loader_epoch", st->pos.epoch);
-    attr_u64(f, "loader_offset", st->pos.offset);
-    attr_u64(f, "world_size", (uint64_t)st->world_size);
-    if (d->config_yaml) attr_str(f, "config", d->config_yaml);
+    h5_write_str(f, "format", CKPT_FORMAT);
+    h5_write_str(f, "code_version", CODE_VERSION);
+    h5_write_u64(f, "step", st->step);
+    h5_write_u64(f, "seed", st->seed);
+    h5_write_u64(f, "loader_epoch", st->pos.epoch);
+    h5_write_u64(f, "loader_offset", st->pos.offset);
+    h5_write_u64(f, "world_size", (uint64_t)st->world_size);
+    if (d->config_yaml) h5_write_str(f, "config", d->config_yaml);
     write_group(f, tmp, "params", d->params, d->params->host, comm);
     /* Test hook: die half-way through a write, as a killed job would. */
     const char *crash = getenv("JIT_TEST_CRASH_IN_CHECKPOINT");
     if (crash && strtoull(crash, NULL, 10) == st->step) raise(SIGKILL);
     if (d->opt) {
-        attr_u64(f, "adam_step", d->opt->step);
+        h5_write_u64(f, "adam_step", d->opt->step);
         H5Gclose(H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
         write_group(f, tmp, "optim/m", d->params, d->opt->m, comm);
         write_group(f, tmp, "optim/v", d->params, d->opt->v, comm);
@@ -335,7 +292,7 @@ static int ckpt_intact(const char *path) {
     if (f >= 0) {
         char *fmt = NULL;
         H5E_BEGIN_TRY {
-            if (H5Aexists(f, "format") > 0 && H5Aexists(f, "step") > 0) fmt = read_str(f, "format");
+            if (H5Aexists(f, "format") > 0 && H5Aexists(f, "step") > 0) fmt = h5_read_str(f, "format");
         }
         H5E_END_TRY;
         ok = fmt && strcmp(fmt, CKPT_FORMAT) == 0 && H5Lexists(f, "params", H5P_DEFAULT) > 0;
@@ -377,7 +334,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
     CHECK(f >= 0, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)", path);
-    char *fmt = read_str(f, "format");
+    char *fmt = h5_read_str(f, "format");
     CHECK(fmt && strcmp(fmt, CKPT_FORMAT) == 0, "%s: format is '%s', expected '%s'", path, fmt ? fmt : "(none)",
           CKPT_FORMAT);
     free(fmt);
@@ -404,7 +361,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
         else /* no EMA saved (e.g. a converted checkpoint): start it from the weights */
             memcpy(d->ema[k], d->params->host, d->params->padded * sizeof(float));
     }
-    if (config_yaml) *config_yaml = read_str(f, "config");
+    if (config_yaml) *config_yaml = h5_read_str(f, "config");
     H5Fclose(f);
     io_hdf5_unlock();
     return missing;
@@ -416,7 +373,7 @@ char *ckpt_read_config(const char *path) {
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
     CHECK(f >= 0, "%s: cannot open as HDF5 (missing, truncated or not a checkpoint)", path);
-    char *yaml = read_str(f, "config");
+    char *yaml = h5_read_str(f, "config");
     H5Fclose(f);
     io_hdf5_unlock();
     return yaml;

@@ -34,6 +34,7 @@
 #include <glob.h>
 #include <hdf5.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/fsutil.h"
+#include "io/h5.h"
 #include "io/shards_internal.h"
 
 /* ---- the global HDF5 lock ---- */
@@ -114,37 +116,15 @@ hid_t shards_images_dapl(hid_t dset, size_t image_bytes) {
 
 /* ---- writing ---- */
 
+/* Attributes through io/h5.h: strings fixed-length (io/h5.h says why; the
+ * readers below take both kinds). */
 static void shards_write_attr_int(hid_t f, const char *path, const char *name, int v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, name, H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &v) >= 0, "%s: cannot write attribute '%s'", path, name);
-    H5Aclose(a);
-    H5Sclose(sp);
+    CHECK(h5_write_i64(f, name, v) == 0, "%s: cannot write attribute '%s'", path, name);
 }
 
-/* Fixed-length UTF-8 strings (NUL-terminated, padded to the longest): a
- * scalar when n < 0, else an array of n. Not variable-length: those live in
- * HDF5's global heap, and libhdf5 crashes or loops reading a corrupted one
- * (tests/shard_fuzz.py); a fixed-length attribute is read from the header
- * with its size checked. Readers take both kinds (shards_attr_strings). */
 static void shards_write_attr_strings(hid_t f, const char *path, const char *name, const char *const *s, int n) {
-    int count = n < 0 ? 1 : n;
-    size_t width = 1;
-    for (int i = 0; i < count; i++) width = strlen(s[i]) + 1 > width ? strlen(s[i]) + 1 : width;
-    char *buf = core_calloc(width * (size_t)count);
-    for (int i = 0; i < count; i++) memcpy(buf + (size_t)i * width, s[i], strlen(s[i]));
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, width);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hsize_t dim = (hsize_t)count;
-    hid_t sp = n < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
-    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    CHECK(a >= 0 && H5Awrite(a, t, buf) >= 0, "%s: cannot write attribute '%s'", path, name);
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    core_free(buf);
+    int r = n < 0 ? h5_write_str(f, name, s[0]) : h5_write_strs(f, name, s, n);
+    CHECK(r == 0, "%s: cannot write attribute '%s'", path, name);
 }
 
 static void shards_write_file(const char *path, const uint8_t *images, const int *labels, int64_t n, int C, int H,
@@ -243,16 +223,12 @@ static hid_t shards_attr_open(hid_t f, const char *path, const char *name) {
 }
 
 static int shards_attr_int(hid_t f, const char *path, const char *name) {
-    hid_t a = shards_attr_open(f, path, name);
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    CHECK(H5Tget_class(t) == H5T_INTEGER, "%s: attribute '%s' must be an integer", path, name);
-    CHECK(H5Sget_simple_extent_npoints(sp) == 1, "%s: attribute '%s' must be a single integer", path, name);
-    int v = 0;
-    CHECK(H5Aread(a, H5T_NATIVE_INT, &v) >= 0, "%s: cannot read attribute '%s' as an int", path, name);
-    H5Sclose(sp);
-    H5Tclose(t);
-    H5Aclose(a);
-    return v;
+    long long v = 0;
+    int r = h5_read_i64(f, name, &v);
+    CHECK(r != 0, "%s: no '%s' attribute on the root group: not a jit-shard (make shards with jit-prep)", path, name);
+    CHECK(r == 1, "%s: attribute '%s' must be a single integer", path, name);
+    CHECK(v >= INT32_MIN && v <= INT32_MAX, "%s: attribute '%s' = %lld is out of range", path, name, v);
+    return (int)v;
 }
 
 /* Read a string attribute (scalar or 1-D, fixed or variable length) into
@@ -554,4 +530,38 @@ void shardset_close(ShardSet *s) {
     core_free(s->counts);
     shards_free_strings(s->class_names, s->num_classes);
     memset(s, 0, sizeof *s);
+}
+
+/* Every image of a shard set, as floats in [-1, 1] (see shards.h). */
+void shardset_read_all(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
+                       int *num_classes) {
+    ShardSet s;
+    shardset_open(&s, spec);
+    CHECK(s.total > 0 && s.total < (1 << 30), "%s: %lld images", spec, (long long)s.total);
+    size_t per = (size_t)s.channels * s.height * s.width;
+    float *img = core_malloc(sizeof(float) * (size_t)s.total * per);
+    int *lab = core_malloc(sizeof(int) * (size_t)s.total);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int64_t off = 0;
+    for (int i = 0; i < s.n_files; i++) {
+        io_hdf5_lock();
+        hid_t f = shards_open_file(s.paths[i]);
+        int64_t cnt;
+        int dims[3];
+        hid_t d = shards_open_images(f, s.paths[i], &cnt, dims);
+        if ((size_t)cnt * per > cap) buf = core_realloc(buf, cap = (size_t)cnt * per);
+        CHECK(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "%s: reading /images failed",
+              s.paths[i]);
+        shards_read_labels(f, s.paths[i], cnt, s.num_classes, lab + off);
+        H5Dclose(d);
+        H5Fclose(f);
+        io_hdf5_unlock();
+        for (size_t k = 0; k < (size_t)cnt * per; k++) img[(size_t)off * per + k] = (float)buf[k] / 127.5f - 1.0f;
+        off += cnt;
+    }
+    core_free(buf);
+    *images = img, *labels = lab, *n = (int)s.total;
+    *C = s.channels, *H = s.height, *W = s.width, *num_classes = s.num_classes;
+    shardset_close(&s);
 }

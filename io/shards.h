@@ -39,6 +39,11 @@ typedef struct ShardSet {
  * labels out of range, mismatch between shards). */
 void shardset_open(ShardSet *s, const char *spec);
 void shardset_close(ShardSet *s);
+/* Every image of a shard set (file order) as floats in [-1, 1]: *images
+ * [n, C, H, W], *labels [n] (core_malloc'ed). Stops with the shard set's
+ * problem (missing, not shards, ...). */
+void shardset_read_all(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
+                       int *num_classes);
 /* Read every image of every shard of an open set (what shardset_open does
  * not touch): stops naming the file when a chunk cannot be read. Returns
  * the number of images read. */

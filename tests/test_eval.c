@@ -104,7 +104,7 @@ static const char *real_subset_dir(void) {
     if (file_exists(shard)) return dir;
     float *img;
     int *lab, n, C, H, W, K;
-    classifier_read_images(real_dir(), &img, &lab, &n, &C, &H, &W, &K);
+    shardset_read_all(real_dir(), &img, &lab, &n, &C, &H, &W, &K);
     uint8_t *u = malloc((size_t)2000 * C * H * W);
     for (size_t i = 0; i < (size_t)2000 * C * H * W; i++) u[i] = (uint8_t)lrintf((img[i] + 1.0f) * 127.5f);
     ShardSet s;
@@ -143,7 +143,7 @@ typedef struct Real {
 } Real;
 
 static void load_real(Real *r) {
-    classifier_read_images(real_dir(), &r->img, &r->lab, &r->n, &r->C, &r->H, &r->W, &r->K);
+    shardset_read_all(real_dir(), &r->img, &r->lab, &r->n, &r->C, &r->H, &r->W, &r->K);
     cr_assert(r->n == 10000 && r->C == 1 && r->H == 32 && r->K == 10);
 }
 

@@ -25,7 +25,7 @@ void callbacks_on_train_start(Trainer *T) {
         int missing = ckpt_load(path, &d, NULL, NULL); /* into the host copy */
         params_push(ps);
         for (int k = 0; k < T->cfg.n_ema; k++) T->be->mem->copy(T->ema[k], ps->data, ps->padded * sizeof(float));
-        if (T->rank == 0)
+        if (trainer_rank(T) == 0)
             printf("SLA2Conversion: loaded %s; %d SLA2 parameters start from their initial values "
                    "(identity routers, alpha 0.9); stage 1 (router distillation) for %d steps, then stage 2\n",
                    path, missing, cb->stage1_steps);
@@ -52,7 +52,7 @@ void callbacks_on_step_start(Trainer *T) {
         case CB_SLA2_QAT: {
             int on = s >= cb->enable_step || T->cfg.model.sla2_enable_qat;
             if (on && !m->sla2_qat) {
-                if (T->rank == 0) printf("SLA2QATCallback: QAT on from step %ld\n", s);
+                if (trainer_rank(T) == 0) printf("SLA2QATCallback: QAT on from step %ld\n", s);
                 metrics_begin(&T->metrics);
                 metrics_str(&T->metrics, "event", "qat_enabled");
                 metrics_int(&T->metrics, "step", s);
@@ -64,7 +64,7 @@ void callbacks_on_step_start(Trainer *T) {
         case CB_QUANT_MONITOR: T->collect_stats_now |= s % cb->every == 0; break;
         case CB_SLA2_CONVERSION: {
             int stage = s < cb->stage1_steps ? 1 : 2;
-            if (stage != T->stage && T->rank == 0)
+            if (stage != T->stage && trainer_rank(T) == 0)
                 printf("SLA2Conversion: stage 2 from step %ld (router frozen, hard top-k, diffusion loss)\n", s);
             T->stage = stage;
             ParamStore *ps = &m->params;
@@ -127,7 +127,7 @@ void callbacks_on_step_end(Trainer *T) {
     }
     if (f) fputc(']', f);
     int nh = n * c->heads;
-    if (T->rank == 0 && nh)
+    if (trainer_rank(T) == 0 && nh)
         printf("QuantizedAttentionMonitor step %llu: sparsity %.3f, rel. error vs full attention %.4f, "
                "QAT error %.4f (means over %d SLA2 blocks x %d heads)\n",
                (unsigned long long)T->step, 1.0 - frac / nh, err / nh, qerr / nh, n, c->heads);

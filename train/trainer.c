@@ -69,10 +69,10 @@ static void trainer_check_resume_config(Trainer *T, const char *file, const char
     Config was;
     char err[2048];
     if (config_try_load_string(&was, file, saved_yaml, 0, NULL, err, sizeof err) != 0) {
-        if (T->rank == 0) fprintf(stderr, "notice: %s: the checkpoint's configuration cannot be compared: %s\n", file, err);
+        if (trainer_rank(T) == 0) fprintf(stderr, "notice: %s: the checkpoint's configuration cannot be compared: %s\n", file, err);
         return;
     }
-    ResumeDiff r = {T->cfg.source, file, T->rank, 0};
+    ResumeDiff r = {T->cfg.source, file, trainer_rank(T), 0};
     config_diff(&was, &T->cfg, resume_diff_one, &r);
     CHECK(r.errors == 0,
           "%s: %d setting%s above differ from checkpoint %s in a way a resumed run cannot take (the model, its EMA "
@@ -85,8 +85,6 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->cfg = *cfg;
     const Config *c = &T->cfg;
     T->comm = comm;
-    T->rank = comm ? comm->rank : 0;
-    T->world = comm ? comm->world : 1;
     T->inject_nan_step = -1;
     T->inject_nan_count = 1;
     T->inject_value = NAN;
@@ -108,9 +106,9 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
           mc->img_size);
     CHECK(T->data.num_classes <= mc->num_classes, "%s: data has %d classes but model.num_classes is %d", c->source,
           T->data.num_classes, mc->num_classes);
-    T->loader = loader_create(&T->data, c->batch_size, T->rank, T->world, c->seed, c->hflip, c->prefetch);
+    T->loader = loader_create(&T->data, c->batch_size, trainer_rank(T), trainer_world(T), c->seed, c->hflip, c->prefetch);
     CHECK(loader_steps_per_epoch(T->loader) > 0, "%s: %lld samples are fewer than one global batch (%d x %d ranks)",
-          c->data_train, (long long)T->data.total, c->batch_size, T->world);
+          c->data_train, (long long)T->data.total, c->batch_size, trainer_world(T));
 
     int per = mc->in_channels * mc->img_size * mc->img_size, B = c->batch_size;
     /* Pinned on CUDA, so the batch copies do not stop the host. */
@@ -125,7 +123,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     int resumed = 0;
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
-    if (T->rank == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
+    if (trainer_rank(T) == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
     if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
         char file[1100];
         /* A run's own directory falls back to its newest intact checkpoint;
@@ -149,10 +147,10 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         T->step = st.step;
         loader_seek(T->loader, st.pos);
         resumed = 1;
-        if (T->rank == 0)
+        if (trainer_rank(T) == 0)
             printf("resumed from %s at step %llu (written by %d rank%s, now %d%s)\n", file,
-                   (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", T->world,
-                   st.world_size != T->world ? ": the loader re-partitions the rest of the epoch" : "");
+                   (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", trainer_world(T),
+                   st.world_size != trainer_world(T) ? ": the loader re-partitions the rest of the epoch" : "");
     }
     if (comm) {
         /* Every rank starts from rank 0's state, whatever its own init or
@@ -167,13 +165,13 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
             /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
             int overlap = c->allreduce == ALLREDUCE_OVERLAP;
             grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
-        } else if (c->allreduce == ALLREDUCE_OVERLAP && T->rank == 0) {
+        } else if (c->allreduce == ALLREDUCE_OVERLAP && trainer_rank(T) == 0) {
             printf("note: dist.allreduce overlap is not implemented on cuda yet: the gradients are all-reduced with "
                    "NCCL after backward\n");
         }
     }
     trainer_device_place(T);
-    if (T->rank == 0) {
+    if (trainer_rank(T) == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
         FILE *f = fopen(path, "w");
         CHECK(f != NULL, "cannot write %s: %s", path, strerror(errno));
@@ -273,11 +271,11 @@ float trainer_step(Trainer *T) {
     T->g.training = true;
     T->g.step = T->step;
     double loss_sum = 0.0;
-    uint64_t G = (uint64_t)c->batch_size * (uint64_t)T->world;
+    uint64_t G = (uint64_t)c->batch_size * (uint64_t)trainer_world(T);
     for (int a = 0; a < c->grad_accum; a++) {
         /* Global index of this rank's first sample: noise and label drops do
          * not depend on how the global batch is split across ranks. */
-        uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)T->rank * c->batch_size;
+        uint64_t sample0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G + (uint64_t)trainer_rank(T) * c->batch_size;
         float w;
         int last = a == c->grad_accum - 1 && T->comm && T->be->device == DEVICE_CPU;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
@@ -343,7 +341,7 @@ float trainer_step(Trainer *T) {
     trainer_phase(T, TRAINER_PHASE_OPTIMIZER, &t0);
     T->loss = loss;
     T->step++;
-    T->images_seen += (uint64_t)c->batch_size * c->grad_accum * T->world;
+    T->images_seen += (uint64_t)c->batch_size * c->grad_accum * trainer_world(T);
 
     double now = core_now_s();
     Metrics *mt = &T->metrics;
@@ -352,7 +350,7 @@ float trainer_step(Trainer *T) {
     metrics_num(mt, "loss", loss);
     metrics_num(mt, "lr", T->lr);
     metrics_num(mt, "grad_norm", T->grad_norm);
-    metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * T->world / (now - T->t_last));
+    metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * trainer_world(T) / (now - T->t_last));
     metrics_num(mt, "elapsed_s", now - T->t_start);
     if (T->last_skipped) metrics_int(mt, "skipped", 1);
     trainer_phase(T, TRAINER_PHASE_LOG, &t0);
@@ -386,7 +384,7 @@ static void progress(Trainer *T) {
 void trainer_sample(Trainer *T) {
     /* Rank 0 samples and writes; the others wait for it at the next collective.
      * (Several ranks creating the same HDF5 file would also fight over its lock.) */
-    if (T->rank != 0 || T->cfg.samples_per_class == 0) return; /* per_class 0: no grids (e.g. jit-eval makes one) */
+    if (trainer_rank(T) != 0 || T->cfg.samples_per_class == 0) return; /* per_class 0: no grids (e.g. jit-eval makes one) */
     const Config *c = &T->cfg;
     const JitConfig *mc = &c->model;
     int classes = T->data.num_classes, per_class = c->samples_per_class, n = classes * per_class;
@@ -424,7 +422,7 @@ void trainer_sample(Trainer *T) {
     snprintf(h5, sizeof h5, "%s/step-%08llu.h5", dir, (unsigned long long)T->step);
     png_write_grid(png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
     samples_write_h5(h5, out, labels, n, mc->in_channels, mc->img_size, mc->img_size);
-    if (T->rank == 0) printf("samples: %s (%d classes x %d, %d steps, cfg %.2f)\n", png, classes, per_class,
+    if (trainer_rank(T) == 0) printf("samples: %s (%d classes x %d, %d steps, cfg %.2f)\n", png, classes, per_class,
                              c->sample_steps, c->cfg_scale);
     metrics_begin(&T->metrics);
     metrics_str(&T->metrics, "event", "samples");
@@ -446,7 +444,7 @@ void trainer_checkpoint(Trainer *T) {
      * rank decides the same. */
     char what[PARAM_NAME_MAX + 64];
     if (ckpt_find_nonfinite(&d, what, sizeof what)) {
-        if (T->rank == 0)
+        if (trainer_rank(T) == 0)
             fprintf(stderr, "error: %s: step %llu: %s is not finite: no checkpoint written; %s/latest still names the "
                             "last good one\n",
                     c->source, (unsigned long long)T->step, what, dir);
@@ -455,7 +453,7 @@ void trainer_checkpoint(Trainer *T) {
     }
     char *yaml = config_to_yaml(c);
     d.config_yaml = yaml;
-    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = T->world};
+    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T)};
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
@@ -468,12 +466,12 @@ void trainer_checkpoint(Trainer *T) {
 static int trainer_diverged(Trainer *T) {
     const Config *c = &T->cfg;
     progress_done(&T->progress);
-    if (T->rank == 0 && T->state_bad)
+    if (trainer_rank(T) == 0 && T->state_bad)
         fprintf(stderr,
                 "error: %s: the run diverged at step %llu: its state is no longer finite. Lower optim.lr or set "
                 "optim.grad_clip, then resume from the last checkpoint\n",
                 c->source, (unsigned long long)T->step);
-    else if (T->rank == 0)
+    else if (trainer_rank(T) == 0)
         fprintf(stderr,
                 "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss or "
                 "gradient (%d in all; train.max_bad_steps = %d). Lower optim.lr or set optim.grad_clip, then "
@@ -490,20 +488,20 @@ static int trainer_diverged(Trainer *T) {
 
 int trainer_run(Trainer *T) {
     const Config *c = &T->cfg;
-    if (T->rank == 0)
+    if (trainer_rank(T) == 0)
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
-               c->model_name, params_count(&T->model.params), c->steps, c->batch_size * T->world, c->grad_accum,
+               c->model_name, params_count(&T->model.params), c->steps, c->batch_size * trainer_world(T), c->grad_accum,
                c->data_train, (long long)T->data.total);
-    if (T->rank == 0 && T->be->device != DEVICE_CPU) {
+    if (trainer_rank(T) == 0 && T->be->device != DEVICE_CPU) {
         char dev[256];
         printf("device: %s%s\n", trainer_device_describe(T, dev, sizeof dev),
-               T->world > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");
+               trainer_world(T) > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");
     }
     long first_step = (long)T->step;
     while ((long)T->step < c->steps) {
         trainer_step(T);
         long s = (long)T->step;
-        if (T->rank == 0 && (s % c->log_every == 0 || s == c->steps)) progress(T);
+        if (trainer_rank(T) == 0 && (s % c->log_every == 0 || s == c->steps)) progress(T);
         if (c->sample_every > 0 && s % c->sample_every == 0 && s != c->steps) {
             progress_done(&T->progress);
             trainer_sample(T);
@@ -520,7 +518,7 @@ int trainer_run(Trainer *T) {
             progress_done(&T->progress);
             trainer_checkpoint(T);
             if (T->state_bad) return trainer_diverged(T);
-            if (T->rank == 0)
+            if (trainer_rank(T) == 0)
                 printf("received %s: checkpoint written at step %ld; exiting with code %d so the job is requeued\n",
                        stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
             metrics_begin(&T->metrics);
@@ -540,7 +538,7 @@ int trainer_run(Trainer *T) {
     /* A signal during the final grid: the checkpoint is written; requeued,
      * the job resumes at the last step and only samples. */
     if (trainer_stop_signal) {
-        if (T->rank == 0)
+        if (trainer_rank(T) == 0)
             printf("received %s after the last step: checkpoint written; exiting with code %d\n",
                    trainer_stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM", TRAINER_EXIT_REQUEUE);
         return TRAINER_EXIT_REQUEUE;

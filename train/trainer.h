@@ -53,7 +53,6 @@ typedef struct Trainer {
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
     GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
-    int rank, world;
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
     Progress progress;
@@ -82,6 +81,10 @@ typedef struct Trainer {
     int bad_streak;        /* consecutive steps the NaN guard skipped */
     int state_bad;         /* a checkpoint was refused: the state holds NaN or Inf */
 } Trainer;
+
+/* This rank and the number of ranks (0 and 1 without a communicator). */
+static inline int trainer_rank(const Trainer *T) { return T->comm ? T->comm->rank : 0; }
+static inline int trainer_world(const Trainer *T) { return T->comm ? T->comm->world : 1; }
 
 /* Exit code of a run stopped by SIGTERM/SIGUSR1 after writing a checkpoint:
  * the batch script requeues the job when it sees it (EX_TEMPFAIL). */

@@ -70,7 +70,7 @@ void trainer_device_place(Trainer *T) {
     d->optim = be->optim_create(ps);
     d->trainable = core_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
     for (int i = 0; i < ps->n; i++) d->trainable[i] = ps->views[i].requires_grad;
-    if (T->comm && T->world > 1 && !T->comm->nccl) comm_nccl_init(T->comm);
+    if (T->comm && trainer_world(T) > 1 && !T->comm->nccl) comm_nccl_init(T->comm);
 }
 
 void trainer_device_free(Trainer *T) {
@@ -130,7 +130,7 @@ void trainer_device_sync_trainable(Trainer *T) {
 }
 
 void trainer_device_allreduce_grads(Trainer *T) {
-    if (on_host(T) || !T->comm || T->world == 1) return;
+    if (on_host(T) || !T->comm || trainer_world(T) == 1) return;
     ParamStore *ps = &T->model.params;
     /* The whole flat buffer at once after backward, on the compute stream:
      * the kernels that follow (norm, AdamW) are ordered after it. */

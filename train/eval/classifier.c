@@ -10,8 +10,8 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "io/h5.h"
 #include "io/shards.h"
-#include "io/shards_internal.h"
 
 #define CLS_RMS_EPS 1e-6f
 
@@ -37,45 +37,6 @@ void classifier_config_finish(ClassifierConfig *c) {
 
 /* ------------------------------------------------------------ parameters */
 
-typedef struct {
-    Tensor **slot;
-    int index;
-} ClsSlot;
-
-typedef struct {
-    Classifier *m;
-    ClsSlot *slots;
-    int n, cap;
-} ClsReg;
-
-static void reg(ClsReg *r, Tensor **slot, const char *name, ParamInit init, float arg, bool wd, int ndim, int d0,
-                int d1) {
-    int shape[2] = {d0, d1};
-    int idx = params_add(&r->m->params, name, ndim, shape, init, arg, wd);
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 64;
-        r->slots = core_realloc(r->slots, (size_t)r->cap * sizeof(ClsSlot));
-    }
-    r->slots[r->n++] = (ClsSlot){slot, idx};
-}
-
-/* name = prefix + "." + suffix, checked against the name limit. */
-static const char *join(char *buf, const char *prefix, const char *suffix) {
-    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
-    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
-    return buf;
-}
-
-static void reg_linear_init(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in, ParamInit init) {
-    char name[PARAM_NAME_MAX];
-    reg(r, w, join(name, prefix, "weight"), init, 0.0f, true, 2, out, in);
-    reg(r, b, join(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
-}
-
-static void reg_linear(ClsReg *r, Tensor **w, Tensor **b, const char *prefix, int out, int in) {
-    reg_linear_init(r, w, b, prefix, out, in, INIT_XAVIER_UNIFORM);
-}
-
 void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -85,50 +46,43 @@ void classifier_build(Classifier *m, const ClassifierConfig *cfg, uint64_t seed)
     int D = c->hidden, P = c->channels * c->window * c->window;
     params_create(&m->params);
     m->blocks = core_calloc((size_t)c->depth * sizeof(ClsBlock));
-    ClsReg r = {.m = m};
-    reg_linear(&r, &m->patch_w, &m->patch_b, "patch_embed", D, P);
-    reg(&r, &m->pos, "pos_embed", INIT_NORMAL, 0.02f, false, 2, c->tokens, D);
+    ParamReg r;
+    param_reg_init(&r, &m->params);
+    param_reg_linear(&r, &m->patch_w, &m->patch_b, "patch_embed", D, P, INIT_XAVIER_UNIFORM, 0.0f);
+    param_reg_add(&r, &m->pos, "pos_embed", INIT_NORMAL, 0.02f, false, 2, c->tokens, D);
     char pre[PARAM_NAME_MAX], name[PARAM_NAME_MAX];
     for (int i = 0; i < c->depth; i++) {
         ClsBlock *b = &m->blocks[i];
         snprintf(name, sizeof name, "blocks.%d.norm1.weight", i);
-        reg(&r, &b->norm1, name, INIT_ONE, 0.0f, false, 1, D, 0);
+        param_reg_add(&r, &b->norm1, name, INIT_ONE, 0.0f, false, 1, D, 0);
         snprintf(pre, sizeof pre, "blocks.%d.attn.qkv", i);
-        reg_linear(&r, &b->qkv_w, &b->qkv_b, pre, 3 * D, D);
+        param_reg_linear(&r, &b->qkv_w, &b->qkv_b, pre, 3 * D, D, INIT_XAVIER_UNIFORM, 0.0f);
         if (c->rope) {
             snprintf(name, sizeof name, "blocks.%d.attn.q_norm.weight", i);
-            reg(&r, &b->q_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+            param_reg_add(&r, &b->q_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
             snprintf(name, sizeof name, "blocks.%d.attn.k_norm.weight", i);
-            reg(&r, &b->k_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
+            param_reg_add(&r, &b->k_norm, name, INIT_ONE, 0.0f, false, 1, c->head_dim, 0);
         }
         snprintf(pre, sizeof pre, "blocks.%d.attn.proj", i);
         /* the residual branches' output projections start at zero: every block starts as the identity */
-        reg_linear_init(&r, &b->proj_w, &b->proj_b, pre, D, D, INIT_ZERO);
+        param_reg_linear(&r, &b->proj_w, &b->proj_b, pre, D, D, INIT_ZERO, 0.0f);
         snprintf(name, sizeof name, "blocks.%d.norm2.weight", i);
-        reg(&r, &b->norm2, name, INIT_ONE, 0.0f, false, 1, D, 0);
+        param_reg_add(&r, &b->norm2, name, INIT_ONE, 0.0f, false, 1, D, 0);
         snprintf(pre, sizeof pre, "blocks.%d.mlp.w12", i);
-        reg_linear(&r, &b->w12_w, &b->w12_b, pre, 2 * c->mlp_hidden, D);
+        param_reg_linear(&r, &b->w12_w, &b->w12_b, pre, 2 * c->mlp_hidden, D, INIT_XAVIER_UNIFORM, 0.0f);
         snprintf(pre, sizeof pre, "blocks.%d.mlp.w3", i);
-        reg_linear_init(&r, &b->w3_w, &b->w3_b, pre, D, c->mlp_hidden, INIT_ZERO);
+        param_reg_linear(&r, &b->w3_w, &b->w3_b, pre, D, c->mlp_hidden, INIT_ZERO, 0.0f);
     }
-    reg(&r, &m->norm, "norm.weight", INIT_ONE, 0.0f, false, 1, D, 0);
-    reg_linear(&r, &m->head_w, &m->head_b, "head", c->num_classes, D);
+    param_reg_add(&r, &m->norm, "norm.weight", INIT_ONE, 0.0f, false, 1, D, 0);
+    param_reg_linear(&r, &m->head_w, &m->head_b, "head", c->num_classes, D, INIT_XAVIER_UNIFORM, 0.0f);
     params_alloc(&m->params);
     params_init(&m->params, seed);
-    for (int i = 0; i < r.n; i++) *r.slots[i].slot = params_at(&m->params, r.slots[i].index);
-    core_free(r.slots);
+    param_reg_bind(&r);
     if (c->rope) {
-        /* JiT's 2D RoPE: pairs [0, hd/4) turn by row * f_k, pairs [hd/4, hd/2) by col * f_k */
-        int half = c->head_dim / 2, quarter = c->head_dim / 4;
+        int half = c->head_dim / 2;
         m->rope_cos = core_malloc(sizeof(float) * (size_t)c->tokens * half);
         m->rope_sin = core_malloc(sizeof(float) * (size_t)c->tokens * half);
-        for (int t = 0; t < c->tokens; t++)
-            for (int j = 0; j < half; j++) {
-                int k = j < quarter ? j : j - quarter;
-                double a = (j < quarter ? t / c->grid : t % c->grid) * pow(10000.0, -2.0 * k / half);
-                m->rope_cos[(size_t)t * half + j] = (float)cos(a);
-                m->rope_sin[(size_t)t * half + j] = (float)sin(a);
-            }
+        rope_2d_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim); /* JiT's, as the model's */
     }
 }
 
@@ -214,27 +168,6 @@ double classifier_accuracy(const int *pred, const int *labels, int n, int K, dou
 
 /* ------------------------------------------------------------ weights file */
 
-static void attr_int(hid_t f, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a), H5Sclose(sp);
-}
-
-static void attr_double(hid_t f, const char *name, double v) {
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    H5Aclose(a), H5Sclose(sp);
-}
-
-static void attr_str(hid_t f, const char *name, const char *s) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, &s);
-    H5Aclose(a), H5Sclose(sp), H5Tclose(t);
-}
-
 void classifier_save(const char *path, const Classifier *m, uint64_t seed, const char *config_yaml) {
     const ClassifierConfig *c = &m->cfg;
     char tmp[1100];
@@ -242,22 +175,22 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     io_hdf5_lock();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(f >= 0, "cannot create the classifier file %s (does its directory exist?)", tmp);
-    attr_str(f, "format", CLS_FORMAT);
-    attr_int(f, "img_size", c->img_size);
-    attr_int(f, "channels", c->channels);
-    attr_int(f, "patch", c->patch);
-    attr_int(f, "window", c->window);
-    attr_int(f, "rope", c->rope);
-    attr_int(f, "depth", c->depth);
-    attr_int(f, "hidden", c->hidden);
-    attr_int(f, "heads", c->heads);
-    attr_int(f, "mlp_hidden", c->mlp_hidden);
-    attr_int(f, "num_classes", c->num_classes);
-    attr_double(f, "test_accuracy", m->test_accuracy);
-    attr_int(f, "train_steps", m->train_steps);
-    attr_double(f, "train_seconds", m->train_seconds);
-    attr_int(f, "seed", (long long)seed);
-    if (config_yaml) attr_str(f, "config", config_yaml);
+    h5_write_str(f, "format", CLS_FORMAT);
+    h5_write_i64(f, "img_size", c->img_size);
+    h5_write_i64(f, "channels", c->channels);
+    h5_write_i64(f, "patch", c->patch);
+    h5_write_i64(f, "window", c->window);
+    h5_write_i64(f, "rope", c->rope);
+    h5_write_i64(f, "depth", c->depth);
+    h5_write_i64(f, "hidden", c->hidden);
+    h5_write_i64(f, "heads", c->heads);
+    h5_write_i64(f, "mlp_hidden", c->mlp_hidden);
+    h5_write_i64(f, "num_classes", c->num_classes);
+    h5_write_f64(f, "test_accuracy", m->test_accuracy);
+    h5_write_i64(f, "train_steps", m->train_steps);
+    h5_write_f64(f, "train_seconds", m->train_seconds);
+    h5_write_i64(f, "seed", (long long)seed);
+    if (config_yaml) h5_write_str(f, "config", config_yaml);
     hid_t g = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(g >= 0, "cannot create group params in %s", tmp);
     for (int i = 0; i < m->params.n; i++) {
@@ -276,36 +209,13 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     CHECK(rename(tmp, path) == 0, "cannot rename %s to %s", tmp, path);
 }
 
+/* An integer attribute of the weights file: 1 when read, 0 when absent and
+ * not required; anything else stops with the file and the key. */
 static int read_attr_int(hid_t f, const char *path, const char *name, int required, long long *out) {
-    if (H5Aexists(f, name) <= 0) {
-        CHECK(!required, "%s: classifier file has no attribute '%s' (written by another version?)", path, name);
-        return 0;
-    }
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    CHECK(H5Aread(a, H5T_NATIVE_LLONG, out) >= 0, "%s: cannot read attribute '%s'", path, name);
-    H5Aclose(a);
-    return 1;
-}
-
-static void read_attr_double(hid_t f, const char *name, double *out) {
-    if (H5Aexists(f, name) <= 0) return;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    H5Aread(a, H5T_NATIVE_DOUBLE, out);
-    H5Aclose(a);
-}
-
-static char *read_attr_str(hid_t f, const char *name) {
-    if (H5Aexists(f, name) <= 0) return NULL;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5Tget_cset(t));
-    char *s = NULL, *copy = NULL;
-    if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && H5Aread(a, mt, &s) >= 0 && s) {
-        copy = strdup(s);
-        H5free_memory(s);
-    }
-    H5Tclose(mt), H5Tclose(t), H5Aclose(a);
-    return copy;
+    int r = h5_read_i64(f, name, out);
+    CHECK(r != 0 || !required, "%s: classifier file has no attribute '%s' (written by another version?)", path, name);
+    CHECK(r >= 0, "%s: attribute '%s' is not a single integer", path, name);
+    return r;
 }
 
 void classifier_load(const char *path, Classifier *m) {
@@ -318,7 +228,7 @@ void classifier_load(const char *path, Classifier *m) {
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
     CHECK(f >= 0, "%s: not a readable HDF5 file (a classifier weights file is made by jit-classify train)", path);
-    char *fmt = read_attr_str(f, "format");
+    char *fmt = h5_read_str(f, "format");
     CHECK(fmt && strcmp(fmt, CLS_FORMAT) == 0, "%s: format is '%s', expected '%s' (is this a classifier file?)", path,
           fmt ? fmt : "(none)", CLS_FORMAT);
     free(fmt);
@@ -337,8 +247,8 @@ void classifier_load(const char *path, Classifier *m) {
     classifier_build(m, &c, 0);
     io_hdf5_lock();
     if (read_attr_int(f, path, "train_steps", 0, &v)) m->train_steps = (long)v;
-    read_attr_double(f, "test_accuracy", &m->test_accuracy);
-    read_attr_double(f, "train_seconds", &m->train_seconds);
+    h5_read_f64(f, "test_accuracy", &m->test_accuracy);
+    h5_read_f64(f, "train_seconds", &m->train_seconds);
     CHECK(H5Lexists(f, "params", H5P_DEFAULT) > 0, "%s: classifier file has no group 'params'", path);
     hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
     for (int i = 0; i < m->params.n; i++) {
@@ -362,37 +272,3 @@ void classifier_load(const char *path, Classifier *m) {
     io_hdf5_unlock();
 }
 
-/* ------------------------------------------------------------ real images */
-
-void classifier_read_images(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
-                            int *num_classes) {
-    ShardSet s;
-    shardset_open(&s, spec);
-    CHECK(s.total > 0 && s.total < (1 << 30), "%s: %lld images", spec, (long long)s.total);
-    size_t per = (size_t)s.channels * s.height * s.width;
-    float *img = core_malloc(sizeof(float) * (size_t)s.total * per);
-    int *lab = core_malloc(sizeof(int) * (size_t)s.total);
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    int64_t off = 0;
-    for (int i = 0; i < s.n_files; i++) {
-        io_hdf5_lock();
-        hid_t f = shards_open_file(s.paths[i]);
-        int64_t cnt;
-        int dims[3];
-        hid_t d = shards_open_images(f, s.paths[i], &cnt, dims);
-        if ((size_t)cnt * per > cap) buf = core_realloc(buf, cap = (size_t)cnt * per);
-        CHECK(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "%s: reading /images failed",
-              s.paths[i]);
-        shards_read_labels(f, s.paths[i], cnt, s.num_classes, lab + off);
-        H5Dclose(d);
-        H5Fclose(f);
-        io_hdf5_unlock();
-        for (size_t k = 0; k < (size_t)cnt * per; k++) img[(size_t)off * per + k] = (float)buf[k] / 127.5f - 1.0f;
-        off += cnt;
-    }
-    core_free(buf);
-    *images = img, *labels = lab, *n = (int)s.total;
-    *C = s.channels, *H = s.height, *W = s.width, *num_classes = s.num_classes;
-    shardset_close(&s);
-}

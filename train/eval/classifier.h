@@ -116,10 +116,5 @@ typedef struct ClassifierTrainResult {
  * lines go to log (NULL: quiet). */
 ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifier *m, FILE *log);
 
-/* Every image of a shard set (file order) as floats in [-1, 1]: *images
- * [n, C, H, W], *labels [n] (core_malloc'ed). Stops with the shard set's
- * problem (missing, not shards, ...). */
-void classifier_read_images(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
-                            int *num_classes);
 
 #endif

@@ -119,7 +119,7 @@ ClassifierTrainResult classifier_train(const ClassifierTrainConfig *c, Classifie
     if (c->data_test[0]) {
         float *timg;
         int *tlab, n, C, H, W, K;
-        classifier_read_images(c->data_test, &timg, &tlab, &n, &C, &H, &W, &K);
+        shardset_read_all(c->data_test, &timg, &tlab, &n, &C, &H, &W, &K);
         CHECK(C == mc->channels && H == S && W == S, "%s: test data %s holds %dx%dx%d images, the classifier %dx%dx%d",
               c->source, c->data_test, C, H, W, mc->channels, S, S);
         int *pred = core_malloc(sizeof(int) * (size_t)n);

@@ -158,7 +158,7 @@ EvalResult eval_run(const EvalOptions *o) {
     /* (c) the real floor */
     float *rimg;
     int *rlab, nr, C, H, W, rk;
-    classifier_read_images(o->real, &rimg, &rlab, &nr, &C, &H, &W, &rk);
+    shardset_read_all(o->real, &rimg, &rlab, &nr, &C, &H, &W, &rk);
     CHECK(nr >= 4, "%s has %d images: too few for two halves", o->real, nr);
     r.n_real = nr;
     float *rfeat = core_malloc(sizeof(float) * (size_t)nr * D);

@@ -12,94 +12,60 @@
 
 #define RMS_EPS 1e-6f
 
-/* Parameter indices are recorded at registration and become Tensor views
- * after allocation; this table drives both steps. */
-typedef struct {
-    Tensor **slot;
-    int index;
-} JitSlot;
-
-typedef struct {
-    JitSlot *slots;
-    int n, cap;
-} JitSlots;
-
-static void add(JitModel *m, JitSlots *s, Tensor **slot, const char *name, ParamInit init, float arg, bool wd,
-                int ndim, int d0, int d1) {
-    int shape[2] = {d0, d1};
-    int idx = params_add(&m->params, name, ndim, shape, init, arg, wd);
-    if (!s) return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->slots = core_realloc(s->slots, (size_t)s->cap * sizeof(JitSlot));
-    }
-    s->slots[s->n++] = (JitSlot){slot, idx};
-}
-
-/* name = prefix + "." + suffix, checked against the name limit. */
-static const char *join(char *buf, const char *prefix, const char *suffix) {
-    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, suffix);
-    CHECK(n > 0 && n < PARAM_NAME_MAX, "parameter name %s.%s is too long", prefix, suffix);
-    return buf;
-}
-
-/* Linear weight [out, in]: Xavier-uniform (or zero), decayed; bias zero. */
-static void add_linear(JitModel *m, JitSlots *s, Tensor **w, Tensor **b, const char *prefix, int out, int in,
-                       ParamInit init, float arg) {
-    char name[PARAM_NAME_MAX];
-    add(m, s, w, join(name, prefix, "weight"), init, arg, true, 2, out, in);
-    if (b) add(m, s, b, join(name, prefix, "bias"), INIT_ZERO, 0.0f, false, 1, out, 0);
-}
-
-static void jit_register_into(JitModel *m, const JitConfig *cfg, JitSlots *s) {
+static void jit_register_into(JitModel *m, const JitConfig *cfg, ParamReg *s) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     jit_config_finish(&m->cfg);
     const JitConfig *c = &m->cfg;
     int D = c->hidden, P = c->in_channels * c->patch * c->patch;
     params_create(&m->params);
+    param_reg_init(s, &m->params);
     m->blocks = core_calloc((size_t)c->depth * sizeof(JitBlock));
 
-    add_linear(m, s, &m->proj1_w, NULL, "x_embedder.proj1", c->bottleneck, P, INIT_XAVIER_UNIFORM, 0);
-    add_linear(m, s, &m->proj2_w, &m->proj2_b, "x_embedder.proj2", D, c->bottleneck, INIT_XAVIER_UNIFORM, 0);
-    add_linear(m, s, &m->t_mlp0_w, &m->t_mlp0_b, "t_embedder.mlp.0", D, JIT_TIME_FEATURES, INIT_NORMAL, 0.02f);
-    add_linear(m, s, &m->t_mlp2_w, &m->t_mlp2_b, "t_embedder.mlp.2", D, D, INIT_NORMAL, 0.02f);
-    add(m, s, &m->y_table, "y_embedder.embedding_table.weight", INIT_NORMAL, 0.02f, false, 2, c->num_classes + 1, D);
+    param_reg_linear(s, &m->proj1_w, NULL, "x_embedder.proj1", c->bottleneck, P, INIT_XAVIER_UNIFORM, 0);
+    param_reg_linear(s, &m->proj2_w, &m->proj2_b, "x_embedder.proj2", D, c->bottleneck, INIT_XAVIER_UNIFORM, 0);
+    param_reg_linear(s, &m->t_mlp0_w, &m->t_mlp0_b, "t_embedder.mlp.0", D, JIT_TIME_FEATURES, INIT_NORMAL, 0.02f);
+    param_reg_linear(s, &m->t_mlp2_w, &m->t_mlp2_b, "t_embedder.mlp.2", D, D, INIT_NORMAL, 0.02f);
+    param_reg_add(s, &m->y_table, "y_embedder.embedding_table.weight", INIT_NORMAL, 0.02f, false, 2, c->num_classes + 1, D);
     if (c->in_context_len > 0)
-        add(m, s, &m->ctx_pos, "in_context_posemb", INIT_NORMAL, 0.02f, false, 2, c->in_context_len, D);
+        param_reg_add(s, &m->ctx_pos, "in_context_posemb", INIT_NORMAL, 0.02f, false, 2, c->in_context_len, D);
 
     char pre[64], name[PARAM_NAME_MAX];
     for (int i = 0; i < c->depth; i++) {
         JitBlock *b = &m->blocks[i];
         snprintf(pre, sizeof pre, "blocks.%d", i);
-#define NAME(suffix) join(name, pre, suffix)
-        add(m, s, &b->norm1, NAME("norm1.weight"), INIT_ONE, 0, false, 1, D, 0);
-        add_linear(m, s, &b->qkv_w, &b->qkv_b, NAME("attn.qkv"), 3 * D, D, INIT_XAVIER_UNIFORM, 0);
-        add(m, s, &b->q_norm, NAME("attn.q_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
-        add(m, s, &b->k_norm, NAME("attn.k_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
-        add_linear(m, s, &b->proj_w, &b->proj_b, NAME("attn.proj"), D, D, INIT_XAVIER_UNIFORM, 0);
+#define NAME(suffix) param_name(name, pre, suffix)
+        param_reg_add(s, &b->norm1, NAME("norm1.weight"), INIT_ONE, 0, false, 1, D, 0);
+        param_reg_linear(s, &b->qkv_w, &b->qkv_b, NAME("attn.qkv"), 3 * D, D, INIT_XAVIER_UNIFORM, 0);
+        param_reg_add(s, &b->q_norm, NAME("attn.q_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
+        param_reg_add(s, &b->k_norm, NAME("attn.k_norm.weight"), INIT_ONE, 0, false, 1, c->head_dim, 0);
+        param_reg_linear(s, &b->proj_w, &b->proj_b, NAME("attn.proj"), D, D, INIT_XAVIER_UNIFORM, 0);
         if (jit_layer_uses_sla2(c, i)) {
             /* Identity routers make the untrained router SLA's pooled heuristic. Not
              * decayed: decay would pull them towards 0, away from that start. */
             int hd = c->head_dim;
-            add(m, s, &b->sla2_proj_q, NAME("attn.sla2.proj_q"), INIT_IDENTITY, 0, false, 2, hd, hd);
-            add(m, s, &b->sla2_proj_k, NAME("attn.sla2.proj_k"), INIT_IDENTITY, 0, false, 2, hd, hd);
-            add(m, s, &b->sla2_alpha, NAME("attn.sla2.alpha_logit"), INIT_CONSTANT, JIT_SLA2_ALPHA_INIT, false, 1,
+            param_reg_add(s, &b->sla2_proj_q, NAME("attn.sla2.proj_q"), INIT_IDENTITY, 0, false, 2, hd, hd);
+            param_reg_add(s, &b->sla2_proj_k, NAME("attn.sla2.proj_k"), INIT_IDENTITY, 0, false, 2, hd, hd);
+            param_reg_add(s, &b->sla2_alpha, NAME("attn.sla2.alpha_logit"), INIT_CONSTANT, JIT_SLA2_ALPHA_INIT, false, 1,
                 c->heads, 0);
         }
-        add(m, s, &b->norm2, NAME("norm2.weight"), INIT_ONE, 0, false, 1, D, 0);
-        add_linear(m, s, &b->w12_w, &b->w12_b, NAME("mlp.w12"), 2 * c->mlp_hidden, D, INIT_XAVIER_UNIFORM, 0);
-        add_linear(m, s, &b->w3_w, &b->w3_b, NAME("mlp.w3"), D, c->mlp_hidden, INIT_XAVIER_UNIFORM, 0);
+        param_reg_add(s, &b->norm2, NAME("norm2.weight"), INIT_ONE, 0, false, 1, D, 0);
+        param_reg_linear(s, &b->w12_w, &b->w12_b, NAME("mlp.w12"), 2 * c->mlp_hidden, D, INIT_XAVIER_UNIFORM, 0);
+        param_reg_linear(s, &b->w3_w, &b->w3_b, NAME("mlp.w3"), D, c->mlp_hidden, INIT_XAVIER_UNIFORM, 0);
         /* adaLN-Zero: the block starts as the identity. */
-        add_linear(m, s, &b->ada_w, &b->ada_b, NAME("adaLN_modulation.1"), 6 * D, D, INIT_ZERO, 0);
+        param_reg_linear(s, &b->ada_w, &b->ada_b, NAME("adaLN_modulation.1"), 6 * D, D, INIT_ZERO, 0);
 #undef NAME
     }
-    add(m, s, &m->final_norm, "final_layer.norm_final.weight", INIT_ONE, 0, false, 1, D, 0);
-    add_linear(m, s, &m->final_ada_w, &m->final_ada_b, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
-    add_linear(m, s, &m->final_w, &m->final_b, "final_layer.linear", P, D, INIT_ZERO, 0);
+    param_reg_add(s, &m->final_norm, "final_layer.norm_final.weight", INIT_ONE, 0, false, 1, D, 0);
+    param_reg_linear(s, &m->final_ada_w, &m->final_ada_b, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
+    param_reg_linear(s, &m->final_w, &m->final_b, "final_layer.linear", P, D, INIT_ZERO, 0);
 }
 
-void jit_register(JitModel *m, const JitConfig *cfg) { jit_register_into(m, cfg, NULL); }
+void jit_register(JitModel *m, const JitConfig *cfg) {
+    ParamReg r;
+    jit_register_into(m, cfg, &r);
+    param_reg_discard(&r);
+}
 
 /* MAE's 2D sin-cos table: first half of the channels encodes the column,
  * second half the row; each half is [sin(pos w_k), cos(pos w_k)], k < D/4. */
@@ -118,30 +84,12 @@ static void jit_pos_table(float *out, int grid, int D) {
         }
 }
 
-/* RoPE angles per image token and interleaved pair: pairs [0, hd/4) turn by
- * row * f_k, pairs [hd/4, hd/2) by col * f_k, f_k = 10000^(-2k / (hd/2)). */
-static void jit_rope_tables(float *cs, float *sn, int grid, int hd) {
-    int half = hd / 2, quarter = hd / 4;
-    for (int r = 0; r < grid; r++)
-        for (int col = 0; col < grid; col++) {
-            size_t t = (size_t)r * grid + col;
-            for (int j = 0; j < half; j++) {
-                int k = j < quarter ? j : j - quarter;
-                double f = pow(10000.0, -2.0 * k / half);
-                double a = (j < quarter ? r : col) * f;
-                cs[t * half + j] = (float)cos(a);
-                sn[t * half + j] = (float)sin(a);
-            }
-        }
-}
-
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
-    JitSlots s = {0};
-    jit_register_into(m, cfg, &s);
+    ParamReg r;
+    jit_register_into(m, cfg, &r);
     params_alloc(&m->params);
     params_init(&m->params, seed);
-    for (int i = 0; i < s.n; i++) *s.slots[i].slot = params_at(&m->params, s.slots[i].index);
-    core_free(s.slots);
+    param_reg_bind(&r);
 
     const JitConfig *c = &m->cfg;
     float *pos = core_malloc((size_t)c->tokens * c->hidden * sizeof(float));
@@ -153,7 +101,7 @@ void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
     m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
     m->rope_cos = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
     m->rope_sin = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
-    jit_rope_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
+    rope_2d_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
 }
 
 /* A device copy of a host table; the host one is freed (nothing reads it again). */

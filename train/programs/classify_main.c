@@ -90,7 +90,7 @@ static int cmd_test(int argc, char **argv) {
     const ClassifierConfig *mc = &m.cfg;
     float *img;
     int *lab, n, C, H, W, K;
-    classifier_read_images(data, &img, &lab, &n, &C, &H, &W, &K);
+    shardset_read_all(data, &img, &lab, &n, &C, &H, &W, &K);
     CHECK(C == mc->channels && H == mc->img_size && W == mc->img_size,
           "%s holds %dx%dx%d images but the classifier %s was trained on %dx%dx%d", data, C, H, W, model,
           mc->channels, mc->img_size, mc->img_size);
