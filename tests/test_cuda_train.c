@@ -34,6 +34,7 @@
 #include "train/config/config.h"
 #include "train/model/sampler.h"
 #include "train/trainer.h"
+#include "trainer_fixture.h"
 
 #define TOL_STEP 1e-4
 /* Under the CPU emulator of the CUDA runtime (tests/cuda_emu) every kernel
@@ -49,58 +50,20 @@
 #ifndef TEST_DEVICE
 #define TEST_DEVICE "cuda"
 #endif
-#define DEFAULT_OPTIM "{lr: 2.0e-3, warmup_steps: 10, ema: [0.99]}"
 /* Where CPU and GPU updates are compared: eps 1e-3 (see the top), weight
  * decay, and a clip that acts (the gradient norm is about 10). */
 #define PARITY_OPTIM "{lr: 2.0e-3, warmup_steps: 10, ema: [0.99], eps: 1.0e-3, weight_decay: 0.05, grad_clip: 0.05}"
 
-static char tmpdir[256];
-
-/* The toy set of test_trainer: a bright square whose position is the class. */
-static void make_data(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/jit-cuda-train-XXXXXX");
-    cr_assert(mkdtemp(tmpdir) != NULL);
-    const int n = 320, S = 16;
-    uint8_t *img = malloc((size_t)n * S * S);
-    int *lab = malloc(sizeof(int) * n);
-    for (int i = 0; i < n; i++) {
-        int c = i % 4;
-        lab[i] = c;
-        for (int p = 0; p < S * S; p++) {
-            int r = p / S, col = p % S, in = r >= (c / 2) * 8 + 2 && r < (c / 2) * 8 + 6 && col >= (c % 2) * 8 + 2 &&
-                                             col < (c % 2) * 8 + 6;
-            img[(size_t)i * S * S + p] =
-                (uint8_t)(in ? 220 : 20 + (int)(30 * rng_uniform(3, RNG_STREAM_TEST, (uint64_t)(i * 256 + p))));
-        }
-    }
-    const char *names[4] = {"tl", "tr", "bl", "br"};
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/data", tmpdir);
-    shards_write(dir, "toy", img, lab, n, 1, S, S, 128, 4, names);
-    free(img);
-    free(lab);
-}
+/* Criterion's .init: test_trainer's toy data in a fresh directory. */
+static void make_data(void) { fixture_make_toy_data("jit-cuda-train"); }
 
 /* The tiny model of test_trainer on `device`; optim: that section's map
- * (NULL: DEFAULT_OPTIM); `extra` is appended YAML (callbacks). */
+ * (NULL: the fixture's); `extra` is appended YAML (callbacks). */
 static Config tiny(const char *name, int sla2, const char *device, const char *precision, const char *optim,
                    const char *extra) {
-    Config c;
-    char yaml[4096];
-    snprintf(yaml, sizeof yaml,
-             "run: {name: %s, out_dir: %s/%s, seed: 7, device: %s, precision: %s}\n"
-             "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
-             "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: %s,\n"
-             "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5, dropout: %s}\n"
-             "data: {train: %s/data, batch_size: " TEST_BATCH ", prefetch: 2}\n"
-             "optim: %s\n"
-             "train: {steps: 200, log_every: 50}\n"
-             "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
-             "logging: {progress: false}\n%s",
-             name, tmpdir, name, device, precision, sla2 ? "true" : "false", sla2 ? "0.0" : "0.1", tmpdir,
-             optim ? optim : DEFAULT_OPTIM, extra ? extra : "");
-    config_load_string(&c, name, yaml, 0, NULL);
-    return c;
+    FixtureRun o = {.device = device, .precision = precision, .optim = optim, .batch = atoi(TEST_BATCH),
+                    .sampling_steps = 3, .dropout = sla2 ? "0.0" : "0.1", .extra = extra};
+    return fixture_tiny_config(name, sla2, &o, 0, NULL);
 }
 
 /* n floats of the trainer's device memory, on the host (free()). */
@@ -229,7 +192,7 @@ Test(cuda_train, checkpoints_move_between_cpu_and_gpu, .init = make_data) {
     ParamStore ref; /* the layout, for the per-parameter comparison */
     memcpy(&ref, &T.model.params, sizeof ref);
     char from[512];
-    snprintf(from, sizeof from, "%s/xcpu/ckpt", tmpdir);
+    snprintf(from, sizeof from, "%s/xcpu/ckpt", fixture_dir);
     float *wc, *wg;
     float lc = resumed_step("xcpu-cont", "cpu", from, &wc);
     float lg = resumed_step("xgpu", TEST_DEVICE, from, &wg); /* CPU checkpoint -> GPU */
@@ -237,7 +200,7 @@ Test(cuda_train, checkpoints_move_between_cpu_and_gpu, .init = make_data) {
     expect_params_close(&ref, wg, wc, TOL_STEP, "weights");
     free(wc), free(wg);
     /* GPU checkpoint (after step 4) -> CPU, against the GPU going on. */
-    snprintf(from, sizeof from, "%s/xgpu/ckpt", tmpdir);
+    snprintf(from, sizeof from, "%s/xgpu/ckpt", fixture_dir);
     float lc5 = resumed_step("xback-cpu", "cpu", from, &wc), lg5 = resumed_step("xback-gpu", TEST_DEVICE, from, &wg);
     expect_close_scalar(lc5, lg5, TOL_STEP, "step 5 resumed on the CPU from a GPU checkpoint: loss");
     expect_params_close(&ref, wc, wg, TOL_STEP, "weights");
@@ -275,7 +238,7 @@ Test(cuda_train, conversion_freezes_what_each_stage_should, .init = make_data) {
              "callbacks:\n"
              "  - {type: SLA2Conversion, from: %s/gfull/ckpt, stage1_steps: 4, stage1_lr: 1.0e-2}\n"
              "  - {type: QuantizedAttentionMonitor, every: 2}\n",
-             tmpdir);
+             fixture_dir);
     Config c = tiny("gconv", 1, TEST_DEVICE, "auto", NULL, extra);
     trainer_init(&T, &c, NULL, NULL);
     ParamStore *ps = &T.model.params;
@@ -319,7 +282,7 @@ Test(cuda_train, run_samples_and_checkpoints_on_gpu, .init = make_data) {
              "optim: {ema: [0.99]}\n"
              "sampling: {steps: 3, per_class: 2, cfg: 2.0}\n"
              "logging: {progress: false}\n",
-             tmpdir, tmpdir);
+             fixture_dir, fixture_dir);
     char *ov[] = {"train.steps=4", "train.sample_every=2", "train.checkpoint_every=2"};
     Config c;
     config_load_string(&c, "grun", yaml, 3, ov);
@@ -331,7 +294,7 @@ Test(cuda_train, run_samples_and_checkpoints_on_gpu, .init = make_data) {
     const char *want[] = {"samples/step-00000002.png", "samples/step-00000004.png", "samples/step-00000004.h5",
                           "ckpt/ckpt-00000002.h5", "ckpt/ckpt-00000004.h5", "ckpt/latest"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        snprintf(path, sizeof path, "%s/grun/%s", tmpdir, want[i]);
+        snprintf(path, sizeof path, "%s/grun/%s", fixture_dir, want[i]);
         cr_expect(file_exists(path), "trainer_run on the GPU wrote no %s", path);
     }
 }

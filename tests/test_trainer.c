@@ -22,52 +22,13 @@
 #include "train/schedule.h"
 #include "train/trainer.h"
 #include "train/trainer_device.h"
+#include "trainer_fixture.h"
 
-static char tmpdir[256];
+/* Criterion's .init: the toy data in a fresh directory. */
+static void make_data(void) { fixture_make_toy_data("jit-trainer"); }
 
-/* 320 images of 16x16 (1 channel), 4 classes: a bright square whose position
- * depends on the class, plus a little noise. Learnable in a few hundred steps. */
-static void make_data(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/jit-trainer-XXXXXX");
-    cr_assert(mkdtemp(tmpdir) != NULL);
-    const int n = 320, S = 16;
-    uint8_t *img = malloc((size_t)n * S * S);
-    int *lab = malloc(sizeof(int) * n);
-    for (int i = 0; i < n; i++) {
-        int c = i % 4;
-        lab[i] = c;
-        for (int p = 0; p < S * S; p++) {
-            int r = p / S, col = p % S, in = r >= (c / 2) * 8 + 2 && r < (c / 2) * 8 + 6 && col >= (c % 2) * 8 + 2 &&
-                                             col < (c % 2) * 8 + 6;
-            img[(size_t)i * S * S + p] = (uint8_t)(in ? 220 : 20 + (int)(30 * rng_uniform(3, RNG_STREAM_TEST, (uint64_t)(i * 256 + p))));
-        }
-    }
-    const char *names[4] = {"tl", "tr", "bl", "br"};
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/data", tmpdir);
-    shards_write(dir, "toy", img, lab, n, 1, S, S, 128, 4, names);
-    free(img);
-    free(lab);
-}
-
-/* The small model; ov: n_ov "key=value" overrides. */
 static Config small_config_ov(const char *name, int sla2, int n_ov, char **ov) {
-    Config c;
-    config_defaults(&c);
-    char yaml[2048];
-    snprintf(yaml, sizeof yaml,
-             "run: {name: %s, out_dir: %s/%s, seed: 7}\n"
-             "model: {name: jit-tiny, img_size: 16, patch: 4, depth: 2, hidden: 64, heads: 2, bottleneck: 16,\n"
-             "        in_context_len: 4, in_context_start: 1, num_classes: 4, use_sla2: %s,\n"
-             "        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5}\n"
-             "data: {train: %s/data, batch_size: 16, prefetch: 2}\n"
-             "optim: {lr: 2.0e-3, warmup_steps: 10, ema: [0.99]}\n"
-             "train: {steps: 200, log_every: 50}\n"
-             "sampling: {steps: 4, per_class: 2, cfg: 2.0}\n"
-             "logging: {progress: false}\n",
-             name, tmpdir, name, sla2 ? "true" : "false", tmpdir);
-    config_load_string(&c, name, yaml, n_ov, ov);
-    return c;
+    return fixture_tiny_config(name, sla2, NULL, n_ov, ov);
 }
 
 static Config small_config(const char *name, int sla2) { return small_config_ov(name, sla2, 0, NULL); }
@@ -118,11 +79,11 @@ Test(trainer, sla2_callbacks_act_at_their_steps, .init = make_data) {
              "     warmup_steps: 10, schedule: linear, layer: all}\n"
              "  - {type: SLA2QATCallback, enable_step: 12}\n"
              "  - {type: QuantizedAttentionMonitor, every: 5}\n",
-             tmpdir, tmpdir);
+             fixture_dir, fixture_dir);
     config_load_string(&c, "callbacks", yaml, 1, ov);
     free(run_losses(&c, 20, NULL));
     char path[512], line[65536];
-    snprintf(path, sizeof path, "%s/cb/metrics.jsonl", tmpdir);
+    snprintf(path, sizeof path, "%s/cb/metrics.jsonl", fixture_dir);
     FILE *f = fopen(path, "r");
     cr_assert(f != NULL);
     int steps_seen = 0, qat_event = -1, stats_seen = 0;
@@ -194,12 +155,12 @@ Test(trainer, resume_falls_back_to_the_newest_intact_checkpoint, .init = make_da
     trainer_checkpoint(&T);
     trainer_free(&T);
     char p[600];
-    snprintf(p, sizeof p, "%s/fallback/ckpt/ckpt-00000004.h5", tmpdir);
+    snprintf(p, sizeof p, "%s/fallback/ckpt/ckpt-00000004.h5", fixture_dir);
     struct stat sb;
     cr_assert_eq(stat(p, &sb), 0);
     cr_assert_eq(truncate(p, sb.st_size / 2), 0);
     char stray[600];
-    snprintf(stray, sizeof stray, "%s/fallback/ckpt/ckpt-00000006.h5.tmp", tmpdir);
+    snprintf(stray, sizeof stray, "%s/fallback/ckpt/ckpt-00000006.h5.tmp", fixture_dir);
     FILE *f = fopen(stray, "w");
     cr_assert(f != NULL);
     fputs("half a checkpoint", f);
@@ -225,7 +186,7 @@ Test(trainer, diverging_run_stops_with_an_error, .init = make_data) {
     cr_expect_eq(T.step, 3, "stopped at step %llu", (unsigned long long)T.step);
     trainer_free(&T);
     char p[600];
-    snprintf(p, sizeof p, "%s/diverge/ckpt/latest", tmpdir);
+    snprintf(p, sizeof p, "%s/diverge/ckpt/latest", fixture_dir);
     cr_expect_neq(access(p, F_OK), 0, "a diverged run wrote a checkpoint");
 
     char *ov2[] = {"train.max_bad_steps=0", "train.steps=2"};
@@ -258,9 +219,9 @@ Test(trainer, no_checkpoint_of_a_nonfinite_state, .init = make_data) {
     trainer_checkpoint(&T);
     cr_expect(T.state_bad, "the poisoned state was not noticed");
     char p[600];
-    snprintf(p, sizeof p, "%s/nonfinite/ckpt/ckpt-00000004.h5", tmpdir);
+    snprintf(p, sizeof p, "%s/nonfinite/ckpt/ckpt-00000004.h5", fixture_dir);
     cr_expect_neq(access(p, F_OK), 0, "a checkpoint of a non-finite state was written");
-    snprintf(p, sizeof p, "%s/nonfinite/ckpt/latest", tmpdir);
+    snprintf(p, sizeof p, "%s/nonfinite/ckpt/latest", fixture_dir);
     FILE *f = fopen(p, "r");
     char name[64] = "";
     cr_assert(f && fgets(name, sizeof name, f));
@@ -281,7 +242,7 @@ Test(trainer, resume_refuses_a_nonfinite_checkpoint, .init = make_data, .exit_co
     trainer_device_ckpt_data(&T, &d, 1);
     CkptState st = {.step = T.step, .seed = c.seed, .pos = loader_position(T.loader), .world_size = 1};
     char dir[600];
-    snprintf(dir, sizeof dir, "%s/nanckpt/ckpt", tmpdir);
+    snprintf(dir, sizeof dir, "%s/nanckpt/ckpt", fixture_dir);
     ckpt_save(NULL, dir, &d, &st, 3, 0); /* bypassing the trainer's own check */
     trainer_free(&T);
     trainer_init(&T, &c, "auto", NULL); /* exits 1: "holds non-finite values (params/..." */
@@ -347,7 +308,7 @@ Test(trainer, conversion_recipe_stage1_router_only_then_stage2, .init = make_dat
              "logging: {progress: false}\n"
              "callbacks:\n"
              "  - {type: SLA2Conversion, from: %s/full/ckpt, stage1_steps: 15, stage1_lr: 1.0e-2}\n",
-             tmpdir, tmpdir, tmpdir);
+             fixture_dir, fixture_dir, fixture_dir);
     config_load_string(&c, "convert", yaml, 0, NULL);
     trainer_init(&T, &c, NULL, NULL);
     ParamStore *ps = &T.model.params;
@@ -528,11 +489,11 @@ Test(trainer, sigterm_during_final_sampling_stops_it, .init = make_data) {
     trainer_free(&T);
     cr_expect_eq(code, TRAINER_EXIT_REQUEUE, "exit code %d", code);
     char p[700];
-    snprintf(p, sizeof p, "%s/termsample/ckpt/ckpt-00000001.h5", tmpdir);
+    snprintf(p, sizeof p, "%s/termsample/ckpt/ckpt-00000001.h5", fixture_dir);
     cr_expect_eq(access(p, F_OK), 0, "the final checkpoint is missing");
-    snprintf(p, sizeof p, "%s/termsample/samples/step-00000001.png", tmpdir);
+    snprintf(p, sizeof p, "%s/termsample/samples/step-00000001.png", fixture_dir);
     cr_expect_neq(access(p, F_OK), 0, "an interrupted grid was written");
-    snprintf(p, sizeof p, "%s/termsample/metrics.jsonl", tmpdir);
+    snprintf(p, sizeof p, "%s/termsample/metrics.jsonl", fixture_dir);
     FILE *f = fopen(p, "r");
     char line[4096];
     int seen = 0;
@@ -551,9 +512,9 @@ Test(trainer, per_class_zero_writes_no_grid, .init = make_data) {
     cr_expect_eq(trainer_run(&T), 0);
     trainer_free(&T);
     char p[700];
-    snprintf(p, sizeof p, "%s/nogrid/samples", tmpdir);
+    snprintf(p, sizeof p, "%s/nogrid/samples", fixture_dir);
     cr_expect_neq(access(p, F_OK), 0, "a samples directory was written with per_class 0");
-    snprintf(p, sizeof p, "%s/nogrid/ckpt/ckpt-00000002.h5", tmpdir);
+    snprintf(p, sizeof p, "%s/nogrid/ckpt/ckpt-00000002.h5", fixture_dir);
     cr_expect_eq(access(p, F_OK), 0, "the final checkpoint is missing");
 }
 
@@ -592,7 +553,7 @@ Test(trainer, update_that_would_overflow_the_moments_is_skipped, .init = make_da
 Test(trainer, corrupt_checkpoint_weight_is_an_error, .init = make_data, .exit_code = 1) {
     checkpoint_two_steps("flip", 0);
     char path[700];
-    snprintf(path, sizeof path, "%s/flip/ckpt/ckpt-00000002.h5", tmpdir);
+    snprintf(path, sizeof path, "%s/flip/ckpt/ckpt-00000002.h5", fixture_dir);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "params/blocks.0.attn.qkv.weight", H5P_DEFAULT);
     hsize_t origin[2] = {0, 0}, size = 0;
     haddr_t addr = 0;
