@@ -51,4 +51,11 @@ int yaml_tree_is_null(const YamlNode *n);
 /* For messages: "'fast'", "a map", "a list", "an empty value". */
 const char *yaml_tree_describe(const YamlNode *n, char *buf, size_t len);
 
+/* Graft "KEY.PATH=VALUE" onto *root (the value parsed as YAML; maps on the
+ * way are created, list items must exist; KEY.PATH as a.b, a[0].b or a.0.b;
+ * a null or empty root becomes a map). Returns 0, or -1 with "override
+ * 'OV': problem" in err. The value's nodes remember OV as their origin, so
+ * later binding errors name the override (io/yaml_override.c). */
+int yaml_tree_apply_override(YamlNode **root, const char *ov, char *err, size_t errlen);
+
 #endif

@@ -7,10 +7,6 @@
 
 #include "train/config/config_schema.h"
 
-#define CB_OFF(f) offsetof(CallbackConfig, f)
-#define CB_INT(k, f, r, l, h) {.key = k, .type = CFGT_INT, .off = CB_OFF(f), .range = r, .lo = l, .hi = h}
-#define CB_FLOAT(k, f, r, l, h) {.key = k, .type = CFGT_FLOAT, .off = CB_OFF(f), .range = r, .lo = l, .hi = h}
-#define N_FIELDS(t) ((int)(sizeof t / sizeof t[0]))
 
 _Static_assert(sizeof(RampShape) == sizeof(int), "enums are stored through int");
 
@@ -45,20 +41,20 @@ static void write_layer(FILE *f, const CfgField *fd, const void *base) {
 
 static const CfgField cb_router[] = {
     CB_TYPE,
-    CB_FLOAT("start_ratio", start_ratio, CFGR_GT_LE, 0, 1),
-    CB_FLOAT("target_ratio", target_ratio, CFGR_GT_LE, 0, 1),
-    CB_INT("start_step", start_step, CFGR_GE, 0, 0),
-    CB_INT("warmup_steps", warmup_steps, CFGR_GE, 0, 0),
-    {.key = "schedule", .type = CFGT_ENUM, .off = CB_OFF(ramp), .names = cb_ramps},
+    CFG_FLOAT(CallbackConfig, "start_ratio", start_ratio, CFGR_GT_LE, 0, 1),
+    CFG_FLOAT(CallbackConfig, "target_ratio", target_ratio, CFGR_GT_LE, 0, 1),
+    CFG_INT(CallbackConfig, "start_step", start_step, CFGR_GE, 0, 0),
+    CFG_INT(CallbackConfig, "warmup_steps", warmup_steps, CFGR_GE, 0, 0),
+    {.key = "schedule", .type = CFGT_ENUM, .off = offsetof(CallbackConfig, ramp), .names = cb_ramps},
     {.key = "layer", .type = CFGT_CUSTOM, .bind = bind_layer, .write = write_layer},
 };
-static const CfgField cb_qat[] = {CB_TYPE, CB_INT("enable_step", enable_step, CFGR_GE, 0, 0)};
-static const CfgField cb_monitor[] = {CB_TYPE, CB_INT("every", every, CFGR_GE, 1, 0)};
+static const CfgField cb_qat[] = {CB_TYPE, CFG_INT(CallbackConfig, "enable_step", enable_step, CFGR_GE, 0, 0)};
+static const CfgField cb_monitor[] = {CB_TYPE, CFG_INT(CallbackConfig, "every", every, CFGR_GE, 1, 0)};
 static const CfgField cb_conversion[] = {
     CB_TYPE,
-    {.key = "from", .type = CFGT_STR, .off = CB_OFF(from), .size = sizeof(((CallbackConfig *)0)->from)},
-    CB_INT("stage1_steps", stage1_steps, CFGR_GE, 0, 0),
-    CB_FLOAT("stage1_lr", stage1_lr, CFGR_GT, 0, 0),
+    {.key = "from", .type = CFGT_STR, .off = offsetof(CallbackConfig, from), .size = sizeof(((CallbackConfig *)0)->from)},
+    CFG_INT(CallbackConfig, "stage1_steps", stage1_steps, CFGR_GE, 0, 0),
+    CFG_FLOAT(CallbackConfig, "stage1_lr", stage1_lr, CFGR_GT, 0, 0),
 };
 
 typedef struct CbKind {
@@ -69,14 +65,14 @@ typedef struct CbKind {
 
 /* Indexed by CallbackType. */
 static const CbKind cb_kinds[] = {
-    [CB_ROUTER_SCHEDULER] = {"RouterParameterScheduler", cb_router, N_FIELDS(cb_router)},
-    [CB_SLA2_QAT] = {"SLA2QATCallback", cb_qat, N_FIELDS(cb_qat)},
-    [CB_QUANT_MONITOR] = {"QuantizedAttentionMonitor", cb_monitor, N_FIELDS(cb_monitor)},
-    [CB_SLA2_CONVERSION] = {"SLA2Conversion", cb_conversion, N_FIELDS(cb_conversion)},
+    [CB_ROUTER_SCHEDULER] = {"RouterParameterScheduler", cb_router, CFG_N_FIELDS(cb_router)},
+    [CB_SLA2_QAT] = {"SLA2QATCallback", cb_qat, CFG_N_FIELDS(cb_qat)},
+    [CB_QUANT_MONITOR] = {"QuantizedAttentionMonitor", cb_monitor, CFG_N_FIELDS(cb_monitor)},
+    [CB_SLA2_CONVERSION] = {"SLA2Conversion", cb_conversion, CFG_N_FIELDS(cb_conversion)},
 };
 static const char *const cb_names[] = {"RouterParameterScheduler", "SLA2QATCallback", "QuantizedAttentionMonitor",
                                        "SLA2Conversion", NULL};
-#define N_KINDS N_FIELDS(cb_kinds)
+#define N_KINDS CFG_N_FIELDS(cb_kinds)
 
 /* Values of the keys an item leaves out. */
 static void cb_defaults(CallbackConfig *cb, CallbackType type, const Config *c) {

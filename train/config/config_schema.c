@@ -10,14 +10,6 @@
 #include "core/ops.h"
 #include "train/config/config_schema.h"
 
-#define C_OFF(f) offsetof(Config, f)
-#define F_INT(k, f, r, l, h) {.key = k, .type = CFGT_INT, .off = C_OFF(f), .range = r, .lo = l, .hi = h}
-#define F_FLOAT(k, f, r, l, h) {.key = k, .type = CFGT_FLOAT, .off = C_OFF(f), .range = r, .lo = l, .hi = h}
-#define F_BOOL(k, f) {.key = k, .type = CFGT_BOOL, .off = C_OFF(f)}
-#define F_STR(k, f) {.key = k, .type = CFGT_STR, .off = C_OFF(f), .size = sizeof(((Config *)0)->f)}
-#define F_ENUM(k, f, nm) {.key = k, .type = CFGT_ENUM, .off = C_OFF(f), .names = nm}
-#define F_CUSTOM(k, bf, wf) {.key = k, .type = CFGT_CUSTOM, .bind = bf, .write = wf}
-#define N_FIELDS(t) ((int)(sizeof t / sizeof t[0]))
 
 _Static_assert(sizeof(LrSchedule) == sizeof(int), "enums are stored through int");
 _Static_assert(sizeof(RunPrecision) == sizeof(int), "enums are stored through int");
@@ -164,12 +156,12 @@ static void write_progress(FILE *f, const CfgField *fd, const void *base) {
 /* --- the tables, keys in the order configs/README.md lists them --- */
 
 static const CfgField cfg_run[] = {
-    F_STR("name", run_name),
-    F_STR("out_dir", out_dir),
-    {.key = "seed", .type = CFGT_U64, .off = C_OFF(seed)},
-    {.key = "device", .type = CFGT_STR, .off = C_OFF(device), .size = sizeof(((Config *)0)->device),
+    CFG_STRING(Config, "name", run_name),
+    CFG_STRING(Config, "out_dir", out_dir),
+    {.key = "seed", .type = CFGT_U64, .off = offsetof(Config, seed)},
+    {.key = "device", .type = CFGT_STR, .off = offsetof(Config, device), .size = sizeof(((Config *)0)->device),
      .names = cfg_devices},
-    F_ENUM("precision", precision, cfg_precisions),
+    CFG_ENUM(Config, "precision", precision, cfg_precisions),
 };
 
 /* Upper bounds on sizes: every size derived from them (tokens, parameter
@@ -183,93 +175,93 @@ static const CfgField cfg_run[] = {
 
 static const CfgField cfg_model[] = {
     {.key = "name", .type = CFGT_CUSTOM, .bind = bind_model_name, .write = write_model_name, .early = 1},
-    F_INT("img_size", model.img_size, CFGR_GE_LE, 1, CFG_MAX_IMG),
-    F_INT("in_channels", model.in_channels, CFGR_GE_LE, 1, 64),
-    F_INT("patch", model.patch, CFGR_GE_LE, 1, CFG_MAX_IMG),
-    F_INT("depth", model.depth, CFGR_GE_LE, 1, JIT_MAX_DEPTH),
-    F_INT("hidden", model.hidden, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
-    F_INT("heads", model.heads, CFGR_GE_LE, 1, 1024),
-    F_INT("bottleneck", model.bottleneck, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
-    F_INT("in_context_len", model.in_context_len, CFGR_GE_LE, 0, CFG_MAX_TOKENS),
-    F_INT("in_context_start", model.in_context_start, CFGR_GE, 0, 0),
-    F_INT("num_classes", model.num_classes, CFGR_GE_LE, 1, 1 << 20),
-    F_FLOAT("dropout", model.dropout, CFGR_GE_LT, 0, 1),
-    F_BOOL("use_sla2", model.use_sla2),
-    F_FLOAT("sla2_topk_ratio", model.sla2_topk_ratio, CFGR_GT_LE, 0, 1),
+    CFG_INT(Config, "img_size", model.img_size, CFGR_GE_LE, 1, CFG_MAX_IMG),
+    CFG_INT(Config, "in_channels", model.in_channels, CFGR_GE_LE, 1, 64),
+    CFG_INT(Config, "patch", model.patch, CFGR_GE_LE, 1, CFG_MAX_IMG),
+    CFG_INT(Config, "depth", model.depth, CFGR_GE_LE, 1, JIT_MAX_DEPTH),
+    CFG_INT(Config, "hidden", model.hidden, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
+    CFG_INT(Config, "heads", model.heads, CFGR_GE_LE, 1, 1024),
+    CFG_INT(Config, "bottleneck", model.bottleneck, CFGR_GE_LE, 1, CFG_MAX_WIDTH),
+    CFG_INT(Config, "in_context_len", model.in_context_len, CFGR_GE_LE, 0, CFG_MAX_TOKENS),
+    CFG_INT(Config, "in_context_start", model.in_context_start, CFGR_GE, 0, 0),
+    CFG_INT(Config, "num_classes", model.num_classes, CFGR_GE_LE, 1, 1 << 20),
+    CFG_FLOAT(Config, "dropout", model.dropout, CFGR_GE_LT, 0, 1),
+    CFG_BOOL(Config, "use_sla2", model.use_sla2),
+    CFG_FLOAT(Config, "sla2_topk_ratio", model.sla2_topk_ratio, CFGR_GT_LE, 0, 1),
     /* after name, before the block sizes: an explicit sla2_block_q/k wins */
     {.key = "sla2_compression_ratio", .type = CFGT_CUSTOM, .bind = bind_compression, .early = 1},
-    F_INT("sla2_block_q", model.sla2_block_q, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
-    F_INT("sla2_block_k", model.sla2_block_k, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
-    F_ENUM("sla2_feature_map", model.sla2_feature_map, cfg_feature_maps),
-    F_BOOL("sla2_enable_qat", model.sla2_enable_qat),
-    F_INT("sla2_from_layer", model.sla2_from_layer, CFGR_GE, 0, 0),
-    F_CUSTOM("sla2_layers", bind_sla2_layers, write_sla2_layers),
+    CFG_INT(Config, "sla2_block_q", model.sla2_block_q, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
+    CFG_INT(Config, "sla2_block_k", model.sla2_block_k, CFGR_GE_LE, 1, CFG_MAX_TOKENS),
+    CFG_ENUM(Config, "sla2_feature_map", model.sla2_feature_map, cfg_feature_maps),
+    CFG_BOOL(Config, "sla2_enable_qat", model.sla2_enable_qat),
+    CFG_INT(Config, "sla2_from_layer", model.sla2_from_layer, CFGR_GE, 0, 0),
+    CFG_CUSTOM("sla2_layers", bind_sla2_layers, write_sla2_layers),
 };
 
 static const CfgField cfg_data[] = {
-    F_STR("train", data_train),
-    F_INT("batch_size", batch_size, CFGR_GE_LE, 1, CFG_MAX_COUNT),
-    F_INT("prefetch", prefetch, CFGR_GE_LE, 1, 1024),
-    F_BOOL("hflip", hflip),
+    CFG_STRING(Config, "train", data_train),
+    CFG_INT(Config, "batch_size", batch_size, CFGR_GE_LE, 1, CFG_MAX_COUNT),
+    CFG_INT(Config, "prefetch", prefetch, CFGR_GE_LE, 1, 1024),
+    CFG_BOOL(Config, "hflip", hflip),
 };
 
 static const CfgField cfg_optim[] = {
     /* Bounded so that an AdamW update (a small multiple of lr per element,
      * train/trainer.c) cannot overflow a float weight. */
-    F_FLOAT("lr", lr, CFGR_GT_LE, 0, 100),
-    F_CUSTOM("betas", bind_betas, write_betas),
-    F_FLOAT("eps", eps, CFGR_GT, 0, 0),
-    F_FLOAT("weight_decay", weight_decay, CFGR_GE, 0, 0),
-    F_INT("warmup_steps", warmup_steps, CFGR_GE, 0, 0),
-    F_ENUM("schedule", lr_schedule, cfg_lr_schedules),
-    F_FLOAT("min_lr", min_lr, CFGR_GE, 0, 0),
-    F_FLOAT("grad_clip", grad_clip, CFGR_GE, 0, 0),
-    F_INT("grad_accum", grad_accum, CFGR_GE_LE, 1, CFG_MAX_COUNT),
-    F_CUSTOM("ema", bind_ema, write_ema),
-    F_BOOL("ema_warmup", ema_warmup),
-    F_BOOL("official_warmup", official_warmup),
-    F_BOOL("official_decay_set", official_decay_set),
+    CFG_FLOAT(Config, "lr", lr, CFGR_GT_LE, 0, 100),
+    CFG_CUSTOM("betas", bind_betas, write_betas),
+    CFG_FLOAT(Config, "eps", eps, CFGR_GT, 0, 0),
+    CFG_FLOAT(Config, "weight_decay", weight_decay, CFGR_GE, 0, 0),
+    CFG_INT(Config, "warmup_steps", warmup_steps, CFGR_GE, 0, 0),
+    CFG_ENUM(Config, "schedule", lr_schedule, cfg_lr_schedules),
+    CFG_FLOAT(Config, "min_lr", min_lr, CFGR_GE, 0, 0),
+    CFG_FLOAT(Config, "grad_clip", grad_clip, CFGR_GE, 0, 0),
+    CFG_INT(Config, "grad_accum", grad_accum, CFGR_GE_LE, 1, CFG_MAX_COUNT),
+    CFG_CUSTOM("ema", bind_ema, write_ema),
+    CFG_BOOL(Config, "ema_warmup", ema_warmup),
+    CFG_BOOL(Config, "official_warmup", official_warmup),
+    CFG_BOOL(Config, "official_decay_set", official_decay_set),
 };
 
 static const CfgField cfg_train[] = {
-    F_INT("steps", steps, CFGR_GE, 1, 0),
-    F_INT("log_every", log_every, CFGR_GE, 1, 0),
-    F_INT("sample_every", sample_every, CFGR_GE, 0, 0),
-    F_INT("checkpoint_every", checkpoint_every, CFGR_GE, 0, 0),
-    F_INT("keep_last", keep_last, CFGR_GE, 1, 0),
-    F_INT("keep_every", keep_every, CFGR_GE, 0, 0),
-    F_INT("max_bad_steps", max_bad_steps, CFGR_GE, 0, 0),
+    CFG_INT(Config, "steps", steps, CFGR_GE, 1, 0),
+    CFG_INT(Config, "log_every", log_every, CFGR_GE, 1, 0),
+    CFG_INT(Config, "sample_every", sample_every, CFGR_GE, 0, 0),
+    CFG_INT(Config, "checkpoint_every", checkpoint_every, CFGR_GE, 0, 0),
+    CFG_INT(Config, "keep_last", keep_last, CFGR_GE, 1, 0),
+    CFG_INT(Config, "keep_every", keep_every, CFGR_GE, 0, 0),
+    CFG_INT(Config, "max_bad_steps", max_bad_steps, CFGR_GE, 0, 0),
 };
 
 static const CfgField cfg_diffusion[] = {
-    F_FLOAT("p_mean", p_mean, CFGR_ANY, 0, 0),
-    F_FLOAT("p_std", p_std, CFGR_GT, 0, 0),
-    F_FLOAT("noise_scale", noise_scale, CFGR_GT, 0, 0),
-    F_FLOAT("label_drop", label_drop, CFGR_GE_LT, 0, 1),
+    CFG_FLOAT(Config, "p_mean", p_mean, CFGR_ANY, 0, 0),
+    CFG_FLOAT(Config, "p_std", p_std, CFGR_GT, 0, 0),
+    CFG_FLOAT(Config, "noise_scale", noise_scale, CFGR_GT, 0, 0),
+    CFG_FLOAT(Config, "label_drop", label_drop, CFGR_GE_LT, 0, 1),
 };
 
 static const CfgField cfg_sampling[] = {
-    F_INT("steps", sample_steps, CFGR_GE_LE, 1, CFG_MAX_COUNT),
-    F_FLOAT("cfg", cfg_scale, CFGR_GE, 0, 0),
-    F_CUSTOM("cfg_interval", bind_cfg_interval, write_cfg_interval),
-    F_BOOL("official_cfg_interval", official_cfg_interval),
-    F_INT("per_class", samples_per_class, CFGR_GE_LE, 0, CFG_MAX_COUNT), /* 0: the trainer writes no grids */
-    F_INT("ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
+    CFG_INT(Config, "steps", sample_steps, CFGR_GE_LE, 1, CFG_MAX_COUNT),
+    CFG_FLOAT(Config, "cfg", cfg_scale, CFGR_GE, 0, 0),
+    CFG_CUSTOM("cfg_interval", bind_cfg_interval, write_cfg_interval),
+    CFG_BOOL(Config, "official_cfg_interval", official_cfg_interval),
+    CFG_INT(Config, "per_class", samples_per_class, CFGR_GE_LE, 0, CFG_MAX_COUNT), /* 0: the trainer writes no grids */
+    CFG_INT(Config, "ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };
 
 static const CfgField cfg_dist[] = {
-    F_ENUM("allreduce", allreduce, cfg_allreduce),
-    F_FLOAT("bucket_mb", bucket_mb, CFGR_GT, 0, 0),
+    CFG_ENUM(Config, "allreduce", allreduce, cfg_allreduce),
+    CFG_FLOAT(Config, "bucket_mb", bucket_mb, CFGR_GT, 0, 0),
 };
 
 static const CfgField cfg_logging[] = {
-    F_CUSTOM("progress", bind_progress, write_progress),
+    CFG_CUSTOM("progress", bind_progress, write_progress),
 };
 
 static const CfgField cfg_losses[] = {
-    F_FLOAT("repa_weight", repa_weight, CFGR_GE, 0, 0),
-    F_FLOAT("lpips_weight", lpips_weight, CFGR_GE, 0, 0),
-    F_FLOAT("pdino_weight", pdino_weight, CFGR_GE, 0, 0),
+    CFG_FLOAT(Config, "repa_weight", repa_weight, CFGR_GE, 0, 0),
+    CFG_FLOAT(Config, "lpips_weight", lpips_weight, CFGR_GE, 0, 0),
+    CFG_FLOAT(Config, "pdino_weight", pdino_weight, CFGR_GE, 0, 0),
 };
 
 typedef struct CfgSection {
@@ -278,14 +270,14 @@ typedef struct CfgSection {
     int n_fields;
 } CfgSection;
 
-#define SECTION(k, t) {k, t, N_FIELDS(t)}
+#define SECTION(k, t) {k, t, CFG_N_FIELDS(t)}
 static const CfgSection cfg_sections[] = {
     SECTION("run", cfg_run),           SECTION("model", cfg_model),         SECTION("data", cfg_data),
     SECTION("optim", cfg_optim),       SECTION("train", cfg_train),         SECTION("diffusion", cfg_diffusion),
     SECTION("sampling", cfg_sampling), SECTION("logging", cfg_logging),     SECTION("losses", cfg_losses),
     SECTION("dist", cfg_dist),
 };
-#define N_SECTIONS N_FIELDS(cfg_sections)
+#define N_SECTIONS CFG_N_FIELDS(cfg_sections)
 
 /* Only the names, for the unknown-key message at the top level. */
 static const CfgField cfg_top[] = {
@@ -410,10 +402,10 @@ int config_bind(const CfgBinder *b, const YamlNode *root, Config *c) {
                          yaml_tree_describe(root, got, sizeof got));
     for (int i = 0; root && i < root->n; i++) {
         int known = 0;
-        for (int t = 0; t < N_FIELDS(cfg_top); t++) known |= strcmp(cfg_top[t].key, root->keys[i]->text) == 0;
+        for (int t = 0; t < CFG_N_FIELDS(cfg_top); t++) known |= strcmp(cfg_top[t].key, root->keys[i]->text) == 0;
         if (!known)
             return cfg_unknown_key(b, root->keys[i], root->keys[i]->text, "at the top level", cfg_top,
-                                   N_FIELDS(cfg_top));
+                                   CFG_N_FIELDS(cfg_top));
     }
     for (int s = 0; s < N_SECTIONS; s++) {
         char known[64];

@@ -1,5 +1,6 @@
-/* train/config/config_schema.h — private to train/config/config*.c: the schema tables that bind
- * a YamlNode tree to a Config, and the helpers they share.
+/* train/config/config_schema.h — the schema tables that bind a YamlNode
+ * tree to a Config, and the helpers they share: the configurations in
+ * train/config/ and the sweep file reader (train/sweep/sweep.c).
  *
  * A section (run:, optim:, one callback, ...) is a table of CfgField rows:
  * the key, its type, where it lives, its range. The same table drives
@@ -13,6 +14,17 @@
 
 #include "io/yaml_tree.h"
 #include "train/config/config.h"
+
+/* Schema rows for a field f of struct T (every configuration's tables use
+ * these): the key, the type, where it lives, its range. */
+#define CFG_INT(T, k, f, r, l, h) {.key = k, .type = CFGT_INT, .off = offsetof(T, f), .range = r, .lo = l, .hi = h}
+#define CFG_FLOAT(T, k, f, r, l, h) {.key = k, .type = CFGT_FLOAT, .off = offsetof(T, f), .range = r, .lo = l, .hi = h}
+#define CFG_BOOL(T, k, f) {.key = k, .type = CFGT_BOOL, .off = offsetof(T, f)}
+#define CFG_STRING(T, k, f) {.key = k, .type = CFGT_STR, .off = offsetof(T, f), .size = sizeof(((T *)0)->f)}
+#define CFG_ENUM(T, k, f, nm) {.key = k, .type = CFGT_ENUM, .off = offsetof(T, f), .names = nm}
+#define CFG_U64(T, k, f) {.key = k, .type = CFGT_U64, .off = offsetof(T, f)}
+#define CFG_CUSTOM(k, bf, wf) {.key = k, .type = CFGT_CUSTOM, .bind = bf, .write = wf}
+#define CFG_N_FIELDS(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
 /* Where errors go and what they are relative to. */
 typedef struct CfgBinder {

@@ -8,13 +8,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "io/yaml_tree.h"
+#include "train/config/config_schema.h"
 
 /* A grid bigger than this is almost certainly a mistake (and would flood the
  * cluster); split it into several sweeps if it is not. */
@@ -29,27 +29,9 @@ char *sweep_strdup(const char *s) {
 
 /* --- errors --- */
 
-typedef struct SweepReader {
-    const char *file;
-    const YamlNode *root;
-    char *err;
-    size_t errlen;
-} SweepReader;
-
-/* "FILE:LINE:COL: PATH: message"; PATH left out when NULL. Returns -1. */
-static int sw_error(const SweepReader *r, const YamlNode *at, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int sw_error(const SweepReader *r, const YamlNode *at, const char *path, const char *fmt, ...) {
-    int line = at ? at->line : 1, col = at ? at->col : 1;
-    int k = snprintf(r->err, r->errlen, "%s:%d:%d: %s%s", r->file, line, col, path ? path : "", path ? ": " : "");
-    if (k >= 0 && (size_t)k < r->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->err + k, r->errlen - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+/* The sweep file is read with the configuration schema's binder (file,
+ * root, error buffer) and its errors are cfg_error's, "FILE:LINE:COL: PATH:
+ * message", like every configuration's. */
 
 /* --- a growing string --- */
 
@@ -168,39 +150,39 @@ static void make_safe(char *s) {
 /* --- the sections --- */
 
 /* A required or optional non-empty scalar. */
-static int read_string(const SweepReader *r, const YamlNode *map, const char *key, const char *path, int required,
+static int read_string(const CfgBinder *r, const YamlNode *map, const char *key, const char *path, int required,
                        char **out) {
     const YamlNode *v = yaml_tree_get(map, key);
     char got[96];
     if (!v || yaml_tree_is_null(v)) {
         if (!required) return 0;
-        return sw_error(r, v ? v : map, path, "missing (required)");
+        return cfg_error(r, v ? v : map, path, "missing (required)");
     }
     if (v->kind != YAML_TREE_SCALAR)
-        return sw_error(r, v, path, "expected a string, got %s", yaml_tree_describe(v, got, sizeof got));
+        return cfg_error(r, v, path, "expected a string, got %s", yaml_tree_describe(v, got, sizeof got));
     *out = sweep_strdup(v->text);
     return 0;
 }
 
 /* A list of "KEY.PATH=VALUE" strings (validated later by the config loader;
  * here only the shape). */
-static int read_overrides(const SweepReader *r, const YamlNode *list, const char *path, char ***out, int *n) {
+static int read_overrides(const CfgBinder *r, const YamlNode *list, const char *path, char ***out, int *n) {
     char got[96], item[300];
     *out = NULL, *n = 0;
     if (!list || yaml_tree_is_null(list)) return 0;
     if (list->kind != YAML_TREE_SEQ)
-        return sw_error(r, list, path, "expected a list of KEY.PATH=VALUE strings (e.g. [\"train.steps=300\"]), got %s",
+        return cfg_error(r, list, path, "expected a list of KEY.PATH=VALUE strings (e.g. [\"train.steps=300\"]), got %s",
                         yaml_tree_describe(list, got, sizeof got));
     *out = core_calloc(sizeof(char *) * (size_t)(list->n ? list->n : 1));
     for (int i = 0; i < list->n; i++) {
         const YamlNode *v = list->items[i];
         snprintf(item, sizeof item, "%s[%d]", path, i);
         if (v->kind != YAML_TREE_SCALAR)
-            return sw_error(r, v, item, "expected a KEY.PATH=VALUE string, got %s (quote it: \"key=[1, 2]\")",
+            return cfg_error(r, v, item, "expected a KEY.PATH=VALUE string, got %s (quote it: \"key=[1, 2]\")",
                             yaml_tree_describe(v, got, sizeof got));
         const char *eq = strchr(v->text, '=');
         if (!eq || eq == v->text)
-            return sw_error(r, v, item, "expected KEY.PATH=VALUE (e.g. optim.lr=1e-4), got '%s'", v->text);
+            return cfg_error(r, v, item, "expected KEY.PATH=VALUE (e.g. optim.lr=1e-4), got '%s'", v->text);
         (*out)[(*n)++] = sweep_strdup(v->text);
     }
     return 0;
@@ -232,11 +214,11 @@ static void add_run(Sweep *s, char *name, int line, int col, char **set, int n_s
 
 /* The grid: checks each key's list, then adds the cartesian product (the
  * first key varies slowest, values in list order). */
-static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
+static int read_grid(const CfgBinder *r, const YamlNode *grid, Sweep *s) {
     char got[96], path[300];
     if (!grid || yaml_tree_is_null(grid)) return 0;
     if (grid->kind != YAML_TREE_MAP)
-        return sw_error(r, grid, "grid", "expected a map of KEY.PATH: [values...], got %s",
+        return cfg_error(r, grid, "grid", "expected a map of KEY.PATH: [values...], got %s",
                         yaml_tree_describe(grid, got, sizeof got));
     long total = 1;
     for (int k = 0; k < grid->n; k++) {
@@ -244,9 +226,9 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
         const YamlNode *vals = grid->items[k];
         snprintf(path, sizeof path, "grid.%s", key);
         if (!*key || strchr(key, '=') || strchr(key, ' '))
-            return sw_error(r, grid->keys[k], path, "a grid key is a config key path (e.g. model.sla2_topk_ratio)");
+            return cfg_error(r, grid->keys[k], path, "a grid key is a config key path (e.g. model.sla2_topk_ratio)");
         if (vals->kind != YAML_TREE_SEQ || vals->n == 0)
-            return sw_error(r, vals, path, "expected a non-empty list of values (e.g. [0.25, 0.5]), got %s",
+            return cfg_error(r, vals, path, "expected a non-empty list of values (e.g. [0.25, 0.5]), got %s",
                             vals->kind == YAML_TREE_SEQ ? "an empty list" : yaml_tree_describe(vals, got, sizeof got));
         /* A repeated value would make two identical runs. */
         for (int i = 0; i < vals->n; i++) {
@@ -260,7 +242,7 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
                 if (same) {
                     int line = vals->items[j]->line;
                     snprintf(path + strlen(path), sizeof path - strlen(path), "[%d]", i);
-                    sw_error(r, vals->items[i], path, "the value %s repeats item [%d] (line %d)", a.s, j, line);
+                    cfg_error(r, vals->items[i], path, "the value %s repeats item [%d] (line %d)", a.s, j, line);
                     core_free(a.s);
                     return -1;
                 }
@@ -269,7 +251,7 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
         }
         total *= vals->n;
         if (total > SWEEP_MAX_RUNS)
-            return sw_error(r, vals, path, "the grid has more than %d runs; split the sweep", SWEEP_MAX_RUNS);
+            return cfg_error(r, vals, path, "the grid has more than %d runs; split the sweep", SWEEP_MAX_RUNS);
     }
     if (grid->n == 0) return 0;
 
@@ -312,7 +294,7 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
         if (strlen(name.s) > SWEEP_MAX_NAME) {
             core_free(idx);
             core_free(label);
-            return sw_error(r, at, "grid", "the run name '%.40s...' is longer than %d characters; use explicit runs "
+            return cfg_error(r, at, "grid", "the run name '%.40s...' is longer than %d characters; use explicit runs "
                             "with short names", name.s, SWEEP_MAX_NAME);
         }
     }
@@ -321,27 +303,27 @@ static int read_grid(const SweepReader *r, const YamlNode *grid, Sweep *s) {
     return 0;
 }
 
-static int read_runs(const SweepReader *r, const YamlNode *runs, Sweep *s) {
+static int read_runs(const CfgBinder *r, const YamlNode *runs, Sweep *s) {
     char got[96], path[64];
     if (!runs || yaml_tree_is_null(runs)) return 0;
     if (runs->kind != YAML_TREE_SEQ)
-        return sw_error(r, runs, "runs", "expected a list of {name: NAME, set: [...]}, got %s",
+        return cfg_error(r, runs, "runs", "expected a list of {name: NAME, set: [...]}, got %s",
                         yaml_tree_describe(runs, got, sizeof got));
     for (int i = 0; i < runs->n; i++) {
         const YamlNode *m = runs->items[i];
         snprintf(path, sizeof path, "runs[%d]", i);
         if (m->kind != YAML_TREE_MAP)
-            return sw_error(r, m, path, "expected {name: NAME, set: [...]}, got %s", yaml_tree_describe(m, got, sizeof got));
+            return cfg_error(r, m, path, "expected {name: NAME, set: [...]}, got %s", yaml_tree_describe(m, got, sizeof got));
         for (int k = 0; k < m->n; k++)
             if (strcmp(m->keys[k]->text, "name") && strcmp(m->keys[k]->text, "set"))
-                return sw_error(r, m->keys[k], NULL, "unknown key '%s.%s' (known under runs[]: name, set)", path,
+                return cfg_error(r, m->keys[k], NULL, "unknown key '%s.%s' (known under runs[]: name, set)", path,
                                 m->keys[k]->text);
         char key_path[96], *name = NULL;
         snprintf(key_path, sizeof key_path, "%s.name", path);
         if (read_string(r, m, "name", key_path, 1, &name)) return -1;
         const char *bad = name_problem(name);
         if (bad) {
-            sw_error(r, yaml_tree_get(m, "name"), key_path, "the run name '%s' %s", name, bad);
+            cfg_error(r, yaml_tree_get(m, "name"), key_path, "the run name '%s' %s", name, bad);
             core_free(name);
             return -1;
         }
@@ -357,12 +339,12 @@ static int read_runs(const SweepReader *r, const YamlNode *runs, Sweep *s) {
     return 0;
 }
 
-static int check_unique_names(const SweepReader *r, const Sweep *s) {
+static int check_unique_names(const CfgBinder *r, const Sweep *s) {
     for (int i = 0; i < s->n_runs; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(s->runs[i].name, s->runs[j].name)) {
                 YamlNode at = {.line = s->runs[i].line, .col = s->runs[i].col};
-                return sw_error(r, &at, NULL, "run %d has the name '%s' of run %d (line %d): run names must be unique",
+                return cfg_error(r, &at, NULL, "run %d has the name '%s' of run %d (line %d): run names must be unique",
                                 i, s->runs[i].name, j, s->runs[j].line);
             }
     return 0;
@@ -377,7 +359,7 @@ static void eval_add(SweepEval *e, const char *a, const char *b) {
 /* eval: {classifier, real, per_class, steps, cfg, ema, seed, batch} -> jit-eval
  * options. Numbers are checked here, so a typo fails at `plan`, not after
  * hours of training; what they mean is jit-eval's business (docs/eval.md). */
-static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
+static int read_eval(const CfgBinder *r, const YamlNode *ev, Sweep *s) {
     static const struct {
         const char *key, *option;
         int kind; /* 0 string (required), 1 integer >= 0, 2 integer >= -1, 3 number */
@@ -388,13 +370,13 @@ static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
     char got[96], path[96];
     if (!ev || yaml_tree_is_null(ev)) return 0;
     if (ev->kind != YAML_TREE_MAP)
-        return sw_error(r, ev, "eval", "expected a map {classifier: FILE, real: DIR, per_class: N, ...}, got %s",
+        return cfg_error(r, ev, "eval", "expected a map {classifier: FILE, real: DIR, per_class: N, ...}, got %s",
                         yaml_tree_describe(ev, got, sizeof got));
     for (int k = 0; k < ev->n; k++) {
         int j = 0;
         while (j < n_known && strcmp(ev->keys[k]->text, known[j].key)) j++;
         if (j == n_known)
-            return sw_error(r, ev->keys[k], "eval",
+            return cfg_error(r, ev->keys[k], "eval",
                             "unknown key '%s' (known: classifier, real, per_class, steps, cfg, ema, seed, batch)",
                             ev->keys[k]->text);
     }
@@ -403,11 +385,11 @@ static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
         const YamlNode *v = yaml_tree_get(ev, known[j].key);
         snprintf(path, sizeof path, "eval.%s", known[j].key);
         if (!v || yaml_tree_is_null(v)) {
-            if (known[j].kind == 0) return sw_error(r, v ? v : ev, path, "missing (required when eval: is given)");
+            if (known[j].kind == 0) return cfg_error(r, v ? v : ev, path, "missing (required when eval: is given)");
             continue;
         }
         if (v->kind != YAML_TREE_SCALAR)
-            return sw_error(r, v, path, "expected a %s, got %s", known[j].kind == 0 ? "path" : "number",
+            return cfg_error(r, v, path, "expected a %s, got %s", known[j].kind == 0 ? "path" : "number",
                             yaml_tree_describe(v, got, sizeof got));
         if (known[j].kind) {
             char *end;
@@ -417,24 +399,24 @@ static int read_eval(const SweepReader *r, const YamlNode *ev, Sweep *s) {
             int integer = number && x == floor(x);
             static const char *const want[] = {"", "an integer >= 0", "an integer >= -1", "a number >= 0"};
             int ok = known[j].kind == 1 ? integer && x >= 0 : known[j].kind == 2 ? integer && x >= -1 : number && x >= 0;
-            if (!ok) return sw_error(r, v, path, "expected %s, got '%s'", want[known[j].kind], v->text);
+            if (!ok) return cfg_error(r, v, path, "expected %s, got '%s'", want[known[j].kind], v->text);
         }
         eval_add(&s->eval, known[j].option, v->text);
     }
     return 0;
 }
 
-static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
+static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
     static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "eval", NULL};
     char got[96];
-    if (!root) return sw_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
+    if (!root) return cfg_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
     if (root->kind != YAML_TREE_MAP)
-        return sw_error(r, root, NULL, "expected a map (name:, base:, ...), got %s", yaml_tree_describe(root, got, sizeof got));
+        return cfg_error(r, root, NULL, "expected a map (name:, base:, ...), got %s", yaml_tree_describe(root, got, sizeof got));
     for (int k = 0; k < root->n; k++) {
         int ok = 0;
         for (int j = 0; known[j]; j++) ok |= !strcmp(root->keys[k]->text, known[j]);
         if (!ok)
-            return sw_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs, eval)",
+            return cfg_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs, eval)",
                             root->keys[k]->text);
     }
     if (read_string(r, root, "name", "name", 1, &s->name) || read_string(r, root, "base", "base", 1, &s->base) ||
@@ -448,7 +430,7 @@ static int sweep_read(const SweepReader *r, const YamlNode *root, Sweep *s) {
     }
     if (read_overrides(r, yaml_tree_get(root, "set"), "set", &s->set, &s->n_set)) return -1;
     if (read_grid(r, yaml_tree_get(root, "grid"), s) || read_runs(r, yaml_tree_get(root, "runs"), s)) return -1;
-    if (s->n_runs == 0) return sw_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
+    if (s->n_runs == 0) return cfg_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
     if (read_eval(r, yaml_tree_get(root, "eval"), s)) return -1;
     return check_unique_names(r, s);
 }
@@ -476,7 +458,7 @@ int sweep_load(Sweep *s, const char *path, char *err, size_t errlen) {
     core_free(text.s);
     s->path = sweep_strdup(path);
     if (rc == 0) {
-        SweepReader r = {.file = path, .root = root, .err = err, .errlen = errlen};
+        CfgBinder r = {.file = path, .root = root, .err = err, .errlen = errlen};
         rc = sweep_read(&r, root, s);
     }
     yaml_tree_free(root);
