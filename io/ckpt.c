@@ -81,30 +81,12 @@ static void write_group(hid_t f, const char *tmp, const char *group, const Param
 
 /* Read group/<name> for every parameter present; returns how many are absent. */
 static int read_group(hid_t f, const char *path, const char *group, const ParamStore *ps, float *base) {
-    CHECK(H5Lexists(f, group, H5P_DEFAULT) > 0, "%s: checkpoint has no group '%s'", path, group);
-    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-    int missing = 0;
-    for (int i = 0; i < ps->n; i++) {
-        const ParamInfo *p = &ps->info[i];
-        if (H5Lexists(g, p->name, H5P_DEFAULT) <= 0) {
-            missing++;
-            continue;
-        }
-        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
-        hsize_t dims[8];
-        int nd = H5Sget_simple_extent_ndims(sp);
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        int same = nd == p->ndim;
-        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
-        CHECK(same, "%s: %s/%s has a different shape in the checkpoint than in this model (a checkpoint of another "
-                    "model size?)",
-              path, group, p->name);
-        CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, base + p->offset) >= 0,
-              "%s: reading %s/%s failed (truncated or corrupt file?)", path, group, p->name);
-        H5Sclose(sp), H5Dclose(d);
-    }
-    H5Gclose(g);
-    return missing;
+    int missing;
+    char detail[256];
+    int bad = h5_param_group_check(f, path, group, ps, &missing, detail, sizeof detail);
+    CHECK(bad < 0, "%s: %s/%s is %s (a checkpoint of another model size?)", path, group,
+          bad >= 0 ? ps->info[bad].name : "", detail);
+    return h5_param_group_read(f, path, group, ps, base);
 }
 
 static int cmp_u64_desc(const void *a, const void *b) {

@@ -1,10 +1,12 @@
 /* io/h5.c — HDF5 attributes written and read once (see io/h5.h). */
 #include "io/h5.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/check.h"
 
 static int write_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -111,4 +113,69 @@ char *h5_read_str(hid_t obj, const char *name) {
     }
     H5Tclose(mt), H5Tclose(t), H5Aclose(a);
     return copy;
+}
+
+static void shape_text(char *buf, size_t len, const hsize_t *d, int nd) {
+    size_t k = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < nd && k < len; i++) k += (size_t)snprintf(buf + k, len - k, "%s%llu", i ? ", " : "",
+                                                                   (unsigned long long)d[i]);
+    if (k < len) snprintf(buf + k, len - k, "]");
+}
+
+static hid_t open_group(hid_t f, const char *path, const char *group) {
+    CHECK(H5Lexists(f, group, H5P_DEFAULT) > 0, "%s: no group '%s'", path, group);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    CHECK(g >= 0, "%s: cannot open group '%s'", path, group);
+    return g;
+}
+
+int h5_param_group_check(hid_t f, const char *path, const char *group, const ParamStore *ps, int *missing,
+                         char *detail, size_t detail_len) {
+    hid_t g = open_group(f, path, group);
+    int bad = -1;
+    *missing = 0;
+    if (detail_len) detail[0] = '\0';
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        if (H5Lexists(g, p->name, H5P_DEFAULT) <= 0) {
+            (*missing)++;
+            continue;
+        }
+        if (bad >= 0) continue;
+        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
+        hsize_t dims[8], want[TENSOR_MAX_DIMS];
+        int nd = H5Sget_simple_extent_ndims(sp);
+        if (nd > 8) nd = 8;
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        H5Sclose(sp), H5Dclose(d);
+        int same = nd == p->ndim;
+        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
+        if (same) continue;
+        bad = i;
+        for (int k = 0; k < p->ndim; k++) want[k] = (hsize_t)p->shape[k];
+        char a[96], b[96];
+        shape_text(a, sizeof a, dims, nd);
+        shape_text(b, sizeof b, want, p->ndim);
+        snprintf(detail, detail_len, "%s in the file but %s in the model", a, b);
+    }
+    H5Gclose(g);
+    return bad;
+}
+
+int h5_param_group_read(hid_t f, const char *path, const char *group, const ParamStore *ps, float *base) {
+    hid_t g = open_group(f, path, group);
+    int missing = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const ParamInfo *p = &ps->info[i];
+        if (H5Lexists(g, p->name, H5P_DEFAULT) <= 0) {
+            missing++;
+            continue;
+        }
+        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT);
+        CHECK(d >= 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, base + p->offset) >= 0,
+              "%s: reading %s/%s failed (truncated or corrupt file?)", path, group, p->name);
+        H5Dclose(d);
+    }
+    H5Gclose(g);
+    return missing;
 }

@@ -11,7 +11,10 @@
 #define IO_H5_H
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "core/params.h"
 
 int h5_write_i64(hid_t obj, const char *name, long long v);
 int h5_write_u64(hid_t obj, const char *name, uint64_t v);
@@ -30,5 +33,20 @@ int h5_read_f64(hid_t obj, const char *name, double *out);
  * when absent or not a string. Variable-length strings are read in this
  * process: files whose heap may be damaged are read as io/shards.c does. */
 char *h5_read_str(hid_t obj, const char *name);
+
+/* Named parameter groups: group/<parameter name> datasets of a ParamStore's
+ * shapes (checkpoints' params, optim/m, ema/...; the classifier's params).
+ *
+ * h5_param_group_check compares the group with the store: *missing gets
+ * the number of parameters without a dataset; the return value is the
+ * index of the first parameter whose dataset has another shape (-1: none),
+ * with "[a, b] in the file but [c, d] in the model" in detail. Stops when
+ * the file has no such group. */
+int h5_param_group_check(hid_t f, const char *path, const char *group, const ParamStore *ps, int *missing,
+                         char *detail, size_t detail_len);
+/* Read every parameter present (as float32) into base + its offset; the
+ * shapes must have been checked. Stops naming the file and dataset when a
+ * read fails. Returns the number absent. */
+int h5_param_group_read(hid_t f, const char *path, const char *group, const ParamStore *ps, float *base);
 
 #endif

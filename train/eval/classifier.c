@@ -250,24 +250,14 @@ void classifier_load(const char *path, Classifier *m) {
     h5_read_f64(f, "test_accuracy", &m->test_accuracy);
     h5_read_f64(f, "train_seconds", &m->train_seconds);
     CHECK(H5Lexists(f, "params", H5P_DEFAULT) > 0, "%s: classifier file has no group 'params'", path);
-    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
-    for (int i = 0; i < m->params.n; i++) {
-        const ParamInfo *p = &m->params.info[i];
-        CHECK(H5Lexists(g, p->name, H5P_DEFAULT) > 0,
-              "%s: params/%s is missing (the file's attributes describe another architecture than its weights)",
-              path, p->name);
-        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
-        hsize_t dims[8];
-        int nd = H5Sget_simple_extent_ndims(sp);
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        int same = nd == p->ndim;
-        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
-        CHECK(same, "%s: params/%s has another shape than the architecture in the file's attributes", path, p->name);
-        CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->params.data + p->offset) >= 0,
-              "%s: reading params/%s failed (truncated file?)", path, p->name);
-        H5Sclose(sp), H5Dclose(d);
-    }
-    H5Gclose(g);
+    int missing;
+    char detail[256];
+    int bad = h5_param_group_check(f, path, "params", &m->params, &missing, detail, sizeof detail);
+    CHECK(missing == 0, "%s: %d parameters are missing from params/ (the file's attributes describe another "
+                        "architecture than its weights)", path, missing);
+    CHECK(bad < 0, "%s: params/%s is %s of the architecture in the file's attributes", path,
+          bad >= 0 ? m->params.info[bad].name : "", detail);
+    h5_param_group_read(f, path, "params", &m->params, m->params.data);
     H5Fclose(f);
     io_hdf5_unlock();
 }

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/ckpt.h"
+#include "io/h5.h"
 
 /* Before loading: every parameter of the model the saved configuration
  * describes must have the same shape in the file. Says which one differs
@@ -21,38 +22,15 @@ static void check_shapes(const char *path, const JitModel *m, const Config *cfg)
     H5E_END_TRY;
     CHECK(f >= 0, "%s: cannot open the checkpoint as HDF5 (missing, truncated or not a checkpoint)", path);
     CHECK(H5Lexists(f, "params", H5P_DEFAULT) > 0, "%s: not a checkpoint (no group 'params')", path);
-    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
     const JitConfig *c = &cfg->model;
-    int missing = 0;
-    for (int i = 0; i < m->params.n; i++) {
-        const ParamInfo *p = &m->params.info[i];
-        if (H5Lexists(g, p->name, H5P_DEFAULT) <= 0) {
-            missing++;
-            continue;
-        }
-        hid_t d = H5Dopen2(g, p->name, H5P_DEFAULT), sp = H5Dget_space(d);
-        hsize_t dims[8];
-        int nd = H5Sget_simple_extent_ndims(sp);
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        H5Sclose(sp), H5Dclose(d);
-        int same = nd == p->ndim;
-        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)p->shape[k];
-        if (same) continue;
-        char file_shape[96] = "[", model_shape[96] = "[";
-        for (int k = 0; k < nd && k < 4; k++)
-            snprintf(file_shape + strlen(file_shape), sizeof file_shape - strlen(file_shape), "%s%llu", k ? ", " : "",
-                     (unsigned long long)dims[k]);
-        for (int k = 0; k < p->ndim; k++)
-            snprintf(model_shape + strlen(model_shape), sizeof model_shape - strlen(model_shape), "%s%d",
-                     k ? ", " : "", p->shape[k]);
-        strcat(file_shape, "]"), strcat(model_shape, "]");
-        FAIL("%s: a checkpoint of another model size than its saved configuration: params/%s is %s in the file "
-             "but %s in the model the configuration describes (%s: depth %d, hidden %d, heads %d, img_size %d, "
-             "patch %d)",
-             path, p->name, file_shape, model_shape, cfg->model_name, c->depth, c->hidden, c->heads, c->img_size,
-             c->patch);
-    }
-    H5Gclose(g);
+    int missing;
+    char detail[256];
+    int bad = h5_param_group_check(f, path, "params", &m->params, &missing, detail, sizeof detail);
+    CHECK(bad < 0,
+          "%s: a checkpoint of another model size than its saved configuration: params/%s is %s the configuration "
+          "describes (%s: depth %d, hidden %d, heads %d, img_size %d, patch %d)",
+          path, bad >= 0 ? m->params.info[bad].name : "", detail, cfg->model_name, c->depth, c->hidden, c->heads,
+          c->img_size, c->patch);
     H5Fclose(f);
     io_hdf5_unlock();
     CHECK(missing == 0,
