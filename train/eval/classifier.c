@@ -4,6 +4,7 @@
 
 #include <hdf5.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -168,6 +169,24 @@ double classifier_accuracy(const int *pred, const int *labels, int n, int K, dou
 
 /* ------------------------------------------------------------ weights file */
 
+/* The architecture as the weights file's attributes, written and read by
+ * the same table: sizes are required and positive; window and rope (0 = off,
+ * the files before them) optional. */
+static const struct {
+    const char *key;
+    size_t off;
+    int size;
+} cls_arch[] = {
+    {"img_size", offsetof(ClassifierConfig, img_size), 1},       {"channels", offsetof(ClassifierConfig, channels), 1},
+    {"patch", offsetof(ClassifierConfig, patch), 1},             {"window", offsetof(ClassifierConfig, window), 0},
+    {"rope", offsetof(ClassifierConfig, rope), 0},               {"depth", offsetof(ClassifierConfig, depth), 1},
+    {"hidden", offsetof(ClassifierConfig, hidden), 1},           {"heads", offsetof(ClassifierConfig, heads), 1},
+    {"mlp_hidden", offsetof(ClassifierConfig, mlp_hidden), 1},   {"num_classes", offsetof(ClassifierConfig, num_classes), 1},
+};
+#define N_ARCH ((int)(sizeof cls_arch / sizeof cls_arch[0]))
+
+static int *arch_field(ClassifierConfig *c, int i) { return (int *)((char *)c + cls_arch[i].off); }
+
 void classifier_save(const char *path, const Classifier *m, uint64_t seed, const char *config_yaml) {
     const ClassifierConfig *c = &m->cfg;
     char tmp[1100];
@@ -176,16 +195,7 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(f >= 0, "cannot create the classifier file %s (does its directory exist?)", tmp);
     h5_write_str(f, "format", CLS_FORMAT);
-    h5_write_i64(f, "img_size", c->img_size);
-    h5_write_i64(f, "channels", c->channels);
-    h5_write_i64(f, "patch", c->patch);
-    h5_write_i64(f, "window", c->window);
-    h5_write_i64(f, "rope", c->rope);
-    h5_write_i64(f, "depth", c->depth);
-    h5_write_i64(f, "hidden", c->hidden);
-    h5_write_i64(f, "heads", c->heads);
-    h5_write_i64(f, "mlp_hidden", c->mlp_hidden);
-    h5_write_i64(f, "num_classes", c->num_classes);
+    for (int i = 0; i < N_ARCH; i++) h5_write_i64(f, cls_arch[i].key, *arch_field((ClassifierConfig *)c, i));
     h5_write_f64(f, "test_accuracy", m->test_accuracy);
     h5_write_i64(f, "train_steps", m->train_steps);
     h5_write_f64(f, "train_seconds", m->train_seconds);
@@ -234,15 +244,12 @@ void classifier_load(const char *path, Classifier *m) {
     free(fmt);
     ClassifierConfig c = {0};
     long long v;
-    const char *keys[] = {"img_size", "channels", "patch", "depth", "hidden", "heads", "mlp_hidden", "num_classes"};
-    int *dst[] = {&c.img_size, &c.channels, &c.patch, &c.depth, &c.hidden, &c.heads, &c.mlp_hidden, &c.num_classes};
-    for (int i = 0; i < 8; i++) {
-        read_attr_int(f, path, keys[i], 1, &v);
-        CHECK(v > 0 && v < (1 << 20), "%s: attribute %s = %lld is not a valid size", path, keys[i], v);
-        *dst[i] = (int)v;
+    for (int i = 0; i < N_ARCH; i++) {
+        if (!read_attr_int(f, path, cls_arch[i].key, cls_arch[i].size, &v)) continue; /* optional: stays 0 */
+        CHECK(!cls_arch[i].size || (v > 0 && v < (1 << 20)), "%s: attribute %s = %lld is not a valid size", path,
+              cls_arch[i].key, v);
+        *arch_field(&c, i) = (int)v;
     }
-    if (read_attr_int(f, path, "window", 0, &v)) c.window = (int)v;
-    if (read_attr_int(f, path, "rope", 0, &v)) c.rope = (int)v;
     io_hdf5_unlock();
     classifier_build(m, &c, 0);
     io_hdf5_lock();
