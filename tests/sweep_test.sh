@@ -12,7 +12,11 @@
 #   7. slurm prints the sbatch array command;
 #   8. an eval: section: run evaluates finished runs with jit-eval (once),
 #      the summary reads eval.json (Fréchet distance is the plot's y axis),
-#      bad eval: values name FILE:LINE:COL, a failing jit-eval is reported.
+#      bad eval: values name FILE:LINE:COL, a failing jit-eval is reported;
+#   9. seeds: every run once per seed (names ",seed=S", run.seed=S, "{seed}"
+#      in a run's overrides replaced), the summary's over-seeds table and
+#      summary_seeds.csv (mean and sd per group), the plot's error bars; a
+#      repeated seed is a located error.
 #   usage: sweep_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -228,6 +232,48 @@ code=$?
 if [ $code -eq 1 ] && grep -q "missing.h5" evfail.log && grep -q "jit-eval failed with exit code 1" evfail.log; then
   ok "a failing jit-eval stops the sweep with its exit code and says why"
 else bad "failing jit-eval: exit $code (see $work/evfail.log)"; fi
+
+# 9. seeds
+cat >seeds.yaml <<'YAML'
+name: tiny-seeds
+base: base.yaml
+out_dir: runs/seeds
+set: ["train.steps=10", "train.log_every=5"]
+grid:
+  model.sla2_topk_ratio: [0.25]
+runs:
+  - {name: other, set: ["model.sla2_topk_ratio=0.5", "sampling.steps={seed}"]}
+seeds: [1, 2]
+YAML
+if "$sweep" plan seeds.yaml >seplan.log 2>&1 && grep -q "^\[0\] sla2_topk_ratio=0.25,seed=1 " seplan.log &&
+  grep -q "^\[3\] other,seed=2 " seplan.log && grep -q -- "--set sampling.steps=2 --set run.seed=2 " seplan.log &&
+  grep -q "all 4 configurations are valid" seplan.log; then
+  ok "seeds: 2 runs x 2 seeds planned, run.seed and {seed} set"
+else bad "seeds plan (see $work/seplan.log)"; fi
+"$sweep" run seeds.yaml >serun.log 2>&1 && "$sweep" summary seeds.yaml >sesum.log 2>&1
+code=$?
+if [ $code -eq 0 ] && grep -q "## Over seeds" runs/seeds/summary.md && grep -q "| other " sesum.log &&
+  $py - runs/seeds/summary_seeds.csv runs/seeds/summary.svg <<'PY'; then
+import csv, sys, xml.dom.minidom
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["run"] for r in rows] == ["sla2_topk_ratio=0.25", "other"], rows
+for r in rows:
+    assert r["seeds"] == "2" and r["runs"] == "2", r
+    assert float(r["final_loss_sd"]) > 0, r  # two seeds, two losses
+    assert 0 <= float(r["sparsity_mean"]) <= 1, r
+svg = xml.dom.minidom.parse(sys.argv[2])
+points = [c for c in svg.getElementsByTagName("circle") if c.getElementsByTagName("title")]
+assert len(points) == 2, "one point per group (legend markers have no title)"
+bars = [l for l in svg.getElementsByTagName("line") if l.getAttribute("stroke") == "#333"]
+assert len(bars) == 2 * 3, "an error bar (3 lines) per group"
+PY
+  ok "seeds: summary over seeds (mean and sd), CSV, error bars on the plot"
+else bad "seeds summary: exit $code (see $work/serun.log, $work/sesum.log)"; fi
+printf 'name: s\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.5]\nseeds: [3, 3]\n' >sebad.yaml
+out=$("$sweep" plan sebad.yaml 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "sebad.yaml:5:12: seeds\[1\]: the seed 3 repeats seeds\[0\]"; then
+  ok "repeated seed: $out"
+else bad "repeated seed: '$out'"; fi
 
 echo "sweep_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -339,6 +339,77 @@ static int read_runs(const CfgBinder *r, const YamlNode *runs, Sweep *s) {
     return 0;
 }
 
+/* "{seed}" in an override replaced by the seed. */
+static char *with_seed(const char *ov, long long seed) {
+    StrBuf b = {0};
+    char num[32];
+    snprintf(num, sizeof num, "%lld", seed);
+    for (const char *p = ov; *p;) {
+        if (!strncmp(p, "{seed}", 6)) sb_puts(&b, num), p += 6;
+        else sb_putn(&b, p, 1), p++;
+    }
+    if (!b.s) sb_puts(&b, "");
+    return b.s;
+}
+
+/* seeds: a list of distinct integers >= 0; the runs read so far become the
+ * groups, each repeated once per seed. */
+static int read_seeds(const CfgBinder *r, const YamlNode *list, Sweep *s) {
+    s->n_groups = s->n_runs;
+    s->groups = core_calloc(sizeof(char *) * (size_t)s->n_runs);
+    for (int i = 0; i < s->n_runs; i++) {
+        s->groups[i] = sweep_strdup(s->runs[i].name);
+        s->runs[i].group = i, s->runs[i].seed = -1;
+    }
+    if (!list || yaml_tree_is_null(list)) return 0;
+    char got[96], path[32];
+    if (list->kind != YAML_TREE_SEQ || list->n == 0)
+        return cfg_error(r, list, "seeds", "expected a non-empty list of seeds (e.g. [0, 1, 2]), got %s",
+                         yaml_tree_describe(list, got, sizeof got));
+    s->seeds = core_calloc(sizeof(long long) * (size_t)list->n);
+    for (int k = 0; k < list->n; k++) {
+        const YamlNode *v = list->items[k];
+        char *end;
+        snprintf(path, sizeof path, "seeds[%d]", k);
+        long long x = v->kind == YAML_TREE_SCALAR ? strtoll(v->text, &end, 10) : -1;
+        if (v->kind != YAML_TREE_SCALAR || end == v->text || *end || x < 0)
+            return cfg_error(r, v, path, "expected an integer >= 0, got %s", yaml_tree_describe(v, got, sizeof got));
+        for (int j = 0; j < k; j++)
+            if (s->seeds[j] == x) return cfg_error(r, v, path, "the seed %lld repeats seeds[%d]", x, j);
+        s->seeds[s->n_seeds++] = x;
+    }
+    if ((long)s->n_runs * s->n_seeds > SWEEP_MAX_RUNS)
+        return cfg_error(r, list, "seeds", "the sweep has more than %d runs with its seeds; split it", SWEEP_MAX_RUNS);
+    SweepRun *base = s->runs;
+    int n_base = s->n_runs;
+    s->runs = NULL, s->n_runs = 0;
+    int rc = 0;
+    for (int i = 0; i < n_base; i++) {
+        for (int k = 0; k < s->n_seeds; k++) {
+            char num[32];
+            snprintf(num, sizeof num, ",seed=%lld", s->seeds[k]);
+            StrBuf name = {0};
+            sb_puts(&name, base[i].name);
+            sb_puts(&name, num);
+            char **set = core_calloc(sizeof(char *) * (size_t)(base[i].n_set + 1));
+            for (int j = 0; j < base[i].n_set; j++) set[j] = with_seed(base[i].set[j], s->seeds[k]);
+            snprintf(num, sizeof num, "run.seed=%lld", s->seeds[k]);
+            set[base[i].n_set] = sweep_strdup(num);
+            add_run(s, name.s, base[i].line, base[i].col, set, base[i].n_set + 1);
+            s->runs[s->n_runs - 1].group = i, s->runs[s->n_runs - 1].seed = s->seeds[k];
+            if (!rc && strlen(name.s) > SWEEP_MAX_NAME) {
+                YamlNode at = {.line = base[i].line, .col = base[i].col};
+                rc = cfg_error(r, &at, "seeds", "the run name '%.40s...' is longer than %d characters", name.s,
+                               SWEEP_MAX_NAME);
+            }
+        }
+        core_free(base[i].name);
+        sweep_free_overrides(base[i].set, base[i].n_set);
+    }
+    core_free(base);
+    return rc;
+}
+
 static int check_unique_names(const CfgBinder *r, const Sweep *s) {
     for (int i = 0; i < s->n_runs; i++)
         for (int j = 0; j < i; j++)
@@ -407,7 +478,7 @@ static int read_eval(const CfgBinder *r, const YamlNode *ev, Sweep *s) {
 }
 
 static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
-    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "eval", NULL};
+    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "seeds", "eval", NULL};
     char got[96];
     if (!root) return cfg_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
     if (root->kind != YAML_TREE_MAP)
@@ -431,6 +502,7 @@ static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
     if (read_overrides(r, yaml_tree_get(root, "set"), "set", &s->set, &s->n_set)) return -1;
     if (read_grid(r, yaml_tree_get(root, "grid"), s) || read_runs(r, yaml_tree_get(root, "runs"), s)) return -1;
     if (s->n_runs == 0) return cfg_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
+    if (read_seeds(r, yaml_tree_get(root, "seeds"), s)) return -1;
     if (read_eval(r, yaml_tree_get(root, "eval"), s)) return -1;
     return check_unique_names(r, s);
 }
@@ -477,6 +549,8 @@ void sweep_free(Sweep *s) {
         sweep_free_overrides(s->runs[i].set, s->runs[i].n_set);
     }
     core_free(s->runs);
+    sweep_free_overrides(s->groups, s->n_groups);
+    core_free(s->seeds);
     sweep_free_overrides(s->set, s->n_set);
     sweep_free_overrides(s->eval.args, s->eval.n_args);
     core_free(s->path), core_free(s->name), core_free(s->base), core_free(s->out_dir);

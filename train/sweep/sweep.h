@@ -10,6 +10,7 @@
  *     callbacks[1].enable_step: [150, 100000]
  *   runs:                                  # explicit runs, after the grid's
  *     - {name: dense, set: ["model.use_sla2=false", "callbacks=[]"]}
+ *   seeds: [0, 1, 2]                       # optional: every run once per seed (run.seed)
  *   eval:                                  # optional: jit-eval after each run
  *     classifier: models/fmnist-classifier.h5
  *     real: data/fmnist-test
@@ -33,6 +34,8 @@ typedef struct SweepRun {
     int line, col; /* where it was defined: its runs[] entry, or the grid's first value */
     int n_set;
     char **set;    /* its own overrides: grid "key=value"s, or runs[i].set */
+    int group;     /* with seeds: the run it repeats (index into Sweep.groups); else its own index */
+    long long seed; /* with seeds: run.seed of this repetition; -1 without */
 } SweepRun;
 
 /* The optional eval: section: jit-eval's options for every run. */
@@ -51,6 +54,13 @@ typedef struct Sweep {
     char **set;    /* overrides applied to every run, before the run's own */
     int n_runs;
     SweepRun *runs;
+    /* seeds: [...]: each grid or explicit run repeated once per seed, named
+     * "<run>,seed=<S>", with run.seed=S and "{seed}" in its own overrides
+     * replaced by S (so a conversion can start from the same seed's run). */
+    int n_seeds;
+    long long *seeds;
+    int n_groups;  /* the runs before repetition */
+    char **groups; /* their names */
     SweepEval eval;
 } Sweep;
 

@@ -175,6 +175,14 @@ static void draw_points(FILE *f, const Axis *ax, const Axis *ay, const PlotPoint
         if (fabs(cy - py) > 1)
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-width=\"0.7\"/>\n",
                     px + 4, py, x0 - 2, cy);
+        if (p->yerr > 0 && isfinite(p->yerr)) /* one standard deviation over seeds */
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" stroke-width=\"1\"/>\n"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" stroke-width=\"1\"/>\n"
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\" stroke-width=\"1\"/>\n",
+                    px, px_y(ay, p->y - p->yerr), px, px_y(ay, p->y + p->yerr), px - 4, px_y(ay, p->y - p->yerr),
+                    px + 4, px_y(ay, p->y - p->yerr), px - 4, px_y(ay, p->y + p->yerr), px + 4,
+                    px_y(ay, p->y + p->yerr));
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" %s><title>", px, py, marker_style(p->kind));
         svg_text(f, p->label);
         fprintf(f, ": %.4g, %.4g</title></circle>\n<text x=\"%.1f\" y=\"%.1f\">", p->x, p->y, x0, cy + 4);
@@ -191,8 +199,9 @@ void sweep_plot_svg(FILE *f, const char *title, const char *x_title, const char 
     int used[3] = {0, 0, 0}, any = 0;
     for (int i = 0; i < n; i++) {
         if (!isfinite(pts[i].x) || !isfinite(pts[i].y)) continue;
+        double e = pts[i].yerr > 0 && isfinite(pts[i].yerr) ? pts[i].yerr : 0;
         xlo = fmin(xlo, pts[i].x), xhi = fmax(xhi, pts[i].x);
-        ylo = fmin(ylo, pts[i].y), yhi = fmax(yhi, pts[i].y);
+        ylo = fmin(ylo, pts[i].y - e), yhi = fmax(yhi, pts[i].y + e);
         used[pts[i].kind] = 1, any = 1;
     }
     if (!any) ylo = 0, yhi = 1;

@@ -134,6 +134,113 @@ static void write_csv(FILE *f, const Row *rows, int n, int n_cols) {
     }
 }
 
+/* --- over seeds: mean and spread per group of runs that differ only in run.seed --- */
+
+enum { G_LOSS, G_SPARSITY, G_FID, G_ACC, N_G };
+static const char *const g_title[N_G] = {"final loss", "sparsity", "Fréchet distance", "conditional accuracy"};
+static const char *const g_csv[N_G] = {"final_loss", "sparsity", "frechet_distance", "conditional_accuracy"};
+
+typedef struct Stat {
+    int n;           /* runs with a value */
+    double mean, sd; /* sd: the sample standard deviation (0 for one run) */
+} Stat;
+
+typedef struct Group {
+    int n_runs;
+    Stat st[N_G];
+    PlotKind kind;
+} Group;
+
+static Stat stat_of(const double *v, int n) {
+    Stat st = {0, NAN, NAN};
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i];
+    if (n == 0) return st;
+    st.n = n, st.mean = sum / n;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (v[i] - st.mean) * (v[i] - st.mean);
+    st.sd = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
+    return st;
+}
+
+static PlotKind run_kind(const RunStats *st) {
+    return st->sparsity_source == 0 && st->qat < 0 ? PLOT_DENSE : st->qat > 0 ? PLOT_SLA2_QAT : PLOT_SLA2;
+}
+
+/* One Group per Sweep.groups entry, over the runs (seeds) that have data. */
+static Group *group_stats(const Sweep *s, const Row *rows) {
+    Group *g = core_calloc(sizeof *g * (size_t)(s->n_groups ? s->n_groups : 1));
+    double *v = core_calloc(sizeof(double) * (size_t)(s->n_runs ? s->n_runs : 1));
+    for (int gi = 0; gi < s->n_groups; gi++) {
+        for (int q = 0; q < N_G; q++) {
+            int m = 0;
+            for (int i = 0; i < s->n_runs; i++) {
+                const RunStats *st = &rows[i].st;
+                if (s->runs[i].group != gi) continue;
+                if (q == 0) g[gi].n_runs++, g[gi].kind = run_kind(st);
+                int trained = st->state != RUN_NOT_STARTED && st->n_records > 0;
+                double x = q == G_LOSS ? (trained ? st->final_loss : NAN)
+                           : q == G_SPARSITY ? (trained ? st->sparsity : NAN)
+                           : q == G_FID ? (st->has_eval ? st->frechet_distance : NAN)
+                                        : (st->has_eval ? st->conditional_accuracy : NAN);
+                if (isfinite(x)) v[m++] = x;
+            }
+            g[gi].st[q] = stat_of(v, m);
+        }
+    }
+    core_free(v);
+    return g;
+}
+
+/* The over-seeds table: run, seeds with data / seeds, and mean ± sd. */
+static void write_seed_table(FILE *f, const Sweep *s, const Group *g) {
+    static const int decimals[N_G] = {4, 3, 2, 4};
+    enum { NC = N_G + 2 };
+    const char *titles[NC] = {"run", "seeds", g_title[0], g_title[1], g_title[2], g_title[3]};
+    char(*cell)[NC][CELL] = core_calloc(sizeof *cell * (size_t)(s->n_groups ? s->n_groups : 1));
+    int w[NC];
+    for (int c = 0; c < NC; c++) w[c] = text_width(titles[c]);
+    for (int gi = 0; gi < s->n_groups; gi++) {
+        snprintf(cell[gi][0], CELL, "%s", s->groups[gi]);
+        snprintf(cell[gi][1], CELL, "%d/%d", g[gi].st[G_LOSS].n, g[gi].n_runs);
+        for (int q = 0; q < N_G; q++) {
+            const Stat *st = &g[gi].st[q];
+            if (st->n == 0) snprintf(cell[gi][2 + q], CELL, "-");
+            else snprintf(cell[gi][2 + q], CELL, "%.*f ± %.*f", decimals[q], st->mean, decimals[q], st->sd);
+        }
+        for (int c = 0; c < NC; c++) w[c] = w[c] > text_width(cell[gi][c]) ? w[c] : text_width(cell[gi][c]);
+    }
+    for (int c = 0; c < NC; c++) put_padded(f, titles[c], w[c], 0);
+    fputs("|\n", f);
+    for (int c = 0; c < NC; c++) {
+        fputs(c == 0 ? "|:" : "|-", f);
+        for (int k = 0; k < w[c]; k++) fputc('-', f);
+        fputs(c == 0 ? "-" : ":", f);
+    }
+    fputs("|\n", f);
+    for (int gi = 0; gi < s->n_groups; gi++) {
+        for (int c = 0; c < NC; c++) put_padded(f, cell[gi][c], w[c], c > 0);
+        fputs("|\n", f);
+    }
+    core_free(cell);
+}
+
+static void write_seed_csv(FILE *f, const Sweep *s, const Group *g) {
+    fputs("run,seeds,runs", f);
+    for (int q = 0; q < N_G; q++) fprintf(f, ",%s_mean,%s_sd", g_csv[q], g_csv[q]);
+    fputc('\n', f);
+    for (int gi = 0; gi < s->n_groups; gi++) {
+        csv_field(f, s->groups[gi]);
+        fprintf(f, ",%d,%d", g[gi].st[G_LOSS].n, g[gi].n_runs);
+        for (int q = 0; q < N_G; q++) {
+            const Stat *st = &g[gi].st[q];
+            if (st->n) fprintf(f, ",%.9g,%.9g", st->mean, st->sd);
+            else fputs(",,", f);
+        }
+        fputc('\n', f);
+    }
+}
+
 static void write_markdown(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) {
     fprintf(f, "# Sweep `%s`\n\n", s->name);
     fprintf(f, "%d runs of `%s` (sweep file `%s`, runs in `%s`), summarised by `jit-sweep summary`.\n\n", n, s->base,
@@ -149,6 +256,14 @@ static void write_markdown(FILE *f, const Sweep *s, const Row *rows, int n, int 
           f);
     if (n_cols > COL_FID)
         fputs("- **Fréchet distance**, **conditional accuracy**: from the run's `eval.json`.\n", f);
+    if (s->n_seeds > 0) {
+        fprintf(f, "\n## Over seeds\n\nEach run repeated with %d seeds: mean ± sample standard deviation over the "
+                   "seeds that have a value (`seeds`: with a value / all); also in `summary_seeds.csv`.\n\n",
+                s->n_seeds);
+        Group *g = group_stats(s, rows);
+        write_seed_table(f, s, g);
+        core_free(g);
+    }
     fputs("\n![quality against sparsity](summary.svg)\n", f);
 }
 
@@ -159,6 +274,17 @@ static void write_plot(FILE *f, const Sweep *s, const Row *rows, int n) {
     for (int i = 0; i < n; i++) use_fid &= rows[i].st.has_eval && isfinite(rows[i].st.frechet_distance);
     PlotPoint *pts = core_calloc(sizeof *pts * (size_t)(n ? n : 1));
     int m = 0;
+    if (s->n_seeds > 0) { /* one point per group: the means, an error bar of one sd */
+        Group *g = group_stats(s, rows);
+        for (int gi = 0; gi < s->n_groups; gi++) {
+            const Stat *y = &g[gi].st[use_fid ? G_FID : G_LOSS];
+            if (g[gi].st[G_SPARSITY].n == 0 || y->n == 0) continue;
+            pts[m++] = (PlotPoint){.label = s->groups[gi], .x = g[gi].st[G_SPARSITY].mean, .y = y->mean,
+                                   .yerr = y->sd, .kind = g[gi].kind};
+        }
+        core_free(g);
+        n = 0; /* the per-run points are replaced by the groups' */
+    }
     for (int i = 0; i < n; i++) {
         const RunStats *st = &rows[i].st;
         if (st->state == RUN_NOT_STARTED || st->n_records == 0) continue;
@@ -171,10 +297,11 @@ static void write_plot(FILE *f, const Sweep *s, const Row *rows, int n) {
     }
     char title[300];
     snprintf(title, sizeof title, "Sweep %s: quality against sparsity", s->name);
-    sweep_plot_svg(f, title, "sparsity (1 - fraction of attention blocks computed exactly)",
-                   use_fid ? "Fréchet distance (eval.json, lower is better)"
-                           : "final loss (mean of the last 10% of steps)",
-                   pts, m);
+    char y_title[160];
+    snprintf(y_title, sizeof y_title, "%s%s",
+             use_fid ? "Fréchet distance (eval.json, lower is better)" : "final loss (mean of the last 10% of steps)",
+             s->n_seeds > 0 ? ", mean ± sd over seeds" : "");
+    sweep_plot_svg(f, title, "sparsity (1 - fraction of attention blocks computed exactly)", y_title, pts, m);
     core_free(pts);
 }
 
@@ -186,6 +313,11 @@ static void md_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_col
 }
 static void csv_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) { write_csv(f, rows, n, n_cols); }
 static void svg_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) { write_plot(f, s, rows, n); }
+static void seed_csv_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) {
+    Group *g = group_stats(s, rows);
+    write_seed_csv(f, s, g);
+    core_free(g);
+}
 
 /* Write OUT_DIR/NAME through a temporary file, so a reader never sees half a summary. */
 static int write_file(const Sweep *s, const char *name, Writer w, const Row *rows, int n, int n_cols, char *err,
@@ -223,7 +355,15 @@ int sweep_summary(const Sweep *s, FILE *out, char *err, size_t errlen) {
     if (rc == 0) rc = write_file(s, "summary.md", md_writer, rows, s->n_runs, n_cols, err, errlen);
     if (rc == 0) rc = write_file(s, "summary.csv", csv_writer, rows, s->n_runs, n_cols, err, errlen);
     if (rc == 0) rc = write_file(s, "summary.svg", svg_writer, rows, s->n_runs, n_cols, err, errlen);
+    if (rc == 0 && s->n_seeds > 0)
+        rc = write_file(s, "summary_seeds.csv", seed_csv_writer, rows, s->n_runs, n_cols, err, errlen);
     if (rc == 0) write_table(out, rows, s->n_runs, n_cols);
+    if (rc == 0 && s->n_seeds > 0) {
+        Group *g = group_stats(s, rows);
+        fputc('\n', out);
+        write_seed_table(out, s, g);
+        core_free(g);
+    }
     core_free(rows);
     return rc;
 }
