@@ -121,15 +121,6 @@ Test(sla2_grad, hard_mostly_selected) { check_grad(SLA2_PHI_SOFTMAX, 0, 11, 5, 3
  * linear form. */
 Test(sla2_grad, hard_quadratic_elu) { check_grad(SLA2_PHI_ELU, 0, 11, 5, 3, 2, 0.7f, 135); }
 Test(sla2_grad, hard_quadratic_relu) { check_grad(SLA2_PHI_RELU, 0, 11, 5, 3, 2, 0.7f, 137); }
-Test(sla2_grad, linear_forms_as_expected) {
-    Sla2Dims quad = {.N = 11, .d = 5, .block_q = 3, .block_k = 2, .nq = 4, .nk = 6, .k_sel = 4};
-    Sla2Dims lin = {.N = 13, .d = 6, .block_q = 4, .block_k = 3, .nq = 4, .nk = 5, .k_sel = 2};
-    cr_expect(sla2_cpu_linear_quadratic(&quad), "N 11, 4 of 6 blocks selected: the quadratic form");
-    cr_expect(!sla2_cpu_linear_quadratic(&lin), "N 13, 2 of 5 blocks selected: the linear form");
-    cr_expect_eq(sla2_cpu_path(&quad), SLA2_CPU_GATHER, "a hard mask takes the gather path by default");
-    quad.soft = 1;
-    cr_expect_eq(sla2_cpu_path(&quad), SLA2_CPU_BLOCKS, "a soft mask takes the tile path by default");
-}
 Test(sla2_grad, soft_softmax) { check_grad(SLA2_PHI_SOFTMAX, 1, 13, 6, 4, 3, 0.4f, 140); }
 Test(sla2_grad, soft_elu) { check_grad(SLA2_PHI_ELU, 1, 13, 6, 4, 3, 0.4f, 150); }
 Test(sla2_grad, soft_relu) { check_grad(SLA2_PHI_RELU, 1, 13, 6, 4, 3, 0.4f, 160); }
@@ -513,13 +504,27 @@ Test(sla2_paths, gather_equals_blocks_uneven_quadratic) { check_paths(SLA2_CPU_G
 Test(sla2_paths, gather_equals_blocks_uneven_linear) { check_paths(SLA2_CPU_GATHER, 37, 8, 5, 0.3f, 0, 0, 960); }
 Test(sla2_paths, gather_equals_blocks_all_selected) { check_paths(SLA2_CPU_GATHER, 40, 8, 8, 1.0f, 0, 0, 970); }
 Test(sla2_paths, gather_equals_blocks_qat) { check_paths(SLA2_CPU_GATHER, 96, 16, 16, 0.85f, 0, 1, 980); }
+/* Each size above takes the linear form its test is there for, and the
+ * default paths are gather (hard) and blocks (soft). */
 Test(sla2_paths, the_tests_see_each_linear_form) {
-    Sla2Dims d = {.N = 96, .d = 16, .block_q = 16, .block_k = 16, .nq = 6, .nk = 6, .k_sel = 5};
-    cr_expect(sla2_cpu_linear_quadratic(&d), "N 96, 5 of 6: quadratic");
-    d.k_sel = 3;
-    cr_expect(!sla2_cpu_linear_quadratic(&d), "N 96, 3 of 6: linear");
-    d = (Sla2Dims){.N = 37, .d = 16, .block_q = 8, .block_k = 5, .nq = 5, .nk = 8, .k_sel = 7};
-    cr_expect(sla2_cpu_linear_quadratic(&d), "N 37, 7 of 8: quadratic");
-    d.k_sel = 2;
-    cr_expect(!sla2_cpu_linear_quadratic(&d), "N 37, 2 of 8: linear");
+    const struct {
+        int N, d, bq, bk, k_sel, quadratic;
+    } cases[] = {
+        {11, 5, 3, 2, 4, 1},    /* sla2_grad hard_mostly_selected, hard_quadratic_* */
+        {13, 6, 4, 3, 2, 0},    /* sla2_grad hard_softmax, _elu, _relu */
+        {96, 16, 16, 16, 5, 1}, /* gather_equals_blocks_quadratic, _qat */
+        {96, 16, 16, 16, 3, 0}, /* gather_equals_blocks_linear */
+        {37, 16, 8, 5, 7, 1},   /* gather_equals_blocks_uneven_quadratic */
+        {37, 16, 8, 5, 2, 0},   /* gather_equals_blocks_uneven_linear */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Sla2Dims d = {.N = cases[i].N, .d = cases[i].d, .block_q = cases[i].bq, .block_k = cases[i].bk,
+                      .k_sel = cases[i].k_sel};
+        d.nq = (d.N + d.block_q - 1) / d.block_q, d.nk = (d.N + d.block_k - 1) / d.block_k;
+        cr_expect_eq(sla2_cpu_linear_quadratic(&d), cases[i].quadratic, "N %d, d %d, %d of %d key blocks: %s form",
+                     d.N, d.d, d.k_sel, d.nk, cases[i].quadratic ? "quadratic" : "linear");
+        cr_expect_eq(sla2_cpu_path(&d), SLA2_CPU_GATHER, "a hard mask takes the gather path by default");
+        d.soft = 1;
+        cr_expect_eq(sla2_cpu_path(&d), SLA2_CPU_BLOCKS, "a soft mask takes the tile path by default");
+    }
 }

@@ -184,7 +184,7 @@ void cpu_sla2_bwd(float *dq, float *dk, float *dv, float *dWq, float *dWk, float
                   const float *dout, const struct Sla2Saved *sv, const float *q, const float *k, const float *v,
                   const float *Wq, const float *Wk, const float *alpha_logit, const struct Sla2Dims *dm);
 /* Diagnostics from a finished forward (CPU memory); scratch from
- * cpu_sla2_stats_scratch (B*H*(12+N) floats; free() it). cpu_sla2_stats_op
+ * cpu_sla2_stats_scratch (B*H*(12+N) floats; core_free() it). cpu_sla2_stats_op
  * is the op table's entry (its own scratch). */
 float *cpu_sla2_stats_scratch(const struct Sla2Dims *dm);
 void cpu_sla2_stats_op(struct Sla2Stats *st, const float *out, const struct Sla2Saved *sv, const float *q,

@@ -4,10 +4,9 @@
  * and under QAT the quantisation error of the sparse branch. Needs the full
  * softmax, so it costs a dense attention pass: call it every n steps. */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/ops.h"
 
@@ -76,15 +75,9 @@ void cpu_sla2_stats_op(Sla2Stats *st, const float *out, const Sla2Saved *sv, con
                        const float *v, const float *alpha_logit, const Sla2Dims *dm) {
     float *scratch = cpu_sla2_stats_scratch(dm);
     cpu_sla2_stats(st, scratch, out, sv, q, k, v, alpha_logit, dm);
-    free(scratch);
+    core_free(scratch);
 }
 
 float *cpu_sla2_stats_scratch(const Sla2Dims *dm) {
-    size_t n = (size_t)dm->B * dm->H * (12 + (size_t)dm->N);
-    float *p = malloc(n * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "error: SLA2 statistics: out of memory (%zu floats)\n", n);
-        exit(1);
-    }
-    return p;
+    return core_malloc((size_t)dm->B * dm->H * (12 + (size_t)dm->N) * sizeof(float)); /* stops when out of memory */
 }

@@ -9,6 +9,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 extern "C" {
+#include "core/alloc.h"
 #include "kernels/cpu/cpu.h"
 }
 
@@ -30,6 +31,7 @@ extern "C" void cuda_sla2_stats(Sla2Stats *st, const float *out, const Sla2Saved
     float *ha = host_copy(alpha_logit, (size_t)dm->H);
     float *scratch = cpu_sla2_stats_scratch(dm);
     cpu_sla2_stats(st, scratch, ho, &h, hq, hk, hv, ha, dm);
-    free(scratch), free(h.mask), free(h.pc), free(h.lse), free(h.o_s), free(h.o_s_fp), free(h.o_l);
+    core_free(scratch);
+    free(h.mask), free(h.pc), free(h.lse), free(h.o_s), free(h.o_s_fp), free(h.o_l);
     free(ho), free(hq), free(hk), free(hv), free(ha);
 }

@@ -241,11 +241,21 @@ static void write_seed_csv(FILE *f, const Sweep *s, const Group *g) {
     }
 }
 
-static void write_markdown(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) {
+/* What the writers share: the rows, computed once, and with seeds the
+ * groups' statistics, computed once. */
+typedef struct Summary {
+    const Sweep *s;
+    const Row *rows;
+    int n, n_cols;
+    const Group *groups; /* NULL without seeds */
+} Summary;
+
+static void write_markdown(FILE *f, const Summary *m) {
+    const Sweep *s = m->s;
     fprintf(f, "# Sweep `%s`\n\n", s->name);
-    fprintf(f, "%d runs of `%s` (sweep file `%s`, runs in `%s`), summarised by `jit-sweep summary`.\n\n", n, s->base,
-            s->path, s->out_dir);
-    write_table(f, rows, n, n_cols);
+    fprintf(f, "%d runs of `%s` (sweep file `%s`, runs in `%s`), summarised by `jit-sweep summary`.\n\n", m->n,
+            s->base, s->path, s->out_dir);
+    write_table(f, m->rows, m->n, m->n_cols);
     fputs("\n- **status**: `done` (a `train_end` event), `partial` (started: running, stopped or crashed), "
           "`preempted` (checkpointed on a signal; `jit-sweep run` resumes it), `-` not started.\n"
           "- **final loss**: mean training loss over the last 10% of the step records (at least one).\n"
@@ -254,83 +264,69 @@ static void write_markdown(FILE *f, const Sweep *s, const Row *rows, int n, int 
           "- **QAT**: the last logged `qat` (off when the model has no SLA2).\n"
           "- **images/s**: median over the step records after the first 5.\n",
           f);
-    if (n_cols > COL_FID)
+    if (m->n_cols > COL_FID)
         fputs("- **Fréchet distance**, **conditional accuracy**: from the run's `eval.json`.\n", f);
-    if (s->n_seeds > 0) {
+    if (m->groups) {
         fprintf(f, "\n## Over seeds\n\nEach run repeated with %d seeds: mean ± sample standard deviation over the "
                    "seeds that have a value (`seeds`: with a value / all); also in `summary_seeds.csv`.\n\n",
                 s->n_seeds);
-        Group *g = group_stats(s, rows);
-        write_seed_table(f, s, g);
-        core_free(g);
+        write_seed_table(f, s, m->groups);
     }
     fputs("\n![quality against sparsity](summary.svg)\n", f);
 }
 
-static void write_plot(FILE *f, const Sweep *s, const Row *rows, int n) {
+/* One point per run that has logged a step, or with seeds one per group at
+ * the means with an error bar of one sd. */
+static void write_plot(FILE *f, const Summary *m) {
+    const Sweep *s = m->s;
+    const Row *rows = m->rows;
     /* Fréchet distance is the quality measure when every run has one; the
      * training loss otherwise (a partial comparison would mix the two). */
-    int use_fid = n > 0;
-    for (int i = 0; i < n; i++) use_fid &= rows[i].st.has_eval && isfinite(rows[i].st.frechet_distance);
-    PlotPoint *pts = core_calloc(sizeof *pts * (size_t)(n ? n : 1));
-    int m = 0;
-    if (s->n_seeds > 0) { /* one point per group: the means, an error bar of one sd */
-        Group *g = group_stats(s, rows);
+    int use_fid = m->n > 0;
+    for (int i = 0; i < m->n; i++) use_fid &= rows[i].st.has_eval && isfinite(rows[i].st.frechet_distance);
+    PlotPoint *pts = core_calloc(sizeof *pts * (size_t)(m->n ? m->n : 1));
+    int k = 0;
+    if (m->groups) {
         for (int gi = 0; gi < s->n_groups; gi++) {
-            const Stat *y = &g[gi].st[use_fid ? G_FID : G_LOSS];
-            if (g[gi].st[G_SPARSITY].n == 0 || y->n == 0) continue;
-            pts[m++] = (PlotPoint){.label = s->groups[gi], .x = g[gi].st[G_SPARSITY].mean, .y = y->mean,
-                                   .yerr = y->sd, .kind = g[gi].kind};
+            const Group *g = &m->groups[gi];
+            const Stat *y = &g->st[use_fid ? G_FID : G_LOSS];
+            if (g->st[G_SPARSITY].n == 0 || y->n == 0) continue;
+            pts[k++] = (PlotPoint){.label = s->groups[gi], .x = g->st[G_SPARSITY].mean, .y = y->mean,
+                                   .yerr = y->sd, .kind = g->kind};
         }
-        core_free(g);
-        n = 0; /* the per-run points are replaced by the groups' */
+    } else {
+        for (int i = 0; i < m->n; i++) {
+            const RunStats *st = &rows[i].st;
+            if (st->state == RUN_NOT_STARTED || st->n_records == 0) continue;
+            pts[k++] = (PlotPoint){.label = rows[i].md[COL_RUN], .x = st->sparsity,
+                                   .y = use_fid ? st->frechet_distance : st->final_loss, .kind = run_kind(st)};
+        }
     }
-    for (int i = 0; i < n; i++) {
-        const RunStats *st = &rows[i].st;
-        if (st->state == RUN_NOT_STARTED || st->n_records == 0) continue;
-        pts[m++] = (PlotPoint){
-            .label = rows[i].md[COL_RUN],
-            .x = st->sparsity,
-            .y = use_fid ? st->frechet_distance : st->final_loss,
-            .kind = st->sparsity_source == 0 && st->qat < 0 ? PLOT_DENSE : st->qat > 0 ? PLOT_SLA2_QAT : PLOT_SLA2,
-        };
-    }
-    char title[300];
+    char title[300], y_title[160];
     snprintf(title, sizeof title, "Sweep %s: quality against sparsity", s->name);
-    char y_title[160];
     snprintf(y_title, sizeof y_title, "%s%s",
              use_fid ? "Fréchet distance (eval.json, lower is better)" : "final loss (mean of the last 10% of steps)",
-             s->n_seeds > 0 ? ", mean ± sd over seeds" : "");
-    sweep_plot_svg(f, title, "sparsity (1 - fraction of attention blocks computed exactly)", y_title, pts, m);
+             m->groups ? ", mean ± sd over seeds" : "");
+    sweep_plot_svg(f, title, "sparsity (1 - fraction of attention blocks computed exactly)", y_title, pts, k);
     core_free(pts);
 }
 
+typedef void (*Writer)(FILE *f, const Summary *m);
 
-typedef void (*Writer)(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols);
-
-static void md_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) {
-    write_markdown(f, s, rows, n, n_cols);
-}
-static void csv_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) { write_csv(f, rows, n, n_cols); }
-static void svg_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) { write_plot(f, s, rows, n); }
-static void seed_csv_writer(FILE *f, const Sweep *s, const Row *rows, int n, int n_cols) {
-    Group *g = group_stats(s, rows);
-    write_seed_csv(f, s, g);
-    core_free(g);
-}
+static void csv_writer(FILE *f, const Summary *m) { write_csv(f, m->rows, m->n, m->n_cols); }
+static void seed_csv_writer(FILE *f, const Summary *m) { write_seed_csv(f, m->s, m->groups); }
 
 /* Write OUT_DIR/NAME through a temporary file, so a reader never sees half a summary. */
-static int write_file(const Sweep *s, const char *name, Writer w, const Row *rows, int n, int n_cols, char *err,
-                      size_t errlen) {
+static int write_file(const Summary *m, const char *name, Writer w, char *err, size_t errlen) {
     char path[1200], tmp[1220];
-    snprintf(path, sizeof path, "%s/%s", s->out_dir, name);
+    snprintf(path, sizeof path, "%s/%s", m->s->out_dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
         return -1;
     }
-    w(f, s, rows, n, n_cols);
+    w(f, m);
     int bad = ferror(f);
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
@@ -350,20 +346,19 @@ int sweep_summary(const Sweep *s, FILE *out, char *err, size_t errlen) {
         fill_row(&rows[i], s->runs[i].name);
         any_eval |= rows[i].st.has_eval;
     }
-    int n_cols = any_eval ? N_COLS : COL_FID;
+    Group *groups = rc == 0 && s->n_seeds > 0 ? group_stats(s, rows) : NULL;
+    Summary m = {.s = s, .rows = rows, .n = s->n_runs, .n_cols = any_eval ? N_COLS : COL_FID, .groups = groups};
     if (rc == 0) rc = io_mkdirs(s->out_dir, err, errlen);
-    if (rc == 0) rc = write_file(s, "summary.md", md_writer, rows, s->n_runs, n_cols, err, errlen);
-    if (rc == 0) rc = write_file(s, "summary.csv", csv_writer, rows, s->n_runs, n_cols, err, errlen);
-    if (rc == 0) rc = write_file(s, "summary.svg", svg_writer, rows, s->n_runs, n_cols, err, errlen);
-    if (rc == 0 && s->n_seeds > 0)
-        rc = write_file(s, "summary_seeds.csv", seed_csv_writer, rows, s->n_runs, n_cols, err, errlen);
-    if (rc == 0) write_table(out, rows, s->n_runs, n_cols);
-    if (rc == 0 && s->n_seeds > 0) {
-        Group *g = group_stats(s, rows);
+    if (rc == 0) rc = write_file(&m, "summary.md", write_markdown, err, errlen);
+    if (rc == 0) rc = write_file(&m, "summary.csv", csv_writer, err, errlen);
+    if (rc == 0) rc = write_file(&m, "summary.svg", write_plot, err, errlen);
+    if (rc == 0 && groups) rc = write_file(&m, "summary_seeds.csv", seed_csv_writer, err, errlen);
+    if (rc == 0) write_table(out, rows, s->n_runs, m.n_cols);
+    if (rc == 0 && groups) {
         fputc('\n', out);
-        write_seed_table(out, s, g);
-        core_free(g);
+        write_seed_table(out, s, groups);
     }
+    core_free(groups);
     core_free(rows);
     return rc;
 }
