@@ -17,6 +17,7 @@
 #      in a run's overrides replaced), the summary's over-seeds table and
 #      summary_seeds.csv (mean and sd per group), the plot's error bars; a
 #      repeated seed is a located error.
+#  10. the sparsity study's sweep file at a reduced size (see there).
 #   usage: sweep_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -88,19 +89,19 @@ else bad "run again: exit $code (see $work/rerun.log)"; fi
 # 4. summary
 if "$sweep" summary sweep.yaml >summary.log 2>&1; then ok "summary: exit 0"; else bad "summary (see $work/summary.log)"; fi
 cat summary.log
-$py - runs/tiny/summary.md <<'PY' && ok "summary.md: 2 rows with numbers, more sparsity at top-k 0.25" || bad "summary.md"
+$py - runs/tiny/summary.md <<'PY' && ok "summary.md: 2 rows with numbers (attention error too), more sparsity at top-k 0.25" || bad "summary.md"
 import sys
 rows = [l for l in open(sys.argv[1]) if l.startswith("|")]
 head = [c.strip() for c in rows[0].strip("|\n").split("|")]
-assert head[:7] == ["run", "status", "steps done", "final loss", "sparsity", "QAT", "images/s"], head
+assert head[:8] == ["run", "status", "steps done", "final loss", "sparsity", "attention error", "QAT", "images/s"], head
 assert set(rows[1].strip("|\n").replace("|", "")) <= set(":- "), "no separator row"
 body = [[c.strip() for c in r.strip("|\n").split("|")] for r in rows[2:]]
 assert len(body) == 2, f"{len(body)} rows"
 assert [b[0] for b in body] == ["sla2_topk_ratio=0.25", "sla2_topk_ratio=0.5"], [b[0] for b in body]
 for b in body:
-    assert b[1] == "done" and int(b[2]) == 20 and b[5] == "off", b
-    loss, sparsity, speed = float(b[3]), float(b[4]), float(b[6])
-    assert 0 < loss < 10 and 0 < sparsity < 1 and speed > 0, b
+    assert b[1] == "done" and int(b[2]) == 20 and b[6] == "off", b
+    loss, sparsity, err, speed = float(b[3]), float(b[4]), float(b[5]), float(b[7])
+    assert 0 < loss < 10 and 0 < sparsity < 1 and 0 < err < 10 and speed > 0, b
 assert float(body[0][4]) > float(body[1][4]), "top-k 0.25 should be sparser than 0.5"
 PY
 $py - runs/tiny/summary.csv <<'PY' && ok "summary.csv: header and 2 numeric rows" || bad "summary.csv"
@@ -274,6 +275,72 @@ out=$("$sweep" plan sebad.yaml 2>&1)
 if [ $? -ne 0 ] && echo "$out" | grep -q "sebad.yaml:5:12: seeds\[1\]: the seed 3 repeats seeds\[0\]"; then
   ok "repeated seed: $out"
 else bad "repeated seed: '$out'"; fi
+
+# 10. the sparsity study (configs/sweeps/fmnist-sparsity-study.yaml) at a
+#     reduced size: the same runs, seeds and conversions, a few steps each on
+#     the 16x16 data; the summary has the attention error, the over-seeds
+#     table and a plot with error bars and the converted runs' own marker.
+cat >study-base.yaml <<YAML
+run: {name: study-base, seed: 0}
+model: {name: jit-tiny, img_size: 16, patch: 4, depth: 1, hidden: 32, heads: 2, bottleneck: 8,
+        in_context_len: 8, in_context_start: 0, num_classes: 4, use_sla2: true,
+        sla2_compression_ratio: 4, sla2_topk_ratio: 0.5}
+data: {train: $work/data, batch_size: 4, prefetch: 2}
+optim: {lr: 1.0e-3, warmup_steps: 2, ema: [0.99]}
+train: {steps: 20, log_every: 1, checkpoint_every: 0}
+sampling: {steps: 2, per_class: 0}
+logging: {progress: false}
+callbacks:
+  - {type: RouterParameterScheduler, start_ratio: 1.0, target_ratio: 0.5, warmup_steps: 3}
+  - {type: SLA2QATCallback, enable_step: 4}
+  - {type: QuantizedAttentionMonitor, every: 2}
+YAML
+study=$src/configs/sweeps/fmnist-sparsity-study.yaml
+# Each substitution must change the file: a study file edited out of this
+# shape fails here rather than running at full size.
+subs=("s#^base: configs/fmnist-demo.yaml#base: study-base.yaml#"
+      "s#train.steps=400#train.steps=6#" "s#train.steps=250#train.steps=5#g" "s#stage1_steps: 100#stage1_steps: 2#g"
+      "s#train.checkpoint_every=200#train.checkpoint_every=3#" "s#callbacks\[1\].enable_step=300#callbacks[1].enable_step=3#"
+      "s#classifier: models/fmnist-classifier.h5#classifier: $work/cls.h5#" "s#real: data/fmnist-test#real: $work/data#"
+      "s#per_class: 20#per_class: 2#" "s#callbacks\[2\].every=50#callbacks[2].every=2#" "s#every: 50}#every: 2}#g")
+cp "$study" study.yaml
+for e in "${subs[@]}"; do
+  sed "$e" study.yaml >study.tmp
+  cmp -s study.yaml study.tmp && bad "study file: '$e' changed nothing"
+  mv study.tmp study.yaml
+done
+"$sweep" plan study.yaml >stplan.log 2>&1
+code=$?
+if [ $code -eq 0 ] && grep -q "30 runs" stplan.log && grep -q "all 30 configurations are valid" stplan.log &&
+  grep -q "from: '\\\\''runs/sweeps/fmnist-sparsity-study/full,seed=2/ckpt'\\\\''" stplan.log; then
+  ok "study: 30 runs planned and valid, each conversion from its own seed's full-attention run"
+else bad "study plan: exit $code (see $work/stplan.log)"; fi
+"$sweep" run study.yaml >strun.log 2>&1 && "$sweep" summary study.yaml >stsum.log 2>&1
+code=$?
+if [ $code -eq 0 ] && grep -q "attention error" runs/sweeps/fmnist-sparsity-study/summary.md &&
+  $py - runs/sweeps/fmnist-sparsity-study/summary_seeds.csv runs/sweeps/fmnist-sparsity-study/summary.svg <<'PY'; then
+import csv, sys, xml.dom.minidom
+rows = {r["run"]: r for r in csv.DictReader(open(sys.argv[1]))}
+want = ["full", "scratch-0.5", "scratch-0.25", "scratch-0.125", "scratch-1blk", "qat-0.25",
+        "convert-0.5", "convert-0.25", "convert-0.125", "convert-1blk"]
+assert list(rows) == want, list(rows)
+for r in rows.values():
+    assert r["seeds"] == "3" and r["runs"] == "3", r
+    assert r["frechet_distance_mean"] and r["conditional_accuracy_mean"], r
+assert float(rows["full"]["sparsity_mean"]) == 0 and rows["full"]["attention_rel_err_mean"] == "", rows["full"]
+for k in want[1:]:
+    assert float(rows[k]["attention_rel_err_mean"]) > 0, rows[k]
+# more sparsity at fewer key blocks (16 + 8 tokens in blocks of 8: 3 key blocks)
+assert float(rows["scratch-1blk"]["sparsity_mean"]) > float(rows["scratch-0.5"]["sparsity_mean"]), rows
+svg = xml.dom.minidom.parse(sys.argv[2])
+points = [c for c in svg.getElementsByTagName("circle") if c.getElementsByTagName("title")]
+assert len(points) == 10, len(points)
+assert sum(c.getAttribute("fill") == "#2ca02c" for c in points) == 4, "the converted runs' marker"
+texts = [t.firstChild.data for t in svg.getElementsByTagName("text") if t.firstChild]
+assert "SLA2 converted from full attention" in texts, texts
+PY
+  ok "study: summary over 3 seeds per arm with attention error, converted runs marked on the plot"
+else bad "study run and summary: exit $code (see $work/strun.log, $work/stsum.log)"; fi
 
 echo "sweep_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

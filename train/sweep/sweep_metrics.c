@@ -16,7 +16,9 @@ typedef struct StepRec {
     double loss, images_per_s;
     double topk;         /* NAN when not logged */
     double mon_sparsity; /* 1 - mean exact_fraction of the monitor's "sla2" array; NAN when not logged */
+    double mon_err;      /* mean rel_l2_err of the monitor's "sla2" array; NAN when not logged */
     int qat;             /* -1 when not logged */
+    int stage;           /* SLA2Conversion's stage (1 or 2); 0 when not logged */
 } StepRec;
 
 typedef struct RunLog {
@@ -31,9 +33,9 @@ static double num_or_nan(const JsonValue *obj, const char *key) {
     return json_get_number(obj, key, &v) ? v : NAN;
 }
 
-/* 1 - the mean exact_fraction over every layer and head of a monitor record;
- * NAN when the record has none. */
-static double monitor_sparsity(const JsonValue *sla2) {
+/* The mean of KEY over every layer and head of a monitor record; NAN when
+ * the record has none. */
+static double monitor_mean(const JsonValue *sla2, const char *key) {
     if (!sla2 || sla2->kind != JSON_ARRAY) return NAN;
     double sum = 0;
     int n = 0;
@@ -42,10 +44,10 @@ static double monitor_sparsity(const JsonValue *sla2) {
         if (!heads || heads->kind != JSON_ARRAY) continue;
         for (int h = 0; h < heads->n; h++) {
             double f;
-            if (json_get_number(heads->items[h], "exact_fraction", &f)) sum += f, n++;
+            if (json_get_number(heads->items[h], key, &f)) sum += f, n++;
         }
     }
-    return n ? 1.0 - sum / n : NAN;
+    return n ? sum / n : NAN;
 }
 
 static void log_event(RunLog *lg, const char *event, const JsonValue *obj) {
@@ -67,14 +69,17 @@ static void log_step(RunLog *lg, const JsonValue *obj, double step) {
         lg->cap = lg->cap ? lg->cap * 2 : 256;
         lg->rec = core_realloc(lg->rec, sizeof *lg->rec * (size_t)lg->cap);
     }
-    double qat = num_or_nan(obj, "qat");
+    double qat = num_or_nan(obj, "qat"), stage = num_or_nan(obj, "stage");
+    const JsonValue *sla2 = json_get(obj, "sla2");
     lg->rec[lg->n++] = (StepRec){
         .step = (long)step,
         .loss = num_or_nan(obj, "loss"), /* null (non-finite) reads as NAN */
         .images_per_s = num_or_nan(obj, "images_per_s"),
         .topk = num_or_nan(obj, "topk"),
-        .mon_sparsity = monitor_sparsity(json_get(obj, "sla2")),
+        .mon_sparsity = 1.0 - monitor_mean(sla2, "exact_fraction"),
+        .mon_err = monitor_mean(sla2, "rel_l2_err"),
         .qat = isfinite(qat) ? qat != 0 : -1,
+        .stage = isfinite(stage) ? (int)stage : 0,
     };
     if (lg->state == RUN_PREEMPTED) lg->state = RUN_PARTIAL; /* it went on after all */
 }
@@ -171,8 +176,12 @@ static void summarise(const RunLog *lg, RunStats *st) {
         }
     for (int i = n - 1; i >= 0 && st->sparsity_source == 0; i--)
         if (isfinite(r[i].topk)) st->sparsity = 1.0 - r[i].topk, st->sparsity_source = 1;
+    st->attn_err = NAN;
+    for (int i = n - 1; i >= 0 && !isfinite(st->attn_err); i--) st->attn_err = r[i].mon_err;
     st->qat = -1;
     for (int i = n - 1; i >= 0 && st->qat < 0; i--) st->qat = r[i].qat;
+    st->converted = 0;
+    for (int i = 0; i < n && !st->converted; i++) st->converted = r[i].stage != 0;
     /* The first steps include start-up (threads, first touches of memory). */
     st->images_per_s = median_speed(r, n > 5 ? 5 : 0, n);
 }
@@ -208,7 +217,7 @@ static int read_eval(const char *run_dir, RunStats *st, char *err, size_t errlen
 
 int sweep_read_run(const char *run_dir, RunStats *st, char *err, size_t errlen) {
     memset(st, 0, sizeof *st);
-    st->final_loss = st->images_per_s = NAN;
+    st->final_loss = st->images_per_s = st->attn_err = NAN;
     st->frechet_distance = st->conditional_accuracy = NAN;
     st->qat = -1;
     RunLog lg;

@@ -28,6 +28,8 @@ typedef struct RunStats {
     double final_loss;   /* mean loss over the last 10% of step records (at least 1); NAN when none */
     double sparsity;     /* 1 - mean exact_fraction of the last monitor record, else 1 - last topk, else 0 */
     int sparsity_source; /* 0: no SLA2 values logged (full attention), 1: "topk", 2: the monitor's statistics */
+    double attn_err;     /* mean rel_l2_err (SLA2 against full attention) of the last monitor record; NAN when none */
+    int converted;       /* the run logged SLA2Conversion's "stage": a converted full-attention model */
     int qat;             /* last "qat": 0 or 1; -1 when never logged (no SLA2) */
     double images_per_s; /* median over step records after the first 5 (all when there are no more); NAN when none */
     int has_eval;        /* eval.json was read */

@@ -14,15 +14,18 @@ enum { SVG_W = 900, SVG_H = 500, PLOT_L = 90, PLOT_T = 64, PLOT_W = 500, PLOT_H 
 #define LABEL_CHAR_W 6.2 /* average advance of an 11 px sans-serif character */
 #define LABEL_LINE_H 13.0
 
-static const char *const kind_name[] = {"full attention", "SLA2", "SLA2 + QAT"};
+static const char *const kind_name[PLOT_N_KINDS] = {"full attention", "SLA2", "SLA2 + QAT",
+                                                    "SLA2 converted from full attention"};
 
 /* QAT runs are rings, the others dots: a QAT run and its twin without QAT
- * often land on the same spot, and a ring stays visible around a dot. */
+ * often land on the same spot, and a ring stays visible around a dot. Converted runs are
+ * green dots. */
 static const char *marker_style(PlotKind k) {
     static const char *const style[] = {
         "r=\"5\" fill=\"#555555\"",
         "r=\"5\" fill=\"#1f77b4\"",
         "r=\"6.5\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"",
+        "r=\"5\" fill=\"#2ca02c\"",
     };
     return style[k];
 }
@@ -121,9 +124,9 @@ static void draw_axes(FILE *f, const Axis *ax, const Axis *ay, const char *x_tit
 }
 
 /* One line of the legend above the plot, for the kinds that occur. */
-static void draw_legend(FILE *f, const int used[3]) {
+static void draw_legend(FILE *f, const int used[PLOT_N_KINDS]) {
     double x = PLOT_L;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < PLOT_N_KINDS; k++) {
         if (!used[k]) continue;
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%d\" %s/>\n", x + 5, PLOT_T - 16, marker_style(k));
         fprintf(f, "<text x=\"%.1f\" y=\"%d\">%s</text>\n", x + 14, PLOT_T - 12, kind_name[k]);
@@ -196,7 +199,7 @@ static void draw_points(FILE *f, const Axis *ax, const Axis *ay, const PlotPoint
 void sweep_plot_svg(FILE *f, const char *title, const char *x_title, const char *y_title, const PlotPoint *pts, int n) {
     /* x is a fraction: always show all of [0, 1] so sweeps compare by eye. */
     double xlo = 0, xhi = 1, ylo = INFINITY, yhi = -INFINITY;
-    int used[3] = {0, 0, 0}, any = 0;
+    int used[PLOT_N_KINDS] = {0}, any = 0;
     for (int i = 0; i < n; i++) {
         if (!isfinite(pts[i].x) || !isfinite(pts[i].y)) continue;
         double e = pts[i].yerr > 0 && isfinite(pts[i].yerr) ? pts[i].yerr : 0;

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-typedef enum { PLOT_DENSE = 0, PLOT_SLA2 = 1, PLOT_SLA2_QAT = 2 } PlotKind;
+typedef enum { PLOT_DENSE = 0, PLOT_SLA2 = 1, PLOT_SLA2_QAT = 2, PLOT_SLA2_CONVERTED = 3, PLOT_N_KINDS } PlotKind;
 
 typedef struct PlotPoint {
     const char *label;

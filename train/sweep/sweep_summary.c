@@ -11,13 +11,13 @@
 #include "train/sweep/sweep_metrics.h"
 #include "train/sweep/sweep_plot.h"
 
-enum { COL_RUN, COL_STATUS, COL_STEPS, COL_LOSS, COL_SPARSITY, COL_QAT, COL_SPEED, COL_FID, COL_ACC, N_COLS };
+enum { COL_RUN, COL_STATUS, COL_STEPS, COL_LOSS, COL_SPARSITY, COL_ATTN_ERR, COL_QAT, COL_SPEED, COL_FID, COL_ACC, N_COLS };
 
 static const char *const col_title[N_COLS] = {
-    "run", "status", "steps done", "final loss", "sparsity", "QAT", "images/s", "Fréchet distance",
+    "run", "status", "steps done", "final loss", "sparsity", "attention error", "QAT", "images/s", "Fréchet distance",
     "conditional accuracy"};
 static const char *const col_csv[N_COLS] = {
-    "run", "status", "steps", "final_loss", "sparsity", "qat", "images_per_s", "frechet_distance",
+    "run", "status", "steps", "final_loss", "sparsity", "attention_rel_err", "qat", "images_per_s", "frechet_distance",
     "conditional_accuracy"};
 
 #define CELL 192 /* a cell holds a run name (at most SWEEP_MAX_NAME) */
@@ -59,6 +59,7 @@ static void fill_row(Row *r, const char *name) {
     if (started && st->n_records > 0) {
         cell_num(r, COL_LOSS, st->final_loss, 4);
         cell_num(r, COL_SPARSITY, st->sparsity, 3);
+        cell_num(r, COL_ATTN_ERR, st->attn_err, 4);
         /* No "qat" logged means no SLA2, hence no QAT. */
         snprintf(r->md[COL_QAT], CELL, "%s", st->qat > 0 ? "on" : "off");
         snprintf(r->csv[COL_QAT], CELL, "%d", st->qat > 0);
@@ -136,9 +137,11 @@ static void write_csv(FILE *f, const Row *rows, int n, int n_cols) {
 
 /* --- over seeds: mean and spread per group of runs that differ only in run.seed --- */
 
-enum { G_LOSS, G_SPARSITY, G_FID, G_ACC, N_G };
-static const char *const g_title[N_G] = {"final loss", "sparsity", "Fréchet distance", "conditional accuracy"};
-static const char *const g_csv[N_G] = {"final_loss", "sparsity", "frechet_distance", "conditional_accuracy"};
+enum { G_LOSS, G_SPARSITY, G_ATTN_ERR, G_FID, G_ACC, N_G };
+static const char *const g_title[N_G] = {"final loss", "sparsity", "attention error", "Fréchet distance",
+                                         "conditional accuracy"};
+static const char *const g_csv[N_G] = {"final_loss", "sparsity", "attention_rel_err", "frechet_distance",
+                                       "conditional_accuracy"};
 
 typedef struct Stat {
     int n;           /* runs with a value */
@@ -164,7 +167,8 @@ static Stat stat_of(const double *v, int n) {
 }
 
 static PlotKind run_kind(const RunStats *st) {
-    return st->sparsity_source == 0 && st->qat < 0 ? PLOT_DENSE : st->qat > 0 ? PLOT_SLA2_QAT : PLOT_SLA2;
+    if (st->sparsity_source == 0 && st->qat < 0) return PLOT_DENSE;
+    return st->converted ? PLOT_SLA2_CONVERTED : st->qat > 0 ? PLOT_SLA2_QAT : PLOT_SLA2;
 }
 
 /* One Group per Sweep.groups entry, over the runs (seeds) that have data. */
@@ -181,6 +185,7 @@ static Group *group_stats(const Sweep *s, const Row *rows) {
                 int trained = st->state != RUN_NOT_STARTED && st->n_records > 0;
                 double x = q == G_LOSS ? (trained ? st->final_loss : NAN)
                            : q == G_SPARSITY ? (trained ? st->sparsity : NAN)
+                           : q == G_ATTN_ERR ? (trained ? st->attn_err : NAN)
                            : q == G_FID ? (st->has_eval ? st->frechet_distance : NAN)
                                         : (st->has_eval ? st->conditional_accuracy : NAN);
                 if (isfinite(x)) v[m++] = x;
@@ -194,9 +199,9 @@ static Group *group_stats(const Sweep *s, const Row *rows) {
 
 /* The over-seeds table: run, seeds with data / seeds, and mean ± sd. */
 static void write_seed_table(FILE *f, const Sweep *s, const Group *g) {
-    static const int decimals[N_G] = {4, 3, 2, 4};
+    static const int decimals[N_G] = {4, 3, 4, 2, 4};
     enum { NC = N_G + 2 };
-    const char *titles[NC] = {"run", "seeds", g_title[0], g_title[1], g_title[2], g_title[3]};
+    const char *titles[NC] = {"run", "seeds", g_title[0], g_title[1], g_title[2], g_title[3], g_title[4]};
     char(*cell)[NC][CELL] = core_calloc(sizeof *cell * (size_t)(s->n_groups ? s->n_groups : 1));
     int w[NC];
     for (int c = 0; c < NC; c++) w[c] = text_width(titles[c]);
@@ -261,6 +266,8 @@ static void write_markdown(FILE *f, const Summary *m) {
           "- **final loss**: mean training loss over the last 10% of the step records (at least one).\n"
           "- **sparsity**: 1 - the mean `exact_fraction` over the layers and heads of the last "
           "QuantizedAttentionMonitor record; without one, 1 - the last logged top-k ratio; 0 for full attention.\n"
+          "- **attention error**: the mean relative L2 error of SLA2's output against full attention over the "
+          "layers and heads of the last QuantizedAttentionMonitor record (`-` without one).\n"
           "- **QAT**: the last logged `qat` (off when the model has no SLA2).\n"
           "- **images/s**: median over the step records after the first 5.\n",
           f);
