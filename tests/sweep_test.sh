@@ -218,9 +218,19 @@ assert any(t.startswith("Fréchet distance") for t in texts), texts
 PY
 printf 'name: e\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.5]\neval:\n  classifier: c.h5\n  real: d\n  per_class: two\n' >evbad.yaml
 out=$("$sweep" plan evbad.yaml 2>&1)
-if [ $? -ne 0 ] && echo "$out" | grep -q "evbad.yaml:8:14: eval.per_class: expected an integer >= 0, got 'two'"; then
+if [ $? -ne 0 ] && echo "$out" | grep -q "evbad.yaml:8:14: eval.per_class: expected an integer, got 'two'"; then
   ok "bad eval value: $out"
 else bad "bad eval value: '$out'"; fi
+printf 'name: e\nbase: base.yaml\nfoo: 1\nruns:\n  - {name: a, sett: []}\n' >unknown.yaml
+out=$("$sweep" plan unknown.yaml 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "unknown.yaml:3:1: unknown key 'foo' (known in a sweep file: name, base, out_dir, set, grid, runs, seeds, eval)"; then
+  ok "unknown key, listed from the schema table: $out"
+else bad "unknown key: '$out'"; fi
+sed -i '/^foo: 1$/d' unknown.yaml
+out=$("$sweep" plan unknown.yaml 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "unknown.yaml:4:15: unknown key 'runs\[0\].sett' (known under runs\[\]: name, set)"; then
+  ok "unknown key in a run: $out"
+else bad "unknown key in a run: '$out'"; fi
 printf 'name: e\nbase: base.yaml\ngrid:\n  model.sla2_topk_ratio: [0.5]\neval: {classifier: c.h5}\n' >evmiss.yaml
 out=$("$sweep" plan evmiss.yaml 2>&1)
 if [ $? -ne 0 ] && echo "$out" | grep -q "evmiss.yaml:5:7: eval.real: missing"; then

@@ -78,7 +78,8 @@ int cfg_read_float_in(const CfgBinder *b, const YamlNode *n, const char *path, C
                       float *out);
 
 /* Bind the map `sec` (NULL or an empty value: nothing set) against the
- * table. `prefix` names the section in paths ("optim", "callbacks[2]");
+ * table. `prefix` names the section in paths ("optim", "callbacks[2]"; ""
+ * for a file's top level);
  * `known` says where the keys are known in the unknown-key message
  * ("under optim", "for SLA2QATCallback"). */
 int cfg_bind_fields(const CfgBinder *b, const YamlNode *sec, const char *prefix, const char *known,

@@ -265,22 +265,23 @@ int cfg_bind_fields(const CfgBinder *b, const YamlNode *sec, const char *prefix,
         return cfg_error(b, sec, prefix, "expected a map of settings (%s), got %s", list,
                          yaml_tree_describe(sec, got, sizeof got));
     }
+    const char *dot = *prefix ? "." : ""; /* "" : the file's top level */
     for (int i = 0; i < sec->n; i++)
         if (cfg_field_index(fields, n_fields, sec->keys[i]->text) < 0) {
-            snprintf(path, sizeof path, "%s.%s", prefix, sec->keys[i]->text);
+            snprintf(path, sizeof path, "%s%s%s", prefix, dot, sec->keys[i]->text);
             return cfg_unknown_key(b, sec->keys[i], path, known, fields, n_fields);
         }
     /* Early keys (a base that the others modify) first, in table order; then file order. */
     for (int f = 0; f < n_fields; f++) {
         int i = yaml_tree_find(sec, fields[f].key);
         if (!fields[f].early || i < 0) continue;
-        snprintf(path, sizeof path, "%s.%s", prefix, fields[f].key);
+        snprintf(path, sizeof path, "%s%s%s", prefix, dot, fields[f].key);
         if (cfg_bind_field(b, &fields[f], sec->items[i], path, base)) return -1;
     }
     for (int i = 0; i < sec->n; i++) {
         const CfgField *fd = &fields[cfg_field_index(fields, n_fields, sec->keys[i]->text)];
         if (fd->early) continue;
-        snprintf(path, sizeof path, "%s.%s", prefix, fd->key);
+        snprintf(path, sizeof path, "%s%s%s", prefix, dot, fd->key);
         if (cfg_bind_field(b, fd, sec->items[i], path, base)) return -1;
     }
     return 0;

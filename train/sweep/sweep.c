@@ -1,8 +1,10 @@
 /* train/sweep/sweep.c — reading a sweep file into its list of runs (sweep.h).
  *
  * The YAML is parsed into the project's position-keeping tree
- * (io/yaml_tree.h); every check below reports "FILE:LINE:COL: KEY: problem"
- * at the node it is about, in the style of train/config/config.c. */
+ * (io/yaml_tree.h) and its sections are bound through the configuration
+ * schema (train/config/config_schema.h) like every configuration: typed
+ * scalars, ranges, the unknown-key message and "FILE:LINE:COL: KEY:
+ * problem" errors come from one table per section. */
 #include "train/sweep/sweep.h"
 
 #include <ctype.h>
@@ -26,12 +28,6 @@ char *sweep_strdup(const char *s) {
     memcpy(d, s, n);
     return d;
 }
-
-/* --- errors --- */
-
-/* The sweep file is read with the configuration schema's binder (file,
- * root, error buffer) and its errors are cfg_error's, "FILE:LINE:COL: PATH:
- * message", like every configuration's. */
 
 /* --- a growing string --- */
 
@@ -145,23 +141,6 @@ static void make_safe(char *s) {
     for (char *c = s; *c; c++)
         if (!name_char_ok(*c)) *c = '_';
     if (s[0] == '.' || s[0] == '-') s[0] = '_';
-}
-
-/* --- the sections --- */
-
-/* A required or optional non-empty scalar. */
-static int read_string(const CfgBinder *r, const YamlNode *map, const char *key, const char *path, int required,
-                       char **out) {
-    const YamlNode *v = yaml_tree_get(map, key);
-    char got[96];
-    if (!v || yaml_tree_is_null(v)) {
-        if (!required) return 0;
-        return cfg_error(r, v ? v : map, path, "missing (required)");
-    }
-    if (v->kind != YAML_TREE_SCALAR)
-        return cfg_error(r, v, path, "expected a string, got %s", yaml_tree_describe(v, got, sizeof got));
-    *out = sweep_strdup(v->text);
-    return 0;
 }
 
 /* A list of "KEY.PATH=VALUE" strings (validated later by the config loader;
@@ -303,36 +282,96 @@ static int read_grid(const CfgBinder *r, const YamlNode *grid, Sweep *s) {
     return 0;
 }
 
+/* --- the schema tables --- */
+
+/* The top level as bound: the scalars, and the sections kept as nodes to be
+ * read in a fixed order after the table (seeds repeats the runs that grid
+ * and runs make; eval and set are read where their paths are known). */
+typedef struct SweepFile {
+    char name[128], base[1024], out_dir[1024];
+    const YamlNode *set, *grid, *runs, *seeds, *eval;
+} SweepFile;
+
+/* One runs[] entry. */
+typedef struct SweepRunFile {
+    char name[SWEEP_MAX_NAME + 1];
+    const YamlNode *set;
+} SweepRunFile;
+
+/* eval: what jit-eval is given; numbers SWEEP_UNSET / NAN when left out. */
+#define SWEEP_UNSET (-1000)
+typedef struct SweepEvalFile {
+    char classifier[1024], real[1024];
+    int per_class, steps, ema, seed, batch;
+    float cfg;
+} SweepEvalFile;
+
+#define SWEEP_KEEP(T, field)                                                                   \
+    static int keep_##T##_##field(const CfgBinder *b, const YamlNode *n, const char *p, void *base) { \
+        (void)b, (void)p;                                                                      \
+        ((T *)base)->field = n;                                                                \
+        return 0;                                                                              \
+    }
+SWEEP_KEEP(SweepFile, set)
+SWEEP_KEEP(SweepFile, grid)
+SWEEP_KEEP(SweepFile, runs)
+SWEEP_KEEP(SweepFile, seeds)
+SWEEP_KEEP(SweepFile, eval)
+SWEEP_KEEP(SweepRunFile, set)
+
+static const CfgField sweep_fields[] = {
+    CFG_STRING(SweepFile, "name", name),
+    CFG_STRING(SweepFile, "base", base),
+    CFG_STRING(SweepFile, "out_dir", out_dir),
+    CFG_CUSTOM("set", keep_SweepFile_set, NULL),
+    CFG_CUSTOM("grid", keep_SweepFile_grid, NULL),
+    CFG_CUSTOM("runs", keep_SweepFile_runs, NULL),
+    CFG_CUSTOM("seeds", keep_SweepFile_seeds, NULL),
+    CFG_CUSTOM("eval", keep_SweepFile_eval, NULL),
+};
+
+static const CfgField run_fields[] = {
+    CFG_STRING(SweepRunFile, "name", name),
+    CFG_CUSTOM("set", keep_SweepRunFile_set, NULL),
+};
+
+/* jit-eval's options (docs/eval.md): what they mean is jit-eval's business,
+ * but the numbers are checked here, so a typo fails at `plan`, not after
+ * hours of training. */
+static const CfgField eval_fields[] = {
+    CFG_STRING(SweepEvalFile, "classifier", classifier),
+    CFG_STRING(SweepEvalFile, "real", real),
+    CFG_INT(SweepEvalFile, "per_class", per_class, CFGR_GE, 0, 0),
+    CFG_INT(SweepEvalFile, "steps", steps, CFGR_GE, 0, 0),
+    CFG_FLOAT(SweepEvalFile, "cfg", cfg, CFGR_GE, 0, 0),
+    CFG_INT(SweepEvalFile, "ema", ema, CFGR_GE, -1, 0),
+    CFG_INT(SweepEvalFile, "seed", seed, CFGR_GE, 0, 0),
+    CFG_INT(SweepEvalFile, "batch", batch, CFGR_GE, 0, 0),
+};
+
 static int read_runs(const CfgBinder *r, const YamlNode *runs, Sweep *s) {
-    char got[96], path[64];
+    char got[96], path[64], key_path[96];
     if (!runs || yaml_tree_is_null(runs)) return 0;
     if (runs->kind != YAML_TREE_SEQ)
         return cfg_error(r, runs, "runs", "expected a list of {name: NAME, set: [...]}, got %s",
                         yaml_tree_describe(runs, got, sizeof got));
     for (int i = 0; i < runs->n; i++) {
         const YamlNode *m = runs->items[i];
+        SweepRunFile rf = {.set = NULL};
         snprintf(path, sizeof path, "runs[%d]", i);
         if (m->kind != YAML_TREE_MAP)
             return cfg_error(r, m, path, "expected {name: NAME, set: [...]}, got %s", yaml_tree_describe(m, got, sizeof got));
-        for (int k = 0; k < m->n; k++)
-            if (strcmp(m->keys[k]->text, "name") && strcmp(m->keys[k]->text, "set"))
-                return cfg_error(r, m->keys[k], NULL, "unknown key '%s.%s' (known under runs[]: name, set)", path,
-                                m->keys[k]->text);
-        char key_path[96], *name = NULL;
+        if (cfg_bind_fields(r, m, path, "under runs[]", run_fields, CFG_N_FIELDS(run_fields), &rf)) return -1;
         snprintf(key_path, sizeof key_path, "%s.name", path);
-        if (read_string(r, m, "name", key_path, 1, &name)) return -1;
-        const char *bad = name_problem(name);
-        if (bad) {
-            cfg_error(r, yaml_tree_get(m, "name"), key_path, "the run name '%s' %s", name, bad);
-            core_free(name);
-            return -1;
-        }
+        if (!rf.name[0]) return cfg_error(r, m, key_path, "missing (required)");
+        const char *bad = name_problem(rf.name);
+        if (bad) return cfg_error(r, yaml_tree_get(m, "name"), key_path, "the run name '%s' %s", rf.name, bad);
         char **set = NULL;
         int n_set = 0;
         snprintf(key_path, sizeof key_path, "%s.set", path);
         /* Added before reading the overrides, so sweep_free owns them on an error. */
-        add_run(s, name, m->line, m->col, NULL, 0);
-        int rc = read_overrides(r, yaml_tree_get(m, "set"), key_path, &set, &n_set);
+        add_run(s, sweep_strdup(rf.name), m->line, m->col, NULL, 0);
+        int rc = read_overrides(r, rf.set, key_path, &set, &n_set);
         s->runs[s->n_runs - 1].set = set, s->runs[s->n_runs - 1].n_set = n_set;
         if (rc) return -1;
     }
@@ -427,83 +466,61 @@ static void eval_add(SweepEval *e, const char *a, const char *b) {
     e->args[e->n_args++] = sweep_strdup(b);
 }
 
-/* eval: {classifier, real, per_class, steps, cfg, ema, seed, batch} -> jit-eval
- * options. Numbers are checked here, so a typo fails at `plan`, not after
- * hours of training; what they mean is jit-eval's business (docs/eval.md). */
+static void eval_int(SweepEval *e, const char *option, int v) {
+    char num[32];
+    if (v == SWEEP_UNSET) return;
+    snprintf(num, sizeof num, "%d", v);
+    eval_add(e, option, num);
+}
+
+/* eval: {classifier, real, per_class, ...} -> jit-eval's options, in table order. */
 static int read_eval(const CfgBinder *r, const YamlNode *ev, Sweep *s) {
-    static const struct {
-        const char *key, *option;
-        int kind; /* 0 string (required), 1 integer >= 0, 2 integer >= -1, 3 number */
-    } known[] = {{"classifier", "--classifier", 0}, {"real", "--real", 0}, {"per_class", "--per-class", 1},
-                 {"steps", "--steps", 1},           {"cfg", "--cfg", 3},   {"ema", "--ema", 2},
-                 {"seed", "--seed", 1},             {"batch", "--batch", 1}};
-    const int n_known = (int)(sizeof known / sizeof known[0]);
-    char got[96], path[96];
     if (!ev || yaml_tree_is_null(ev)) return 0;
-    if (ev->kind != YAML_TREE_MAP)
-        return cfg_error(r, ev, "eval", "expected a map {classifier: FILE, real: DIR, per_class: N, ...}, got %s",
-                        yaml_tree_describe(ev, got, sizeof got));
-    for (int k = 0; k < ev->n; k++) {
-        int j = 0;
-        while (j < n_known && strcmp(ev->keys[k]->text, known[j].key)) j++;
-        if (j == n_known)
-            return cfg_error(r, ev->keys[k], "eval",
-                            "unknown key '%s' (known: classifier, real, per_class, steps, cfg, ema, seed, batch)",
-                            ev->keys[k]->text);
-    }
+    SweepEvalFile e = {.per_class = SWEEP_UNSET, .steps = SWEEP_UNSET, .ema = SWEEP_UNSET, .seed = SWEEP_UNSET,
+                       .batch = SWEEP_UNSET, .cfg = NAN};
+    if (cfg_bind_fields(r, ev, "eval", "under eval", eval_fields, CFG_N_FIELDS(eval_fields), &e)) return -1;
+    if (!e.classifier[0]) return cfg_error(r, ev, "eval.classifier", "missing (required when eval: is given)");
+    if (!e.real[0]) return cfg_error(r, ev, "eval.real", "missing (required when eval: is given)");
     s->eval.enabled = 1;
-    for (int j = 0; j < n_known; j++) {
-        const YamlNode *v = yaml_tree_get(ev, known[j].key);
-        snprintf(path, sizeof path, "eval.%s", known[j].key);
-        if (!v || yaml_tree_is_null(v)) {
-            if (known[j].kind == 0) return cfg_error(r, v ? v : ev, path, "missing (required when eval: is given)");
-            continue;
-        }
-        if (v->kind != YAML_TREE_SCALAR)
-            return cfg_error(r, v, path, "expected a %s, got %s", known[j].kind == 0 ? "path" : "number",
-                            yaml_tree_describe(v, got, sizeof got));
-        if (known[j].kind) {
-            char *end;
-            errno = 0;
-            double x = strtod(v->text, &end);
-            int number = errno == 0 && end != v->text && *end == '\0' && isfinite(x);
-            int integer = number && x == floor(x);
-            static const char *const want[] = {"", "an integer >= 0", "an integer >= -1", "a number >= 0"};
-            int ok = known[j].kind == 1 ? integer && x >= 0 : known[j].kind == 2 ? integer && x >= -1 : number && x >= 0;
-            if (!ok) return cfg_error(r, v, path, "expected %s, got '%s'", want[known[j].kind], v->text);
-        }
-        eval_add(&s->eval, known[j].option, v->text);
+    eval_add(&s->eval, "--classifier", e.classifier);
+    eval_add(&s->eval, "--real", e.real);
+    char num[32];
+    eval_int(&s->eval, "--per-class", e.per_class);
+    eval_int(&s->eval, "--steps", e.steps);
+    if (!isnan(e.cfg)) {
+        snprintf(num, sizeof num, "%.9g", (double)e.cfg);
+        eval_add(&s->eval, "--cfg", num);
     }
+    eval_int(&s->eval, "--ema", e.ema);
+    eval_int(&s->eval, "--seed", e.seed);
+    eval_int(&s->eval, "--batch", e.batch);
     return 0;
 }
 
 static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
-    static const char *const known[] = {"name", "base", "out_dir", "set", "grid", "runs", "seeds", "eval", NULL};
     char got[96];
     if (!root) return cfg_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
     if (root->kind != YAML_TREE_MAP)
         return cfg_error(r, root, NULL, "expected a map (name:, base:, ...), got %s", yaml_tree_describe(root, got, sizeof got));
-    for (int k = 0; k < root->n; k++) {
-        int ok = 0;
-        for (int j = 0; known[j]; j++) ok |= !strcmp(root->keys[k]->text, known[j]);
-        if (!ok)
-            return cfg_error(r, root->keys[k], NULL, "unknown key '%s' (known: name, base, out_dir, set, grid, runs, eval)",
-                            root->keys[k]->text);
-    }
-    if (read_string(r, root, "name", "name", 1, &s->name) || read_string(r, root, "base", "base", 1, &s->base) ||
-        read_string(r, root, "out_dir", "out_dir", 0, &s->out_dir))
-        return -1;
-    if (!s->out_dir) {
+    SweepFile f = {.set = NULL};
+    if (cfg_bind_fields(r, root, "", "in a sweep file", sweep_fields, CFG_N_FIELDS(sweep_fields), &f)) return -1;
+    if (!f.name[0]) return cfg_error(r, root, "name", "missing (required)");
+    if (!f.base[0]) return cfg_error(r, root, "base", "missing (required)");
+    s->name = sweep_strdup(f.name);
+    s->base = sweep_strdup(f.base);
+    if (f.out_dir[0]) {
+        s->out_dir = sweep_strdup(f.out_dir);
+    } else {
         StrBuf d = {0};
         sb_puts(&d, "runs/sweeps/");
         sb_puts(&d, s->name);
         s->out_dir = d.s;
     }
-    if (read_overrides(r, yaml_tree_get(root, "set"), "set", &s->set, &s->n_set)) return -1;
-    if (read_grid(r, yaml_tree_get(root, "grid"), s) || read_runs(r, yaml_tree_get(root, "runs"), s)) return -1;
+    if (read_overrides(r, f.set, "set", &s->set, &s->n_set)) return -1;
+    if (read_grid(r, f.grid, s) || read_runs(r, f.runs, s)) return -1;
     if (s->n_runs == 0) return cfg_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
-    if (read_seeds(r, yaml_tree_get(root, "seeds"), s)) return -1;
-    if (read_eval(r, yaml_tree_get(root, "eval"), s)) return -1;
+    if (read_seeds(r, f.seeds, s)) return -1;
+    if (read_eval(r, f.eval, s)) return -1;
     return check_unique_names(r, s);
 }
 
