@@ -70,8 +70,19 @@ Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scala
 /* mean over the batch of softmax cross-entropy: logits [B, K], labels [B] in [0, K) -> [1] */
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);
 Tensor *op_mean_tokens(Graph *g, Tensor *x);                            /* [B, N, C] -> [B, C] */
+
+/* --- ops_vision.c: convolutional networks (VGG16, LPIPS) --- */
 /* overlapping k x k windows at stride s, zero padding pad: [B,C,H,W] -> [B, Ho*Wo, C*k*k] */
 Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad);
+/* the same windows of a channels-last image x [B, H*W, C] (tokens), in the
+ * same (channel, row, col) order: a conv weight [OC, C, k, k] is then the
+ * linear weight [OC, C*k*k] of op_linear(op_unfold_hwc(x), w, b) */
+Tensor *op_unfold_hwc(Graph *g, Tensor *x, int H, int W, int k, int s, int pad);
+Tensor *op_relu(Graph *g, Tensor *x);
+Tensor *op_maxpool2(Graph *g, Tensor *x, int H, int W);                 /* [B, H*W, C] -> [B, (H/2)*(W/2), C] */
+/* LPIPS's distance of one layer (kernels/ops.h lpips_dist): a, f [B, N, C],
+ * w [C] (no gradient) -> [B] */
+Tensor *op_lpips_distance(Graph *g, Tensor *a, Tensor *f, Tensor *w);
 
 /* Shared context of the op implementations: tensors and sizes a backward needs. */
 typedef struct OpCtx {

@@ -1,5 +1,6 @@
 /* core/ops_classify.c — differentiable ops for classifiers: softmax
- * cross-entropy over class logits and mean pooling over tokens. */
+ * cross-entropy over class logits and mean pooling over tokens (the
+ * convolutions' unfold is in ops_vision.c). */
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -50,32 +51,6 @@ Tensor *op_mean_tokens(Graph *g, Tensor *x) {
         c->in[0] = x;
         c->dim[0] = B, c->dim[1] = N, c->dim[2] = C;
         graph_record(g, mean_tokens_bwd, c, "mean_tokens");
-    }
-    return out;
-}
-
-static void unfold_bwd(Graph *g, void *p) {
-    OpCtx *c = p;
-    if (!c->out->grad) return;
-    g->be->ops->unfold_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3], c->dim[4],
-                       c->dim[5], (int)c->u);
-}
-
-Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad) {
-    CHECK_SHAPE(img, 4, -1, -1, -1, -1);
-    int B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
-    CHECK(k > 0 && s > 0 && pad >= 0 && pad < k, "unfold: window %d, stride %d, padding %d", k, s, pad);
-    CHECK(H + 2 * pad >= k && W + 2 * pad >= k, "unfold: a %dx%d window does not fit a %dx%d image padded by %d", k, k,
-          H, W, pad);
-    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
-    Tensor *out = graph_new(g, 3, B, Ho * Wo, C * k * k);
-    g->be->ops->unfold_fwd(out->data, img->data, B, C, H, W, k, s, pad);
-    if (GRAPH_TRACK(g, out, img)) {
-        OpCtx *c = op_ctx(g, out);
-        c->in[0] = img;
-        c->dim[0] = B, c->dim[1] = C, c->dim[2] = H, c->dim[3] = W, c->dim[4] = k, c->dim[5] = s;
-        c->u = (uint64_t)pad;
-        graph_record(g, unfold_bwd, c, "unfold");
     }
     return out;
 }

@@ -189,11 +189,34 @@ typedef struct OpTable {
     void (*xent_fwd)(float *loss, float *probs, const float *logits, const int *labels, int B, int K);
     void (*xent_bwd)(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
 
-    /* Overlapping patches: img [B, C, H, W] -> [B, Ho*Wo, C*k*k], token (oy, ox)
-     * = the k x k window at (oy*s - pad, ox*s - pad) in (channel, row, col)
-     * order, zero outside; Ho = (H + 2 pad - k)/s + 1 (Wo alike). */
-    void (*unfold_fwd)(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad);
-    void (*unfold_bwd)(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad);
+    /* Overlapping patches (im2col): img [B, C, H, W], or [B, H, W, C] when
+     * channels_last -> [B, Ho*Wo, C*k*k], token (oy, ox) = the k x k window
+     * at (oy*s - pad, ox*s - pad) in (channel, row, col) order either way
+     * (so a PyTorch conv weight [OC, C, k, k] is the linear weight as it
+     * is), zero outside; Ho = (H + 2 pad - k)/s + 1 (Wo alike). */
+    void (*unfold_fwd)(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad,
+                       int channels_last);
+    void (*unfold_bwd)(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
+                       int channels_last);
+
+    /* The convolutional networks' ops (VGG16 and LPIPS, kernels/cpu/vision.c),
+     * on channels-last images [B, H*W, C]:
+     * relu: out = max(x, 0); its backward passes dout where out > 0. */
+    void (*relu_fwd)(float *out, const float *x, size_t n);
+    void (*relu_bwd)(float *dx, const float *dout, const float *out, size_t n);
+    /* 2x2 max pooling at stride 2 (floor: a last odd row or column is
+     * dropped): x [B, H*W, C] -> [B, (H/2)*(W/2), C]; backward routes each
+     * output gradient to the first maximum of its window in row-major order
+     * (PyTorch's choice), found again from x. */
+    void (*maxpool2_fwd)(float *out, const float *x, int B, int H, int W, int C);
+    void (*maxpool2_bwd)(float *dx, const float *dout, const float *x, int B, int H, int W, int C);
+    /* LPIPS's distance of one layer: out[b] = mean over the N pixels of
+     * sum_c w[c] (a[c]/(|a| + 1e-10) - f[c]/(|f| + 1e-10))^2, with a, f the
+     * pixel's C-vectors of a, f [B, N, C] and |.| the L2 norm. A zero
+     * vector has a zero gradient (PyTorch's is NaN there). da, df may be NULL. */
+    void (*lpips_dist_fwd)(float *out, const float *a, const float *f, const float *w, int B, int N, int C);
+    void (*lpips_dist_bwd)(float *da, float *df, const float *dout, const float *a, const float *f, const float *w,
+                           int B, int N, int C);
 
     /* out [B, C] = mean over the N tokens of x [B, N, C] */
     void (*mean_tokens_fwd)(float *out, const float *x, int B, int N, int C);

@@ -31,7 +31,8 @@ CUDA_DECL(incontext_prepend_bwd) CUDA_DECL(incontext_strip_fwd) CUDA_DECL(incont
 CUDA_DECL(chunk_fwd) CUDA_DECL(chunk_bwd) CUDA_DECL(vloss_fwd) CUDA_DECL(vloss_bwd) CUDA_DECL(dropout_fwd)
 CUDA_DECL(dropout_bwd) CUDA_DECL(mse_fwd) CUDA_DECL(mse_bwd) CUDA_DECL(xent_fwd) CUDA_DECL(xent_bwd)
 CUDA_DECL(unfold_fwd) CUDA_DECL(unfold_bwd) CUDA_DECL(mean_tokens_fwd) CUDA_DECL(mean_tokens_bwd)
-CUDA_DECL(accumulate)
+CUDA_DECL(relu_fwd) CUDA_DECL(relu_bwd) CUDA_DECL(maxpool2_fwd) CUDA_DECL(maxpool2_bwd) CUDA_DECL(lpips_dist_fwd)
+CUDA_DECL(lpips_dist_bwd) CUDA_DECL(accumulate)
 
 #define E(f) .f = cuda_##f
 const OpTable gpu_ops = {
@@ -43,7 +44,8 @@ const OpTable gpu_ops = {
     E(embedding_bwd), E(add_rows_fwd), E(add_rows_bwd), E(add_fwd), E(incontext_prepend_fwd),
     E(incontext_prepend_bwd), E(incontext_strip_fwd), E(incontext_strip_bwd), E(chunk_fwd), E(chunk_bwd),
     E(vloss_fwd), E(vloss_bwd), E(dropout_fwd), E(dropout_bwd), E(mse_fwd), E(mse_bwd), E(xent_fwd),
-    E(xent_bwd), E(unfold_fwd), E(unfold_bwd), E(mean_tokens_fwd), E(mean_tokens_bwd), E(accumulate),
+    E(xent_bwd), E(unfold_fwd), E(unfold_bwd), E(mean_tokens_fwd), E(mean_tokens_bwd), E(relu_fwd), E(relu_bwd),
+    E(maxpool2_fwd), E(maxpool2_bwd), E(lpips_dist_fwd), E(lpips_dist_bwd), E(accumulate),
 };
 
 /* ---- arrays ---- */

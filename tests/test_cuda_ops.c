@@ -358,24 +358,88 @@ Test(cuda_ops, patchify_unpatchify) {
     check_unpatchify(2, 3, 9, 15, 3);
 }
 
-static void check_unfold(int B, int C, int Hh, int W, int k, int s, int pad) {
+static void check_unfold(int B, int C, int Hh, int W, int k, int s, int pad, int cl) {
     int Ho = (Hh + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
     size_t ni = (size_t)B * C * Hh * W, nt = (size_t)B * Ho * Wo * C * k * k;
     Arr img = arr_rand(ni, -1, 1), out = arr_nan(nt);
-    CPU.unfold_fwd(out.h, img.h, B, C, Hh, W, k, s, pad);
-    GPU.unfold_fwd(out.d, img.d, B, C, Hh, W, k, s, pad);
+    CPU.unfold_fwd(out.h, img.h, B, C, Hh, W, k, s, pad, cl);
+    GPU.unfold_fwd(out.d, img.d, B, C, Hh, W, k, s, pad, cl);
     EXPECT_CLOSE(out, TOL_FP32);
     Arr dout = arr_rand(nt, -1, 1), dimg = arr_rand(ni, -1, 1);
-    CPU.unfold_bwd(dimg.h, dout.h, B, C, Hh, W, k, s, pad);
-    GPU.unfold_bwd(dimg.d, dout.d, B, C, Hh, W, k, s, pad);
+    CPU.unfold_bwd(dimg.h, dout.h, B, C, Hh, W, k, s, pad, cl);
+    GPU.unfold_bwd(dimg.d, dout.d, B, C, Hh, W, k, s, pad, cl);
     EXPECT_CLOSE(dimg, TOL_FP32);
 }
 
 Test(cuda_ops, unfold) {
-    check_unfold(2, 3, 11, 13, 4, 3, 1); /* overlapping windows, padding */
-    check_unfold(2, 2, 12, 9, 3, 2, 1);
-    check_unfold(2, 3, 10, 14, 2, 2, 0); /* = patchify */
-    check_unfold(1, 1, 7, 7, 5, 1, 2);   /* every pixel in up to 25 windows */
+    for (int cl = 0; cl <= 1; cl++) { /* [B, C, H, W] and channels last */
+        check_unfold(2, 3, 11, 13, 4, 3, 1, cl); /* overlapping windows, padding */
+        check_unfold(2, 2, 12, 9, 3, 2, 1, cl);
+        check_unfold(2, 3, 10, 14, 2, 2, 0, cl); /* = patchify */
+        check_unfold(1, 1, 7, 7, 5, 1, 2, cl);   /* every pixel in up to 25 windows */
+        check_unfold(1, 5, 8, 6, 3, 1, 1, cl);   /* VGG's 3x3 convolution */
+    }
+}
+
+/* ---- the convolutional networks' ops (kernels/cpu/vision.c) ---- */
+
+Test(cuda_ops, relu) {
+    size_t n = 1001;
+    Arr x = arr_rand(n, -1, 1), out = arr_nan(n);
+    CPU.relu_fwd(out.h, x.h, n);
+    GPU.relu_fwd(out.d, x.d, n);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand(n, -1, 1), dx = arr_rand(n, -1, 1);
+    CPU.relu_bwd(dx.h, dout.h, out.h, n);
+    GPU.relu_bwd(dx.d, dout.d, out.d, n);
+    EXPECT_CLOSE(dx, TOL_FP32);
+}
+
+static void check_maxpool2(int B, int Hh, int W, int C, int ties) {
+    size_t ni = (size_t)B * Hh * W * C, no = (size_t)B * (Hh / 2) * (W / 2) * C;
+    Arr x = arr_rand(ni, -1, 1), out = arr_nan(no);
+    if (ties) { /* values from {0, 1}: windows with equal maxima, the first wins on both sides */
+        for (size_t i = 0; i < ni; i++) x.h[i] = x.h[i] > 0 ? 1.0f : 0.0f;
+        arr_upload(&x);
+    }
+    CPU.maxpool2_fwd(out.h, x.h, B, Hh, W, C);
+    GPU.maxpool2_fwd(out.d, x.d, B, Hh, W, C);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand(no, -1, 1), dx = arr_rand(ni, -1, 1);
+    CPU.maxpool2_bwd(dx.h, dout.h, x.h, B, Hh, W, C);
+    GPU.maxpool2_bwd(dx.d, dout.d, x.d, B, Hh, W, C);
+    EXPECT_CLOSE(dx, TOL_FP32);
+}
+
+Test(cuda_ops, maxpool2) {
+    check_maxpool2(2, 8, 6, 5, 0);
+    check_maxpool2(2, 7, 9, 3, 0); /* odd sizes: the last row and column are dropped */
+    check_maxpool2(1, 6, 6, 4, 1);
+}
+
+static void check_lpips_dist(int B, int N, int C, int zero_pixel) {
+    size_t n = (size_t)B * N * C;
+    Arr a = arr_rand(n, -1, 1), f = arr_rand(n, -1, 1), w = arr_rand((size_t)C, 0, 1), out = arr_nan((size_t)B);
+    if (zero_pixel) { /* an all-zero feature vector (after a ReLU): zero gradient, not NaN */
+        for (int c = 0; c < C; c++) a.h[c] = 0.0f, f.h[(size_t)N * C + c] = 0.0f;
+        arr_upload(&a), arr_upload(&f);
+    }
+    CPU.lpips_dist_fwd(out.h, a.h, f.h, w.h, B, N, C);
+    GPU.lpips_dist_fwd(out.d, a.d, f.d, w.d, B, N, C);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand((size_t)B, -1, 1);
+    for (int mask = 1; mask <= 3; mask++) {
+        Arr da = arr_rand(n, -1, 1), df = arr_rand(n, -1, 1);
+        CPU.lpips_dist_bwd(H(da, 0), H(df, 1), dout.h, a.h, f.h, w.h, B, N, C);
+        GPU.lpips_dist_bwd(D(da, 0), D(df, 1), dout.d, a.d, f.d, w.d, B, N, C);
+        CHECK_IF(da, 0, TOL_FP32);
+        CHECK_IF(df, 1, TOL_FP32);
+    }
+}
+
+Test(cuda_ops, lpips_dist) {
+    check_lpips_dist(2, 37, 64, 0);
+    check_lpips_dist(3, 5, 3, 1);
 }
 
 /* ---- conditioning ---- */
@@ -544,6 +608,7 @@ Test(cuda_ops, ops_cuda_table_is_complete) {
     SAME(add_fwd) SAME(incontext_prepend_fwd) SAME(incontext_prepend_bwd) SAME(incontext_strip_fwd)
     SAME(incontext_strip_bwd) SAME(chunk_fwd) SAME(chunk_bwd) SAME(vloss_fwd) SAME(vloss_bwd) SAME(dropout_fwd)
     SAME(dropout_bwd) SAME(mse_fwd) SAME(mse_bwd) SAME(xent_fwd) SAME(xent_bwd) SAME(unfold_fwd) SAME(unfold_bwd)
-    SAME(mean_tokens_fwd) SAME(mean_tokens_bwd) SAME(accumulate)
+    SAME(mean_tokens_fwd) SAME(mean_tokens_bwd) SAME(relu_fwd) SAME(relu_bwd) SAME(maxpool2_fwd) SAME(maxpool2_bwd)
+    SAME(lpips_dist_fwd) SAME(lpips_dist_bwd) SAME(accumulate)
 #undef SAME
 }

@@ -806,7 +806,7 @@ Test(gradcheck, mean_tokens) {
     graph_free(&g);
 }
 
-typedef struct { int B, C, H, W, k, s, pad; } UnfoldDims;
+typedef struct { int B, C, H, W, k, s, pad, cl; } UnfoldDims; /* cl: channels-last input (op_unfold_hwc) */
 
 static void ref_unfold(const void *ctx, const double *const *in, double *out) {
     const UnfoldDims *d = ctx;
@@ -819,17 +819,17 @@ static void ref_unfold(const void *ctx, const double *const *in, double *out) {
                     for (int ky = 0; ky < d->k; ky++)
                         for (int kx = 0; kx < d->k; kx++) {
                             int y = oy * d->s - d->pad + ky, x = ox * d->s - d->pad + kx;
-                            out[o++] = y >= 0 && y < d->H && x >= 0 && x < d->W
-                                           ? in[0][(((size_t)b * d->C + c) * d->H + y) * d->W + x]
-                                           : 0.0;
+                            size_t at = d->cl ? (((size_t)b * d->H + y) * d->W + x) * d->C + c
+                                                      : (((size_t)b * d->C + c) * d->H + y) * d->W + x;
+                            out[o++] = y >= 0 && y < d->H && x >= 0 && x < d->W ? in[0][at] : 0.0;
                         }
 }
 
 static void check_unfold(UnfoldDims d, uint64_t r_stream) {
     Graph g;
     gc_graph(&g);
-    Tensor *img = GC_NORMAL(&g, 1, 1.0f, 4, d.B, d.C, d.H, d.W);
-    Tensor *y = op_unfold(&g, img, d.k, d.s, d.pad);
+    Tensor *img = d.cl ? GC_NORMAL(&g, 1, 1.0f, 3, d.B, d.H * d.W, d.C) : GC_NORMAL(&g, 1, 1.0f, 4, d.B, d.C, d.H, d.W);
+    Tensor *y = d.cl ? op_unfold_hwc(&g, img, d.H, d.W, d.k, d.s, d.pad) : op_unfold(&g, img, d.k, d.s, d.pad);
     int Ho = (d.H + 2 * d.pad - d.k) / d.s + 1, Wo = (d.W + 2 * d.pad - d.k) / d.s + 1;
     cr_assert(y->shape[1] == Ho * Wo && y->shape[2] == d.C * d.k * d.k);
     GC_EXPECT(&g, {.op = "unfold", .n_in = 1, .in = {img}, .in_name = {"img"}, .n_out = 1, .out = {y},
@@ -838,8 +838,113 @@ static void check_unfold(UnfoldDims d, uint64_t r_stream) {
 }
 
 /* overlapping windows with padding on a non-square image, and windows that overlap by more than the stride */
-Test(gradcheck, unfold) { check_unfold((UnfoldDims){2, 2, 7, 6, 4, 2, 1}, 137); }
-Test(gradcheck, unfold_wide) { check_unfold((UnfoldDims){1, 1, 8, 8, 6, 2, 2}, 138); }
+Test(gradcheck, unfold) { check_unfold((UnfoldDims){2, 2, 7, 6, 4, 2, 1, 0}, 137); }
+Test(gradcheck, unfold_wide) { check_unfold((UnfoldDims){1, 1, 8, 8, 6, 2, 2, 0}, 138); }
+Test(gradcheck, unfold_hwc) { check_unfold((UnfoldDims){2, 3, 7, 6, 3, 1, 1, 1}, 139); }   /* VGG's 3x3 convolution */
+Test(gradcheck, unfold_hwc_patch) { check_unfold((UnfoldDims){1, 3, 9, 9, 3, 3, 0, 1}, 140); } /* DINOv2's patches */
+
+/* ------------------------------------------- convolutional networks (VGG, LPIPS) */
+
+static void ref_relu(const void *ctx, const double *const *in, double *out) {
+    size_t n = *(const size_t *)ctx;
+    for (size_t i = 0; i < n; i++) out[i] = in[0][i] > 0 ? in[0][i] : 0.0;
+}
+
+Test(gradcheck, relu) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 3, 2, 5, 7);
+    Tensor *y = op_relu(&g, x);
+    size_t n = x->numel;
+    GC_EXPECT(&g, {.op = "relu", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y}, .ref = ref_relu,
+                   .ctx = &n, .r_stream = 141});
+    graph_free(&g);
+}
+
+typedef struct { int B, H, W, C; } PoolImg;
+
+static void ref_maxpool2(const void *ctx, const double *const *in, double *out) {
+    const PoolImg *d = ctx;
+    size_t o = 0;
+    for (int b = 0; b < d->B; b++)
+        for (int oy = 0; oy < d->H / 2; oy++)
+            for (int ox = 0; ox < d->W / 2; ox++)
+                for (int c = 0; c < d->C; c++) {
+                    double m = -INFINITY;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++)
+                            m = fmax(m, in[0][(((size_t)b * d->H + 2 * oy + dy) * d->W + 2 * ox + dx) * d->C + c]);
+                    out[o++] = m;
+                }
+}
+
+static void check_maxpool2(PoolImg d, uint64_t r_stream) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 3, d.B, d.H * d.W, d.C);
+    Tensor *y = op_maxpool2(&g, x, d.H, d.W);
+    cr_assert(y->shape[1] == (d.H / 2) * (d.W / 2) && y->shape[2] == d.C);
+    GC_EXPECT(&g, {.op = "maxpool2", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y},
+                   .ref = ref_maxpool2, .ctx = &d, .r_stream = r_stream});
+    graph_free(&g);
+}
+
+Test(gradcheck, maxpool2) { check_maxpool2((PoolImg){2, 6, 4, 3}, 142); }
+Test(gradcheck, maxpool2_odd) { check_maxpool2((PoolImg){1, 5, 7, 2}, 143); } /* last row and column dropped */
+
+typedef struct { int B, N, C; } LpipsDims;
+
+/* mean over pixels of sum_c w (a/(|a| + 1e-10) - f/(|f| + 1e-10))^2 */
+static void ref_lpips(const void *ctx, const double *const *in, double *out) {
+    const LpipsDims *d = ctx;
+    for (int b = 0; b < d->B; b++) {
+        double t = 0;
+        for (int n = 0; n < d->N; n++) {
+            const double *a = in[0] + ((size_t)b * d->N + n) * d->C, *f = in[1] + ((size_t)b * d->N + n) * d->C;
+            double na = 0, nf = 0;
+            for (int c = 0; c < d->C; c++) na += a[c] * a[c], nf += f[c] * f[c];
+            na = sqrt(na) + 1e-10, nf = sqrt(nf) + 1e-10;
+            for (int c = 0; c < d->C; c++) t += in[2][c] * (a[c] / na - f[c] / nf) * (a[c] / na - f[c] / nf);
+        }
+        out[b] = t / d->N;
+    }
+}
+
+Test(gradcheck, lpips_distance) {
+    Graph g;
+    gc_graph(&g);
+    LpipsDims d = {2, 5, 6};
+    Tensor *a = GC_NORMAL(&g, 1, 1.0f, 3, d.B, d.N, d.C), *f = GC_NORMAL(&g, 2, 1.0f, 3, d.B, d.N, d.C);
+    Tensor *w = GC_UNIFORM(&g, 3, 0.0f, 1.0f, 1, d.C);
+    w->requires_grad = false; /* a frozen LPIPS head */
+    Tensor *y = op_lpips_distance(&g, a, f, w);
+    GC_EXPECT(&g, {.op = "lpips_distance", .n_in = 3, .in = {a, f, w}, .in_name = {"a", "f", "w"}, .n_out = 1,
+                   .out = {y}, .ref = ref_lpips, .ctx = &d, .r_stream = 144});
+    graph_free(&g);
+}
+
+/* An all-zero feature vector (a pixel that no ReLU lets through): PyTorch's
+ * LPIPS gives NaN there; ours gives that pixel a zero gradient, and the
+ * others their usual one. */
+Test(gradcheck, lpips_distance_zero_vector) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *a = GC_NORMAL(&g, 1, 1.0f, 3, 1, 3, 4), *f = GC_NORMAL(&g, 2, 1.0f, 3, 1, 3, 4);
+    Tensor *w = GC_UNIFORM(&g, 3, 0.0f, 1.0f, 1, 4);
+    w->requires_grad = false;
+    for (int c = 0; c < 4; c++) a->data[4 + c] = 0.0f; /* pixel 1 of a */
+    Tensor *y = op_lpips_distance(&g, a, f, w);
+    cr_assert(isfinite(y->data[0]));
+    const float one = 1.0f;
+    graph_backward_from(&g, y, &one);
+    float *da = graph_grad(&g, a);
+    for (int i = 0; i < 12; i++) {
+        cr_expect(isfinite(da[i]), "d a[%d] = %g", i, da[i]);
+        if (i >= 4 && i < 8) cr_expect(da[i] == 0.0f, "the zero pixel's gradient d a[%d] = %g, want 0", i, da[i]);
+        else cr_expect(da[i] != 0.0f, "d a[%d] is 0", i);
+    }
+    graph_free(&g);
+}
 
 /* window = stride, no padding: exactly patchify */
 Test(gradcheck, unfold_is_patchify) {
@@ -863,8 +968,9 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
            *row = GC_NORMAL(g, 6, 1.0f, 2, 5, 12), *qkv = GC_NORMAL(g, 7, 1.0f, 3, 2, 5, 3 * 2 * 4),
            *img = GC_NORMAL(g, 8, 1.0f, 4, 2, 3, 4, 6), *t = GC_UNIFORM(g, 9, 0.0f, 1.0f, 1, 2),
            *table = GC_NORMAL(g, 10, 1.0f, 2, 4, 12), *pos = GC_NORMAL(g, 11, 1.0f, 2, 3, 12),
-           *chunks = GC_NORMAL(g, 12, 1.0f, 2, 2, 6 * 12), *target = GC_NORMAL(g, 13, 1.0f, 3, 2, 5, 12);
-    Tensor *ins[] = {x, w, b, nw, mod, row, qkv, img, t, table, pos, chunks, target};
+           *chunks = GC_NORMAL(g, 12, 1.0f, 2, 2, 6 * 12), *target = GC_NORMAL(g, 13, 1.0f, 3, 2, 5, 12),
+           *hw = GC_NORMAL(g, 14, 1.0f, 3, 2, 4, 3); /* 2 channels-last images of 2x2 pixels, 3 channels */
+    Tensor *ins[] = {x, w, b, nw, mod, row, qkv, img, t, table, pos, chunks, target, hw};
     for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) ins[i]->requires_grad = req;
     static const float cs[5 * 2] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, sn[5 * 2] = {0};
     static const int idx[2] = {1, 1};
@@ -895,6 +1001,10 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     outs[n++] = op_cross_entropy(g, w, cls); /* w as [6, 12] logits */
     outs[n++] = op_mean_tokens(g, x);
     outs[n++] = op_unfold(g, img, 3, 2, 1);
+    outs[n++] = op_unfold_hwc(g, x, 1, 5, 3, 1, 1); /* x as 2 images of 1x5 pixels, 12 channels */
+    outs[n++] = op_relu(g, x);
+    outs[n++] = op_maxpool2(g, hw, 2, 2);
+    outs[n++] = op_lpips_distance(g, x, target, nw);
     return n;
 }
 

@@ -63,10 +63,15 @@ void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C) {
     }
 }
 
+/* Where pixel (c, y, x) of image b lives: [B, C, H, W] or channels last [B, H, W, C]. */
+static inline size_t unfold_at(int channels_last, int b, int c, int y, int x, int C, int H, int W) {
+    return channels_last ? (((size_t)b * H + y) * W + x) * C + c : (((size_t)b * C + c) * H + y) * W + x;
+}
+
 /* Overlapping patches (im2col): token (oy, ox) holds the k x k window at rows
  * oy*s - pad .. + k, columns ox*s - pad .. + k of every channel, in (channel,
  * row, col) order, zero outside the image. k = s, pad = 0 is patchify. */
-void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad) {
+void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last) {
     int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1, P = C * k * k;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -79,7 +84,7 @@ void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, in
                     for (int kx = 0; kx < k; kx++) {
                         int x = ox * s - pad + kx;
                         o[((size_t)c * k + ky) * k + kx] =
-                            y >= 0 && y < H && x >= 0 && x < W ? img[(((size_t)b * C + c) * H + y) * W + x] : 0.0f;
+                            y >= 0 && y < H && x >= 0 && x < W ? img[unfold_at(channels_last, b, c, y, x, C, H, W)] : 0.0f;
                     }
                 }
         }
@@ -87,7 +92,8 @@ void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, in
 
 /* Per sample: a sample's windows only touch its own image, so the sums are
  * in a fixed order whatever the threads. */
-void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad) {
+void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
+                    int channels_last) {
     int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1, P = C * k * k;
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
@@ -100,7 +106,8 @@ void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, 
                     if (y < 0 || y >= H) continue;
                     for (int kx = 0; kx < k; kx++) {
                         int x = ox * s - pad + kx;
-                        if (x >= 0 && x < W) dimg[(((size_t)b * C + c) * H + y) * W + x] += d[((size_t)c * k + ky) * k + kx];
+                        if (x >= 0 && x < W)
+                            dimg[unfold_at(channels_last, b, c, y, x, C, H, W)] += d[((size_t)c * k + ky) * k + kx];
                     }
                 }
         }

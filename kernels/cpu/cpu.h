@@ -203,7 +203,16 @@ void cpu_xent_fwd(float *loss, float *probs, const float *logits, const int *lab
 void cpu_xent_bwd(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
 void cpu_mean_tokens_fwd(float *out, const float *x, int B, int N, int C);
 void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C);
-void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad);
-void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad);
+void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last);
+void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
+                    int channels_last);
+/* vision.c */
+void cpu_relu_fwd(float *out, const float *x, size_t n);
+void cpu_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
+void cpu_maxpool2_fwd(float *out, const float *x, int B, int H, int W, int C);
+void cpu_maxpool2_bwd(float *dx, const float *dout, const float *x, int B, int H, int W, int C);
+void cpu_lpips_dist_fwd(float *out, const float *a, const float *f, const float *w, int B, int N, int C);
+void cpu_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a, const float *f, const float *w, int B,
+                        int N, int C);
 
 #endif

@@ -58,5 +58,11 @@ const OpTable ops_cpu = {
     .mean_tokens_bwd = cpu_mean_tokens_bwd,
     .unfold_fwd = cpu_unfold_fwd,
     .unfold_bwd = cpu_unfold_bwd,
+    .relu_fwd = cpu_relu_fwd,
+    .relu_bwd = cpu_relu_bwd,
+    .maxpool2_fwd = cpu_maxpool2_fwd,
+    .maxpool2_bwd = cpu_maxpool2_bwd,
+    .lpips_dist_fwd = cpu_lpips_dist_fwd,
+    .lpips_dist_bwd = cpu_lpips_dist_bwd,
     .accumulate = cpu_accumulate,
 };

@@ -97,8 +97,13 @@ extern "C" void cuda_mean_tokens_bwd(float *dx, const float *dout, int B, int N,
 }
 
 /* ---- unfold: token (oy, ox) = the k x k window at (oy*s - pad, ox*s - pad) ---- */
+/* Where pixel (c, y, x) of image b lives: [B, C, H, W] or channels last [B, H, W, C]. */
+__device__ __forceinline__ size_t unfold_at(int channels_last, size_t b, int c, int y, int x, int C, int H, int W) {
+    return channels_last ? ((b * H + y) * W + x) * C + c : ((b * C + c) * H + y) * W + x;
+}
+
 __global__ void unfold_fwd_kernel(float *out, const float *img, int C, int H, int W, int k, int s, int pad, int Ho,
-                                  int Wo, size_t n) {
+                                  int Wo, int channels_last, size_t n) {
     int P = C * k * k;
     CUDA_FOR(i, n) { /* i over [B, Ho*Wo, P] */
         int e = (int)(i % P);
@@ -107,7 +112,7 @@ __global__ void unfold_fwd_kernel(float *out, const float *img, int C, int H, in
         size_t b = bt / ((size_t)Ho * Wo);
         int c = e / (k * k), ky = e / k % k, kx = e % k;
         int y = t / Wo * s - pad + ky, x = t % Wo * s - pad + kx;
-        out[i] = y >= 0 && y < H && x >= 0 && x < W ? img[((b * C + c) * H + y) * W + x] : 0.0f;
+        out[i] = y >= 0 && y < H && x >= 0 && x < W ? img[unfold_at(channels_last, b, c, y, x, C, H, W)] : 0.0f;
     }
 }
 
@@ -120,15 +125,16 @@ __device__ __forceinline__ void unfold_cover(int y, int k, int s, int pad, int H
 }
 
 __global__ void unfold_bwd_kernel(float *dimg, const float *dout, int C, int H, int W, int k, int s, int pad, int Ho,
-                                  int Wo, size_t n) {
+                                  int Wo, int channels_last, size_t n) {
     int P = C * k * k;
-    CUDA_FOR(i, n) { /* i over [B, C, H, W] */
-        int x = (int)(i % W);
-        size_t r = i / W;
+    CUDA_FOR(j, n) { /* j over [B, C, H, W] */
+        int x = (int)(j % W);
+        size_t r = j / W;
         int y = (int)(r % H);
         size_t bc = r / H;
         int c = (int)(bc % C);
         size_t b = bc / C;
+        size_t i = unfold_at(channels_last, b, c, y, x, C, H, W);
         int oy0, oy1, ox0, ox1;
         unfold_cover(y, k, s, pad, Ho, &oy0, &oy1);
         unfold_cover(x, k, s, pad, Wo, &ox0, &ox1);
@@ -142,18 +148,20 @@ __global__ void unfold_bwd_kernel(float *dimg, const float *dout, int C, int H, 
     }
 }
 
-extern "C" void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad) {
+extern "C" void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad,
+                                int channels_last) {
     int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
     size_t n = (size_t)B * Ho * Wo * C * k * k;
     if (!n) return;
-    unfold_fwd_kernel LAUNCH(n)(out, img, C, H, W, k, s, pad, Ho, Wo, n);
+    unfold_fwd_kernel LAUNCH(n)(out, img, C, H, W, k, s, pad, Ho, Wo, channels_last, n);
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad) {
+extern "C" void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
+                                int channels_last) {
     int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
     size_t n = (size_t)B * C * H * W;
     if (!n) return;
-    unfold_bwd_kernel LAUNCH(n)(dimg, dout, C, H, W, k, s, pad, Ho, Wo, n);
+    unfold_bwd_kernel LAUNCH(n)(dimg, dout, C, H, W, k, s, pad, Ho, Wo, channels_last, n);
     CUDA_CHECK_LAUNCH();
 }

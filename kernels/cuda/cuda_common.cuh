@@ -123,8 +123,16 @@ void cuda_mse_fwd(float *loss, const float *a, const float *b, size_t n);
 void cuda_mse_bwd(float *da, float *db, const float *dloss, const float *a, const float *b, size_t n);
 void cuda_xent_fwd(float *loss, float *probs, const float *logits, const int *labels, int B, int K);
 void cuda_xent_bwd(float *dlogits, const float *dloss, const float *probs, const int *labels, int B, int K);
-void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad);
-void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad);
+void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last);
+void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
+                     int channels_last);
+void cuda_relu_fwd(float *out, const float *x, size_t n);
+void cuda_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
+void cuda_maxpool2_fwd(float *out, const float *x, int B, int H, int W, int C);
+void cuda_maxpool2_bwd(float *dx, const float *dout, const float *x, int B, int H, int W, int C);
+void cuda_lpips_dist_fwd(float *out, const float *a, const float *f, const float *w, int B, int N, int C);
+void cuda_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a, const float *f, const float *w,
+                         int B, int N, int C);
 void cuda_mean_tokens_fwd(float *out, const float *x, int B, int N, int C);
 void cuda_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C);
 void cuda_accumulate(float *dst, const float *src, size_t n);
