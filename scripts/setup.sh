@@ -15,7 +15,7 @@ packages=(
   dataset-fashion-mnist
 )
 if [ "${1:-all}" != demo ]; then
-  packages+=(git hdf5-tools python3 python3-torch python3-h5py python3-numpy python3-yaml python3-pil valgrind)
+  packages+=(git hdf5-tools python3 python3-torch python3-torchvision python3-h5py python3-numpy python3-yaml python3-pil valgrind)
 fi
 
 missing=()

@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""pixelgen_test.py: PixelGen's frozen networks against PyTorch, through the
+public weight formats.
+
+1. torchvision's VGG16 with random weights and LPIPS heads with random
+   non-negative weights are saved as the public files are
+   (vgg16-397923af.pth: torchvision's state_dict; vgg.pth: the legacy
+   pickle of lin0..lin4.model.1.weight), then converted by
+   scripts/pixelgen_weights.py; damaged copies (a key missing, a shape
+   wrong, a negative head, the wrong file) must fail naming file and key.
+2. The LPIPS reference of ../shared/spec/pixelgen.md §4, written here on
+   torchvision's VGG16 (scaling layer, features[0:30] tapped at relu1_2 ..
+   relu5_3, unit normalisation with the eps outside the root, the heads,
+   spatial means, the sum over layers), gives the tapped features of x_hat,
+   LPIPS(x_hat, x) per sample and its gradient with respect to x_hat, on
+   random images at 256 px (one sample), 64 px (one) and 32 px (three).
+   Max pooling's gradient jumps where two values of a window are equal;
+   windows whose two largest values differ by at most 1e-5 of the layer's
+   largest value are counted (fp32
+   rounding may pick either there): the small sizes are drawn without any.
+3. The C side (tests/test_lpips with JIT_PIXELGEN_DIR) loads the converted
+   files and must reproduce all of it (max relative error 1e-4).
+
+usage: pixelgen_test.py --bin BUILD_DIR --work DIR
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = os.path.join(HERE, "..", "scripts", "pixelgen_weights.py")
+SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+TAPS = [3, 8, 15, 22, 29]  # features index of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(f"pixelgen_test: {'PASS' if ok else 'FAIL'} {what}")
+    failures += not ok
+
+
+def features(vgg, x):
+    """LPIPS's scaling layer, then the five tapped ReLU outputs."""
+    h = (x - SHIFT) / SCALE
+    taps = []
+    for i, layer in enumerate(vgg.features[:30]):
+        h = layer(h)
+        if i in TAPS:
+            taps.append(h)
+    return taps
+
+
+def lpips(vgg, lins, a, b):
+    total = 0
+    fa, fb = features(vgg, a), features(vgg, b)
+    for l, (u, v) in enumerate(zip(fa, fb)):
+        u = u / (u.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        v = v / (v.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        d = ((u - v) ** 2 * lins[l].view(1, -1, 1, 1)).sum(1)  # the 1x1 head without bias
+        total = total + d.mean((1, 2))
+    return total, fa
+
+
+def run_tool(args):
+    return subprocess.run([sys.executable, TOOL] + args, capture_output=True, text=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="the build directory (tests/test_lpips)")
+    ap.add_argument("--work", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    # 1. the public formats, and the converter
+    vgg = torchvision.models.vgg16(weights=None).eval()
+    for p in vgg.parameters():
+        p.requires_grad_(False)
+    vgg_pth = os.path.join(a.work, "vgg16-397923af.pth")
+    torch.save(vgg.state_dict(), vgg_pth)
+    lins = [torch.rand(c) * (2.0 / c) for c in (64, 128, 256, 512, 512)]
+    lin_sd = {f"lin{k}.model.1.weight": w.view(1, -1, 1, 1).clone() for k, w in enumerate(lins)}
+    lin_pth = os.path.join(a.work, "vgg.pth")
+    torch.save(lin_sd, lin_pth, _use_new_zipfile_serialization=False)  # the legacy format of LPIPS's file
+    out = os.path.join(a.work, "weights")
+    r = run_tool(["--vgg16", vgg_pth, "--lpips", lin_pth, "--out-dir", out])
+    check(r.returncode == 0 and os.path.exists(os.path.join(out, "vgg16.h5")) and
+          os.path.exists(os.path.join(out, "lpips_vgg.h5")), f"converter: exit {r.returncode} {r.stderr.strip()}")
+    with h5py.File(os.path.join(out, "vgg16.h5"), "r") as f:
+        check(sorted(f["vgg16"].keys()) == sorted(k for k in vgg.state_dict() if k.startswith("features.")) and
+              f.attrs["format"] == "jit-pixelgen-weights-v1",
+              "vgg16.h5: the 26 features.* tensors under their public names")
+        check(np.array_equal(f["vgg16/features.28.weight"][...], vgg.state_dict()["features.28.weight"].numpy()),
+              "vgg16.h5: values as in the .pth")
+
+    def damaged(name, sd, flag, want):
+        path = os.path.join(a.work, name)
+        torch.save(sd, path)
+        r = run_tool([flag, path, "--out-dir", os.path.join(a.work, "bad")])
+        check(r.returncode == 1 and path in r.stderr and want in r.stderr, f"converter refuses {name}: {r.stderr.strip()}")
+
+    sd = dict(vgg.state_dict())
+    del sd["features.12.bias"]
+    damaged("vgg16-missing.pth", sd, "--vgg16", "key 'features.12.bias' is missing")
+    sd = dict(vgg.state_dict())
+    sd["features.5.weight"] = torch.zeros(128, 64, 5, 5)
+    damaged("vgg16-shape.pth", sd, "--vgg16", "key 'features.5.weight' has shape [128, 64, 5, 5], expected [128, 64, 3, 3]")
+    sd = dict(lin_sd)
+    sd["lin3.model.1.weight"] = -sd["lin3.model.1.weight"]
+    damaged("vgg-negative.pth", sd, "--lpips", "key 'lin3.model.1.weight' has a negative weight")
+    damaged("vgg-as-dinov2.pth", lin_sd, "--dinov2", "key 'cls_token' is missing")
+    damaged("lpips-as-vgg16.pth", lin_sd, "--vgg16", "key 'features.0.weight' is missing")
+
+    # 2. the reference at 256 px (1 sample), 64 px (1) and 32 px (3)
+    with h5py.File(os.path.join(a.work, "lpips_ref.h5"), "w") as f:
+        for name, B, S in (("s256", 1, 256), ("s64", 1, 64), ("s32", 3, 32)):
+            xh = (torch.rand(B, 3, S, S) * 2.2 - 1.1).requires_grad_(True)  # x_hat: unclamped, a little outside [-1, 1]
+            x = torch.rand(B, 3, S, S) * 2 - 1
+            d, fa = lpips(vgg, lins, xh, x)
+            d.sum().backward()
+            g = f.create_group(name)
+            g["x_hat"], g["x"] = xh.detach().numpy(), x.numpy()
+            g["lpips"], g["grad"] = d.detach().double().numpy(), xh.grad.double().numpy()
+            for l, t in enumerate(fa):  # channels last, as the C side keeps them
+                g[f"tap{l}"] = t.detach().permute(0, 2, 3, 1).contiguous().double().numpy()
+            print(f"pixelgen_test: reference {name}: LPIPS {d.detach().numpy()}")
+
+    # 3. the C side
+    r = subprocess.run([os.path.join(a.bin, "tests", "test_lpips"), "--jobs", "1"],
+                       env=dict(os.environ, JIT_PIXELGEN_DIR=a.work), capture_output=True, text=True)
+    sys.stdout.write(r.stdout + r.stderr)
+    check(r.returncode == 0, "test_lpips: the C LPIPS on the converted files equals PyTorch")
+    print(f"pixelgen_test: {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

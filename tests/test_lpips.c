@@ -1,0 +1,101 @@
+/* tests/test_lpips.c — the C LPIPS (train/losses/lpips.c) against the
+ * PyTorch reference of tests/pixelgen_test.py, which writes the converted
+ * weight files and lpips_ref.h5 into JIT_PIXELGEN_DIR and runs this: the
+ * five tapped VGG16 features of x_hat and LPIPS(x_hat, x) per sample (max
+ * relative error 1e-4), and its gradient with respect to x_hat (relative L2
+ * error 1e-3), at 256 px (1 sample), 64 px (1) and 32 px (3). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/backend.h"
+#include "core/ops.h"
+#include "h5read.h"
+#include "train/losses/lpips.h"
+
+#define TOL 1e-4
+#define TOL_GRAD 1e-3 /* relative L2 error of the gradient (see check_size) */
+
+static const char *dir(void) {
+    const char *d = getenv("JIT_PIXELGEN_DIR");
+    cr_assert(d, "JIT_PIXELGEN_DIR is not set (tests/pixelgen_test.py runs this)");
+    return d;
+}
+
+/* max |got - want| / max |want|, or with l2 |got - want| / |want| */
+static double rel_err(const float *got, const double *want, size_t n, int l2) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)got[i] - want[i];
+        num = l2 ? num + e * e : fmax(num, fabs(e));
+        den = l2 ? den + want[i] * want[i] : fmax(den, fabs(want[i]));
+    }
+    return l2 ? sqrt(num / fmax(den, 1e-300)) : num / fmax(den, 1e-30);
+}
+
+static void expect_close_as(h5r_file f, const char *name, const float *got, size_t n, int l2, double tol) {
+    int nd, dims[8];
+    size_t want_n = h5r_numel(f, name, &nd, dims);
+    cr_assert_eq(want_n, n, "%s: %zu values in the reference, %zu here", name, want_n, n);
+    double *want = malloc(sizeof(double) * n);
+    h5r_read_f64(f, name, want, n);
+    double e = rel_err(got, want, n, l2);
+    const char *kind = l2 ? "relative L2 error" : "max relative error";
+    printf("test_lpips: %-12s %s %.2e\n", name, kind, e);
+    cr_expect(e <= tol, "%s: %s %.3g > %g", name, kind, e, tol);
+    free(want);
+}
+
+static void expect_close(h5r_file f, const char *name, const float *got, size_t n) {
+    expect_close_as(f, name, got, n, 0, TOL);
+}
+
+static void check_size(const char *group) {
+    char path[1024], name[64];
+    snprintf(path, sizeof path, "%s/weights/vgg16.h5", dir());
+    char lin[1024];
+    snprintf(lin, sizeof lin, "%s/weights/lpips_vgg.h5", dir());
+    LpipsNet net;
+    lpips_init(&net, lpips_file_div(path, "vgg"));
+    lpips_load(&net, path, "vgg", lin, "lpips");
+    snprintf(path, sizeof path, "%s/lpips_ref.h5", dir());
+    h5r_file f = h5r_open(path);
+    int nd, dims[8];
+    snprintf(name, sizeof name, "%s/x_hat", group);
+    size_t n = h5r_numel(f, name, &nd, dims);
+    cr_assert(nd == 4 && dims[1] == 3);
+    Graph g;
+    graph_init(&g, backend_cpu(), (size_t)4 << 30);
+    Tensor *xh = graph_new(&g, 4, dims[0], 3, dims[2], dims[3]), *x = graph_new(&g, 4, dims[0], 3, dims[2], dims[3]);
+    h5r_read_f32(f, name, xh->data, n);
+    snprintf(name, sizeof name, "%s/x", group);
+    h5r_read_f32(f, name, x->data, n);
+    xh->requires_grad = true;
+    Tensor *taps[LPIPS_N_TAPS];
+    Tensor *d = lpips_distance(&g, &net, xh, x, taps);
+    for (int l = 0; l < LPIPS_N_TAPS; l++) {
+        snprintf(name, sizeof name, "%s/tap%d", group, l);
+        expect_close(f, name, taps[l]->data, taps[l]->numel);
+    }
+    snprintf(name, sizeof name, "%s/lpips", group);
+    expect_close(f, name, d->data, d->numel);
+    float *ones = malloc(sizeof(float) * d->numel);
+    for (size_t i = 0; i < d->numel; i++) ones[i] = 1.0f;
+    graph_backward_from(&g, d, ones);
+    free(ones);
+    /* The gradient in L2: max pooling's gradient jumps where two values of
+     * a window are equal, and where they agree to fp32 rounding (a few such
+     * windows at 256 px with random weights) either implementation may pick
+     * the other, moving one feature's gradient to its neighbour. */
+    snprintf(name, sizeof name, "%s/grad", group);
+    expect_close_as(f, name, graph_grad(&g, xh), n, 1, TOL_GRAD);
+    for (int i = 0; i < net.vgg.n; i++) cr_expect(!net.vgg.views[i].requires_grad, "VGG16 is frozen");
+    graph_free(&g);
+    h5r_close(f);
+    lpips_free(&net);
+}
+
+Test(lpips, parity_256px) { check_size("s256"); }
+Test(lpips, parity_64px) { check_size("s64"); }
+Test(lpips, parity_32px_batch) { check_size("s32"); }
