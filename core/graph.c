@@ -94,10 +94,18 @@ void graph_backward(Graph *g, Tensor *loss) {
     graph_backward_from(g, loss, &one);
 }
 
-void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
+void graph_seed(Graph *g, Tensor *t, const float *dout) {
     CHECK(t->requires_grad, "backward from a tensor that does not depend on anything requiring a gradient");
     const float *d = graph_upload(g, dout, t->numel * sizeof(float)); /* the seed comes from the host */
     g->be->ops->accumulate(graph_grad(g, t), d, t->numel);
+}
+
+void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
+    graph_seed(g, t, dout);
+    graph_backward_seeded(g);
+}
+
+void graph_backward_seeded(Graph *g) {
     for (int i = g->n_tape - 1; i >= 0; i--) {
         double t0 = g->prof ? core_now_s() : 0.0;
         g->tape[i].backward(g, g->tape[i].ctx);

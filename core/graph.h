@@ -84,5 +84,10 @@ void graph_backward(Graph *g, Tensor *loss);
  * numel as t, in host memory): used by gradient checks and by partial
  * backward passes. */
 void graph_backward_from(Graph *g, Tensor *t, const float *dout);
+/* The same from several tensors at once (a loss of several terms, each with
+ * its own weights): graph_seed adds dout (host, t's numel) to t's gradient,
+ * graph_backward_seeded then replays the tape once. */
+void graph_seed(Graph *g, Tensor *t, const float *dout);
+void graph_backward_seeded(Graph *g);
 
 #endif

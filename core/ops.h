@@ -62,6 +62,8 @@ Tensor *op_patchify(Graph *g, Tensor *img, int p);                      /* [B,C,
 Tensor *op_unpatchify(Graph *g, Tensor *tok, int C, int H, int W, int p); /* [B, N, p*p*C] -> [B,C,H,W] */
 Tensor *op_timestep_embed(Graph *g, Tensor *t, int dim);                /* [B] -> [B, dim] */
 Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B);   /* rows of table [V, C] */
+/* samples idx[0..k) (host, in [0, B)) of x [B, ...] -> [k, ...]; backward adds back into them */
+Tensor *op_select_rows(Graph *g, Tensor *x, const int *idx, int k);
 Tensor *op_incontext_prepend(Graph *g, Tensor *x, Tensor *yemb, Tensor *pos); /* -> [B, L+N, C] */
 Tensor *op_incontext_strip(Graph *g, Tensor *x, int L);                 /* drop the first L tokens */
 Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scalar JiT v-loss */

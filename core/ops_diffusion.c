@@ -1,6 +1,8 @@
 /* core/ops_diffusion.c — differentiable ops at the edges of a diffusion
  * transformer: patches in and out, conditioning embeddings, prefix tokens,
  * and the v-loss. */
+#include <stdint.h>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -93,6 +95,27 @@ Tensor *op_embedding(Graph *g, Tensor *table, const int *idx, int B) {
         EmbedCtx *c = graph_alloc_host(g, sizeof *c);
         *c = (EmbedCtx){.base = {.out = out, .in = {table}, .dim = {B, C}}, .idx = didx};
         graph_record(g, embedding_bwd, c, "embedding");
+    }
+    return out;
+}
+
+/* The embedding's gather, on the rows of any tensor (a sample is a row of numel/B floats). */
+Tensor *op_select_rows(Graph *g, Tensor *x, const int *idx, int k) {
+    CHECK(x->ndim >= 1 && k >= 1, "select_rows: %d rows of a %d-D tensor", k, x->ndim);
+    int B = x->shape[0];
+    size_t per = x->numel / (size_t)B;
+    CHECK(per <= (size_t)INT32_MAX, "select_rows: %zu floats per row", per);
+    for (int i = 0; i < k; i++) CHECK(idx[i] >= 0 && idx[i] < B, "select_rows: row %d is outside [0, %d)", idx[i], B);
+    const int *didx = graph_upload(g, idx, (size_t)k * sizeof(int));
+    int shape[TENSOR_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
+    shape[0] = k;
+    Tensor *out = graph_tensor(g, x->ndim, shape);
+    g->be->ops->embedding_fwd(out->data, x->data, didx, k, (int)per);
+    if (GRAPH_TRACK(g, out, x)) {
+        EmbedCtx *c = graph_alloc_host(g, sizeof *c);
+        *c = (EmbedCtx){.base = {.out = out, .in = {x}, .dim = {k, (int)per}}, .idx = didx};
+        graph_record(g, embedding_bwd, c, "select_rows");
     }
     return out;
 }

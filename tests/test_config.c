@@ -176,9 +176,12 @@ Test(config, losses_notice_does_not_fail_loading, .init = cr_redirect_stderr) {
     size_t n = fread(buf, 1, sizeof buf - 1, cr_get_redirected_stderr());
     buf[n] = '\0';
     cr_expect(
-        strstr(buf, "losses.repa_weight = 0.5, losses.lpips_weight = 0.1, losses.pdino_weight = 0.01 are IGNORED"),
+        strstr(buf, "losses.repa_weight = 0.5, losses.pdino_weight = 0.01 are IGNORED"),
         "notice: %s", buf);
-    cr_expect(strstr(buf, "DINOv2/VGG"), "notice: %s", buf);
+    cr_expect(strstr(buf, "need DINOv2"), "notice: %s", buf);
+    cr_expect(!strstr(buf, "lpips_weight = 0.1"), "LPIPS runs: not in the notice: %s", buf);
+    cr_expect_str_eq(c.vgg_weights, "models/pixelgen/vgg16.h5");
+    cr_expect_float_eq(c.percept_t_threshold, 0.3f, 0);
 }
 
 Test(config, yaml_syntax_errors_name_the_place) {

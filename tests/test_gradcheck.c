@@ -843,6 +843,27 @@ Test(gradcheck, unfold_wide) { check_unfold((UnfoldDims){1, 1, 8, 8, 6, 2, 2, 0}
 Test(gradcheck, unfold_hwc) { check_unfold((UnfoldDims){2, 3, 7, 6, 3, 1, 1, 1}, 139); }   /* VGG's 3x3 convolution */
 Test(gradcheck, unfold_hwc_patch) { check_unfold((UnfoldDims){1, 3, 9, 9, 3, 3, 0, 1}, 140); } /* DINOv2's patches */
 
+typedef struct { int k, per; const int *idx; } SelectDims;
+
+static void ref_select_rows(const void *ctx, const double *const *in, double *out) {
+    const SelectDims *d = ctx;
+    for (int i = 0; i < d->k; i++)
+        for (int j = 0; j < d->per; j++) out[(size_t)i * d->per + j] = in[0][(size_t)d->idx[i] * d->per + j];
+}
+
+Test(gradcheck, select_rows) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 4, 5, 2, 3, 3);
+    static const int idx[3] = {4, 0, 2};
+    Tensor *y = op_select_rows(&g, x, idx, 3);
+    cr_assert(y->ndim == 4 && y->shape[0] == 3 && y->shape[3] == 3);
+    SelectDims d = {3, 18, idx};
+    GC_EXPECT(&g, {.op = "select_rows", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y},
+                   .ref = ref_select_rows, .ctx = &d, .r_stream = 145});
+    graph_free(&g);
+}
+
 /* ------------------------------------------- convolutional networks (VGG, LPIPS) */
 
 static void ref_relu(const void *ctx, const double *const *in, double *out) {
@@ -1003,6 +1024,7 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     outs[n++] = op_unfold(g, img, 3, 2, 1);
     outs[n++] = op_unfold_hwc(g, x, 1, 5, 3, 1, 1); /* x as 2 images of 1x5 pixels, 12 channels */
     outs[n++] = op_relu(g, x);
+    outs[n++] = op_select_rows(g, x, idx, 2);
     outs[n++] = op_maxpool2(g, hw, 2, 2);
     outs[n++] = op_lpips_distance(g, x, target, nw);
     return n;

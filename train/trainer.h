@@ -20,6 +20,7 @@
 #include "dist/grad_sync.h"
 #include "io/shards.h"
 #include "train/config/config.h"
+#include "train/losses/lpips.h"
 #include "train/metrics.h"
 #include "train/model/jit.h"
 #include "train/trainer_device.h"
@@ -69,8 +70,12 @@ typedef struct Trainer {
     int stage;               /* SLA2Conversion: 0 none, 1 router distillation, 2 fine-tune */
     float stage1_lr;
     int collect_stats_now;   /* QuantizedAttentionMonitor due this step */
+    /* PixelGen's LPIPS (cfg.lpips_weight > 0): the frozen VGG16 and heads */
+    int has_lpips;
+    LpipsNet lpips;
     /* last step, for logs */
     float loss, lr;
+    double lpips_value;      /* LPIPS of the step's gated samples (mean); NaN when none was gated in */
     double grad_norm;
     int skipped_total;
     int last_skipped;

@@ -46,27 +46,28 @@ void config_defaults(Config *c) {
     c->progress = -1;
     c->n_callbacks = 0;
     c->repa_weight = c->lpips_weight = c->pdino_weight = 0.0f;
+    c->percept_t_threshold = 0.3f;
 }
 
 /* --- loading --- */
 
-/* The seeds' PixelGen terms are accepted so their config reads unchanged, but
- * they need pretrained networks (DINOv2, VGG) we cannot load yet: say so once. */
+/* The seeds' REPA and P-DINO terms are accepted so their config reads
+ * unchanged, but need DINOv2, which is not built yet: say so once. */
 static void config_notice_losses(const Config *c) {
     const struct {
         const char *key;
         float v;
-    } w[] = {{"repa_weight", c->repa_weight}, {"lpips_weight", c->lpips_weight}, {"pdino_weight", c->pdino_weight}};
+    } w[] = {{"repa_weight", c->repa_weight}, {"pdino_weight", c->pdino_weight}};
     char list[256] = "";
     size_t k = 0;
     int n = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         if (w[i].v != 0.0f && k < sizeof list)
             k += (size_t)snprintf(list + k, sizeof list - k, "%slosses.%s = %g", n++ ? ", " : "", w[i].key, w[i].v);
     if (!n) return;
     fprintf(stderr,
-            "notice: %s: %s %s IGNORED: REPA, LPIPS and P-DINO need pretrained DINOv2/VGG networks that this "
-            "framework cannot load yet; training uses the JiT flow loss only\n",
+            "notice: %s: %s %s IGNORED: REPA and P-DINO need DINOv2, which this framework does not run yet; "
+            "training uses the JiT flow loss (and LPIPS when losses.lpips_weight is set) only\n",
             c->source, list, n > 1 ? "are" : "is");
 }
 

@@ -116,9 +116,12 @@ typedef struct Config {
     /* callbacks */
     int n_callbacks;
     CallbackConfig callbacks[CFG_MAX_CALLBACKS];
-    /* parts of the seeds' config this framework cannot run yet; accepted and
-     * reported (REPA, LPIPS, P-DINO need pretrained networks) */
+    /* losses: PixelGen's terms (docs/pixelgen.md). LPIPS runs; REPA and
+     * P-DINO are accepted and reported as not run yet (they need DINOv2). */
     float repa_weight, lpips_weight, pdino_weight;
+    char vgg_weights[CFG_STR], lpips_weights[CFG_STR]; /* scripts/pixelgen_weights.py's files */
+    float percept_t_threshold; /* LPIPS only for samples with t >= this (t = 1 is clean) */
+    int frozen_random_div;     /* > 0: random frozen networks at 1/div width instead of the files (tests) */
 } Config;
 
 /* Defaults for every field (model jit-tiny, full attention). */

@@ -22,6 +22,30 @@ static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}
 
 /* --- keys that need code --- */
 
+/* Optional paths (losses.*_weights): "" (or null) means not given, and is
+ * written back as "". */
+static int bind_optional_path(const CfgBinder *b, const YamlNode *n, const char *path, char *dst, size_t size) {
+    if (n->kind == YAML_TREE_SCALAR && (yaml_tree_is_null(n) || !n->text[0])) {
+        memset(dst, 0, size);
+        return 0;
+    }
+    return cfg_read_str(b, n, path, dst, size);
+}
+static int bind_vgg_weights(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
+    return bind_optional_path(b, n, path, ((Config *)base)->vgg_weights, sizeof ((Config *)base)->vgg_weights);
+}
+static int bind_lpips_weights(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
+    return bind_optional_path(b, n, path, ((Config *)base)->lpips_weights, sizeof ((Config *)base)->lpips_weights);
+}
+static void write_vgg_weights(FILE *f, const CfgField *fd, const void *base) {
+    (void)fd;
+    cfg_write_string(f, ((const Config *)base)->vgg_weights);
+}
+static void write_lpips_weights(FILE *f, const CfgField *fd, const void *base) {
+    (void)fd;
+    cfg_write_string(f, ((const Config *)base)->lpips_weights);
+}
+
 static int bind_model_name(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
     Config *c = base;
     char name[sizeof c->model_name];
@@ -262,6 +286,10 @@ static const CfgField cfg_losses[] = {
     CFG_FLOAT(Config, "repa_weight", repa_weight, CFGR_GE, 0, 0),
     CFG_FLOAT(Config, "lpips_weight", lpips_weight, CFGR_GE, 0, 0),
     CFG_FLOAT(Config, "pdino_weight", pdino_weight, CFGR_GE, 0, 0),
+    CFG_CUSTOM("vgg_weights", bind_vgg_weights, write_vgg_weights),
+    CFG_CUSTOM("lpips_weights", bind_lpips_weights, write_lpips_weights),
+    CFG_FLOAT(Config, "percept_t_threshold", percept_t_threshold, CFGR_GE_LE, 0, 1),
+    CFG_INT(Config, "frozen_random_div", frozen_random_div, CFGR_GE_LE, 0, 64),
 };
 
 typedef struct CfgSection {
@@ -375,6 +403,16 @@ static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Co
     } else if (strcmp(key, "optim") == 0) {
         CFG_CHECK_AT(c->lr_schedule != LR_COSINE || c->min_lr <= c->lr, "optim", "min_lr", "lr",
                      "the cosine floor min_lr (%g) must not exceed lr (%g)", c->min_lr, c->lr);
+    } else if (strcmp(key, "losses") == 0 && c->lpips_weight > 0) {
+        int div = c->frozen_random_div;
+        CFG_CHECK_AT(div > 0 || (c->vgg_weights[0] && c->lpips_weights[0]), "losses", "lpips_weight", NULL,
+                     "LPIPS needs losses.vgg_weights and losses.lpips_weights (made by scripts/pixelgen_weights.py), "
+                     "or losses.frozen_random_div for random stand-in networks");
+        CFG_CHECK_AT(div == 0 || (div & (div - 1)) == 0, "losses", "frozen_random_div", NULL,
+                     "must be a power of two (VGG16's widths divided by it), got %d", div);
+        CFG_CHECK_AT(c->model.in_channels == 3 && c->model.img_size >= 16, "losses", "lpips_weight", NULL,
+                     "LPIPS compares RGB images of at least 16x16 pixels (VGG16 pools four times); the model has "
+                     "%d channel(s) of %dx%d", c->model.in_channels, c->model.img_size, c->model.img_size);
     } else if (strcmp(key, "sampling") == 0) {
         const char *k;
         long long n = (long long)c->samples_per_class * c->model.num_classes;

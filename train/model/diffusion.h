@@ -14,6 +14,10 @@ typedef struct DiffusionConfig {
     float noise_scale;    /* image_size / 256 in JiT; 1 for small images */
 } DiffusionConfig;
 
+/* The timestep of global sample `sample` (what diffusion_noise_batch gives
+ * it): any rank can count, say, the samples of the whole global batch above
+ * a threshold without communicating. */
+float diffusion_time(const DiffusionConfig *dc, uint64_t seed, uint64_t sample);
 /* x [B, per] clean images in [-1, 1] -> z [B, per], t [B]. sample0 is the
  * global index of the batch's first sample (step * global_batch + offset). */
 void diffusion_noise_batch(const DiffusionConfig *dc, uint64_t seed, uint64_t sample0, const float *x, float *z,
