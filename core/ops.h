@@ -73,6 +73,12 @@ Tensor *op_vloss(Graph *g, Tensor *xhat, Tensor *x, Tensor *t);         /* scala
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int *labels);
 Tensor *op_mean_tokens(Graph *g, Tensor *x);                            /* [B, N, C] -> [B, C] */
 
+/* --- ops_vit.c: DINOv2's ops (PixelGen's REPA and P-DINO) --- */
+Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps); /* over the last dimension */
+Tensor *op_gelu(Graph *g, Tensor *x);                                       /* exact (erf) GELU */
+/* cosine similarity over the last dimension (norms clamped at 1e-8): [..., C] x2 -> [...] */
+Tensor *op_cosine(Graph *g, Tensor *a, Tensor *b);
+
 /* --- ops_vision.c: convolutional networks (VGG16, LPIPS) --- */
 /* overlapping k x k windows at stride s, zero padding pad: [B,C,H,W] -> [B, Ho*Wo, C*k*k] */
 Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad);

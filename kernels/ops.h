@@ -222,6 +222,21 @@ typedef struct OpTable {
     void (*mean_tokens_fwd)(float *out, const float *x, int B, int N, int C);
     void (*mean_tokens_bwd)(float *dx, const float *dout, int B, int N, int C);
 
+    /* The ViT ops of DINOv2 (PixelGen's REPA and P-DINO):
+     * LayerNorm over the last dimension with weight and bias: mean, rstd
+     * [rows] keep the row statistics for backward (biased variance). */
+    void (*layernorm_fwd)(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                          int rows, int C, float eps);
+    void (*layernorm_bwd)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                          const float *mean, const float *rstd, int rows, int C);
+    /* exact GELU: x/2 (1 + erf(x / sqrt 2)) */
+    void (*gelu_fwd)(float *out, const float *inp, size_t n);
+    void (*gelu_bwd)(float *dinp, const float *dout, const float *inp, size_t n);
+    /* Cosine similarity of rows: out[r] = a.b / (max(|a|, 1e-8) max(|b|, 1e-8))
+     * (PyTorch's rule), a, b [rows, C]; da, db may be NULL. */
+    void (*cosine_fwd)(float *out, const float *a, const float *b, int rows, int C);
+    void (*cosine_bwd)(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
+
     /* dst += src */
     void (*accumulate)(float *dst, const float *src, size_t n);
 } OpTable;

@@ -437,6 +437,62 @@ static void check_lpips_dist(int B, int N, int C, int zero_pixel) {
     }
 }
 
+/* ---- DINOv2's ops ---- */
+
+static void check_layernorm(int rows, int C) {
+    Arr x = arr_rand((size_t)rows * C, -2, 3), w = arr_rand((size_t)C, 0.5f, 1.5f), b = arr_rand((size_t)C, -1, 1);
+    Arr out = arr_nan((size_t)rows * C), st = arr_nan((size_t)2 * rows);
+    CPU.layernorm_fwd(out.h, st.h, st.h + rows, x.h, w.h, b.h, rows, C, 1e-6f);
+    GPU.layernorm_fwd(out.d, st.d, st.d + rows, x.d, w.d, b.d, rows, C, 1e-6f);
+    EXPECT_CLOSE(out, TOL_FP32);
+    EXPECT_CLOSE(st, TOL_FP32);
+    Arr dout = arr_rand((size_t)rows * C, -1, 1);
+    for (int mask = 1; mask <= 7; mask++) {
+        Arr dx = arr_rand((size_t)rows * C, -1, 1), dw = arr_rand((size_t)C, -1, 1), db = arr_rand((size_t)C, -1, 1);
+        CPU.layernorm_bwd(H(dx, 0), H(dw, 1), H(db, 2), dout.h, x.h, w.h, st.h, st.h + rows, rows, C);
+        GPU.layernorm_bwd(D(dx, 0), D(dw, 1), D(db, 2), dout.d, x.d, w.d, st.d, st.d + rows, rows, C);
+        CHECK_IF(dx, 0, TOL_FP32);
+        CHECK_IF(dw, 1, TOL_FP32);
+        CHECK_IF(db, 2, TOL_FP32);
+    }
+}
+
+Test(cuda_ops, layernorm) {
+    check_layernorm(7, 768); /* DINOv2's width */
+    check_layernorm(33, 10);
+}
+
+Test(cuda_ops, gelu) {
+    size_t n = 1001;
+    Arr inp = arr_rand(n, -6, 6), out = arr_nan(n);
+    CPU.gelu_fwd(out.h, inp.h, n);
+    GPU.gelu_fwd(out.d, inp.d, n);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand(n, -1, 1), dinp = arr_rand(n, -1, 1);
+    CPU.gelu_bwd(dinp.h, dout.h, inp.h, n);
+    GPU.gelu_bwd(dinp.d, dout.d, inp.d, n);
+    EXPECT_CLOSE(dinp, TOL_FP32);
+}
+
+Test(cuda_ops, cosine) {
+    int rows = 37, C = 768;
+    size_t n = (size_t)rows * C;
+    Arr a = arr_rand(n, -1, 1), b = arr_rand(n, -1, 1), out = arr_nan((size_t)rows);
+    for (int c = 0; c < C; c++) a.h[c] = 0.0f; /* row 0 of a: the clamped norm */
+    arr_upload(&a);
+    CPU.cosine_fwd(out.h, a.h, b.h, rows, C);
+    GPU.cosine_fwd(out.d, a.d, b.d, rows, C);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand((size_t)rows, -1, 1);
+    for (int mask = 1; mask <= 3; mask++) {
+        Arr da = arr_rand(n, -1, 1), db = arr_rand(n, -1, 1);
+        CPU.cosine_bwd(H(da, 0), H(db, 1), dout.h, a.h, b.h, rows, C);
+        GPU.cosine_bwd(D(da, 0), D(db, 1), dout.d, a.d, b.d, rows, C);
+        CHECK_IF(da, 0, TOL_FP32);
+        CHECK_IF(db, 1, TOL_FP32);
+    }
+}
+
 Test(cuda_ops, lpips_dist) {
     check_lpips_dist(2, 37, 64, 0);
     check_lpips_dist(3, 5, 3, 1);
@@ -609,6 +665,7 @@ Test(cuda_ops, ops_cuda_table_is_complete) {
     SAME(incontext_strip_bwd) SAME(chunk_fwd) SAME(chunk_bwd) SAME(vloss_fwd) SAME(vloss_bwd) SAME(dropout_fwd)
     SAME(dropout_bwd) SAME(mse_fwd) SAME(mse_bwd) SAME(xent_fwd) SAME(xent_bwd) SAME(unfold_fwd) SAME(unfold_bwd)
     SAME(mean_tokens_fwd) SAME(mean_tokens_bwd) SAME(relu_fwd) SAME(relu_bwd) SAME(maxpool2_fwd) SAME(maxpool2_bwd)
-    SAME(lpips_dist_fwd) SAME(lpips_dist_bwd) SAME(accumulate)
+    SAME(lpips_dist_fwd) SAME(lpips_dist_bwd) SAME(layernorm_fwd) SAME(layernorm_bwd) SAME(gelu_fwd) SAME(gelu_bwd)
+    SAME(cosine_fwd) SAME(cosine_bwd) SAME(accumulate)
 #undef SAME
 }

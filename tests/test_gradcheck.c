@@ -864,6 +864,88 @@ Test(gradcheck, select_rows) {
     graph_free(&g);
 }
 
+/* ------------------------------------------- DINOv2's ops */
+
+typedef struct { int rows, C; } RowsDims;
+
+static void ref_layernorm(const void *ctx, const double *const *in, double *out) {
+    const RowsDims *d = ctx;
+    for (int r = 0; r < d->rows; r++) {
+        const double *x = in[0] + (size_t)r * d->C;
+        double mu = 0, var = 0;
+        for (int c = 0; c < d->C; c++) mu += x[c];
+        mu /= d->C;
+        for (int c = 0; c < d->C; c++) var += (x[c] - mu) * (x[c] - mu);
+        double rs = 1.0 / sqrt(var / d->C + 1e-6);
+        for (int c = 0; c < d->C; c++) out[(size_t)r * d->C + c] = (x[c] - mu) * rs * in[1][c] + in[2][c];
+    }
+}
+
+Test(gradcheck, layernorm) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 3, 2, 3, 7), *w = GC_NORMAL(&g, 2, 1.0f, 1, 7), *b = GC_NORMAL(&g, 3, 1.0f, 1, 7);
+    Tensor *y = op_layernorm(&g, x, w, b, 1e-6f);
+    RowsDims d = {6, 7};
+    GC_EXPECT(&g, {.op = "layernorm", .n_in = 3, .in = {x, w, b}, .in_name = {"x", "w", "b"}, .n_out = 1, .out = {y},
+                   .ref = ref_layernorm, .ctx = &d, .r_stream = 146});
+    graph_free(&g);
+}
+
+static void ref_gelu(const void *ctx, const double *const *in, double *out) {
+    size_t n = *(const size_t *)ctx;
+    for (size_t i = 0; i < n; i++) out[i] = 0.5 * in[0][i] * (1.0 + erf(in[0][i] / sqrt(2.0)));
+}
+
+Test(gradcheck, gelu) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 2.0f, 2, 5, 9);
+    Tensor *y = op_gelu(&g, x);
+    size_t n = x->numel;
+    GC_EXPECT(&g, {.op = "gelu", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y}, .ref = ref_gelu,
+                   .ctx = &n, .r_stream = 147});
+    graph_free(&g);
+}
+
+static void ref_cosine(const void *ctx, const double *const *in, double *out) {
+    const RowsDims *d = ctx;
+    for (int r = 0; r < d->rows; r++) {
+        const double *a = in[0] + (size_t)r * d->C, *b = in[1] + (size_t)r * d->C;
+        double ab = 0, aa = 0, bb = 0;
+        for (int c = 0; c < d->C; c++) ab += a[c] * b[c], aa += a[c] * a[c], bb += b[c] * b[c];
+        out[r] = ab / (fmax(sqrt(aa), 1e-8) * fmax(sqrt(bb), 1e-8));
+    }
+}
+
+Test(gradcheck, cosine) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *a = GC_NORMAL(&g, 1, 1.0f, 3, 2, 4, 6), *b = GC_NORMAL(&g, 2, 1.0f, 3, 2, 4, 6);
+    Tensor *y = op_cosine(&g, a, b);
+    cr_assert(y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 4);
+    RowsDims d = {8, 6};
+    GC_EXPECT(&g, {.op = "cosine", .n_in = 2, .in = {a, b}, .in_name = {"a", "b"}, .n_out = 1, .out = {y},
+                   .ref = ref_cosine, .ctx = &d, .r_stream = 148});
+    graph_free(&g);
+}
+
+/* A zero vector: the clamped norm, a finite gradient (b / (1e-8 |b|) for a). */
+Test(gradcheck, cosine_zero_vector) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *a = GC_NORMAL(&g, 1, 1.0f, 2, 2, 3), *b = GC_NORMAL(&g, 2, 1.0f, 2, 2, 3);
+    for (int c = 0; c < 3; c++) a->data[c] = 0.0f;
+    Tensor *y = op_cosine(&g, a, b);
+    cr_expect(y->data[0] == 0.0f, "cos(0, b) = %g", y->data[0]);
+    const float one[2] = {1.0f, 1.0f};
+    graph_backward_from(&g, y, one);
+    float *da = graph_grad(&g, a), *db = graph_grad(&g, b);
+    for (int i = 0; i < 6; i++) cr_expect(isfinite(da[i]) && isfinite(db[i]), "gradient %d: %g %g", i, da[i], db[i]);
+    for (int c = 0; c < 3; c++) cr_expect(db[c] == 0.0f, "d b[%d] = %g with a = 0", c, db[c]);
+    graph_free(&g);
+}
+
 /* ------------------------------------------- convolutional networks (VGG, LPIPS) */
 
 static void ref_relu(const void *ctx, const double *const *in, double *out) {
@@ -981,7 +1063,7 @@ Test(gradcheck, unfold_is_patchify) {
 /* ------------------------------------------------- ops that record nothing */
 
 /* Calls every op once on inputs that do (req) or do not require gradients;
- * returns the outputs in outs (room for 32). */
+ * returns the outputs in outs (room for 48). */
 static int call_every_op(Graph *g, bool req, Tensor **outs) {
     int n = 0;
     Tensor *x = GC_NORMAL(g, 1, 1.0f, 3, 2, 5, 12), *w = GC_NORMAL(g, 2, 1.0f, 2, 6, 12),
@@ -1024,6 +1106,9 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     outs[n++] = op_unfold(g, img, 3, 2, 1);
     outs[n++] = op_unfold_hwc(g, x, 1, 5, 3, 1, 1); /* x as 2 images of 1x5 pixels, 12 channels */
     outs[n++] = op_relu(g, x);
+    outs[n++] = op_layernorm(g, x, nw, nw, 1e-6f);
+    outs[n++] = op_gelu(g, x);
+    outs[n++] = op_cosine(g, x, target);
     outs[n++] = op_select_rows(g, x, idx, 2);
     outs[n++] = op_maxpool2(g, hw, 2, 2);
     outs[n++] = op_lpips_distance(g, x, target, nw);
@@ -1035,7 +1120,7 @@ Test(gradcheck, no_grad_mode_records_nothing) {
     gc_graph(&g);
     g.training = true;
     cr_expect(graph_set_grad(&g, false), "gradients start enabled");
-    Tensor *outs[32];
+    Tensor *outs[48];
     int n = call_every_op(&g, true, outs);
     cr_expect_eq(g.n_tape, 0, "no-grad mode recorded %d tape entries", g.n_tape);
     for (int i = 0; i < n; i++) cr_expect(!outs[i]->requires_grad, "output %d requires a gradient in no-grad mode", i);
@@ -1047,7 +1132,7 @@ Test(gradcheck, constant_inputs_record_nothing) {
     Graph g;
     gc_graph(&g);
     g.training = true;
-    Tensor *outs[32];
+    Tensor *outs[48];
     int n = call_every_op(&g, false, outs);
     cr_expect_eq(g.n_tape, 0, "ops on constants recorded %d tape entries", g.n_tape);
     for (int i = 0; i < n; i++) cr_expect(!outs[i]->requires_grad, "output %d of constants requires a gradient", i);
@@ -1060,7 +1145,7 @@ Test(gradcheck, tracked_inputs_record_every_op) {
     Graph g;
     gc_graph(&g);
     g.training = true;
-    Tensor *outs[32];
+    Tensor *outs[48];
     int n = call_every_op(&g, true, outs);
     /* every output is tracked; q, k, v share one qkv_split entry, unpatchify adds an inner patchify */
     for (int i = 0; i < n; i++) cr_expect(outs[i]->requires_grad, "output %d is not tracked", i);

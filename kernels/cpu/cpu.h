@@ -206,6 +206,15 @@ void cpu_mean_tokens_bwd(float *dx, const float *dout, int B, int N, int C);
 void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last);
 void cpu_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
                     int channels_last);
+/* norm.c, elementwise.c, loss.c: the ViT ops of DINOv2 */
+void cpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int rows,
+                       int C, float eps);
+void cpu_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                       const float *mean, const float *rstd, int rows, int C);
+void cpu_gelu_fwd(float *out, const float *inp, size_t n);
+void cpu_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n);
+void cpu_cosine_fwd(float *out, const float *a, const float *b, int rows, int C);
+void cpu_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
 /* vision.c */
 void cpu_relu_fwd(float *out, const float *x, size_t n);
 void cpu_relu_bwd(float *dx, const float *dout, const float *out, size_t n);

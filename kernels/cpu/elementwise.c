@@ -153,3 +153,20 @@ void cpu_accumulate(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
+
+/* Exact GELU (DINOv2's nn.GELU): x Phi(x); d/dx = Phi(x) + x phi(x). */
+#define GELU_SQRT1_2 0.70710678118654752440
+#define GELU_INV_SQRT_2PI 0.39894228040143267794
+void cpu_gelu_fwd(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = (float)(0.5 * inp[i] * (1.0 + erf(inp[i] * GELU_SQRT1_2)));
+}
+
+void cpu_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        double x = inp[i];
+        double d = 0.5 * (1.0 + erf(x * GELU_SQRT1_2)) + x * exp(-0.5 * x * x) * GELU_INV_SQRT_2PI;
+        dinp[i] += (float)(dout[i] * d);
+    }
+}

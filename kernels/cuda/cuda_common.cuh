@@ -126,6 +126,14 @@ void cuda_xent_bwd(float *dlogits, const float *dloss, const float *probs, const
 void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last);
 void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,
                      int channels_last);
+void cuda_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                        int rows, int C, float eps);
+void cuda_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int rows, int C);
+void cuda_gelu_fwd(float *out, const float *inp, size_t n);
+void cuda_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n);
+void cuda_cosine_fwd(float *out, const float *a, const float *b, int rows, int C);
+void cuda_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
 void cuda_relu_fwd(float *out, const float *x, size_t n);
 void cuda_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
 void cuda_maxpool2_fwd(float *out, const float *x, int B, int H, int W, int C);

@@ -260,3 +260,28 @@ extern "C" void cuda_dropout_bwd(float *dx, const float *dout, size_t n, float p
     dropout_kernel LAUNCH((n + 3) / 4)(dx, dout, n, p, keep, seed, stream, 1);
     CUDA_CHECK_LAUNCH();
 }
+
+/* ---- exact GELU (DINOv2), in double like the CPU ---- */
+__global__ void gelu_fwd_kernel(float *out, const float *inp, size_t n) {
+    CUDA_FOR(i, n) out[i] = (float)(0.5 * inp[i] * (1.0 + erf(inp[i] * 0.70710678118654752440)));
+}
+
+__global__ void gelu_bwd_kernel(float *dinp, const float *dout, const float *inp, size_t n) {
+    CUDA_FOR(i, n) {
+        double x = inp[i];
+        double d = 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+        dinp[i] += (float)(dout[i] * d);
+    }
+}
+
+extern "C" void cuda_gelu_fwd(float *out, const float *inp, size_t n) {
+    if (!n) return;
+    gelu_fwd_kernel LAUNCH(n)(out, inp, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n) {
+    if (!n) return;
+    gelu_bwd_kernel LAUNCH(n)(dinp, dout, inp, n);
+    CUDA_CHECK_LAUNCH();
+}

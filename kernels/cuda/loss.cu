@@ -89,3 +89,48 @@ extern "C" void cuda_mse_bwd(float *da, float *db, const float *dloss, const flo
     mse_bwd_kernel LAUNCH(n)(da, db, dloss, a, b, n);
     CUDA_CHECK_LAUNCH();
 }
+
+/* ---- cosine similarity of rows (REPA, P-DINO): one thread per row, the
+ * CPU's sums in the CPU's order ---- */
+#define COS_EPS 1e-8
+
+__device__ __forceinline__ void cos_sums(const float *x, const float *y, int C, double *xy, double *xx, double *yy) {
+    *xy = *xx = *yy = 0.0;
+    for (int c = 0; c < C; c++) *xy += (double)x[c] * y[c], *xx += (double)x[c] * x[c], *yy += (double)y[c] * y[c];
+}
+
+__global__ void cosine_fwd_kernel(float *out, const float *a, const float *b, int rows, int C) {
+    CUDA_FOR(r, (size_t)rows) {
+        double xy, xx, yy;
+        cos_sums(a + r * C, b + r * C, C, &xy, &xx, &yy);
+        out[r] = (float)(xy / (fmax(sqrt(xx), COS_EPS) * fmax(sqrt(yy), COS_EPS)));
+    }
+}
+
+__global__ void cosine_bwd_kernel(float *da, float *db, const float *dout, const float *a, const float *b, int rows,
+                                  int C) {
+    CUDA_FOR(r, (size_t)rows) {
+        const float *x = a + r * C, *y = b + r * C;
+        double xy, xx, yy;
+        cos_sums(x, y, C, &xy, &xx, &yy);
+        double nx = sqrt(xx), ny = sqrt(yy), cx = fmax(nx, COS_EPS), cy = fmax(ny, COS_EPS);
+        double cs = xy / (cx * cy), g = dout[r];
+        for (int c = 0; c < C; c++) {
+            if (da) da[r * C + c] += (float)(g * (y[c] / (cx * cy) - (nx > COS_EPS ? cs * x[c] / xx : 0.0)));
+            if (db) db[r * C + c] += (float)(g * (x[c] / (cx * cy) - (ny > COS_EPS ? cs * y[c] / yy : 0.0)));
+        }
+    }
+}
+
+extern "C" void cuda_cosine_fwd(float *out, const float *a, const float *b, int rows, int C) {
+    if (rows <= 0) return;
+    cosine_fwd_kernel LAUNCH(rows)(out, a, b, rows, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int rows,
+                                int C) {
+    if (rows <= 0 || (!da && !db)) return;
+    cosine_bwd_kernel LAUNCH(rows)(da, db, dout, a, b, rows, C);
+    CUDA_CHECK_LAUNCH();
+}

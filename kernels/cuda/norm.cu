@@ -73,3 +73,69 @@ extern "C" void cuda_rmsnorm_bwd(float *dinp, float *dw, const float *dout, cons
     }
     if (dw) cuda_colsum(RmsDwVal{dout, inp, rstd, C}, RmsDwFin{dw}, 1, rows, C);
 }
+
+/* ---- LayerNorm (DINOv2), the CPU's arithmetic: one warp per row ---- */
+__global__ void layernorm_fwd_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                     const float *b, int rows, int C, float eps) {
+    int row = blockIdx.x * NORM_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const float *x = inp + (size_t)row * C;
+    float *o = out + (size_t)row * C;
+    double s = 0.0;
+    for (int c = lane; c < C; c += 32) s += x[c];
+    double mu = warp_sum_double(s) / C, ss = 0.0;
+    for (int c = lane; c < C; c += 32) ss += (x[c] - mu) * (x[c] - mu);
+    double rs = 1.0 / sqrt(warp_sum_double(ss) / C + eps);
+    if (lane == 0) mean[row] = (float)mu, rstd[row] = (float)rs;
+    for (int c = lane; c < C; c += 32) o[c] = (float)((x[c] - mu) * rs) * w[c] + b[c];
+}
+
+extern "C" void cuda_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                   const float *b, int rows, int C, float eps) {
+    if (rows <= 0) return;
+    unsigned blocks = (unsigned)((rows + NORM_ROWS_PER_BLOCK - 1) / NORM_ROWS_PER_BLOCK);
+    layernorm_fwd_kernel<<<blocks, CUDA_THREADS, 0, cuda_compute_stream()>>>(out, mean, rstd, inp, w, b, rows, C, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void layernorm_bwd_dx_kernel(float *dinp, const float *dout, const float *inp, const float *w,
+                                        const float *mean, const float *rstd, int rows, int C) {
+    int row = blockIdx.x * NORM_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const float *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    float *dx = dinp + (size_t)row * C;
+    double mu = mean[row], rs = rstd[row], sg = 0.0, sgx = 0.0;
+    for (int c = lane; c < C; c += 32) {
+        double g = (double)w[c] * dy[c];
+        sg += g, sgx += g * (x[c] - mu) * rs;
+    }
+    sg = warp_sum_double(sg) / C, sgx = warp_sum_double(sgx) / C;
+    for (int c = lane; c < C; c += 32) dx[c] += (float)(rs * ((double)w[c] * dy[c] - sg - (x[c] - mu) * rs * sgx));
+}
+
+struct LnDwVal {
+    const float *dout, *inp, *mean, *rstd;
+    int C;
+    __device__ float operator()(int g, int r, int c) const {
+        size_t i = (size_t)r * C + c;
+        return dout[i] * (float)(((double)inp[i] - mean[r]) * rstd[r]);
+    }
+};
+struct LnDbVal {
+    const float *dout;
+    int C;
+    __device__ float operator()(int g, int r, int c) const { return dout[(size_t)r * C + c]; }
+};
+
+extern "C" void cuda_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                   const float *w, const float *mean, const float *rstd, int rows, int C) {
+    if (rows <= 0) return;
+    if (dinp) {
+        unsigned blocks = (unsigned)((rows + NORM_ROWS_PER_BLOCK - 1) / NORM_ROWS_PER_BLOCK);
+        layernorm_bwd_dx_kernel<<<blocks, CUDA_THREADS, 0, cuda_compute_stream()>>>(dinp, dout, inp, w, mean, rstd,
+                                                                                   rows, C);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (dw) cuda_colsum(LnDwVal{dout, inp, mean, rstd, C}, RmsDwFin{dw}, 1, rows, C);
+    if (db) cuda_colsum(LnDbVal{dout, C}, RmsDwFin{db}, 1, rows, C);
+}

@@ -67,5 +67,11 @@ extern "C" const OpTable ops_cuda = {
     .lpips_dist_bwd = cuda_lpips_dist_bwd,
     .mean_tokens_fwd = cuda_mean_tokens_fwd,
     .mean_tokens_bwd = cuda_mean_tokens_bwd,
+    .layernorm_fwd = cuda_layernorm_fwd,
+    .layernorm_bwd = cuda_layernorm_bwd,
+    .gelu_fwd = cuda_gelu_fwd,
+    .gelu_bwd = cuda_gelu_bwd,
+    .cosine_fwd = cuda_cosine_fwd,
+    .cosine_bwd = cuda_cosine_bwd,
     .accumulate = cuda_accumulate,
 };
