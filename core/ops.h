@@ -78,6 +78,10 @@ Tensor *op_layernorm(Graph *g, Tensor *x, Tensor *w, Tensor *b, float eps); /* o
 Tensor *op_gelu(Graph *g, Tensor *x);                                       /* exact (erf) GELU */
 /* cosine similarity over the last dimension (norms clamped at 1e-8): [..., C] x2 -> [...] */
 Tensor *op_cosine(Graph *g, Tensor *a, Tensor *b);
+/* bicubic resize of img [B, C, H, W] to [B, C, Ho, Wo] as PyTorch's
+ * interpolate (align_corners False, no antialias); the source steps ry, rx
+ * are H/Ho, W/Wo when <= 0, else as given (a scale factor's 1/scale). */
+Tensor *op_resize_bicubic(Graph *g, Tensor *img, int Ho, int Wo, float ry, float rx);
 
 /* --- ops_vision.c: convolutional networks (VGG16, LPIPS) --- */
 /* overlapping k x k windows at stride s, zero padding pad: [B,C,H,W] -> [B, Ho*Wo, C*k*k] */

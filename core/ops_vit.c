@@ -1,6 +1,9 @@
 /* core/ops_vit.c — differentiable ops of the vision transformer DINOv2
  * (PixelGen's REPA and P-DINO): LayerNorm with weight and bias, exact GELU,
- * and the cosine similarity of token vectors. */
+ * the cosine similarity of token vectors, and bicubic resizing (the input to
+ * 224 px and the position table to the patch grid). */
+#include <string.h>
+
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -64,6 +67,32 @@ Tensor *op_cosine(Graph *g, Tensor *a, Tensor *b) {
         c->in[0] = a, c->in[1] = b;
         c->dim[0] = rows, c->dim[1] = C;
         graph_record(g, cosine_bwd, c, "cosine");
+    }
+    return out;
+}
+
+static void resize_bwd(Graph *g, void *p) {
+    OpCtx *c = p;
+    if (!c->out->grad) return;
+    float r[2];
+    memcpy(r, &c->u, sizeof r);
+    g->be->ops->resize_bicubic_bwd(graph_grad(g, c->in[0]), c->out->grad, c->dim[0], c->dim[1], c->dim[2], c->dim[3],
+                                   c->dim[4], r[0], r[1]);
+}
+
+Tensor *op_resize_bicubic(Graph *g, Tensor *img, int Ho, int Wo, float ry, float rx) {
+    CHECK_SHAPE(img, 4, -1, -1, -1, -1);
+    int B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
+    CHECK(Ho > 0 && Wo > 0, "resize: output size %dx%d", Ho, Wo);
+    float r[2] = {ry > 0 ? ry : (float)H / (float)Ho, rx > 0 ? rx : (float)W / (float)Wo};
+    Tensor *out = graph_new(g, 4, B, C, Ho, Wo);
+    g->be->ops->resize_bicubic_fwd(out->data, img->data, B * C, H, W, Ho, Wo, r[0], r[1]);
+    if (GRAPH_TRACK(g, out, img)) {
+        OpCtx *c = op_ctx(g, out);
+        c->in[0] = img;
+        c->dim[0] = B * C, c->dim[1] = H, c->dim[2] = W, c->dim[3] = Ho, c->dim[4] = Wo;
+        memcpy(&c->u, r, sizeof r);
+        graph_record(g, resize_bwd, c, "resize_bicubic");
     }
     return out;
 }

@@ -237,6 +237,13 @@ typedef struct OpTable {
     void (*cosine_fwd)(float *out, const float *a, const float *b, int rows, int C);
     void (*cosine_bwd)(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
 
+    /* Bicubic resize of P planes [P, Hi, Wi] -> [P, Ho, Wo] with source steps
+     * ry, rx (kernels/bicubic.h: PyTorch's interpolate, align_corners
+     * False, no antialias); backward is its transpose. */
+    void (*resize_bicubic_fwd)(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx);
+    void (*resize_bicubic_bwd)(float *dinp, const float *dout, int P, int Hi, int Wi, int Ho, int Wo, float ry,
+                               float rx);
+
     /* dst += src */
     void (*accumulate)(float *dst, const float *src, size_t n);
 } OpTable;

@@ -33,7 +33,8 @@ CUDA_DECL(dropout_bwd) CUDA_DECL(mse_fwd) CUDA_DECL(mse_bwd) CUDA_DECL(xent_fwd)
 CUDA_DECL(unfold_fwd) CUDA_DECL(unfold_bwd) CUDA_DECL(mean_tokens_fwd) CUDA_DECL(mean_tokens_bwd)
 CUDA_DECL(relu_fwd) CUDA_DECL(relu_bwd) CUDA_DECL(maxpool2_fwd) CUDA_DECL(maxpool2_bwd) CUDA_DECL(lpips_dist_fwd)
 CUDA_DECL(lpips_dist_bwd) CUDA_DECL(layernorm_fwd) CUDA_DECL(layernorm_bwd) CUDA_DECL(gelu_fwd) CUDA_DECL(gelu_bwd)
-CUDA_DECL(cosine_fwd) CUDA_DECL(cosine_bwd) CUDA_DECL(accumulate)
+CUDA_DECL(cosine_fwd) CUDA_DECL(cosine_bwd) CUDA_DECL(resize_bicubic_fwd) CUDA_DECL(resize_bicubic_bwd)
+CUDA_DECL(accumulate)
 
 #define E(f) .f = cuda_##f
 const OpTable gpu_ops = {
@@ -47,7 +48,8 @@ const OpTable gpu_ops = {
     E(vloss_fwd), E(vloss_bwd), E(dropout_fwd), E(dropout_bwd), E(mse_fwd), E(mse_bwd), E(xent_fwd),
     E(xent_bwd), E(unfold_fwd), E(unfold_bwd), E(mean_tokens_fwd), E(mean_tokens_bwd), E(relu_fwd), E(relu_bwd),
     E(maxpool2_fwd), E(maxpool2_bwd), E(lpips_dist_fwd), E(lpips_dist_bwd), E(layernorm_fwd), E(layernorm_bwd),
-    E(gelu_fwd), E(gelu_bwd), E(cosine_fwd), E(cosine_bwd), E(accumulate),
+    E(gelu_fwd), E(gelu_bwd), E(cosine_fwd), E(cosine_bwd), E(resize_bicubic_fwd), E(resize_bicubic_bwd),
+    E(accumulate),
 };
 
 /* ---- arrays ---- */

@@ -18,8 +18,12 @@ public weight formats.
    windows whose two largest values differ by at most 1e-5 of the layer's
    largest value are counted (fp32
    rounding may pick either there): the small sizes are drawn without any.
-3. The C side (tests/test_lpips with JIT_PIXELGEN_DIR) loads the converted
-   files and must reproduce all of it (max relative error 1e-4).
+   And PyTorch's bicubic interpolate (DINOv2's input 256 -> 224, its
+   position table 37 -> 16 by scale factor 16.1/37, an upsampling) with the
+   gradient of a random projection of it.
+3. The C side (tests/test_pixelgen with JIT_PIXELGEN_DIR) loads the converted
+   files and must reproduce all of it (max relative error 1e-4; LPIPS's
+   gradient in relative L2, see there).
 
 usage: pixelgen_test.py --bin BUILD_DIR --work DIR
 """
@@ -77,7 +81,7 @@ def run_tool(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True, help="the build directory (tests/test_lpips)")
+    ap.add_argument("--bin", required=True, help="the build directory (tests/test_pixelgen)")
     ap.add_argument("--work", required=True)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -137,11 +141,28 @@ def main():
                 g[f"tap{l}"] = t.detach().permute(0, 2, 3, 1).contiguous().double().numpy()
             print(f"pixelgen_test: reference {name}: LPIPS {d.detach().numpy()}")
 
+    # 2b. PyTorch's bicubic interpolate (DINOv2's input 256 -> 224, and its
+    # position table 37 -> 16 by scale factor 16.1 / 37: source step 37 / 16.1)
+    # and its gradient, for op_resize_bicubic
+    import torch.nn.functional as F
+    with h5py.File(os.path.join(a.work, "lpips_ref.h5"), "a") as f:
+        for name, shape, kw in (("to224", (2, 3, 256, 256), dict(size=(224, 224))),
+                                ("pos16", (1, 5, 37, 37), dict(scale_factor=16.1 / 37)),
+                                ("up", (1, 2, 7, 9), dict(size=(13, 20)))):
+            x = (torch.randn(*shape)).requires_grad_(True)
+            y = F.interpolate(x, mode="bicubic", align_corners=False, **kw)
+            r = torch.randn_like(y)
+            (y * r).sum().backward()
+            g = f.create_group("bicubic/" + name)
+            g["x"], g["y"], g["r"], g["grad"] = x.detach().numpy(), y.detach().double().numpy(), r.numpy(), x.grad.double().numpy()
+            g.attrs["ry"] = shape[2] / y.shape[2] if "size" in kw else 1 / kw["scale_factor"]
+            g.attrs["rx"] = shape[3] / y.shape[3] if "size" in kw else 1 / kw["scale_factor"]
+
     # 3. the C side
-    r = subprocess.run([os.path.join(a.bin, "tests", "test_lpips"), "--jobs", "1"],
+    r = subprocess.run([os.path.join(a.bin, "tests", "test_pixelgen"), "--jobs", "1"],
                        env=dict(os.environ, JIT_PIXELGEN_DIR=a.work), capture_output=True, text=True)
     sys.stdout.write(r.stdout + r.stderr)
-    check(r.returncode == 0, "test_lpips: the C LPIPS on the converted files equals PyTorch")
+    check(r.returncode == 0, "test_pixelgen: the C LPIPS on the converted files equals PyTorch")
     print(f"pixelgen_test: {failures} failed")
     return 1 if failures else 0
 

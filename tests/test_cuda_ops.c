@@ -493,6 +493,24 @@ Test(cuda_ops, cosine) {
     }
 }
 
+static void check_resize(int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx) {
+    size_t ni = (size_t)P * Hi * Wi, no = (size_t)P * Ho * Wo;
+    Arr x = arr_rand(ni, -1, 1), out = arr_nan(no);
+    CPU.resize_bicubic_fwd(out.h, x.h, P, Hi, Wi, Ho, Wo, ry, rx);
+    GPU.resize_bicubic_fwd(out.d, x.d, P, Hi, Wi, Ho, Wo, ry, rx);
+    EXPECT_CLOSE(out, TOL_FP32);
+    Arr dout = arr_rand(no, -1, 1), dx = arr_rand(ni, -1, 1);
+    CPU.resize_bicubic_bwd(dx.h, dout.h, P, Hi, Wi, Ho, Wo, ry, rx);
+    GPU.resize_bicubic_bwd(dx.d, dout.d, P, Hi, Wi, Ho, Wo, ry, rx);
+    EXPECT_CLOSE(dx, TOL_FP32);
+}
+
+Test(cuda_ops, resize_bicubic) {
+    check_resize(3, 64, 64, 56, 56, 64.0f / 56, 64.0f / 56); /* 256 -> 224 at a quarter of the size */
+    check_resize(2, 37, 37, 16, 16, 37.0f / 16.1f, 37.0f / 16.1f); /* DINOv2's position table */
+    check_resize(1, 5, 9, 12, 20, 5.0f / 12, 9.0f / 20); /* upsampling: taps fold onto the borders */
+}
+
 Test(cuda_ops, lpips_dist) {
     check_lpips_dist(2, 37, 64, 0);
     check_lpips_dist(3, 5, 3, 1);
@@ -666,6 +684,6 @@ Test(cuda_ops, ops_cuda_table_is_complete) {
     SAME(dropout_bwd) SAME(mse_fwd) SAME(mse_bwd) SAME(xent_fwd) SAME(xent_bwd) SAME(unfold_fwd) SAME(unfold_bwd)
     SAME(mean_tokens_fwd) SAME(mean_tokens_bwd) SAME(relu_fwd) SAME(relu_bwd) SAME(maxpool2_fwd) SAME(maxpool2_bwd)
     SAME(lpips_dist_fwd) SAME(lpips_dist_bwd) SAME(layernorm_fwd) SAME(layernorm_bwd) SAME(gelu_fwd) SAME(gelu_bwd)
-    SAME(cosine_fwd) SAME(cosine_bwd) SAME(accumulate)
+    SAME(cosine_fwd) SAME(cosine_bwd) SAME(resize_bicubic_fwd) SAME(resize_bicubic_bwd) SAME(accumulate)
 #undef SAME
 }

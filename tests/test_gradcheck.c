@@ -946,6 +946,51 @@ Test(gradcheck, cosine_zero_vector) {
     graph_free(&g);
 }
 
+typedef struct { int P, H, W, Ho, Wo; double ry, rx; } ResizeDims;
+
+/* PyTorch's bicubic taps (A = -0.75), in double. */
+static void ref_taps(int o, double r, int n, int idx[4], double w[4]) {
+    const double A = -0.75;
+    double u = r * (o + 0.5) - 0.5, fl = floor(u), f = u - fl;
+    double d[4] = {1 + f, f, 1 - f, 2 - f};
+    for (int t = 0; t < 4; t++) {
+        double x = d[t];
+        w[t] = t == 1 || t == 2 ? ((A + 2) * x - (A + 3)) * x * x + 1 : ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+        int j = (int)fl - 1 + t;
+        idx[t] = j < 0 ? 0 : j > n - 1 ? n - 1 : j;
+    }
+}
+
+static void ref_resize(const void *ctx, const double *const *in, double *out) {
+    const ResizeDims *d = ctx;
+    for (int p = 0; p < d->P; p++)
+        for (int oy = 0; oy < d->Ho; oy++)
+            for (int ox = 0; ox < d->Wo; ox++) {
+                int iy[4], ix[4];
+                double wy[4], wx[4], s = 0;
+                ref_taps(oy, d->ry, d->H, iy, wy);
+                ref_taps(ox, d->rx, d->W, ix, wx);
+                for (int a = 0; a < 4; a++)
+                    for (int c = 0; c < 4; c++) s += wy[a] * wx[c] * in[0][((size_t)p * d->H + iy[a]) * d->W + ix[c]];
+                out[((size_t)p * d->Ho + oy) * d->Wo + ox] = s;
+            }
+}
+
+static void check_resize(int B, int C, int H, int W, int Ho, int Wo, float ry, float rx, uint64_t r_stream) {
+    Graph g;
+    gc_graph(&g);
+    Tensor *x = GC_NORMAL(&g, 1, 1.0f, 4, B, C, H, W);
+    Tensor *y = op_resize_bicubic(&g, x, Ho, Wo, ry, rx);
+    ResizeDims d = {B * C, H, W, Ho, Wo, ry > 0 ? ry : (float)H / Ho, rx > 0 ? rx : (float)W / Wo};
+    GC_EXPECT(&g, {.op = "resize_bicubic", .n_in = 1, .in = {x}, .in_name = {"x"}, .n_out = 1, .out = {y},
+                   .ref = ref_resize, .ctx = &d, .r_stream = r_stream});
+    graph_free(&g);
+}
+
+Test(gradcheck, resize_bicubic_down) { check_resize(2, 3, 16, 16, 14, 14, 0, 0, 149); } /* 256 -> 224, scaled down */
+Test(gradcheck, resize_bicubic_up) { check_resize(1, 2, 5, 7, 11, 9, 0, 0, 150); }
+Test(gradcheck, resize_bicubic_step) { check_resize(1, 2, 9, 9, 4, 4, 9.0f / 4.1f, 9.0f / 4.1f, 151); } /* DINOv2's offset step */
+
 /* ------------------------------------------- convolutional networks (VGG, LPIPS) */
 
 static void ref_relu(const void *ctx, const double *const *in, double *out) {
@@ -1108,6 +1153,7 @@ static int call_every_op(Graph *g, bool req, Tensor **outs) {
     outs[n++] = op_relu(g, x);
     outs[n++] = op_layernorm(g, x, nw, nw, 1e-6f);
     outs[n++] = op_gelu(g, x);
+    outs[n++] = op_resize_bicubic(g, img, 3, 5, 0, 0);
     outs[n++] = op_cosine(g, x, target);
     outs[n++] = op_select_rows(g, x, idx, 2);
     outs[n++] = op_maxpool2(g, hw, 2, 2);

@@ -215,6 +215,8 @@ void cpu_gelu_fwd(float *out, const float *inp, size_t n);
 void cpu_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n);
 void cpu_cosine_fwd(float *out, const float *a, const float *b, int rows, int C);
 void cpu_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
+void cpu_resize_bicubic_fwd(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx);
+void cpu_resize_bicubic_bwd(float *dinp, const float *dout, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx);
 /* vision.c */
 void cpu_relu_fwd(float *out, const float *x, size_t n);
 void cpu_relu_bwd(float *dx, const float *dout, const float *out, size_t n);

@@ -1,6 +1,10 @@
-/* kernels/cpu/image.c — patch extraction and its inverse. Patches enter the
- * model flattened in (channel, row, col) order (the layout of a conv
- * weight), and leave it in (row, col, channel) order, as JiT does. */
+/* kernels/cpu/image.c — patch extraction and its inverse, and bicubic
+ * resizing (DINOv2's input and position table). Patches enter the model
+ * flattened in (channel, row, col) order (the layout of a conv weight), and
+ * leave it in (row, col, channel) order, as JiT does. */
+#include <math.h>
+
+#include "kernels/bicubic.h"
 #include "kernels/cpu/cpu.h"
 
 void cpu_patchify_fwd(float *out, const float *img, int B, int C, int H, int W, int p) {
@@ -57,4 +61,46 @@ void cpu_unpatchify_bwd(float *dtok, const float *dimg, int B, int C, int H, int
                         for (int c = 0; c < C; c++)
                             t[(py * p + px) * C + c] += dimg[(((size_t)b * C + c) * H + gy * p + py) * W + gx * p + px];
             }
+}
+
+/* Bicubic resize (kernels/bicubic.h), separable: the four rows' taps along
+ * x, then their combination along y, per plane. */
+void cpu_resize_bicubic_fwd(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < P; p++)
+        for (int oy = 0; oy < Ho; oy++) {
+            int iy[4], ix[4];
+            float wy[4], wx[4];
+            bicubic_taps(oy, ry, Hi, iy, wy);
+            const float *src = inp + (size_t)p * Hi * Wi;
+            for (int ox = 0; ox < Wo; ox++) {
+                bicubic_taps(ox, rx, Wi, ix, wx);
+                float acc = 0.0f;
+                for (int a = 0; a < 4; a++) {
+                    const float *row = src + (size_t)iy[a] * Wi;
+                    acc += wy[a] * (wx[0] * row[ix[0]] + wx[1] * row[ix[1]] + wx[2] * row[ix[2]] + wx[3] * row[ix[3]]);
+                }
+                out[((size_t)p * Ho + oy) * Wo + ox] = acc;
+            }
+        }
+}
+
+/* The transpose: each output gradient scattered onto its 16 taps; planes in
+ * parallel, each in a fixed order. */
+void cpu_resize_bicubic_bwd(float *dinp, const float *dout, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx) {
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < P; p++) {
+        float *dst = dinp + (size_t)p * Hi * Wi;
+        for (int oy = 0; oy < Ho; oy++) {
+            int iy[4], ix[4];
+            float wy[4], wx[4];
+            bicubic_taps(oy, ry, Hi, iy, wy);
+            for (int ox = 0; ox < Wo; ox++) {
+                bicubic_taps(ox, rx, Wi, ix, wx);
+                float d = dout[((size_t)p * Ho + oy) * Wo + ox];
+                for (int a = 0; a < 4; a++)
+                    for (int c = 0; c < 4; c++) dst[(size_t)iy[a] * Wi + ix[c]] += d * wy[a] * wx[c];
+            }
+        }
+    }
 }

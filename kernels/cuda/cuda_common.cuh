@@ -134,6 +134,9 @@ void cuda_gelu_fwd(float *out, const float *inp, size_t n);
 void cuda_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n);
 void cuda_cosine_fwd(float *out, const float *a, const float *b, int rows, int C);
 void cuda_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b, int rows, int C);
+void cuda_resize_bicubic_fwd(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo, float ry, float rx);
+void cuda_resize_bicubic_bwd(float *dinp, const float *dout, int P, int Hi, int Wi, int Ho, int Wo, float ry,
+                             float rx);
 void cuda_relu_fwd(float *out, const float *x, size_t n);
 void cuda_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
 void cuda_maxpool2_fwd(float *out, const float *x, int B, int H, int W, int C);

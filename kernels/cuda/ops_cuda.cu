@@ -73,5 +73,7 @@ extern "C" const OpTable ops_cuda = {
     .gelu_bwd = cuda_gelu_bwd,
     .cosine_fwd = cuda_cosine_fwd,
     .cosine_bwd = cuda_cosine_bwd,
+    .resize_bicubic_fwd = cuda_resize_bicubic_fwd,
+    .resize_bicubic_bwd = cuda_resize_bicubic_bwd,
     .accumulate = cuda_accumulate,
 };

@@ -1,4 +1,6 @@
-/* tests/test_lpips.c — the C LPIPS (train/losses/lpips.c) against the
+/* tests/test_pixelgen.c — PixelGen's frozen networks against PyTorch: bicubic
+ * resizing (op_resize_bicubic, DINOv2's input and position table) against
+ * F.interpolate, and the C LPIPS (train/losses/lpips.c) against the
  * PyTorch reference of tests/pixelgen_test.py, which writes the converted
  * weight files and lpips_ref.h5 into JIT_PIXELGEN_DIR and runs this: the
  * five tapped VGG16 features of x_hat and LPIPS(x_hat, x) per sample (max
@@ -42,7 +44,7 @@ static void expect_close_as(h5r_file f, const char *name, const float *got, size
     h5r_read_f64(f, name, want, n);
     double e = rel_err(got, want, n, l2);
     const char *kind = l2 ? "relative L2 error" : "max relative error";
-    printf("test_lpips: %-12s %s %.2e\n", name, kind, e);
+    printf("test_pixelgen: %-12s %s %.2e\n", name, kind, e);
     cr_expect(e <= tol, "%s: %s %.3g > %g", name, kind, e, tol);
     free(want);
 }
@@ -95,6 +97,46 @@ static void check_size(const char *group) {
     h5r_close(f);
     lpips_free(&net);
 }
+
+/* op_resize_bicubic against F.interpolate(mode="bicubic"): output, and the
+ * gradient of sum(out * r). */
+static void check_bicubic(const char *name) {
+    char path[1024], key[128];
+    snprintf(path, sizeof path, "%s/lpips_ref.h5", dir());
+    h5r_file f = h5r_open(path);
+    int nd, dx[8], dy[8];
+    snprintf(key, sizeof key, "bicubic/%s/x", name);
+    size_t nx = h5r_numel(f, key, &nd, dx);
+    snprintf(key, sizeof key, "bicubic/%s/y", name);
+    size_t ny = h5r_numel(f, key, &nd, dy);
+    snprintf(key, sizeof key, "bicubic/%s/ry", name);
+    float ry = (float)h5r_attr_f64(f, key);
+    snprintf(key, sizeof key, "bicubic/%s/rx", name);
+    float rx = (float)h5r_attr_f64(f, key);
+    Graph g;
+    graph_init(&g, backend_cpu(), 64u << 20);
+    Tensor *x = graph_new(&g, 4, dx[0], dx[1], dx[2], dx[3]);
+    snprintf(key, sizeof key, "bicubic/%s/x", name);
+    h5r_read_f32(f, key, x->data, nx);
+    x->requires_grad = true;
+    Tensor *y = op_resize_bicubic(&g, x, dy[2], dy[3], ry, rx);
+    cr_assert_eq(y->numel, ny);
+    snprintf(key, sizeof key, "bicubic/%s/y", name);
+    expect_close(f, key, y->data, ny);
+    float *r = malloc(sizeof(float) * ny);
+    snprintf(key, sizeof key, "bicubic/%s/r", name);
+    h5r_read_f32(f, key, r, ny);
+    graph_backward_from(&g, y, r);
+    free(r);
+    snprintf(key, sizeof key, "bicubic/%s/grad", name);
+    expect_close(f, key, graph_grad(&g, x), nx);
+    graph_free(&g);
+    h5r_close(f);
+}
+
+Test(bicubic, to_224) { check_bicubic("to224"); }
+Test(bicubic, position_table_by_scale_factor) { check_bicubic("pos16"); }
+Test(bicubic, upsampling) { check_bicubic("up"); }
 
 Test(lpips, parity_256px) { check_size("s256"); }
 Test(lpips, parity_64px) { check_size("s64"); }
