@@ -74,14 +74,21 @@ void lpips_init_random(LpipsNet *n, uint64_t seed) {
     params_push(&n->lin);
 }
 
-/* One file's group into a store: every dataset present, of the store's shape. */
-static void load_group(ParamStore *ps, const char *path, const char *what, const char *group) {
+/* A weights file, read-only, with io_hdf5_lock held (the caller unlocks
+ * after H5Fclose); stops naming the config key when it cannot be opened. */
+static hid_t open_weights(const char *path, const char *what) {
     io_hdf5_lock();
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
     CHECK(f >= 0, "%s = %s: not a readable HDF5 file (scripts/pixelgen_weights.py makes it from the public weights)",
           what, path);
+    return f;
+}
+
+/* One file's group into a store: every dataset present, of the store's shape. */
+static void load_group(ParamStore *ps, const char *path, const char *what, const char *group) {
+    hid_t f = open_weights(path, what);
     CHECK(H5Lexists(f, group, H5P_DEFAULT) > 0, "%s = %s: the file has no group '%s' (is it the right file?)", what,
           path, group);
     int missing;
@@ -103,12 +110,7 @@ static void load_group(ParamStore *ps, const char *path, const char *what, const
 }
 
 int lpips_file_div(const char *vgg_path, const char *vgg_what) {
-    io_hdf5_lock();
-    hid_t f;
-    H5E_BEGIN_TRY { f = H5Fopen(vgg_path, H5F_ACC_RDONLY, H5P_DEFAULT); }
-    H5E_END_TRY;
-    CHECK(f >= 0, "%s = %s: not a readable HDF5 file (scripts/pixelgen_weights.py makes it from the public weights)",
-          vgg_what, vgg_path);
+    hid_t f = open_weights(vgg_path, vgg_what);
     hid_t d;
     H5E_BEGIN_TRY { d = H5Dopen2(f, "vgg16/features.0.weight", H5P_DEFAULT); }
     H5E_END_TRY;
