@@ -85,8 +85,7 @@ static void trainer_check_resume_config(Trainer *T, const char *file, const char
  * stand-ins of reduced width (the same on every rank: a fixed seed). */
 static void trainer_lpips_open(Trainer *T) {
     const Config *c = &T->cfg;
-    if (!(c->lpips_weight > 0)) return;
-    T->has_lpips = 1;
+    if (!trainer_has_lpips(T)) return;
     if (c->frozen_random_div > 0) {
         lpips_init(&T->lpips, c->frozen_random_div);
         lpips_init_random(&T->lpips, 0x1f1f5u);
@@ -218,7 +217,7 @@ void trainer_free(Trainer *T) {
     metrics_close(&T->metrics);
     trainer_device_free(T); /* first: waits for the device before anything is freed */
     graph_free(&T->g);
-    if (T->has_lpips) lpips_free(&T->lpips);
+    if (trainer_has_lpips(T)) lpips_free(&T->lpips);
     T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
@@ -287,7 +286,7 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
         JitForwardOpts o = {.collect_stats = T->collect_stats_now};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
-        if (T->has_lpips)
+        if (trainer_has_lpips(T))
             *lpips = lpips_term(T, xhat, x, micro0, (uint64_t)B * (uint64_t)trainer_world(T), n_gated);
         return loss;
     }
@@ -367,7 +366,8 @@ float trainer_step(Trainer *T) {
      * (blocking; overlap with backward is not done on the GPU yet). */
     trainer_device_allreduce_grads(T);
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
-    if (T->has_lpips) { /* the gated samples' mean over the global batch, averaged over micro-batches that have any */
+    if (trainer_has_lpips(T)) {
+        /* the gated samples' mean over the global batch, averaged over the micro-batches that have any */
         if (T->comm) comm_allreduce_f64(T->comm, &lpips_sum, 1, COMM_SUM);
         T->lpips_value = lpips_micro ? lpips_sum / lpips_micro : NAN;
     }
@@ -425,7 +425,7 @@ float trainer_step(Trainer *T) {
     metrics_num(mt, "loss", loss);
     metrics_num(mt, "lr", T->lr);
     metrics_num(mt, "grad_norm", T->grad_norm);
-    if (T->has_lpips) metrics_num(mt, "lpips", T->lpips_value);
+    if (trainer_has_lpips(T)) metrics_num(mt, "lpips", T->lpips_value);
     metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * trainer_world(T) / (now - T->t_last));
     metrics_num(mt, "elapsed_s", now - T->t_start);
     if (T->last_skipped) metrics_int(mt, "skipped", 1);
@@ -446,7 +446,7 @@ static void progress(Trainer *T) {
     char line[256];
     int k = snprintf(line, sizeof line, "step %llu/%d | loss %.4f | lr %.2e | %.1f img/s | ETA %ldm%02lds",
                      (unsigned long long)T->step, c->steps, T->loss, T->lr, ips, eta / 60, eta % 60);
-    if (T->has_lpips) k += snprintf(line + k, sizeof line - (size_t)k, " | lpips %.4f", T->lpips_value);
+    if (trainer_has_lpips(T)) k += snprintf(line + k, sizeof line - (size_t)k, " | lpips %.4f", T->lpips_value);
     if (c->model.use_sla2) {
         double s = 0;
         int n = 0;

@@ -70,8 +70,7 @@ typedef struct Trainer {
     int stage;               /* SLA2Conversion: 0 none, 1 router distillation, 2 fine-tune */
     float stage1_lr;
     int collect_stats_now;   /* QuantizedAttentionMonitor due this step */
-    /* PixelGen's LPIPS (cfg.lpips_weight > 0): the frozen VGG16 and heads */
-    int has_lpips;
+    /* PixelGen's LPIPS: the frozen VGG16 and heads (when trainer_has_lpips) */
     LpipsNet lpips;
     /* last step, for logs */
     float loss, lr;
@@ -116,5 +115,8 @@ void trainer_install_signal_handlers(void);
  * the configured sampler and EMA weights -> out_dir/samples/step-XXXXXXXX.{png,h5}. */
 void trainer_sample(Trainer *T);
 void trainer_checkpoint(Trainer *T);
+
+/* LPIPS is part of the objective (losses.lpips_weight > 0). */
+static inline int trainer_has_lpips(const Trainer *T) { return T->cfg.lpips_weight > 0; }
 
 #endif

@@ -4,7 +4,6 @@
  * token layout, so a convolution is unfold + linear; see kernels/ops.h). */
 #include <math.h>
 
-#include "core/alloc.h"
 #include "kernels/cpu/cpu.h"
 
 void cpu_relu_fwd(float *out, const float *x, size_t n) {
@@ -80,30 +79,29 @@ void cpu_lpips_dist_fwd(float *out, const float *a, const float *f, const float 
 
 /* u = v / (|v| + eps): du/dv = I/(|v| + eps) - v v^T / (|v| (|v| + eps)^2), so
  * with g = dL/du, dL/dv = g/(|v| + eps) - v (v.g) / (|v| (|v| + eps)^2). At
- * v = 0 the second term is 0/0; LPIPS's gradient there is taken as 0. */
-static void unit_bwd(float *dv, const float *v, const double *g, double sign, int C) {
-    double n = norm2(v, C);
-    if (n == 0.0) return;
-    double a = n + LPIPS_EPS, vg = 0.0;
-    for (int c = 0; c < C; c++) vg += v[c] * g[c];
-    double k = vg / (n * a * a);
-    for (int c = 0; c < C; c++) dv[c] += (float)(sign * (g[c] / a - v[c] * k));
-}
-
+ * v = 0 the second term is 0/0; LPIPS's gradient there is taken as 0. Here
+ * g_c = 2 scale w_c (u_a - u_f)_c for a (its negative for f), recomputed per
+ * channel rather than stored (no scratch; as the CUDA kernel does). */
 void cpu_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a, const float *f, const float *w, int B,
                         int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        double *g = core_malloc(sizeof(double) * (size_t)C); /* d out[b] / d u_a (the negative for u_f) */
         double scale = (double)dout[b] / N;
         for (int n = 0; n < N; n++) {
             size_t at = ((size_t)b * N + n) * C;
             const float *pa = a + at, *pf = f + at;
-            double ia = 1.0 / (norm2(pa, C) + LPIPS_EPS), iff = 1.0 / (norm2(pf, C) + LPIPS_EPS);
-            for (int c = 0; c < C; c++) g[c] = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
-            if (da) unit_bwd(da + at, pa, g, 1.0, C);
-            if (df) unit_bwd(df + at, pf, g, -1.0, C);
+            double na = norm2(pa, C), nf = norm2(pf, C);
+            double ia = 1.0 / (na + LPIPS_EPS), iff = 1.0 / (nf + LPIPS_EPS), ag = 0.0, fg = 0.0;
+            for (int c = 0; c < C; c++) {
+                double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
+                ag += pa[c] * g, fg += pf[c] * g;
+            }
+            double ka = na > 0.0 ? ag * ia * ia / na : 0.0, kf = nf > 0.0 ? fg * iff * iff / nf : 0.0;
+            for (int c = 0; c < C; c++) {
+                double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
+                if (da && na > 0.0) da[at + c] += (float)(g * ia - pa[c] * ka);
+                if (df && nf > 0.0) df[at + c] -= (float)(g * iff - pf[c] * kf);
+            }
         }
-        core_free(g);
     }
 }

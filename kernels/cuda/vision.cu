@@ -130,12 +130,11 @@ __global__ void lpips_dist_bwd_kernel(float *da, float *df, const float *dout, c
             double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
             ag += pa[c] * g, fg += pf[c] * g;
         }
-        double ka = na > 0.0 ? ag / (na * (na + LPIPS_EPS) * (na + LPIPS_EPS)) : 0.0;
-        double kf = nf > 0.0 ? fg / (nf * (nf + LPIPS_EPS) * (nf + LPIPS_EPS)) : 0.0;
+        double ka = na > 0.0 ? ag * ia * ia / na : 0.0, kf = nf > 0.0 ? fg * iff * iff / nf : 0.0;
         for (int c = 0; c < C; c++) {
             double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
             if (da && na > 0.0) da[at + c] += (float)(g * ia - pa[c] * ka);
-            if (df && nf > 0.0) df[at + c] += (float)(-(g * iff - pf[c] * kf));
+            if (df && nf > 0.0) df[at + c] -= (float)(g * iff - pf[c] * kf);
         }
     }
 }

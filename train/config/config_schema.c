@@ -22,30 +22,6 @@ static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}
 
 /* --- keys that need code --- */
 
-/* Optional paths (losses.*_weights): "" (or null) means not given, and is
- * written back as "". */
-static int bind_optional_path(const CfgBinder *b, const YamlNode *n, const char *path, char *dst, size_t size) {
-    if (n->kind == YAML_TREE_SCALAR && (yaml_tree_is_null(n) || !n->text[0])) {
-        memset(dst, 0, size);
-        return 0;
-    }
-    return cfg_read_str(b, n, path, dst, size);
-}
-static int bind_vgg_weights(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
-    return bind_optional_path(b, n, path, ((Config *)base)->vgg_weights, sizeof ((Config *)base)->vgg_weights);
-}
-static int bind_lpips_weights(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
-    return bind_optional_path(b, n, path, ((Config *)base)->lpips_weights, sizeof ((Config *)base)->lpips_weights);
-}
-static void write_vgg_weights(FILE *f, const CfgField *fd, const void *base) {
-    (void)fd;
-    cfg_write_string(f, ((const Config *)base)->vgg_weights);
-}
-static void write_lpips_weights(FILE *f, const CfgField *fd, const void *base) {
-    (void)fd;
-    cfg_write_string(f, ((const Config *)base)->lpips_weights);
-}
-
 static int bind_model_name(const CfgBinder *b, const YamlNode *n, const char *path, void *base) {
     Config *c = base;
     char name[sizeof c->model_name];
@@ -286,8 +262,8 @@ static const CfgField cfg_losses[] = {
     CFG_FLOAT(Config, "repa_weight", repa_weight, CFGR_GE, 0, 0),
     CFG_FLOAT(Config, "lpips_weight", lpips_weight, CFGR_GE, 0, 0),
     CFG_FLOAT(Config, "pdino_weight", pdino_weight, CFGR_GE, 0, 0),
-    CFG_CUSTOM("vgg_weights", bind_vgg_weights, write_vgg_weights),
-    CFG_CUSTOM("lpips_weights", bind_lpips_weights, write_lpips_weights),
+    CFG_STRING_OPT(Config, "vgg_weights", vgg_weights),
+    CFG_STRING_OPT(Config, "lpips_weights", lpips_weights),
     CFG_FLOAT(Config, "percept_t_threshold", percept_t_threshold, CFGR_GE_LE, 0, 1),
     CFG_INT(Config, "frozen_random_div", frozen_random_div, CFGR_GE_LE, 0, 64),
 };

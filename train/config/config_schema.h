@@ -21,6 +21,9 @@
 #define CFG_FLOAT(T, k, f, r, l, h) {.key = k, .type = CFGT_FLOAT, .off = offsetof(T, f), .range = r, .lo = l, .hi = h}
 #define CFG_BOOL(T, k, f) {.key = k, .type = CFGT_BOOL, .off = offsetof(T, f)}
 #define CFG_STRING(T, k, f) {.key = k, .type = CFGT_STR, .off = offsetof(T, f), .size = sizeof(((T *)0)->f)}
+/* A string that may be left empty ("" or null: not given), written back as "". */
+#define CFG_STRING_OPT(T, k, f) \
+    {.key = k, .type = CFGT_STR, .off = offsetof(T, f), .size = sizeof(((T *)0)->f), .empty_ok = 1}
 #define CFG_ENUM(T, k, f, nm) {.key = k, .type = CFGT_ENUM, .off = offsetof(T, f), .names = nm}
 #define CFG_U64(T, k, f) {.key = k, .type = CFGT_U64, .off = offsetof(T, f)}
 #define CFG_CUSTOM(k, bf, wf) {.key = k, .type = CFGT_CUSTOM, .bind = bf, .write = wf}
@@ -55,6 +58,7 @@ typedef struct CfgField {
     CfgBindFn bind;            /* CFGT_CUSTOM */
     CfgWriteFn write;          /* CFGT_CUSTOM; NULL: not written (an alias of other keys) */
     int early;                 /* bound before the other keys whatever the file's order */
+    int empty_ok;              /* CFGT_STR: "" or null means "not given" (optional paths) */
 } CfgField;
 
 /* "FILE:LINE:COL: PATH: message" (or "override 'K=V': PATH: message" for a

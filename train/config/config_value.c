@@ -219,6 +219,10 @@ static int cfg_bind_field(const CfgBinder *b, const CfgField *fd, const YamlNode
         return 0;
     }
     case CFGT_STR:
+        if (fd->empty_ok && n->kind == YAML_TREE_SCALAR && (yaml_tree_is_null(n) || !n->text[0])) {
+            memset(p, 0, fd->size);
+            return 0;
+        }
         if (fd->names) {
             int i;
             if (cfg_read_name(b, n, path, fd->names, &i)) return -1;

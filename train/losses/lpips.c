@@ -21,6 +21,18 @@ static const int vgg_tap[LPIPS_N_TAPS] = {1, 3, 6, 9, 12};
 static const float lpips_shift[3] = {-0.030f, -0.088f, -0.188f};
 static const float lpips_scale[3] = {0.458f, 0.448f, 0.450f};
 
+/* The conv weights as the [OC, C*9] matrices op_linear takes (same memory). */
+static void make_views(LpipsNet *n) {
+    for (int i = 0; i < LPIPS_N_CONV; i++) {
+        Tensor *w = params_at(&n->vgg, 2 * i);
+        n->w2d[i] = *w;
+        n->w2d[i].requires_grad = false;
+        tensor_set_shape(&n->w2d[i], 2, (const int[]){w->shape[0], w->shape[1] * 9});
+    }
+    for (int i = 0; i < n->vgg.n; i++) n->vgg.views[i].requires_grad = false;
+    for (int i = 0; i < n->lin.n; i++) n->lin.views[i].requires_grad = false;
+}
+
 void lpips_init(LpipsNet *n, int div) {
     CHECK(div >= 1 && div <= 64 && (div & (div - 1)) == 0, "LPIPS: width divisor %d is not a power of two in [1, 64]",
           div);
@@ -46,19 +58,7 @@ void lpips_init(LpipsNet *n, int div) {
     params_alloc(&n->lin);
     for (int i = 0; i < LPIPS_N_CONV; i++) n->b[i] = params_at(&n->vgg, 2 * i + 1);
     for (int l = 0; l < LPIPS_N_TAPS; l++) n->lin_w[l] = params_at(&n->lin, l);
-    lpips_to_device(n, NULL); /* the views, over host memory until lpips_to_device */
-}
-
-/* The conv weights as the [OC, C*9] matrices op_linear takes (same memory). */
-static void make_views(LpipsNet *n) {
-    for (int i = 0; i < LPIPS_N_CONV; i++) {
-        Tensor *w = params_at(&n->vgg, 2 * i);
-        n->w2d[i] = *w;
-        n->w2d[i].requires_grad = false;
-        tensor_set_shape(&n->w2d[i], 2, (const int[]){w->shape[0], w->shape[1] * 9});
-    }
-    for (int i = 0; i < n->vgg.n; i++) n->vgg.views[i].requires_grad = false;
-    for (int i = 0; i < n->lin.n; i++) n->lin.views[i].requires_grad = false;
+    make_views(n); /* over host memory until lpips_to_device */
 }
 
 void lpips_init_random(LpipsNet *n, uint64_t seed) {
@@ -140,11 +140,9 @@ void lpips_load(LpipsNet *n, const char *vgg_path, const char *vgg_what, const c
 }
 
 void lpips_to_device(LpipsNet *n, const Backend *be) {
-    if (be) {
-        params_to_device(&n->vgg, be->mem);
-        params_to_device(&n->lin, be->mem);
-    }
-    make_views(n);
+    params_to_device(&n->vgg, be->mem);
+    params_to_device(&n->lin, be->mem);
+    make_views(n); /* the views now point at the device's copies */
 }
 
 void lpips_free(LpipsNet *n) {
