@@ -28,6 +28,7 @@ void graph_reset(Graph *g) {
     g->dropout_calls = 0;
     arena_reset(&g->arena);
     arena_reset(&g->meta);
+    g->grad_bufs = NULL;
 }
 
 bool graph_set_grad(Graph *g, bool enabled) {
@@ -81,10 +82,25 @@ void graph_record(Graph *g, BackwardFn fn, void *ctx, const char *op) {
     if (g->prof) profile_forward(g->prof, op);
 }
 
+typedef struct GraphGradBuf {
+    float *p;
+    size_t n;
+    struct GraphGradBuf *next;
+} GraphGradBuf;
+
 float *graph_grad(Graph *g, Tensor *t) {
     if (!t || !t->requires_grad) return NULL;
-    if (!t->grad) t->grad = arena_calloc(&g->arena, t->numel * sizeof(float));
+    if (!t->grad) {
+        t->grad = arena_calloc(&g->arena, t->numel * sizeof(float));
+        GraphGradBuf *b = arena_alloc(&g->meta, sizeof *b);
+        *b = (GraphGradBuf){t->grad, t->numel, g->grad_bufs};
+        g->grad_bufs = b;
+    }
     return t->grad;
+}
+
+void graph_clear_activation_grads(Graph *g) {
+    for (GraphGradBuf *b = g->grad_bufs; b; b = b->next) g->be->mem->zero(b->p, b->n * sizeof(float));
 }
 
 void graph_backward(Graph *g, Tensor *loss) {

@@ -45,6 +45,7 @@ typedef struct Graph {
     void (*after_backward)(void *ctx, int entry);
     void *after_backward_ctx;
     Profile *prof; /* when set, per-op forward and backward times (core/profile.h) */
+    struct GraphGradBuf *grad_bufs; /* the activations' gradient buffers (graph_clear_activation_grads) */
 } Graph;
 
 void graph_init(Graph *g, const Backend *be, size_t arena_bytes);
@@ -89,5 +90,10 @@ void graph_backward_from(Graph *g, Tensor *t, const float *dout);
  * graph_backward_seeded then replays the tape once. */
 void graph_seed(Graph *g, Tensor *t, const float *dout);
 void graph_backward_seeded(Graph *g);
+/* Zero every activation's gradient (not the parameters'), so the tape can
+ * be replayed again with other seeds: one term's gradient is then measured
+ * alone (PixelGen's adaptive weight) while the parameter gradients keep
+ * accumulating. */
+void graph_clear_activation_grads(Graph *g);
 
 #endif

@@ -96,6 +96,7 @@ void params_init(ParamStore *ps, uint64_t seed) {
             rng_fill_uniform(w, p->numel, seed, stream, 0, -a, a);
             break;
         }
+        case INIT_UNIFORM: rng_fill_uniform(w, p->numel, seed, stream, 0, -p->init_arg, p->init_arg); break;
         case INIT_IDENTITY:
             memset(w, 0, p->numel * sizeof(float));
             for (int r = 0; r < p->shape[0]; r++) w[(size_t)r * p->shape[1] + r] = 1.0f;

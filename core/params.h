@@ -32,6 +32,7 @@ typedef enum {
     INIT_XAVIER_UNIFORM,  /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) on [out, in] */
     INIT_IDENTITY,        /* square matrices: I */
     INIT_CONSTANT,        /* every element = std (used for alpha logits) */
+    INIT_UNIFORM,         /* U(-a, a), a = init_arg (PyTorch's default Linear: a = 1/sqrt(fan_in)) */
 } ParamInit;
 
 typedef struct ParamInfo {

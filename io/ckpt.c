@@ -192,6 +192,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     h5_write_u64(f, "loader_epoch", st->pos.epoch);
     h5_write_u64(f, "loader_offset", st->pos.offset);
     h5_write_u64(f, "world_size", (uint64_t)st->world_size);
+    h5_write_f64(f, "pixelgen_lambda", st->aux_weight);
     if (d->config_yaml) h5_write_str(f, "config", d->config_yaml);
     write_group(f, tmp, "params", d->params, d->params->host, comm);
     /* Test hook: die half-way through a write, as a killed job would. */
@@ -326,6 +327,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
         st->pos.epoch = read_u64(f, path, "loader_epoch");
         st->pos.offset = read_u64(f, path, "loader_offset");
         st->world_size = (int)read_u64(f, path, "world_size");
+        if (h5_read_f64(f, "pixelgen_lambda", &st->aux_weight) != 1) st->aux_weight = 1.0; /* older files */
     }
     int missing = read_group(f, path, "params", d->params, d->params->host);
     if (d->opt) {

@@ -33,6 +33,7 @@ typedef struct CkptState {
     uint64_t seed;
     LoaderPos pos;       /* the loader's next position */
     int world_size;      /* ranks of the run that wrote it */
+    double aux_weight;   /* PixelGen's adaptive weight lambda (1 when the file has none) */
 } CkptState;
 
 /* Every buffer here is host memory: the parameters are read and written

@@ -80,22 +80,6 @@ static void trainer_check_resume_config(Trainer *T, const char *file, const char
           T->cfg.source, r.errors, r.errors == 1 ? "" : "s", file);
 }
 
-/* LPIPS's frozen networks, before any step: the files (every dataset and
- * shape checked; a problem stops here naming the config key), or random
- * stand-ins of reduced width (the same on every rank: a fixed seed). */
-static void trainer_lpips_open(Trainer *T) {
-    const Config *c = &T->cfg;
-    if (!trainer_has_lpips(T)) return;
-    if (c->frozen_random_div > 0) {
-        lpips_init(&T->lpips, c->frozen_random_div);
-        lpips_init_random(&T->lpips, 0x1f1f5u);
-    } else {
-        lpips_init(&T->lpips, lpips_file_div(c->vgg_weights, "losses.vgg_weights"));
-        lpips_load(&T->lpips, c->vgg_weights, "losses.vgg_weights", c->lpips_weights, "losses.lpips_weights");
-    }
-    lpips_to_device(&T->lpips, T->be);
-}
-
 void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm) {
     memset(T, 0, sizeof *T);
     T->cfg = *cfg;
@@ -137,6 +121,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     char path[1100];
     io_mkdirs_or_die(c->out_dir);
     int resumed = 0;
+    double aux_weight = 1.0; /* PixelGen's lambda, from the checkpoint */
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
     if (trainer_rank(T) == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
@@ -161,6 +146,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
               "ckpt-*.h5 by its path",
               c->source, file, what);
         T->step = st.step;
+        aux_weight = st.aux_weight;
         loader_seek(T->loader, st.pos);
         resumed = 1;
         if (trainer_rank(T) == 0)
@@ -187,7 +173,10 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         }
     }
     trainer_device_place(T);
-    trainer_lpips_open(T);
+    if (trainer_has_pixelgen(T)) {
+        pixelgen_open(&T->pg, &T->cfg, &T->model, T->be); /* stops before any step */
+        T->pg.lambda = aux_weight;
+    }
     if (trainer_rank(T) == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
         FILE *f = fopen(path, "w");
@@ -217,7 +206,7 @@ void trainer_free(Trainer *T) {
     metrics_close(&T->metrics);
     trainer_device_free(T); /* first: waits for the device before anything is freed */
     graph_free(&T->g);
-    if (trainer_has_lpips(T)) lpips_free(&T->lpips);
+    if (trainer_has_pixelgen(T)) pixelgen_free(&T->pg);
     T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
@@ -236,35 +225,10 @@ static void trainer_phase(Trainer *T, TrainerPhase ph, double *t0) {
     *t0 = t;
 }
 
-/* PixelGen's LPIPS term of a micro-batch: LPIPS(x_hat, x) of this rank's
- * samples with t >= losses.percept_t_threshold ([k], NULL when none; the
- * others are not run through VGG16 at all: their term is exactly zero).
- * *n_global gets the gated count of the whole global micro-batch (G
- * samples from global index micro0), which every rank computes alike from
- * the timesteps' Philox draws: the term is their sum over n_global, so 2
- * ranks equal 1 rank with twice the batch. */
-static Tensor *lpips_term(Trainer *T, Tensor *xhat, Tensor *x, uint64_t micro0, uint64_t G, int *n_global) {
-    const Config *c = &T->cfg;
-    DiffusionConfig dc = {.p_mean = c->p_mean, .p_std = c->p_std, .noise_scale = c->noise_scale};
-    int n = 0;
-    for (uint64_t s = 0; s < G; s++) n += diffusion_time(&dc, c->seed, micro0 + s) >= c->percept_t_threshold;
-    *n_global = n;
-    int B = c->batch_size, k = 0;
-    int *idx = graph_alloc_host(&T->g, sizeof(int) * (size_t)B);
-    for (int b = 0; b < B; b++)
-        if (T->t[b] >= c->percept_t_threshold) idx[k++] = b;
-    if (k == 0) return NULL;
-    Graph *g = &T->g;
-    bool was = graph_set_grad(g, false);
-    Tensor *xs = op_select_rows(g, x, idx, k);
-    graph_set_grad(g, was);
-    return lpips_distance(g, &T->lpips, op_select_rows(g, xhat, idx, k), xs, NULL);
-}
-
 /* The loss of one micro-batch; the time since *t0 until the forward starts
- * goes to the data phase. With LPIPS, *lpips gets its term (lpips_term). */
-static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float *weight, double *t0, Tensor **lpips,
-                           int *n_gated) {
+ * goes to the data phase. With PixelGen's losses, *aux gets their terms. */
+static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float *weight, double *t0,
+                           PixelGenTerms *aux) {
     const Config *c = &T->cfg;
     const JitConfig *mc = &c->model;
     Graph *g = &T->g;
@@ -281,13 +245,12 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
     trainer_phase(T, TRAINER_PHASE_DATA, t0);
     if (g->prof) profile_mark(g->prof);
     *weight = 1.0f;
-    *lpips = NULL, *n_gated = 0;
+    memset(aux, 0, sizeof *aux);
     if (T->stage != 1) {
-        JitForwardOpts o = {.collect_stats = T->collect_stats_now};
+        JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
-        if (trainer_has_lpips(T))
-            *lpips = lpips_term(T, xhat, x, micro0, (uint64_t)B * (uint64_t)trainer_world(T), n_gated);
+        if (trainer_has_pixelgen(T)) pixelgen_terms(&T->pg, g, &T->model, xhat, x, T->t, micro0, trainer_world(T), aux);
         return loss;
     }
 
@@ -319,8 +282,8 @@ float trainer_step(Trainer *T) {
     params_zero_grad(&T->model.params);
     T->g.training = true;
     T->g.step = T->step;
-    double loss_sum = 0.0, lpips_sum = 0.0;
-    int lpips_micro = 0; /* micro-batches with a gated sample somewhere in the global batch */
+    double loss_sum = 0.0;
+    if (trainer_has_pixelgen(T)) pixelgen_step_begin(&T->pg, T->step);
     uint64_t G = (uint64_t)c->batch_size * (uint64_t)trainer_world(T);
     for (int a = 0; a < c->grad_accum; a++) {
         /* Global index of this rank's first sample: noise and label drops do
@@ -330,33 +293,20 @@ float trainer_step(Trainer *T) {
         float w;
         int last = a == c->grad_accum - 1 && T->comm && T->be->device == DEVICE_CPU;
         if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
-        Tensor *lpips;
-        int n_gated;
-        Tensor *loss = micro_batch(T, sample0, micro0, &w, &t0, &lpips, &n_gated);
+        PixelGenTerms aux;
+        Tensor *loss = micro_batch(T, sample0, micro0, &w, &t0, &aux);
         float loss_host;
         graph_read(&T->g, loss, &loss_host, 1);
-        lpips_micro += n_gated > 0;
-        if (lpips) { /* its samples' values, summed in order on the host */
-            int k = lpips->shape[0];
-            float *v = graph_alloc_host(&T->g, sizeof(float) * (size_t)k);
-            graph_read(&T->g, lpips, v, (size_t)k);
-            for (int i = 0; i < k; i++) lpips_sum += (double)v[i] / n_gated;
-        }
         trainer_phase(T, TRAINER_PHASE_FORWARD, &t0);
         loss_sum += (double)loss_host * w;
         const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
         if (last) grad_sync_ready(&T->sync, &T->g);
-        graph_seed(&T->g, loss, &seed);
-        if (lpips) {
-            /* d objective / d LPIPS_b = weight / n_gated per micro-batch; the gradient
-             * all-reduce averages over ranks, so each rank's share is world times that. */
-            int k = lpips->shape[0];
-            float *s = graph_alloc_host(&T->g, sizeof(float) * (size_t)k);
-            for (int i = 0; i < k; i++)
-                s[i] = c->lpips_weight * (float)trainer_world(T) / ((float)n_gated * (float)c->grad_accum);
-            graph_seed(&T->g, lpips, s);
+        if (trainer_has_pixelgen(T) && T->stage != 1) {
+            pixelgen_backward(&T->pg, &T->g, &T->model, loss, seed, &aux);
+        } else {
+            graph_seed(&T->g, loss, &seed);
+            graph_backward_seeded(&T->g);
         }
-        graph_backward_seeded(&T->g);
         trainer_phase(T, TRAINER_PHASE_BACKWARD, &t0);
         if (last) grad_sync_finish(&T->sync, &T->g);
         graph_reset(&T->g);
@@ -366,11 +316,7 @@ float trainer_step(Trainer *T) {
      * (blocking; overlap with backward is not done on the GPU yet). */
     trainer_device_allreduce_grads(T);
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
-    if (trainer_has_lpips(T)) {
-        /* the gated samples' mean over the global batch, averaged over the micro-batches that have any */
-        if (T->comm) comm_allreduce_f64(T->comm, &lpips_sum, 1, COMM_SUM);
-        T->lpips_value = lpips_micro ? lpips_sum / lpips_micro : NAN;
-    }
+    if (trainer_has_pixelgen(T)) pixelgen_step_end(&T->pg, T->comm);
     trainer_phase(T, TRAINER_PHASE_ALLREDUCE, &t0);
     T->g.training = false;
     float loss = (float)(loss_sum / c->grad_accum);
@@ -425,7 +371,12 @@ float trainer_step(Trainer *T) {
     metrics_num(mt, "loss", loss);
     metrics_num(mt, "lr", T->lr);
     metrics_num(mt, "grad_norm", T->grad_norm);
-    if (trainer_has_lpips(T)) metrics_num(mt, "lpips", T->lpips_value);
+    if (trainer_has_pixelgen(T)) {
+        for (int i = 0; i < PG_N_TERMS; i++)
+            if (T->pg.on[i]) metrics_num(mt, pixelgen_term_names[i], T->pg.value[i]);
+        if (T->cfg.adaptive_start >= 0 && (T->pg.on[PG_LPIPS] || T->pg.on[PG_PDINO]))
+            metrics_num(mt, "lambda", T->pg.lambda);
+    }
     metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * trainer_world(T) / (now - T->t_last));
     metrics_num(mt, "elapsed_s", now - T->t_start);
     if (T->last_skipped) metrics_int(mt, "skipped", 1);
@@ -446,7 +397,9 @@ static void progress(Trainer *T) {
     char line[256];
     int k = snprintf(line, sizeof line, "step %llu/%d | loss %.4f | lr %.2e | %.1f img/s | ETA %ldm%02lds",
                      (unsigned long long)T->step, c->steps, T->loss, T->lr, ips, eta / 60, eta % 60);
-    if (trainer_has_lpips(T)) k += snprintf(line + k, sizeof line - (size_t)k, " | lpips %.4f", T->lpips_value);
+    for (int i = 0; trainer_has_pixelgen(T) && i < PG_N_TERMS; i++)
+        if (T->pg.on[i])
+            k += snprintf(line + k, sizeof line - (size_t)k, " | %s %.4f", pixelgen_term_names[i], T->pg.value[i]);
     if (c->model.use_sla2) {
         double s = 0;
         int n = 0;
@@ -530,7 +483,8 @@ void trainer_checkpoint(Trainer *T) {
     }
     char *yaml = config_to_yaml(c);
     d.config_yaml = yaml;
-    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T)};
+    CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T),
+                    .aux_weight = trainer_has_pixelgen(T) ? T->pg.lambda : 1.0};
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];

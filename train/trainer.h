@@ -20,7 +20,7 @@
 #include "dist/grad_sync.h"
 #include "io/shards.h"
 #include "train/config/config.h"
-#include "train/losses/lpips.h"
+#include "train/losses/pixelgen.h"
 #include "train/metrics.h"
 #include "train/model/jit.h"
 #include "train/trainer_device.h"
@@ -70,11 +70,11 @@ typedef struct Trainer {
     int stage;               /* SLA2Conversion: 0 none, 1 router distillation, 2 fine-tune */
     float stage1_lr;
     int collect_stats_now;   /* QuantizedAttentionMonitor due this step */
-    /* PixelGen's LPIPS: the frozen VGG16 and heads (when trainer_has_lpips) */
-    LpipsNet lpips;
+    /* PixelGen's REPA, LPIPS and P-DINO: their frozen networks, lambda and
+     * the last step's values (when trainer_has_pixelgen) */
+    PixelGen pg;
     /* last step, for logs */
     float loss, lr;
-    double lpips_value;      /* LPIPS of the step's gated samples (mean); NaN when none was gated in */
     double grad_norm;
     int skipped_total;
     int last_skipped;
@@ -116,7 +116,7 @@ void trainer_install_signal_handlers(void);
 void trainer_sample(Trainer *T);
 void trainer_checkpoint(Trainer *T);
 
-/* LPIPS is part of the objective (losses.lpips_weight > 0). */
-static inline int trainer_has_lpips(const Trainer *T) { return T->cfg.lpips_weight > 0; }
+/* PixelGen's losses are part of the objective (a losses.*_weight > 0). */
+static inline int trainer_has_pixelgen(const Trainer *T) { return pixelgen_enabled(&T->cfg); }
 
 #endif

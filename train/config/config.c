@@ -47,29 +47,12 @@ void config_defaults(Config *c) {
     c->n_callbacks = 0;
     c->repa_weight = c->lpips_weight = c->pdino_weight = 0.0f;
     c->percept_t_threshold = 0.3f;
+    c->align_layer = 8;
+    c->pdino_gating = PDINO_RELEASED;
+    c->adaptive_start = 400000, c->adaptive_every = 50; /* PixelGen's trainer */
 }
 
 /* --- loading --- */
-
-/* The seeds' REPA and P-DINO terms are accepted so their config reads
- * unchanged, but need DINOv2, which is not built yet: say so once. */
-static void config_notice_losses(const Config *c) {
-    const struct {
-        const char *key;
-        float v;
-    } w[] = {{"repa_weight", c->repa_weight}, {"pdino_weight", c->pdino_weight}};
-    char list[256] = "";
-    size_t k = 0;
-    int n = 0;
-    for (int i = 0; i < 2; i++)
-        if (w[i].v != 0.0f && k < sizeof list)
-            k += (size_t)snprintf(list + k, sizeof list - k, "%slosses.%s = %g", n++ ? ", " : "", w[i].key, w[i].v);
-    if (!n) return;
-    fprintf(stderr,
-            "notice: %s: %s %s IGNORED: REPA and P-DINO need DINOv2, which this framework does not run yet; "
-            "training uses the JiT flow loss (and LPIPS when losses.lpips_weight is set) only\n",
-            c->source, list, n > 1 ? "are" : "is");
-}
 
 static int config_try_load_text(Config *c, const char *name, const char *text, size_t len, int n_overrides,
                                 char *const *overrides, char *err, size_t errlen) {
@@ -84,10 +67,7 @@ static int config_try_load_text(Config *c, const char *name, const char *text, s
         rc = config_bind(&b, root, t);
     }
     yaml_tree_free(root);
-    if (rc == 0) {
-        memcpy(c, t, sizeof *t);
-        config_notice_losses(c);
-    }
+    if (rc == 0) memcpy(c, t, sizeof *t);
     core_free(t);
     return rc == 0 ? 0 : -1;
 }

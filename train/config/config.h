@@ -116,13 +116,23 @@ typedef struct Config {
     /* callbacks */
     int n_callbacks;
     CallbackConfig callbacks[CFG_MAX_CALLBACKS];
-    /* losses: PixelGen's terms (docs/pixelgen.md). LPIPS runs; REPA and
-     * P-DINO are accepted and reported as not run yet (they need DINOv2). */
+    /* losses: PixelGen's terms (docs/pixelgen.md, ../shared/spec/pixelgen.md) */
     float repa_weight, lpips_weight, pdino_weight;
     char vgg_weights[CFG_STR], lpips_weights[CFG_STR]; /* scripts/pixelgen_weights.py's files */
-    float percept_t_threshold; /* LPIPS only for samples with t >= this (t = 1 is clean) */
+    char dino_weights[CFG_STR];
+    float percept_t_threshold; /* LPIPS (and P-DINO per_sample) only for samples with t >= this (t = 1 is clean) */
+    int align_layer;           /* REPA: the tokens entering this block (0-based) */
+    int pdino_gating;          /* PdinoGating */
+    int adaptive_start;        /* the adaptive weight of LPIPS + P-DINO from this step (-1: never) ... */
+    int adaptive_every;        /* ... every this many steps */
     int frozen_random_div;     /* > 0: random frozen networks at 1/div width instead of the files (tests) */
 } Config;
+
+/* P-DINO's reduction: PixelGen's released code averages over the whole
+ * batch whenever any sample passes the gate (its mask broadcast makes the
+ * gate a no-op, ../shared/spec/pixelgen.md §5); the paper averages over
+ * the gated samples only. */
+typedef enum { PDINO_RELEASED, PDINO_PER_SAMPLE } PdinoGating;
 
 /* Defaults for every field (model jit-tiny, full attention). */
 void config_defaults(Config *c);

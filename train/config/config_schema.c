@@ -9,6 +9,7 @@
 
 #include "core/ops.h"
 #include "train/config/config_schema.h"
+#include "train/losses/dinov2.h" /* DINO_WIDTH, DINO_HEADS: the REPA projector's output */
 
 
 _Static_assert(sizeof(LrSchedule) == sizeof(int), "enums are stored through int");
@@ -18,6 +19,7 @@ static const char *const cfg_devices[] = {"cpu", "cuda", NULL};
 static const char *const cfg_precisions[] = {"auto", "fp32", "bf16", NULL};   /* RunPrecision order */
 static const char *const cfg_feature_maps[] = {"softmax", "elu", "relu", NULL}; /* Sla2FeatureMap order */
 static const char *const cfg_lr_schedules[] = {"constant", "cosine", NULL};   /* LrSchedule order */
+static const char *const cfg_pdino_gating[] = {"released", "per_sample", NULL}; /* PdinoGating order */
 static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}; /* AllreduceMode order */
 
 /* --- keys that need code --- */
@@ -264,7 +266,12 @@ static const CfgField cfg_losses[] = {
     CFG_FLOAT(Config, "pdino_weight", pdino_weight, CFGR_GE, 0, 0),
     CFG_STRING_OPT(Config, "vgg_weights", vgg_weights),
     CFG_STRING_OPT(Config, "lpips_weights", lpips_weights),
+    CFG_STRING_OPT(Config, "dino_weights", dino_weights),
     CFG_FLOAT(Config, "percept_t_threshold", percept_t_threshold, CFGR_GE_LE, 0, 1),
+    CFG_INT(Config, "align_layer", align_layer, CFGR_GE, 0, 0),
+    CFG_ENUM(Config, "pdino_gating", pdino_gating, cfg_pdino_gating),
+    CFG_INT(Config, "adaptive_start", adaptive_start, CFGR_GE, -1, 0),
+    CFG_INT(Config, "adaptive_every", adaptive_every, CFGR_GE, 1, 0),
     CFG_INT(Config, "frozen_random_div", frozen_random_div, CFGR_GE_LE, 0, 64),
 };
 
@@ -358,6 +365,42 @@ static int cfg_check_model(const CfgBinder *b, const YamlNode *root, const JitCo
     return 0;
 }
 
+/* PixelGen's losses against the model and each other; derives the REPA
+ * projector's size into the model (its output is DINOv2's width). */
+static int cfg_check_losses(const CfgBinder *b, const YamlNode *root, Config *c) {
+    int div = c->frozen_random_div, dino = c->repa_weight > 0 || c->pdino_weight > 0;
+    CFG_CHECK_AT(div == 0 || (div & (div - 1)) == 0, "losses", "frozen_random_div", NULL,
+                 "must be a power of two (the frozen networks' widths divided by it), got %d", div);
+    if (c->lpips_weight > 0) {
+        CFG_CHECK_AT(div > 0 || (c->vgg_weights[0] && c->lpips_weights[0]), "losses", "lpips_weight", NULL,
+                     "LPIPS needs losses.vgg_weights and losses.lpips_weights (made by scripts/pixelgen_weights.py), "
+                     "or losses.frozen_random_div for random stand-in networks");
+        CFG_CHECK_AT(c->model.in_channels == 3 && c->model.img_size >= 16, "losses", "lpips_weight", NULL,
+                     "LPIPS compares RGB images of at least 16x16 pixels (VGG16 pools four times); the model has "
+                     "%d channel(s) of %dx%d", c->model.in_channels, c->model.img_size, c->model.img_size);
+    }
+    if (dino) {
+        const char *k = c->repa_weight > 0 ? "repa_weight" : "pdino_weight";
+        CFG_CHECK_AT(div > 0 || c->dino_weights[0], "losses", k, NULL,
+                     "REPA and P-DINO need losses.dino_weights (made by scripts/pixelgen_weights.py), or "
+                     "losses.frozen_random_div for a random stand-in network");
+        CFG_CHECK_AT(c->model.in_channels == 3, "losses", k, NULL,
+                     "DINOv2 reads RGB images; the model has %d channel(s)", c->model.in_channels);
+        CFG_CHECK_AT(c->model.grid <= 64, "losses", k, NULL,
+                     "DINOv2 runs on one token per JiT patch: %dx%d patches is above its 64x64", c->model.grid,
+                     c->model.grid);
+        CFG_CHECK_AT(DINO_WIDTH / (div ? div : 1) >= DINO_HEADS, "losses", "frozen_random_div", NULL,
+                     "DINOv2's width 768 / %d is below its 12 heads", div);
+    }
+    if (c->repa_weight > 0)
+        CFG_CHECK_AT(c->align_layer < c->model.depth, "losses", "align_layer", NULL,
+                     "REPA aligns the tokens entering a block: %d is not a block of this model (depth %d)",
+                     c->align_layer, c->model.depth);
+    c->model.repa_dim = c->repa_weight > 0 ? DINO_WIDTH / (div ? div : 1) : 0;
+    c->model.repa_layer = c->align_layer;
+    return 0;
+}
+
 /* Checks that need a whole section (or two) bound first. */
 static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Config *c) {
     const YamlNode *sec = yaml_tree_get(root, cfg_sections[s].key);
@@ -379,16 +422,8 @@ static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Co
     } else if (strcmp(key, "optim") == 0) {
         CFG_CHECK_AT(c->lr_schedule != LR_COSINE || c->min_lr <= c->lr, "optim", "min_lr", "lr",
                      "the cosine floor min_lr (%g) must not exceed lr (%g)", c->min_lr, c->lr);
-    } else if (strcmp(key, "losses") == 0 && c->lpips_weight > 0) {
-        int div = c->frozen_random_div;
-        CFG_CHECK_AT(div > 0 || (c->vgg_weights[0] && c->lpips_weights[0]), "losses", "lpips_weight", NULL,
-                     "LPIPS needs losses.vgg_weights and losses.lpips_weights (made by scripts/pixelgen_weights.py), "
-                     "or losses.frozen_random_div for random stand-in networks");
-        CFG_CHECK_AT(div == 0 || (div & (div - 1)) == 0, "losses", "frozen_random_div", NULL,
-                     "must be a power of two (VGG16's widths divided by it), got %d", div);
-        CFG_CHECK_AT(c->model.in_channels == 3 && c->model.img_size >= 16, "losses", "lpips_weight", NULL,
-                     "LPIPS compares RGB images of at least 16x16 pixels (VGG16 pools four times); the model has "
-                     "%d channel(s) of %dx%d", c->model.in_channels, c->model.img_size, c->model.img_size);
+    } else if (strcmp(key, "losses") == 0) {
+        if (cfg_check_losses(b, root, c)) return -1;
     } else if (strcmp(key, "sampling") == 0) {
         const char *k;
         long long n = (long long)c->samples_per_class * c->model.num_classes;

@@ -7,8 +7,7 @@
 
 #include "core/check.h"
 #include "core/ops.h"
-#include "io/h5.h"
-#include "io/shards.h" /* io_hdf5_lock */
+#include "train/losses/frozen.h"
 
 /* torchvision's vgg16().features[0:30]: the index of each convolution, its
  * output channels at full width, and after which convolutions LPIPS taps
@@ -29,8 +28,8 @@ static void make_views(LpipsNet *n) {
         n->w2d[i].requires_grad = false;
         tensor_set_shape(&n->w2d[i], 2, (const int[]){w->shape[0], w->shape[1] * 9});
     }
-    for (int i = 0; i < n->vgg.n; i++) n->vgg.views[i].requires_grad = false;
-    for (int i = 0; i < n->lin.n; i++) n->lin.views[i].requires_grad = false;
+    frozen_views(&n->vgg);
+    frozen_views(&n->lin);
 }
 
 void lpips_init(LpipsNet *n, int div) {
@@ -74,63 +73,19 @@ void lpips_init_random(LpipsNet *n, uint64_t seed) {
     params_push(&n->lin);
 }
 
-/* A weights file, read-only, with io_hdf5_lock held (the caller unlocks
- * after H5Fclose); stops naming the config key when it cannot be opened. */
-static hid_t open_weights(const char *path, const char *what) {
-    io_hdf5_lock();
-    hid_t f;
-    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
-    H5E_END_TRY;
-    CHECK(f >= 0, "%s = %s: not a readable HDF5 file (scripts/pixelgen_weights.py makes it from the public weights)",
-          what, path);
-    return f;
-}
-
-/* One file's group into a store: every dataset present, of the store's shape. */
-static void load_group(ParamStore *ps, const char *path, const char *what, const char *group) {
-    hid_t f = open_weights(path, what);
-    CHECK(H5Lexists(f, group, H5P_DEFAULT) > 0, "%s = %s: the file has no group '%s' (is it the right file?)", what,
-          path, group);
-    int missing;
-    char detail[256];
-    int bad = h5_param_group_check(f, path, group, ps, &missing, detail, sizeof detail);
-    if (missing) {
-        for (int i = 0; i < ps->n; i++) {
-            char ds[PARAM_NAME_MAX + 64];
-            snprintf(ds, sizeof ds, "%s/%s", group, ps->info[i].name);
-            CHECK(H5Lexists(f, ds, H5P_DEFAULT) > 0, "%s = %s: dataset %s is missing (%d of %d missing)", what, path,
-                  ds, missing, ps->n);
-        }
-    }
-    CHECK(bad < 0, "%s = %s: %s/%s is %s", what, path, group, bad >= 0 ? ps->info[bad].name : "", detail);
-    h5_param_group_read(f, path, group, ps, ps->host);
-    H5Fclose(f);
-    io_hdf5_unlock();
-    params_push(ps);
-}
-
 int lpips_file_div(const char *vgg_path, const char *vgg_what) {
-    hid_t f = open_weights(vgg_path, vgg_what);
-    hid_t d;
-    H5E_BEGIN_TRY { d = H5Dopen2(f, "vgg16/features.0.weight", H5P_DEFAULT); }
-    H5E_END_TRY;
-    CHECK(d >= 0, "%s = %s: dataset vgg16/features.0.weight is missing (is it the right file?)", vgg_what, vgg_path);
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[8] = {0};
-    int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd >= 1 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp), H5Dclose(d), H5Fclose(f);
-    io_hdf5_unlock();
-    int div = nd == 4 && dims[0] > 0 && 64 % dims[0] == 0 ? 64 / (int)dims[0] : 0;
+    int dims[8];
+    int nd = frozen_dataset_shape(vgg_path, vgg_what, "vgg16/features.0.weight", dims, "is it the right file?");
+    int div = nd == 4 && dims[0] > 0 && 64 % dims[0] == 0 ? 64 / dims[0] : 0;
     CHECK(div > 0 && (div & (div - 1)) == 0,
-          "%s = %s: vgg16/features.0.weight has %llu output channels: VGG16 has 64 (or 64 / a power of two)",
-          vgg_what, vgg_path, nd >= 1 ? (unsigned long long)dims[0] : 0ull);
+          "%s = %s: vgg16/features.0.weight has %d output channels: VGG16 has 64 (or 64 / a power of two)", vgg_what,
+          vgg_path, nd >= 1 ? dims[0] : 0);
     return div;
 }
 
 void lpips_load(LpipsNet *n, const char *vgg_path, const char *vgg_what, const char *lin_path, const char *lin_what) {
-    load_group(&n->vgg, vgg_path, vgg_what, "vgg16");
-    load_group(&n->lin, lin_path, lin_what, "lpips_lin");
+    frozen_load_group(&n->vgg, vgg_path, vgg_what, "vgg16");
+    frozen_load_group(&n->lin, lin_path, lin_what, "lpips_lin");
     for (int i = 0; i < n->lin.n; i++) {
         const float *h = n->lin.host + n->lin.info[i].offset;
         for (size_t c = 0; c < n->lin.info[i].numel; c++)

@@ -59,6 +59,19 @@ static void jit_register_into(JitModel *m, const JitConfig *cfg, ParamReg *s) {
     param_reg_add(s, &m->final_norm, "final_layer.norm_final.weight", INIT_ONE, 0, false, 1, D, 0);
     param_reg_linear(s, &m->final_ada_w, &m->final_ada_b, "final_layer.adaLN_modulation.1", 2 * D, D, INIT_ZERO, 0);
     param_reg_linear(s, &m->final_w, &m->final_b, "final_layer.linear", P, D, INIT_ZERO, 0);
+    if (c->repa_dim > 0) {
+        /* PixelGen's projector: PyTorch's default Linear init, U(+-1/sqrt(fan_in))
+         * for weights and biases alike, no weight decay (its own AdamW group). */
+        float a = 1.0f / sqrtf((float)D);
+        static const char *const names[3][2] = {{"repa_proj.0.weight", "repa_proj.0.bias"},
+                                                {"repa_proj.2.weight", "repa_proj.2.bias"},
+                                                {"repa_proj.4.weight", "repa_proj.4.bias"}};
+        for (int k = 0; k < 3; k++) {
+            int out = k == 2 ? c->repa_dim : D;
+            param_reg_add(s, &m->repa_w[k], names[k][0], INIT_UNIFORM, a, false, 2, out, D);
+            param_reg_add(s, &m->repa_b[k], names[k][1], INIT_UNIFORM, a, false, 1, out, 0);
+        }
+    }
 }
 
 void jit_register(JitModel *m, const JitConfig *cfg) {
@@ -209,7 +222,10 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, c
     Tensor *sc = op_silu(g, op_add(g, temb, yemb)); /* every adaLN reads SiLU(c) */
 
     int n_ctx = 0;
+    m->cap_hidden = NULL;
     for (int i = 0; i < c->depth; i++) {
+        /* PixelGen captures before the in-context tokens join at this block */
+        if (o->capture_hidden && i == c->repa_layer) m->cap_hidden = n_ctx ? op_incontext_strip(g, x, n_ctx) : x;
         if (c->in_context_len > 0 && i == c->in_context_start) {
             x = op_incontext_prepend(g, x, yemb, m->ctx_pos);
             n_ctx = c->in_context_len;
@@ -222,6 +238,15 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, c
     x = op_modulate(g, op_rmsnorm(g, x, m->final_norm, RMS_EPS), op_chunk(g, mod, 2, 0), op_chunk(g, mod, 2, 1));
     x = op_linear(g, x, m->final_w, m->final_b);
     return op_unpatchify(g, x, c->in_channels, c->img_size, c->img_size, c->patch);
+}
+
+Tensor *jit_repa_project(JitModel *m, Graph *g, Tensor *h) {
+    CHECK(m->cfg.repa_dim > 0, "the model has no REPA projector (losses.repa_weight is 0)");
+    for (int k = 0; k < 3; k++) {
+        h = op_linear(g, h, m->repa_w[k], m->repa_b[k]);
+        if (k < 2) h = op_silu(g, h);
+    }
+    return h;
 }
 
 void jit_sla2_set_topk(JitModel *m, int layer, float ratio) {

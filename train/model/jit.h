@@ -35,6 +35,10 @@ typedef struct JitConfig {
     int sla2_from_layer;             /* hybrid mode: SLA2 in blocks >= this (when no list) */
     int sla2_n_layers;               /* > 0: SLA2 exactly in sla2_layers[0..n) */
     int sla2_layers[JIT_MAX_DEPTH];
+    /* PixelGen's REPA projector (set from the losses section by the config:
+     * repa_dim 0 = none): Linear D->D, SiLU, Linear D->D, SiLU, Linear
+     * D->repa_dim on the tokens entering block repa_layer */
+    int repa_dim, repa_layer;
     /* derived by jit_config_finish */
     int head_dim, mlp_hidden, grid, tokens;
 } JitConfig;
@@ -65,6 +69,9 @@ typedef struct JitModel {
     Tensor *y_table, *ctx_pos;
     JitBlock *blocks;
     Tensor *final_norm, *final_ada_w, *final_ada_b, *final_w, *final_b;
+    /* REPA's projector repa_proj.{0,2,4} (PixelGen's diffusion_trainer.proj.0.{0,2,4}); NULL without */
+    Tensor *repa_w[3], *repa_b[3];
+    Tensor *cap_hidden; /* the image tokens entering block repa_layer, from the last forward with capture_hidden */
     Tensor pos_table;        /* fixed 2D sin-cos table [tokens, hidden], no gradient; on the params' device */
     /* SLA2 state that callbacks change between steps without rebuilding */
     float sla2_topk[JIT_MAX_DEPTH]; /* current top-k ratio per block */
@@ -98,11 +105,15 @@ typedef struct JitForwardOpts {
     bool collect_stats;  /* SLA2 blocks fill m->sla2_stats (QuantizedAttentionMonitor) */
     bool capture_qkv;    /* SLA2 blocks keep q, k, v in m->cap_q/k/v (stage-1 distillation) */
     bool full_attention; /* SLA2 blocks compute full attention (the original model, stage 1) */
+    bool capture_hidden; /* m->cap_hidden = the image tokens [B, N, D] entering block repa_layer */
 } JitForwardOpts;
 
 /* z [B, C, H, W] noisy images, t [B] in (0,1), y [B] class ids (num_classes =
  * the null class) -> x_hat [B, C, H, W]. opts: NULL for a plain forward. */
 Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, const JitForwardOpts *opts);
+
+/* REPA's projector on captured tokens h [B, N, D] -> [B, N, repa_dim]. */
+Tensor *jit_repa_project(JitModel *m, Graph *g, Tensor *h);
 
 /* Top-k ratio of SLA2 block `layer` (-1: every SLA2 block). */
 void jit_sla2_set_topk(JitModel *m, int layer, float ratio);
