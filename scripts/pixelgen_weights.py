@@ -22,7 +22,8 @@ Every expected key must be there with the shape of
 left out; DINOv2 has none); any mismatch stops with the file and the key.
 Dataset names are the public key names; each file records its source file
 and that file's SHA-256. --width-div N (a power of two) expects VGG16 with
-every channel count divided by N: the reduced networks of the tests.
+every channel count divided by N, and DINOv2 with its width 768 divided by
+N (12 heads and 12 blocks kept): the reduced networks of the tests.
 
 The configuration keys losses.vgg_weights, losses.lpips_weights and
 losses.dino_weights name these files (docs/pixelgen.md). Run with Debian's
@@ -59,8 +60,8 @@ def lpips_expected(div):
     return {f"lin{k}.model.1.weight": (1, c // div, 1, 1) for k, c in enumerate(LPIPS_CH)}
 
 
-def dino_expected():
-    D, depth = 768, 12
+def dino_expected(div):
+    D, depth = 768 // div, 12
     exp = {"cls_token": (1, 1, D), "pos_embed": (1, 1370, D), "mask_token": (1, D),
            "patch_embed.proj.weight": (D, 3, 14, 14), "patch_embed.proj.bias": (D,),
            "norm.weight": (D,), "norm.bias": (D,)}
@@ -171,8 +172,8 @@ def main(argv=None):
                     raise ConvertError(f"{a.lpips}: key '{k}' has a negative weight (LPIPS's heads are non-negative)")
             write(os.path.join(a.out_dir, "lpips_vgg.h5"), "lpips_lin", arrays, a.lpips, {"width_div": div})
         if a.dinov2:
-            arrays = select(a.dinov2, torch_load(a.dinov2), dino_expected())
-            write(os.path.join(a.out_dir, "dinov2_vitb14.h5"), "dinov2", arrays, a.dinov2)
+            arrays = select(a.dinov2, torch_load(a.dinov2), dino_expected(div))
+            write(os.path.join(a.out_dir, "dinov2_vitb14.h5"), "dinov2", arrays, a.dinov2, {"width_div": div})
     except (ConvertError, OSError) as e:
         print(f"pixelgen_weights: {e}", file=sys.stderr)
         return 1

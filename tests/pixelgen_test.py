@@ -21,7 +21,14 @@ public weight formats.
    And PyTorch's bicubic interpolate (DINOv2's input 256 -> 224, its
    position table 37 -> 16 by scale factor 16.1/37, an upsampling) with the
    gradient of a random projection of it.
-3. The C side (tests/test_pixelgen with JIT_PIXELGEN_DIR) loads the converted
+3. DINOv2 ViT-B/14 (tests/reference/dinov2_ref.py, full width, random
+   weights) saved under the public key names and converted; at 256 px
+   (one sample) and 64 px (two): Phi of the clean image and of x_hat, the
+   P-DINO loss 1 - mean cos and its gradient with respect to x_hat, and
+   REPA through a PixelGen projector (64 -> 64 -> 64 -> 768, PyTorch's
+   default init) on random tokens h: 1 - mean cos(P(h), Phi(x)) and its
+   gradient with respect to h and to the projector's first weight.
+4. The C side (tests/test_pixelgen with JIT_PIXELGEN_DIR) loads the converted
    files and must reproduce all of it (max relative error 1e-4; LPIPS's
    gradient in relative L2, see there).
 
@@ -158,7 +165,52 @@ def main():
             g.attrs["ry"] = shape[2] / y.shape[2] if "size" in kw else 1 / kw["scale_factor"]
             g.attrs["rx"] = shape[3] / y.shape[3] if "size" in kw else 1 / kw["scale_factor"]
 
-    # 3. the C side
+    # 3. DINOv2, P-DINO and REPA
+    sys.path.insert(0, os.path.join(HERE, "reference"))
+    import dinov2_ref
+    dino = dinov2_ref.random_model(768, seed=1)
+    dino_pth = os.path.join(a.work, "dinov2_vitb14_pretrain.pth")
+    torch.save(dino.state_dict(), dino_pth)
+    r = run_tool(["--dinov2", dino_pth, "--out-dir", out])
+    check(r.returncode == 0 and os.path.exists(os.path.join(out, "dinov2_vitb14.h5")),
+          f"converter (DINOv2): exit {r.returncode} {r.stderr.strip()}")
+    with h5py.File(os.path.join(out, "dinov2_vitb14.h5"), "r") as f:
+        check(sorted(f["dinov2"].keys()) == sorted(dino.state_dict().keys()) and len(f["dinov2"]) == 3 + 2 + 14 * 12 + 2,
+              "dinov2_vitb14.h5: every tensor of the model under its public name")
+    sd = dict(dino.state_dict())
+    del sd["blocks.7.ls2.gamma"]
+    damaged("dinov2-missing.pth", sd, "--dinov2", "key 'blocks.7.ls2.gamma' is missing")
+    sd = dict(dino.state_dict())
+    sd["pos_embed"] = torch.zeros(1, 257, 768)
+    damaged("dinov2-shape.pth", sd, "--dinov2", "key 'pos_embed' has shape [1, 257, 768], expected [1, 1370, 768]")
+    sd = dict(dino.state_dict())
+    sd["register_tokens"] = torch.zeros(1, 4, 768)
+    damaged("dinov2-reg4.pth", sd, "--dinov2", "unexpected key 'register_tokens'")
+    with h5py.File(os.path.join(a.work, "dino_ref.h5"), "w") as f:
+        for name, B, S in (("s256", 1, 256), ("s64", 2, 64)):
+            grid = S // 16
+            xh = (torch.rand(B, 3, S, S) * 2.2 - 1.1).requires_grad_(True)
+            x = torch.rand(B, 3, S, S) * 2 - 1
+            y = dino((x + 1) / 2, grid)
+            yh = dino((xh + 1) / 2, grid)
+            pd = 1 - F.cosine_similarity(yh, y, dim=-1, eps=1e-8).mean()
+            pd.backward()
+            proj = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.SiLU(), torch.nn.Linear(64, 64),
+                                       torch.nn.SiLU(), torch.nn.Linear(64, 768))
+            h = torch.randn(B, grid * grid, 64).requires_grad_(True)
+            repa = 1 - F.cosine_similarity(proj(h), y, dim=-1, eps=1e-8).mean()
+            repa.backward()
+            g = f.create_group(name)
+            g["x_hat"], g["x"] = xh.detach().numpy(), x.numpy()
+            g["phi_x"], g["phi_x_hat"] = y.double().numpy(), yh.detach().double().numpy()
+            g["pdino"], g["pdino_grad"] = np.array([pd.item()]), xh.grad.double().numpy()
+            g["h"], g["repa"], g["repa_grad_h"] = h.detach().numpy(), np.array([repa.item()]), h.grad.double().numpy()
+            g["repa_grad_w0"] = proj[0].weight.grad.double().numpy()
+            for i in (0, 2, 4):  # PixelGen's names without diffusion_trainer.proj.0.
+                g[f"proj/{i}.weight"], g[f"proj/{i}.bias"] = proj[i].weight.detach().numpy(), proj[i].bias.detach().numpy()
+            print(f"pixelgen_test: DINOv2 reference {name}: P-DINO {pd.item():.6f}, REPA {repa.item():.6f}")
+
+    # 4. the C side
     r = subprocess.run([os.path.join(a.bin, "tests", "test_pixelgen"), "--jobs", "1"],
                        env=dict(os.environ, JIT_PIXELGEN_DIR=a.work), capture_output=True, text=True)
     sys.stdout.write(r.stdout + r.stderr)

@@ -1,11 +1,16 @@
 /* tests/test_pixelgen.c — PixelGen's frozen networks against PyTorch: bicubic
  * resizing (op_resize_bicubic, DINOv2's input and position table) against
- * F.interpolate, and the C LPIPS (train/losses/lpips.c) against the
- * PyTorch reference of tests/pixelgen_test.py, which writes the converted
- * weight files and lpips_ref.h5 into JIT_PIXELGEN_DIR and runs this: the
- * five tapped VGG16 features of x_hat and LPIPS(x_hat, x) per sample (max
- * relative error 1e-4), and its gradient with respect to x_hat (relative L2
- * error 1e-3), at 256 px (1 sample), 64 px (1) and 32 px (3). */
+ * F.interpolate, and the C LPIPS (train/losses/lpips.c) and DINOv2
+ * (train/losses/dinov2.c) against the PyTorch references of
+ * tests/pixelgen_test.py, which writes the converted weight files,
+ * lpips_ref.h5 and dino_ref.h5 into JIT_PIXELGEN_DIR and runs this:
+ * - LPIPS: the five tapped VGG16 features of x_hat and LPIPS(x_hat, x) per
+ *   sample (max relative error 1e-4), and its gradient with respect to x_hat
+ *   (relative L2 error 1e-3), at 256 px (1 sample), 64 px (1) and 32 px (3);
+ * - DINOv2 at 256 px (1 sample) and 64 px (2): Phi of x and of x_hat, P-DINO
+ *   and its gradient with respect to x_hat, REPA through the model's
+ *   projector (jit_repa_project) and its gradients with respect to the
+ *   tokens and the projector's first weight (max relative error 1e-4). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +19,9 @@
 #include "core/backend.h"
 #include "core/ops.h"
 #include "h5read.h"
+#include "train/losses/dinov2.h"
 #include "train/losses/lpips.h"
+#include "train/model/jit.h"
 
 #define TOL 1e-4
 #define TOL_GRAD 1e-3 /* relative L2 error of the gradient (see check_size) */
@@ -141,3 +148,103 @@ Test(bicubic, upsampling) { check_bicubic("up"); }
 Test(lpips, parity_256px) { check_size("s256"); }
 Test(lpips, parity_64px) { check_size("s64"); }
 Test(lpips, parity_32px_batch) { check_size("s32"); }
+
+/* 1 - mean(cosines), and the seeds of its gradient */
+static double one_minus_mean(const Tensor *cs, float *seeds) {
+    double s = 0.0;
+    for (size_t i = 0; i < cs->numel; i++) s += 1.0 - cs->data[i], seeds[i] = -1.0f / (float)cs->numel;
+    return s / (double)cs->numel;
+}
+
+static void read_into(h5r_file f, const char *group, const char *key, Tensor *t) {
+    char name[128];
+    int nd, dims[8];
+    snprintf(name, sizeof name, "%s/%s", group, key);
+    cr_assert_eq(h5r_numel(f, name, &nd, dims), t->numel, "%s: size", name);
+    h5r_read_f32(f, name, t->data, t->numel);
+}
+
+static void check_dino(const char *group) {
+    char path[1024], name[128];
+    snprintf(path, sizeof path, "%s/weights/dinov2_vitb14.h5", dir());
+    DinoNet net;
+    dino_init(&net, dino_file_div(path, "dino"));
+    cr_assert_eq(net.dim, 768, "the full-width network");
+    dino_load(&net, path, "dino");
+    snprintf(path, sizeof path, "%s/dino_ref.h5", dir());
+    h5r_file f = h5r_open(path);
+    int nd, dims[8];
+    snprintf(name, sizeof name, "%s/x_hat", group);
+    h5r_numel(f, name, &nd, dims);
+    int B = dims[0], S = dims[2], grid = S / 16, N = grid * grid;
+    dino_prepare(&net, grid, backend_cpu());
+    Graph g;
+    graph_init(&g, backend_cpu(), (size_t)6 << 30);
+    Tensor *xh = graph_new(&g, 4, B, 3, S, S), *x = graph_new(&g, 4, B, 3, S, S);
+    read_into(f, group, "x_hat", xh);
+    read_into(f, group, "x", x);
+    xh->requires_grad = true;
+    bool was = graph_set_grad(&g, false);
+    Tensor *y = dino_features(&g, &net, x);
+    graph_set_grad(&g, was);
+    Tensor *yh = dino_features(&g, &net, xh);
+    cr_assert(y->ndim == 3 && y->shape[0] == B && y->shape[1] == N && y->shape[2] == 768);
+    snprintf(name, sizeof name, "%s/phi_x", group);
+    expect_close(f, name, y->data, y->numel);
+    snprintf(name, sizeof name, "%s/phi_x_hat", group);
+    expect_close(f, name, yh->data, yh->numel);
+
+    /* P-DINO (released: every token of the batch) */
+    Tensor *cs = op_cosine(&g, yh, y);
+    float *seeds = malloc(sizeof(float) * cs->numel);
+    float loss = (float)one_minus_mean(cs, seeds);
+    snprintf(name, sizeof name, "%s/pdino", group);
+    expect_close(f, name, &loss, 1);
+    graph_backward_from(&g, cs, seeds);
+    snprintf(name, sizeof name, "%s/pdino_grad", group);
+    expect_close(f, name, graph_grad(&g, xh), xh->numel);
+    free(seeds);
+    for (int i = 0; i < net.w.n; i++) cr_expect(!net.w.views[i].requires_grad, "DINOv2 is frozen");
+
+    /* REPA through the model's projector (hidden 64, out 768) */
+    JitConfig mc;
+    jit_config_named("jit-tiny", &mc);
+    mc.hidden = 64, mc.heads = 2, mc.repa_dim = 768, mc.repa_layer = 0;
+    jit_config_finish(&mc);
+    JitModel m;
+    jit_build(&m, &mc, 1);
+    for (int k = 0; k < 3; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "proj/%d.weight", 2 * k);
+        read_into(f, group, key, m.repa_w[k]);
+        snprintf(key, sizeof key, "proj/%d.bias", 2 * k);
+        read_into(f, group, key, m.repa_b[k]);
+    }
+    graph_reset(&g);
+    x = graph_new(&g, 4, B, 3, S, S);
+    read_into(f, group, "x", x);
+    graph_set_grad(&g, false);
+    y = dino_features(&g, &net, x);
+    graph_set_grad(&g, true);
+    Tensor *h = graph_new(&g, 3, B, N, 64);
+    read_into(f, group, "h", h);
+    h->requires_grad = true;
+    cs = op_cosine(&g, jit_repa_project(&m, &g, h), y);
+    seeds = malloc(sizeof(float) * cs->numel);
+    loss = (float)one_minus_mean(cs, seeds);
+    snprintf(name, sizeof name, "%s/repa", group);
+    expect_close(f, name, &loss, 1);
+    graph_backward_from(&g, cs, seeds);
+    snprintf(name, sizeof name, "%s/repa_grad_h", group);
+    expect_close(f, name, graph_grad(&g, h), h->numel);
+    snprintf(name, sizeof name, "%s/repa_grad_w0", group);
+    expect_close(f, name, m.repa_w[0]->grad, m.repa_w[0]->numel);
+    free(seeds);
+    jit_free(&m);
+    graph_free(&g);
+    h5r_close(f);
+    dino_free(&net);
+}
+
+Test(dinov2, parity_256px, .timeout = 600) { check_dino("s256"); }
+Test(dinov2, parity_64px_batch) { check_dino("s64"); }
