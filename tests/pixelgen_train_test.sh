@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# tests/pixelgen_train_test.sh — PixelGen's LPIPS term in jit-train, end to
-# end, with random frozen networks at 1/16 width (losses.frozen_random_div):
+# tests/pixelgen_train_test.sh — PixelGen's losses in jit-train, end to
+# end, with random frozen networks at 1/16 width (losses.frozen_random_div).
+# LPIPS alone:
 #   1. the term is logged on every step record and falls over 80 steps;
 #   2. resume: 20 steps straight == 10 + resume + 10 (loss and lpips bit-identical);
 #   3. 2 ranks x batch 4 == 1 rank x batch 8 (lpips and loss per step, to
 #      rounding: the same global gated mean, summed in another order);
 #   4. errors before any step: LPIPS without weight files, a missing file
 #      (named with its config key), a one-channel model.
+# All three (REPA, LPIPS, P-DINO) with the adaptive weight every 5 steps:
+#   5. each term and lambda logged; each term falls over 80 steps;
+#   6. resume bit for bit, lambda included (checkpointed at an adaptive step);
+#   7. 2 ranks x batch 4 == 1 rank x batch 8 for every term and lambda;
+#   8. measuring lambda (a second replay of the tape) leaves the update as it
+#      is: at step 1 (lambda still 1) the gradient norm and the next step's
+#      loss and terms are the unmeasured run's;
+#   9. P-DINO per_sample gating runs and differs from the released reduction;
+#  10. errors before any step: REPA without DINOv2 weights, align_layer
+#      beyond the model, a missing DINOv2 file named with its key.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 build=$(cd "$2" && pwd)
@@ -91,6 +102,104 @@ out=$(train --set run.out_dir=e3 --set model.in_channels=1 2>&1)
 if [ $? -ne 0 ] && echo "$out" | grep -q "LPIPS compares RGB images"; then
   ok "LPIPS on a one-channel model: refused"
 else bad "one-channel model: '$out'"; fi
+
+# --- all three losses ---
+sed -e 's/^losses:.*/losses: {repa_weight: 0.5, lpips_weight: 5.0, pdino_weight: 1.0, frozen_random_div: 16, align_layer: 1, adaptive_start: 0, adaptive_every: 5}/' \
+  c.yaml >all.yaml
+train3() { "$build/jit-train" --config all.yaml "$@"; }
+cat >rows.py <<'PY'
+import json, sys
+KEYS = ("loss", "lpips", "repa", "pdino", "lambda")
+def rows(p):
+    return {r["step"]: tuple(r[k] for k in KEYS) for r in map(json.loads, open(p)) if "loss" in r}
+PY
+
+# 5. logged and falling
+train3 --set run.out_dir=fall3 --set train.steps=80 >fall3.log 2>&1
+$py - fall3/metrics.jsonl <<'PY' && ok "REPA, LPIPS, P-DINO and lambda on every step record; each term falls over 80 steps" || bad "three terms logged and falling (see $work/fall3.log)"
+import sys
+sys.path.insert(0, ".")
+from rows import rows
+r = rows(sys.argv[1])
+assert sorted(r) == list(range(1, 81)), sorted(r)
+for i, k in ((1, "lpips"), (2, "repa"), (3, "pdino")):
+    v = [r[s][i] for s in sorted(r)]
+    first, last = sum(v[:10]) / 10, sum(v[-10:]) / 10
+    print(f"{k}: first 10 steps {first:.4f}, last 10 {last:.4f}")
+    assert last < 0.98 * first, (k, first, last)
+lam = [r[s][4] for s in sorted(r)]
+print(f"lambda: {lam[0]:.4f} after step 1, {lam[5]:.4f} after step 6, {lam[-1]:.4f} at the end")
+assert lam[0] != 1.0 and lam[1] == lam[0] and lam[5] != lam[4] and 0.0 < min(lam) and max(lam) <= 100.0, lam[:12]
+PY
+
+# 6. resume bit for bit (the checkpoint at step 10 follows an adaptive step)
+train3 --set run.out_dir=straight3 >straight3.log 2>&1
+train3 --set run.out_dir=split3 --set train.steps=10 >split3a.log 2>&1
+train3 --set run.out_dir=split3 --resume auto >split3b.log 2>&1
+$py - straight3/metrics.jsonl split3/metrics.jsonl <<'PY' && ok "resume with all three: steps 11-20 equal bit for bit (loss, lpips, repa, pdino, lambda)" || bad "resume with all three (see $work/split3b.log)"
+import sys
+sys.path.insert(0, ".")
+from rows import rows
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+for s in range(11, 21):
+    assert a[s] == b[s], (s, a[s], b[s])
+PY
+
+# 7. 2 ranks == 1 rank with twice the batch (lambda measured every 2 steps)
+train3 --set run.out_dir=one3 --set train.steps=6 --set losses.adaptive_every=2 >one3.log 2>&1
+$mpirun -np 2 "$build/jit-train" --config all.yaml --set run.out_dir=two3 --set train.steps=6 --set data.batch_size=4 \
+  --set losses.adaptive_every=2 >two3.log 2>&1
+$py - one3/metrics.jsonl two3/metrics.jsonl <<'PY' && ok "2 ranks x batch 4 == 1 rank x batch 8 (every term and lambda, 6 steps)" || bad "2 ranks with all three (see $work/two3.log)"
+import sys
+sys.path.insert(0, ".")
+from rows import rows
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert sorted(a) == sorted(b) == list(range(1, 7)), (a, b)
+for s in a:
+    for x, y in zip(a[s], b[s]):
+        assert abs(x - y) <= 1e-4 * abs(x), (s, a[s], b[s])
+PY
+
+# 8. the measurement replays do not change the update
+train3 --set run.out_dir=meas --set train.steps=2 --set losses.adaptive_every=1000 >meas.log 2>&1
+train3 --set run.out_dir=nomeas --set train.steps=2 --set losses.adaptive_start=-1 >nomeas.log 2>&1
+$py - meas/metrics.jsonl nomeas/metrics.jsonl <<'PY' && ok "a step that measures lambda updates as one that does not (its gradient norm and the next step's terms equal to 1e-5)" || bad "measuring lambda changed the update"
+import json, sys
+def rows(p):
+    return {r["step"]: r for r in map(json.loads, open(p)) if "loss" in r}
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert "lambda" in a[1] and "lambda" not in b[1] and a[1]["lambda"] != 1.0, (a[1], b[1])
+for k in ("loss", "lpips", "repa", "pdino"):
+    assert abs(a[2][k] - b[2][k]) <= 1e-5 * abs(b[2][k]), (k, a[2][k], b[2][k])
+assert abs(a[1]["grad_norm"] - b[1]["grad_norm"]) <= 1e-5 * b[1]["grad_norm"], (a[1], b[1])
+PY
+
+# 9. P-DINO over the gated samples only
+train3 --set run.out_dir=persample --set train.steps=5 --set losses.pdino_gating=per_sample >persample.log 2>&1
+$py - persample/metrics.jsonl straight3/metrics.jsonl <<'PY' && ok "pdino_gating per_sample runs and differs from released" || bad "pdino_gating per_sample (see $work/persample.log)"
+import json, sys
+def rows(p):
+    return {r["step"]: r for r in map(json.loads, open(p)) if "loss" in r}
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert sorted(a) == list(range(1, 6)) and all(0 < a[s]["pdino"] < 2 for s in a), a
+assert a[1]["pdino"] != b[1]["pdino"] and a[1]["lpips"] == b[1]["lpips"], (a[1], b[1])
+PY
+
+# 10. errors before any step
+out=$(train3 --set run.out_dir=e4 --set losses.frozen_random_div=0 --set losses.lpips_weight=0 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "losses.repa_weight: REPA and P-DINO need losses.dino_weights"; then
+  ok "REPA without DINOv2 weights: $out"
+else bad "REPA without DINOv2 weights: '$out'"; fi
+out=$(train3 --set run.out_dir=e5 --set losses.align_layer=2 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "losses.align_layer: REPA aligns the tokens entering a block: 2 is not a block"; then
+  ok "align_layer beyond the model: refused"
+else bad "align_layer beyond the model: '$out'"; fi
+out=$(train3 --set run.out_dir=e6 --set losses.frozen_random_div=0 --set losses.lpips_weight=0 \
+  --set losses.dino_weights=$work/none.h5 2>&1)
+if [ $? -ne 0 ] && echo "$out" | grep -q "losses.dino_weights = $work/none.h5: not a readable HDF5 file" &&
+  [ ! -e e6/metrics.jsonl ]; then
+  ok "a missing DINOv2 file, named with its key, before any step"
+else bad "missing DINOv2 file: '$out'"; fi
 
 echo "pixelgen_train_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]
