@@ -8,7 +8,8 @@
 #      rounding: the same global gated mean, summed in another order);
 #   4. errors before any step: LPIPS without weight files, a missing file
 #      (named with its config key), a one-channel model.
-# All three (REPA, LPIPS, P-DINO) with the adaptive weight every 5 steps:
+# All three (REPA, LPIPS, P-DINO) with the adaptive weight every 5 steps
+# (configs/jit-tiny-pixelgen.yaml):
 #   5. each term and lambda logged; each term falls over 80 steps;
 #   6. resume bit for bit, lambda included (checkpointed at an adaptive step);
 #   7. 2 ranks x batch 4 == 1 rank x batch 8 for every term and lambda;
@@ -20,6 +21,7 @@
 #      beyond the model, a missing DINOv2 file named with its key.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
+src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
 work=$build/pixelgen-train-test
 rm -rf "$work"
@@ -104,8 +106,9 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "LPIPS compares RGB images"; then
 else bad "one-channel model: '$out'"; fi
 
 # --- all three losses ---
-sed -e 's/^losses:.*/losses: {repa_weight: 0.5, lpips_weight: 5.0, pdino_weight: 1.0, frozen_random_div: 16, align_layer: 1, adaptive_start: 0, adaptive_every: 5}/' \
-  c.yaml >all.yaml
+# the shipped tiny configuration, on this test's data
+sed -e "s|train: data/rgb16|train: $work/data|" "$src/configs/jit-tiny-pixelgen.yaml" >all.yaml
+grep -q "train: $work/data" all.yaml || bad "configs/jit-tiny-pixelgen.yaml: no data.train to point at the test data"
 train3() { "$build/jit-train" --config all.yaml "$@"; }
 cat >rows.py <<'PY'
 import json, sys

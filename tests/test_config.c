@@ -163,25 +163,34 @@ Test(config, provided_configs_say_what_they_should) {
     cr_expect_eq(c.n_callbacks, 3);
 }
 
-Test(config, losses_notice_does_not_fail_loading, .init = cr_redirect_stderr) {
+Test(config, pixelgen_seed_config_trains_all_three_losses, .init = cr_redirect_stderr) {
     Config c;
     load_provided(&c, "jit_b_pixel_bs64_repa_4_adamw_lpips_pdino_sla2.yaml");
     cr_expect_float_eq(c.repa_weight, 0.5f, 0);
     cr_expect_float_eq(c.lpips_weight, 0.1f, 0);
     cr_expect_float_eq(c.pdino_weight, 0.01f, 0);
+    cr_expect_eq(c.align_layer, 4, "repa_4: the tokens entering block 4");
+    cr_expect_eq(c.model.repa_dim, 768, "the REPA projector aligns to DINOv2-B/14's width");
+    cr_expect_eq(c.model.repa_layer, 4);
+    cr_expect_eq(c.pdino_gating, PDINO_RELEASED);
+    cr_expect_eq(c.adaptive_start, 400000);
+    cr_expect_eq(c.adaptive_every, 50);
     cr_expect_eq(c.model.sla2_block_q, 8);
     cr_expect_eq(c.model.sla2_enable_qat, 1);
+    cr_expect_str_eq(c.vgg_weights, "models/pixelgen/vgg16.h5");
+    cr_expect_str_eq(c.dino_weights, "models/pixelgen/dinov2_vitb14.h5");
+    cr_expect_float_eq(c.percept_t_threshold, 0.3f, 0);
     fflush(stderr);
     char buf[2048] = "";
     size_t n = fread(buf, 1, sizeof buf - 1, cr_get_redirected_stderr());
     buf[n] = '\0';
-    cr_expect(
-        strstr(buf, "losses.repa_weight = 0.5, losses.pdino_weight = 0.01 are IGNORED"),
-        "notice: %s", buf);
-    cr_expect(strstr(buf, "need DINOv2"), "notice: %s", buf);
-    cr_expect(!strstr(buf, "lpips_weight = 0.1"), "LPIPS runs: not in the notice: %s", buf);
-    cr_expect_str_eq(c.vgg_weights, "models/pixelgen/vgg16.h5");
-    cr_expect_float_eq(c.percept_t_threshold, 0.3f, 0);
+    cr_expect(!strstr(buf, "IGNORED"), "no term is ignored any more: %s", buf);
+}
+
+Test(config, repa_off_means_no_projector) {
+    Config c;
+    load_provided(&c, "jit-b16.yaml");
+    cr_expect_eq(c.model.repa_dim, 0);
 }
 
 Test(config, yaml_syntax_errors_name_the_place) {

@@ -397,7 +397,7 @@ static int cfg_check_losses(const CfgBinder *b, const YamlNode *root, Config *c)
                      "REPA aligns the tokens entering a block: %d is not a block of this model (depth %d)",
                      c->align_layer, c->model.depth);
     c->model.repa_dim = c->repa_weight > 0 ? DINO_WIDTH / (div ? div : 1) : 0;
-    c->model.repa_layer = c->align_layer;
+    c->model.repa_layer = c->repa_weight > 0 ? c->align_layer : 0;
     return 0;
 }
 
