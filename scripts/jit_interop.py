@@ -15,8 +15,11 @@
       code samples with).
   jit_interop.py import-pixelgen last.ckpt --out DIR --config FILE [--set ...]
       A PixelGen Lightning checkpoint (state_dict: denoiser.*, ema_denoiser.*,
-      the REPA projector diffusion_trainer.proj.*). The projector's tensors are
-      kept under their own names in the group /extra. The AdamW moments are not
+      the REPA projector diffusion_trainer.proj.0.{0,2,4}.*). When the
+      configuration trains REPA (losses.repa_weight > 0) the projector becomes
+      the model's repa_proj.{0,2,4}.* (in the weights and every EMA copy: PixelGen
+      averages none), so jit-train --resume continues it; otherwise its tensors
+      are kept under their own names in the group /extra. The AdamW moments are not
       imported (Lightning's optimizer state does not name its tensors): they
       start at zero, with a warning.
   jit_interop.py export-official CKPT --out checkpoint-last.pth [--jit-train PATH]
@@ -174,6 +177,15 @@ def is_sla2(name):
     return ".attn.sla2." in name
 
 
+def is_repa(name):
+    """PixelGen's REPA projector (losses.repa_weight > 0): repa_proj.{0,2,4}.*
+    here, diffusion_trainer.proj.0.{0,2,4}.* in PixelGen's checkpoints."""
+    return name.startswith("repa_proj.")
+
+
+PIXELGEN_PROJ = "diffusion_trainer.proj.0."
+
+
 # ----------------------------------------------------------------------------
 # reading the official file
 # ----------------------------------------------------------------------------
@@ -226,7 +238,7 @@ def convert_state(path, key, sd, prefix, model, extra_ok=()):
     parameter of the model present, nothing unknown left over."""
     if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith(prefix) for k in sd):
         raise InteropError(f"{path}: '{key}' is not a state dict of '{prefix}*' tensors: not a JiT checkpoint")
-    names = [n for n, _ in model.params if not is_sla2(n)]
+    names = [n for n, _ in model.params if not is_sla2(n) and not is_repa(n)]
     blocks_file = {k[len(prefix):].split(".")[1] for k in sd if k.startswith(prefix + "blocks.")}
     if len(blocks_file) != model.depth:
         raise InteropError(f"{path}: '{key}' holds a model of {describe_file_model(sd, prefix)} but the "
@@ -374,6 +386,9 @@ def cmd_import_official(args):
         raise InteropError(f"{path}: not an official JiT checkpoint (no 'model' entry; found {keys})")
     fargs = ck.get("args")
     model = model_for(args, getattr(fargs, "model", None))
+    if any(is_repa(n) for n, _ in model.params):
+        raise InteropError(f"{path}: the configuration trains REPA (losses.repa_weight), whose projector an official "
+                           f"JiT checkpoint does not have: import with --set losses.repa_weight=0")
     src = args.params_from
     if src not in ck:
         raise InteropError(f"{path}: --params-from {src}: the file has no '{src}'")
@@ -426,14 +441,35 @@ def cmd_import_pixelgen(args):
         available.append((PIXELGEN_EMA_DECAY, convert_state(path, "state_dict", sd, ema_prefix, model)))
     emas = match_emas(path, model, available)
     warn(f"{path}: PixelGen's optimizer state is not imported: AdamW moments start at zero and the step at 0")
-    extra = {k: v.detach().float().numpy() for k, v in projector.items()}
-    if not extra:
-        warn(f"{path}: no REPA projector (diffusion_trainer.proj.*) in the file")
+    repa = [n for n, _ in model.params if is_repa(n)]
+    extra = {}
+    if repa:  # the configuration trains REPA: the projector becomes the model's, under our names
+        for n in repa:
+            key = PIXELGEN_PROJ + n[len("repa_proj."):]
+            if key not in sd:
+                raise InteropError(f"{path}: the configuration trains REPA (losses.repa_weight) but the file has no "
+                                   f"'{key}' (PixelGen's projector)")
+            a = sd[key].detach().float().numpy()
+            if tuple(a.shape) != tuple(model.shape[n]):
+                raise InteropError(f"{path}: '{key}' has shape {list(a.shape)}, the configuration's projector "
+                                   f"{list(model.shape[n])} (model.hidden, and DINOv2's width 768)")
+            params[n] = a
+            for _, e in emas:  # PixelGen keeps no EMA of the projector: every copy starts from it
+                e[n] = a
+        unknown = sorted(k for k in projector if k[len(PIXELGEN_PROJ):] not in {n[len("repa_proj."):] for n in repa})
+        if unknown:
+            raise InteropError(f"{path}: unexpected projector tensor '{unknown[0]}': not PixelGen's 3-layer projector")
+    else:
+        extra = {k: v.detach().float().numpy() for k, v in projector.items()}
+        if not extra:
+            warn(f"{path}: no REPA projector (diffusion_trainer.proj.*) in the file")
     step = int(ck.get("global_step", 0))
     out = write_ckpt(args.out, model, params, emas, None, None, 0, int(ck.get("epoch", -1)) + 1,
                      "PixelGen import", extra)
     print(f"jit_interop: {path} (Lightning global step {step}) -> {out}: {len(params)} tensors, "
-          f"EMA decays {[d for d, _ in emas]}, {len(extra)} projector tensors in /extra")
+          f"EMA decays {[d for d, _ in emas]}, " +
+          (f"the REPA projector as {len(repa)} repa_proj.* parameters" if repa else
+           f"{len(extra)} projector tensors in /extra"))
 
 
 # ----------------------------------------------------------------------------
@@ -468,8 +504,10 @@ def cmd_export_official(args):
         cfg_text = f.attrs["config"]
         cfg_text = cfg_text.decode() if isinstance(cfg_text, bytes) else cfg_text   # fixed-length: bytes
         model = Model.from_yaml_text(find_jit_train(args.jit_train), cfg_text, path)
-        ours = [n for n, _ in model.params if not is_sla2(n)]
+        ours = [n for n, _ in model.params if not is_sla2(n) and not is_repa(n)]
         dropped = [n for n, _ in model.params if is_sla2(n)]
+        if any(is_repa(n) for n, _ in model.params):
+            warn(f"{path}: the REPA projector (repa_proj.*) is not exported: the official JiT has none")
         if dropped:
             warn(f"{path}: {len(dropped)} SLA2 tensors dropped ({dropped[0]}, ...): the official code computes "
                  f"full attention, so this SLA2-trained model computes something else there")

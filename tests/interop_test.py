@@ -178,6 +178,23 @@ def check_pixelgen(work, jit_train, cfg, model, ema1):
                   for n, p in ema1.state_dict().items() if ours(n) != "pos_embed"),
               "PixelGen import: denoiser and ema_denoiser tensors equal the file's")
         check(list(f.attrs["ema_decays"]) == [np.float32(0.9999)], "PixelGen import: one EMA, decay 0.9999")
+    # with REPA on, the projector becomes the model's repa_proj.* (weights and every EMA copy)
+    out = os.path.join(work, "pixelgen-repa")
+    repa = ["--set", "losses.repa_weight=0.5", "--set", "losses.frozen_random_div=1", "--set", "losses.align_layer=1"]
+    tool(["import-pixelgen", path, "--out", out, "--config", CONFIG, "--set", "optim.ema=[0.9999]",
+          "--set", "model.in_channels=3"] + repa, jit_train)
+    with h5py.File(os.path.join(out, open(os.path.join(out, "latest")).read().strip()), "r") as f:
+        same = all(np.array_equal(f[g][f"repa_proj.{i}.{w}"][...], proj[f"diffusion_trainer.proj.0.{i}.{w}"].numpy())
+                   for g in ("params", "ema/0") for i in (0, 2, 4) for w in ("weight", "bias"))
+        check(same and "extra" not in f, "PixelGen import with REPA: the projector is repa_proj.{0,2,4}.* in the "
+                                          "weights and the EMA copy")
+    bad = dict(sd)
+    bad["diffusion_trainer.proj.0.4.weight"] = torch.zeros(512, D)
+    torch.save({"state_dict": bad, "global_step": 1, "epoch": 0}, path + ".bad")
+    tool(["import-pixelgen", path + ".bad", "--out", os.path.join(work, "pixelgen-bad"), "--config", CONFIG,
+          "--set", "optim.ema=[0.9999]", "--set", "model.in_channels=3"] + repa, jit_train,
+         expect_fail="'diffusion_trainer.proj.0.4.weight' has shape [512, %d], the configuration's projector "
+                     "[768, %d]" % (D, D))
 
 
 def check_errors(work, jit_train, src):
