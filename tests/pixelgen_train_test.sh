@@ -18,7 +18,10 @@
 #      loss and terms are the unmeasured run's;
 #   9. P-DINO per_sample gating runs and differs from the released reduction;
 #  10. errors before any step: REPA without DINOv2 weights, align_layer
-#      beyond the model, a missing DINOv2 file named with its key.
+#      beyond the model, a missing DINOv2 file named with its key;
+#  11. the DINOv2 target cache (dino_cache_mb): no hits in the first epoch,
+#      all hits in the second, the terms as without it (to 1e-5), and a run
+#      resumed with an empty cache continues bit for bit.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -203,6 +206,28 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "losses.dino_weights = $work/none.h5: n
   [ ! -e e6/metrics.jsonl ]; then
   ok "a missing DINOv2 file, named with its key, before any step"
 else bad "missing DINOv2 file: '$out'"; fi
+
+# 11. the target cache: 256 images, 32 steps per epoch
+train3 --set run.out_dir=nocache --set train.steps=40 >nocache.log 2>&1
+train3 --set run.out_dir=cache --set train.steps=40 --set losses.dino_cache_mb=1 >cache.log 2>&1
+train3 --set run.out_dir=cachesplit --set train.steps=34 --set losses.dino_cache_mb=1 >cachesplit1.log 2>&1
+train3 --set run.out_dir=cachesplit --set train.steps=40 --set losses.dino_cache_mb=1 --resume auto >cachesplit2.log 2>&1
+$py - nocache/metrics.jsonl cache/metrics.jsonl cachesplit/metrics.jsonl <<'PY' && ok "DINOv2 target cache: first epoch misses, second hits, terms as without it, resume bit for bit" || bad "DINOv2 target cache (see $work/cache.log)"
+import json, sys
+def rows(p):
+    return {r["step"]: r for r in map(json.loads, open(p)) if "loss" in r}
+a, b, c = (rows(p) for p in sys.argv[1:])
+hits = [b[s]["dino_cached"] for s in range(1, 41)]
+print("cached fraction per step:", hits[:3], "...", hits[31:35], "...")
+assert all(h == 0.0 for h in hits[:32]) and all(h == 1.0 for h in hits[32:]), hits
+for s in range(1, 41):
+    for k in ("loss", "repa", "pdino", "lpips", "lambda"):
+        assert abs(a[s][k] - b[s][k]) <= 1e-5 * abs(a[s][k]), (s, k, a[s][k], b[s][k])
+for s in range(1, 41):
+    for k in ("loss", "repa", "pdino", "lpips", "lambda"):
+        assert b[s][k] == c[s][k], (s, k, b[s][k], c[s][k])
+assert c[40]["dino_cached"] == 0.0, c[40]  # resumed at 34 (its final checkpoint): the cache starts empty
+PY
 
 echo "pixelgen_train_test: $pass passed, $fail failed"
 [ $fail -eq 0 ]

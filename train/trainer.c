@@ -250,7 +250,7 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
         JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
-        if (trainer_has_pixelgen(T)) pixelgen_terms(&T->pg, g, &T->model, xhat, x, T->t, micro0, trainer_world(T), aux);
+        if (trainer_has_pixelgen(T)) pixelgen_terms(&T->pg, g, &T->model, xhat, x, T->img, T->t, micro0, trainer_world(T), aux);
         return loss;
     }
 
@@ -376,6 +376,7 @@ float trainer_step(Trainer *T) {
             if (T->pg.on[i]) metrics_num(mt, pixelgen_term_names[i], T->pg.value[i]);
         if (T->cfg.adaptive_start >= 0 && (T->pg.on[PG_LPIPS] || T->pg.on[PG_PDINO]))
             metrics_num(mt, "lambda", T->pg.lambda);
+        if (T->pg.cache.row) metrics_num(mt, "dino_cached", T->pg.cached);
     }
     metrics_num(mt, "images_per_s", (double)c->batch_size * c->grad_accum * trainer_world(T) / (now - T->t_last));
     metrics_num(mt, "elapsed_s", now - T->t_start);

@@ -125,6 +125,7 @@ typedef struct Config {
     int pdino_gating;          /* PdinoGating */
     int adaptive_start;        /* the adaptive weight of LPIPS + P-DINO from this step (-1: never) ... */
     int adaptive_every;        /* ... every this many steps */
+    float dino_cache_mb;       /* > 0: cache DINOv2's target features per clean image, up to this many MB per rank */
     int frozen_random_div;     /* > 0: random frozen networks at 1/div width instead of the files (tests) */
 } Config;
 

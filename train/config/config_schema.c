@@ -272,6 +272,7 @@ static const CfgField cfg_losses[] = {
     CFG_ENUM(Config, "pdino_gating", pdino_gating, cfg_pdino_gating),
     CFG_INT(Config, "adaptive_start", adaptive_start, CFGR_GE, -1, 0),
     CFG_INT(Config, "adaptive_every", adaptive_every, CFGR_GE, 1, 0),
+    CFG_FLOAT(Config, "dino_cache_mb", dino_cache_mb, CFGR_GE, 0, 0),
     CFG_INT(Config, "frozen_random_div", frozen_random_div, CFGR_GE_LE, 0, 64),
 };
 

@@ -53,7 +53,11 @@ void pixelgen_open(PixelGen *p, const Config *c, const JitModel *m, const Backen
               "reduced widths are for tests, with losses.frozen_random_div)",
               c->dino_weights, p->dino.dim, m->cfg.repa_dim);
         dino_prepare(&p->dino, m->cfg.grid, be);
+        if (c->dino_cache_mb > 0)
+            featcache_init(&p->cache, (size_t)m->cfg.grid * m->cfg.grid * p->dino.dim,
+                           (size_t)((double)c->dino_cache_mb * 1048576.0));
     }
+    p->cached = NAN;
     if (adaptive_possible(p)) {
         p->g_n = m->final_w->numel;
         p->g_fm = core_malloc(sizeof(double) * p->g_n);
@@ -66,6 +70,7 @@ void pixelgen_open(PixelGen *p, const Config *c, const JitModel *m, const Backen
 void pixelgen_free(PixelGen *p) {
     if (p->on[PG_LPIPS]) lpips_free(&p->lpips);
     if (p->on[PG_REPA] || p->on[PG_PDINO]) dino_free(&p->dino);
+    if (p->cache.row) featcache_free(&p->cache);
     core_free(p->g_fm), core_free(p->g_p), core_free(p->g_a);
     memset(p, 0, sizeof *p);
 }
@@ -74,6 +79,7 @@ void pixelgen_step_begin(PixelGen *p, uint64_t step) {
     const Config *c = p->cfg;
     memset(p->sum, 0, sizeof p->sum);
     memset(p->micro, 0, sizeof p->micro);
+    memset(p->cache_use, 0, sizeof p->cache_use);
     p->adapt_now = adaptive_possible(p) && step >= (uint64_t)c->adaptive_start && step % (uint64_t)c->adaptive_every == 0;
     if (p->adapt_now) {
         memset(p->g_fm, 0, sizeof(double) * p->g_n);
@@ -98,8 +104,41 @@ static Tensor *rows_nograd(Graph *g, Tensor *x, const int *idx, int k) {
     return r;
 }
 
-void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x, const float *t, uint64_t micro0,
-                    int world, PixelGenTerms *out) {
+/* Phi(x), no tape: straight, or per image through the cache. */
+static Tensor *dino_target(PixelGen *p, Graph *g, Tensor *x, const float *x_host) {
+    bool was = graph_set_grad(g, false);
+    Tensor *y;
+    if (!p->cache.row) {
+        y = dino_features(g, &p->dino, x);
+    } else {
+        const DeviceMem *mem = g->be->mem;
+        int B = x->shape[0], grid = p->dino.grid;
+        size_t per = x->numel / (size_t)B, row = p->cache.row;
+        y = graph_new(g, 3, B, grid * grid, p->dino.dim);
+        for (int b = 0; b < B; b++) {
+            uint64_t key = featcache_key(x_host + (size_t)b * per, per);
+            const float *hit = featcache_get(&p->cache, key);
+            float *dst = y->data + (size_t)b * row;
+            p->cache_use[1]++;
+            if (hit) {
+                mem->to_device(dst, hit, sizeof(float) * row);
+                p->cache_use[0]++;
+                continue;
+            }
+            int *one = graph_alloc_host(g, sizeof(int));
+            *one = b;
+            Tensor *yb = dino_features(g, &p->dino, op_select_rows(g, x, one, 1));
+            mem->copy(dst, yb->data, sizeof(float) * row);
+            float *slot = featcache_put(&p->cache, key);
+            if (slot) mem->to_host(slot, yb->data, sizeof(float) * row);
+        }
+    }
+    graph_set_grad(g, was);
+    return y;
+}
+
+void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x, const float *x_host, const float *t,
+                    uint64_t micro0, int world, PixelGenTerms *out) {
     const Config *c = p->cfg;
     memset(out, 0, sizeof *out);
     int B = x->shape[0], N = m->cfg.grid * m->cfg.grid;
@@ -126,11 +165,7 @@ void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x,
     }
 
     Tensor *y = NULL; /* Phi(x): REPA's target and P-DINO's */
-    if (p->on[PG_REPA] || (p->on[PG_PDINO] && n_gated > 0)) {
-        bool was = graph_set_grad(g, false);
-        y = dino_features(g, &p->dino, x);
-        graph_set_grad(g, was);
-    }
+    if (p->on[PG_REPA] || (p->on[PG_PDINO] && n_gated > 0)) y = dino_target(p, g, x, x_host);
 
     if (p->on[PG_REPA]) {
         CHECK(m->cap_hidden, "REPA: no tokens captured (the forward ran without capture_hidden)");
@@ -213,6 +248,10 @@ void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float f
 
 void pixelgen_step_end(PixelGen *p, Comm *comm) {
     if (comm) comm_allreduce_f64(comm, p->sum, PG_N_TERMS, COMM_SUM);
+    if (p->cache.row) {
+        if (comm) comm_allreduce_f64(comm, p->cache_use, 2, COMM_SUM);
+        p->cached = p->cache_use[1] > 0 ? p->cache_use[0] / p->cache_use[1] : NAN;
+    }
     for (int i = 0; i < PG_N_TERMS; i++)
         if (p->on[i]) p->value[i] = p->micro[i] ? p->sum[i] / p->micro[i] : NAN;
     if (!p->adapt_now) return;

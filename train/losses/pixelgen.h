@@ -25,7 +25,12 @@
  * lambda <- 0.8 lambda + 0.2 clamp(|g_fm| / (|g_p| + 1e-4), 0, 100) takes
  * effect from the next step. PixelGen measures each rank's own batch and
  * applies the new value in the same step; this is the deterministic,
- * rank-independent variant (docs/pixelgen.md). lambda is checkpointed. */
+ * rank-independent variant (docs/pixelgen.md). lambda is checkpointed.
+ *
+ * With losses.dino_cache_mb the targets Phi(x) are cached per image
+ * (feature_cache.h); a miss is computed for that image alone, so a target's
+ * bits do not depend on the batch it came in or on the cache's state, and
+ * a resumed run (its cache empty) continues bit for bit. */
 #ifndef TRAIN_LOSSES_PIXELGEN_H
 #define TRAIN_LOSSES_PIXELGEN_H
 
@@ -35,6 +40,7 @@
 #include "dist/comm.h"
 #include "train/config/config.h"
 #include "train/losses/dinov2.h"
+#include "train/losses/feature_cache.h"
 #include "train/losses/lpips.h"
 #include "train/model/jit.h"
 
@@ -53,16 +59,19 @@ typedef struct PixelGen {
     int on[PG_N_TERMS];
     LpipsNet lpips;
     DinoNet dino;
+    FeatCache cache; /* Phi(x) per clean image (losses.dino_cache_mb > 0; row 0: off) */
     double lambda;  /* the adaptive weight of LPIPS and P-DINO (1 until adapted; checkpointed) */
     /* this step */
     int adapt_now;                       /* lambda is measured this step */
     double sum[PG_N_TERMS];              /* the terms' values, summed over micro-batches (this rank's share) */
     int micro[PG_N_TERMS];               /* micro-batches where a term is defined */
+    double cache_use[2];                 /* targets read from the cache, targets needed (this rank) */
     double *g_fm, *g_p;                  /* [final_layer.linear.weight]: the two gradients, this step */
     float *g_a, *g_b;                    /* host reads of that gradient */
     size_t g_n;
-    /* last step, for the log: the terms' means (NaN where none was defined) */
-    double value[PG_N_TERMS];
+    /* last step, for the log: the terms' means (NaN where none was defined),
+     * the fraction of DINOv2 targets the cache gave (global; NaN: no cache) */
+    double value[PG_N_TERMS], cached;
 } PixelGen;
 
 /* Any of the three terms on? */
@@ -76,12 +85,13 @@ void pixelgen_free(PixelGen *p);
 /* Start a step: clears the sums; decides whether lambda is measured. */
 void pixelgen_step_begin(PixelGen *p, uint64_t step);
 /* The terms of one micro-batch of this rank: x_hat and the clean x [B, C,
- * H, W] (device), t the timesteps (host), micro0 the global index of the
+ * H, W] (device), x_host the same clean images on the host (the cache's
+ * keys), t the timesteps (host), micro0 the global index of the
  * micro-batch's first sample, G = B x world, accum the micro-batches per
  * step; m->cap_hidden from a forward with capture_hidden when REPA is on.
  * Adds the values to the step's sums. */
-void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x, const float *t, uint64_t micro0,
-                    int world, PixelGenTerms *out);
+void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x, const float *x_host, const float *t,
+                    uint64_t micro0, int world, PixelGenTerms *out);
 /* Backward of the micro-batch: the flow loss `loss` seeded with fm_seed plus
  * the terms; on a step that measures lambda the tape is replayed twice
  * (perceptual terms alone first, with g->after_backward held off). */
