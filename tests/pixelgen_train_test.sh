@@ -21,7 +21,10 @@
 #      beyond the model, a missing DINOv2 file named with its key;
 #  11. the DINOv2 target cache (dino_cache_mb): no hits in the first epoch,
 #      all hits in the second, the terms as without it (to 1e-5), and a run
-#      resumed with an empty cache continues bit for bit.
+#      resumed with an empty cache continues bit for bit;
+#  12. lambda's value after one measured step, 0.8 + 0.2 |g_fm| / (|g_p| + 1e-4):
+#      doubling both perceptual weights halves the ratio, and REPA (which
+#      does not reach final_layer.linear) leaves it.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -227,6 +230,20 @@ for s in range(1, 41):
     for k in ("loss", "repa", "pdino", "lpips", "lambda"):
         assert b[s][k] == c[s][k], (s, k, b[s][k], c[s][k])
 assert c[40]["dino_cached"] == 0.0, c[40]  # resumed at 34 (its final checkpoint): the cache starts empty
+PY
+
+# 12. lambda's formula, through its inputs
+one() { train3 --set run.out_dir="$1" --set train.steps=1 --set losses.adaptive_every=1000 "${@:2}" >"$1.log" 2>&1; }
+one lam
+one lam2 --set losses.lpips_weight=10 --set losses.pdino_weight=2
+one lam0 --set losses.repa_weight=0
+$py - lam/metrics.jsonl lam2/metrics.jsonl lam0/metrics.jsonl <<'PY' && ok "lambda: doubling the perceptual weights halves its ratio; REPA does not enter it" || bad "lambda's formula"
+import json, sys
+lam = [next(json.loads(l) for l in open(p) if '"loss"' in l)["lambda"] for p in sys.argv[1:]]
+r = [(x - 0.8) / 0.2 for x in lam]
+print(f"ratio |g_fm| / (|g_p| + 1e-4): {r[0]:.6f}; doubled perceptual weights {r[1]:.6f}; without REPA {r[2]:.6f}")
+assert 0 < r[0] < 100 and abs(r[1] - r[0] / 2) <= 1e-3 * r[0], r
+assert abs(r[2] - r[0]) <= 1e-5 * r[0], r
 PY
 
 echo "pixelgen_train_test: $pass passed, $fail failed"
