@@ -11,7 +11,10 @@
  *    GPU and a GPU checkpoint resumed on the CPU continue like the CPU;
  *  - the NaN guard, the SLA2 conversion's freezing (the device optimiser's
  *    trainable flags) and trainer_run's sampling and checkpoint on the GPU;
- *  - the sampler on the GPU equals the CPU's samples.
+ *  - the sampler on the GPU equals the CPU's samples;
+ *  - one step with PixelGen's three losses (random frozen networks at 1/16
+ *    width, lambda measured) equals the CPU's: loss, terms, lambda,
+ *    gradients and weights.
  * Before the parity steps the weights get a small random perturbation:
  * at initialisation adaLN-Zero and the zero final layer make almost every
  * gradient exactly zero, which would make the comparison vacuous. Where
@@ -142,6 +145,59 @@ static void step_parity(int sla2) {
 }
 
 Test(cuda_train, full_attention_step_matches_cpu, .init = make_data) { step_parity(0); }
+
+/* The toy data in RGB (the frozen networks read three channels): the
+ * grey image in every channel, scaled differently, under fixture_dir/rgb. */
+static void make_rgb_data(void) {
+    fixture_make_toy_data("jit-cuda-train");
+    const int n = 64, S = 16;
+    uint8_t *img = malloc((size_t)n * 3 * S * S);
+    int *lab = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        lab[i] = i % 4;
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < S * S; p++)
+                img[((size_t)i * 3 + c) * S * S + p] =
+                    (uint8_t)(255 * rng_uniform(5, RNG_STREAM_TEST, (uint64_t)((i * 3 + c) * 256 + p)) * (c + 1) / 3);
+    }
+    const char *names[4] = {"a", "b", "c", "d"};
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/rgb", fixture_dir);
+    shards_write(dir, "rgb", img, lab, n, 3, S, S, 32, 4, names);
+    free(img);
+    free(lab);
+}
+
+Test(cuda_train, pixelgen_step_matches_cpu, .init = make_rgb_data) {
+    const char *losses = "losses: {repa_weight: 0.5, lpips_weight: 1.0, pdino_weight: 1.0, frozen_random_div: 16,\n"
+                         "         align_layer: 1, adaptive_start: 0, adaptive_every: 1}\n";
+    char data[320];
+    snprintf(data, sizeof data, "data.train=%s/rgb", fixture_dir);
+    char *ov[] = {"model.in_channels=3", data};
+    FixtureRun oc = {.device = "cpu", .precision = "fp32", .optim = PARITY_OPTIM, .batch = 4, .extra = losses};
+    FixtureRun og = oc;
+    og.device = TEST_DEVICE;
+    Config cc = fixture_tiny_config("cpu-pg", 0, &oc, 2, ov), cg = fixture_tiny_config("gpu-pg", 0, &og, 2, ov);
+    Trainer C, G;
+    trainer_init(&C, &cc, NULL, NULL);
+    trainer_init(&G, &cg, NULL, NULL);
+    perturb(&C);
+    perturb(&G);
+    float lc = trainer_step(&C), lg = trainer_step(&G);
+    printf("PixelGen: loss cpu %.7f gpu %.7f; lambda cpu %.7f gpu %.7f\n", lc, lg, C.pg.lambda, G.pg.lambda);
+    cr_assert(isfinite(lc) && isfinite(lg) && C.pg.lambda != 1.0);
+    expect_close_scalar(lg, lc, TOL_STEP, "loss");
+    for (int i = 0; i < PG_N_TERMS; i++) expect_close_scalar(G.pg.value[i], C.pg.value[i], TOL_STEP, pixelgen_term_names[i]);
+    expect_close_scalar(G.pg.lambda, C.pg.lambda, TOL_STEP, "lambda");
+    expect_close_scalar(G.grad_norm, C.grad_norm, TOL_STEP, "gradient norm");
+    ParamStore *ps = &C.model.params;
+    float *g = download(&G, G.model.params.grad, ps->padded), *w = download(&G, G.model.params.data, ps->padded);
+    expect_params_close(ps, g, ps->grad, TOL_STEP, "gradient");
+    expect_params_close(ps, w, ps->data, TOL_STEP, "weights");
+    free(g), free(w);
+    trainer_free(&G);
+    trainer_free(&C);
+}
 
 Test(cuda_train, sla2_step_matches_cpu, .init = make_data) { step_parity(1); }
 
