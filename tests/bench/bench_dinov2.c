@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_jit.h"
 #include "bench_util.h"
 #include "core/backend.h"
 #include "core/ops.h"
@@ -39,29 +40,14 @@ static DinoNet prepared(int div, int G) {
 }
 
 int main(int argc, char **argv) {
-    int G = 4, div = 16, B = 8, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--grid")) G = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--div")) div = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    }
+    int G = bench_arg_int(argc, argv, "--grid", 4), div = bench_arg_int(argc, argv, "--div", 16);
+    int B = bench_arg_int(argc, argv, "--batch", 8), reps = bench_arg_int(argc, argv, "--reps", 5);
     DinoNet full = prepared(1, 16);
     double f = 2 * dino_macs(&full, 16) / 1e9;
     size_t np = params_count(&full.w);
     dino_free(&full);
-    JitModel m;
-    JitConfig jc;
-    if (jit_config_named("JiT-B/16", &jc)) return 1;
-    jit_config_finish(&jc);
-    memset(&m, 0, sizeof m);
-    jit_register(&m, &jc);
-    double P = (double)params_count(&m.params), jit = 3.0 * 2.0 * P * 256 / 1e9;
-    jc.repa_dim = 768;
-    JitModel mr;
-    memset(&mr, 0, sizeof mr);
-    jit_register(&mr, &jc);
-    double proj = 3.0 * 2.0 * (double)(params_count(&mr.params) - params_count(&m.params)) * 256 / 1e9;
+    double P = bench_jit_b16_params(0), jit = bench_step_gflop(P);
+    double proj = bench_step_gflop(bench_jit_b16_params(768) - P);
     printf("DINOv2 ViT-B/14: %zu parameters (with mask_token: %zu; the spec: 86,580,480)\n", np, np + 768);
     printf("DINOv2 forward at 224 px (256 px images): %.2f GFLOP per image (the spec: 46.3)\n", f);
     printf("REPA target (one forward, no tape): %.1f GFLOP; REPA projector (forward + backward): %.1f GFLOP\n", f, proj);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_jit.h"
 #include "bench_util.h"
 #include "core/backend.h"
 #include "core/ops.h"
@@ -31,24 +32,13 @@ static double vgg_macs(const LpipsNet *n, int S) {
 }
 
 int main(int argc, char **argv) {
-    int S = 32, div = 16, B = 8, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--size")) S = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--div")) div = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    }
+    int S = bench_arg_int(argc, argv, "--size", 32), div = bench_arg_int(argc, argv, "--div", 16);
+    int B = bench_arg_int(argc, argv, "--batch", 8), reps = bench_arg_int(argc, argv, "--reps", 5);
     LpipsNet full;
     lpips_init(&full, 1);
     double g256 = 2 * vgg_macs(&full, 256) / 1e9;
     lpips_free(&full);
-    JitModel m;
-    JitConfig jc;
-    if (jit_config_named("JiT-B/16", &jc)) return 1;
-    jit_config_finish(&jc);
-    memset(&m, 0, sizeof m);
-    jit_register(&m, &jc);
-    double P = (double)params_count(&m.params), jit = 3.0 * 2.0 * P * 256 / 1e9;
+    double P = bench_jit_b16_params(0), jit = bench_step_gflop(P);
     printf("VGG16 features[0:30] at 256 px: %.2f GFLOP forward per image (the spec: 40.1)\n", g256);
     printf("LPIPS per gated image (x_hat and x forward, x_hat backward to the input): %.1f GFLOP\n", 3 * g256);
     printf("JiT-B/16 training step per image: 3 x 2 x %.1fM parameters x 256 tokens = %.1f GFLOP (the spec: ~201)\n",
