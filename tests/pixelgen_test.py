@@ -214,7 +214,47 @@ def main():
     r = subprocess.run([os.path.join(a.bin, "tests", "test_pixelgen"), "--jobs", "1"],
                        env=dict(os.environ, JIT_PIXELGEN_DIR=a.work), capture_output=True, text=True)
     sys.stdout.write(r.stdout + r.stderr)
-    check(r.returncode == 0, "test_pixelgen: the C LPIPS on the converted files equals PyTorch")
+    check(r.returncode == 0, "test_pixelgen: the C LPIPS and DINOv2 on the converted files equal PyTorch")
+
+    # 5. jit-train with converted files: a half-width DINOv2 trains P-DINO;
+    # the wrong file, and a width the REPA projector cannot align to, stop
+    # it before any step naming the key
+    half = dinov2_ref.random_model(384, seed=2)
+    half_pth = os.path.join(a.work, "dinov2-half.pth")
+    torch.save(half.state_dict(), half_pth)
+    half_dir = os.path.join(a.work, "half")
+    r = run_tool(["--dinov2", half_pth, "--out-dir", half_dir, "--width-div", "2"])
+    check(r.returncode == 0, f"converter (DINOv2 at half width): exit {r.returncode} {r.stderr.strip()}")
+    half_h5 = os.path.join(half_dir, "dinov2_vitb14.h5")
+    data = os.path.join(a.work, "rgb16")
+    subprocess.run([os.path.join(a.bin, "jit-prep"), "--synthetic", "64", "--out", data, "--size", "16",
+                    "--channels", "3", "--classes", "4"], check=True, capture_output=True)
+    cfg = os.path.join(a.work, "train.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"run: {{name: pg, out_dir: {a.work}/run, seed: 1}}\n"
+                "model: {name: jit-tiny, img_size: 16, in_channels: 3, patch: 4, depth: 2, hidden: 64, heads: 2,\n"
+                "        bottleneck: 16, in_context_len: 4, in_context_start: 1, num_classes: 4}\n"
+                f"data: {{train: {data}, batch_size: 4}}\n"
+                "train: {steps: 3, log_every: 1}\nsampling: {per_class: 0}\nlogging: {progress: false}\n")
+
+    def jit_train(out, *sets):
+        args = [os.path.join(a.bin, "jit-train"), "--config", cfg, "--set", f"run.out_dir={a.work}/{out}"]
+        for kv in sets:
+            args += ["--set", kv]
+        return subprocess.run(args, capture_output=True, text=True)
+
+    r = jit_train("pdino", "losses.pdino_weight=1", f"losses.dino_weights={half_h5}")
+    recs = [l for l in open(os.path.join(a.work, "pdino", "metrics.jsonl"))] if r.returncode == 0 else []
+    check(r.returncode == 0 and len(recs) >= 3 and all('"pdino"' in l for l in recs if '"loss"' in l),
+          f"jit-train: P-DINO with a converted DINOv2 file (exit {r.returncode})")
+    vgg_h5 = os.path.join(out, "vgg16.h5")
+    r = jit_train("wrong", "losses.repa_weight=0.5", "losses.align_layer=1", f"losses.dino_weights={vgg_h5}")
+    check(r.returncode != 0 and f"losses.dino_weights = {vgg_h5}: dataset dinov2/cls_token is missing" in r.stderr
+          and not os.path.exists(os.path.join(a.work, "wrong", "metrics.jsonl")),
+          f"jit-train: a VGG16 file as losses.dino_weights stops before any step: {r.stderr.strip()[:300]}")
+    r = jit_train("width", "losses.repa_weight=0.5", "losses.align_layer=1", f"losses.dino_weights={half_h5}")
+    check(r.returncode != 0 and "DINOv2 of width 384, but the REPA projector aligns to 768" in r.stderr,
+          f"jit-train: a half-width DINOv2 for REPA is refused: {r.stderr.strip()[:300]}")
     print(f"pixelgen_test: {failures} failed")
     return 1 if failures else 0
 
