@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_jit.h"
+#include "bench_pixelgen.h"
 #include "bench_util.h"
 #include "core/backend.h"
 #include "core/ops.h"
@@ -51,8 +51,9 @@ int main(int argc, char **argv) {
     printf("DINOv2 ViT-B/14: %zu parameters (with mask_token: %zu; the spec: 86,580,480)\n", np, np + 768);
     printf("DINOv2 forward at 224 px (256 px images): %.2f GFLOP per image (the spec: 46.3)\n", f);
     printf("REPA target (one forward, no tape): %.1f GFLOP; REPA projector (forward + backward): %.1f GFLOP\n", f, proj);
+    double core = 2 * 2.0 * DINO_DEPTH * 257.0 * 257 * DINO_WIDTH / 1e9; /* q k^T and a v, all blocks */
     printf("P-DINO (forward + backward to the input: linear 1x, attention core 2x): %.1f GFLOP (the spec: 95.1)\n",
-           f + (f - 2 * 2.0 * 12 * 257.0 * 257 * 768 / 1e9) + 2 * (2 * 2.0 * 12 * 257.0 * 257 * 768 / 1e9));
+           f + (f - core) + 2 * core);
     printf("JiT-B/16 training step per image: %.1f GFLOP; DINOv2 forward / JiT step: %.2fx\n", jit, f / jit);
 
     DinoNet n = prepared(div, G);
@@ -61,10 +62,8 @@ int main(int argc, char **argv) {
     graph_init(&g, backend_cpu(), 512u << 20);
     double tgt[64], pd[64];
     for (int r = 0; r < reps && r < 64; r++) {
-        Tensor *a = graph_new(&g, 4, B, 3, S, S), *b = graph_new(&g, 4, B, 3, S, S);
-        for (size_t i = 0; i < a->numel; i++)
-            a->data[i] = 2 * rng_uniform(1, 1, i) - 1, b->data[i] = 2 * rng_uniform(1, 2, i) - 1;
-        a->requires_grad = true;
+        Tensor *a, *b;
+        bench_image_pair(&g, B, S, &a, &b);
         double t0 = bench_now_ms();
         bool was = graph_set_grad(&g, false);
         Tensor *y = dino_features(&g, &n, b);

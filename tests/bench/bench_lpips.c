@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_jit.h"
+#include "bench_pixelgen.h"
 #include "bench_util.h"
 #include "core/backend.h"
 #include "core/ops.h"
@@ -52,10 +52,8 @@ int main(int argc, char **argv) {
     graph_init(&g, backend_cpu(), 256u << 20);
     double fwd[64], all[64];
     for (int r = 0; r < reps && r < 64; r++) {
-        Tensor *a = graph_new(&g, 4, B, 3, S, S), *b = graph_new(&g, 4, B, 3, S, S);
-        for (size_t i = 0; i < a->numel; i++)
-            a->data[i] = 2 * rng_uniform(1, 1, i) - 1, b->data[i] = 2 * rng_uniform(1, 2, i) - 1;
-        a->requires_grad = true;
+        Tensor *a, *b;
+        bench_image_pair(&g, B, S, &a, &b);
         double t0 = bench_now_ms();
         Tensor *taps[LPIPS_N_TAPS];
         bool was = graph_set_grad(&g, false);
