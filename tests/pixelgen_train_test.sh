@@ -24,7 +24,9 @@
 #      resumed with an empty cache continues bit for bit;
 #  12. lambda's value after one measured step, 0.8 + 0.2 |g_fm| / (|g_p| + 1e-4):
 #      doubling both perceptual weights halves the ratio, and REPA (which
-#      does not reach final_layer.linear) leaves it.
+#      does not reach final_layer.linear) leaves it;
+#  13. the SLA2 conversion's stage 1 (router distillation, no PixelGen terms)
+#      leaves lambda at 1 although it is due every step; stage 2 measures it.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -244,6 +246,22 @@ r = [(x - 0.8) / 0.2 for x in lam]
 print(f"ratio |g_fm| / (|g_p| + 1e-4): {r[0]:.6f}; doubled perceptual weights {r[1]:.6f}; without REPA {r[2]:.6f}")
 assert 0 < r[0] < 100 and abs(r[1] - r[0] / 2) <= 1e-3 * r[0], r
 assert abs(r[2] - r[0]) <= 1e-5 * r[0], r
+PY
+
+# 13. lambda through the SLA2 conversion: stage 1 runs no terms
+cat all.yaml >conv.yaml
+cat >>conv.yaml <<YAML
+callbacks:
+  - {type: SLA2Conversion, from: $work/straight3/ckpt, stage1_steps: 3}
+YAML
+"$build/jit-train" --config conv.yaml --set run.out_dir=conv --set train.steps=5 --set losses.adaptive_every=1 \
+  --set model.use_sla2=true --set model.sla2_compression_ratio=4 --set model.sla2_topk_ratio=0.5 >conv.log 2>&1
+$py - conv/metrics.jsonl <<'PY' && ok "SLA2 conversion: lambda stays 1 through stage 1 and is measured in stage 2" || bad "lambda through the SLA2 conversion (see $work/conv.log)"
+import json, sys
+r = {x["step"]: x for x in map(json.loads, open(sys.argv[1])) if "loss" in x}
+lam = [r[s]["lambda"] for s in sorted(r)]
+print("lambda per step:", lam)
+assert sorted(r) == [1, 2, 3, 4, 5] and lam[:3] == [1.0, 1.0, 1.0] and lam[3] != 1.0, lam
 PY
 
 echo "pixelgen_train_test: $pass passed, $fail failed"

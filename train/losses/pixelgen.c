@@ -81,6 +81,7 @@ void pixelgen_step_begin(PixelGen *p, uint64_t step) {
     memset(p->micro, 0, sizeof p->micro);
     memset(p->cache_use, 0, sizeof p->cache_use);
     p->adapt_now = adaptive_possible(p) && step >= (uint64_t)c->adaptive_start && step % (uint64_t)c->adaptive_every == 0;
+    p->measured = 0;
     if (p->adapt_now) {
         memset(p->g_fm, 0, sizeof(double) * p->g_n);
         memset(p->g_p, 0, sizeof(double) * p->g_n);
@@ -220,6 +221,7 @@ void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float f
     /* Measure: the perceptual terms alone (weight 1), then the rest with
      * the perceptual ones topped up to lambda; final_layer.linear.weight's
      * gradient before and after each replay gives the two gradients. */
+    p->measured++;
     float *before = p->g_a, *mid = p->g_b, *after = p->g_b + p->g_n;
     size_t n = p->g_n;
     read_final_grad(g, m, before);
@@ -254,7 +256,8 @@ void pixelgen_step_end(PixelGen *p, Comm *comm) {
     }
     for (int i = 0; i < PG_N_TERMS; i++)
         if (p->on[i]) p->value[i] = p->micro[i] ? p->sum[i] / p->micro[i] : NAN;
-    if (!p->adapt_now) return;
+    /* Nothing measured (the SLA2 conversion's stage 1 runs no terms): lambda stays. */
+    if (!p->adapt_now || !p->measured) return;
     if (comm) { /* the gradients of the global batch (the all-reduce's mean, as the update's) */
         comm_allreduce_f64(comm, p->g_fm, p->g_n, COMM_MEAN);
         comm_allreduce_f64(comm, p->g_p, p->g_n, COMM_MEAN);
@@ -262,6 +265,7 @@ void pixelgen_step_end(PixelGen *p, Comm *comm) {
     double fm = 0.0, pp = 0.0;
     for (size_t i = 0; i < p->g_n; i++) fm += p->g_fm[i] * p->g_fm[i], pp += p->g_p[i] * p->g_p[i];
     double r = sqrt(fm) / (sqrt(pp) + 1e-4);
+    if (!isfinite(r)) return; /* a non-finite gradient: the NaN guard skips this step; lambda keeps its value */
     r = r < 0.0 ? 0.0 : r > 100.0 ? 100.0 : r;
     p->lambda = 0.8 * p->lambda + 0.2 * r;
 }

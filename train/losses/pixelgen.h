@@ -62,7 +62,8 @@ typedef struct PixelGen {
     FeatCache cache; /* Phi(x) per clean image (losses.dino_cache_mb > 0; row 0: off) */
     double lambda;  /* the adaptive weight of LPIPS and P-DINO (1 until adapted; checkpointed) */
     /* this step */
-    int adapt_now;                       /* lambda is measured this step */
+    int adapt_now;                       /* lambda is measured this step ... */
+    int measured;                        /* ... and this many micro-batches were (0: a stage-1 step) */
     double sum[PG_N_TERMS];              /* the terms' values, summed over micro-batches (this rank's share) */
     int micro[PG_N_TERMS];               /* micro-batches where a term is defined */
     double cache_use[2];                 /* targets read from the cache, targets needed (this rank) */
