@@ -187,7 +187,8 @@ Test(cuda_train, pixelgen_step_matches_cpu, .init = make_rgb_data) {
     printf("PixelGen: loss cpu %.7f gpu %.7f; lambda cpu %.7f gpu %.7f\n", lc, lg, C.pg.lambda, G.pg.lambda);
     cr_assert(isfinite(lc) && isfinite(lg) && C.pg.lambda != 1.0);
     expect_close_scalar(lg, lc, TOL_STEP, "loss");
-    for (int i = 0; i < PG_N_TERMS; i++) expect_close_scalar(G.pg.value[i], C.pg.value[i], TOL_STEP, pixelgen_term_names[i]);
+    for (int i = 0; i < PG_N_TERMS; i++)
+        expect_close_scalar(G.pg.value[i], C.pg.value[i], TOL_STEP, pixelgen_term_names[i]);
     expect_close_scalar(G.pg.lambda, C.pg.lambda, TOL_STEP, "lambda");
     expect_close_scalar(G.grad_norm, C.grad_norm, TOL_STEP, "gradient norm");
     ParamStore *ps = &C.model.params;

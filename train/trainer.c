@@ -250,7 +250,8 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
         JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
-        if (trainer_has_pixelgen(T)) pixelgen_terms(&T->pg, g, &T->model, xhat, x, T->img, T->t, micro0, trainer_world(T), aux);
+        if (trainer_has_pixelgen(T))
+            pixelgen_terms(&T->pg, g, &T->model, xhat, x, T->img, T->t, micro0, trainer_world(T), aux);
         return loss;
     }
 

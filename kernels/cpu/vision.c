@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/lpips_pixel.h"
 
 void cpu_relu_fwd(float *out, const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
@@ -51,37 +52,20 @@ void cpu_maxpool2_bwd(float *dx, const float *dout, const float *x, int B, int H
         }
 }
 
-#define LPIPS_EPS 1e-10 /* LPIPS adds it to the norm, outside the square root */
-
-static double norm2(const float *v, int C) {
-    double s = 0.0;
-    for (int c = 0; c < C; c++) s += (double)v[c] * v[c];
-    return sqrt(s);
-}
-
 /* Per sample, pixels in order: the sums do not depend on the threads. */
 void cpu_lpips_dist_fwd(float *out, const float *a, const float *f, const float *w, int B, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         double total = 0.0;
         for (int n = 0; n < N; n++) {
-            const float *pa = a + ((size_t)b * N + n) * C, *pf = f + ((size_t)b * N + n) * C;
-            double ia = 1.0 / (norm2(pa, C) + LPIPS_EPS), iff = 1.0 / (norm2(pf, C) + LPIPS_EPS), s = 0.0;
-            for (int c = 0; c < C; c++) {
-                double d = pa[c] * ia - pf[c] * iff;
-                s += w[c] * d * d;
-            }
-            total += s;
+            size_t at = ((size_t)b * N + n) * C;
+            total += lpips_pixel_dist(a + at, f + at, w, C);
         }
         out[b] = (float)(total / N);
     }
 }
 
-/* u = v / (|v| + eps): du/dv = I/(|v| + eps) - v v^T / (|v| (|v| + eps)^2), so
- * with g = dL/du, dL/dv = g/(|v| + eps) - v (v.g) / (|v| (|v| + eps)^2). At
- * v = 0 the second term is 0/0; LPIPS's gradient there is taken as 0. Here
- * g_c = 2 scale w_c (u_a - u_f)_c for a (its negative for f), recomputed per
- * channel rather than stored (no scratch; as the CUDA kernel does). */
+/* kernels/lpips_pixel.h has the per-pixel gradient; samples in parallel. */
 void cpu_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a, const float *f, const float *w, int B,
                         int N, int C) {
 #pragma omp parallel for schedule(static)
@@ -89,19 +73,7 @@ void cpu_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a,
         double scale = (double)dout[b] / N;
         for (int n = 0; n < N; n++) {
             size_t at = ((size_t)b * N + n) * C;
-            const float *pa = a + at, *pf = f + at;
-            double na = norm2(pa, C), nf = norm2(pf, C);
-            double ia = 1.0 / (na + LPIPS_EPS), iff = 1.0 / (nf + LPIPS_EPS), ag = 0.0, fg = 0.0;
-            for (int c = 0; c < C; c++) {
-                double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
-                ag += pa[c] * g, fg += pf[c] * g;
-            }
-            double ka = na > 0.0 ? ag * ia * ia / na : 0.0, kf = nf > 0.0 ? fg * iff * iff / nf : 0.0;
-            for (int c = 0; c < C; c++) {
-                double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
-                if (da && na > 0.0) da[at + c] += (float)(g * ia - pa[c] * ka);
-                if (df && nf > 0.0) df[at + c] -= (float)(g * iff - pf[c] * kf);
-            }
+            lpips_pixel_bwd(da ? da + at : NULL, df ? df + at : NULL, a + at, f + at, w, C, scale);
         }
     }
 }

@@ -6,9 +6,9 @@
 #include <math.h>
 
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/lpips_pixel.h"
 
 #define LAUNCH(n) <<<cuda_blocks((size_t)(n), CUDA_THREADS), CUDA_THREADS, 0, cuda_compute_stream()>>>
-#define LPIPS_EPS 1e-10
 
 __global__ void relu_fwd_kernel(float *out, const float *x, size_t n) {
     CUDA_FOR(i, n) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -76,25 +76,13 @@ extern "C" void cuda_maxpool2_bwd(float *dx, const float *dout, const float *x, 
 }
 
 /* ---- LPIPS distance of one layer ---- */
-__device__ __forceinline__ double lpips_norm(const float *v, int C) {
-    double s = 0.0;
-    for (int c = 0; c < C; c++) s += (double)v[c] * v[c];
-    return sqrt(s);
-}
-
 /* sum_c w[c] (a/(|a| + eps) - f/(|f| + eps))^2 of pixel i of sample g. */
 struct LpipsPixel {
     const float *a, *f, *w;
     int N, C;
     __device__ double operator()(int g, size_t i) const {
         size_t at = ((size_t)g * N + i) * C;
-        const float *pa = a + at, *pf = f + at;
-        double ia = 1.0 / (lpips_norm(pa, C) + LPIPS_EPS), iff = 1.0 / (lpips_norm(pf, C) + LPIPS_EPS), s = 0.0;
-        for (int c = 0; c < C; c++) {
-            double d = pa[c] * ia - pf[c] * iff;
-            s += w[c] * d * d;
-        }
-        return s;
+        return lpips_pixel_dist(a + at, f + at, w, C);
     }
 };
 
@@ -115,27 +103,13 @@ extern "C" void cuda_lpips_dist_fwd(float *out, const float *a, const float *f, 
     cuda_dsum(LpipsPixel{a, f, w, N, C}, LpipsMean{out, N}, B, (size_t)N);
 }
 
-/* dL/dv for u = v/(|v| + eps) and g = dL/du (kernels/cpu/vision.c unit_bwd);
- * g is recomputed per channel from the pixel instead of stored. */
+/* One thread per pixel: kernels/lpips_pixel.h's gradient (no atomics: a
+ * pixel's channels are its own). */
 __global__ void lpips_dist_bwd_kernel(float *da, float *df, const float *dout, const float *a, const float *f,
                                       const float *w, int N, int C, size_t n) {
     CUDA_FOR(p, n) { /* p over the B*N pixels */
         size_t at = p * C;
-        const float *pa = a + at, *pf = f + at;
-        double scale = (double)dout[p / N] / N;
-        double na = lpips_norm(pa, C), nf = lpips_norm(pf, C);
-        double ia = 1.0 / (na + LPIPS_EPS), iff = 1.0 / (nf + LPIPS_EPS);
-        double ag = 0.0, fg = 0.0; /* a.g and f.g */
-        for (int c = 0; c < C; c++) {
-            double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
-            ag += pa[c] * g, fg += pf[c] * g;
-        }
-        double ka = na > 0.0 ? ag * ia * ia / na : 0.0, kf = nf > 0.0 ? fg * iff * iff / nf : 0.0;
-        for (int c = 0; c < C; c++) {
-            double g = 2.0 * scale * w[c] * (pa[c] * ia - pf[c] * iff);
-            if (da && na > 0.0) da[at + c] += (float)(g * ia - pa[c] * ka);
-            if (df && nf > 0.0) df[at + c] -= (float)(g * iff - pf[c] * kf);
-        }
+        lpips_pixel_bwd(da ? da + at : NULL, df ? df + at : NULL, a + at, f + at, w, C, (double)dout[p / N] / N);
     }
 }
 

@@ -50,8 +50,8 @@ void dino_init(DinoNet *n, int div) {
     for (int i = 0; i < DINO_DEPTH; i++)
         for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
             snprintf(name, sizeof name, "blocks.%d.%s", i, parts[k].key);
-            if (parts[k].cols) params_add(ps, name, 2, (const int[]){parts[k].rows, parts[k].cols}, parts[k].init, parts[k].arg, false);
-            else params_add(ps, name, 1, (const int[]){parts[k].rows}, parts[k].init, parts[k].arg, false);
+            int nd = parts[k].cols ? 2 : 1;
+            params_add(ps, name, nd, (const int[]){parts[k].rows, parts[k].cols}, parts[k].init, parts[k].arg, false);
         }
     params_add(ps, "norm.weight", 1, (const int[]){D}, INIT_ONE, 0, false);
     params_add(ps, "norm.bias", 1, (const int[]){D}, INIT_ZERO, 0, false);
@@ -207,10 +207,4 @@ Tensor *dino_features(Graph *g, const DinoNet *n, Tensor *img) {
     x = op_incontext_prepend(g, x, zero, n->cls_pos);
     for (int i = 0; i < DINO_DEPTH; i++) x = dino_block(g, &n->blk[i], x);
     return op_incontext_strip(g, op_layernorm(g, x, n->norm_w, n->norm_b, DINO_LN_EPS), 1);
-}
-
-double dino_flops(const DinoNet *n, int grid) {
-    double D = n->dim, N = (double)grid * grid, T = N + 1;
-    double block = 12.0 * D * D * T + 2.0 * T * T * D; /* q, k, v, proj, fc1, fc2; q k^T and a v */
-    return 2.0 * (DINO_DEPTH * block + N * PE_K * D);
 }

@@ -69,7 +69,4 @@ void dino_free(DinoNet *n);
 /* Phi of images [B, 3, H, W] in [-1, 1] -> [B, grid^2, dim]. */
 Tensor *dino_features(Graph *g, const DinoNet *n, Tensor *img);
 
-/* Forward FLOPs of one image at output grid `grid` (1 multiply-add = 2). */
-double dino_flops(const DinoNet *n, int grid);
-
 #endif

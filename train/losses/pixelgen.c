@@ -62,8 +62,7 @@ void pixelgen_open(PixelGen *p, const Config *c, const JitModel *m, const Backen
         p->g_n = m->final_w->numel;
         p->g_fm = core_malloc(sizeof(double) * p->g_n);
         p->g_p = core_malloc(sizeof(double) * p->g_n);
-        p->g_a = core_malloc(sizeof(float) * 3 * p->g_n);
-        p->g_b = p->g_a + p->g_n;
+        p->g_read = core_malloc(sizeof(float) * 3 * p->g_n);
     }
 }
 
@@ -71,7 +70,7 @@ void pixelgen_free(PixelGen *p) {
     if (p->on[PG_LPIPS]) lpips_free(&p->lpips);
     if (p->on[PG_REPA] || p->on[PG_PDINO]) dino_free(&p->dino);
     if (p->cache.row) featcache_free(&p->cache);
-    core_free(p->g_fm), core_free(p->g_p), core_free(p->g_a);
+    core_free(p->g_fm), core_free(p->g_p), core_free(p->g_read);
     memset(p, 0, sizeof *p);
 }
 
@@ -80,7 +79,8 @@ void pixelgen_step_begin(PixelGen *p, uint64_t step) {
     memset(p->sum, 0, sizeof p->sum);
     memset(p->micro, 0, sizeof p->micro);
     memset(p->cache_use, 0, sizeof p->cache_use);
-    p->adapt_now = adaptive_possible(p) && step >= (uint64_t)c->adaptive_start && step % (uint64_t)c->adaptive_every == 0;
+    p->adapt_now = adaptive_possible(p) && step >= (uint64_t)c->adaptive_start &&
+                   step % (uint64_t)c->adaptive_every == 0;
     p->measured = 0;
     if (p->adapt_now) {
         memset(p->g_fm, 0, sizeof(double) * p->g_n);
@@ -150,7 +150,8 @@ void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x,
     int *idx = graph_alloc_host(g, sizeof(int) * (size_t)B);
     if (percept_on(p)) {
         DiffusionConfig dc = {.p_mean = c->p_mean, .p_std = c->p_std, .noise_scale = c->noise_scale};
-        for (uint64_t s = 0; s < (uint64_t)G; s++) n_gated += diffusion_time(&dc, c->seed, micro0 + s) >= c->percept_t_threshold;
+        for (uint64_t s = 0; s < (uint64_t)G; s++)
+            n_gated += diffusion_time(&dc, c->seed, micro0 + s) >= c->percept_t_threshold;
         for (int b = 0; b < B; b++)
             if (t[b] >= c->percept_t_threshold) idx[k++] = b;
     }
@@ -222,8 +223,8 @@ void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float f
      * the perceptual ones topped up to lambda; final_layer.linear.weight's
      * gradient before and after each replay gives the two gradients. */
     p->measured++;
-    float *before = p->g_a, *mid = p->g_b, *after = p->g_b + p->g_n;
     size_t n = p->g_n;
+    float *before = p->g_read, *mid = p->g_read + n, *after = p->g_read + 2 * n;
     read_final_grad(g, m, before);
     int has_p = t->t[PG_LPIPS] || t->t[PG_PDINO];
     if (has_p) {

@@ -68,7 +68,7 @@ typedef struct PixelGen {
     int micro[PG_N_TERMS];               /* micro-batches where a term is defined */
     double cache_use[2];                 /* targets read from the cache, targets needed (this rank) */
     double *g_fm, *g_p;                  /* [final_layer.linear.weight]: the two gradients, this step */
-    float *g_a, *g_b;                    /* host reads of that gradient */
+    float *g_read;                       /* [3, g_n]: that gradient before, between and after the replays */
     size_t g_n;
     /* last step, for the log: the terms' means (NaN where none was defined),
      * the fraction of DINOv2 targets the cache gave (global; NaN: no cache) */
