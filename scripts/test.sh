@@ -17,6 +17,12 @@ cuda=OFF
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then cuda=ON; fi
 cmake -S . -B build -DJIT_WERROR=ON -DJIT_CUDA=$cuda >/dev/null
 cmake --build build -j"$jobs"
+# The suite runs the OpenBLAS kernels the programs choose (a core set in
+# OPENBLAS_CORETYPE is kept), so the parity tests hold the kernels that train.
+blas=$(build/jit-train --print-blas)
+echo "$blas"
+export OPENBLAS_CORETYPE
+OPENBLAS_CORETYPE=$(sed -E 's/.*, core ([A-Za-z0-9_]+),.*/\1/' <<<"$blas")
 ctest --test-dir build --output-on-failure
 
 echo "== sanitizer build (ASan + UBSan) =="

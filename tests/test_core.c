@@ -1,5 +1,6 @@
-/* tests/test_core.c — the step arena, the parameter store and the checking
- * macros (a failed check exits with status 1 and a message). */
+/* tests/test_core.c — the step arena, the parameter store, the checking
+ * macros (a failed check exits with status 1 and a message) and the choice
+ * of OpenBLAS core (kernels/cpu/blas_select.h). */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "core/arena.h"
 #include "core/params.h"
 #include "core/tensor.h"
+#include "kernels/cpu/blas_select.h"
 #include "kernels/cpu/cpu.h"
 
 Test(arena, aligned_allocations_and_reset) {
@@ -173,4 +175,23 @@ Test(core, cpu_expf_is_accurate) {
     cr_expect_eq(cpu_expf(-100.0f), 0.0f);
     cr_expect(isinf(cpu_expf(100.0f)) && cpu_expf(100.0f) > 0);
     cr_expect(isnan(cpu_expf(NAN)));
+}
+
+/* The policy of blas_select.h: a weaker core than the CPU supports is
+ * replaced by the best one it supports; cores the table does not know, and
+ * CPUs without AVX2, are left alone. */
+Test(blas_select, replaces_weaker_cores_only) {
+    const unsigned a2 = BLAS_ISA_AVX2, a512 = BLAS_ISA_AVX2 | BLAS_ISA_AVX512;
+    cr_expect_str_eq(blas_choose_core("Prescott", a512), "SkylakeX", "the report's case: SSE3 kernels on AVX-512");
+    cr_expect_str_eq(blas_choose_core("prescott", a2), "Haswell");
+    cr_expect_str_eq(blas_choose_core("Sandybridge", a2), "Haswell");
+    cr_expect_str_eq(blas_choose_core("Haswell", a512), "SkylakeX", "AVX2 kernels on an AVX-512 CPU");
+    cr_expect_str_eq(blas_choose_core("Zen", a512), "SkylakeX");
+    cr_expect_null(blas_choose_core("Zen", a2), "AMD's AVX2 core is the right one there");
+    cr_expect_null(blas_choose_core("Haswell", a2));
+    cr_expect_null(blas_choose_core("SkylakeX", a512));
+    cr_expect_null(blas_choose_core("Cooperlake", a512));
+    cr_expect_null(blas_choose_core("Prescott", 0), "a CPU without AVX2: nothing better exists");
+    cr_expect_null(blas_choose_core("NEOVERSEN1", a512), "unknown names are never replaced");
+    cr_expect_null(blas_choose_core(NULL, a512));
 }

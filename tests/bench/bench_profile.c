@@ -31,6 +31,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/profile.h"
+#include "kernels/cpu/blas_select.h"
 #include "tests/bench/bench_util.h"
 #include "train/config/config.h"
 #include "train/trainer.h"
@@ -73,6 +74,7 @@ static int bench_cmp_op(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
     const char *config = NULL;
     char *over[64];
     int n_over = 0, steps = 10, warmup = 3;

@@ -14,10 +14,12 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "kernels/cpu/blas_select.h"
 #include "tests/bench/bench_util.h"
 #include "train/model/jit.h"
 
 int main(int argc, char **argv) {
+    blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
     int batch = 32, iters = 10, warmup = 2;
     const char *model = "jit-tiny";
     for (int i = 1; i + 1 < argc; i += 2) {

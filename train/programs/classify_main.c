@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "io/fsutil.h"
 #include "io/shards.h"
+#include "kernels/cpu/blas_select.h"
 #include "train/eval/classifier.h"
 
 static _Noreturn void usage(const char *why) {
@@ -112,6 +113,7 @@ static int cmd_test(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv, 0); /* first: it may start the program again (blas_select.h) */
     if (argc < 2) usage(NULL);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "test")) return cmd_test(argc - 2, argv + 2);

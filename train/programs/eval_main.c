@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "kernels/cpu/blas_select.h"
 #include "train/eval/evaluate.h"
 
 static _Noreturn void usage(const char *why) {
@@ -51,6 +52,7 @@ static float parse_float(const char *opt, const char *v) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
     EvalOptions o;
     eval_options_defaults(&o);
     for (int i = 1; i < argc; i++) {

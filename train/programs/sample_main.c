@@ -19,6 +19,7 @@
 #include "io/ckpt.h"
 #include "io/png.h"
 #include "io/samples.h"
+#include "kernels/cpu/blas_select.h"
 #include "train/config/config.h"
 #include "train/model/jit_checkpoint.h"
 #include "train/model/sampler.h"
@@ -32,6 +33,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
     const char *ckpt = NULL, *out_png = "samples.png", *out_h5 = NULL, *device = "cpu";
     RunPrecision precision = PRECISION_AUTO;
     int steps = -1, per_class = -1, ema = -2, batch = 64;

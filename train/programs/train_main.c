@@ -19,6 +19,7 @@
 
 #include "core/check.h"
 #include "dist/comm.h"
+#include "kernels/cpu/blas_select.h"
 #include "train/config/config.h"
 #include "train/model/jit.h"
 #include "train/trainer.h"
@@ -45,8 +46,9 @@ static void train_print_params(const Config *cfg) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv, 0); /* first: it may start the program again (blas_select.h) */
     const char *config = NULL, *resume = NULL;
-    int print_config = 0, print_params = 0;
+    int print_config = 0, print_params = 0, print_blas = 0;
     char **overrides = calloc((size_t)argc, sizeof(char *));
     int n_over = 0;
     for (int i = 1; i < argc; i++) {
@@ -55,11 +57,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) resume = argv[++i];
         else if (!strcmp(argv[i], "--print-config")) print_config = 1;
         else if (!strcmp(argv[i], "--print-params")) print_params = 1;
+        else if (!strcmp(argv[i], "--print-blas")) print_blas = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) usage();
         else {
             fprintf(stderr, "jit-train: unknown argument '%s'\n", argv[i]);
             usage();
         }
+    }
+    if (print_blas) {
+        char line[400];
+        puts(blas_select_describe(line, sizeof line));
+        free(overrides);
+        return 0;
     }
     if (!config) usage();
     if (print_config || print_params) {
@@ -72,6 +81,10 @@ int main(int argc, char **argv) {
     }
     Comm comm;
     comm_init(&comm, &argc, &argv);
+    if (comm.rank == 0) {
+        char line[400];
+        fprintf(stderr, "%s\n", blas_select_describe(line, sizeof line));
+    }
     trainer_install_signal_handlers();
     Config cfg;
     config_load(&cfg, config, n_over, overrides);
