@@ -8,16 +8,14 @@ public weight formats.
    pickle of lin0..lin4.model.1.weight), then converted by
    scripts/pixelgen_weights.py; damaged copies (a key missing, a shape
    wrong, a negative head, the wrong file) must fail naming file and key.
-2. The LPIPS reference of ../shared/spec/pixelgen.md §4, written here on
-   torchvision's VGG16 (scaling layer, features[0:30] tapped at relu1_2 ..
-   relu5_3, unit normalisation with the eps outside the root, the heads,
-   spatial means, the sum over layers), gives the tapped features of x_hat,
-   LPIPS(x_hat, x) per sample and its gradient with respect to x_hat, on
-   random images at 256 px (one sample), 64 px (one) and 32 px (three).
-   Max pooling's gradient jumps where two values of a window are equal;
-   windows whose two largest values differ by at most 1e-5 of the layer's
-   largest value are counted (fp32
-   rounding may pick either there): the small sizes are drawn without any.
+2. The LPIPS reference (tests/reference/kinks.py, on torchvision's VGG16 in
+   float64: scaling layer, features[0:30] tapped at relu1_2 .. relu5_3, unit
+   normalisation with the eps outside the root, the heads, spatial means,
+   the sum over layers) gives the tapped features of x_hat, LPIPS(x_hat, x)
+   per sample and, at 64 px (one sample) and 32 px (three), its gradient
+   with respect to x_hat with the directions in which a correct float32
+   gradient may differ from it (ReLUs and max-pool windows within float32
+   rounding of a kink; see kinks.py); features and LPIPS also at 256 px.
    And PyTorch's bicubic interpolate (DINOv2's input 256 -> 224, its
    position table 37 -> 16 by scale factor 16.1/37, an upsampling) with the
    gradient of a random projection of it.
@@ -30,7 +28,7 @@ public weight formats.
    gradient with respect to h and to the projector's first weight.
 4. The C side (tests/test_pixelgen with JIT_PIXELGEN_DIR) loads the converted
    files and must reproduce all of it (max relative error 1e-4; LPIPS's
-   gradient in relative L2, see there).
+   gradient in relative L2 once its kink directions are projected out).
 
 usage: pixelgen_test.py --bin BUILD_DIR --work DIR
 """
@@ -58,28 +56,6 @@ def check(ok, what):
     global failures
     print(f"pixelgen_test: {'PASS' if ok else 'FAIL'} {what}")
     failures += not ok
-
-
-def features(vgg, x):
-    """LPIPS's scaling layer, then the five tapped ReLU outputs."""
-    h = (x - SHIFT) / SCALE
-    taps = []
-    for i, layer in enumerate(vgg.features[:30]):
-        h = layer(h)
-        if i in TAPS:
-            taps.append(h)
-    return taps
-
-
-def lpips(vgg, lins, a, b):
-    total = 0
-    fa, fb = features(vgg, a), features(vgg, b)
-    for l, (u, v) in enumerate(zip(fa, fb)):
-        u = u / (u.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        v = v / (v.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        d = ((u - v) ** 2 * lins[l].view(1, -1, 1, 1)).sum(1)  # the 1x1 head without bias
-        total = total + d.mean((1, 2))
-    return total, fa
 
 
 def run_tool(args):
@@ -134,19 +110,31 @@ def main():
     damaged("vgg-as-dinov2.pth", lin_sd, "--dinov2", "key 'cls_token' is missing")
     damaged("lpips-as-vgg16.pth", lin_sd, "--vgg16", "key 'features.0.weight' is missing")
 
-    # 2. the reference at 256 px (1 sample), 64 px (1) and 32 px (3)
+    # 2. the reference at 256 px (1 sample), 64 px (1) and 32 px (3), in
+    # float64 (tests/reference/kinks.py), with the directions in which the
+    # float32 gradient may differ at ReLU and max-pool kinks
+    sys.path.insert(0, os.path.join(HERE, "reference"))
+    import kinks
     with h5py.File(os.path.join(a.work, "lpips_ref.h5"), "w") as f:
         for name, B, S in (("s256", 1, 256), ("s64", 1, 64), ("s32", 3, 32)):
-            xh = (torch.rand(B, 3, S, S) * 2.2 - 1.1).requires_grad_(True)  # x_hat: unclamped, a little outside [-1, 1]
+            xh = torch.rand(B, 3, S, S) * 2.2 - 1.1  # x_hat: unclamped, a little outside [-1, 1]
             x = torch.rand(B, 3, S, S) * 2 - 1
-            d, fa = lpips(vgg, lins, xh, x)
-            d.sum().backward()
+            # The gradient at 256 px is not compared: about 600 of its 17 M
+            # pre-activations lie within the kink bound there (each a
+            # float64 backward to find its direction), and the backward
+            # code is the same at every size.
+            grad_too = S <= 64
+            d, grad, fa, kdirs, n_relu, n_pool = kinks.reference(vgg, SHIFT, SCALE, lins, xh, x, TAPS, grad_too)
             g = f.create_group(name)
-            g["x_hat"], g["x"] = xh.detach().numpy(), x.numpy()
-            g["lpips"], g["grad"] = d.detach().double().numpy(), xh.grad.double().numpy()
+            g["x_hat"], g["x"] = xh.numpy(), x.numpy()
+            g["lpips"] = d.numpy()
+            if grad_too:
+                g["grad"], g["grad_kinks"] = grad.numpy(), kdirs.numpy()
+                g.attrs["relu_kinks"], g.attrs["pool_ties"] = n_relu, n_pool
             for l, t in enumerate(fa):  # channels last, as the C side keeps them
-                g[f"tap{l}"] = t.detach().permute(0, 2, 3, 1).contiguous().double().numpy()
-            print(f"pixelgen_test: reference {name}: LPIPS {d.detach().numpy()}")
+                g[f"tap{l}"] = t.permute(0, 2, 3, 1).contiguous().numpy()
+            print(f"pixelgen_test: reference {name}: LPIPS {d.numpy()}" +
+                  (f", {n_relu} ReLU kinks and {n_pool} max-pool near-ties within the bound" if grad_too else ""))
 
     # 2b. PyTorch's bicubic interpolate (DINOv2's input 256 -> 224, and its
     # position table 37 -> 16 by scale factor 16.1 / 37: source step 37 / 16.1)
@@ -166,7 +154,6 @@ def main():
             g.attrs["rx"] = shape[3] / y.shape[3] if "size" in kw else 1 / kw["scale_factor"]
 
     # 3. DINOv2, P-DINO and REPA
-    sys.path.insert(0, os.path.join(HERE, "reference"))
     import dinov2_ref
     dino = dinov2_ref.random_model(768, seed=1)
     dino_pth = os.path.join(a.work, "dinov2_vitb14_pretrain.pth")

@@ -5,8 +5,9 @@
  * tests/pixelgen_test.py, which writes the converted weight files,
  * lpips_ref.h5 and dino_ref.h5 into JIT_PIXELGEN_DIR and runs this:
  * - LPIPS: the five tapped VGG16 features of x_hat and LPIPS(x_hat, x) per
- *   sample (max relative error 1e-4), and its gradient with respect to x_hat
- *   (relative L2 error 1e-3), at 256 px (1 sample), 64 px (1) and 32 px (3);
+ *   sample (max relative error 1e-4) at 256 px (1 sample), 64 px (1) and
+ *   32 px (3), and at 64 and 32 px its gradient with respect to x_hat
+ *   (relative L2 error 1e-4 off its kink directions: expect_grad_off_kinks);
  * - DINOv2 at 256 px (1 sample) and 64 px (2): Phi of x and of x_hat, P-DINO
  *   and its gradient with respect to x_hat, REPA through the model's
  *   projector (jit_repa_project) and its gradients with respect to the
@@ -15,6 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/backend.h"
 #include "core/ops.h"
@@ -24,7 +26,8 @@
 #include "train/model/jit.h"
 
 #define TOL 1e-4
-#define TOL_GRAD 1e-3 /* relative L2 error of the gradient (see check_size) */
+#define TOL_GRAD 1e-4 /* relative L2 error of LPIPS's gradient off its kinks (expect_grad_off_kinks) */
+#define KINK_MAX 64    /* the most kink directions a gradient check may project out */
 
 static const char *dir(void) {
     const char *d = getenv("JIT_PIXELGEN_DIR");
@@ -60,6 +63,62 @@ static void expect_close(h5r_file f, const char *name, const float *got, size_t 
     expect_close_as(f, name, got, n, 0, TOL);
 }
 
+/* The LPIPS gradient against its float64 reference, off the kinks: the
+ * error's projection on the reference's kink directions (ReLUs and max-pool
+ * windows within float32 rounding of their kink, which a BLAS kernel may
+ * round to either side: tests/reference/kinks.py) is removed, and the rest
+ * is held to TOL_GRAD in relative L2, as tightly as smooth code. The
+ * directions are few (at most KINK_MAX) against thousands of gradient
+ * values, so a real error cannot hide in their span. */
+static void expect_grad_off_kinks(h5r_file f, const char *group, const float *got, size_t n) {
+    char name[64];
+    int nd, dims[8];
+    snprintf(name, sizeof name, "%s/grad", group);
+    cr_assert_eq(h5r_numel(f, name, &nd, dims), n);
+    double *want = malloc(sizeof(double) * n), *err = malloc(sizeof(double) * n);
+    h5r_read_f64(f, name, want, n);
+    snprintf(name, sizeof name, "%s/grad_kinks", group);
+    size_t kn = h5r_numel(f, name, &nd, dims);
+    int k = nd == 2 ? dims[0] : 0;
+    cr_assert(kn == (size_t)k * n, "%s: %d directions of %zu values expected", name, k, n);
+    cr_assert(k <= KINK_MAX, "%s: %d kink directions, more than %d: the check would weaken", name, k, KINK_MAX);
+    double *dirs = malloc(sizeof(double) * (kn ? kn : 1));
+    if (kn) h5r_read_f64(f, name, dirs, kn);
+    double den = 0.0, before = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        err[i] = (double)got[i] - want[i];
+        den += want[i] * want[i];
+        before += err[i] * err[i];
+    }
+    /* Modified Gram-Schmidt: orthonormalise the directions, removing each
+     * one's component from the error as it is made. */
+    int used = 0;
+    for (int a = 0; a < k; a++) {
+        double *u = dirs + (size_t)a * n, norm0 = 0.0, norm = 0.0;
+        for (size_t i = 0; i < n; i++) norm0 += u[i] * u[i];
+        for (int b = 0; b < used; b++) {
+            const double *v = dirs + (size_t)b * n;
+            double dot = 0.0;
+            for (size_t i = 0; i < n; i++) dot += u[i] * v[i];
+            for (size_t i = 0; i < n; i++) u[i] -= dot * v[i];
+        }
+        for (size_t i = 0; i < n; i++) norm += u[i] * u[i];
+        if (norm <= 1e-20 * norm0 || norm == 0.0) continue; /* in the span already */
+        double dot = 0.0, s = 1.0 / sqrt(norm);
+        for (size_t i = 0; i < n; i++) u[i] *= s, dot += u[i] * err[i];
+        for (size_t i = 0; i < n; i++) err[i] -= dot * u[i];
+        if (used != a) memcpy(dirs + (size_t)used * n, u, sizeof(double) * n);
+        used++;
+    }
+    double after = 0.0;
+    for (size_t i = 0; i < n; i++) after += err[i] * err[i];
+    double e0 = sqrt(before / fmax(den, 1e-300)), e1 = sqrt(after / fmax(den, 1e-300));
+    printf("test_pixelgen: %s/grad     relative L2 error %.2e, %.2e off %d kink directions\n", group, e0, e1, k);
+    cr_expect(e1 <= TOL_GRAD, "%s/grad: relative L2 error %.3g off the %d kink directions > %g", group, e1, k,
+              TOL_GRAD);
+    free(want), free(err), free(dirs);
+}
+
 static void check_size(const char *group) {
     char path[1024], name[64];
     snprintf(path, sizeof path, "%s/weights/vgg16.h5", dir());
@@ -93,12 +152,7 @@ static void check_size(const char *group) {
     for (size_t i = 0; i < d->numel; i++) ones[i] = 1.0f;
     graph_backward_from(&g, d, ones);
     free(ones);
-    /* The gradient in L2: max pooling's gradient jumps where two values of
-     * a window are equal, and where they agree to fp32 rounding (a few such
-     * windows at 256 px with random weights) either implementation may pick
-     * the other, moving one feature's gradient to its neighbour. */
-    snprintf(name, sizeof name, "%s/grad", group);
-    expect_close_as(f, name, graph_grad(&g, xh), n, 1, TOL_GRAD);
+    if (strcmp(group, "s256")) expect_grad_off_kinks(f, group, graph_grad(&g, xh), n); /* not at 256 px: pixelgen_test.py */
     for (int i = 0; i < net.vgg.n; i++) cr_expect(!net.vgg.views[i].requires_grad, "VGG16 is frozen");
     graph_free(&g);
     h5r_close(f);
