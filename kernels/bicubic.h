@@ -1,9 +1,9 @@
 /* kernels/bicubic.h — PyTorch's bicubic interpolation taps (align_corners
- * False, no antialias, A = -0.75; ../shared/spec/pixelgen.md §2.2): the
- * four source indices and weights of one output index on one axis. Plain C
- * that nvcc also compiles for the device, so the CPU and CUDA kernels
- * share it. For output o of an axis of n_in input samples and source step
- * r (n_in / n_out for a size, 1 / scale for a scale factor):
+ * False, no antialias, A = -0.75; docs/pixelgen.md, "PyTorch's bicubic
+ * interpolation"): the four source indices and weights of one output index
+ * on one axis. Plain C that nvcc also compiles for the device, so the CPU
+ * and CUDA kernels share it. For output o of an axis of n_in input samples
+ * and source step r (n_in / n_out for a size, 1 / scale for a scale factor):
  *   u = r (o + 0.5) - 0.5 (not clamped), i = floor(u), f = u - i;
  *   taps i-1 .. i+2, each clamped to [0, n_in - 1] (replicate border);
  *   weights K2(1 + f), K1(f), K1(1 - f), K2(2 - f) with

@@ -30,7 +30,7 @@
       exported there computes something else.
 
 The tensor mapping, the official optimizer order and where the recipes
-differ are in ../shared/spec/interop.md and docs/interop.md. The model's
+differ are in docs/interop.md ("The official layout"). The model's
 parameter list and the resolved configuration come from the C program
 (jit-train --print-params / --print-config), so this script never restates
 the model's layout; it only knows the official names and shapes.

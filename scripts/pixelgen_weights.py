@@ -17,8 +17,8 @@ public weight files to the HDF5 files the trainer loads.
             group dinov2/: every tensor of the model (strict, as torch.hub
             loads it)
 
-Every expected key must be there with the shape of
-../shared/spec/pixelgen.md §7 (keys the networks do not use are reported and
+Every expected key must be there with the shape docs/pixelgen.md lists
+("PixelGen's definitions"; keys the networks do not use are reported and
 left out; DINOv2 has none); any mismatch stops with the file and the key.
 Dataset names are the public key names; each file records its source file
 and that file's SHA-256. --width-div N (a power of two) expects VGG16 with

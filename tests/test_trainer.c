@@ -378,7 +378,7 @@ Test(sampler, deterministic_and_cfg_one_is_conditional, .init = make_data) {
     jit_free(&m);
 }
 
-/* ---- the official JiT recipe's switches (../shared/spec/interop.md) ---- */
+/* ---- the official JiT recipe's switches (docs/interop.md, "Where the recipes differ") ---- */
 
 /* optim.ema_warmup false: the official constant decay from the first step
  * (the default warm-up uses min(d, 1/10) at step 0). */

@@ -3,8 +3,8 @@
  * counted from the network's own tensors (train/losses/dinov2.c: every
  * linear weight times the tokens it runs on, the attention core, the patch
  * embedding), against JiT-B/16's training step (3 x 2 x parameters x 256
- * tokens, the spec's rule); then the measured time on the CPU at a given grid
- * and width: Phi of the clean image (no tape) and P-DINO's forward and
+ * tokens, docs/pixelgen.md's rule); then the measured time on the CPU at a
+ * given grid and width: Phi of the clean image (no tape) and P-DINO's forward and
  * backward to x_hat, in the same run.
  *
  *   bench_dinov2 [--grid 4] [--div 16] [--batch 8] [--reps 5] */
@@ -48,11 +48,12 @@ int main(int argc, char **argv) {
     dino_free(&full);
     double P = bench_jit_b16_params(0), jit = bench_step_gflop(P);
     double proj = bench_step_gflop(bench_jit_b16_params(768) - P);
-    printf("DINOv2 ViT-B/14: %zu parameters (with mask_token: %zu; the spec: 86,580,480)\n", np, np + 768);
-    printf("DINOv2 forward at 224 px (256 px images): %.2f GFLOP per image (the spec: 46.3)\n", f);
+    printf("DINOv2 ViT-B/14: %zu parameters (with mask_token: %zu; docs/pixelgen.md: 86,580,480)\n", np, np + 768);
+    printf("DINOv2 forward at 224 px (256 px images): %.2f GFLOP per image (docs/pixelgen.md: 46.3)\n", f);
     printf("REPA target (one forward, no tape): %.1f GFLOP; REPA projector (forward + backward): %.1f GFLOP\n", f, proj);
     double core = 2 * 2.0 * DINO_DEPTH * 257.0 * 257 * DINO_WIDTH / 1e9; /* q k^T and a v, all blocks */
-    printf("P-DINO (forward + backward to the input: linear 1x, attention core 2x): %.1f GFLOP (the spec: 95.1)\n",
+    printf("P-DINO (forward + backward to the input: linear 1x, attention core 2x): %.1f GFLOP"
+           " (docs/pixelgen.md: 95.1)\n",
            f + (f - core) + 2 * core);
     printf("JiT-B/16 training step per image: %.1f GFLOP; DINOv2 forward / JiT step: %.2fx\n", jit, f / jit);
 

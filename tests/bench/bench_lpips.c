@@ -2,9 +2,9 @@
  * features[0:30] at 256 px, counted from the network's own convolutions
  * (train/losses/lpips.c's weights and the resolution each one runs at),
  * against JiT-B/16's training step (3 x 2 x parameters x 256 tokens, the
- * spec's rule, from jit_register's count); then the measured time of LPIPS
- * forward (x_hat and x) and backward on the CPU at a given size and width,
- * against one VGG16 forward, in the same run.
+ * rule of docs/pixelgen.md, from jit_register's count); then the measured
+ * time of LPIPS forward (x_hat and x) and backward on the CPU at a given size
+ * and width, against one VGG16 forward, in the same run.
  *
  *   bench_lpips [--size 32] [--div 16] [--batch 8] [--reps 5] */
 #include <stdio.h>
@@ -39,9 +39,10 @@ int main(int argc, char **argv) {
     double g256 = 2 * vgg_macs(&full, 256) / 1e9;
     lpips_free(&full);
     double P = bench_jit_b16_params(0), jit = bench_step_gflop(P);
-    printf("VGG16 features[0:30] at 256 px: %.2f GFLOP forward per image (the spec: 40.1)\n", g256);
+    printf("VGG16 features[0:30] at 256 px: %.2f GFLOP forward per image (docs/pixelgen.md: 40.1)\n", g256);
     printf("LPIPS per gated image (x_hat and x forward, x_hat backward to the input): %.1f GFLOP\n", 3 * g256);
-    printf("JiT-B/16 training step per image: 3 x 2 x %.1fM parameters x 256 tokens = %.1f GFLOP (the spec: ~201)\n",
+    printf("JiT-B/16 training step per image: 3 x 2 x %.1fM parameters x 256 tokens = %.1f GFLOP"
+           " (docs/pixelgen.md: ~201)\n",
            P / 1e6, jit);
     printf("LPIPS / JiT-B/16 per gated image: %.2fx\n", 3 * g256 / jit);
 

@@ -1,7 +1,7 @@
 /* tests/bench/bench_pixelgen.h — what the benchmarks of PixelGen's frozen
  * networks (bench_lpips, bench_dinov2) share: JiT-B/16's training step in
  * FLOPs per image, the yardstick their costs are put against (3 x 2 x
- * parameters x 256 tokens, the spec's rule, the parameters counted by
+ * parameters x 256 tokens, docs/pixelgen.md's rule, the parameters counted by
  * jit_register), and a random image pair x_hat, x. */
 #ifndef TESTS_BENCH_BENCH_PIXELGEN_H
 #define TESTS_BENCH_BENCH_PIXELGEN_H

@@ -1,6 +1,6 @@
 """DINOv2 ViT-B/14 in plain PyTorch: the numerical reference for the C
-network of train/losses/dinov2.c, written from ../shared/spec/pixelgen.md
-§2 with the public state_dict key names (dinov2_vitb14_pretrain.pth), so a
+network of train/losses/dinov2.c, written from docs/pixelgen.md ("PixelGen's
+definitions") with the public state_dict key names (dinov2_vitb14_pretrain.pth), so a
 state_dict saved from it is what the converter reads.
 
   Phi(v), v in [0, 1] (B, 3, H, W):

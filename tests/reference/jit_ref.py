@@ -1,11 +1,11 @@
 """JiT (Just image Transformers) in plain PyTorch: the numerical reference for
-the C training framework.  Follows /work/shared/spec/jit.md.
+the C training framework.  Follows docs/jit.md.
 
 Run with Debian's interpreter (/usr/bin/python3: torch 1.13, numpy, h5py).
 This module has no CLI; see make_fixture.py (fixtures + --selftest) and
 tests/bench/bench_step_torch.py.
 
-Choices that the spec leaves open, stated here once:
+Choices that docs/jit.md leaves open, stated here once:
   * Dropout (only when cfg.dropout > 0 and the module is in training mode, only
     in blocks depth//4 <= i < 3*depth//4) is applied
       - to the attention output AFTER the output projection (attn.proj), before
@@ -20,7 +20,7 @@ Choices that the spec leaves open, stated here once:
     token k then sits at sequence position in_context_len + k but keeps its own
     (row, col) angles.
   * RMSNorm is computed in the activation dtype (float32 or float64); the
-    spec's "fp32 math" matters only for bf16 runs, which this reference never does.
+    official "fp32 math" matters only for bf16 runs, which this reference never does.
   * All adaLN linears take the same input sc = silu(c), computed once.
   * SLA2 (docs/sla2.md, sla2_ref.py): with cfg.use_sla2 the blocks in
     cfg.sla2_layers (None = every block) compute q, k, v as full attention does

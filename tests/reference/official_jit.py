@@ -1,5 +1,5 @@
 """The official JiT's module layout (LTH14/JiT model_jit.py, denoiser.py,
-util/misc.py; facts in ../shared/spec/interop.md), for the checkpoint
+util/misc.py; facts in docs/interop.md), for the checkpoint
 interop tests: a `Denoiser` whose state dict has the official names and
 shapes (`net.` prefix, conv patch embedding, [1, L, D] in-context table,
 the frozen `net.pos_embed` parameter), registered in the official order,

@@ -116,7 +116,7 @@ typedef struct Config {
     /* callbacks */
     int n_callbacks;
     CallbackConfig callbacks[CFG_MAX_CALLBACKS];
-    /* losses: PixelGen's terms (docs/pixelgen.md, ../shared/spec/pixelgen.md) */
+    /* losses: PixelGen's terms (docs/pixelgen.md) */
     float repa_weight, lpips_weight, pdino_weight;
     char vgg_weights[CFG_STR], lpips_weights[CFG_STR]; /* scripts/pixelgen_weights.py's files */
     char dino_weights[CFG_STR];
@@ -131,7 +131,7 @@ typedef struct Config {
 
 /* P-DINO's reduction: PixelGen's released code averages over the whole
  * batch whenever any sample passes the gate (its mask broadcast makes the
- * gate a no-op, ../shared/spec/pixelgen.md §5); the paper averages over
+ * gate a no-op, docs/pixelgen.md "P-DINO"); the paper averages over
  * the gated samples only. */
 typedef enum { PDINO_RELEASED, PDINO_PER_SAMPLE } PdinoGating;
 

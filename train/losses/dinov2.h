@@ -1,6 +1,6 @@
 /* train/losses/dinov2.h — DINOv2 ViT-B/14 in the framework's own ops: the
  * frozen encoder of PixelGen's REPA target and P-DINO loss
- * (../shared/spec/pixelgen.md §2, docs/pixelgen.md).
+ * (docs/pixelgen.md: "DINOv2 ViT-B/14" and PixelGen's definitions).
  *
  * Phi(image) for images in [-1, 1]: (x + 1) / 2, ImageNet normalisation,
  * bicubic resize to 14 * grid pixels (PyTorch's, align_corners False), the

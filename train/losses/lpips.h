@@ -1,6 +1,6 @@
 /* train/losses/lpips.h — LPIPS (v0.1, VGG16) in the framework's own ops:
  * PixelGen's perceptual loss on the predicted clean image
- * (../shared/spec/pixelgen.md §4, docs/pixelgen.md).
+ * (docs/pixelgen.md: "LPIPS" and PixelGen's definitions, with sources).
  *
  * LPIPS(a, b) per sample = sum over the 5 taps l of VGG16's features
  * (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3) of the spatial mean of

@@ -1,5 +1,5 @@
 /* train/losses/pixelgen.h — PixelGen's auxiliary losses in the trainer
- * (../shared/spec/pixelgen.md, docs/pixelgen.md):
+ * (docs/pixelgen.md, with PixelGen's definitions and sources):
  *
  *   L = L_fm + repa_weight L_REPA + lambda (lpips_weight L_LPIPS + pdino_weight L_PDINO)
  *

@@ -1,5 +1,5 @@
 /* train/model/jit.h — the JiT diffusion transformer (Li & He, "Back to Basics"),
- * built from core ops exactly as ../shared/spec/jit.md states.
+ * built from core ops exactly as docs/jit.md states, with the official code's lines.
  *
  * x_hat = jit_forward(z, t, y): a class-conditional ViT on raw pixels with a
  * bottleneck patch embedding, adaLN-Zero blocks (qk-norm, 2D RoPE, SwiGLU),
