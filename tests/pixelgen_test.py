@@ -9,9 +9,9 @@ public weight formats.
    scripts/pixelgen_weights.py; damaged copies (a key missing, a shape
    wrong, a negative head, the wrong file) must fail naming file and key.
 2. The LPIPS of docs/pixelgen.md ("PixelGen's definitions"), in float64 on
-   torchvision's VGG16 (tests/reference/kinks.py: scaling layer, features[0:30] tapped at relu1_2 .. relu5_3, unit
-   normalisation with the eps outside the root, the heads, spatial means,
-   the sum over layers) gives the tapped features of x_hat, LPIPS(x_hat, x)
+   torchvision's VGG16 (tests/reference/kinks.py: scaling layer,
+   features[0:30] tapped at relu1_2 .. relu5_3, unit normalisation with the
+   eps outside the root, the heads, spatial means, the sum over layers) gives the tapped features of x_hat, LPIPS(x_hat, x)
    per sample and, at 64 px (one sample) and 32 px (three), its gradient
    with respect to x_hat with the directions in which a correct float32
    gradient may differ from it (ReLUs and max-pool windows within float32
