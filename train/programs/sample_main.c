@@ -40,7 +40,7 @@ static void usage(void) {
 /* --labels "207,360": the class numbers, in order (repeats allowed: a row
  * each). Every entry must be an integer in [0, num_classes); an error names
  * the entry and the checkpoint whose model sets the range. Returns how many;
- * *out is malloc'ed. */
+ * *out is core_malloc'ed (core_free). */
 static int sample_parse_labels(const char *spec, int num_classes, const char *ckpt_path, int **out) {
     int cap = 1;
     for (const char *c = spec; *c; c++) cap += *c == ',';
