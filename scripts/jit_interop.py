@@ -117,6 +117,44 @@ class Model:
             os.unlink(tmp)
 
 
+# The raw model's pos_embed is the float64 table rounded to float32 once (at
+# init; it is frozen): within 6e-8 of the table, held to 1e-6.
+POS_TABLE_TOL = 1e-6
+F32_UNIT_ROUNDOFF = 2.0 ** -24
+# A bound on |pos_embed| while an EMA averages it: the table holds sines and
+# cosines (<= 1) and the EMA stays within 2e-3 of it (below).
+POS_TABLE_MAX = 1.01
+
+
+def ema_table_bound(decay):
+    """How far an EMA copy's pos_embed may lie from the sin-cos table.
+
+    The official update_ema (LTH14/JiT denoiser.py) averages every parameter,
+    the frozen pos_embed p included, in float32: e <- fl(fl(d*e) + a*p), with
+    the Python floats d = decay and a = 1 - decay rounded to float32 by the
+    kernels. Those do not sum to 1 (0.9999: d + a - 1 = -1.7e-8; 0.9996:
+    -6.8e-9), so e leaves the table, and each update also rounds: mul_ rounds
+    d*e, add_ rounds a*p and the sum (or fuses them), at most 2u|e| with
+    u = 2^-24. With E = e - p, starting from E = 0 (init_ema copies the model):
+        E' = d*E + (d + a - 1)*p + r,   |r| <= 2u*M   (M = POS_TABLE_MAX)
+    so after any number n of updates
+        |E| <= (|d + a - 1| + 2u)*M * (1 - d^n)/(1 - d) < (|d + a - 1| + 2u)*M/(1 - d).
+    We use 3u for the second-order terms, add POS_TABLE_TOL for p's own
+    rounding, and leave out n: the optimizer's step need not count the EMA's
+    updates (a fine-tune with a fresh optimizer keeps the EMA). 0.9999:
+    2.0e-3; 0.9996: 4.7e-4. Measured with the official expression
+    (docs/interop.md): 1.2e-5 after 202 updates, then a fixed point of the
+    rounded update: 1.6e-4 (0.9999, from update 2,757 on) and 1.7e-5 (0.9996,
+    from update 285 on). A wrong table (another layout, grid or hidden size,
+    learned values) is off by O(0.1) or more, so it is still refused."""
+    d = float(np.float32(decay))
+    a = float(np.float32(1.0 - decay))
+    if not 0.0 < d < 1.0:   # an EMA that never moves (decay 1) keeps the exact table
+        return POS_TABLE_TOL
+    per_update = (abs(d + a - 1.0) + 3 * F32_UNIT_ROUNDOFF) * POS_TABLE_MAX
+    return POS_TABLE_TOL + per_update / (1.0 - d)
+
+
 def sincos_table(D, g):
     """MAE's fixed 2D sin-cos position table [g*g, D] (float64): the first D/2
     channels encode the column, the last D/2 the row."""
@@ -233,9 +271,35 @@ def to_ours(path, key, sd, prefix, name, model):
     return t.detach().to(dtype=__import__("torch").float32).reshape(model.shape[name]).numpy()
 
 
-def convert_state(path, key, sd, prefix, model, extra_ok=()):
+def check_pos_embed(path, key, pe, prefix, model, ema_decay):
+    """pos_embed must be the fixed table, which is computed here, not
+    imported: within float32 rounding for the raw weights (ema_decay None),
+    within ema_table_bound for an EMA copy, which averaged it."""
+    table = sincos_table(model.hidden, model.grid)
+    what = (f"{path}: {key}['{prefix}pos_embed'] is not the fixed sin-cos table of a "
+            f"{model.grid}x{model.grid} grid with hidden {model.hidden}")
+    got = pe.detach().double().reshape(-1).numpy()
+    if got.size != table.size:
+        raise InteropError(f"{what}: its shape is {list(pe.shape)}, the table's [1, {model.grid ** 2}, {model.hidden}]")
+    diff = np.abs(got - table.reshape(-1))
+    err = float(np.max(diff))
+    bound = POS_TABLE_TOL if ema_decay is None else ema_table_bound(ema_decay)
+    if not err <= bound:   # a NaN is refused too
+        tok, ch = divmod(int(np.argmax(np.where(np.isfinite(diff), diff, np.inf))), model.hidden)
+        why = ("the raw weights (float32 rounding of the table)" if ema_decay is None else
+               f"an EMA of decay {ema_decay}, which averages the frozen table in float32 (docs/interop.md)")
+        raise InteropError(f"{what}: it differs by {err:.3g} (token {tok}, channel {ch}), above the {bound:.2g} "
+                           f"allowed for {why}")
+    if ema_decay is not None and err > POS_TABLE_TOL:
+        print(f"jit_interop: {key}['{prefix}pos_embed'] drifted {err:.2g} from the sin-cos table (the EMA of decay "
+              f"{ema_decay} averaged the frozen table in float32; allowed {bound:.2g}): the exact table is used")
+    return err
+
+
+def convert_state(path, key, sd, prefix, model, extra_ok=(), ema_decay=None):
     """A state dict of official names -> {our name: array}, strictly: every
-    parameter of the model present, nothing unknown left over."""
+    parameter of the model present, nothing unknown left over. ema_decay: the
+    decay of the EMA copy this is (None: the raw weights), for pos_embed."""
     if not isinstance(sd, dict) or not any(isinstance(k, str) and k.startswith(prefix) for k in sd):
         raise InteropError(f"{path}: '{key}' is not a state dict of '{prefix}*' tensors: not a JiT checkpoint")
     names = [n for n, _ in model.params if not is_sla2(n) and not is_repa(n)]
@@ -252,11 +316,7 @@ def convert_state(path, key, sd, prefix, model, extra_ok=()):
                            f"{' ...' if len(unknown) > 5 else ''}")
     pe = sd.get(prefix + "pos_embed")
     if pe is not None:
-        table = sincos_table(model.hidden, model.grid)
-        got = pe.detach().double().reshape(-1).numpy()
-        if got.size != table.size or np.max(np.abs(got - table.reshape(-1))) > 1e-6:
-            raise InteropError(f"{path}: {key}['{prefix}pos_embed'] is not the fixed sin-cos table of a "
-                               f"{model.grid}x{model.grid} grid with hidden {model.hidden}")
+        check_pos_embed(path, key, pe, prefix, model, ema_decay)
     return out
 
 
@@ -392,12 +452,14 @@ def cmd_import_official(args):
     src = args.params_from
     if src not in ck:
         raise InteropError(f"{path}: --params-from {src}: the file has no '{src}'")
-    params = convert_state(path, src, ck[src], "net.", model)
-    decays = (getattr(fargs, "ema_decay1", OFFICIAL_EMA_DECAYS[0]), getattr(fargs, "ema_decay2", OFFICIAL_EMA_DECAYS[1]))
+    decays = (getattr(fargs, "ema_decay1", OFFICIAL_EMA_DECAYS[0]),
+              getattr(fargs, "ema_decay2", OFFICIAL_EMA_DECAYS[1]))
+    decay_of = {"model": None, "model_ema1": float(decays[0]), "model_ema2": float(decays[1])}
+    params = convert_state(path, src, ck[src], "net.", model, ema_decay=decay_of[src])
     available = []
     for key, d in zip(("model_ema1", "model_ema2"), decays):
         if key in ck:
-            available.append((float(d), convert_state(path, key, ck[key], "net.", model)))
+            available.append((float(d), convert_state(path, key, ck[key], "net.", model, ema_decay=float(d))))
         else:
             warn(f"{path}: no '{key}' (EMA {d})")
     emas = match_emas(path, model, available)
@@ -438,7 +500,9 @@ def cmd_import_pixelgen(args):
     params = convert_state(path, "state_dict", sd, net, model, extra_ok=())
     available = []
     if any(k.startswith(ema_prefix) for k in sd):
-        available.append((PIXELGEN_EMA_DECAY, convert_state(path, "state_dict", sd, ema_prefix, model)))
+        # PixelGen's EMA averages every parameter too: a pos_embed it holds drifts alike.
+        available.append((PIXELGEN_EMA_DECAY, convert_state(path, "state_dict", sd, ema_prefix, model,
+                                                            ema_decay=PIXELGEN_EMA_DECAY)))
     emas = match_emas(path, model, available)
     warn(f"{path}: PixelGen's optimizer state is not imported: AdamW moments start at zero and the step at 0")
     repa = [n for n, _ in model.params if is_repa(n)]

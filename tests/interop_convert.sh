@@ -6,6 +6,9 @@
 # to SLA2 with the two-stage recipe (configs/fmnist-tiny-convert.yaml, steps
 # shortened), sampled and evaluated again, and exported back to the official
 # format (SLA2 dropped with a warning; the official layout loads it strictly).
+# Along the way: jit-sample --labels draws chosen classes only, and
+# jit-train --resume CHECKPOINT without --config continues with the
+# configuration the checkpoint holds; their errors are checked by message.
 #   usage: interop_convert.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1
@@ -18,6 +21,17 @@ py=/usr/bin/python3
 fail=0
 check() { # check NAME COMMAND...
   if "${@:2}"; then echo "interop_convert: ok   $1"; else echo "interop_convert: FAIL $1"; fail=1; fi
+}
+refused() { # refused NAME TEXT COMMAND...: the command fails by itself (exit 1..127) saying TEXT
+  local out rc=0
+  out=$("${@:3}" 2>&1) || rc=$?
+  if [ "$rc" -ge 1 ] && [ "$rc" -lt 128 ] && grep -qF -- "$2" <<<"$out"; then
+    echo "interop_convert: ok   $1"
+  else
+    echo "interop_convert: FAIL $1 (exit $rc, wanted a message containing '$2'):"
+    echo "$out"
+    fail=1
+  fi
 }
 run() { # run LOG COMMAND...: the command's output goes to LOG, shown when it fails
   local log=$1
@@ -50,6 +64,21 @@ check "import names its source and step" grep -q "AdamW step 3) .* from 'model_e
 # 3. jit-sample and jit-eval read the import
 run "$work/sample0.log" "$build/jit-sample" --checkpoint "$work/imported" --per-class 1 --steps 2 \
   --out "$work/sample0.png"
+# 3b. --labels: only the classes named, in that order, --per-class of each
+run "$work/sample-labels.log" "$build/jit-sample" --checkpoint "$work/imported" --labels 7,2 --per-class 2 \
+  --steps 2 --out "$work/sample-labels.png" --h5 "$work/sample-labels.h5"
+check "jit-sample --labels 7,2 --per-class 2 draws classes 7, 7, 2, 2" "$py" - "$work/sample-labels.h5" <<'PY'
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert list(f["labels"][...]) == [7, 7, 2, 2], f["labels"][...]
+assert f["samples"].shape == (4, 1, 32, 32), f["samples"].shape
+PY
+check "jit-sample --labels wrote the grid" test -s "$work/sample-labels.png"
+for bad in "3,10|class 10 is out of range: the model of $work/imported/ckpt-00000003.h5 has classes 0 to 9" \
+           "-1|class -1 is out of range" "3,x|'x' is not a class number" "3,,4|entry 2 is empty"; do
+  refused "jit-sample --labels ${bad%%|*} is refused" "${bad#*|}" \
+    "$build/jit-sample" --checkpoint "$work/imported" --labels "${bad%%|*}" --steps 1 --out "$work/bad.png"
+done
 run "$work/eval0.log" "$build/jit-eval" --checkpoint "$work/imported" --classifier "$classifier" --real "$data" \
   --per-class 2 --steps 2 --out "$work/eval0.json" --quiet
 # 4. training resumes from it: the AdamW step and the epoch continue
@@ -60,6 +89,29 @@ import json, sys
 steps = [json.loads(l)["step"] for l in open(sys.argv[1] + "/metrics.jsonl") if '"loss"' in l]
 assert steps == [4, 5], steps  # a step is logged with the count after its update
 PY
+# 4b. --resume without --config: the configuration saved in the checkpoint
+# (step 4's run, so it continues in $work/resumed), --set applied on top
+run "$work/resume2.log" "$build/jit-train" --resume "$work/resumed/ckpt" --set train.steps=7 \
+  --set train.checkpoint_every=7
+check "resume without --config reads the checkpoint's configuration" grep -qF \
+  "the configuration saved in $work/resumed/ckpt/ckpt-00000005.h5 (run.out_dir: $work/resumed)" "$work/resume2.log"
+check "it continues at step 5 up to the overridden train.steps 7" "$py" - "$work/resumed" <<'PY'
+import json, sys
+steps = [json.loads(l)["step"] for l in open(sys.argv[1] + "/metrics.jsonl") if '"loss"' in l]
+assert steps == [4, 5, 6, 7], steps
+assert open(sys.argv[1] + "/ckpt/latest").read().strip() == "ckpt-00000007.h5"
+PY
+"$py" - "$work/resumed/ckpt/ckpt-00000007.h5" "$work/noconfig.h5" <<'PY'
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    del f.attrs["config"]
+PY
+refused "--resume of a checkpoint without a configuration, no --config: refused naming it" \
+  "$work/noconfig.h5 holds no saved configuration" "$build/jit-train" --resume "$work/noconfig.h5"
+refused "--resume auto without --config: refused" "--resume auto looks in the configuration's run.out_dir" \
+  "$build/jit-train" --resume auto
+refused "neither --config nor --resume: refused" "no configuration: pass --config FILE, or --resume" "$build/jit-train"
 # 5. the two-stage conversion to SLA2 (stage 1: 3 steps, stage 2: 3 steps)
 run "$work/convert.log" "$build/jit-train" --config configs/fmnist-tiny-convert.yaml "${sets[@]}" \
   --set run.out_dir="$work/converted" --set train.steps=6 --set train.checkpoint_every=6 \

@@ -15,6 +15,11 @@
 4. A PixelGen-format checkpoint imports, with the projector under its names.
 5. Clear errors: another model size, a truncated file, a missing key, files
    that are not JiT checkpoints, an SLA2 configuration.
+6. EMA copies whose pos_embed drifted as the official code's does (10^4
+   official float32 EMA updates of the frozen table) import, with the weights
+   and EMAs otherwise the file's; a drifted table in the raw model, and a
+   wrong table (rows and columns swapped, another hidden size, garbage) in an
+   EMA, are refused naming the file and the key.
 """
 
 import argparse
@@ -39,6 +44,10 @@ CONFIG = os.path.join(ROOT, "configs", "fmnist-tiny-full.yaml")
 # Three channels, so that the patch embedding's (channel, row, column) order matters.
 SETS = ["model.in_channels=3", "optim.ema=[0.9999, 0.9996]", "optim.weight_decay=0.05", "optim.official_decay_set=true"]
 BETAS, EPS, LR = (0.9, 0.95), 1e-8, 1e-3
+# Updates of the official EMA applied to the fixture's pos_embed: past the
+# fixed point the 0.9999 EMA's rounded update reaches (update 2,757 on a
+# 16x16 grid: 1.6e-4 from the table, docs/interop.md).
+DRIFT_UPDATES = 10000
 failures = []
 
 
@@ -236,6 +245,85 @@ def check_errors(work, jit_train, src):
           "--set", "model.in_channels=3"], jit_train, expect_fail="optim.ema")
 
 
+def drift_pos_embed(ck, updates):
+    """The EMAs' net.pos_embed after `updates` official EMA updates of the
+    frozen table (official_jit.update_ema, float32, decays 0.9999 and
+    0.9996), from the exact table as the official init_ema starts them. Only
+    pos_embed is updated, to keep it fast: the other tensors stay the file's.
+    Returns the largest drift of each EMA from the float64 table."""
+    p = ck["model"]["net.pos_embed"]
+    table = torch.from_numpy(jit_ref.pos_table_2d(p.shape[2], int(round(p.shape[1] ** 0.5))))[None]
+    drift = {}
+    for key, d in (("model_ema1", 0.9999), ("model_ema2", 0.9996)):
+        e = p.clone()
+        for _ in range(updates):
+            official_jit.update_ema([e], [p], d)
+        ck[key]["net.pos_embed"] = e
+        drift[key] = float((e.double() - table).abs().max())
+    return drift
+
+
+def check_drifted_pos_embed(work, jit_train, cfg, src):
+    """Real official checkpoints: the EMAs average the frozen pos_embed too."""
+    d = os.path.join(work, "drift")
+    os.makedirs(d, exist_ok=True)
+    ck = torch.load(src, map_location="cpu")
+    drift = drift_pos_embed(ck, DRIFT_UPDATES)
+    print(f"pos_embed drift after {DRIFT_UPDATES} official EMA updates: " +
+          ", ".join(f"{k} {v:.3g}" for k, v in drift.items()))
+    check(drift["model_ema1"] > 1e-5 and drift["model_ema2"] > 1e-6,
+          "the fixture's EMA tables drifted past the raw table's 1e-6 (what a real checkpoint holds)")
+    path = os.path.join(d, "drifted.pth")
+    torch.save(ck, path)
+    out = os.path.join(d, "imported")
+    r = tool(import_args(path, out), jit_train)
+    if r.returncode != 0:
+        return
+    check("pos_embed" in r.stdout and "drift" in r.stdout, "the import says how far the EMA tables drifted")
+    with h5py.File(os.path.join(out, open(os.path.join(out, "latest")).read().strip()), "r") as f:
+        same = all(np.array_equal(f[g][ours(n)][...], flat(n, t).numpy())
+                   for g, key in (("params", "model"), ("ema/0", "model_ema1"), ("ema/1", "model_ema2"))
+                   for n, t in ck[key].items() if ours(n) != "pos_embed")
+        check(same, "drifted import: the weights and both EMAs equal the file's")
+    # What dropping the drift changes: the official EMA model's output with its
+    # drifted table against the exact one (the C side computes the latter).
+    m_drift, m_exact = official_jit.Denoiser(cfg), official_jit.Denoiser(cfg)
+    m_drift.load_state_dict(ck["model_ema1"], strict=True)
+    m_exact.load_state_dict(dict(ck["model_ema1"], **{"net.pos_embed": ck["model"]["net.pos_embed"]}), strict=True)
+    g = torch.Generator().manual_seed(11)
+    z, t, y = torch.randn(3, cfg.in_channels, cfg.img_size, cfg.img_size, generator=g), torch.rand(3, generator=g), \
+        torch.tensor([0, 4, 9])
+    a, b = forward64(m_drift, z, t, y), forward64(m_exact, z, t, y)
+    rel = float(np.linalg.norm(a - b) / np.linalg.norm(a))
+    check(rel < 1e-3, f"model_ema1 with the exact table instead of its drifted one: output relative L2 {rel:.2g} "
+                      f"(bound 1e-3)")
+    tool(import_args(path, os.path.join(d, "from-ema1"), []) + ["--params-from", "model_ema1"], jit_train)
+    # refused: the raw model's table drifted (it is never averaged: held to 1e-6)
+    bad = copy.deepcopy(ck)
+    bad["model"]["net.pos_embed"] = ck["model_ema1"]["net.pos_embed"].clone()
+    p = os.path.join(d, "raw-drifted.pth")
+    torch.save(bad, p)
+    tool(import_args(p, os.path.join(d, "o1")), jit_train,
+         expect_fail="raw-drifted.pth: model['net.pos_embed'] is not the fixed sin-cos table")
+    # refused: wrong tables in an EMA
+    D, gr = cfg.hidden, cfg.img_size // cfg.patch
+    exact = torch.from_numpy(jit_ref.pos_table_2d(D, gr)).float()[None]
+    wrong = {
+        # the column and row halves swapped (a row-major/column-major mix-up)
+        "swapped": torch.cat([exact[..., D // 2:], exact[..., :D // 2]], dim=-1),
+        # the table of another hidden size (same grid)
+        "hidden": torch.from_numpy(jit_ref.pos_table_2d(D + 64, gr)).float()[None],
+        "garbage": torch.randn(exact.shape, generator=g),
+    }
+    for name, table in wrong.items():
+        bad = copy.deepcopy(ck)
+        bad["model_ema2"]["net.pos_embed"] = table
+        p = os.path.join(d, f"ema-{name}.pth")
+        torch.save(bad, p)
+        tool(import_args(p, os.path.join(d, f"o-{name}")), jit_train,
+             expect_fail=f"ema-{name}.pth: model_ema2['net.pos_embed'] is not the fixed sin-cos table")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="the build directory (jit-train, tests/test_interop)")
@@ -264,6 +352,7 @@ def main():
     check_export(a.work, jit_train, cfg, model, ema1, ema2, src)
     check_pixelgen(a.work, jit_train, cfg, model, ema1)
     check_errors(a.work, jit_train, src)
+    check_drifted_pos_embed(a.work, jit_train, cfg, src)
     print(f"interop_test: {len(failures)} failure(s)")
     return 1 if failures else 0
 

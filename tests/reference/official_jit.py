@@ -146,6 +146,17 @@ def randomize(model, seed, scale=1.0):
         p.copy_((torch.randn(p.shape, generator=g) * std * scale + off).to(p.dtype))
 
 
+@torch.no_grad()
+def update_ema(ema_params, source_params, decay):
+    """One official EMA update (LTH14/JiT denoiser.py, Denoiser.update_ema):
+    in place, in the tensors' dtype (float32), on every parameter the lists
+    hold, the frozen pos_embed included. The Python float decay and 1 - decay
+    are rounded to float32 by the kernels, and the two do not sum to 1, which
+    is why an EMA's pos_embed drifts from the table (docs/interop.md)."""
+    for targ, src in zip(ema_params, source_params):
+        targ.detach().mul_(decay).add_(src, alpha=1 - decay)
+
+
 def save_official(path, model, ema1, ema2, optimizer, epoch, model_name):
     """checkpoint-last.pth as util/misc.py save_model writes it."""
     torch.save({"model": model.state_dict(), "model_ema1": ema1.state_dict(), "model_ema2": ema2.state_dict(),

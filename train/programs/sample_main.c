@@ -2,14 +2,18 @@
  * sampler (Heun, Euler last step, CFG inside an interval, EMA weights).
  *
  *   jit-sample --checkpoint runs/fmnist-tiny/ckpt [--steps 50] [--cfg 2.0]
- *              [--interval 0.1,1.0] [--per-class 8] [--ema 0|-1] [--seed 0]
- *              [--batch 64] [--out samples.png] [--h5 samples.h5]
- *              [--device cpu|cuda] [--precision auto|fp32|bf16]
+ *              [--interval 0.1,1.0] [--per-class 8] [--labels 207,360]
+ *              [--ema 0|-1] [--seed 0] [--batch 64] [--out samples.png]
+ *              [--h5 samples.h5] [--device cpu|cuda] [--precision auto|fp32|bf16]
  *
  * The model configuration is the one saved in the checkpoint. The PNG has
- * one row per class; the HDF5 file holds the raw samples and labels.
+ * one row per class: every class of the model, or the classes --labels
+ * names, in its order (an ImageNet model has 1,000 classes: --labels draws a
+ * few). The HDF5 file holds the raw samples and labels.
  * --device cuda runs the network on GPU 0 (bf16 matrix products unless
  * --precision fp32); the noise and the sampler's steps stay on the host. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +31,48 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-sample --checkpoint FILE|DIR [--steps S] [--cfg W] [--interval LO,HI] [--per-class N]\n"
-                    "                  [--ema K|-1] [--seed S] [--batch B] [--out PNG] [--h5 FILE]\n"
-                    "                  [--device cpu|cuda] [--precision auto|fp32|bf16]\n");
+                    "                  [--labels C1,C2,...] [--ema K|-1] [--seed S] [--batch B] [--out PNG] [--h5 FILE]\n"
+                    "                  [--device cpu|cuda] [--precision auto|fp32|bf16]\n"
+                    "  --labels: draw only these classes (0 .. num_classes-1), in this order, N of each\n"
+                    "            (default: every class of the model)\n");
     exit(2);
+}
+
+/* --labels "207,360": the class numbers, in order (repeats allowed: a row
+ * each). Every entry must be an integer in [0, num_classes); an error names
+ * the entry and the checkpoint whose model sets the range. Returns how many;
+ * *out is core_malloc'ed (core_free). */
+static int sample_parse_labels(const char *spec, int num_classes, const char *ckpt_path, int **out) {
+    int cap = 1;
+    for (const char *c = spec; *c; c++) cap += *c == ',';
+    int *labels = core_malloc(sizeof(int) * (size_t)cap), n = 0;
+    const char *p = spec;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char item[64];
+        CHECK(len > 0, "jit-sample: --labels '%s': entry %d is empty (give class numbers separated by commas, "
+              "e.g. --labels 207,360)", spec, n + 1);
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item - 1 ? len : sizeof item - 1), p);
+        char *end;
+        errno = 0;
+        long v = strtol(item, &end, 10);
+        CHECK(len < sizeof item && end != item && *end == 0 && errno == 0,
+              "jit-sample: --labels: '%.*s' is not a class number (an integer from 0 to %d)", (int)len, p,
+              num_classes - 1);
+        CHECK(v >= 0 && v < num_classes,
+              "jit-sample: --labels: class %ld is out of range: the model of %s has classes 0 to %d", v, ckpt_path,
+              num_classes - 1);
+        labels[n++] = (int)v;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    *out = labels;
+    return n;
 }
 
 int main(int argc, char **argv) {
     blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
-    const char *ckpt = NULL, *out_png = "samples.png", *out_h5 = NULL, *device = "cpu";
+    const char *ckpt = NULL, *out_png = "samples.png", *out_h5 = NULL, *device = "cpu", *labels_spec = NULL;
     RunPrecision precision = PRECISION_AUTO;
     int steps = -1, per_class = -1, ema = -2, batch = 64;
     float cfgw = -1, lo = -1, hi = -1;
@@ -47,6 +85,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--cfg")) cfgw = strtof(v, NULL);
         else if (!strcmp(a, "--interval")) CHECK(sscanf(v, "%f,%f", &lo, &hi) == 2, "--interval takes LO,HI, got %s", v);
         else if (!strcmp(a, "--per-class")) per_class = atoi(v);
+        else if (!strcmp(a, "--labels")) labels_spec = v;
         else if (!strcmp(a, "--ema")) ema = atoi(v);
         else if (!strcmp(a, "--seed")) seed = atoll(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
@@ -82,19 +121,30 @@ int main(int argc, char **argv) {
     jit_to_device(&m, be); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
-    int classes = mc->num_classes, n = classes * per_class, per = mc->in_channels * mc->img_size * mc->img_size;
-    int *labels = malloc(sizeof(int) * (size_t)n);
-    float *out = malloc(sizeof(float) * (size_t)n * per);
-    for (int i = 0; i < n; i++) labels[i] = i / per_class;
+    /* The grid's rows: the chosen classes, or all of them. */
+    int *rows, classes;
+    if (labels_spec) {
+        classes = sample_parse_labels(labels_spec, mc->num_classes, path, &rows);
+    } else {
+        classes = mc->num_classes;
+        rows = core_malloc(sizeof(int) * (size_t)classes);
+        for (int c = 0; c < classes; c++) rows[c] = c;
+    }
+    CHECK((long long)classes * per_class <= INT_MAX / 2, "jit-sample: %d classes x --per-class %d is too many samples",
+          classes, per_class);
+    int n = classes * per_class, per = mc->in_channels * mc->img_size * mc->img_size;
+    int *labels = core_malloc(sizeof(int) * (size_t)n);
+    float *out = core_malloc(sizeof(float) * (size_t)n * per);
+    for (int i = 0; i < n; i++) labels[i] = rows[i / per_class];
     Graph g;
     graph_init(&g, be, 64u << 20);
     SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
                         .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
                         .seed = (uint64_t)seed};
     char devname[256];
-    printf("jit-sample: %s (step %llu, %s weights), %d classes x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
-           path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", classes, per_class, steps, cfgw, lo, hi,
-           be->describe(devname, sizeof devname));
+    printf("jit-sample: %s (step %llu, %s weights), %d classes%s%s x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
+           path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", classes, labels_spec ? " " : "",
+           labels_spec ? labels_spec : "", per_class, steps, cfgw, lo, hi, be->describe(devname, sizeof devname));
     sampler_run(&m, &g, &sc, labels, n, batch, out);
     png_write_grid(out_png, out, n, mc->in_channels, mc->img_size, mc->img_size, per_class, 2);
     printf("jit-sample: wrote %s\n", out_png);
@@ -102,7 +152,7 @@ int main(int argc, char **argv) {
         samples_write_h5(out_h5, out, labels, n, mc->in_channels, mc->img_size, mc->img_size);
         printf("jit-sample: wrote %s\n", out_h5);
     }
-    free(labels), free(out);
+    core_free(rows), core_free(labels), core_free(out);
     graph_free(&g);
     jit_free(&m);
     return 0;

@@ -2,13 +2,17 @@
  *
  *   jit-train --config configs/fmnist-tiny.yaml [--set key.path=value ...]
  *             [--resume auto|CHECKPOINT]
+ *   jit-train --resume CHECKPOINT [--set key.path=value ...]
+ *       continue a run with the configuration the checkpoint holds (every
+ *       checkpoint saves its resolved configuration; --set still overrides)
  *   mpirun -np 4 jit-train --config ...     (data parallel: one rank per process)
  *   jit-train --config FILE [--set ...] --print-config | --print-params
  *       print the resolved configuration (YAML), or the model's parameters
  *       (one line each: name, shape as d0xd1..., 1 when AdamW decays it
  *       under this configuration, else 0) and exit without training; the
  *       checkpoint tools (scripts/jit_interop.py) take both from here so
- *       they never restate the model's layout.
+ *       they never restate the model's layout. --resume CHECKPOINT in
+ *       place of --config prints the checkpoint's.
  *
  * Writes into run.out_dir: config.yaml (resolved), metrics.jsonl (one JSON
  * object per step), ckpt/ (HDF5 checkpoints, "latest"), samples/ (PNG grids
@@ -19,6 +23,7 @@
 
 #include "core/check.h"
 #include "dist/comm.h"
+#include "io/ckpt.h"
 #include "kernels/cpu/blas_select.h"
 #include "train/config/config.h"
 #include "train/model/jit.h"
@@ -26,9 +31,38 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-train --config FILE [--set key.path=value]... [--resume auto|CHECKPOINT]\n"
-                    "       jit-train --config FILE [--set key.path=value]... --print-config | --print-params\n"
+                    "       jit-train --resume CHECKPOINT [--set key.path=value]...   (the checkpoint's own configuration)\n"
+                    "       jit-train --config FILE|--resume CHECKPOINT [--set key.path=value]... --print-config | --print-params\n"
+                    "  CHECKPOINT: a ckpt-*.h5 file or a checkpoint directory (its 'latest')\n"
                     "  e.g. jit-train --config configs/fmnist-tiny.yaml --set optim.lr=1e-4 --set train.steps=200\n");
     exit(2);
+}
+
+/* `--resume CHECKPOINT` without --config: the configuration the checkpoint
+ * saved (jit-train and scripts/jit_interop.py write the resolved YAML into
+ * every checkpoint), so continuing a run needs nothing but the checkpoint;
+ * --set overrides apply on top, as to a file. "auto" means the checkpoint
+ * directory under the configuration's run.out_dir, which only a
+ * configuration can name. Messages then name the checkpoint file. */
+static void train_config_from_checkpoint(Config *cfg, const char *resume, int n_over, char **overrides, int verbose) {
+    if (!strcmp(resume, "auto")) {
+        fprintf(stderr, "jit-train: --resume auto looks in the configuration's run.out_dir/ckpt: pass --config FILE, "
+                        "or --resume a checkpoint file or directory to continue with its own configuration\n");
+        exit(2);
+    }
+    char path[1100];
+    ckpt_resolve(resume, path, sizeof path);
+    char *yaml = ckpt_read_config(path);
+    CHECK(yaml != NULL,
+          "jit-train --resume %s: %s holds no saved configuration (not written by jit-train or jit_interop.py?): "
+          "pass --config FILE with the run's configuration",
+          resume, path);
+    config_load_string(cfg, path, yaml, n_over, overrides);
+    free(yaml);
+    if (verbose) {
+        printf("jit-train: the configuration saved in %s (run.out_dir: %s)\n", path, cfg->out_dir);
+        fflush(stdout); /* before the trainer's notices on stderr */
+    }
 }
 
 /* The parameter list as the trainer registers it, decay set included. */
@@ -70,10 +104,15 @@ int main(int argc, char **argv) {
         free(overrides);
         return 0;
     }
-    if (!config) usage();
+    if (!config && !resume) {
+        fprintf(stderr, "jit-train: no configuration: pass --config FILE, or --resume CHECKPOINT to continue a run "
+                        "with the configuration its checkpoint holds\n");
+        usage();
+    }
     if (print_config || print_params) {
         Config cfg;
-        config_load(&cfg, config, n_over, overrides);
+        if (config) config_load(&cfg, config, n_over, overrides);
+        else train_config_from_checkpoint(&cfg, resume, n_over, overrides, 0);
         if (print_config) config_write(&cfg, stdout);
         if (print_params) train_print_params(&cfg);
         free(overrides);
@@ -87,7 +126,8 @@ int main(int argc, char **argv) {
     }
     trainer_install_signal_handlers();
     Config cfg;
-    config_load(&cfg, config, n_over, overrides);
+    if (config) config_load(&cfg, config, n_over, overrides);
+    else train_config_from_checkpoint(&cfg, resume, n_over, overrides, comm.rank == 0);
     Trainer T;
     trainer_init(&T, &cfg, resume, &comm);
     int code = trainer_run(&T);
