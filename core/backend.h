@@ -1,5 +1,5 @@
 /* core/backend.h — a compute backend, as everything above the kernels sees
- * it: the op table (kernels/ops.h), where tensor data lives (core/device.h),
+ * it: the op table (core/op_table.h), where tensor data lives (core/device.h),
  * the optimiser and EMA over the flat parameter buffers, the gradient norm
  * and scaling, and a description. Implementations live in kernels/<name>/
  * (kernels/cpu/backend_cpu.c, kernels/cuda/backend_cuda.c); the registry
@@ -15,9 +15,9 @@
 #include <stddef.h>
 
 #include "core/device.h"
+#include "core/op_table.h"
 #include "core/optim.h"
 #include "core/params.h"
-#include "kernels/ops.h"
 
 /* Matrix-product precision: auto is the backend's default (fp32 on the CPU,
  * bf16 on a GPU); fp32 is the parity mode; bf16 rounds operands to bf16

@@ -1,7 +1,7 @@
 /* core/ops.h — the differentiable ops the models are written with.
  *
  * Each op checks its shapes, allocates its output from the step arena, runs
- * the forward kernel of the graph's backend (kernels/ops.h) and, when an
+ * the forward kernel of the graph's backend (core/op_table.h) and, when an
  * input needs a gradient, records a backward on the tape. Ops are coarse
  * and fused where that saves memory traffic (linear = matmul + bias). */
 #ifndef CORE_OPS_H
@@ -92,7 +92,7 @@ Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad);
 Tensor *op_unfold_hwc(Graph *g, Tensor *x, int H, int W, int k, int s, int pad);
 Tensor *op_relu(Graph *g, Tensor *x);
 Tensor *op_maxpool2(Graph *g, Tensor *x, int H, int W);                 /* [B, H*W, C] -> [B, (H/2)*(W/2), C] */
-/* LPIPS's distance of one layer (kernels/ops.h lpips_dist): a, f [B, N, C],
+/* LPIPS's distance of one layer (core/op_list.h lpips_dist): a, f [B, N, C],
  * w [C] (no gradient) -> [B] */
 Tensor *op_lpips_distance(Graph *g, Tensor *a, Tensor *f, Tensor *w);
 

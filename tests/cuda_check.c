@@ -1,6 +1,6 @@
-/* tests/cuda_check.c — the CUDA parity tests' harness (see cuda_check.h), the
- * local op table of the kernels under test, and the test program's main,
- * which reports "skipped" to ctest (exit status 77) where there is no GPU.
+/* tests/cuda_check.c — the CUDA parity tests' harness (see cuda_check.h) and
+ * the test program's main, which reports "skipped" to ctest (exit status 77)
+ * where there is no GPU.
  *
  * The device probe runs in a forked child: a process that has initialised
  * CUDA cannot use it in the children Criterion forks for each test. */
@@ -16,41 +16,6 @@
 
 #include "core/rng.h"
 #include "kernels/cuda/ops_cuda.h"
-
-/* The kernels' C declarations, typed from the table itself (cuda_common.cuh,
- * which declares them, is C++): a signature drift fails to compile here. */
-#define CUDA_DECL(f) extern __typeof__(*((OpTable *)0)->f) cuda_##f;
-CUDA_DECL(linear_fwd) CUDA_DECL(linear_bwd) CUDA_DECL(rmsnorm_fwd) CUDA_DECL(rmsnorm_bwd)
-CUDA_DECL(rope_fwd) CUDA_DECL(rope_bwd) CUDA_DECL(modulate_fwd) CUDA_DECL(modulate_bwd)
-CUDA_DECL(gated_add_fwd) CUDA_DECL(gated_add_bwd) CUDA_DECL(swiglu_fwd) CUDA_DECL(swiglu_bwd)
-CUDA_DECL(silu_fwd) CUDA_DECL(silu_bwd) CUDA_DECL(qkv_split_fwd) CUDA_DECL(qkv_split_bwd)
-CUDA_DECL(patchify_fwd) CUDA_DECL(patchify_bwd) CUDA_DECL(unpatchify_fwd) CUDA_DECL(unpatchify_bwd)
-CUDA_DECL(timestep_embed_fwd) CUDA_DECL(timestep_embed_bwd) CUDA_DECL(embedding_fwd) CUDA_DECL(embedding_bwd)
-CUDA_DECL(add_rows_fwd) CUDA_DECL(add_rows_bwd) CUDA_DECL(add_fwd) CUDA_DECL(incontext_prepend_fwd)
-CUDA_DECL(incontext_prepend_bwd) CUDA_DECL(incontext_strip_fwd) CUDA_DECL(incontext_strip_bwd)
-CUDA_DECL(chunk_fwd) CUDA_DECL(chunk_bwd) CUDA_DECL(vloss_fwd) CUDA_DECL(vloss_bwd) CUDA_DECL(dropout_fwd)
-CUDA_DECL(dropout_bwd) CUDA_DECL(mse_fwd) CUDA_DECL(mse_bwd) CUDA_DECL(xent_fwd) CUDA_DECL(xent_bwd)
-CUDA_DECL(unfold_fwd) CUDA_DECL(unfold_bwd) CUDA_DECL(mean_tokens_fwd) CUDA_DECL(mean_tokens_bwd)
-CUDA_DECL(relu_fwd) CUDA_DECL(relu_bwd) CUDA_DECL(maxpool2_fwd) CUDA_DECL(maxpool2_bwd) CUDA_DECL(lpips_dist_fwd)
-CUDA_DECL(lpips_dist_bwd) CUDA_DECL(layernorm_fwd) CUDA_DECL(layernorm_bwd) CUDA_DECL(gelu_fwd) CUDA_DECL(gelu_bwd)
-CUDA_DECL(cosine_fwd) CUDA_DECL(cosine_bwd) CUDA_DECL(resize_bicubic_fwd) CUDA_DECL(resize_bicubic_bwd)
-CUDA_DECL(accumulate)
-
-#define E(f) .f = cuda_##f
-const OpTable gpu_ops = {
-    .name = "cuda (without attention)",
-    E(linear_fwd), E(linear_bwd), E(rmsnorm_fwd), E(rmsnorm_bwd), E(rope_fwd), E(rope_bwd),
-    E(modulate_fwd), E(modulate_bwd), E(gated_add_fwd), E(gated_add_bwd), E(swiglu_fwd), E(swiglu_bwd),
-    E(silu_fwd), E(silu_bwd), E(qkv_split_fwd), E(qkv_split_bwd), E(patchify_fwd), E(patchify_bwd),
-    E(unpatchify_fwd), E(unpatchify_bwd), E(timestep_embed_fwd), E(timestep_embed_bwd), E(embedding_fwd),
-    E(embedding_bwd), E(add_rows_fwd), E(add_rows_bwd), E(add_fwd), E(incontext_prepend_fwd),
-    E(incontext_prepend_bwd), E(incontext_strip_fwd), E(incontext_strip_bwd), E(chunk_fwd), E(chunk_bwd),
-    E(vloss_fwd), E(vloss_bwd), E(dropout_fwd), E(dropout_bwd), E(mse_fwd), E(mse_bwd), E(xent_fwd),
-    E(xent_bwd), E(unfold_fwd), E(unfold_bwd), E(mean_tokens_fwd), E(mean_tokens_bwd), E(relu_fwd), E(relu_bwd),
-    E(maxpool2_fwd), E(maxpool2_bwd), E(lpips_dist_fwd), E(lpips_dist_bwd), E(layernorm_fwd), E(layernorm_bwd),
-    E(gelu_fwd), E(gelu_bwd), E(cosine_fwd), E(cosine_bwd), E(resize_bicubic_fwd), E(resize_bicubic_bwd),
-    E(accumulate),
-};
 
 /* ---- arrays ---- */
 

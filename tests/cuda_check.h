@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/ops.h"
-
 /* FP32 mode: true fp32 on both sides, so only summation order differs. */
 #define TOL_FP32 1e-5
 /* BF16 mode: operands rounded to 8 mantissa bits, fp32 accumulation. */
@@ -57,10 +55,5 @@ double rel_err(const float *got, const float *want, size_t n);
 void expect_close(const Arr *a, double tol, const char *what, const char *file, int line);
 /* Returns the relative error without judging it (for the BF16 sanity bound). */
 double arr_err(const Arr *a);
-
-/* The CUDA kernels outside attention and SLA2 as an op table, built from
- * their declarations (so the harness links without attention.cu and
- * sla2*.cu); test_cuda_ops checks ops_cuda holds these same entries. */
-extern const OpTable gpu_ops;
 
 #endif

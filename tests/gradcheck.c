@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "kernels/ops.h"
+#include "core/backend.h"
 
 Tensor *gc_normal(Graph *g, uint64_t k, float std, int ndim, const int *shape) {
     Tensor *t = graph_tensor(g, ndim, shape);

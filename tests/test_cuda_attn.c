@@ -400,8 +400,8 @@ Test(cuda_attn, sla2_saved_fields_feed_the_cpu_statistics) {
     Sla2Saved svg = {got[1], got[2], got[3], got[4], got[5], olg, NULL};
     float *scr = malloc(sizeof(float) * (size_t)dm.B * dm.H * (dm.N + 16));
     Sla2Stats sc[3], sg[3];
-    cpu_sla2_stats(sc, scr, r.out.h, &r.svh, r.q.h, r.k.h, r.v.h, r.al.h, &dm);
-    cpu_sla2_stats(sg, scr, got[0], &svg, r.q.h, r.k.h, r.v.h, r.al.h, &dm);
+    cpu_sla2_stats_with_scratch(sc, scr, r.out.h, &r.svh, r.q.h, r.k.h, r.v.h, r.al.h, &dm);
+    cpu_sla2_stats_with_scratch(sg, scr, got[0], &svg, r.q.h, r.k.h, r.v.h, r.al.h, &dm);
     for (int h = 0; h < dm.H; h++) {
         cr_expect_eq(sg[h].frac_exact, sc[h].frac_exact, "head %d: fraction computed exactly differs", h);
         cr_expect(fabsf(sg[h].captured_mass - sc[h].captured_mass) <= 1e-6f, "head %d: captured mass", h);

@@ -1,6 +1,6 @@
 /* tests/test_gradcheck.c — gradient checks of every differentiable op
  * (core/ops.h) on the CPU backend, against naive double-precision reference
- * forwards written here straight from the math in kernels/ops.h, on random
+ * forwards written here straight from the math in core/op_list.h, on random
  * inputs of awkward sizes (odd token counts, widths not a multiple of 8).
  * Also: ops record nothing when gradients are off or not needed.
  *

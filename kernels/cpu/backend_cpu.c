@@ -7,6 +7,7 @@
 
 #include "core/backend.h"
 #include "core/optim.h"
+#include "kernels/cpu/cpu.h"
 
 static const char *cpu_open(BackendPrecision precision, int local_rank, char *err, size_t errlen) {
     (void)local_rank;

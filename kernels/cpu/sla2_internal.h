@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "kernels/ops.h"
+#include "core/op_table.h"
 
 typedef struct Sla2Ws {
     float *phi_q, *phi_k;         /* [N, d] feature maps */

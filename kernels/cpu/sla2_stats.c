@@ -8,10 +8,10 @@
 
 #include "core/alloc.h"
 #include "kernels/cpu/cpu.h"
-#include "kernels/ops.h"
 
-void cpu_sla2_stats(Sla2Stats *st, float *scratch, const float *out, const Sla2Saved *sv, const float *q,
-                    const float *k, const float *v, const float *alpha_logit, const Sla2Dims *dm) {
+void cpu_sla2_stats_with_scratch(Sla2Stats *st, float *scratch, const float *out, const Sla2Saved *sv,
+                                 const float *q, const float *k, const float *v, const float *alpha_logit,
+                                 const Sla2Dims *dm) {
     int B = dm->B, H = dm->H, N = dm->N, d = dm->d, nq = dm->nq, nk = dm->nk;
     /* Per (b, h) partial sums, combined per head afterwards in a fixed order. */
     double *acc = (double *)scratch; /* B*H*6 doubles, then row buffers */
@@ -71,10 +71,10 @@ void cpu_sla2_stats(Sla2Stats *st, float *scratch, const float *out, const Sla2S
 }
 
 /* The op table's entry: host memory throughout; scratch for the call. */
-void cpu_sla2_stats_op(Sla2Stats *st, const float *out, const Sla2Saved *sv, const float *q, const float *k,
-                       const float *v, const float *alpha_logit, const Sla2Dims *dm) {
+void cpu_sla2_stats(Sla2Stats *st, const float *out, const Sla2Saved *sv, const float *q, const float *k,
+                    const float *v, const float *alpha_logit, const Sla2Dims *dm) {
     float *scratch = cpu_sla2_stats_scratch(dm);
-    cpu_sla2_stats(st, scratch, out, sv, q, k, v, alpha_logit, dm);
+    cpu_sla2_stats_with_scratch(st, scratch, out, sv, q, k, v, alpha_logit, dm);
     core_free(scratch);
 }
 

@@ -1,7 +1,7 @@
 /* kernels/cpu/vision.c — the convolutional networks' ops on the CPU (the
  * reference of kernels/cuda/vision.cu): ReLU, 2x2 max pooling and LPIPS's
  * per-layer distance, on channels-last images [B, H*W, C] (the engine's
- * token layout, so a convolution is unfold + linear; see kernels/ops.h). */
+ * token layout, so a convolution is unfold + linear; see core/op_list.h). */
 #include <math.h>
 
 #include "kernels/cpu/cpu.h"

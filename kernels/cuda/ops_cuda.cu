@@ -1,79 +1,13 @@
-/* kernels/cuda/ops_cuda.cu — the CUDA op table: every entry of kernels/ops.h
- * on device pointers. The kernels live beside their CPU twins' names
- * (linear.cu ~ cpu/linear.c, ...); attention.cu and sla2*.cu hold the
- * attention entries. Designated initializers in the struct's order (C++
- * requires it), and every entry filled: a NULL would crash far from here. */
+/* kernels/cuda/ops_cuda.cu — the CUDA op table: every entry of
+ * core/op_list.h filled with its kernel cuda_<name> (declared in
+ * kernels/cuda/ops_cuda.h), on device pointers. Generated from the list, so
+ * the designated initializers come in the struct's order (C++ requires it)
+ * and no entry is left NULL (a NULL would crash far from here). */
 #include "kernels/cuda/cuda_common.cuh"
 
 extern "C" const OpTable ops_cuda = {
     .name = "cuda",
-    .linear_fwd = cuda_linear_fwd,
-    .linear_bwd = cuda_linear_bwd,
-    .rmsnorm_fwd = cuda_rmsnorm_fwd,
-    .rmsnorm_bwd = cuda_rmsnorm_bwd,
-    .rope_fwd = cuda_rope_fwd,
-    .rope_bwd = cuda_rope_bwd,
-    .modulate_fwd = cuda_modulate_fwd,
-    .modulate_bwd = cuda_modulate_bwd,
-    .gated_add_fwd = cuda_gated_add_fwd,
-    .gated_add_bwd = cuda_gated_add_bwd,
-    .swiglu_fwd = cuda_swiglu_fwd,
-    .swiglu_bwd = cuda_swiglu_bwd,
-    .silu_fwd = cuda_silu_fwd,
-    .silu_bwd = cuda_silu_bwd,
-    .qkv_split_fwd = cuda_qkv_split_fwd,
-    .qkv_split_bwd = cuda_qkv_split_bwd,
-    .attention_fwd = cuda_attention_fwd,
-    .attention_bwd = cuda_attention_bwd,
-    .attention_saved_floats = cuda_attention_saved_floats,
-    .attention_scratch_floats = cuda_attention_scratch_floats,
-    .patchify_fwd = cuda_patchify_fwd,
-    .patchify_bwd = cuda_patchify_bwd,
-    .unpatchify_fwd = cuda_unpatchify_fwd,
-    .unpatchify_bwd = cuda_unpatchify_bwd,
-    .timestep_embed_fwd = cuda_timestep_embed_fwd,
-    .timestep_embed_bwd = cuda_timestep_embed_bwd,
-    .embedding_fwd = cuda_embedding_fwd,
-    .embedding_bwd = cuda_embedding_bwd,
-    .add_rows_fwd = cuda_add_rows_fwd,
-    .add_rows_bwd = cuda_add_rows_bwd,
-    .add_fwd = cuda_add_fwd,
-    .incontext_prepend_fwd = cuda_incontext_prepend_fwd,
-    .incontext_prepend_bwd = cuda_incontext_prepend_bwd,
-    .incontext_strip_fwd = cuda_incontext_strip_fwd,
-    .incontext_strip_bwd = cuda_incontext_strip_bwd,
-    .chunk_fwd = cuda_chunk_fwd,
-    .chunk_bwd = cuda_chunk_bwd,
-    .vloss_fwd = cuda_vloss_fwd,
-    .vloss_bwd = cuda_vloss_bwd,
-    .dropout_fwd = cuda_dropout_fwd,
-    .dropout_bwd = cuda_dropout_bwd,
-    .sla2_fwd = cuda_sla2_fwd,
-    .sla2_bwd = cuda_sla2_bwd,
-    .sla2_workspace_floats = cuda_sla2_workspace_floats,
-    .sla2_saved_floats = cuda_sla2_saved_floats,
-    .sla2_stats = cuda_sla2_stats,
-    .mse_fwd = cuda_mse_fwd,
-    .mse_bwd = cuda_mse_bwd,
-    .xent_fwd = cuda_xent_fwd,
-    .xent_bwd = cuda_xent_bwd,
-    .unfold_fwd = cuda_unfold_fwd,
-    .unfold_bwd = cuda_unfold_bwd,
-    .relu_fwd = cuda_relu_fwd,
-    .relu_bwd = cuda_relu_bwd,
-    .maxpool2_fwd = cuda_maxpool2_fwd,
-    .maxpool2_bwd = cuda_maxpool2_bwd,
-    .lpips_dist_fwd = cuda_lpips_dist_fwd,
-    .lpips_dist_bwd = cuda_lpips_dist_bwd,
-    .mean_tokens_fwd = cuda_mean_tokens_fwd,
-    .mean_tokens_bwd = cuda_mean_tokens_bwd,
-    .layernorm_fwd = cuda_layernorm_fwd,
-    .layernorm_bwd = cuda_layernorm_bwd,
-    .gelu_fwd = cuda_gelu_fwd,
-    .gelu_bwd = cuda_gelu_bwd,
-    .cosine_fwd = cuda_cosine_fwd,
-    .cosine_bwd = cuda_cosine_bwd,
-    .resize_bicubic_fwd = cuda_resize_bicubic_fwd,
-    .resize_bicubic_bwd = cuda_resize_bicubic_bwd,
-    .accumulate = cuda_accumulate,
+#define OP(ret, op, params) .op = cuda_##op,
+#include "core/op_list.h"
+#undef OP
 };

@@ -1,7 +1,8 @@
 /* kernels/cuda/ops_cuda.h — the CUDA backend as C code sees it: the op table
- * (ops_cuda, same contract as kernels/ops.h: device pointers, contiguous
- * row-major float32 storage, backward kernels accumulate), the device, the
- * matrix-product precision, and device memory.
+ * (ops_cuda, same contract as core/op_table.h: device pointers, contiguous
+ * row-major float32 storage, backward kernels accumulate) and the cuda_*
+ * kernels behind it, the device, the matrix-product precision, and device
+ * memory. C and C++ (the .cu files) include it alike.
  *
  * Every function here works in a build without a GPU present: cuda_device_count
  * returns 0 when there is no device or driver, so tests can skip with a message
@@ -14,13 +15,22 @@
 
 #include <stddef.h>
 
-#include "kernels/ops.h"
+#include "core/op_table.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 extern const OpTable ops_cuda;
+
+/* The kernels of the op table, one cuda_<name> per entry of core/op_list.h
+ * (its signature and contract there; pointers are device pointers), gathered
+ * into ops_cuda by ops_cuda.cu. Each lives in the .cu file named like its
+ * CPU twin's (linear.cu ~ cpu/linear.c, ...); attention.cu and sla2*.cu hold
+ * the attention entries. */
+#define OP(ret, op, params) ret cuda_##op params;
+#include "core/op_list.h"
+#undef OP
 
 /* Matrix products (linear, attention's q k^T and p v, SLA2's blocks):
  * FP32: true fp32 (no TF32), the parity mode of the tests;

@@ -9,7 +9,6 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 extern "C" {
-#include "core/alloc.h"
 #include "kernels/cpu/cpu.h"
 }
 
@@ -29,9 +28,7 @@ extern "C" void cuda_sla2_stats(Sla2Stats *st, const float *out, const Sla2Saved
     h.o_s = host_copy(sv->o_s, tok), h.o_s_fp = host_copy(sv->o_s_fp, tok), h.o_l = host_copy(sv->o_l, tok);
     float *ho = host_copy(out, tok), *hq = host_copy(q, tok), *hk = host_copy(k, tok), *hv = host_copy(v, tok);
     float *ha = host_copy(alpha_logit, (size_t)dm->H);
-    float *scratch = cpu_sla2_stats_scratch(dm);
-    cpu_sla2_stats(st, scratch, ho, &h, hq, hk, hv, ha, dm);
-    core_free(scratch);
+    cpu_sla2_stats(st, ho, &h, hq, hk, hv, ha, dm);
     free(h.mask), free(h.pc), free(h.lse), free(h.o_s), free(h.o_s_fp), free(h.o_l);
     free(ho), free(hq), free(hk), free(hv), free(ha);
 }
