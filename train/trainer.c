@@ -17,6 +17,7 @@
 #include "io/ckpt.h"
 #include "io/fsutil.h"
 #include "io/png.h"
+#include "io/run_lock.h"
 #include "io/samples.h"
 #include "train/callbacks.h"
 #include "train/model/diffusion.h"
@@ -88,6 +89,14 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->inject_nan_step = -1;
     T->inject_nan_count = 1;
     T->inject_value = NAN;
+    /* Before anything in the run directory is read or written: one trainer
+     * per run.out_dir (io/run_lock.h). Rank 0 holds it for the job; a
+     * refusal there aborts every rank. */
+    T->lock.fd = -1;
+    if (trainer_rank(T) == 0) {
+        io_mkdirs_or_die(c->out_dir);
+        run_lock_acquire(&T->lock, c->out_dir, c->source);
+    }
     trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
     /* Built, loaded and broadcast on the host; moved to the device at the end. */
@@ -210,7 +219,9 @@ void trainer_free(Trainer *T) {
     T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
+    run_lock_release(&T->lock); /* last: the directory is ours until everything is written */
     memset(T, 0, sizeof *T);
+    T->lock.fd = -1;
 }
 
 /* One micro-batch: noise it, run the model, return the loss tensor (backward

@@ -18,6 +18,7 @@
 #include "core/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
+#include "io/run_lock.h"
 #include "io/shards.h"
 #include "train/config/config.h"
 #include "train/losses/pixelgen.h"
@@ -53,6 +54,7 @@ typedef struct Trainer {
     ShardSet data;
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
+    RunLock lock;  /* out_dir/run.lock, held by rank 0 from trainer_init to trainer_free */
     GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
