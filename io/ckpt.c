@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/check.h"
@@ -112,16 +113,84 @@ static int ckpt_steps(const char *dir, uint64_t *steps, int max) {
 
 #define CKPT_MAX_LISTED 4096
 
-/* Keep the newest keep_last checkpoints and every keep_every-th step. */
-static void ckpt_prune(const char *dir, int keep_last, int keep_every) {
+int ckpt_read_run_id(const char *path, char *id, size_t n) {
+    if (n) id[0] = 0;
+    io_hdf5_lock();
+    hid_t f = -1;
+    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (f >= 0) {
+        char *s = NULL;
+        H5E_BEGIN_TRY {
+            if (H5Aexists(f, "run_id") > 0) s = h5_read_str(f, "run_id");
+        }
+        H5E_END_TRY;
+        if (s) snprintf(id, n, "%s", s);
+        free(s);
+        H5Fclose(f);
+    }
+    io_hdf5_unlock();
+    return f >= 0 ? 0 : -1;
+}
+
+void ckpt_new_run_id(char *id, size_t n) {
+    uint32_t r = 0;
+    FILE *u = fopen("/dev/urandom", "rb");
+    if (!u || fread(&r, sizeof r, 1, u) != 1) r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+    if (u) fclose(u);
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32] = "00000000-000000";
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y%m%d-%H%M%S", &tm);
+    snprintf(id, n, "%s-%08x", when, r);
+}
+
+/* Only this run's files, and none above the step just written: another
+ * run's checkpoints are not this run's to delete (issue 28: a new run in a
+ * used directory deleted its own newest files because older, higher-step
+ * ones of the earlier run outranked them), and a higher step of this run is
+ * a branch left by resuming from an earlier checkpoint, which the user may
+ * still want. Among the rest: the newest keep_last, every keep_every-th and
+ * the protected step stay. */
+static void ckpt_prune(const char *dir, const CkptState *st, int keep_last, int keep_every) {
+    if (!st->run_id[0]) return; /* a tool's file: it owns nothing to prune */
     uint64_t steps[CKPT_MAX_LISTED];
-    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED);
-    for (int i = keep_last; i < n; i++) {
-        if (keep_every > 0 && steps[i] % (uint64_t)keep_every == 0) continue;
-        char p[1200];
+    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED), kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (steps[i] > st->step) continue;
+        char p[1200], id[CKPT_RUN_ID_MAX];
         snprintf(p, sizeof p, "%s/ckpt-%08llu.h5", dir, (unsigned long long)steps[i]);
+        if (ckpt_read_run_id(p, id, sizeof id) != 0 || strcmp(id, st->run_id) != 0) continue;
+        if (kept < keep_last) {
+            kept++;
+            continue;
+        }
+        if (keep_every > 0 && steps[i] % (uint64_t)keep_every == 0) continue;
+        if (st->protect_step && steps[i] == st->protect_step) continue;
         unlink(p);
     }
+}
+
+int ckpt_count(const char *dir, uint64_t *newest) {
+    uint64_t steps[CKPT_MAX_LISTED];
+    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED);
+    if (n > 0 && newest) *newest = steps[0];
+    return n;
+}
+
+int ckpt_remove_all(const char *dir) {
+    uint64_t steps[CKPT_MAX_LISTED];
+    int n = ckpt_steps(dir, steps, CKPT_MAX_LISTED), removed = 0;
+    for (int i = 0; i < n; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/ckpt-%08llu.h5", dir, (unsigned long long)steps[i]);
+        removed += unlink(p) == 0;
+    }
+    char p[1100];
+    snprintf(p, sizeof p, "%s/latest", dir);
+    unlink(p);
+    ckpt_clean_stray(dir);
+    return removed;
 }
 
 static int nonfinite_in(const ParamStore *ps, const float *base, const char *group, char *what, size_t n) {
@@ -193,6 +262,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     h5_write_u64(f, "loader_offset", st->pos.offset);
     h5_write_u64(f, "world_size", (uint64_t)st->world_size);
     h5_write_f64(f, "pixelgen_lambda", st->aux_weight);
+    h5_write_str(f, "run_id", st->run_id);
     if (d->config_yaml) h5_write_str(f, "config", d->config_yaml);
     write_group(f, tmp, "params", d->params, d->params->host, comm);
     /* Test hook: die half-way through a write, as a killed job would. */
@@ -235,7 +305,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     CHECK(lf != NULL, "cannot write %s: %s", latest_tmp, strerror(errno));
     fprintf(lf, "ckpt-%08llu.h5\n", (unsigned long long)st->step);
     CHECK(fclose(lf) == 0 && rename(latest_tmp, latest) == 0, "cannot update %s", latest);
-    if (keep_last > 0) ckpt_prune(dir, keep_last, keep_every);
+    if (keep_last > 0) ckpt_prune(dir, st, keep_last, keep_every);
     if (rank == 0) ckpt_clean_stray(dir);
     if (parallel) comm_barrier(comm); /* nobody reads "latest" before it moved */
     return 0;
@@ -244,7 +314,7 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
 int ckpt_exists(const char *dir) {
     char p[1100];
     snprintf(p, sizeof p, "%s/latest", dir);
-    return access(p, R_OK) == 0;
+    return access(p, F_OK) == 0 || ckpt_count(dir, NULL) > 0;
 }
 
 void ckpt_resolve(const char *path, char *out, size_t n) {
@@ -328,6 +398,11 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
         st->pos.offset = read_u64(f, path, "loader_offset");
         st->world_size = (int)read_u64(f, path, "world_size");
         if (h5_read_f64(f, "pixelgen_lambda", &st->aux_weight) != 1) st->aux_weight = 1.0; /* older files */
+        st->run_id[0] = 0; /* older files and tools' have none */
+        char *id = H5Aexists(f, "run_id") > 0 ? h5_read_str(f, "run_id") : NULL;
+        if (id) snprintf(st->run_id, sizeof st->run_id, "%s", id);
+        free(id);
+        st->protect_step = 0;
     }
     int missing = read_group(f, path, "params", d->params, d->params->host);
     if (d->opt) {

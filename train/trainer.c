@@ -20,6 +20,7 @@
 #include "io/run_lock.h"
 #include "io/samples.h"
 #include "train/callbacks.h"
+#include "train/run_dir.h"
 #include "train/model/diffusion.h"
 #include "train/model/sampler.h"
 #include "train/schedule.h"
@@ -134,15 +135,15 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
     if (trainer_rank(T) == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
+    char file[1100] = "";
+    CkptState st = {0};
     if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
-        char file[1100];
         /* A run's own directory falls back to its newest intact checkpoint;
          * an explicit file or directory must be what it says. */
         if (strcmp(resume, "auto") == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
         else ckpt_resolve(resume, file, sizeof file);
         CkptData d;
         trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
-        CkptState st;
         char *saved_yaml = NULL;
         int missing = ckpt_load(file, &d, &st, &saved_yaml);
         trainer_check_resume_config(T, file, saved_yaml);
@@ -163,6 +164,11 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
                    (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", trainer_world(T),
                    st.world_size != trainer_world(T) ? ": the loader re-partitions the rest of the epoch" : "");
     }
+    /* Whose directory this is, before this run writes anything in it. */
+    if (trainer_rank(T) == 0)
+        run_dir_claim(c, ckdir, resumed ? file : NULL, st.run_id, resumed && strcmp(resume, "auto") != 0, T->run_id,
+                      sizeof T->run_id);
+    if (comm) comm_broadcast(comm, T->run_id, sizeof T->run_id, 0);
     if (comm) {
         /* Every rank starts from rank 0's state, whatever its own init or
          * read gave: broadcast over MPI while it is all on the host. */
@@ -498,6 +504,7 @@ void trainer_checkpoint(Trainer *T) {
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T),
                     .aux_weight = trainer_has_pixelgen(T) ? T->pg.lambda : 1.0};
+    snprintf(st.run_id, sizeof st.run_id, "%s", T->run_id);
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];

@@ -18,6 +18,7 @@
 #include "core/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
+#include "io/ckpt.h"
 #include "io/run_lock.h"
 #include "io/shards.h"
 #include "train/config/config.h"
@@ -55,6 +56,7 @@ typedef struct Trainer {
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
     RunLock lock;  /* out_dir/run.lock, held by rank 0 from trainer_init to trainer_free */
+    char run_id[CKPT_RUN_ID_MAX]; /* in every checkpoint; pruning deletes only this run's (io/ckpt.h) */
     GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
