@@ -233,6 +233,40 @@ void ckpt_clean_stray(const char *dir) {
     closedir(dp);
 }
 
+/* dir/latest := name, by rename, so a reader sees the old or the new name. */
+static void ckpt_write_latest(const char *dir, const char *name) {
+    char latest[1100], latest_tmp[1200];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    snprintf(latest_tmp, sizeof latest_tmp, "%s.tmp", latest);
+    FILE *lf = fopen(latest_tmp, "w");
+    CHECK(lf != NULL, "cannot write %s: %s", latest_tmp, strerror(errno));
+    fprintf(lf, "%s\n", name);
+    CHECK(fclose(lf) == 0 && rename(latest_tmp, latest) == 0, "cannot update %s", latest);
+}
+
+int ckpt_point_latest(const char *dir, const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char here[1400];
+    snprintf(here, sizeof here, "%s/%s", dir, base);
+    struct stat a, b;
+    if (stat(path, &a) != 0 || stat(here, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) return 0;
+    char cur[1400] = "";
+    if (access(dir, F_OK) == 0) {
+        char latest[1100];
+        snprintf(latest, sizeof latest, "%s/latest", dir);
+        FILE *f = fopen(latest, "r");
+        if (f) {
+            if (!fgets(cur, sizeof cur, f)) cur[0] = 0;
+            fclose(f);
+            cur[strcspn(cur, "\r\n")] = 0;
+        }
+    }
+    if (!strcmp(cur, base)) return 0;
+    ckpt_write_latest(dir, base);
+    return 1;
+}
+
 int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every) {
     int rank = comm ? comm->rank : 0, parallel = comm && comm->world > 1;
     if (rank == 0) io_mkdirs_or_die(dir);
@@ -298,13 +332,9 @@ int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *s
     }
     /* Only a complete file gets the real name, and only then does "latest" move. */
     CHECK(rename(tmp, final) == 0, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    char latest[1100], latest_tmp[1200];
-    snprintf(latest, sizeof latest, "%s/latest", dir);
-    snprintf(latest_tmp, sizeof latest_tmp, "%s.tmp", latest);
-    FILE *lf = fopen(latest_tmp, "w");
-    CHECK(lf != NULL, "cannot write %s: %s", latest_tmp, strerror(errno));
-    fprintf(lf, "ckpt-%08llu.h5\n", (unsigned long long)st->step);
-    CHECK(fclose(lf) == 0 && rename(latest_tmp, latest) == 0, "cannot update %s", latest);
+    char name[64];
+    snprintf(name, sizeof name, "ckpt-%08llu.h5", (unsigned long long)st->step);
+    ckpt_write_latest(dir, name);
     if (keep_last > 0) ckpt_prune(dir, st, keep_last, keep_every);
     if (rank == 0) ckpt_clean_stray(dir);
     if (parallel) comm_barrier(comm); /* nobody reads "latest" before it moved */

@@ -65,6 +65,9 @@ typedef struct CkptData {
  * and files of higher steps (a branch this run abandoned by resuming from
  * an earlier checkpoint) are never deleted. Returns 0. */
 int ckpt_save(Comm *comm, const char *dir, const CkptData *d, const CkptState *st, int keep_last, int keep_every);
+/* Point dir/latest at path when path is a checkpoint in dir (and latest
+ * names another): a diverged run's last good checkpoint. 1 when it moved. */
+int ckpt_point_latest(const char *dir, const char *path);
 /* Resolve a checkpoint argument: a file, or a directory whose "latest" names one. */
 void ckpt_resolve(const char *path, char *out, size_t n);
 /* For resuming a run from its directory: the checkpoint "latest" names if

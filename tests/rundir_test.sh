@@ -127,7 +127,8 @@ reuse)
   # 3. Pruning: resumed from step 5 (steps 10..12 of the same run on disk) with
   # keep_last 1, a checkpoint of another run (step 30) and one of an older
   # version without a run id (named step 3) beside them: the newer ones of
-  # this run and the other runs' stay; 5, 6 and 7 (this run, older) go.
+  # this run and the other runs' stay, and so does 7, the newest checkpoint
+  # a good step followed (8 has had none yet); 5 and 6 (this run, older) go.
   train e e.log --set train.steps=30 --set train.checkpoint_every=30 || bad "run E (see $work/e.log)"
   cp e/ckpt/ckpt-00000030.h5 d/ckpt/ckpt-00000030.h5
   cp d/ckpt/ckpt-00000005.h5 d/ckpt/ckpt-00000003.h5
@@ -140,9 +141,9 @@ PY
   rc=0
   train d b4.log --set train.steps=8 --set train.checkpoint_every=1 --set train.keep_last=1 \
     --resume "$work/d/ckpt/ckpt-00000005.h5" || rc=$?
-  if [ $rc = 0 ] && [ "$(steps_of d)" = "3 8 10 11 12 30 " ] && [ "$(latest_of d)" = ckpt-00000008.h5 ]; then
-    ok "keep_last 1 from a resumed step 5: [3 8 10 11 12 30] kept (newer ones of this run, other runs' files)"
-  else bad "pruning: exit $rc, checkpoints [$(steps_of d)] (want [3 8 10 11 12 30]), latest $(latest_of d)"; fi
+  if [ $rc = 0 ] && [ "$(steps_of d)" = "3 7 8 10 11 12 30 " ] && [ "$(latest_of d)" = ckpt-00000008.h5 ]; then
+    ok "keep_last 1 from a resumed step 5: [3 7 8 10 11 12 30] kept (7: the newest a good step followed; newer ones of this run; other runs' files)"
+  else bad "pruning: exit $rc, checkpoints [$(steps_of d)] (want [3 7 8 10 11 12 30]), latest $(latest_of d)"; fi
   # 4. An explicit checkpoint of another run into a used directory is refused too.
   rc=0
   train d b5.log --set train.steps=31 --resume "$work/e/ckpt/ckpt-00000030.h5" || rc=$?

@@ -156,6 +156,8 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
               "ckpt-*.h5 by its path",
               c->source, file, what);
         T->step = st.step;
+        T->ckpt_pending = 1, T->ckpt_pending_step = st.step; /* confirmed by the first step, as a written one */
+        snprintf(T->ckpt_pending_path, sizeof T->ckpt_pending_path, "%s", file);
         aux_weight = st.aux_weight;
         loader_seek(T->loader, st.pos);
         resumed = 1;
@@ -354,6 +356,15 @@ float trainer_step(Trainer *T) {
     int huge = isfinite(T->grad_norm) && applied > TRAINER_MAX_UPDATE_NORM;
     T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm) || huge;
     T->bad_streak = T->last_skipped ? T->bad_streak + 1 : 0;
+    if (T->bad_streak == 1) T->first_bad_step = T->step;
+    if (T->ckpt_pending && T->step == T->ckpt_pending_step) {
+        /* The step from the checkpoint's state: good confirms it. */
+        if (!T->last_skipped) {
+            T->ckpt_good = 1, T->ckpt_good_step = T->ckpt_pending_step;
+            memcpy(T->ckpt_good_path, T->ckpt_pending_path, sizeof T->ckpt_good_path);
+        }
+        T->ckpt_pending = 0;
+    }
     if (T->last_skipped) {
         /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
          * the schedules move on, and the log says so. */
@@ -482,10 +493,20 @@ void trainer_sample(Trainer *T) {
     free(out);
 }
 
-void trainer_checkpoint(Trainer *T) {
+int trainer_checkpoint(Trainer *T) {
     const Config *c = &T->cfg;
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
+    /* Not while steps are being skipped: such a checkpoint would become
+     * "latest" and rotate out the good ones, though its state is the one
+     * that gave the non-finite steps. Every rank skips alike. */
+    if (T->bad_streak > 0) {
+        if (trainer_rank(T) == 0)
+            fprintf(stderr, "warning: %s: step %llu: no checkpoint written: steps are being skipped since step %llu; "
+                            "%s/latest still names the last one written\n",
+                    c->source, (unsigned long long)T->step, (unsigned long long)T->first_bad_step, dir);
+        return 0;
+    }
     CkptData d;
     trainer_device_ckpt_data(T, &d, 1); /* the device state copied into host buffers */
     /* Never a checkpoint of a poisoned state: it would become "latest" and
@@ -498,41 +519,66 @@ void trainer_checkpoint(Trainer *T) {
                             "last good one\n",
                     c->source, (unsigned long long)T->step, what, dir);
         T->state_bad = 1;
-        return;
+        return 0;
     }
     char *yaml = config_to_yaml(c);
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T),
                     .aux_weight = trainer_has_pixelgen(T) ? T->pg.lambda : 1.0};
     snprintf(st.run_id, sizeof st.run_id, "%s", T->run_id);
+    /* The newest known-good checkpoint survives pruning until a newer one
+     * is confirmed: the one just written may hold a state that fails at
+     * its first step. */
+    if (T->ckpt_good) st.protect_step = T->ckpt_good_step ? T->ckpt_good_step : 0;
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt-%08llu.h5", dir, (unsigned long long)T->step);
+    T->ckpt_pending = 1, T->ckpt_pending_step = T->step;
+    snprintf(T->ckpt_pending_path, sizeof T->ckpt_pending_path, "%s", path);
     callbacks_on_checkpoint(T, path);
+    return 1;
 }
 
-/* The NaN guard gave up: say why and what to change, log it, and stop
- * without a checkpoint (the newest one holds the last good state). */
+/* The NaN guard gave up: say why, what to change and where to resume
+ * from, log it, and stop without a checkpoint. The checkpoint to resume
+ * from is the newest one a good step followed (a checkpoint written just
+ * before the first bad step holds the state that failed); "latest" is
+ * pointed back at it when it is in this run's directory, so --resume auto
+ * finds it too. */
 static int trainer_diverged(Trainer *T) {
     const Config *c = &T->cfg;
     progress_done(&T->progress);
-    if (trainer_rank(T) == 0 && T->state_bad)
-        fprintf(stderr,
-                "error: %s: the run diverged at step %llu: its state is no longer finite. Lower optim.lr or set "
-                "optim.grad_clip, then resume from the last checkpoint\n",
-                c->source, (unsigned long long)T->step);
-    else if (trainer_rank(T) == 0)
-        fprintf(stderr,
-                "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss or "
-                "gradient (%d in all; train.max_bad_steps = %d). Lower optim.lr or set optim.grad_clip, then "
-                "resume from the last checkpoint\n",
-                c->source, (unsigned long long)T->step, T->bad_streak, T->bad_streak == 1 ? "" : "s",
-                T->skipped_total, c->max_bad_steps);
+    char where[1600];
+    if (T->ckpt_good)
+        snprintf(where, sizeof where, "resume from %s (step %llu, the last checkpoint a good step followed)",
+                 T->ckpt_good_path, (unsigned long long)T->ckpt_good_step);
+    else
+        snprintf(where, sizeof where, "start again: no checkpoint of this run was followed by a good step");
+    if (trainer_rank(T) == 0) {
+        if (T->state_bad)
+            fprintf(stderr, "error: %s: the run diverged at step %llu: its state is no longer finite", c->source,
+                    (unsigned long long)T->step);
+        else if (T->bad_streak > 0)
+            fprintf(stderr,
+                    "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss "
+                    "or gradient since step %llu (%d in all; train.max_bad_steps = %d)",
+                    c->source, (unsigned long long)T->step, T->bad_streak, T->bad_streak == 1 ? "" : "s",
+                    (unsigned long long)T->first_bad_step, T->skipped_total, c->max_bad_steps);
+        else
+            fprintf(stderr, "error: %s: the run diverged: every step of it (%d) was skipped for a non-finite loss "
+                            "or gradient", c->source, T->skipped_total);
+        fprintf(stderr, ". Lower optim.lr or set optim.grad_clip, then %s\n", where);
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
+        if (T->ckpt_good && ckpt_point_latest(dir, T->ckpt_good_path))
+            fprintf(stderr, "notice: %s/latest names %s again\n", dir, T->ckpt_good_path);
+    }
     metrics_begin(&T->metrics);
     metrics_str(&T->metrics, "event", "diverged");
     metrics_int(&T->metrics, "step", (long long)T->step);
     metrics_int(&T->metrics, "skipped_steps", T->skipped_total);
+    if (T->ckpt_good) metrics_str(&T->metrics, "resume_from", T->ckpt_good_path);
     metrics_end(&T->metrics);
     return TRAINER_EXIT_DIVERGED;
 }
@@ -567,11 +613,14 @@ int trainer_run(Trainer *T) {
         if (T->comm) comm_allreduce_i32(T->comm, &stop, 1, COMM_MAX);
         if (stop && s != c->steps) {
             progress_done(&T->progress);
-            trainer_checkpoint(T);
+            int written = trainer_checkpoint(T);
             if (T->state_bad) return trainer_diverged(T);
-            if (trainer_rank(T) == 0)
+            if (trainer_rank(T) == 0 && written)
                 printf("received %s: checkpoint written at step %ld; exiting with code %d so the job is requeued\n",
                        stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
+            else if (trainer_rank(T) == 0)
+                printf("received %s at step %ld: no checkpoint (steps are being skipped); exiting with code %d so "
+                       "the job is requeued\n", stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
             metrics_begin(&T->metrics);
             metrics_str(&T->metrics, "event", "preempted");
             metrics_int(&T->metrics, "step", s);
@@ -582,8 +631,9 @@ int trainer_run(Trainer *T) {
     /* Every step of this run skipped (fewer than max_bad_steps): nothing learned. */
     if (T->skipped_total > 0 && (long)T->skipped_total >= (long)T->step - first_step) return trainer_diverged(T);
     progress_done(&T->progress);
-    trainer_checkpoint(T);
-    if (T->state_bad) return trainer_diverged(T);
+    /* Ending while steps are being skipped: no final checkpoint, and the
+     * run did not end well. */
+    if (!trainer_checkpoint(T)) return trainer_diverged(T);
     trainer_sample(T);
     callbacks_on_train_end(T);
     /* A signal during the final grid: the checkpoint is written; requeued,

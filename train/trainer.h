@@ -87,6 +87,17 @@ typedef struct Trainer {
     float inject_value;    /* ... with this value in its first element (default NaN) ... */
     int inject_nan_count;  /* ... for this many steps (default 1) */
     int bad_streak;        /* consecutive steps the NaN guard skipped */
+    uint64_t first_bad_step; /* the first step of the current streak (when bad_streak > 0) */
+    /* Checkpoints and divergence: a checkpoint is known good once a step
+     * from its state succeeds (a state can be finite and still give NaN at
+     * once: optim.lr = 100 made such weights). The newest known-good one is
+     * never pruned, and a diverged run names it. */
+    int ckpt_pending;                   /* written (or resumed from), its next step not yet run */
+    uint64_t ckpt_pending_step;
+    char ckpt_pending_path[1200];
+    int ckpt_good;                      /* ckpt_good_path is known good */
+    uint64_t ckpt_good_step;
+    char ckpt_good_path[1200];
     int state_bad;         /* a checkpoint was refused: the state holds NaN or Inf */
 } Trainer;
 
@@ -118,7 +129,10 @@ void trainer_install_signal_handlers(void);
 /* A grid of samples (samples_per_class per class, one row per class) with
  * the configured sampler and EMA weights -> out_dir/samples/step-XXXXXXXX.{png,h5}. */
 void trainer_sample(Trainer *T);
-void trainer_checkpoint(Trainer *T);
+/* A checkpoint of the current state; 0 when none was written: the last
+ * step was skipped by the NaN guard (no checkpoint while steps are being
+ * skipped), or the state is not finite (then T->state_bad). */
+int trainer_checkpoint(Trainer *T);
 
 /* PixelGen's losses are part of the objective (a losses.*_weight > 0). */
 static inline int trainer_has_pixelgen(const Trainer *T) { return pixelgen_enabled(&T->cfg); }
