@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -583,7 +584,26 @@ static int trainer_diverged(Trainer *T) {
     return TRAINER_EXIT_DIVERGED;
 }
 
+static int trainer_run_loop(Trainer *T);
+
 int trainer_run(Trainer *T) {
+    watchdog_start(&T->watchdog, T->cfg.watchdog_s, trainer_rank(T), trainer_world(T), T->cfg.out_dir, T->cfg.source,
+                   T->step, TRAINER_EXIT_STALLED);
+    int code = trainer_run_loop(T);
+    watchdog_stop(&T->watchdog);
+    return code;
+}
+
+/* Test hook: the step loop stops for good before this step, as a rank
+ * stuck in a kernel or a dead file system would (the watchdog's test). */
+static void trainer_test_stall(const Trainer *T) {
+    const char *at = getenv("JIT_TEST_STALL_AT_STEP");
+    if (!at || strtoull(at, NULL, 10) != T->step) return;
+    fprintf(stderr, "test: JIT_TEST_STALL_AT_STEP=%s: rank %d stalls\n", at, trainer_rank(T));
+    for (;;) pause();
+}
+
+static int trainer_run_loop(Trainer *T) {
     const Config *c = &T->cfg;
     if (trainer_rank(T) == 0)
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
@@ -596,12 +616,19 @@ int trainer_run(Trainer *T) {
     }
     long first_step = (long)T->step;
     while ((long)T->step < c->steps) {
+        trainer_test_stall(T);
         trainer_step(T);
+        watchdog_beat(&T->watchdog, T->step);
         long s = (long)T->step;
         if (trainer_rank(T) == 0 && (s % c->log_every == 0 || s == c->steps)) progress(T);
         if (c->sample_every > 0 && s % c->sample_every == 0 && s != c->steps) {
             progress_done(&T->progress);
+            /* Rank 0 samples alone for as long as a grid takes; the others
+             * wait for it here, disarmed, instead of in the next step. */
+            watchdog_pause(&T->watchdog);
             trainer_sample(T);
+            if (T->comm) comm_barrier(T->comm);
+            watchdog_resume(&T->watchdog);
         }
         /* Every rank skips the same steps (the loss and gradient norm are
          * global), so every rank stops here together. */
@@ -634,6 +661,7 @@ int trainer_run(Trainer *T) {
     /* Ending while steps are being skipped: no final checkpoint, and the
      * run did not end well. */
     if (!trainer_checkpoint(T)) return trainer_diverged(T);
+    watchdog_pause(&T->watchdog); /* the steps are done; rank 0 samples the final grid alone */
     trainer_sample(T);
     callbacks_on_train_end(T);
     /* A signal during the final grid: the checkpoint is written; requeued,

@@ -26,6 +26,7 @@
 #include "train/metrics.h"
 #include "train/model/jit.h"
 #include "train/trainer_device.h"
+#include "train/watchdog.h"
 
 /* A step whose applied gradient norm exceeds this is skipped: its squares
  * would overflow the float second moment (train/trainer.c). */
@@ -56,6 +57,7 @@ typedef struct Trainer {
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
     RunLock lock;  /* out_dir/run.lock, held by rank 0 from trainer_init to trainer_free */
+    Watchdog watchdog; /* run.watchdog_s: armed in trainer_run's step loop */
     char run_id[CKPT_RUN_ID_MAX]; /* in every checkpoint; pruning deletes only this run's (io/ckpt.h) */
     GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
     uint64_t step; /* optimiser updates done */
@@ -112,6 +114,9 @@ static inline int trainer_world(const Trainer *T) { return T->comm ? T->comm->wo
  * steps were skipped (non-finite loss or gradient), or that ended without a
  * single good step. */
 #define TRAINER_EXIT_DIVERGED 3
+/* Exit code of a rank whose watchdog saw no step complete for
+ * run.watchdog_s seconds (train/watchdog.h). */
+#define TRAINER_EXIT_STALLED 4
 
 /* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any),
  * or a path. comm: the ranks to train with, or NULL for one process. */
