@@ -141,8 +141,14 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
         /* A run's own directory falls back to its newest intact checkpoint;
          * an explicit file or directory must be what it says. */
-        if (strcmp(resume, "auto") == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
-        else ckpt_resolve(resume, file, sizeof file);
+        if (strcmp(resume, "auto") == 0) {
+            /* Rank 0 checks (reading the whole file through its checksums)
+             * and every rank loads what it found. */
+            if (trainer_rank(T) == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
+            if (comm) comm_broadcast(comm, file, sizeof file, 0);
+        } else {
+            ckpt_resolve(resume, file, sizeof file);
+        }
         CkptData d;
         trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
         char *saved_yaml = NULL;
