@@ -536,7 +536,7 @@ int trainer_checkpoint(Trainer *T) {
     /* The newest known-good checkpoint survives pruning until a newer one
      * is confirmed: the one just written may hold a state that fails at
      * its first step. */
-    if (T->ckpt_good) st.protect_step = T->ckpt_good_step ? T->ckpt_good_step : 0;
+    if (T->ckpt_good) st.protect_step = T->ckpt_good_step; /* 0 (an imported step-0 file): none */
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
