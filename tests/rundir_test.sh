@@ -190,14 +190,14 @@ watchdog)
   rc=0
   t0=$(date +%s)
   JIT_TEST_STALL_AT_STEP=3 timeout -k 5 40 "$build/jit-train" --config tiny.yaml --set run.out_dir=w \
-    --set train.steps=20 --set run.watchdog_s=2 >w.log 2>&1 || rc=$?
+    --set train.steps=20 --set run.watchdog_s=4 >w.log 2>&1 || rc=$?
   t=$(($(date +%s) - t0))
   if [ $rc != 0 ] && [ $rc != 124 ] && [ $rc != 137 ] && grep -q "rank 0 of 1 is stuck in step 4" w.log; then
     ok "an injected stall ends the run after ${t} s (exit $rc): $(grep -m1 "watchdog:" w.log)"
   else bad "injected stall: exit $rc after ${t} s: $(tail -n 2 w.log)"; fi
   # 2. SIGSTOP on one of two MPI ranks.
   $mpirun -np 2 "$build/jit-train" --config tiny.yaml --set run.out_dir=s --set train.steps=1000000 \
-    --set data.batch_size=4 --set run.watchdog_s=3 --set train.log_every=1 >s.log 2>&1 &
+    --set data.batch_size=4 --set run.watchdog_s=5 --set train.log_every=1 >s.log 2>&1 &
   mp=$!
   wait_step s/metrics.jsonl 3 || bad "the 2-rank job did not start (see $work/s.log)"
   victim=$(pgrep -f "jit-train --config tiny.yaml --set run.out_dir=s" | tail -n 1)
