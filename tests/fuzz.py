@@ -3,6 +3,7 @@
 
   fuzz.py shards --bin BUILD --work DIR [--mutants 600] [--seed 1]
   fuzz.py config --bin BUILD --work DIR [--mutants 600] [--seed 1]
+  fuzz.py rundir --bin BUILD --work DIR [--ops 12] [--seed 1]
 
 A mutational driver. Each mutant is checked by the real program under a
 10 s timeout and must exit 0 (the mutation changed nothing that matters) or
@@ -22,8 +23,16 @@ regression input (tests/fuzz_corpus/).
   or swap lines, and put extreme values (huge, negative, NaN, empty, lists,
   maps, deep nesting) in place of scalars; checked with
   `jit-train --config MUTANT --print-config` (load and validate, no training).
+- rundir: not a mutational target but a random sequence of operations on one
+  run directory (start, --overwrite, --resume auto, a resume with keep_last
+  1..3, a trainer killed at a random moment, two trainers at once), each
+  followed by the invariants: "latest" names the current run's newest
+  checkpoint and it loads; nothing of the current run at or above it, and
+  nothing of another run, was deleted; a finished trainer leaves no .tmp
+  and an empty run.lock.
 
-The test command runs 600 shard and 300 config mutants; a longer run
+The test command runs 600 shard and 300 config mutants and 12 run-directory
+operations; a longer run
 is the same command with --mutants 1000000 --seconds 600 (docs/robustness.md).
 """
 
@@ -224,17 +233,184 @@ def fuzz_config(a):
     return 1 if bad else 0
 
 
+RUNDIR_YAML = """run: {{name: fuzz, seed: 5}}
+model: {{name: jit-tiny, img_size: 16, patch: 4, depth: 1, hidden: 32, heads: 2, bottleneck: 8,
+        in_context_len: 0, num_classes: 4, use_sla2: false}}
+data: {{train: {data}, batch_size: 8, prefetch: 2}}
+optim: {{lr: 2.0e-3, warmup_steps: 2, ema: [0.99]}}
+train: {{steps: 10, log_every: 1000, checkpoint_every: 2, keep_last: 2}}
+sampling: {{steps: 1, per_class: 0}}
+logging: {{progress: false}}
+"""
+
+
+def ckpt_files(ckdir):
+    """{step: run_id} of the ckpt-*.h5 in ckdir (run_id None when the file does not open)."""
+    out = {}
+    for n in sorted(os.listdir(ckdir)) if os.path.isdir(ckdir) else []:
+        if not (n.startswith("ckpt-") and n.endswith(".h5")):
+            continue
+        try:
+            with h5py.File(os.path.join(ckdir, n), "r") as f:
+                rid = f.attrs.get("run_id", b"")
+                out[int(n[5:-3])] = rid.decode() if isinstance(rid, bytes) else str(rid)
+        except (OSError, ValueError):
+            out[int(n[5:-3])] = None
+    return out
+
+
+def ckpt_loads(path):
+    """Every tensor read back through its checksum, and the step the file says."""
+    with h5py.File(path, "r") as f:
+        def read(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                obj[...]
+        f.visititems(read)
+        return int(f.attrs["step"])
+
+
+def fuzz_rundir(a):
+    """Random sequences of start, kill, resume, prune and concurrent starts on
+    one run directory; after each: the checkpoint "latest" names is the newest
+    of the current run and loads; no checkpoint of the current run newer than
+    it, and none of another run, went missing; no .tmp is left by a finished
+    trainer; a finished trainer leaves run.lock empty."""
+    subprocess.run([os.path.join(a.bin, "jit-prep"), "--synthetic", "64", "--out", os.path.join(a.work, "data"),
+                    "--size", "16", "--channels", "1", "--classes", "4", "--seed", "3"], check=True,
+                   capture_output=True)
+    cfg = os.path.join(a.work, "tiny.yaml")
+    open(cfg, "w").write(RUNDIR_YAML.format(data=os.path.join(a.work, "data")))
+    out = os.path.join(a.work, "run")
+    ckdir = os.path.join(out, "ckpt")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rng = random.Random(a.seed)
+
+    def cmd(*extra):
+        return [os.path.join(a.bin, "jit-train"), "--config", cfg, "--set", f"run.out_dir={out}", *extra]
+
+    def run(*extra):
+        r = subprocess.run(cmd(*extra), capture_output=True, text=True, errors="replace", timeout=120, env=env)
+        return r.returncode, r.stdout + r.stderr
+
+    def latest():
+        try:
+            name = open(os.path.join(ckdir, "latest")).read().strip()
+        except OSError:
+            return None
+        return int(name[5:-3])
+
+    failures = []
+    current = None          # the current run's id
+    counts = collections.Counter()
+    for i in range(a.ops):
+        before = ckpt_files(ckdir)
+        cur = latest() or 0
+        op = rng.choice(["start", "overwrite", "resume", "resume", "kill", "kill", "prune", "concurrent"])
+        counts[op] += 1
+        k = rng.randint(1, 5)
+        note, expect_new_run = "", False
+        if op == "start":
+            rc, log = run("--set", f"train.steps={k}")
+            if before or latest() is not None:
+                ok = rc == 1 and "--overwrite" in log and ckpt_files(ckdir) == before
+                note = "refused" if ok else f"a start on a used directory: exit {rc}"
+            else:
+                ok, expect_new_run = rc == 0, True
+                note = "fresh" if ok else f"fresh start: exit {rc}: {log.strip().splitlines()[-1:]}"
+        elif op == "overwrite":
+            rc, log = run("--set", f"train.steps={k}", "--overwrite")
+            ok, expect_new_run = rc == 0 and latest() == k, True
+            note = "" if ok else f"--overwrite: exit {rc}, latest {latest()}"
+        elif op in ("resume", "prune"):
+            extra = ["--set", f"train.steps={cur + k}", "--resume", "auto"]
+            keep = rng.randint(1, 3)
+            if op == "prune":
+                extra += ["--set", "train.checkpoint_every=1", "--set", f"train.keep_last={keep}"]
+            rc, log = run(*extra)
+            ok = rc == 0 and latest() == cur + k
+            note = "" if ok else f"{op}: exit {rc}, latest {latest()}, want {cur + k}: {log.strip().splitlines()[-1:]}"
+            if ok and op == "prune":
+                mine = [s for s, rid in ckpt_files(ckdir).items() if rid == current and s <= cur + k]
+                if len(mine) > keep + 1:   # keep_last, and the newest known-good one
+                    ok, note = False, f"prune: keep_last {keep} left {sorted(mine)}"
+        elif op == "kill":
+            p = subprocess.Popen(cmd("--set", "train.steps=1000000", "--set", "train.checkpoint_every=1",
+                                     "--resume", "auto"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            time.sleep(rng.uniform(0.2, 3.0))
+            p.kill()
+            p.wait()
+            ok = True
+            expect_new_run = not before
+        else:   # concurrent: two --resume auto at once; one trains, the other stops naming it (or runs after it)
+            ps = [subprocess.Popen(cmd("--set", f"train.steps={cur + k}", "--resume", "auto"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", env=env) for _ in range(2)]
+            res = [(q.wait(timeout=120), q.stdout.read()) for q in ps]
+            codes = sorted(r for r, _ in res)
+            named = any(r == 1 and f"pid {ps[1 - j].pid}" in log for j, (r, log) in enumerate(res))
+            ok = (codes == [0, 1] and named) or codes == [0, 0]
+            ok = ok and latest() == cur + k
+            note = ("one stopped, naming the other" if named else "one after the other") if ok else \
+                f"concurrent: exits {[r for r, _ in res]}, other named {named}, latest {latest()}"
+            expect_new_run = not before
+        # The invariants, whatever the operation did.
+        after = ckpt_files(ckdir)
+        L = latest()
+        if L is not None:
+            if L not in after:
+                ok, note = False, note + f" latest names a missing ckpt-{L:08d}.h5"
+            else:
+                try:
+                    step = ckpt_loads(os.path.join(ckdir, f"ckpt-{L:08d}.h5"))
+                    if step != L:
+                        ok, note = False, note + f" ckpt-{L} says step {step}"
+                except Exception as e:   # noqa: BLE001 — any failure to read is the finding
+                    ok, note = False, note + f" latest ckpt-{L} does not load: {e}"
+                rid = after[L]
+                if expect_new_run and rid == current and op != "kill":
+                    ok, note = False, note + " a fresh start kept the old run id"
+                if op in ("resume", "prune") and current and rid != current:
+                    ok, note = False, note + f" a resume changed the run id {current} -> {rid}"
+                newer = [s for s, r in after.items() if r == rid and s > L]
+                if newer and op != "kill":
+                    ok, note = False, note + f" files of the run newer than latest: {newer}"
+                current = rid
+        for s, rid in before.items():
+            if s in after or op == "overwrite":
+                continue
+            if rid != current:
+                ok, note = False, note + f" ckpt-{s} of another run ({rid}) was deleted"
+            elif L is None or s >= L:
+                ok, note = False, note + f" ckpt-{s} of this run, not older than latest ({L}), was deleted"
+        if op != "kill":
+            tmp = [n for n in os.listdir(ckdir) if n.endswith(".tmp")] if os.path.isdir(ckdir) else []
+            if tmp:
+                ok, note = False, note + f" left {tmp}"
+            lock = os.path.join(out, "run.lock")
+            if os.path.exists(lock) and os.path.getsize(lock) and op != "start":
+                ok, note = False, note + " run.lock not emptied by a finished trainer"
+        line = f"rundir_fuzz: {'ok  ' if ok else 'FAIL'} {i:3d} {op:<10} latest {L} run {current} {note}".rstrip()
+        print(line, flush=True)
+        if not ok:
+            failures.append(line)
+    print(f"rundir_fuzz: {a.ops} operations (" + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) +
+          f"): {len(failures)} failed")
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("target", choices=("shards", "config"))
+    ap.add_argument("target", choices=("shards", "config", "rundir"))
     ap.add_argument("--bin", required=True, help="the build directory (jit-prep, jit-train)")
     ap.add_argument("--work", required=True)
     ap.add_argument("--mutants", type=int, default=600)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=0, help="stop making mutants after this long (0: no limit)")
+    ap.add_argument("--ops", type=int, default=12, help="rundir: operations in the sequence")
     a = ap.parse_args()
     shutil.rmtree(a.work, ignore_errors=True)
     os.makedirs(a.work)
+    if a.target == "rundir":
+        return fuzz_rundir(a)
     return fuzz_shards(a) if a.target == "shards" else fuzz_config(a)
 
 

@@ -547,14 +547,9 @@ Test(trainer, update_that_would_overflow_the_moments_is_skipped, .init = make_da
     trainer_free(&T);
 }
 
-/* A flipped byte inside a checkpointed weight: the tensor's Fletcher-32
- * checksum makes the resume an error naming the file and the tensor (it
- * used to load a silently different model). */
-Test(trainer, corrupt_checkpoint_weight_is_an_error, .init = make_data, .exit_code = 1) {
-    checkpoint_two_steps("flip", 0);
-    char path[700];
-    snprintf(path, sizeof path, "%s/flip/ckpt/ckpt-00000002.h5", fixture_dir);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "params/blocks.0.attn.qkv.weight", H5P_DEFAULT);
+/* Flips one bit inside the stored chunk of a checkpoint's 2-D tensor. */
+static void flip_tensor_byte(const char *path, const char *tensor) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, tensor, H5P_DEFAULT);
     hsize_t origin[2] = {0, 0}, size = 0;
     haddr_t addr = 0;
     unsigned mask = 0;
@@ -566,7 +561,46 @@ Test(trainer, corrupt_checkpoint_weight_is_an_error, .init = make_data, .exit_co
     fseek(fp, (long)addr + 64, SEEK_SET);
     fputc(c ^ 0x10, fp);
     fclose(fp);
+}
+
+/* A flipped byte inside a checkpointed weight: the tensor's Fletcher-32
+ * checksum makes the resume an error naming the file and the tensor (it
+ * used to load a silently different model) when no intact checkpoint is
+ * left to fall back to. */
+Test(trainer, corrupt_checkpoint_weight_is_an_error, .init = make_data, .exit_code = 1) {
+    checkpoint_two_steps("flip", 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/flip/ckpt/ckpt-00000002.h5", fixture_dir);
+    flip_tensor_byte(path, "params/blocks.0.attn.qkv.weight");
     Config cfg = small_config("flip", 0);
     Trainer T;
-    trainer_init(&T, &cfg, "auto", NULL); /* exits 1: reading params/blocks.0.attn.qkv.weight failed */
+    trainer_init(&T, &cfg, "auto", NULL); /* exits 1: no intact checkpoint (params/... fails its checksum) */
+}
+
+/* A flipped byte in a tensor of the newest checkpoint (a weight, or an Adam
+ * moment): --resume auto falls back to the newest intact one, as it does
+ * for a truncated file (issue 28: it stopped with an error and a 20-line
+ * HDF5 dump). */
+Test(trainer, corrupt_newest_checkpoint_falls_back, .init = make_data) {
+    const char *tensors[2] = {"params/blocks.1.mlp.w12.weight", "optim/v/blocks.0.attn.qkv.weight"};
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "flipnew%d", k);
+        Config c = small_config(name, 0);
+        Trainer T;
+        trainer_init(&T, &c, NULL, NULL);
+        for (int s = 0; s < 2; s++) trainer_step(&T);
+        trainer_checkpoint(&T);
+        for (int s = 0; s < 2; s++) trainer_step(&T);
+        trainer_checkpoint(&T);
+        trainer_free(&T);
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s/ckpt/ckpt-00000004.h5", fixture_dir, name);
+        flip_tensor_byte(p, tensors[k]);
+        trainer_init(&T, &c, "auto", NULL);
+        cr_expect_eq(T.step, 2, "%s flipped: resumed at step %llu, expected the intact step-2 checkpoint", tensors[k],
+                     (unsigned long long)T.step);
+        cr_expect(isfinite(trainer_step(&T)));
+        trainer_free(&T);
+    }
 }

@@ -4,12 +4,53 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "core/check.h"
 #include "io/json.h"
 
+/* A record cut short (a full disk, a kill mid-write, zeros after a crash)
+ * is an unterminated last line: appending after it would glue the next
+ * record onto it, an invalid JSON line. Cut the file back to its last
+ * newline and say what went. */
+static void metrics_repair(const char *path) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return; /* none yet: nothing to repair */
+    CHECK(fseeko(f, 0, SEEK_END) == 0, "cannot read %s: %s", path, strerror(errno));
+    off_t size = ftello(f), end = size, keep = 0;
+    char buf[65536];
+    int found = 0, last_ok = 0;
+    while (end > 0 && !found) {
+        off_t start = end > (off_t)sizeof buf ? end - (off_t)sizeof buf : 0;
+        size_t n = (size_t)(end - start);
+        CHECK(fseeko(f, start, SEEK_SET) == 0 && fread(buf, 1, n, f) == n, "cannot read %s: %s", path,
+              strerror(errno));
+        if (end == size) last_ok = buf[n - 1] == '\n';
+        if (last_ok) break;
+        for (size_t i = n; i-- > 0;)
+            if (buf[i] == '\n') {
+                keep = start + (off_t)i + 1, found = 1;
+                break;
+            }
+        end = start;
+    }
+    if (!last_ok && size > 0) {
+        char shown[64] = "";
+        CHECK(fseeko(f, keep, SEEK_SET) == 0, "cannot read %s: %s", path, strerror(errno));
+        size_t n = fread(shown, 1, sizeof shown - 1, f);
+        shown[n] = 0;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)shown[i] < 32) shown[i] = '.';
+        CHECK(ftruncate(fileno(f), keep) == 0, "cannot repair %s: %s", path, strerror(errno));
+        fprintf(stderr, "notice: %s: dropped a cut last line (%lld bytes: '%s%s'), left by a write that did not finish\n",
+                path, (long long)(size - keep), shown, size - keep > (off_t)n ? "..." : "");
+    }
+    fclose(f);
+}
+
 void metrics_open(Metrics *m, const char *path, int append) {
+    if (path && append) metrics_repair(path);
     m->f = path ? fopen(path, append ? "a" : "w") : NULL;
     CHECK(!path || m->f, "cannot open metrics file %s: %s", path, strerror(errno));
     snprintf(m->path, sizeof m->path, "%s", path ? path : "");

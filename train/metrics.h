@@ -13,6 +13,8 @@ typedef struct Metrics {
     int first; /* no key written yet in the open record */
 } Metrics;
 
+/* append (a resumed run): a cut last line left by an interrupted write is
+ * dropped first, with a notice naming the file. */
 void metrics_open(Metrics *m, const char *path, int append);
 void metrics_close(Metrics *m);
 void metrics_begin(Metrics *m);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -17,8 +18,10 @@
 #include "io/ckpt.h"
 #include "io/fsutil.h"
 #include "io/png.h"
+#include "io/run_lock.h"
 #include "io/samples.h"
 #include "train/callbacks.h"
+#include "train/run_dir.h"
 #include "train/model/diffusion.h"
 #include "train/model/sampler.h"
 #include "train/schedule.h"
@@ -88,6 +91,14 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     T->inject_nan_step = -1;
     T->inject_nan_count = 1;
     T->inject_value = NAN;
+    /* Before anything in the run directory is read or written: one trainer
+     * per run.out_dir (io/run_lock.h). Rank 0 holds it for the job; a
+     * refusal there aborts every rank. */
+    T->lock.fd = -1;
+    if (trainer_rank(T) == 0) {
+        io_mkdirs_or_die(c->out_dir);
+        run_lock_acquire(&T->lock, c->out_dir, c->source);
+    }
     trainer_device_select(T); /* stops here, with the config's name, when cuda cannot be had */
 
     /* Built, loaded and broadcast on the host; moved to the device at the end. */
@@ -125,15 +136,21 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     char ckdir[1100];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", c->out_dir);
     if (trainer_rank(T) == 0) ckpt_clean_stray(ckdir); /* left by a killed write; nobody writes yet */
+    char file[1100] = "";
+    CkptState st = {0};
     if (resume && (strcmp(resume, "auto") != 0 || ckpt_exists(ckdir))) {
-        char file[1100];
         /* A run's own directory falls back to its newest intact checkpoint;
          * an explicit file or directory must be what it says. */
-        if (strcmp(resume, "auto") == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
-        else ckpt_resolve(resume, file, sizeof file);
+        if (strcmp(resume, "auto") == 0) {
+            /* Rank 0 checks (reading the whole file through its checksums)
+             * and every rank loads what it found. */
+            if (trainer_rank(T) == 0) ckpt_resolve_intact(ckdir, file, sizeof file);
+            if (comm) comm_broadcast(comm, file, sizeof file, 0);
+        } else {
+            ckpt_resolve(resume, file, sizeof file);
+        }
         CkptData d;
         trainer_device_ckpt_data(T, &d, 0); /* host buffers; placed on the device below */
-        CkptState st;
         char *saved_yaml = NULL;
         int missing = ckpt_load(file, &d, &st, &saved_yaml);
         trainer_check_resume_config(T, file, saved_yaml);
@@ -146,6 +163,8 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
               "ckpt-*.h5 by its path",
               c->source, file, what);
         T->step = st.step;
+        T->ckpt_pending = 1, T->ckpt_pending_step = st.step; /* confirmed by the first step, as a written one */
+        snprintf(T->ckpt_pending_path, sizeof T->ckpt_pending_path, "%s", file);
         aux_weight = st.aux_weight;
         loader_seek(T->loader, st.pos);
         resumed = 1;
@@ -154,6 +173,11 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
                    (unsigned long long)st.step, st.world_size, st.world_size == 1 ? "" : "s", trainer_world(T),
                    st.world_size != trainer_world(T) ? ": the loader re-partitions the rest of the epoch" : "");
     }
+    /* Whose directory this is, before this run writes anything in it. */
+    if (trainer_rank(T) == 0)
+        run_dir_claim(c, ckdir, resumed ? file : NULL, st.run_id, resumed && strcmp(resume, "auto") != 0, T->run_id,
+                      sizeof T->run_id);
+    if (comm) comm_broadcast(comm, T->run_id, sizeof T->run_id, 0);
     if (comm) {
         /* Every rank starts from rank 0's state, whatever its own init or
          * read gave: broadcast over MPI while it is all on the host. */
@@ -210,7 +234,9 @@ void trainer_free(Trainer *T) {
     T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
+    run_lock_release(&T->lock); /* last: the directory is ours until everything is written */
     memset(T, 0, sizeof *T);
+    T->lock.fd = -1;
 }
 
 /* One micro-batch: noise it, run the model, return the loss tensor (backward
@@ -337,6 +363,15 @@ float trainer_step(Trainer *T) {
     int huge = isfinite(T->grad_norm) && applied > TRAINER_MAX_UPDATE_NORM;
     T->last_skipped = !isfinite(loss) || !isfinite(T->grad_norm) || huge;
     T->bad_streak = T->last_skipped ? T->bad_streak + 1 : 0;
+    if (T->bad_streak == 1) T->first_bad_step = T->step;
+    if (T->ckpt_pending && T->step == T->ckpt_pending_step) {
+        /* The step from the checkpoint's state: good confirms it. */
+        if (!T->last_skipped) {
+            T->ckpt_good = 1, T->ckpt_good_step = T->ckpt_pending_step;
+            memcpy(T->ckpt_good_path, T->ckpt_pending_path, sizeof T->ckpt_good_path);
+        }
+        T->ckpt_pending = 0;
+    }
     if (T->last_skipped) {
         /* NaN/Inf guard: no update, no EMA; the step still counts so the data and
          * the schedules move on, and the log says so. */
@@ -465,10 +500,20 @@ void trainer_sample(Trainer *T) {
     free(out);
 }
 
-void trainer_checkpoint(Trainer *T) {
+int trainer_checkpoint(Trainer *T) {
     const Config *c = &T->cfg;
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
+    /* Not while steps are being skipped: such a checkpoint would become
+     * "latest" and rotate out the good ones, though its state is the one
+     * that gave the non-finite steps. Every rank skips alike. */
+    if (T->bad_streak > 0) {
+        if (trainer_rank(T) == 0)
+            fprintf(stderr, "warning: %s: step %llu: no checkpoint written: steps are being skipped since step %llu; "
+                            "%s/latest still names the last one written\n",
+                    c->source, (unsigned long long)T->step, (unsigned long long)T->first_bad_step, dir);
+        return 0;
+    }
     CkptData d;
     trainer_device_ckpt_data(T, &d, 1); /* the device state copied into host buffers */
     /* Never a checkpoint of a poisoned state: it would become "latest" and
@@ -481,45 +526,90 @@ void trainer_checkpoint(Trainer *T) {
                             "last good one\n",
                     c->source, (unsigned long long)T->step, what, dir);
         T->state_bad = 1;
-        return;
+        return 0;
     }
     char *yaml = config_to_yaml(c);
     d.config_yaml = yaml;
     CkptState st = {.step = T->step, .seed = c->seed, .pos = loader_position(T->loader), .world_size = trainer_world(T),
                     .aux_weight = trainer_has_pixelgen(T) ? T->pg.lambda : 1.0};
+    snprintf(st.run_id, sizeof st.run_id, "%s", T->run_id);
+    /* The newest known-good checkpoint survives pruning until a newer one
+     * is confirmed: the one just written may hold a state that fails at
+     * its first step. */
+    if (T->ckpt_good) st.protect_step = T->ckpt_good_step; /* 0 (an imported step-0 file): none */
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
     free(yaml);
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt-%08llu.h5", dir, (unsigned long long)T->step);
+    T->ckpt_pending = 1, T->ckpt_pending_step = T->step;
+    snprintf(T->ckpt_pending_path, sizeof T->ckpt_pending_path, "%s", path);
     callbacks_on_checkpoint(T, path);
+    return 1;
 }
 
-/* The NaN guard gave up: say why and what to change, log it, and stop
- * without a checkpoint (the newest one holds the last good state). */
+/* The NaN guard gave up: say why, what to change and where to resume
+ * from, log it, and stop without a checkpoint. The checkpoint to resume
+ * from is the newest one a good step followed (a checkpoint written just
+ * before the first bad step holds the state that failed); "latest" is
+ * pointed back at it when it is in this run's directory, so --resume auto
+ * finds it too. */
 static int trainer_diverged(Trainer *T) {
     const Config *c = &T->cfg;
     progress_done(&T->progress);
-    if (trainer_rank(T) == 0 && T->state_bad)
-        fprintf(stderr,
-                "error: %s: the run diverged at step %llu: its state is no longer finite. Lower optim.lr or set "
-                "optim.grad_clip, then resume from the last checkpoint\n",
-                c->source, (unsigned long long)T->step);
-    else if (trainer_rank(T) == 0)
-        fprintf(stderr,
-                "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss or "
-                "gradient (%d in all; train.max_bad_steps = %d). Lower optim.lr or set optim.grad_clip, then "
-                "resume from the last checkpoint\n",
-                c->source, (unsigned long long)T->step, T->bad_streak, T->bad_streak == 1 ? "" : "s",
-                T->skipped_total, c->max_bad_steps);
+    char where[1600];
+    if (T->ckpt_good)
+        snprintf(where, sizeof where, "resume from %s (step %llu, the last checkpoint a good step followed)",
+                 T->ckpt_good_path, (unsigned long long)T->ckpt_good_step);
+    else
+        snprintf(where, sizeof where, "start again: no checkpoint of this run was followed by a good step");
+    if (trainer_rank(T) == 0) {
+        if (T->state_bad)
+            fprintf(stderr, "error: %s: the run diverged at step %llu: its state is no longer finite", c->source,
+                    (unsigned long long)T->step);
+        else if (T->bad_streak > 0)
+            fprintf(stderr,
+                    "error: %s: the run diverged at step %llu: %d consecutive step%s skipped for a non-finite loss "
+                    "or gradient since step %llu (%d in all; train.max_bad_steps = %d)",
+                    c->source, (unsigned long long)T->step, T->bad_streak, T->bad_streak == 1 ? "" : "s",
+                    (unsigned long long)T->first_bad_step, T->skipped_total, c->max_bad_steps);
+        else
+            fprintf(stderr, "error: %s: the run diverged: every step of it (%d) was skipped for a non-finite loss "
+                            "or gradient", c->source, T->skipped_total);
+        fprintf(stderr, ". Lower optim.lr or set optim.grad_clip, then %s\n", where);
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/ckpt", c->out_dir);
+        if (T->ckpt_good && ckpt_point_latest(dir, T->ckpt_good_path))
+            fprintf(stderr, "notice: %s/latest names %s again\n", dir, T->ckpt_good_path);
+    }
     metrics_begin(&T->metrics);
     metrics_str(&T->metrics, "event", "diverged");
     metrics_int(&T->metrics, "step", (long long)T->step);
     metrics_int(&T->metrics, "skipped_steps", T->skipped_total);
+    if (T->ckpt_good) metrics_str(&T->metrics, "resume_from", T->ckpt_good_path);
     metrics_end(&T->metrics);
     return TRAINER_EXIT_DIVERGED;
 }
 
+static int trainer_run_loop(Trainer *T);
+
 int trainer_run(Trainer *T) {
+    watchdog_start(&T->watchdog, T->cfg.watchdog_s, trainer_rank(T), trainer_world(T), T->cfg.out_dir, T->cfg.source,
+                   T->step, TRAINER_EXIT_STALLED);
+    int code = trainer_run_loop(T);
+    watchdog_stop(&T->watchdog);
+    return code;
+}
+
+/* Test hook: the step loop stops for good before this step, as a rank
+ * stuck in a kernel or a dead file system would (the watchdog's test). */
+static void trainer_test_stall(const Trainer *T) {
+    const char *at = getenv("JIT_TEST_STALL_AT_STEP");
+    if (!at || strtoull(at, NULL, 10) != T->step) return;
+    fprintf(stderr, "test: JIT_TEST_STALL_AT_STEP=%s: rank %d stalls\n", at, trainer_rank(T));
+    for (;;) pause();
+}
+
+static int trainer_run_loop(Trainer *T) {
     const Config *c = &T->cfg;
     if (trainer_rank(T) == 0)
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
@@ -532,12 +622,19 @@ int trainer_run(Trainer *T) {
     }
     long first_step = (long)T->step;
     while ((long)T->step < c->steps) {
+        trainer_test_stall(T);
         trainer_step(T);
+        watchdog_beat(&T->watchdog, T->step);
         long s = (long)T->step;
         if (trainer_rank(T) == 0 && (s % c->log_every == 0 || s == c->steps)) progress(T);
         if (c->sample_every > 0 && s % c->sample_every == 0 && s != c->steps) {
             progress_done(&T->progress);
+            /* Rank 0 samples alone for as long as a grid takes; the others
+             * wait for it here, disarmed, instead of in the next step. */
+            watchdog_pause(&T->watchdog);
             trainer_sample(T);
+            if (T->comm) comm_barrier(T->comm);
+            watchdog_resume(&T->watchdog);
         }
         /* Every rank skips the same steps (the loss and gradient norm are
          * global), so every rank stops here together. */
@@ -549,11 +646,14 @@ int trainer_run(Trainer *T) {
         if (T->comm) comm_allreduce_i32(T->comm, &stop, 1, COMM_MAX);
         if (stop && s != c->steps) {
             progress_done(&T->progress);
-            trainer_checkpoint(T);
+            int written = trainer_checkpoint(T);
             if (T->state_bad) return trainer_diverged(T);
-            if (trainer_rank(T) == 0)
+            if (trainer_rank(T) == 0 && written)
                 printf("received %s: checkpoint written at step %ld; exiting with code %d so the job is requeued\n",
                        stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
+            else if (trainer_rank(T) == 0)
+                printf("received %s at step %ld: no checkpoint (steps are being skipped); exiting with code %d so "
+                       "the job is requeued\n", stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", s, TRAINER_EXIT_REQUEUE);
             metrics_begin(&T->metrics);
             metrics_str(&T->metrics, "event", "preempted");
             metrics_int(&T->metrics, "step", s);
@@ -564,8 +664,10 @@ int trainer_run(Trainer *T) {
     /* Every step of this run skipped (fewer than max_bad_steps): nothing learned. */
     if (T->skipped_total > 0 && (long)T->skipped_total >= (long)T->step - first_step) return trainer_diverged(T);
     progress_done(&T->progress);
-    trainer_checkpoint(T);
-    if (T->state_bad) return trainer_diverged(T);
+    /* Ending while steps are being skipped: no final checkpoint, and the
+     * run did not end well. */
+    if (!trainer_checkpoint(T)) return trainer_diverged(T);
+    watchdog_pause(&T->watchdog); /* the steps are done; rank 0 samples the final grid alone */
     trainer_sample(T);
     callbacks_on_train_end(T);
     /* A signal during the final grid: the checkpoint is written; requeued,

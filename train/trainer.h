@@ -18,12 +18,15 @@
 #include "core/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
+#include "io/ckpt.h"
+#include "io/run_lock.h"
 #include "io/shards.h"
 #include "train/config/config.h"
 #include "train/losses/pixelgen.h"
 #include "train/metrics.h"
 #include "train/model/jit.h"
 #include "train/trainer_device.h"
+#include "train/watchdog.h"
 
 /* A step whose applied gradient norm exceeds this is skipped: its squares
  * would overflow the float second moment (train/trainer.c). */
@@ -53,6 +56,9 @@ typedef struct Trainer {
     ShardSet data;
     Loader *loader;
     Comm *comm;    /* NULL: one process without MPI (tests, tools) */
+    RunLock lock;  /* out_dir/run.lock, held by rank 0 from trainer_init to trainer_free */
+    Watchdog watchdog; /* run.watchdog_s: armed in trainer_run's step loop */
+    char run_id[CKPT_RUN_ID_MAX]; /* in every checkpoint; pruning deletes only this run's (io/ckpt.h) */
     GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
@@ -83,6 +89,17 @@ typedef struct Trainer {
     float inject_value;    /* ... with this value in its first element (default NaN) ... */
     int inject_nan_count;  /* ... for this many steps (default 1) */
     int bad_streak;        /* consecutive steps the NaN guard skipped */
+    uint64_t first_bad_step; /* the first step of the current streak (when bad_streak > 0) */
+    /* Checkpoints and divergence: a checkpoint is known good once a step
+     * from its state succeeds (a state can be finite and still give NaN at
+     * once: optim.lr = 100 made such weights). The newest known-good one is
+     * never pruned, and a diverged run names it. */
+    int ckpt_pending;                   /* written (or resumed from), its next step not yet run */
+    uint64_t ckpt_pending_step;
+    char ckpt_pending_path[1200];
+    int ckpt_good;                      /* ckpt_good_path is known good */
+    uint64_t ckpt_good_step;
+    char ckpt_good_path[1200];
     int state_bad;         /* a checkpoint was refused: the state holds NaN or Inf */
 } Trainer;
 
@@ -97,6 +114,9 @@ static inline int trainer_world(const Trainer *T) { return T->comm ? T->comm->wo
  * steps were skipped (non-finite loss or gradient), or that ended without a
  * single good step. */
 #define TRAINER_EXIT_DIVERGED 3
+/* Exit code of a rank whose watchdog saw no step complete for
+ * run.watchdog_s seconds (train/watchdog.h). */
+#define TRAINER_EXIT_STALLED 4
 
 /* resume: NULL (fresh), "auto" (newest checkpoint in out_dir/ckpt if any),
  * or a path. comm: the ranks to train with, or NULL for one process. */
@@ -114,7 +134,10 @@ void trainer_install_signal_handlers(void);
 /* A grid of samples (samples_per_class per class, one row per class) with
  * the configured sampler and EMA weights -> out_dir/samples/step-XXXXXXXX.{png,h5}. */
 void trainer_sample(Trainer *T);
-void trainer_checkpoint(Trainer *T);
+/* A checkpoint of the current state; 0 when none was written: the last
+ * step was skipped by the NaN guard (no checkpoint while steps are being
+ * skipped), or the state is not finite (then T->state_bad). */
+int trainer_checkpoint(Trainer *T);
 
 /* PixelGen's losses are part of the objective (a losses.*_weight > 0). */
 static inline int trainer_has_pixelgen(const Trainer *T) { return pixelgen_enabled(&T->cfg); }

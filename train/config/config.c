@@ -40,6 +40,7 @@ void config_defaults(Config *c) {
     c->ema_warmup = 1, c->official_warmup = 0, c->official_decay_set = 0;
     c->steps = 1000, c->log_every = 10, c->sample_every = 0, c->checkpoint_every = 0;
     c->keep_last = 3, c->keep_every = 0, c->max_bad_steps = 20;
+    c->watchdog_s = 1800; /* half an hour without a step: on by default, generous (train/watchdog.h) */
     c->p_mean = -0.8f, c->p_std = 0.8f, c->noise_scale = 1.0f, c->label_drop = 0.1f;
     c->sample_steps = 50, c->cfg_scale = 3.0f, c->cfg_lo = 0.1f, c->cfg_hi = 1.0f;
     c->samples_per_class = 8, c->sample_ema = 0;

@@ -63,6 +63,11 @@ typedef struct Config {
     /* run */
     char run_name[CFG_STR];
     char out_dir[CFG_STR];  /* run directory: metrics, config, checkpoints, samples */
+    /* jit-train --overwrite: a fresh start may delete the checkpoints of an
+     * earlier run in out_dir (train/run_dir.h). Command line only, never in
+     * a file: a config saying it would wipe a directory on every start. */
+    int overwrite;
+    float watchdog_s;       /* no step for this long ends the job naming the rank (0: off) */
     unsigned long long seed;
     char device[16];        /* "cpu" (default) or "cuda" */
     RunPrecision precision; /* matrix products on cuda: fp32 (parity) or bf16 */

@@ -164,6 +164,9 @@ static const CfgField cfg_run[] = {
     {.key = "device", .type = CFGT_STR, .off = offsetof(Config, device), .size = sizeof(((Config *)0)->device),
      .names = cfg_devices},
     CFG_ENUM(Config, "precision", precision, cfg_precisions),
+    /* Generous: a first step, a checkpoint of a large model on slow
+     * storage or a step under heavy sharing must not trip it. */
+    CFG_FLOAT(Config, "watchdog_s", watchdog_s, CFGR_GE_LE, 0, 1e7),
 };
 
 /* Upper bounds on sizes: every size derived from them (tokens, parameter

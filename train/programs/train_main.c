@@ -1,7 +1,10 @@
 /* train/programs/train_main.c — jit-train: train JiT or JiT-SLA2 from a YAML config.
  *
  *   jit-train --config configs/fmnist-tiny.yaml [--set key.path=value ...]
- *             [--resume auto|CHECKPOINT]
+ *             [--resume auto|CHECKPOINT] [--overwrite]
+ *       --overwrite: start afresh in a run.out_dir that holds another run's
+ *       checkpoints, deleting them (without it, such a start is refused:
+ *       train/run_dir.h)
  *   jit-train --resume CHECKPOINT [--set key.path=value ...]
  *       continue a run with the configuration the checkpoint holds (every
  *       checkpoint saves its resolved configuration; --set still overrides)
@@ -30,7 +33,7 @@
 #include "train/trainer.h"
 
 static void usage(void) {
-    fprintf(stderr, "usage: jit-train --config FILE [--set key.path=value]... [--resume auto|CHECKPOINT]\n"
+    fprintf(stderr, "usage: jit-train --config FILE [--set key.path=value]... [--resume auto|CHECKPOINT] [--overwrite]\n"
                     "       jit-train --resume CHECKPOINT [--set key.path=value]...   (the checkpoint's own configuration)\n"
                     "       jit-train --config FILE|--resume CHECKPOINT [--set key.path=value]... --print-config | --print-params\n"
                     "  CHECKPOINT: a ckpt-*.h5 file or a checkpoint directory (its 'latest')\n"
@@ -82,13 +85,14 @@ static void train_print_params(const Config *cfg) {
 int main(int argc, char **argv) {
     blas_select(argv, 0); /* first: it may start the program again (blas_select.h) */
     const char *config = NULL, *resume = NULL;
-    int print_config = 0, print_params = 0, print_blas = 0;
+    int print_config = 0, print_params = 0, print_blas = 0, overwrite = 0;
     char **overrides = calloc((size_t)argc, sizeof(char *));
     int n_over = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) overrides[n_over++] = argv[++i];
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) resume = argv[++i];
+        else if (!strcmp(argv[i], "--overwrite")) overwrite = 1;
         else if (!strcmp(argv[i], "--print-config")) print_config = 1;
         else if (!strcmp(argv[i], "--print-params")) print_params = 1;
         else if (!strcmp(argv[i], "--print-blas")) print_blas = 1;
@@ -109,6 +113,10 @@ int main(int argc, char **argv) {
                         "with the configuration its checkpoint holds\n");
         usage();
     }
+    if (overwrite && resume && !strcmp(resume, "auto")) {
+        fprintf(stderr, "jit-train: --overwrite starts over and --resume auto continues: give one of them\n");
+        exit(2);
+    }
     if (print_config || print_params) {
         Config cfg;
         if (config) config_load(&cfg, config, n_over, overrides);
@@ -128,6 +136,7 @@ int main(int argc, char **argv) {
     Config cfg;
     if (config) config_load(&cfg, config, n_over, overrides);
     else train_config_from_checkpoint(&cfg, resume, n_over, overrides, comm.rank == 0);
+    cfg.overwrite = overwrite;
     Trainer T;
     trainer_init(&T, &cfg, resume, &comm);
     int code = trainer_run(&T);
