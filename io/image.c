@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "io/jpg.h"
 #include "io/png.h"
 
@@ -20,11 +21,8 @@ int image_name_ok(const char *name) {
 }
 
 int image_read(const char *path, int C, uint8_t **planar, int *width, int *height, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open (%s)", strerror(errno));
-        return -1;
-    }
+    FILE *fp = io_fopen_regular(path, "the image", err, errlen);
+    if (!fp) return -1;
     unsigned char sig[8] = {0};
     size_t got = fread(sig, 1, sizeof sig, fp);
     fclose(fp);

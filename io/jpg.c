@@ -31,6 +31,7 @@
 #include <jerror.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 
 /* A corrupt header must not turn into a giant allocation. */
 #define JPG_MAX_DIM 32768
@@ -68,11 +69,8 @@ static inline int jpg_muldiv255(int a, int b) {
 }
 
 int jpg_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open (%s)", strerror(errno));
-        return -1;
-    }
+    FILE *fp = io_fopen_regular(path, "the JPEG file", err, errlen);
+    if (!fp) return -1;
     struct jpeg_decompress_struct cinfo;
     JpgErr jerr;
     cinfo.err = jpeg_std_error(&jerr.pub);

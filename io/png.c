@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
 
 /* Largest width or height accepted when reading: a corrupt header must not
  * turn into a giant allocation. */
@@ -70,11 +71,8 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
 
 int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err,
                  size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open PNG file (%s)", strerror(errno));
-        return -1;
-    }
+    FILE *fp = io_fopen_regular(path, "the PNG file", err, errlen);
+    if (!fp) return -1;
     unsigned char sig[8];
     size_t got = fread(sig, 1, 8, fp);
     if (got != 8 || png_sig_cmp(sig, 0, 8) != 0) {

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -291,9 +292,12 @@ static int shards_has_hdf5_signature(const char *path) {
 }
 
 hid_t shards_open_file(const char *path) {
+    char err[1400];
+    int fd = io_open_regular(path, "a shard", err, sizeof err);
+    CHECK(fd >= 0, "%s", err);
     struct stat st;
-    CHECK(stat(path, &st) == 0, "%s: cannot open shard (%s)", path, strerror(errno));
-    CHECK(S_ISREG(st.st_mode), "%s: a shard must be a regular file", path);
+    CHECK(fstat(fd, &st) == 0, "%s: cannot open shard (%s)", path, strerror(errno));
+    close(fd);
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;

@@ -2,6 +2,7 @@
  * inference and the weights file (see classifier.h). */
 #include "train/eval/classifier.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "io/fsutil.h"
 #include "io/h5.h"
 #include "io/shards.h"
 
@@ -229,10 +231,13 @@ static int read_attr_int(hid_t f, const char *path, const char *name, int requir
 }
 
 void classifier_load(const char *path, Classifier *m) {
-    struct stat sb;
-    CHECK(path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode),
-          "classifier file %s does not exist (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)",
-          path ? path : "(none)");
+    char err[1400];
+    CHECK(path, "no classifier file given");
+    if (io_check_regular(path, "the classifier file", err, sizeof err)) {
+        if (errno == ENOENT)
+            snprintf(err, sizeof err, "classifier file %s does not exist", path);
+        FAIL("%s (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)", err);
+    }
     io_hdf5_lock();
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }

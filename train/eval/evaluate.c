@@ -118,7 +118,10 @@ EvalResult eval_run(const EvalOptions *o) {
     const Backend *be = backend_open(o->device ? o->device : "cpu", trainer_backend_precision(o->precision), 0,
                                      "jit-eval --device");
 
-    /* Cheap checks first: the classifier and the real data, before any sampling. */
+    /* Cheap checks first: the checkpoint's path, the classifier and the real
+     * data, before any sampling. */
+    CHECK(o->checkpoint != NULL, "no checkpoint given (--checkpoint FILE|DIR)");
+    ckpt_resolve(o->checkpoint, r.checkpoint, sizeof r.checkpoint);
     Classifier cls;
     classifier_load(o->classifier, &cls);
     const ClassifierConfig *kc = &cls.cfg;
