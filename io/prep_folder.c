@@ -42,8 +42,25 @@
 
 static int prep_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Sorted names in dir: sub-directories (want_dirs) or image files. */
-static char **prep_list(const char *dir, int want_dirs, int *count) {
+/* Files with an image name that are not read: a dangling or looping symbolic
+ * link, a FIFO or directory named .jpg, ... Each is named with its reason
+ * and counted among the skipped files, like a file that does not decode. */
+typedef struct PrepSkips {
+    int64_t n;
+    char **what; /* "PATH: reason" */
+} PrepSkips;
+
+static void prep_skip_add(PrepSkips *s, const char *path, const char *why) {
+    size_t len = strlen(path) + strlen(why) + 3;
+    char *m = core_malloc(len);
+    snprintf(m, len, "%s: %s", path, why);
+    s->what = core_realloc(s->what, sizeof(char *) * (size_t)(s->n + 1));
+    s->what[s->n++] = m;
+}
+
+/* Sorted names in dir: sub-directories (want_dirs) or image files; image
+ * names that are no regular file go to skips. */
+static char **prep_list(const char *dir, int want_dirs, int *count, PrepSkips *skips) {
     DIR *dp = opendir(dir);
     CHECK(dp != NULL, "%s: cannot list the folder (%s)", dir, strerror(errno));
     char **names = NULL;
@@ -56,7 +73,16 @@ static char **prep_list(const char *dir, int want_dirs, int *count) {
         char *full = core_malloc(len);
         snprintf(full, len, "%s/%s", dir, de->d_name);
         struct stat st;
-        int keep = stat(full, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        int found = stat(full, &st) == 0, e = errno;
+        int keep = found && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        if (!keep && !want_dirs) {
+            char why[160];
+            if (!found && e == ENOENT) snprintf(why, sizeof why, "a dangling symbolic link (its target is missing)");
+            else if (!found && e == ELOOP) snprintf(why, sizeof why, "a symbolic link loop");
+            else if (!found) snprintf(why, sizeof why, "cannot stat: %s", strerror(e));
+            else snprintf(why, sizeof why, "not a regular file");
+            prep_skip_add(skips, full, why);
+        }
         core_free(full);
         if (!keep) continue;
         names = core_realloc(names, sizeof(char *) * (size_t)(n + 1));
@@ -74,11 +100,12 @@ typedef struct PrepInputs {
     int64_t n;
     char **paths;
     int *labels;
+    PrepSkips skips; /* image names that are no file to read */
 } PrepInputs;
 
 static void prep_inputs(const char *dir, PrepInputs *in) {
     memset(in, 0, sizeof *in);
-    in->classes = prep_list(dir, 1, &in->K);
+    in->classes = prep_list(dir, 1, &in->K, &in->skips);
     CHECK(in->K > 0, "%s: no class sub-folders; expected DIR/<class>/*.jpg|*.jpeg|*.png", dir);
     int64_t cap = 0;
     for (int k = 0; k < in->K; k++) {
@@ -86,8 +113,9 @@ static void prep_inputs(const char *dir, PrepInputs *in) {
         char *cdir = core_malloc(len);
         snprintf(cdir, len, "%s/%s", dir, in->classes[k]);
         int nf = 0;
-        char **files = prep_list(cdir, 0, &nf);
-        CHECK(nf > 0, "%s: class folder without any image (*.jpg, *.jpeg, *.png in any case)", cdir);
+        int64_t skipped_before = in->skips.n;
+        char **files = prep_list(cdir, 0, &nf, &in->skips);
+        CHECK(nf > 0 || in->skips.n > skipped_before, "%s: class folder without any image (*.jpg, *.jpeg, *.png in any case)", cdir);
         for (int j = 0; j < nf; j++) {
             if (in->n == cap) {
                 cap = cap ? 2 * cap : 4096;
@@ -113,6 +141,8 @@ static void prep_inputs_free(PrepInputs *in) {
     core_free(in->classes);
     core_free(in->paths);
     core_free(in->labels);
+    for (int64_t i = 0; i < in->skips.n; i++) core_free(in->skips.what[i]);
+    core_free(in->skips.what);
 }
 
 /* Decode and resize files [first, first + m) into slots 0..m-1 of images;
@@ -125,7 +155,7 @@ static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t 
     for (int64_t i = 0; i < m; i++) {
         uint8_t *px = NULL;
         int w = 0, h = 0;
-        ok[i] = image_read(in->paths[first + i], C, &px, &w, &h, errs[i], PREP_ERR_LEN) == 0;
+        ok[i] = image_read(in->paths[first + i], C, o->max_pixels, &px, &w, &h, errs[i], PREP_ERR_LEN) == 0;
         if (!ok[i]) continue;
         uint8_t *dst = images + img * (size_t)i;
         if (o->resize == PREP_RESIZE_CENTER_CROP) {
@@ -142,6 +172,8 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     double t0 = core_now_s();
     PrepInputs in;
     prep_inputs(o->dir, &in); /* every rank lists: the same sorted list everywhere */
+    if (comm->rank == 0) /* the same on every rank: named once */
+        for (int64_t i = 0; i < in.skips.n; i++) fprintf(stderr, "jit-prep: skipped %s\n", in.skips.what[i]);
     int S = o->size, C = o->channels;
     size_t img = (size_t)C * S * S;
     int64_t P = o->per_shard;
@@ -149,14 +181,14 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     CHECK(nshards64 <= 99999, "%s: %lld images in shards of %lld make %lld shards, more than the 5-digit numbering "
                               "holds; raise --per-shard", o->dir, (long long)in.n, (long long)P, (long long)nshards64);
     int nshards = (int)nshards64;
-    int64_t slots = in.n < P ? in.n : P;
+    int64_t slots = in.n < P ? (in.n > 0 ? in.n : 1) : P; /* 0 files: every name was a bad link */
     uint8_t *images = core_malloc(img * (size_t)slots);
     int *labels = core_malloc(sizeof(int) * (size_t)slots);
     int *ok = core_malloc(sizeof(int) * (size_t)slots);
     char(*errs)[PREP_ERR_LEN] = core_malloc(sizeof *errs * (size_t)slots);
     /* Per shard, summed over ranks at the end: images written, files skipped. */
-    int *written = core_calloc(sizeof(int) * (size_t)nshards);
-    int *skipped = core_calloc(sizeof(int) * (size_t)nshards);
+    int *written = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *skipped = core_calloc(sizeof(int) * (size_t)(nshards + 1));
     for (int k = comm->rank; k < nshards; k += comm->world) {
         int64_t first = (int64_t)k * P, m = in.n - first < P ? in.n - first : P;
         prep_convert(o, &in, first, m, images, ok, errs);
@@ -183,7 +215,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     }
     comm_allreduce_i32(comm, written, (size_t)nshards, COMM_SUM);
     comm_allreduce_i32(comm, skipped, (size_t)nshards, COMM_SUM);
-    int64_t total = 0, bad = 0;
+    int64_t total = 0, bad = in.skips.n;
     int files = 0;
     for (int k = 0; k < nshards; k++) {
         total += written[k];
@@ -195,7 +227,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     if (comm->rank == 0) {
         if (total == 0) {
             fprintf(stderr, "jit-prep: error: none of the %lld image files in %s could be read (all skipped, reasons "
-                            "above); nothing written\n", (long long)in.n, o->dir);
+                            "above); nothing written\n", (long long)(in.n + in.skips.n), o->dir);
         } else {
             printf("jit-prep: wrote %d shard%s to %s: %lld samples, %d classes, images %d x %d x %d (C x H x W); "
                    "%.1f s, %.1f images/s on %d rank%s x %d thread%s\n",
@@ -204,7 +236,8 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
                    o->threads, o->threads == 1 ? "" : "s");
             prep_warn_stale(o->out, o->prefix, written, nshards);
         }
-        printf("jit-prep: %lld image file%s skipped\n", (long long)bad, bad == 1 ? "" : "s");
+        printf("jit-prep: %lld image file%s skipped%s\n", (long long)bad, bad == 1 ? "" : "s",
+               bad ? " (each named above with its reason: \"jit-prep: skipped PATH: ...\")" : "");
     }
     if (total == 0) rc = 1;
     core_free(images);
