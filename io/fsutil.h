@@ -8,7 +8,12 @@
  * then refuses anything fstat does not call a regular file (a FIFO, a
  * device such as /dev/zero, a directory, a socket) with a message naming
  * the path and what it was meant to be. Text inputs read whole (configs,
- * sweep files) are bounded besides: io_read_bounded stops at a stated size. */
+ * sweep files) are bounded besides: io_read_bounded stops at a stated size.
+ *
+ * Outputs (io/fsutil_out.c): a file is written under "<path>.tmp" and
+ * renamed onto its final name only when complete, so the final name never
+ * holds a partial file. A temporary file still pending when the program
+ * exits (a failed check ends it with exit(1)) is removed then. */
 #ifndef IO_FSUTIL_H
 #define IO_FSUTIL_H
 
@@ -45,5 +50,29 @@ void io_require_regular(const char *path, const char *what);
  * grows past max while read is refused too). */
 int io_read_bounded(const char *path, const char *what, size_t max, char **text, size_t *len, char *err,
                     size_t errlen);
+
+/* ---- outputs (fsutil_out.c) ---- */
+
+/* A file being written: the final path and its temporary name. */
+typedef struct IoOut {
+    char path[1100];
+    char tmp[1120];
+} IoOut;
+
+/* Name the temporary file for path (path + ".tmp") and register it for
+ * removal at exit; 0, or -1 with err when the path is too long. Writers that
+ * open the file themselves (HDF5's H5Fcreate) create o->tmp. */
+int io_out_begin(IoOut *o, const char *path, char *err, size_t errlen);
+/* io_out_begin, then fopen(o->tmp, "wb"): the stream, or NULL with err. */
+FILE *io_out_fopen(IoOut *o, const char *path, char *err, size_t errlen);
+/* After a stream from io_out_fopen: flush, fsync and close it, then
+ * io_out_commit. 0, or -1 with err (the temporary file is then removed). */
+int io_out_fclose_commit(IoOut *o, FILE *f, char *err, size_t errlen);
+/* Rename o->tmp onto o->path (after an fsync of the file, so the rename
+ * never publishes data still only in memory). 0, or -1 with err (the
+ * temporary file is then removed). */
+int io_out_commit(IoOut *o, char *err, size_t errlen);
+/* Give up: remove o->tmp. */
+void io_out_abandon(IoOut *o);
 
 #endif

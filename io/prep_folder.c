@@ -37,6 +37,8 @@
 #include "io/image.h"
 #include "io/resize.h"
 #include "io/shards.h"
+#include "io/shards_manifest.h"
+#include "io/fsutil.h"
 
 #define PREP_ERR_LEN 320
 
@@ -168,6 +170,31 @@ static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t 
     }
 }
 
+/* The manifest of the shards written (written[k] > 0), last: the set is
+ * complete when it exists (io/shards_manifest.h). */
+static void prep_write_manifest(const PrepFolderOpts *o, const PrepInputs *in, int nshards, const int *written,
+                                const int *crc, const int *size_lo, const int *size_hi, const int *per_class) {
+    char **names = core_calloc(sizeof(char *) * (size_t)(nshards + 1));
+    int64_t *samples = core_malloc(sizeof(int64_t) * (size_t)(nshards + 1));
+    int64_t *bytes = core_malloc(sizeof(int64_t) * (size_t)(nshards + 1));
+    uint32_t *crcs = core_malloc(sizeof(uint32_t) * (size_t)(nshards + 1));
+    int64_t *counts = core_malloc(sizeof(int64_t) * (size_t)in->K);
+    for (int k = 0; k < nshards; k++) {
+        if (!written[k]) continue;
+        char name[300];
+        snprintf(name, sizeof name, "%s-%05d.h5", o->prefix, k);
+        names[k] = strdup(name);
+        samples[k] = written[k];
+        bytes[k] = (int64_t)((uint64_t)(uint32_t)size_hi[k] << 32 | (uint32_t)size_lo[k]);
+        crcs[k] = (uint32_t)crc[k];
+    }
+    for (int c = 0; c < in->K; c++) counts[c] = per_class[c];
+    shards_manifest_write(o->out, o->prefix, nshards, names, samples, bytes, crcs, o->channels, o->size, o->size, in->K,
+                          (const char *const *)in->classes, counts);
+    for (int k = 0; k < nshards; k++) free(names[k]);
+    core_free(names), core_free(samples), core_free(bytes), core_free(crcs), core_free(counts);
+}
+
 int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     double t0 = core_now_s();
     PrepInputs in;
@@ -189,6 +216,18 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     /* Per shard, summed over ranks at the end: images written, files skipped. */
     int *written = core_calloc(sizeof(int) * (size_t)(nshards + 1));
     int *skipped = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    /* For the manifest, summed over ranks like the counts (each shard is
+     * made by one rank, the others hold 0): CRC-32 and size (as two 32-bit
+     * halves: the reduction is over int) per shard, samples per class. */
+    int *crc = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *size_lo = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *size_hi = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *per_class = core_calloc(sizeof(int) * (size_t)in.K);
+    if (comm->rank == 0) { /* a killed run must not look complete under an old manifest */
+        io_mkdirs_or_die(o->out);
+        shards_manifest_remove(o->out, o->prefix);
+    }
+    comm_barrier(comm);
     for (int k = comm->rank; k < nshards; k += comm->world) {
         int64_t first = (int64_t)k * P, m = in.n - first < P ? in.n - first : P;
         prep_convert(o, &in, first, m, images, ok, errs);
@@ -206,6 +245,13 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
             shards_write_from(o->out, o->prefix, k, images, labels, good, C, S, S, good, in.K,
                               (const char *const *)in.classes);
             written[k] = (int)good;
+            char path[1400];
+            snprintf(path, sizeof path, "%s/%s-%05d.h5", o->out, o->prefix, k);
+            int64_t bytes;
+            crc[k] = (int)shards_file_crc32(path, &bytes);
+            size_lo[k] = (int)(uint32_t)(bytes & 0xffffffff);
+            size_hi[k] = (int)(uint32_t)(bytes >> 32);
+            for (int64_t i = 0; i < good; i++) per_class[labels[i]]++;
             printf("  %s/%s-%05d.h5: %lld samples", o->out, o->prefix, k, (long long)good);
             if (skipped[k]) printf(" (%d skipped)", skipped[k]);
             printf("\n");
@@ -215,6 +261,10 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     }
     comm_allreduce_i32(comm, written, (size_t)nshards, COMM_SUM);
     comm_allreduce_i32(comm, skipped, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, crc, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, size_lo, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, size_hi, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, per_class, (size_t)in.K, COMM_SUM);
     int64_t total = 0, bad = in.skips.n;
     int files = 0;
     for (int k = 0; k < nshards; k++) {
@@ -235,6 +285,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
                    (double)(total + bad) / (secs > 0 ? secs : 1e-9), comm->world, comm->world == 1 ? "" : "s",
                    o->threads, o->threads == 1 ? "" : "s");
             prep_warn_stale(o->out, o->prefix, written, nshards);
+            prep_write_manifest(o, &in, nshards, written, crc, size_lo, size_hi, per_class);
         }
         printf("jit-prep: %lld image file%s skipped%s\n", (long long)bad, bad == 1 ? "" : "s",
                bad ? " (each named above with its reason: \"jit-prep: skipped PATH: ...\")" : "");
@@ -246,6 +297,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     core_free(errs);
     core_free(written);
     core_free(skipped);
+    core_free(crc), core_free(size_lo), core_free(size_hi), core_free(per_class);
     prep_inputs_free(&in);
     return rc;
 }
