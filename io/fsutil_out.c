@@ -61,8 +61,10 @@ FILE *io_out_fopen(IoOut *o, const char *path, char *err, size_t errlen) {
     if (io_out_begin(o, path, err, errlen)) return NULL;
     FILE *f = fopen(o->tmp, "wb");
     if (!f) {
-        snprintf(err, errlen, "cannot write %s: %s", o->tmp, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot write %s: %s", o->tmp, strerror(e));
         io_out_track(o->tmp, 0);
+        errno = e;
     }
     return f;
 }
@@ -79,6 +81,7 @@ int io_out_fclose_commit(IoOut *o, FILE *f, char *err, size_t errlen) {
     if (bad) {
         snprintf(err, errlen, "cannot write %s: %s", o->tmp, strerror(e));
         io_out_abandon(o);
+        errno = e; /* for callers that word their own message */
         return -1;
     }
     return io_out_commit(o, err, errlen);
@@ -87,15 +90,19 @@ int io_out_fclose_commit(IoOut *o, FILE *f, char *err, size_t errlen) {
 int io_out_commit(IoOut *o, char *err, size_t errlen) {
     int fd = open(o->tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
-        snprintf(err, errlen, "cannot write %s: %s", o->tmp, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot write %s: %s", o->tmp, strerror(e));
         if (fd >= 0) close(fd);
         io_out_abandon(o);
+        errno = e;
         return -1;
     }
     close(fd);
     if (rename(o->tmp, o->path) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot rename %s to %s: %s", o->tmp, o->path, strerror(e));
         io_out_abandon(o);
+        errno = e;
         return -1;
     }
     io_out_track(o->tmp, 0);

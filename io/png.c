@@ -48,8 +48,12 @@ static void png_io_on_warning(png_structp png, png_const_charp msg) {
 void png_write(const char *path, const uint8_t *pixels, int width, int height, int channels) {
     CHECK(channels == 1 || channels == 3, "%s: png_write takes 1 (gray) or 3 (RGB) channels, not %d", path, channels);
     CHECK(width > 0 && height > 0, "%s: png_write of an empty %d x %d image", path, width, height);
-    FILE *fp = fopen(path, "wb");
-    CHECK(fp != NULL, "%s: cannot create PNG file (%s)", path, strerror(errno));
+    /* Under a temporary name, renamed when complete (io/fsutil.h): a killed
+     * or failed write never leaves a partial PNG under the final name. */
+    IoOut out;
+    char err[2400];
+    FILE *fp = io_out_fopen(&out, path, err, sizeof err);
+    CHECK(fp != NULL, "%s: cannot create the PNG file: %s", path, err);
     PngIoCtx ctx = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_io_on_error, png_io_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -57,6 +61,7 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(fp);
+        io_out_abandon(&out);
         FAIL("%s: writing the PNG failed: %s (disk full?)", path, ctx.msg);
     }
     png_init_io(png, fp);
@@ -67,7 +72,7 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
     for (int y = 0; y < height; y++) png_write_row(png, pixels + (size_t)y * width * channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    CHECK(fclose(fp) == 0, "%s: closing the PNG failed (%s)", path, strerror(errno));
+    CHECK(io_out_fclose_commit(&out, fp, err, sizeof err) == 0, "%s: writing the PNG failed: %s", path, err);
 }
 
 int png_read_try(const char *path, size_t max_pixels, uint8_t **pixels, int *width, int *height, int *channels,

@@ -131,12 +131,17 @@ static void shards_write_attr_strings(hid_t f, const char *path, const char *nam
 
 static void shards_write_file(const char *path, const char *manifest, const uint8_t *images, const int *labels,
                               int64_t n, int C, int H, int W, int num_classes, const char *const *class_names) {
+    /* Under a temporary name, renamed when complete (io/fsutil.h): a killed
+     * jit-prep leaves no half-written shard under a shard's name. */
+    IoOut out;
+    char err[2400];
+    CHECK(io_out_begin(&out, path, err, sizeof err) == 0, "%s", err);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* 1.10 format: fixed-array chunk index (O(1) chunk lookup); readable by HDF5 >= 1.10 and h5py. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    CHECK(f >= 0, "%s: cannot create the shard file (is the directory writable? is the disk full?)", path);
+    CHECK(f >= 0, "%s: cannot create the shard file (is the directory writable? is the disk full?)", out.tmp);
 
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)C, (hsize_t)H, (hsize_t)W};
     hsize_t chunk[4] = {1, (hsize_t)C, (hsize_t)H, (hsize_t)W};
@@ -178,7 +183,8 @@ static void shards_write_file(const char *path, const char *manifest, const uint
     shards_write_attr_int(f, path, "height", H);
     shards_write_attr_int(f, path, "width", W);
     shards_write_attr_strings(f, path, SHARD_MANIFEST_ATTR, &manifest, -1);
-    CHECK(H5Fclose(f) >= 0, "%s: closing the shard failed (disk full?)", path);
+    CHECK(H5Fclose(f) >= 0, "%s: closing the shard failed (disk full?)", out.tmp);
+    CHECK(io_out_commit(&out, err, sizeof err) == 0, "%s", err);
 }
 
 int shards_write(const char *dir, const char *prefix, const uint8_t *images, const int *labels, int64_t n, int C,

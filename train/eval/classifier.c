@@ -191,8 +191,10 @@ static int *arch_field(ClassifierConfig *c, int i) { return (int *)((char *)c + 
 
 void classifier_save(const char *path, const Classifier *m, uint64_t seed, const char *config_yaml) {
     const ClassifierConfig *c = &m->cfg;
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    IoOut out; /* renamed when complete (io/fsutil.h) */
+    char err[2400];
+    CHECK(io_out_begin(&out, path, err, sizeof err) == 0, "%s", err);
+    const char *tmp = out.tmp;
     io_hdf5_lock();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(f >= 0, "cannot create the classifier file %s (does its directory exist?)", tmp);
@@ -218,7 +220,7 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     H5Gclose(g);
     CHECK(H5Fclose(f) >= 0, "finishing %s failed (disk full?)", tmp);
     io_hdf5_unlock();
-    CHECK(rename(tmp, path) == 0, "cannot rename %s to %s", tmp, path);
+    CHECK(io_out_commit(&out, err, sizeof err) == 0, "%s", err);
 }
 
 /* An integer attribute of the weights file: 1 when read, 0 when absent and
