@@ -8,8 +8,9 @@
  *     missing shard and a stray one are both errors naming the file), with
  *     the listed sample and byte counts, and the class counts must add up;
  *   - a file or glob names shards explicitly (one shard of a set is a valid
- *     small set): each must be listed with its counts when its manifest is
- *     beside it; without it, a notice;
+ *     small set), and so does a directory of links to shards elsewhere:
+ *     each must be listed with its counts when its manifest is beside the
+ *     file the link points at; without it, a notice;
  *   - shards that carry no "manifest" attribute, in a directory with no
  *     manifest, were made before manifests existed: accepted with a notice.
  * The CRC-32 of every file is checked by jit-prep --check (shardset_verify),
@@ -105,15 +106,20 @@ void shards_manifest_write(const char *dir, const char *prefix, int n, char *con
 
 typedef struct Manifest {
     char *path;       /* dir/name */
+    int own;          /* in the spec's own directory: its set must be complete there */
     JsonValue *root;
     const JsonValue *shards;
     int *seen;        /* per listed shard: found in the set */
 } Manifest;
 
-static char *mf_dir_of(const char *path) {
-    char *copy = strdup(path);
+/* The directory of the file path points at (links followed: a directory of
+ * links to some shards of a set is a selection of that set). */
+static char *mf_real_dir_of(const char *path) {
+    char *rp = realpath(path, NULL);
+    char *copy = strdup(rp ? rp : path);
     char *d = strdup(dirname(copy));
     free(copy);
+    free(rp);
     return d;
 }
 
@@ -123,7 +129,7 @@ static const char *mf_base(const char *path) {
 }
 
 /* Load (once) the manifest at path; NULL when there is none. */
-static Manifest *mf_get(Manifest **list, int *n, const char *path, const char *spec) {
+static Manifest *mf_get(Manifest **list, int *n, const char *path, const char *spec, int own) {
     for (int i = 0; i < *n; i++)
         if (!strcmp((*list)[i].path, path)) return &(*list)[i];
     char *text, err[1400];
@@ -145,6 +151,7 @@ static Manifest *mf_get(Manifest **list, int *n, const char *path, const char *s
     *list = core_realloc(*list, sizeof(Manifest) * (size_t)(*n + 1));
     Manifest *m = &(*list)[(*n)++];
     m->path = strdup(path);
+    m->own = own;
     m->root = root;
     m->shards = sh;
     m->seen = core_calloc(sizeof(int) * (size_t)(sh->n + 1));
@@ -178,7 +185,7 @@ static void mf_scan_dir(const char *dir, Manifest **list, int *n, const char *sp
         if (de->d_name[0] == '.' || l <= sl || strcmp(de->d_name + l - sl, suf)) continue;
         char p[1400];
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        mf_get(list, n, p, spec);
+        mf_get(list, n, p, spec, 1);
     }
     closedir(dp);
 }
@@ -186,37 +193,42 @@ static void mf_scan_dir(const char *dir, Manifest **list, int *n, const char *sp
 void shards_manifest_check(ShardSet *s, const char *spec, int spec_is_dir, char *const *manifest_attr,
                            const int64_t *class_counts) {
     Manifest *list = NULL;
-    int nm = 0, with_attr = 0, unchecked = 0;
+    int nm = 0, with_attr = 0, unchecked = 0, all_own = spec_is_dir;
     s->crc32 = core_malloc(sizeof(int64_t) * (size_t)s->n_files);
+    char *spec_dir = spec_is_dir ? realpath(spec, NULL) : NULL;
     if (spec_is_dir) mf_scan_dir(spec, &list, &nm, spec);
+    int n_own = nm; /* the manifests in the spec's directory */
     for (int i = 0; i < s->n_files; i++) {
         const char *path = s->paths[i];
         s->crc32[i] = -1;
         with_attr += manifest_attr[i] != NULL;
-        char *dir = mf_dir_of(path);
+        char *dir = mf_real_dir_of(path);
+        /* A shard of the directory's own set (not a link into another one). */
+        int own = spec_dir && !strcmp(dir, spec_dir);
+        all_own &= own;
         Manifest *m = NULL;
         if (manifest_attr[i]) {
             CHECK(!strchr(manifest_attr[i], '/'), "%s: attribute manifest = '%s' is not a file name", path,
                   manifest_attr[i]);
             char mp[1400];
-            snprintf(mp, sizeof mp, "%s/%s", dir, manifest_attr[i]);
-            m = mf_get(&list, &nm, mp, spec);
-            if (!m && spec_is_dir)
+            snprintf(mp, sizeof mp, "%s/%s", own ? spec : dir, manifest_attr[i]);
+            m = mf_get(&list, &nm, mp, spec, own);
+            if (!m && own)
                 FAIL("%s: %s names the manifest %s, which is missing: the set was not finished (jit-prep killed or "
                      "still running?) or not copied whole; run jit-prep again",
                      spec, path, mp);
             if (!m) unchecked++;
         }
-        /* In a directory, a shard without the attribute must still be listed
-         * when a manifest is there (a stray file from another run). */
+        /* In its own directory, a shard without the attribute must still be
+         * listed when a manifest is there (a stray file from another run). */
         int j = -1;
         if (m) j = mf_find(m, mf_base(path));
-        else if (spec_is_dir)
-            for (int k = 0; k < nm && j < 0; k++)
+        else if (own)
+            for (int k = 0; k < n_own && j < 0; k++)
                 if ((j = mf_find(&list[k], mf_base(path))) >= 0) m = &list[k];
         free(dir);
         if (!m) {
-            CHECK(!spec_is_dir || nm == 0, "%s: %s is not listed in the set's manifest %s: a file left from another run "
+            CHECK(!own || n_own == 0, "%s: %s is not listed in the set's manifest %s: a file left from another run "
                   "or another set; remove it, or give the shards by name", spec, path, list[0].path);
             continue;
         }
@@ -233,28 +245,31 @@ void shards_manifest_check(ShardSet *s, const char *spec, int spec_is_dir, char 
         s->crc32[i] = (int64_t)mf_num(e, "crc32", spec, m->path);
         m->seen[j] = 1;
     }
-    if (spec_is_dir) {
-        /* Completeness: every listed shard is here, and the classes add up. */
-        int64_t *want = core_calloc(sizeof(int64_t) * (size_t)(s->num_classes + 1));
-        for (int k = 0; k < nm; k++) {
-            Manifest *m = &list[k];
-            for (int j = 0; j < m->shards->n; j++) {
-                const char *f = json_get_string(m->shards->items[j], "file");
-                CHECK(m->seen[j], "%s: shard %s, listed in the manifest %s, is missing: the set is incomplete (%d of "
-                      "%d shards here); copy it again or run jit-prep again",
-                      spec, f ? f : "(unnamed)", m->path, s->n_files, m->shards->n);
-            }
-            const JsonValue *cc = json_get(m->root, "class_counts");
-            CHECK(cc && cc->kind == JSON_ARRAY && cc->n == s->num_classes,
-                  "%s: the manifest %s has no class_counts for %d classes", spec, m->path, s->num_classes);
-            for (int c = 0; c < s->num_classes; c++) want[c] += (int64_t)cc->items[c]->num;
+    /* Completeness of the sets whose manifest is in the spec's directory:
+     * every listed shard is here, and (when the directory holds nothing
+     * else) the classes add up. */
+    int64_t *want = core_calloc(sizeof(int64_t) * (size_t)(s->num_classes + 1));
+    int n_checked = 0;
+    for (int k = 0; k < nm; k++) {
+        Manifest *m = &list[k];
+        if (!m->own) continue;
+        n_checked++;
+        for (int j = 0; j < m->shards->n; j++) {
+            const char *f = json_get_string(m->shards->items[j], "file");
+            CHECK(m->seen[j], "%s: shard %s, listed in the manifest %s, is missing: the set is incomplete (%d of "
+                  "%d shards here); copy it again or run jit-prep again",
+                  spec, f ? f : "(unnamed)", m->path, s->n_files, m->shards->n);
         }
-        for (int c = 0; c < s->num_classes && nm > 0; c++)
-            CHECK(want[c] == class_counts[c], "%s: class %d ('%s') has %lld samples, the manifest%s say%s %lld", spec,
-                  c, s->class_names[c], (long long)class_counts[c], nm > 1 ? "s" : "", nm > 1 ? "" : "s",
-                  (long long)want[c]);
-        core_free(want);
+        const JsonValue *cc = json_get(m->root, "class_counts");
+        CHECK(cc && cc->kind == JSON_ARRAY && cc->n == s->num_classes,
+              "%s: the manifest %s has no class_counts for %d classes", spec, m->path, s->num_classes);
+        for (int c = 0; c < s->num_classes; c++) want[c] += (int64_t)cc->items[c]->num;
     }
+    for (int c = 0; c < s->num_classes && n_checked > 0 && all_own; c++)
+        CHECK(want[c] == class_counts[c], "%s: class %d ('%s') has %lld samples, the manifest%s say%s %lld", spec, c,
+              s->class_names[c], (long long)class_counts[c], n_checked > 1 ? "s" : "", n_checked > 1 ? "" : "s",
+              (long long)want[c]);
+    core_free(want);
     if (with_attr < s->n_files && nm == 0)
         fprintf(stderr, "note: %s: %s made before jit-prep wrote manifests: accepted without a completeness check "
                         "(run jit-prep again to add one)\n", spec, with_attr ? "some shards were" : "the shards were");
@@ -268,4 +283,5 @@ void shards_manifest_check(ShardSet *s, const char *spec, int spec_is_dir, char 
         core_free(list[k].seen);
     }
     core_free(list);
+    free(spec_dir);
 }

@@ -9,7 +9,9 @@
 #   3. a stray shard from another run in the directory;
 #   4. a shard whose bytes changed (--check: its CRC-32);
 # and accept a set made before manifests (no "manifest" attribute, no
-# manifest file) with a notice, and a complete set silently.
+# manifest file) with a notice, a complete set silently, one shard by
+# name, and a directory of links to some shards of a set (a selection,
+# each checked against the manifest beside the file it points at).
 #   usage: manifest_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
@@ -96,6 +98,11 @@ PY
 expect "a set made before manifests: --check accepts with a notice" 0 "made before jit-prep wrote manifests" \
   "$build/jit-prep" --check "$work/legacy"
 expect "one shard by name: accepted" 0 "1 shard, 200 images" "$build/jit-prep" --check "$work/full/synthetic-00002.h5"
+
+mkdir -p "$work/links"
+ln -s "$work/full/synthetic-00001.h5" "$work/full/synthetic-00004.h5" "$work/links/"
+expect "a directory of links to 2 shards of a set: accepted, checked against their manifest" 0 "2 shards, 400 images" \
+  "$build/jit-prep" --check "$work/links"
 
 echo "manifest_test: $pass passed, $fail failed"
 [ "$fail" = 0 ]
