@@ -351,13 +351,15 @@ void ckpt_resolve(const char *path, char *out, size_t n) {
     struct stat sb;
     CHECK(stat(path, &sb) == 0, "checkpoint %s does not exist", path);
     if (!S_ISDIR(sb.st_mode)) {
+        io_require_regular(path, "the checkpoint"); /* a FIFO would block HDF5's open() */
         snprintf(out, n, "%s", path);
         return;
     }
-    char latest[1100], name[256] = "";
+    char latest[1100], name[256] = "", err[1400];
     snprintf(latest, sizeof latest, "%s/latest", path);
-    FILE *f = fopen(latest, "r");
-    CHECK(f != NULL, "%s has no 'latest' file: no complete checkpoint in this directory", path);
+    if (access(latest, F_OK) != 0) FAIL("%s has no 'latest' file: no complete checkpoint in this directory", path);
+    FILE *f = io_fopen_regular(latest, "the checkpoint pointer", err, sizeof err);
+    CHECK(f != NULL, "%s", err);
     CHECK(fgets(name, sizeof name, f) != NULL, "%s is empty", latest);
     fclose(f);
     name[strcspn(name, "\r\n")] = 0;
@@ -424,6 +426,11 @@ static int ckpt_verify_tensors(hid_t f, char *bad, size_t bad_len) {
  * the reason in why. Reads the whole file once: resuming is rare, and a
  * corrupt newest checkpoint must fall back, not stop the run. */
 static int ckpt_intact(const char *path, char *why, size_t why_len) {
+    char err[1400];
+    if (io_check_regular(path, "the checkpoint", err, sizeof err)) {
+        snprintf(why, why_len, "%s", err);
+        return 0;
+    }
     io_hdf5_lock();
     hid_t f = -1;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
@@ -484,6 +491,7 @@ int ckpt_resolve_intact(const char *dir, char *out, size_t len) {
 }
 
 int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) {
+    io_require_regular(path, "the checkpoint");
     io_hdf5_lock();
     hid_t f = -1;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
@@ -537,6 +545,7 @@ int ckpt_load(const char *path, CkptData *d, CkptState *st, char **config_yaml) 
 }
 
 char *ckpt_read_config(const char *path) {
+    io_require_regular(path, "the checkpoint");
     io_hdf5_lock();
     hid_t f = -1;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
 
 static uint32_t idx_be32(const uint8_t b[4]) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
@@ -30,9 +31,11 @@ static void idx_read_exact(gzFile f, const char *path, void *buf, size_t n, cons
 
 void idx_read(const char *path, IdxArray *out) {
     memset(out, 0, sizeof *out);
-    gzFile f = gzopen(path, "rb");
-    CHECK(f != NULL, "%s: cannot open IDX file (%s); Fashion-MNIST comes with `apt-get install dataset-fashion-mnist`",
-          path, strerror(errno));
+    char err[1400];
+    int fd = io_open_regular(path, "the IDX file", err, sizeof err);
+    CHECK(fd >= 0, "%s; Fashion-MNIST comes with `apt-get install dataset-fashion-mnist`", err);
+    gzFile f = gzdopen(fd, "rb");
+    CHECK(f != NULL, "%s: cannot open the IDX file (%s)", path, strerror(errno));
     uint8_t head[4];
     idx_read_exact(f, path, head, 4, "the magic number");
     if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] < 1 || head[3] > 4) {
@@ -51,6 +54,11 @@ void idx_read(const char *path, IdxArray *out) {
             FAIL("%s: dimension %d is %u, which is not a plausible size", path, i, v);
         }
         out->dims[i] = (int)v;
+        /* Bounded as it grows, so four plausible dimensions cannot wrap. */
+        if (out->count * v > ((size_t)1 << 34)) {
+            gzclose(f);
+            FAIL("%s: the dimensions make more than 2^34 bytes of data, which is not a plausible IDX file", path);
+        }
         out->count *= v;
     }
     out->data = core_malloc(out->count);

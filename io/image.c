@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "io/jpg.h"
 #include "io/png.h"
 
@@ -19,12 +20,11 @@ int image_name_ok(const char *name) {
            (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
 }
 
-int image_read(const char *path, int C, uint8_t **planar, int *width, int *height, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open (%s)", strerror(errno));
-        return -1;
-    }
+int image_read(const char *path, int C, size_t max_pixels, uint8_t **planar, int *width, int *height, char *err,
+               size_t errlen) {
+    if (!max_pixels) max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+    FILE *fp = io_fopen_regular(path, "the image", err, errlen);
+    if (!fp) return -1;
     unsigned char sig[8] = {0};
     size_t got = fread(sig, 1, sizeof sig, fp);
     fclose(fp);
@@ -35,9 +35,9 @@ int image_read(const char *path, int C, uint8_t **planar, int *width, int *heigh
         snprintf(err, errlen, "empty file (0 bytes)");
         return -1;
     } else if (got >= 3 && sig[0] == 0xff && sig[1] == 0xd8 && sig[2] == 0xff) {
-        rc = jpg_read(path, &px, &w, &h, &c, err, errlen);
+        rc = jpg_read(path, max_pixels, &px, &w, &h, &c, err, errlen);
     } else if (got == 8 && !memcmp(sig, png_sig, 8)) {
-        rc = png_read_try(path, &px, &w, &h, &c, err, errlen);
+        rc = png_read_try(path, max_pixels, &px, &w, &h, &c, err, errlen);
     } else {
         snprintf(err, errlen, "neither a JPEG nor a PNG file (it starts with %02x %02x %02x %02x)", sig[0], sig[1],
                  sig[2], sig[3]);

@@ -31,10 +31,11 @@
 #include <jerror.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 
-/* A corrupt header must not turn into a giant allocation. */
+/* A corrupt header must not turn into a giant allocation: at most this a
+ * side, and at most the caller's max_pixels in all. */
 #define JPG_MAX_DIM 32768
-#define JPG_MAX_PIXELS ((size_t)1 << 28)
 
 typedef struct JpgErr {
     struct jpeg_error_mgr pub; /* first: libjpeg sees a jpeg_error_mgr */
@@ -67,12 +68,10 @@ static inline int jpg_muldiv255(int a, int b) {
     return ((t >> 8) + t) >> 8;
 }
 
-int jpg_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open (%s)", strerror(errno));
-        return -1;
-    }
+int jpg_read(const char *path, size_t max_pixels, uint8_t **pixels, int *width, int *height, int *channels, char *err,
+             size_t errlen) {
+    FILE *fp = io_fopen_regular(path, "the JPEG file", err, errlen);
+    if (!fp) return -1;
     struct jpeg_decompress_struct cinfo;
     JpgErr jerr;
     cinfo.err = jpeg_std_error(&jerr.pub);
@@ -81,17 +80,29 @@ int jpg_read(const char *path, uint8_t **pixels, int *width, int *height, int *c
     jerr.msg[0] = '\0';
     uint8_t *volatile data = NULL;
     uint8_t *volatile row = NULL;
+    volatile int too_large = 0; /* the message is then no "corrupt" */
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
         fclose(fp);
         core_free(data);
         core_free(row);
-        snprintf(err, errlen, "corrupt or truncated JPEG: %s", jerr.msg);
+        snprintf(err, errlen, "%s%s", too_large ? "" : "corrupt or truncated JPEG: ", jerr.msg);
         return -1;
     }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, fp);
     jpeg_read_header(&cinfo, TRUE);
+    /* From the header, before jpeg_start_decompress allocates (the output
+     * is the image's own size: no scaling below). */
+    size_t iw = cinfo.image_width, ih = cinfo.image_height;
+    if (iw == 0 || ih == 0 || iw > JPG_MAX_DIM || ih > JPG_MAX_DIM || iw * ih > max_pixels) {
+        snprintf(jerr.msg, sizeof jerr.msg,
+                 "image of %zu x %zu pixels is too large (at most %d a side and %zu pixels in all; jit-prep "
+                 "--max-pixels raises the limit)",
+                 iw, ih, JPG_MAX_DIM, max_pixels);
+        too_large = 1;
+        longjmp(jerr.jump, 1);
+    }
     int comps = cinfo.num_components;
     if (comps == 1) cinfo.out_color_space = JCS_GRAYSCALE;
     else if (comps == 3) cinfo.out_color_space = JCS_RGB;
@@ -107,9 +118,8 @@ int jpg_read(const char *path, uint8_t **pixels, int *width, int *height, int *c
     cinfo.scale_num = cinfo.scale_denom = 1;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, oc = cinfo.output_components;
-    if (w <= 0 || h <= 0 || w > JPG_MAX_DIM || h > JPG_MAX_DIM || (size_t)w * h > JPG_MAX_PIXELS) {
-        snprintf(jerr.msg, sizeof jerr.msg, "image of %d x %d pixels is too large (at most %d a side, %zu in all)", w,
-                 h, JPG_MAX_DIM, JPG_MAX_PIXELS);
+    if ((size_t)w != iw || (size_t)h != ih) { /* cannot happen at scale 1: the check above must hold */
+        snprintf(jerr.msg, sizeof jerr.msg, "decoder output %d x %d differs from the header's %zu x %zu", w, h, iw, ih);
         longjmp(jerr.jump, 1);
     }
     int c = oc == 4 ? 3 : oc;

@@ -12,7 +12,11 @@
  * so the pixels equal Image.open(path) bit for bit. CMYK and YCCK files
  * become RGB by PIL's convert("RGB") of its Adobe-inverted CMYK. Returns 0,
  * or -1 with the reason in err (a corrupt, truncated or unsupported file):
- * never stops the program, so one bad file costs only itself. */
-int jpg_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t errlen);
+ * never stops the program, so one bad file costs only itself. An image of
+ * more than max_pixels pixels is refused from its header (before libjpeg
+ * allocates its buffers, which for a progressive file hold every
+ * coefficient of the image). */
+int jpg_read(const char *path, size_t max_pixels, uint8_t **pixels, int *width, int *height, int *channels, char *err,
+             size_t errlen);
 
 #endif

@@ -23,6 +23,8 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
+#include "io/image.h"
 
 /* Largest width or height accepted when reading: a corrupt header must not
  * turn into a giant allocation. */
@@ -46,8 +48,12 @@ static void png_io_on_warning(png_structp png, png_const_charp msg) {
 void png_write(const char *path, const uint8_t *pixels, int width, int height, int channels) {
     CHECK(channels == 1 || channels == 3, "%s: png_write takes 1 (gray) or 3 (RGB) channels, not %d", path, channels);
     CHECK(width > 0 && height > 0, "%s: png_write of an empty %d x %d image", path, width, height);
-    FILE *fp = fopen(path, "wb");
-    CHECK(fp != NULL, "%s: cannot create PNG file (%s)", path, strerror(errno));
+    /* Under a temporary name, renamed when complete (io/fsutil.h): a killed
+     * or failed write never leaves a partial PNG under the final name. */
+    IoOut out;
+    char err[2400];
+    FILE *fp = io_out_fopen(&out, path, err, sizeof err);
+    CHECK(fp != NULL, "%s: cannot create the PNG file: %s", path, err);
     PngIoCtx ctx = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_io_on_error, png_io_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -55,6 +61,7 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(fp);
+        io_out_abandon(&out);
         FAIL("%s: writing the PNG failed: %s (disk full?)", path, ctx.msg);
     }
     png_init_io(png, fp);
@@ -65,16 +72,13 @@ void png_write(const char *path, const uint8_t *pixels, int width, int height, i
     for (int y = 0; y < height; y++) png_write_row(png, pixels + (size_t)y * width * channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    CHECK(fclose(fp) == 0, "%s: closing the PNG failed (%s)", path, strerror(errno));
+    CHECK(io_out_fclose_commit(&out, fp, err, sizeof err) == 0, "%s: writing the PNG failed: %s", path, err);
 }
 
-int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err,
-                 size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open PNG file (%s)", strerror(errno));
-        return -1;
-    }
+int png_read_try(const char *path, size_t max_pixels, uint8_t **pixels, int *width, int *height, int *channels,
+                 char *err, size_t errlen) {
+    FILE *fp = io_fopen_regular(path, "the PNG file", err, errlen);
+    if (!fp) return -1;
     unsigned char sig[8];
     size_t got = fread(sig, 1, 8, fp);
     if (got != 8 || png_sig_cmp(sig, 0, 8) != 0) {
@@ -93,18 +97,30 @@ int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, in
     }
     uint8_t *volatile data = NULL;
     png_bytep *volatile rows = NULL;
+    volatile int too_large = 0; /* the message is then no "corrupt" */
     if (setjmp(png_jmpbuf(png))) {
         core_free(data);
         core_free(rows);
         png_destroy_read_struct(&png, &info, NULL);
         fclose(fp);
-        snprintf(err, errlen, "corrupt or truncated PNG: %s", ctx.msg);
+        snprintf(err, errlen, "%s%s", too_large ? "" : "corrupt or truncated PNG: ", ctx.msg);
         return -1;
     }
     png_init_io(png, fp);
     png_set_sig_bytes(png, 8);
     png_set_user_limits(png, PNG_IO_MAX_DIM, PNG_IO_MAX_DIM);
     png_read_info(png, info);
+    /* The header's size, before anything is allocated for the rows: a PNG's
+     * zlib stream of zero rows compresses ~1000:1, so a small file can
+     * declare gigabytes of pixels. */
+    size_t iw = png_get_image_width(png, info), ih = png_get_image_height(png, info);
+    if (iw * ih > max_pixels) {
+        snprintf(ctx.msg, sizeof ctx.msg,
+                 "image of %zu x %zu pixels is too large (at most %zu pixels; jit-prep --max-pixels raises the limit)",
+                 iw, ih, max_pixels);
+        too_large = 1;
+        png_longjmp(png, 1);
+    }
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -137,7 +153,8 @@ int png_read_try(const char *path, uint8_t **pixels, int *width, int *height, in
 
 void png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels) {
     char err[320];
-    if (png_read_try(path, pixels, width, height, channels, err, sizeof err) != 0) FAIL("%s: %s", path, err);
+    if (png_read_try(path, IMAGE_DEFAULT_MAX_PIXELS, pixels, width, height, channels, err, sizeof err) != 0)
+        FAIL("%s: %s", path, err);
 }
 
 /* [-1, 1] -> 0..255, rounded; out-of-range values clamp, NaN becomes 0. */

@@ -37,13 +37,32 @@
 #include "io/image.h"
 #include "io/resize.h"
 #include "io/shards.h"
+#include "io/shards_manifest.h"
+#include "io/fsutil.h"
 
 #define PREP_ERR_LEN 320
 
 static int prep_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Sorted names in dir: sub-directories (want_dirs) or image files. */
-static char **prep_list(const char *dir, int want_dirs, int *count) {
+/* Files with an image name that are not read: a dangling or looping symbolic
+ * link, a FIFO or directory named .jpg, ... Each is named with its reason
+ * and counted among the skipped files, like a file that does not decode. */
+typedef struct PrepSkips {
+    int64_t n;
+    char **what; /* "PATH: reason" */
+} PrepSkips;
+
+static void prep_skip_add(PrepSkips *s, const char *path, const char *why) {
+    size_t len = strlen(path) + strlen(why) + 3;
+    char *m = core_malloc(len);
+    snprintf(m, len, "%s: %s", path, why);
+    s->what = core_realloc(s->what, sizeof(char *) * (size_t)(s->n + 1));
+    s->what[s->n++] = m;
+}
+
+/* Sorted names in dir: sub-directories (want_dirs) or image files; image
+ * names that are no regular file go to skips. */
+static char **prep_list(const char *dir, int want_dirs, int *count, PrepSkips *skips) {
     DIR *dp = opendir(dir);
     CHECK(dp != NULL, "%s: cannot list the folder (%s)", dir, strerror(errno));
     char **names = NULL;
@@ -56,7 +75,16 @@ static char **prep_list(const char *dir, int want_dirs, int *count) {
         char *full = core_malloc(len);
         snprintf(full, len, "%s/%s", dir, de->d_name);
         struct stat st;
-        int keep = stat(full, &st) == 0 && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        int found = stat(full, &st) == 0, e = errno;
+        int keep = found && (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        if (!keep && !want_dirs) {
+            char why[160];
+            if (!found && e == ENOENT) snprintf(why, sizeof why, "a dangling symbolic link (its target is missing)");
+            else if (!found && e == ELOOP) snprintf(why, sizeof why, "a symbolic link loop");
+            else if (!found) snprintf(why, sizeof why, "cannot stat: %s", strerror(e));
+            else snprintf(why, sizeof why, "not a regular file");
+            prep_skip_add(skips, full, why);
+        }
         core_free(full);
         if (!keep) continue;
         names = core_realloc(names, sizeof(char *) * (size_t)(n + 1));
@@ -74,11 +102,12 @@ typedef struct PrepInputs {
     int64_t n;
     char **paths;
     int *labels;
+    PrepSkips skips; /* image names that are no file to read */
 } PrepInputs;
 
 static void prep_inputs(const char *dir, PrepInputs *in) {
     memset(in, 0, sizeof *in);
-    in->classes = prep_list(dir, 1, &in->K);
+    in->classes = prep_list(dir, 1, &in->K, &in->skips);
     CHECK(in->K > 0, "%s: no class sub-folders; expected DIR/<class>/*.jpg|*.jpeg|*.png", dir);
     int64_t cap = 0;
     for (int k = 0; k < in->K; k++) {
@@ -86,8 +115,9 @@ static void prep_inputs(const char *dir, PrepInputs *in) {
         char *cdir = core_malloc(len);
         snprintf(cdir, len, "%s/%s", dir, in->classes[k]);
         int nf = 0;
-        char **files = prep_list(cdir, 0, &nf);
-        CHECK(nf > 0, "%s: class folder without any image (*.jpg, *.jpeg, *.png in any case)", cdir);
+        int64_t skipped_before = in->skips.n;
+        char **files = prep_list(cdir, 0, &nf, &in->skips);
+        CHECK(nf > 0 || in->skips.n > skipped_before, "%s: class folder without any image (*.jpg, *.jpeg, *.png in any case)", cdir);
         for (int j = 0; j < nf; j++) {
             if (in->n == cap) {
                 cap = cap ? 2 * cap : 4096;
@@ -113,6 +143,8 @@ static void prep_inputs_free(PrepInputs *in) {
     core_free(in->classes);
     core_free(in->paths);
     core_free(in->labels);
+    for (int64_t i = 0; i < in->skips.n; i++) core_free(in->skips.what[i]);
+    core_free(in->skips.what);
 }
 
 /* Decode and resize files [first, first + m) into slots 0..m-1 of images;
@@ -125,7 +157,7 @@ static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t 
     for (int64_t i = 0; i < m; i++) {
         uint8_t *px = NULL;
         int w = 0, h = 0;
-        ok[i] = image_read(in->paths[first + i], C, &px, &w, &h, errs[i], PREP_ERR_LEN) == 0;
+        ok[i] = image_read(in->paths[first + i], C, o->max_pixels, &px, &w, &h, errs[i], PREP_ERR_LEN) == 0;
         if (!ok[i]) continue;
         uint8_t *dst = images + img * (size_t)i;
         if (o->resize == PREP_RESIZE_CENTER_CROP) {
@@ -138,10 +170,37 @@ static void prep_convert(const PrepFolderOpts *o, const PrepInputs *in, int64_t 
     }
 }
 
+/* The manifest of the shards written (written[k] > 0), last: the set is
+ * complete when it exists (io/shards_manifest.h). */
+static void prep_write_manifest(const PrepFolderOpts *o, const PrepInputs *in, int nshards, const int *written,
+                                const int *crc, const int *size_lo, const int *size_hi, const int *per_class) {
+    char **names = core_calloc(sizeof(char *) * (size_t)(nshards + 1));
+    int64_t *samples = core_malloc(sizeof(int64_t) * (size_t)(nshards + 1));
+    int64_t *bytes = core_malloc(sizeof(int64_t) * (size_t)(nshards + 1));
+    uint32_t *crcs = core_malloc(sizeof(uint32_t) * (size_t)(nshards + 1));
+    int64_t *counts = core_malloc(sizeof(int64_t) * (size_t)in->K);
+    for (int k = 0; k < nshards; k++) {
+        if (!written[k]) continue;
+        char name[300];
+        snprintf(name, sizeof name, "%s-%05d.h5", o->prefix, k);
+        names[k] = strdup(name);
+        samples[k] = written[k];
+        bytes[k] = (int64_t)((uint64_t)(uint32_t)size_hi[k] << 32 | (uint32_t)size_lo[k]);
+        crcs[k] = (uint32_t)crc[k];
+    }
+    for (int c = 0; c < in->K; c++) counts[c] = per_class[c];
+    shards_manifest_write(o->out, o->prefix, nshards, names, samples, bytes, crcs, o->channels, o->size, o->size, in->K,
+                          (const char *const *)in->classes, counts);
+    for (int k = 0; k < nshards; k++) free(names[k]);
+    core_free(names), core_free(samples), core_free(bytes), core_free(crcs), core_free(counts);
+}
+
 int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     double t0 = core_now_s();
     PrepInputs in;
     prep_inputs(o->dir, &in); /* every rank lists: the same sorted list everywhere */
+    if (comm->rank == 0) /* the same on every rank: named once */
+        for (int64_t i = 0; i < in.skips.n; i++) fprintf(stderr, "jit-prep: skipped %s\n", in.skips.what[i]);
     int S = o->size, C = o->channels;
     size_t img = (size_t)C * S * S;
     int64_t P = o->per_shard;
@@ -149,14 +208,26 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     CHECK(nshards64 <= 99999, "%s: %lld images in shards of %lld make %lld shards, more than the 5-digit numbering "
                               "holds; raise --per-shard", o->dir, (long long)in.n, (long long)P, (long long)nshards64);
     int nshards = (int)nshards64;
-    int64_t slots = in.n < P ? in.n : P;
+    int64_t slots = in.n < P ? (in.n > 0 ? in.n : 1) : P; /* 0 files: every name was a bad link */
     uint8_t *images = core_malloc(img * (size_t)slots);
     int *labels = core_malloc(sizeof(int) * (size_t)slots);
     int *ok = core_malloc(sizeof(int) * (size_t)slots);
     char(*errs)[PREP_ERR_LEN] = core_malloc(sizeof *errs * (size_t)slots);
     /* Per shard, summed over ranks at the end: images written, files skipped. */
-    int *written = core_calloc(sizeof(int) * (size_t)nshards);
-    int *skipped = core_calloc(sizeof(int) * (size_t)nshards);
+    int *written = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *skipped = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    /* For the manifest, summed over ranks like the counts (each shard is
+     * made by one rank, the others hold 0): CRC-32 and size (as two 32-bit
+     * halves: the reduction is over int) per shard, samples per class. */
+    int *crc = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *size_lo = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *size_hi = core_calloc(sizeof(int) * (size_t)(nshards + 1));
+    int *per_class = core_calloc(sizeof(int) * (size_t)in.K);
+    if (comm->rank == 0) { /* a killed run must not look complete under an old manifest */
+        io_mkdirs_or_die(o->out);
+        shards_manifest_remove(o->out, o->prefix);
+    }
+    comm_barrier(comm);
     for (int k = comm->rank; k < nshards; k += comm->world) {
         int64_t first = (int64_t)k * P, m = in.n - first < P ? in.n - first : P;
         prep_convert(o, &in, first, m, images, ok, errs);
@@ -174,6 +245,13 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
             shards_write_from(o->out, o->prefix, k, images, labels, good, C, S, S, good, in.K,
                               (const char *const *)in.classes);
             written[k] = (int)good;
+            char path[1400];
+            snprintf(path, sizeof path, "%s/%s-%05d.h5", o->out, o->prefix, k);
+            int64_t bytes;
+            crc[k] = (int)shards_file_crc32(path, &bytes);
+            size_lo[k] = (int)(uint32_t)(bytes & 0xffffffff);
+            size_hi[k] = (int)(uint32_t)(bytes >> 32);
+            for (int64_t i = 0; i < good; i++) per_class[labels[i]]++;
             printf("  %s/%s-%05d.h5: %lld samples", o->out, o->prefix, k, (long long)good);
             if (skipped[k]) printf(" (%d skipped)", skipped[k]);
             printf("\n");
@@ -183,7 +261,11 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     }
     comm_allreduce_i32(comm, written, (size_t)nshards, COMM_SUM);
     comm_allreduce_i32(comm, skipped, (size_t)nshards, COMM_SUM);
-    int64_t total = 0, bad = 0;
+    comm_allreduce_i32(comm, crc, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, size_lo, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, size_hi, (size_t)nshards, COMM_SUM);
+    comm_allreduce_i32(comm, per_class, (size_t)in.K, COMM_SUM);
+    int64_t total = 0, bad = in.skips.n;
     int files = 0;
     for (int k = 0; k < nshards; k++) {
         total += written[k];
@@ -195,7 +277,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     if (comm->rank == 0) {
         if (total == 0) {
             fprintf(stderr, "jit-prep: error: none of the %lld image files in %s could be read (all skipped, reasons "
-                            "above); nothing written\n", (long long)in.n, o->dir);
+                            "above); nothing written\n", (long long)(in.n + in.skips.n), o->dir);
         } else {
             printf("jit-prep: wrote %d shard%s to %s: %lld samples, %d classes, images %d x %d x %d (C x H x W); "
                    "%.1f s, %.1f images/s on %d rank%s x %d thread%s\n",
@@ -203,8 +285,10 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
                    (double)(total + bad) / (secs > 0 ? secs : 1e-9), comm->world, comm->world == 1 ? "" : "s",
                    o->threads, o->threads == 1 ? "" : "s");
             prep_warn_stale(o->out, o->prefix, written, nshards);
+            prep_write_manifest(o, &in, nshards, written, crc, size_lo, size_hi, per_class);
         }
-        printf("jit-prep: %lld image file%s skipped\n", (long long)bad, bad == 1 ? "" : "s");
+        printf("jit-prep: %lld image file%s skipped%s\n", (long long)bad, bad == 1 ? "" : "s",
+               bad ? " (each named above with its reason: \"jit-prep: skipped PATH: ...\")" : "");
     }
     if (total == 0) rc = 1;
     core_free(images);
@@ -213,6 +297,7 @@ int prep_folder_run(const PrepFolderOpts *o, Comm *comm) {
     core_free(errs);
     core_free(written);
     core_free(skipped);
+    core_free(crc), core_free(size_lo), core_free(size_hi), core_free(per_class);
     prep_inputs_free(&in);
     return rc;
 }

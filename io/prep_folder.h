@@ -16,6 +16,7 @@ typedef struct PrepFolderOpts {
     PrepResize resize;
     int64_t per_shard;
     int threads; /* decoding threads on this rank, >= 1 */
+    size_t max_pixels; /* per source image (width x height); 0: IMAGE_DEFAULT_MAX_PIXELS */
 } PrepFolderOpts;
 
 /* Convert the folder; every rank of comm calls it. Returns the exit code:

@@ -39,12 +39,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
 #include "io/fsutil.h"
 #include "io/h5.h"
 #include "io/shards_internal.h"
+#include "io/shards_manifest.h"
 
 /* ---- the global HDF5 lock ---- */
 
@@ -127,14 +129,19 @@ static void shards_write_attr_strings(hid_t f, const char *path, const char *nam
     CHECK(r == 0, "%s: cannot write attribute '%s'", path, name);
 }
 
-static void shards_write_file(const char *path, const uint8_t *images, const int *labels, int64_t n, int C, int H,
-                              int W, int num_classes, const char *const *class_names) {
+static void shards_write_file(const char *path, const char *manifest, const uint8_t *images, const int *labels,
+                              int64_t n, int C, int H, int W, int num_classes, const char *const *class_names) {
+    /* Under a temporary name, renamed when complete (io/fsutil.h): a killed
+     * jit-prep leaves no half-written shard under a shard's name. */
+    IoOut out;
+    char err[2400];
+    CHECK(io_out_begin(&out, path, err, sizeof err) == 0, "%s", err);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* 1.10 format: fixed-array chunk index (O(1) chunk lookup); readable by HDF5 >= 1.10 and h5py. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    CHECK(f >= 0, "%s: cannot create the shard file (is the directory writable? is the disk full?)", path);
+    CHECK(f >= 0, "%s: cannot create the shard file (is the directory writable? is the disk full?)", out.tmp);
 
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)C, (hsize_t)H, (hsize_t)W};
     hsize_t chunk[4] = {1, (hsize_t)C, (hsize_t)H, (hsize_t)W};
@@ -175,12 +182,35 @@ static void shards_write_file(const char *path, const uint8_t *images, const int
     shards_write_attr_int(f, path, "channels", C);
     shards_write_attr_int(f, path, "height", H);
     shards_write_attr_int(f, path, "width", W);
-    CHECK(H5Fclose(f) >= 0, "%s: closing the shard failed (disk full?)", path);
+    shards_write_attr_strings(f, path, SHARD_MANIFEST_ATTR, &manifest, -1);
+    CHECK(H5Fclose(f) >= 0, "%s: closing the shard failed (disk full?)", out.tmp);
+    CHECK(io_out_commit(&out, err, sizeof err) == 0, "%s", err);
 }
 
 int shards_write(const char *dir, const char *prefix, const uint8_t *images, const int *labels, int64_t n, int C,
                  int H, int W, int64_t per_shard, int num_classes, const char *const *class_names) {
-    return shards_write_from(dir, prefix, 0, images, labels, n, C, H, W, per_shard, num_classes, class_names);
+    io_mkdirs_or_die(dir);
+    shards_manifest_remove(dir, prefix); /* until the new one is written, the set is incomplete */
+    int files = shards_write_from(dir, prefix, 0, images, labels, n, C, H, W, per_shard, num_classes, class_names);
+    /* The manifest, last: the set is complete only when it exists. */
+    char **names = core_calloc(sizeof(char *) * (size_t)files);
+    int64_t *samples = core_malloc(sizeof(int64_t) * (size_t)files), *bytes = core_malloc(sizeof(int64_t) * (size_t)files);
+    uint32_t *crc = core_malloc(sizeof(uint32_t) * (size_t)files);
+    int64_t *counts = core_calloc(sizeof(int64_t) * (size_t)num_classes);
+    for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
+    for (int k = 0; k < files; k++) {
+        size_t len = strlen(dir) + strlen(prefix) + 32;
+        char *path = core_malloc(len);
+        snprintf(path, len, "%s/%s-%05d.h5", dir, prefix, k);
+        names[k] = shards_strdup(path + strlen(dir) + 1);
+        samples[k] = n - (int64_t)k * per_shard < per_shard ? n - (int64_t)k * per_shard : per_shard;
+        crc[k] = shards_file_crc32(path, &bytes[k]);
+        core_free(path);
+    }
+    shards_manifest_write(dir, prefix, files, names, samples, bytes, crc, C, H, W, num_classes, class_names, counts);
+    for (int k = 0; k < files; k++) core_free(names[k]);
+    core_free(names), core_free(samples), core_free(bytes), core_free(crc), core_free(counts);
+    return files;
 }
 
 int shards_write_from(const char *dir, const char *prefix, int first_index, const uint8_t *images, const int *labels,
@@ -198,14 +228,16 @@ int shards_write_from(const char *dir, const char *prefix, int first_index, cons
     io_mkdirs_or_die(dir);
     size_t image_bytes = (size_t)C * H * W;
     int files = 0;
+    char manifest[300];
+    shards_manifest_name(prefix, manifest, sizeof manifest);
     io_hdf5_lock();
     for (int64_t start = 0; start < n; start += per_shard, files++) {
         int64_t m = n - start < per_shard ? n - start : per_shard;
         size_t len = strlen(dir) + strlen(prefix) + 32;
         char *path = core_malloc(len);
         snprintf(path, len, "%s/%s-%05d.h5", dir, prefix, first_index + files);
-        shards_write_file(path, images + (size_t)start * image_bytes, labels + start, m, C, H, W, num_classes,
-                          class_names);
+        shards_write_file(path, manifest, images + (size_t)start * image_bytes, labels + start, m, C, H, W,
+                          num_classes, class_names);
         core_free(path);
     }
     io_hdf5_unlock();
@@ -291,9 +323,12 @@ static int shards_has_hdf5_signature(const char *path) {
 }
 
 hid_t shards_open_file(const char *path) {
+    char err[1400];
+    int fd = io_open_regular(path, "a shard", err, sizeof err);
+    CHECK(fd >= 0, "%s", err);
     struct stat st;
-    CHECK(stat(path, &st) == 0, "%s: cannot open shard (%s)", path, strerror(errno));
-    CHECK(S_ISREG(st.st_mode), "%s: a shard must be a regular file", path);
+    CHECK(fstat(fd, &st) == 0, "%s: cannot open shard (%s)", path, strerror(errno));
+    close(fd);
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
     H5E_END_TRY;
@@ -433,6 +468,10 @@ void shardset_open(ShardSet *s, const char *spec) {
     CHECK(spec && spec[0], "shardset_open: empty shard spec (give a file, a directory or a glob)");
     s->paths = shards_list(spec, &s->n_files);
     s->counts = core_calloc(sizeof(int64_t) * (size_t)s->n_files);
+    struct stat sst;
+    int spec_is_dir = stat(spec, &sst) == 0 && S_ISDIR(sst.st_mode);
+    char **manifest_attr = core_calloc(sizeof(char *) * (size_t)s->n_files);
+    int64_t *class_counts = NULL;
     io_hdf5_lock();
     /* Our own messages name the file; HDF5's error stack would only bury them. */
     H5E_auto2_t efunc;
@@ -466,7 +505,19 @@ void shardset_open(ShardSet *s, const char *spec) {
               chw[1], chw[2], C, H, W);
         int *labels = core_malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
         shards_read_labels(f, path, n, K, labels);
+        if (i == 0) class_counts = core_calloc(sizeof(int64_t) * (size_t)K);
+        if (K == (i == 0 ? K : s->num_classes))
+            for (int64_t j = 0; j < n; j++) class_counts[labels[j]]++;
         core_free(labels);
+        htri_t has_manifest;
+        H5E_BEGIN_TRY { has_manifest = H5Aexists(f, SHARD_MANIFEST_ATTR); }
+        H5E_END_TRY;
+        if (has_manifest > 0) {
+            int nmf = 0;
+            char **mf = shards_attr_strings(f, path, SHARD_MANIFEST_ATTR, &nmf);
+            manifest_attr[i] = shards_strdup(mf[0]);
+            shards_free_strings(mf, nmf);
+        }
         H5Fclose(f);
         if (i == 0) {
             s->channels = C, s->height = H, s->width = W, s->num_classes = K;
@@ -487,6 +538,11 @@ void shardset_open(ShardSet *s, const char *spec) {
     }
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     io_hdf5_unlock();
+    /* Complete: the shards its manifest lists, no more, no fewer (io/shards_manifest.c). */
+    shards_manifest_check(s, spec, spec_is_dir, manifest_attr, class_counts);
+    for (int i = 0; i < s->n_files; i++) core_free(manifest_attr[i]);
+    core_free(manifest_attr);
+    core_free(class_counts);
     CHECK(s->total > 0, "%s: the shard set holds no samples", spec);
 }
 
@@ -517,6 +573,12 @@ int64_t shardset_verify(const ShardSet *s) {
         }
         H5Sclose(sp), H5Dclose(d), H5Fclose(f);
         total += n;
+        if (s->crc32 && s->crc32[i] >= 0) {
+            uint32_t crc = shards_file_crc32(path, NULL);
+            CHECK(crc == (uint32_t)s->crc32[i],
+                  "%s: CRC-32 of the file is %08x, its manifest says %08x: the file changed since jit-prep wrote it",
+                  path, crc, (uint32_t)s->crc32[i]);
+        }
     }
     core_free(buf);
     H5Eset_auto2(H5E_DEFAULT, efunc, edata);
@@ -528,6 +590,7 @@ void shardset_close(ShardSet *s) {
     for (int i = 0; i < s->n_files; i++) core_free(s->paths[i]);
     core_free(s->paths);
     core_free(s->counts);
+    core_free(s->crc32);
     shards_free_strings(s->class_names, s->num_classes);
     memset(s, 0, sizeof *s);
 }

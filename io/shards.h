@@ -4,9 +4,14 @@
  *   /images   uint8 [n, C, H, W], chunked along n for random access
  *   /labels   int32 [n], class ids in [0, num_classes)
  *   root attributes: format = "jit-shard-v1", num_classes (int), class_names
- *   (string array of num_classes), channels, height, width (int).
+ *   (string array of num_classes), channels, height, width (int), manifest
+ *   (the set's manifest file, "<prefix>.manifest.json"; absent in shards
+ *   made before manifests: io/shards_manifest.h).
  * A shard set is a file, a directory (every *.h5 in it, sorted by name) or a
- * glob; every shard must agree on C, H, W and num_classes.
+ * glob; every shard must agree on C, H, W and num_classes. A directory must
+ * hold exactly the shards its manifest lists, with their sample, byte and
+ * class counts; a file or glob names shards explicitly, and each must agree
+ * with its manifest entry when the manifest is beside it.
  *
  * The loader streams batches on a prefetch thread. Each epoch is a Philox
  * permutation of all samples (seed, epoch). Batches are cut from it
@@ -32,6 +37,7 @@ typedef struct ShardSet {
     int64_t total;
     int channels, height, width, num_classes;
     char **class_names; /* num_classes strings */
+    int64_t *crc32;     /* per file, from the set's manifest (-1: none); checked by shardset_verify */
 } ShardSet;
 
 /* Open and validate every shard; stops with the file name and the problem
@@ -45,16 +51,19 @@ void shardset_close(ShardSet *s);
 void shardset_read_all(const char *spec, float **images, int **labels, int *n, int *C, int *H, int *W,
                        int *num_classes);
 /* Read every image of every shard of an open set (what shardset_open does
- * not touch): stops naming the file when a chunk cannot be read. Returns
- * the number of images read. */
+ * not touch) and compare each file's CRC-32 with its manifest: stops naming
+ * the file when a chunk cannot be read or the checksum differs. Returns the
+ * number of images read. */
 int64_t shardset_verify(const ShardSet *s);
 
 /* Write images [n, C, H, W] (uint8) and labels [n] as shards of at most
- * per_shard samples: dir/prefix-00000.h5, ... Returns the number of files. */
+ * per_shard samples: dir/prefix-00000.h5, ..., then the set's manifest
+ * (io/shards_manifest.h). Returns the number of files. */
 int shards_write(const char *dir, const char *prefix, const uint8_t *images, const int *labels, int64_t n, int C,
                  int H, int W, int64_t per_shard, int num_classes, const char *const *class_names);
 /* The same, numbering the files from first_index: prefix-<first_index>.h5, ...
- * (jit-prep's parallel folder mode writes shard k wherever it was made). */
+ * (jit-prep's parallel folder mode writes shard k wherever it was made),
+ * without the manifest: the caller writes it when the whole set is done. */
 int shards_write_from(const char *dir, const char *prefix, int first_index, const uint8_t *images, const int *labels,
                       int64_t n, int C, int H, int W, int64_t per_shard, int num_classes,
                       const char *const *class_names);

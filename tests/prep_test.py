@@ -12,6 +12,12 @@
   2. unreadable files (a truncated JPEG, random bytes named .jpg, a zero-byte
      .jpeg, text named .png) are skipped, named on stderr and counted, and
      the good files are written; a folder of bad files only is an error;
+  2b. limits: a PNG bomb (a valid 1.7 MB PNG of 20000 x 20000 zero pixels,
+     which took 1.28 GB to decode) is skipped as too large from its header
+     under the default --max-pixels (Pillow's 89,478,485); --max-pixels
+     20000 skips a 200 x 150 JPEG and PNG as well; a dangling symbolic link,
+     a link loop and a FIFO named as images are each named and counted
+     among the skipped files (they were silently left out);
   3. parallel: --threads 2 and `mpirun -np 2` write the same shard files,
      image for image and label for label, as a serial run (--threads 1),
      and the loader opens the mpirun-written set (jit-prep --check).
@@ -21,8 +27,11 @@ usage: prep_test.py JIT_PREP WORK_DIR
 """
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import time
+import zlib
 
 import numpy as np
 
@@ -205,6 +214,45 @@ r = run(["--image-dir", allbad, "--out", os.path.join(WORK, "allbad-out"), "--si
 check(r.returncode == 1 and "could be read" in r.stderr and not os.path.exists(os.path.join(WORK, "allbad-out",
                                                                                             "images-00000.h5")),
       f"a folder of bad files only is an error ({r.returncode}: {r.stderr.strip().splitlines()[-1:]})")
+
+# ---- 2b. pixel limits and links ----
+def png_bomb(path, side):
+    """A valid gray PNG of side x side zero pixels: zlib shrinks its rows ~200:1."""
+    def chunk(typ, body):
+        return struct.pack(">I", len(body)) + typ + body + struct.pack(">I", zlib.crc32(typ + body) & 0xFFFFFFFF)
+    co = zlib.compressobj(1)
+    rows = bytes(side + 1) * 100  # filter byte 0 + the row, 100 rows at a time
+    idat = b"".join([co.compress(rows) for _ in range(side // 100)] + [co.flush()])
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+lim = os.path.join(WORK, "limits")
+os.makedirs(os.path.join(lim, "k"))
+Image.fromarray(content(60, 40)).save(os.path.join(lim, "k", "a_good.png"))
+png_bomb(os.path.join(lim, "k", "b_bomb.png"), 20000)
+t0 = time.time()
+r = run(["--image-dir", lim, "--out", os.path.join(WORK, "limits-out"), "--size", "32"])
+secs = time.time() - t0
+bomb_line = [ln for ln in r.stderr.splitlines() if "b_bomb.png" in ln]
+check(r.returncode == 0 and bomb_line and "20000 x 20000" in bomb_line[0] and "too large" in bomb_line[0]
+      and "1 image file skipped" in r.stdout and secs < 10,
+      f"a 20000 x 20000 PNG bomb is skipped from its header under the default limit ({secs:.1f} s)", r.stdout + r.stderr)
+Image.fromarray(content(200, 150)).save(os.path.join(lim, "k", "c_big.jpg"), quality=90)
+Image.fromarray(content(200, 150)).save(os.path.join(lim, "k", "d_big.png"))
+os.symlink(os.path.join(lim, "k", "missing.jpg"), os.path.join(lim, "k", "e_dangling.jpg"))
+os.symlink("f_loop.JPG", os.path.join(lim, "k", "f_loop.JPG"))
+os.mkfifo(os.path.join(lim, "k", "g_fifo.png"))
+r = run(["--image-dir", lim, "--out", os.path.join(WORK, "limits-out2"), "--size", "32", "--max-pixels", "20000"])
+for name, why in (("b_bomb.png", "too large"), ("c_big.jpg", "200 x 150 pixels is too large"),
+                  ("d_big.png", "200 x 150 pixels is too large"), ("e_dangling.jpg", "dangling"),
+                  ("f_loop.JPG", "loop"), ("g_fifo.png", "not a regular file")):
+    line = [ln for ln in r.stderr.splitlines() if "skipped" in ln and name in ln]
+    check(bool(line) and why in line[0], f"--max-pixels 20000: {name} is named as skipped ({why})", r.stderr)
+check(r.returncode == 0 and "6 image files skipped" in r.stdout and
+      len(all_images(os.path.join(WORK, "limits-out2"))[0]) == 1,
+      "--max-pixels 20000: 6 files skipped and counted, the 60 x 40 image written", r.stdout + r.stderr)
 
 # ---- 3. threads and ranks write what a serial run writes ----
 pdir = os.path.join(WORK, "par")

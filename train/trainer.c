@@ -203,12 +203,14 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     }
     if (trainer_rank(T) == 0) {
         snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
-        FILE *f = fopen(path, "w");
+        IoOut out; /* written under a temporary name, renamed when complete (io/fsutil.h) */
+        char err[2400];
+        FILE *f = io_out_fopen(&out, path, err, sizeof err);
         CHECK(f != NULL, "cannot write %s: %s", path, strerror(errno));
         config_write(c, f);
-        /* A full disk shows here, before any step: fclose flushes. */
-        int bad = ferror(f);
-        CHECK(fclose(f) == 0 && !bad, "cannot write %s: %s; nothing was trained", path, strerror(errno));
+        /* A full disk shows here, before any step: the commit flushes. */
+        CHECK(io_out_fclose_commit(&out, f, err, sizeof err) == 0, "cannot write %s: %s; nothing was trained", path,
+              strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->out_dir);
         metrics_open(&T->metrics, path, resumed);
         if (resumed) {

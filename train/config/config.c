@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "io/fsutil.h"
 #include "train/config/config_schema.h"
 
 #define CONFIG_ERR_LEN 2048
@@ -94,25 +95,12 @@ static int config_text_is_empty(const char *t, size_t len) {
 }
 
 int config_try_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open the configuration: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t len = 0, cap = 1 << 14;
-    char *text = core_malloc(cap);
-    for (;;) {
-        len += fread(text + len, 1, cap - len, f);
-        if (len < cap) break;
-        cap *= 2;
-        text = core_realloc(text, cap);
-    }
-    int bad = ferror(f);
-    int e = errno;
-    fclose(f);
+    /* Bounded: /dev/zero or a FIFO is refused at once (io/fsutil.h). */
+    char *text;
+    size_t len;
+    if (io_read_bounded(path, "the configuration", IO_MAX_TEXT_BYTES, &text, &len, err, errlen)) return -1;
     int rc = -1;
-    if (bad) snprintf(err, errlen, "%s: cannot read the configuration: %s", path, strerror(e));
-    else if (config_text_is_empty(text, len))
+    if (config_text_is_empty(text, len))
         snprintf(err, errlen,
                  "%s: the configuration is empty (only blanks and comments): a run needs at least its sections "
                  "(run:, model:, data:, ...); start from a file in configs/",

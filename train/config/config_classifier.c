@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "train/config/config_schema.h"
 #include "train/eval/classifier.h"
 
@@ -120,19 +121,9 @@ static int k_bind(const CfgBinder *b, const YamlNode *root, ClassifierTrainConfi
 
 int classifier_train_config_load(ClassifierTrainConfig *c, const char *path, int n_over, char *const *over, char *err,
                                  size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open the configuration", path);
-        return -1;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len + 4096 > cap) text = core_realloc(text, cap = 2 * cap + 8192);
-        got = fread(text + len, 1, cap - len, f);
-        len += got;
-    } while (got > 0);
-    fclose(f);
+    char *text;
+    size_t len;
+    if (io_read_bounded(path, "the configuration", IO_MAX_TEXT_BYTES, &text, &len, err, errlen)) return -1;
     ClassifierTrainConfig *t = core_malloc(sizeof *t);
     classifier_train_defaults(t);
     k_set_str(t->source, sizeof t->source, path);

@@ -2,6 +2,7 @@
  * inference and the weights file (see classifier.h). */
 #include "train/eval/classifier.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/check.h"
 #include "core/ops.h"
+#include "io/fsutil.h"
 #include "io/h5.h"
 #include "io/shards.h"
 
@@ -189,8 +191,10 @@ static int *arch_field(ClassifierConfig *c, int i) { return (int *)((char *)c + 
 
 void classifier_save(const char *path, const Classifier *m, uint64_t seed, const char *config_yaml) {
     const ClassifierConfig *c = &m->cfg;
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    IoOut out; /* renamed when complete (io/fsutil.h) */
+    char err[2400];
+    CHECK(io_out_begin(&out, path, err, sizeof err) == 0, "%s", err);
+    const char *tmp = out.tmp;
     io_hdf5_lock();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(f >= 0, "cannot create the classifier file %s (does its directory exist?)", tmp);
@@ -216,7 +220,7 @@ void classifier_save(const char *path, const Classifier *m, uint64_t seed, const
     H5Gclose(g);
     CHECK(H5Fclose(f) >= 0, "finishing %s failed (disk full?)", tmp);
     io_hdf5_unlock();
-    CHECK(rename(tmp, path) == 0, "cannot rename %s to %s", tmp, path);
+    CHECK(io_out_commit(&out, err, sizeof err) == 0, "%s", err);
 }
 
 /* An integer attribute of the weights file: 1 when read, 0 when absent and
@@ -229,10 +233,13 @@ static int read_attr_int(hid_t f, const char *path, const char *name, int requir
 }
 
 void classifier_load(const char *path, Classifier *m) {
-    struct stat sb;
-    CHECK(path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode),
-          "classifier file %s does not exist (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)",
-          path ? path : "(none)");
+    char err[1400];
+    CHECK(path, "no classifier file given");
+    if (io_check_regular(path, "the classifier file", err, sizeof err)) {
+        if (errno == ENOENT)
+            snprintf(err, sizeof err, "classifier file %s does not exist", path);
+        FAIL("%s (train one: jit-classify train --config configs/eval/fmnist-classifier.yaml)", err);
+    }
     io_hdf5_lock();
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }

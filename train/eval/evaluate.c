@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/profile.h"
 #include "io/ckpt.h"
+#include "io/fsutil.h"
 #include "io/json.h"
 #include "io/png.h"
 #include "io/samples.h"
@@ -58,10 +59,10 @@ static void ev_gather(const float *feat, int d, const int *idx, int n, float *ou
 }
 
 void eval_write_json(const char *path, const EvalResult *r, const EvalOptions *o, const char *const *class_names) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    CHECK(f != NULL, "cannot write %s", tmp);
+    IoOut out;
+    char err[2400];
+    FILE *f = io_out_fopen(&out, path, err, sizeof err); /* renamed when complete */
+    CHECK(f != NULL, "%s", err);
     fputs("{\n  \"frechet_distance\": ", f);
     json_write_number(f, r->frechet_distance);
     fputs(",\n  \"conditional_accuracy\": ", f);
@@ -104,8 +105,7 @@ void eval_write_json(const char *path, const EvalResult *r, const EvalOptions *o
     fputs(", \"total\": ", f);
     json_write_number(f, r->total_seconds);
     fputs("}\n}\n", f);
-    CHECK(fclose(f) == 0, "writing %s failed (disk full?)", tmp);
-    CHECK(rename(tmp, path) == 0, "cannot rename %s to %s", tmp, path);
+    CHECK(io_out_fclose_commit(&out, f, err, sizeof err) == 0, "%s (disk full?)", err);
 }
 
 EvalResult eval_run(const EvalOptions *o) {
@@ -118,7 +118,10 @@ EvalResult eval_run(const EvalOptions *o) {
     const Backend *be = backend_open(o->device ? o->device : "cpu", trainer_backend_precision(o->precision), 0,
                                      "jit-eval --device");
 
-    /* Cheap checks first: the classifier and the real data, before any sampling. */
+    /* Cheap checks first: the checkpoint's path, the classifier and the real
+     * data, before any sampling. */
+    CHECK(o->checkpoint != NULL, "no checkpoint given (--checkpoint FILE|DIR)");
+    ckpt_resolve(o->checkpoint, r.checkpoint, sizeof r.checkpoint);
     Classifier cls;
     classifier_load(o->classifier, &cls);
     const ClassifierConfig *kc = &cls.cfg;

@@ -4,12 +4,15 @@
 #include <stdio.h>
 
 #include "core/check.h"
+#include "io/fsutil.h"
 #include "io/h5.h"
 #include "io/shards.h" /* io_hdf5_lock */
 
 /* A weights file, read-only, with io_hdf5_lock held (the caller unlocks
  * after H5Fclose); stops naming the config key when it cannot be opened. */
 static hid_t open_weights(const char *path, const char *what) {
+    char err[1400];
+    CHECK(io_check_regular(path, "the weights file", err, sizeof err) == 0, "%s = %s", what, err);
     io_hdf5_lock();
     hid_t f;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }

@@ -6,12 +6,15 @@
  *       OUT/fmnist-<split>-00000.h5, ...; the 28x28 images are centred on a
  *       canvas x canvas black (0) background.
  *   jit-prep --image-dir DIR --out OUT --size S [--channels 1|3] [--resize center-crop|none]
- *            [--threads N] [--per-shard 10000]          (--png-dir is the old name)
+ *            [--threads N] [--per-shard 10000] [--max-pixels 89478485]   (--png-dir is the old name)
  *       DIR/<class>/<name>.{jpg,jpeg,png} (any case; ImageNet: n01440764/n01440764_10026.JPEG),
  *       one sub-folder per class: the sorted folder names are the class ids
  *       and names -> OUT/images-00000.h5, ... Decoded and resized on N
  *       threads; under mpirun every rank makes its share of the shards.
- *       Unreadable files are skipped and reported (io/prep_folder.c).
+ *       Unreadable files are skipped and reported (io/prep_folder.c), and so
+ *       are dangling or looping links and images of more than --max-pixels
+ *       pixels (width x height, default Pillow's 89,478,485; checked from
+ *       the header before anything is allocated: io/image.h).
  *   jit-prep --synthetic N --out OUT --size S --channels C --classes K [--seed 0] [--per-shard 10000]
  *       N random images and labels (benchmarks, tests) -> OUT/synthetic-00000.h5, ...
  *   --prefix P overrides the file prefix in every mode.
@@ -54,7 +57,7 @@ static _Noreturn void prep_usage(const char *why) {
             "usage:\n"
             "  jit-prep --fmnist DIR --out OUT [--split train|test] [--canvas 32] [--per-shard 10000]\n"
             "  jit-prep --image-dir DIR --out OUT --size S [--channels 1|3] [--resize center-crop|none]\n"
-            "           [--threads N] [--per-shard 10000]      (--png-dir DIR is the same)\n"
+            "           [--threads N] [--per-shard 10000] [--max-pixels 89478485]   (--png-dir DIR is the same)\n"
             "  jit-prep --synthetic N --out OUT --size S --channels C --classes K [--seed 0] [--per-shard 10000]\n"
             "  (any mode: --prefix P names the files OUT/P-00000.h5, ...)\n"
             "  jit-prep --check SPEC                  (validate shards and read every image)\n");
@@ -202,7 +205,8 @@ static int prep_check(const char *spec) {
 
 int main(int argc, char **argv) {
     const char *check = NULL, *fmnist = NULL, *image_dir = NULL, *out = NULL, *split = "train", *prefix = NULL, *resize = NULL;
-    long synthetic = 0, canvas = 32, per_shard = 10000, size = 0, channels = 0, classes = 0, threads = 0;
+    long synthetic = 0, canvas = 32, per_shard = 10000, size = 0, channels = 0, classes = 0, threads = 0,
+         max_pixels = 0;
     uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -228,6 +232,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) seed = (uint64_t)prep_int(a, v, 0, __LONG_MAX__);
         else if (!strcmp(a, "--resize")) resize = v;
         else if (!strcmp(a, "--threads")) threads = prep_int(a, v, 1, 4096);
+        else if (!strcmp(a, "--max-pixels")) max_pixels = prep_int(a, v, 1, 1L << 30); /* 32768^2: the side limit */
         else {
             char msg[128];
             snprintf(msg, sizeof msg, "unknown option %s", a);
@@ -239,7 +244,8 @@ int main(int argc, char **argv) {
         prep_usage("give exactly one of --fmnist, --image-dir (or --png-dir), --synthetic");
     if (!out) prep_usage("--out is required");
     if (strcmp(split, "train") && strcmp(split, "test")) prep_usage("--split is train or test");
-    if ((resize || threads) && !image_dir) prep_usage("--resize and --threads are for --image-dir");
+    if ((resize || threads || max_pixels) && !image_dir)
+        prep_usage("--resize, --threads and --max-pixels are for --image-dir");
     if (resize && strcmp(resize, "center-crop") && strcmp(resize, "none"))
         prep_usage("--resize is center-crop (ADM's center_crop_arr, the default) or none (centre without resampling)");
     if (image_dir) {
@@ -258,7 +264,8 @@ int main(int argc, char **argv) {
         PrepFolderOpts o = {.dir = image_dir, .out = out, .prefix = prefix ? prefix : "images", .size = (int)size,
                             .channels = (int)channels, .per_shard = per_shard,
                             .resize = resize && !strcmp(resize, "none") ? PREP_RESIZE_NONE : PREP_RESIZE_CENTER_CROP,
-                            .threads = threads ? (int)threads : prep_default_threads(&comm)};
+                            .threads = threads ? (int)threads : prep_default_threads(&comm),
+                            .max_pixels = (size_t)max_pixels};
         rc = prep_folder_run(&o, &comm);
     } else if (comm.rank == 0) {
         prep_single(fmnist, split, (int)canvas, synthetic, (int)size, (int)channels, (int)classes, seed, out, prefix,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "io/yaml_tree.h"
 #include "train/config/config_schema.h"
 
@@ -526,25 +527,12 @@ static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
 
 int sweep_load(Sweep *s, const char *path, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open the sweep file: %s", path, strerror(errno));
-        return -1;
-    }
-    StrBuf text = {0};
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sb_putn(&text, chunk, got);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: cannot read the sweep file", path);
-        core_free(text.s);
-        return -1;
-    }
+    char *text;
+    size_t len;
+    if (io_read_bounded(path, "the sweep file", IO_MAX_TEXT_BYTES, &text, &len, err, errlen)) return -1;
     YamlNode *root = NULL;
-    int rc = yaml_tree_parse(path, text.s ? text.s : "", text.n, &root, err, errlen);
-    core_free(text.s);
+    int rc = yaml_tree_parse(path, text, len, &root, err, errlen);
+    core_free(text);
     s->path = sweep_strdup(path);
     if (rc == 0) {
         CfgBinder r = {.file = path, .root = root, .err = err, .errlen = errlen};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "io/fsutil.h"
 #include "io/json.h"
 
 /* One step record, reduced to what the summary needs. */
@@ -92,12 +93,8 @@ static int read_log(const char *run_dir, int events_only, RunLog *lg, int *skipp
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     memset(lg, 0, sizeof *lg);
     *skipped = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    FILE *f = io_fopen_regular(path, "the run's log", err, errlen);
+    if (!f) return errno == ENOENT ? 0 : -1;
     lg->state = RUN_PARTIAL;
     char *line = NULL;
     size_t cap = 0;
@@ -189,17 +186,10 @@ static void summarise(const RunLog *lg, RunStats *st) {
 static int read_eval(const char *run_dir, RunStats *st, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/eval.json", run_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* not evaluated (yet) */
-    char *text = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 > cap) text = core_realloc(text, cap = cap * 2 + 8192);
-        size_t got = fread(text + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    fclose(f);
+    char *text;
+    size_t n;
+    if (io_read_bounded(path, "eval.json", IO_MAX_TEXT_BYTES, &text, &n, err, errlen))
+        return errno == ENOENT ? 0 : -1; /* absent: not evaluated (yet) */
     char why[160];
     JsonValue *v = json_parse(text, n, why, sizeof why);
     core_free(text);

@@ -325,22 +325,13 @@ static void seed_csv_writer(FILE *f, const Summary *m) { write_seed_csv(f, m->s,
 
 /* Write OUT_DIR/NAME through a temporary file, so a reader never sees half a summary. */
 static int write_file(const Summary *m, const char *name, Writer w, char *err, size_t errlen) {
-    char path[1200], tmp[1220];
+    char path[1200];
     snprintf(path, sizeof path, "%s/%s", m->s->out_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
-        return -1;
-    }
+    IoOut out;
+    FILE *f = io_out_fopen(&out, path, err, errlen);
+    if (!f) return -1;
     w(f, m);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return io_out_fclose_commit(&out, f, err, errlen);
 }
 
 int sweep_summary(const Sweep *s, FILE *out, char *err, size_t errlen) {
