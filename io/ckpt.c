@@ -426,11 +426,7 @@ static int ckpt_verify_tensors(hid_t f, char *bad, size_t bad_len) {
  * the reason in why. Reads the whole file once: resuming is rare, and a
  * corrupt newest checkpoint must fall back, not stop the run. */
 static int ckpt_intact(const char *path, char *why, size_t why_len) {
-    char err[1400];
-    if (io_check_regular(path, "the checkpoint", err, sizeof err)) {
-        snprintf(why, why_len, "%s", err);
-        return 0;
-    }
+    if (io_check_regular(path, "the checkpoint", why, why_len)) return 0;
     io_hdf5_lock();
     hid_t f = -1;
     H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); }
