@@ -25,6 +25,8 @@ static int child(const char *lib, int k, int fd) {
     void *h = dlopen(lib, RTLD_NOW);
     if (!h) {
         fprintf(stderr, "lsan_dtls: dlopen %s: %s\n", lib, dlerror());
+        for (int i = 0; i < k; i++) free(keep[i]);
+        free(keep);
         return 3;
     }
     long *(*var)(void) = (long *(*)(void))dlsym(h, "lsan_dtls_var");
