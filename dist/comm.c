@@ -10,7 +10,10 @@
 /* Under AddressSanitizer, what Open MPI allocates while it starts and stops
  * (its components are dlclose'd at MPI_Finalize, so LeakSanitizer cannot
  * even name their frames) is not this program's to free: leak detection is
- * paused around MPI_Init and MPI_Finalize, and stays on for everything else. */
+ * paused around MPI_Init and MPI_Finalize, and stays on for everything else.
+ * MPI_Init also leaves the main thread a dynamic TLS block (libOpenCL's, via
+ * hwloc's plugin) that GCC 12's runtime can misread at the exit check, which
+ * then dies: core/sanitizer_options.c turns that interception off. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #define COMM_LSAN_PAUSE() __lsan_disable()
