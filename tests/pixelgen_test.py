@@ -35,6 +35,7 @@ usage: pixelgen_test.py --bin BUILD_DIR --work DIR
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -225,6 +226,7 @@ def main():
                 "train: {steps: 3, log_every: 1}\nsampling: {per_class: 0}\nlogging: {progress: false}\n")
 
     def jit_train(out, *sets):
+        shutil.rmtree(os.path.join(a.work, out), ignore_errors=True)  # a fresh run each time the test runs
         args = [os.path.join(a.bin, "jit-train"), "--config", cfg, "--set", f"run.out_dir={a.work}/{out}"]
         for kv in sets:
             args += ["--set", kv]
