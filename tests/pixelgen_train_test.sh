@@ -104,7 +104,7 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "losses.lpips_weight: LPIPS needs losse
 else bad "LPIPS without its files: '$out'"; fi
 out=$(train --set run.out_dir=e2 --set losses.frozen_random_div=0 --set losses.vgg_weights=$work/none.h5 \
   --set losses.lpips_weights=$work/none2.h5 2>&1)
-if [ $? -ne 0 ] && echo "$out" | grep -q "losses.vgg_weights = $work/none.h5: not a readable HDF5 file" &&
+if [ $? -ne 0 ] && echo "$out" | grep -q "losses.vgg_weights = $work/none.h5: cannot open the weights file: No such file or directory" &&
   [ ! -e e2/metrics.jsonl ]; then
   ok "a missing weight file, named with its key, before any step"
 else bad "missing weight file: '$out'"; fi
@@ -207,7 +207,7 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "losses.align_layer: REPA aligns the to
 else bad "align_layer beyond the model: '$out'"; fi
 out=$(train3 --set run.out_dir=e6 --set losses.frozen_random_div=0 --set losses.lpips_weight=0 \
   --set losses.dino_weights=$work/none.h5 2>&1)
-if [ $? -ne 0 ] && echo "$out" | grep -q "losses.dino_weights = $work/none.h5: not a readable HDF5 file" &&
+if [ $? -ne 0 ] && echo "$out" | grep -q "losses.dino_weights = $work/none.h5: cannot open the weights file: No such file or directory" &&
   [ ! -e e6/metrics.jsonl ]; then
   ok "a missing DINOv2 file, named with its key, before any step"
 else bad "missing DINOv2 file: '$out'"; fi
