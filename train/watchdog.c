@@ -92,9 +92,19 @@ static void *watchdog_main(void *arg) {
     double hb_every = w->limit_s / 4 < 30 ? w->limit_s / 4 : 30, since_hb = hb_every;
     double prev = watchdog_now(), stalled = 0;
     uint_fast64_t seen = atomic_load(&w->beats);
+    pthread_mutex_lock(&w->mu);
     while (!atomic_load(&w->stop)) {
-        struct timespec ts = {(time_t)period, (long)((period - (double)(time_t)period) * 1e9)};
-        nanosleep(&ts, NULL);
+        /* Wait out the tick on a condition, not in nanosleep, so that
+         * watchdog_stop wakes the thread at once: a tick is up to 5 s, and
+         * every normal exit joins this thread. */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        double end = (double)until.tv_sec + until.tv_nsec * 1e-9 + period;
+        until.tv_sec = (time_t)end, until.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
+        while (!atomic_load(&w->stop) && pthread_cond_timedwait(&w->wake, &w->mu, &until) != ETIMEDOUT) {
+        }
+        if (atomic_load(&w->stop)) break;
+        pthread_mutex_unlock(&w->mu);
         double now = watchdog_now(), dt = now - prev;
         prev = now;
         /* A gap longer than two ticks is this process having been stopped
@@ -105,11 +115,13 @@ static void *watchdog_main(void *arg) {
         uint_fast64_t b = atomic_load(&w->beats);
         if (b != seen || !atomic_load(&w->armed)) {
             seen = b, stalled = 0;
-            continue;
+        } else {
+            stalled += dt;
+            if (stalled >= w->limit_s) watchdog_fire(w, stalled);
         }
-        stalled += dt;
-        if (stalled >= w->limit_s) watchdog_fire(w, stalled);
+        pthread_mutex_lock(&w->mu);
     }
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -135,6 +147,12 @@ void watchdog_start(Watchdog *w, double limit_s, int rank, int world, const char
                             "name the silent rank\n", source, rank, w->hb_dir, strerror(errno));
         watchdog_heartbeat(w);
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->mu, NULL);
     if (pthread_create(&w->thread, NULL, watchdog_main, w) == 0) w->running = 1;
     else fprintf(stderr, "warning: %s: rank %d: cannot start the watchdog thread: a stalled rank goes unnoticed\n",
                  source, rank);
@@ -154,8 +172,13 @@ void watchdog_resume(Watchdog *w) {
 
 void watchdog_stop(Watchdog *w) {
     if (w->running) {
+        pthread_mutex_lock(&w->mu);
         atomic_store(&w->stop, 1);
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->mu);
         w->running = 0;
     }
     if (w->hb_fd >= 0) {

@@ -27,6 +27,8 @@
 typedef struct Watchdog {
     pthread_t thread;
     int running;
+    pthread_mutex_t mu;         /* with wake: the thread's tick, cut short by watchdog_stop */
+    pthread_cond_t wake;
     atomic_int stop;
     atomic_int armed;
     atomic_uint_fast64_t beats; /* completed steps seen, for the thread */
