@@ -142,18 +142,24 @@ Test(trainer, resume_continues_bit_identically, .init = make_data) {
     free(straight), free(resumed);
 }
 
+/* A fresh run of c that checkpoints at steps 2 and 4, then ends. */
+static void train_two_checkpoints(Config *c) {
+    Trainer T;
+    trainer_init(&T, c, NULL, NULL);
+    for (int k = 0; k < 2; k++) {
+        for (int s = 0; s < 2; s++) trainer_step(&T);
+        trainer_checkpoint(&T);
+    }
+    trainer_free(&T);
+}
+
 /* A latest checkpoint cut short (shared storage, a full disk) does not stop
  * the resume: the run goes on from the newest intact one, and says so. A
  * checkpoint write that was killed leaves ckpt-N.h5.tmp: removed at start. */
 Test(trainer, resume_falls_back_to_the_newest_intact_checkpoint, .init = make_data) {
     Config c = small_config("fallback", 0);
     Trainer T;
-    trainer_init(&T, &c, NULL, NULL);
-    for (int s = 0; s < 2; s++) trainer_step(&T);
-    trainer_checkpoint(&T);
-    for (int s = 0; s < 2; s++) trainer_step(&T);
-    trainer_checkpoint(&T);
-    trainer_free(&T);
+    train_two_checkpoints(&c);
     char p[600];
     snprintf(p, sizeof p, "%s/fallback/ckpt/ckpt-00000004.h5", fixture_dir);
     struct stat sb;
@@ -588,12 +594,7 @@ Test(trainer, corrupt_newest_checkpoint_falls_back, .init = make_data) {
         snprintf(name, sizeof name, "flipnew%d", k);
         Config c = small_config(name, 0);
         Trainer T;
-        trainer_init(&T, &c, NULL, NULL);
-        for (int s = 0; s < 2; s++) trainer_step(&T);
-        trainer_checkpoint(&T);
-        for (int s = 0; s < 2; s++) trainer_step(&T);
-        trainer_checkpoint(&T);
-        trainer_free(&T);
+        train_two_checkpoints(&c);
         char p[700];
         snprintf(p, sizeof p, "%s/%s/ckpt/ckpt-00000004.h5", fixture_dir, name);
         flip_tensor_byte(p, tensors[k]);
