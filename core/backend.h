@@ -24,9 +24,9 @@
  * with fp32 accumulation. */
 typedef enum { BACKEND_PREC_AUTO = 0, BACKEND_PREC_FP32 = 1, BACKEND_PREC_BF16 = 2 } BackendPrecision;
 
-/* A backend's view of a ParamStore placed on it, for the update kernels
- * (CUDA: the chunk layout of kernels/cuda/ops_cuda.h); NULL on the CPU,
- * whose loops read the ParamStore directly. */
+/* A backend's view of the range of a ParamStore it updates (CUDA: the
+ * chunk layout of kernels/cuda/ops_cuda.h; the CPU: the range, its loops
+ * read the flags from the ParamStore directly). */
 typedef struct BackendOptim BackendOptim;
 
 typedef struct Backend {
@@ -44,17 +44,21 @@ typedef struct Backend {
     /* The compute stream collectives are ordered on (NCCL), NULL on the CPU. */
     void *(*stream)(void);
 
-    /* The update over the flat buffers of a ParamStore on this backend, with
-     * the semantics of core/optim.c. optim_sync after requires_grad flags
-     * change; adamw_init allocates the moments in the backend's memory. */
-    BackendOptim *(*optim_create)(const ParamStore *ps);
+    /* The update over floats [lo, hi) of a ParamStore's flat buffers on this
+     * backend (all of them, or this rank's shard when the optimiser state is
+     * sharded: dist/grad_reduce.h), with the semantics of core/optim.c.
+     * optim_sync after requires_grad flags change; adamw_init allocates the
+     * moments of floats [lo, lo + n) in the backend's memory. grad_sq is the
+     * sum of squares of the range's trainable gradients (the ranks add
+     * theirs for the global norm); it waits for the value. */
+    BackendOptim *(*optim_create)(const ParamStore *ps, size_t lo, size_t hi);
     void (*optim_sync)(BackendOptim *o, const ParamStore *ps);
     void (*optim_free)(BackendOptim *o);
-    void (*adamw_init)(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps, float weight_decay);
+    void (*adamw_init)(AdamW *opt, size_t lo, size_t n, float beta1, float beta2, float eps, float weight_decay);
     void (*adamw_free)(AdamW *opt);
     void (*adamw_step)(AdamW *opt, const BackendOptim *o, ParamStore *ps, float lr);
     void (*ema_update)(float *ema, const float *w, size_t n, float decay);
-    double (*grad_norm)(const BackendOptim *o, const ParamStore *ps);
+    double (*grad_sq)(const BackendOptim *o, const ParamStore *ps);
     void (*scale_grad)(const BackendOptim *o, ParamStore *ps, float s);
 } Backend;
 

@@ -121,11 +121,13 @@ void graph_backward_from(Graph *g, Tensor *t, const float *dout) {
     graph_backward_seeded(g);
 }
 
-void graph_backward_seeded(Graph *g) {
+void graph_backward_seeded(Graph *g) { graph_backward_hooked(g, NULL); }
+
+void graph_backward_hooked(Graph *g, const GraphBackwardHook *hook) {
     for (int i = g->n_tape - 1; i >= 0; i--) {
         double t0 = g->prof ? core_now_s() : 0.0;
         g->tape[i].backward(g, g->tape[i].ctx);
         if (g->prof) profile_backward(g->prof, g->tape[i].op, core_now_s() - t0);
-        if (g->after_backward) g->after_backward(g->after_backward_ctx, i);
+        if (hook) hook->after_entry(hook->ctx, i);
     }
 }

@@ -39,11 +39,9 @@ typedef struct Graph {
     int dropout_calls; /* counts dropout ops within a step, for their streams */
     /* Gradient readiness for overlapping communication with backward: when
      * set, param_first_use[p] receives the lowest tape index that reads
-     * parameter p (its gradient is final once that entry has run backward),
-     * and after_backward(ctx, i) runs after tape entry i's backward. */
+     * parameter p (its gradient is final once that entry has run backward;
+     * dist/grad_reduce.h sets it for the forward it reduces after). */
     int *param_first_use;
-    void (*after_backward)(void *ctx, int entry);
-    void *after_backward_ctx;
     Profile *prof; /* when set, per-op forward and backward times (core/profile.h) */
     struct GraphGradBuf *grad_bufs; /* the activations' gradient buffers (graph_clear_activation_grads) */
 } Graph;
@@ -90,6 +88,15 @@ void graph_backward_from(Graph *g, Tensor *t, const float *dout);
  * graph_backward_seeded then replays the tape once. */
 void graph_seed(Graph *g, Tensor *t, const float *dout);
 void graph_backward_seeded(Graph *g);
+/* The same replay, calling hook->after_entry(hook->ctx, i) once tape entry
+ * i's backward has run (on a GPU: has been queued on the compute stream).
+ * A gradient reduction starts its buckets from it (dist/grad_reduce.h);
+ * NULL: none. */
+typedef struct GraphBackwardHook {
+    void (*after_entry)(void *ctx, int entry);
+    void *ctx;
+} GraphBackwardHook;
+void graph_backward_hooked(Graph *g, const GraphBackwardHook *hook);
 /* Zero every activation's gradient (not the parameters'), so the tape can
  * be replayed again with other seeds: one term's gradient is then measured
  * alone (PixelGen's adaptive weight) while the parameter gradients keep

@@ -8,11 +8,24 @@
 #include "core/check.h"
 #include "core/device.h"
 
-void adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps, float weight_decay) {
+void adamw_init_range(AdamW *opt, size_t lo, size_t n, float beta1, float beta2, float eps, float weight_decay) {
     memset(opt, 0, sizeof *opt);
     opt->beta1 = beta1, opt->beta2 = beta2, opt->eps = eps, opt->weight_decay = weight_decay;
-    opt->m = core_calloc(ps->padded * sizeof(float));
-    opt->v = core_calloc(ps->padded * sizeof(float));
+    opt->lo = lo, opt->n = n;
+    opt->m = core_calloc((n ? n : 1) * sizeof(float));
+    opt->v = core_calloc((n ? n : 1) * sizeof(float));
+}
+
+void adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps, float weight_decay) {
+    adamw_init_range(opt, 0, ps->padded, beta1, beta2, eps, weight_decay);
+}
+
+size_t params_clip_range(const ParamStore *ps, int i, size_t lo, size_t hi, size_t *first) {
+    size_t a = ps->info[i].offset, b = a + ps->info[i].numel;
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    *first = a;
+    return b > a ? b - a : 0;
 }
 
 void adamw_free(AdamW *opt) {
@@ -30,9 +43,10 @@ void adamw_step(AdamW *opt, ParamStore *ps, float lr) {
     for (int i = 0; i < ps->n; i++) {
         const Tensor *t = &ps->views[i];
         if (!t->requires_grad) continue;
-        size_t off = ps->info[i].offset, n = t->numel;
+        size_t off, n = params_clip_range(ps, i, opt->lo, opt->lo + opt->n, &off);
+        if (!n) continue;
         float decay = ps->info[i].weight_decay ? opt->weight_decay : 0.0f;
-        float *w = ps->data + off, *g = ps->grad + off, *m = opt->m + off, *v = opt->v + off;
+        float *w = ps->data + off, *g = ps->grad + off, *m = opt->m + (off - opt->lo), *v = opt->v + (off - opt->lo);
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t j = 0; j < n; j++) {
             m[j] = b1 * m[j] + (1.0f - b1) * g[j];
@@ -50,26 +64,32 @@ void ema_update(float *ema, const float *w, size_t n, float decay) {
 }
 
 /* Per-parameter partial sums added in order: the norm does not depend on threads. */
-double params_grad_norm(const ParamStore *ps) {
+double params_grad_sq_range(const ParamStore *ps, size_t lo, size_t hi) {
     CHECK(ps->device == DEVICE_CPU, "params_grad_norm reads host gradients; parameters on %s take cuda_grad_norm",
           device_name(ps->device));
     double total = 0.0;
     for (int i = 0; i < ps->n; i++) {
-        const Tensor *t = &ps->views[i];
-        if (!t->requires_grad) continue;
+        if (!ps->views[i].requires_grad) continue;
+        size_t off, n = params_clip_range(ps, i, lo, hi, &off);
+        const float *g = ps->grad + off;
         double s = 0.0;
-        for (size_t j = 0; j < t->numel; j++) s += (double)t->grad[j] * t->grad[j];
+        for (size_t j = 0; j < n; j++) s += (double)g[j] * g[j];
         total += s;
     }
-    return sqrt(total);
+    return total;
 }
 
-void params_scale_grad(ParamStore *ps, float s) {
+double params_grad_norm(const ParamStore *ps) { return sqrt(params_grad_sq_range(ps, 0, ps->padded)); }
+
+void params_scale_grad_range(ParamStore *ps, float s, size_t lo, size_t hi) {
     CHECK(ps->device == DEVICE_CPU, "params_scale_grad writes host gradients; parameters on %s take cuda_scale_grad",
           device_name(ps->device));
     for (int i = 0; i < ps->n; i++) {
-        Tensor *t = &ps->views[i];
-        if (!t->requires_grad) continue;
-        for (size_t j = 0; j < t->numel; j++) t->grad[j] *= s;
+        if (!ps->views[i].requires_grad) continue;
+        size_t off, n = params_clip_range(ps, i, lo, hi, &off);
+        float *g = ps->grad + off;
+        for (size_t j = 0; j < n; j++) g[j] *= s;
     }
 }
+
+void params_scale_grad(ParamStore *ps, float s) { params_scale_grad_range(ps, s, 0, ps->padded); }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/check.h"
 
 /* Under AddressSanitizer, what Open MPI allocates while it starts and stops
@@ -108,6 +109,28 @@ void comm_iallreduce_sum_f32(Comm *c, float *buf, size_t count, MPI_Request *req
         return;
     }
     MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, c->mpi, req);
+}
+
+void comm_ireduce_sum_f32(Comm *c, float *buf, size_t count, int root, MPI_Request *req) {
+    CHECK(count <= (size_t)INT_MAX, "bucket of %zu elements is too large for one MPI request", count);
+    if (c->world == 1) {
+        *req = MPI_REQUEST_NULL;
+        return;
+    }
+    if (c->rank == root) MPI_Ireduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, root, c->mpi, req);
+    else MPI_Ireduce(buf, NULL, (int)count, MPI_FLOAT, MPI_SUM, root, c->mpi, req);
+}
+
+void comm_allgather_ranges_f32(Comm *c, float *buf, const size_t *bounds) {
+    if (c->world == 1) return;
+    int *counts = core_malloc(sizeof(int) * 2 * (size_t)c->world), *displs = counts + c->world;
+    for (int k = 0; k < c->world; k++) {
+        CHECK(bounds[k + 1] <= (size_t)INT_MAX, "a shard ending at float %zu is too large for MPI_Allgatherv",
+              bounds[k + 1]);
+        counts[k] = (int)(bounds[k + 1] - bounds[k]), displs[k] = (int)bounds[k];
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, c->mpi);
+    core_free(counts);
 }
 
 void comm_wait(MPI_Request *reqs, int n) {

@@ -8,6 +8,10 @@
 #   backends include them from below); `#ifdef JIT_HAVE_CUDA` appears in the
 #   backend registry (kernels/backends.c) and nowhere else outside
 #   kernels/cuda;
+# - devices: no DEVICE_CPU / DEVICE_CUDA test above the kernels and dist
+#   layers (io, train): what differs between devices is behind the Backend
+#   (core/backend.h) and the gradient reduction (dist/grad_reduce.h), so the
+#   trainer makes the same calls on every device;
 # - links (with BUILD_DIR): each layer's archive (CMakeLists.txt) uses
 #   symbols of the layers below it only: core none, kernels and dist core,
 #   io dist and core, train all four.
@@ -43,9 +47,15 @@ if [[ -n $ifdefs ]]; then
     echo "$ifdefs" | sed 's/^/  /'
     bad=1
 fi
+devtests=$(grep -rnwE --include='*.c' --include='*.h' 'DEVICE_(CPU|CUDA)' io train)
+if [[ -n $devtests ]]; then
+    echo "layering: a device test above the kernels and dist layers (use the Backend or dist/grad_reduce.h):"
+    echo "$devtests" | sed 's/^/  /'
+    bad=1
+fi
 if [[ $bad == 0 ]]; then
     n=$(find core kernels io dist train -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh' | wc -l)
-    echo "layering: $n files, every include points down"
+    echo "layering: $n files, every include points down, no device test in io or train"
 fi
 
 # The archives: what each layer leaves undefined must not be defined by a

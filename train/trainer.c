@@ -187,16 +187,8 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         comm_broadcast(comm, d.opt->m, pbytes, 0);
         comm_broadcast(comm, d.opt->v, pbytes, 0);
         for (int k = 0; k < c->n_ema; k++) comm_broadcast(comm, d.ema[k], pbytes, 0);
-        if (T->be->device == DEVICE_CPU) {
-            /* auto: blocking on CPU ranks (dist/grad_sync.h says why). */
-            int overlap = c->allreduce == ALLREDUCE_OVERLAP;
-            grad_sync_init(&T->sync, comm, &T->model.params, (size_t)(c->bucket_mb * 1048576.0f), overlap);
-        } else if (c->allreduce == ALLREDUCE_OVERLAP && trainer_rank(T) == 0) {
-            printf("note: dist.allreduce overlap is not implemented on cuda yet: the gradients are all-reduced with "
-                   "NCCL after backward\n");
-        }
     }
-    trainer_device_place(T);
+    trainer_device_place(T); /* the reduction, this rank's range, the state in the backend's memory */
     if (trainer_has_pixelgen(T)) {
         pixelgen_open(&T->pg, &T->cfg, &T->model, T->be); /* stops before any step */
         T->pg.lambda = aux_weight;
@@ -226,7 +218,6 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
 }
 
 void trainer_free(Trainer *T) {
-    if (T->comm && T->be->device == DEVICE_CPU) grad_sync_free(&T->sync);
     loader_free(T->loader);
     shardset_close(&T->data);
     metrics_close(&T->metrics);
@@ -320,8 +311,10 @@ float trainer_step(Trainer *T) {
         uint64_t micro0 = (T->step * (uint64_t)c->grad_accum + (uint64_t)a) * G;
         uint64_t sample0 = micro0 + (uint64_t)trainer_rank(T) * c->batch_size;
         float w;
-        int last = a == c->grad_accum - 1 && T->comm && T->be->device == DEVICE_CPU;
-        if (last) grad_sync_arm(&T->sync, &T->g); /* the last backward overlaps with the all-reduce */
+        /* The last micro-batch's backward reduces the gradients as they
+         * become final: its forward notes where each parameter is first read. */
+        int last = a == c->grad_accum - 1;
+        if (last) grad_reduce_arm(&T->red, &T->g);
         PixelGenTerms aux;
         Tensor *loss = micro_batch(T, sample0, micro0, &w, &t0, &aux);
         float loss_host;
@@ -329,21 +322,22 @@ float trainer_step(Trainer *T) {
         trainer_phase(T, TRAINER_PHASE_FORWARD, &t0);
         loss_sum += (double)loss_host * w;
         const float seed = w / (float)c->grad_accum; /* d(mean over micro-batches)/d(this loss) */
-        if (last) grad_sync_ready(&T->sync, &T->g);
+        /* Backward; with the hook, each bucket's reduction starts once
+         * backward has finished its gradients (dist/grad_reduce.h). */
+        const GraphBackwardHook *reduce = last ? grad_reduce_start(&T->red, &T->g) : NULL;
         if (trainer_has_pixelgen(T) && T->stage != 1) {
-            pixelgen_backward(&T->pg, &T->g, &T->model, loss, seed, &aux);
+            pixelgen_backward(&T->pg, &T->g, &T->model, loss, seed, &aux, reduce);
         } else {
             graph_seed(&T->g, loss, &seed);
-            graph_backward_seeded(&T->g);
+            graph_backward_hooked(&T->g, reduce);
         }
         trainer_phase(T, TRAINER_PHASE_BACKWARD, &t0);
-        if (last) grad_sync_finish(&T->sync, &T->g);
-        graph_reset(&T->g);
-        trainer_phase(T, TRAINER_PHASE_ALLREDUCE, &t0);
+        graph_reset(&T->g); /* the reductions read the parameters' gradients only */
     }
-    /* GPU ranks: one NCCL all-reduce of the whole gradient after backward
-     * (blocking; overlap with backward is not done on the GPU yet). */
-    trainer_device_allreduce_grads(T);
+    /* Wait: the buckets not yet started go now; then this rank's range of
+     * the gradient is the mean over the ranks (on a GPU the update's kernels
+     * wait for the last bucket, the host does not). */
+    grad_reduce_wait(&T->red);
     if (T->comm) comm_allreduce_f64(T->comm, &loss_sum, 1, COMM_MEAN); /* the logged loss is the global mean */
     if (trainer_has_pixelgen(T)) pixelgen_step_end(&T->pg, T->comm);
     trainer_phase(T, TRAINER_PHASE_ALLREDUCE, &t0);
@@ -396,6 +390,8 @@ float trainer_step(Trainer *T) {
          * its EMA to the raw weights). */
         float warm = c->ema_warmup ? (float)(1.0 + (double)T->step) / (float)(10.0 + (double)T->step) : 1.0f;
         for (int k = 0; k < c->n_ema; k++) trainer_device_ema(T, k, c->ema[k] < warm ? c->ema[k] : warm);
+        /* Sharded: each rank updated its range; every rank's to every rank. */
+        grad_reduce_gather(&T->red, T->model.params.data);
     }
     trainer_phase(T, TRAINER_PHASE_OPTIMIZER, &t0);
     T->loss = loss;
@@ -450,10 +446,8 @@ static void progress(Trainer *T) {
     progress_line(&T->progress, line);
 }
 
-void trainer_sample(Trainer *T) {
-    /* Rank 0 samples and writes; the others wait for it at the next collective.
-     * (Several ranks creating the same HDF5 file would also fight over its lock.) */
-    if (trainer_rank(T) != 0 || T->cfg.samples_per_class == 0) return; /* per_class 0: no grids (e.g. jit-eval makes one) */
+/* Rank 0's grid, with the weights in place. */
+static void sample_grid(Trainer *T) {
     const Config *c = &T->cfg;
     const JitConfig *mc = &c->model;
     int classes = T->data.num_classes, per_class = c->samples_per_class, n = classes * per_class;
@@ -462,17 +456,10 @@ void trainer_sample(Trainer *T) {
     float *out = malloc(sizeof(float) * (size_t)n * per);
     CHECK(labels && out, "out of memory for %d samples", n);
     for (int i = 0; i < n; i++) labels[i] = i / per_class; /* one row per class */
-    size_t pbytes = T->model.params.padded * sizeof(float);
-    const DeviceMem *mem = T->be->mem;
-    if (c->sample_ema >= 0) { /* sample with the EMA weights, then put the raw weights back (on the device) */
-        mem->copy(T->backup, T->model.params.data, pbytes);
-        mem->copy(T->model.params.data, T->ema[c->sample_ema], pbytes);
-    }
     SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
                         .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed};
     sc.stop = &trainer_stop_signal;
     int stopped = sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out) != 0;
-    if (c->sample_ema >= 0) mem->copy(T->model.params.data, T->backup, pbytes);
     if (stopped) { /* the signal's handling (checkpoint, exit 75) follows in trainer_run */
         printf("samples: interrupted by %s at step %llu: no grid written\n",
                trainer_stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM", (unsigned long long)T->step);
@@ -502,6 +489,18 @@ void trainer_sample(Trainer *T) {
     free(out);
 }
 
+void trainer_sample(Trainer *T) {
+    const Config *c = &T->cfg;
+    if (c->samples_per_class == 0) return; /* per_class 0: no grids (e.g. jit-eval makes one) */
+    /* The EMA weights in place of the raw ones on every rank (the shards'
+     * gather is collective), then back. Rank 0 samples and writes; the
+     * others wait for it at the next collective. (Several ranks creating
+     * the same HDF5 file would also fight over its lock.) */
+    if (c->sample_ema >= 0) trainer_device_weights_ema(T, c->sample_ema);
+    if (trainer_rank(T) == 0) sample_grid(T);
+    if (c->sample_ema >= 0) trainer_device_weights_raw(T);
+}
+
 int trainer_checkpoint(Trainer *T) {
     const Config *c = &T->cfg;
     char dir[1100];
@@ -523,6 +522,7 @@ int trainer_checkpoint(Trainer *T) {
      * rank decides the same. */
     char what[PARAM_NAME_MAX + 64];
     if (ckpt_find_nonfinite(&d, what, sizeof what)) {
+        trainer_device_release_images(T);
         if (trainer_rank(T) == 0)
             fprintf(stderr, "error: %s: step %llu: %s is not finite: no checkpoint written; %s/latest still names the "
                             "last good one\n",
@@ -540,6 +540,7 @@ int trainer_checkpoint(Trainer *T) {
      * its first step. */
     if (T->ckpt_good) st.protect_step = T->ckpt_good_step; /* 0 (an imported step-0 file): none */
     ckpt_save(T->comm, dir, &d, &st, c->keep_last, c->keep_every);
+    trainer_device_release_images(T);
     free(yaml);
     char path[1200];
     snprintf(path, sizeof path, "%s/ckpt-%08llu.h5", dir, (unsigned long long)T->step);
@@ -617,10 +618,10 @@ static int trainer_run_loop(Trainer *T) {
         printf("training %s: %s, %zu parameters, %d steps of %d x %d images, data %s (%lld images)\n", c->run_name,
                c->model_name, params_count(&T->model.params), c->steps, c->batch_size * trainer_world(T), c->grad_accum,
                c->data_train, (long long)T->data.total);
-    if (trainer_rank(T) == 0 && T->be->device != DEVICE_CPU) {
-        char dev[256];
-        printf("device: %s%s\n", trainer_device_describe(T, dev, sizeof dev),
-               trainer_world(T) > 1 ? " (one GPU per rank, NCCL all-reduce)" : "");
+    if (trainer_rank(T) == 0) {
+        char dev[256], red[256];
+        printf("device: %s; %s\n", trainer_device_describe(T, dev, sizeof dev),
+               grad_reduce_describe(&T->red, red, sizeof red));
     }
     long first_step = (long)T->step;
     while ((long)T->step < c->steps) {

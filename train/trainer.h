@@ -17,7 +17,7 @@
 #include "core/graph.h"
 #include "core/optim.h"
 #include "dist/comm.h"
-#include "dist/grad_sync.h"
+#include "dist/grad_reduce.h"
 #include "io/ckpt.h"
 #include "io/run_lock.h"
 #include "io/shards.h"
@@ -36,9 +36,9 @@ typedef enum TrainerPhase {
     TRAINER_PHASE_CALLBACKS, /* on_step_start/on_step_end, parameter freezing */
     TRAINER_PHASE_DATA,      /* loader_next, label dropout, noise, upload */
     TRAINER_PHASE_FORWARD,   /* the model and the loss */
-    TRAINER_PHASE_BACKWARD,  /* the tape's replay (with overlapped all-reduce buckets) */
-    TRAINER_PHASE_ALLREDUCE, /* what the all-reduce still costs after backward */
-    TRAINER_PHASE_OPTIMIZER, /* gradient norm, clipping, AdamW, EMA */
+    TRAINER_PHASE_BACKWARD,  /* the tape's replay (with overlapped reduction buckets) */
+    TRAINER_PHASE_ALLREDUCE, /* what the reduction still costs after backward */
+    TRAINER_PHASE_OPTIMIZER, /* gradient norm, clipping, AdamW, EMA, the sharded weights' all-gather */
     TRAINER_PHASE_LOG,       /* metrics */
     TRAINER_N_PHASES
 } TrainerPhase;
@@ -49,8 +49,8 @@ typedef struct Trainer {
     const Backend *be; /* the compute backend: ops, memory, update (core/backend.h) */
     TrainerState st;   /* host images, optimiser layout, batch fence (train/trainer_device.h) */
     JitModel model;
-    AdamW opt;                /* moments in the backend's memory */
-    float *ema[CFG_MAX_EMA];  /* in the backend's memory */
+    AdamW opt;                /* moments of this rank's range (red.lo, red.hi), in the backend's memory */
+    float *ema[CFG_MAX_EMA];  /* the same range of each EMA copy, in the backend's memory */
     float *backup; /* the raw weights while sampling with EMA weights (backend memory) */
     Graph g;
     ShardSet data;
@@ -59,7 +59,7 @@ typedef struct Trainer {
     RunLock lock;  /* out_dir/run.lock, held by rank 0 from trainer_init to trainer_free */
     Watchdog watchdog; /* run.watchdog_s: armed in trainer_run's step loop */
     char run_id[CKPT_RUN_ID_MAX]; /* in every checkpoint; pruning deletes only this run's (io/ckpt.h) */
-    GradSync sync; /* bucketed MPI all-reduce of the gradients (CPU ranks, when comm) */
+    GradReduce red; /* the gradients' reduction over the ranks and this rank's range (dist/grad_reduce.h) */
     uint64_t step; /* optimiser updates done */
     Metrics metrics;
     Progress progress;

@@ -1,8 +1,8 @@
 /* train/trainer_device.c — the training state in the memory of the trainer's
  * backend, and the update steps over it (see trainer_device.h). Everything
- * device-specific is a call through the Backend (core/backend.h); what
- * differs between host memory and device memory is only whether host images
- * are needed. */
+ * device-specific is a call through the Backend (core/backend.h) or the
+ * gradient reduction (dist/grad_reduce.h): this file makes the same calls
+ * on every device. */
 #include "train/trainer_device.h"
 
 #include <math.h>
@@ -13,10 +13,11 @@
 #include "core/check.h"
 #include "train/trainer.h"
 
-/* The backend's memory is host memory: the live state needs no images. */
-static int on_host(const Trainer *T) { return T->be->device == DEVICE_CPU; }
-
 static size_t state_bytes(const Trainer *T) { return T->model.params.padded * sizeof(float); }
+
+/* This rank's range of the flat buffers: what its optimiser state covers. */
+static size_t shard_lo(const Trainer *T) { return T->red.lo; }
+static size_t shard_n(const Trainer *T) { return T->red.hi - T->red.lo; }
 
 BackendPrecision trainer_backend_precision(RunPrecision p) {
     return p == PRECISION_FP32 ? BACKEND_PREC_FP32 : p == PRECISION_BF16 ? BACKEND_PREC_BF16 : BACKEND_PREC_AUTO;
@@ -32,45 +33,54 @@ void trainer_device_select(Trainer *T) {
 
 const char *trainer_device_describe(const Trainer *T, char *buf, size_t len) { return T->be->describe(buf, len); }
 
+/* Full-size host images of the moments and EMA copies (checkpoints, the
+ * broadcast at start), made when needed and dropped after. */
+static void host_images(Trainer *T) {
+    TrainerState *d = &T->st;
+    if (d->host_opt.m) return;
+    const Config *c = &T->cfg;
+    ParamStore *ps = &T->model.params;
+    adamw_init(&d->host_opt, ps, c->beta1, c->beta2, c->eps, c->weight_decay);
+    for (int k = 0; k < c->n_ema; k++) d->host_ema[k] = core_malloc(state_bytes(T));
+}
+
+void trainer_device_release_images(Trainer *T) {
+    TrainerState *d = &T->st;
+    if (d->host_opt.m) adamw_free(&d->host_opt);
+    for (int k = 0; k < T->cfg.n_ema; k++) core_free(d->host_ema[k]), d->host_ema[k] = NULL;
+}
+
 void trainer_device_alloc_state(Trainer *T) {
     const Config *c = &T->cfg;
     TrainerState *d = &T->st;
-    ParamStore *ps = &T->model.params;
-    size_t pbytes = state_bytes(T);
-    AdamW *opt = on_host(T) ? &T->opt : &d->host_opt;
-    float **ema = on_host(T) ? T->ema : d->host_ema;
-    adamw_init(opt, ps, c->beta1, c->beta2, c->eps, c->weight_decay);
-    for (int k = 0; k < c->n_ema; k++) {
-        ema[k] = core_malloc(pbytes);
-        memcpy(ema[k], ps->host, pbytes);
-    }
+    host_images(T); /* a fresh run: zero moments, EMA = the initial weights */
+    for (int k = 0; k < c->n_ema; k++) memcpy(d->host_ema[k], T->model.params.host, state_bytes(T));
     d->batch_fence = T->be->mem->fence_create();
 }
 
 void trainer_device_place(Trainer *T) {
-    size_t pbytes = state_bytes(T);
-    const Backend *be = T->be;
-    if (on_host(T)) {
-        T->backup = core_malloc(pbytes);
-        return;
-    }
     const Config *c = &T->cfg;
+    const Backend *be = T->be;
     TrainerState *d = &T->st;
     ParamStore *ps = &T->model.params;
-    jit_to_device(&T->model, be); /* uploads the (loaded, broadcast) host copy */
-    be->adamw_init(&T->opt, ps, c->beta1, c->beta2, c->eps, c->weight_decay);
+    /* The reduction decides the range this rank updates (all, or its shard). */
+    int overlap = c->allreduce == ALLREDUCE_AUTO ? -1 : c->allreduce == ALLREDUCE_OVERLAP;
+    grad_reduce_init(&T->red, T->comm, be, ps, (size_t)(c->bucket_mb * 1048576.0f), overlap, c->shard_optimizer);
+    size_t lo = shard_lo(T), n = shard_n(T), nb = n * sizeof(float);
+    jit_to_device(&T->model, be); /* uploads the (loaded, broadcast) host copy; nothing on the CPU */
+    be->adamw_init(&T->opt, lo, n, c->beta1, c->beta2, c->eps, c->weight_decay);
     T->opt.step = d->host_opt.step;
-    be->mem->to_device(T->opt.m, d->host_opt.m, pbytes);
-    be->mem->to_device(T->opt.v, d->host_opt.v, pbytes);
+    be->mem->to_device(T->opt.m, d->host_opt.m + lo, nb);
+    be->mem->to_device(T->opt.v, d->host_opt.v + lo, nb);
     for (int k = 0; k < c->n_ema; k++) {
-        T->ema[k] = be->mem->alloc(pbytes);
-        be->mem->to_device(T->ema[k], d->host_ema[k], pbytes);
+        T->ema[k] = be->mem->alloc(nb ? nb : sizeof(float));
+        be->mem->to_device(T->ema[k], d->host_ema[k] + lo, nb);
     }
-    T->backup = be->mem->alloc(pbytes);
-    d->optim = be->optim_create(ps);
+    T->backup = be->mem->alloc(state_bytes(T));
+    d->optim = be->optim_create(ps, lo, lo + n);
     d->trainable = core_malloc((size_t)(ps->n ? ps->n : 1) * sizeof(bool));
     for (int i = 0; i < ps->n; i++) d->trainable[i] = ps->views[i].requires_grad;
-    if (T->comm && trainer_world(T) > 1 && !T->comm->nccl) comm_nccl_init(T->comm);
+    trainer_device_release_images(T);
 }
 
 void trainer_device_free(Trainer *T) {
@@ -78,20 +88,16 @@ void trainer_device_free(Trainer *T) {
     const Backend *be = T->be;
     if (!be) return;
     be->mem->synchronize(); /* nothing queued may still read what is freed below */
-    if (on_host(T)) {
-        adamw_free(&T->opt);
-        for (int k = 0; k < T->cfg.n_ema; k++) core_free(T->ema[k]);
-        core_free(T->backup);
-    } else {
-        if (T->opt.m) be->adamw_free(&T->opt);
-        for (int k = 0; k < T->cfg.n_ema; k++) be->mem->free(T->ema[k]);
-        be->mem->free(T->backup);
-        be->optim_free(d->optim);
-        adamw_free(&d->host_opt);
-        for (int k = 0; k < T->cfg.n_ema; k++) core_free(d->host_ema[k]);
+    if (T->opt.m) be->adamw_free(&T->opt);
+    for (int k = 0; k < T->cfg.n_ema; k++) {
+        if (T->ema[k]) be->mem->free(T->ema[k]);
+        T->ema[k] = NULL;
     }
-    for (int k = 0; k < T->cfg.n_ema; k++) T->ema[k] = NULL;
+    if (T->backup) be->mem->free(T->backup);
     T->backup = NULL;
+    if (d->optim) be->optim_free(d->optim);
+    trainer_device_release_images(T);
+    grad_reduce_free(&T->red);
     core_free(d->trainable);
     be->mem->fence_destroy(d->batch_fence);
     d->optim = NULL;
@@ -103,23 +109,28 @@ void trainer_device_ckpt_data(Trainer *T, CkptData *out, int stage) {
     const Config *c = &T->cfg;
     TrainerState *d = &T->st;
     ParamStore *ps = &T->model.params;
-    *out = (CkptData){.params = ps, .opt = &T->opt, .ema = T->ema, .ema_decay = c->ema, .n_ema = c->n_ema};
-    if (on_host(T)) return;
+    host_images(T);
     if (stage) {
-        size_t pbytes = state_bytes(T);
+        /* Every rank's range into the full images (the same on every rank
+         * after the gather): a checkpoint holds whole tensors whatever the
+         * ranks and shards that wrote it. */
+        size_t lo = shard_lo(T), nb = shard_n(T) * sizeof(float);
         const DeviceMem *mem = T->be->mem;
         params_pull(ps);
         d->host_opt.step = T->opt.step;
-        mem->to_host(d->host_opt.m, T->opt.m, pbytes);
-        mem->to_host(d->host_opt.v, T->opt.v, pbytes);
-        for (int k = 0; k < c->n_ema; k++) mem->to_host(d->host_ema[k], T->ema[k], pbytes);
+        mem->to_host(d->host_opt.m + lo, T->opt.m, nb);
+        mem->to_host(d->host_opt.v + lo, T->opt.v, nb);
+        grad_reduce_gather_host(&T->red, d->host_opt.m);
+        grad_reduce_gather_host(&T->red, d->host_opt.v);
+        for (int k = 0; k < c->n_ema; k++) {
+            mem->to_host(d->host_ema[k] + lo, T->ema[k], nb);
+            grad_reduce_gather_host(&T->red, d->host_ema[k]);
+        }
     }
-    out->opt = &d->host_opt;
-    out->ema = d->host_ema;
+    *out = (CkptData){.params = ps, .opt = &d->host_opt, .ema = d->host_ema, .ema_decay = c->ema, .n_ema = c->n_ema};
 }
 
 void trainer_device_sync_trainable(Trainer *T) {
-    if (on_host(T)) return; /* the CPU loops read requires_grad directly */
     TrainerState *d = &T->st;
     ParamStore *ps = &T->model.params;
     int changed = 0;
@@ -129,23 +140,30 @@ void trainer_device_sync_trainable(Trainer *T) {
     if (changed) T->be->optim_sync(d->optim, ps);
 }
 
-void trainer_device_allreduce_grads(Trainer *T) {
-    if (on_host(T) || !T->comm || trainer_world(T) == 1) return;
-    ParamStore *ps = &T->model.params;
-    /* The whole flat buffer at once after backward, on the compute stream:
-     * the kernels that follow (norm, AdamW) are ordered after it. */
-    comm_nccl_allreduce_f32(T->comm, ps->grad, ps->padded, COMM_MEAN, T->be->stream());
+double trainer_device_grad_norm(Trainer *T) {
+    /* Each rank's range; the ranks' squares added when the ranges are shards. */
+    return sqrt(grad_reduce_sum(&T->red, T->be->grad_sq(T->st.optim, &T->model.params)));
 }
-
-double trainer_device_grad_norm(Trainer *T) { return T->be->grad_norm(T->st.optim, &T->model.params); }
 
 void trainer_device_scale_grad(Trainer *T, float s) { T->be->scale_grad(T->st.optim, &T->model.params, s); }
 
 void trainer_device_adamw(Trainer *T, float lr) { T->be->adamw_step(&T->opt, T->st.optim, &T->model.params, lr); }
 
 void trainer_device_ema(Trainer *T, int k, float decay) {
+    T->be->ema_update(T->ema[k], T->model.params.data + shard_lo(T), shard_n(T), decay);
+}
+
+void trainer_device_weights_ema(Trainer *T, int k) {
     ParamStore *ps = &T->model.params;
-    T->be->ema_update(T->ema[k], ps->data, ps->padded, decay);
+    const DeviceMem *mem = T->be->mem;
+    mem->copy(T->backup, ps->data, state_bytes(T));
+    mem->copy(ps->data + shard_lo(T), T->ema[k], shard_n(T) * sizeof(float));
+    grad_reduce_gather(&T->red, ps->data); /* sharded: every rank's part of the EMA */
+}
+
+void trainer_device_weights_raw(Trainer *T) {
+    ParamStore *ps = &T->model.params;
+    T->be->mem->copy(ps->data, T->backup, state_bytes(T));
 }
 
 void trainer_device_poison_grad(Trainer *T) {

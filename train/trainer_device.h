@@ -4,17 +4,21 @@
  * The state is the parameters and gradients (the model's ParamStore), the
  * AdamW moments, the EMA copies and the backup of the raw weights while
  * sampling, in the memory of the trainer's backend (core/backend.h), which
- * also updates it. On the CPU that is host memory and core/optim.c's loops.
- * On a GPU it is device memory (the Tensor views point there, so the op
- * table only ever gets device pointers); host images of the moments and EMA
- * copies stage it for checkpoints and for the broadcast from rank 0 at
- * start. Checkpoints hold the same datasets either way, so a GPU checkpoint
- * resumes on the CPU and back.
+ * also updates it: host memory and core/optim.c's loops on the CPU, device
+ * memory on a GPU (the Tensor views point there, so the op table only ever
+ * gets device pointers). The moments and EMA copies cover this rank's
+ * range of the flat buffers (dist/grad_reduce.h): all of it, or its shard
+ * when dist.shard_optimizer is on. Full-size host images of them stage
+ * checkpoints (every rank's range gathered into them) and the broadcast
+ * from rank 0 at start; they exist only while needed. Checkpoints hold the
+ * same whole tensors either way, so a GPU checkpoint resumes on the CPU and
+ * back, and a sharded one on any number of ranks.
  *
  * The order in trainer_init: select (the backend), build the model on the
- * host, alloc_state (host images: on the CPU the live state), load a
- * checkpoint into the host images and broadcast them, then place (a GPU:
- * upload everything; the CPU: nothing). */
+ * host, alloc_state (the host images of a fresh run), load a checkpoint
+ * into them and broadcast them, then place (the reduction and this rank's
+ * range, the parameters and this range of the state into the backend's
+ * memory; the images are dropped). The same calls on every device. */
 #ifndef TRAIN_TRAINER_DEVICE_H
 #define TRAIN_TRAINER_DEVICE_H
 
@@ -27,15 +31,14 @@
 
 /* What the trainer keeps beside its backend (Trainer.be) for the update. */
 typedef struct TrainerState {
-    /* Host images of the moments and EMA copies when the backend's memory is
-     * not host memory (on the CPU the live buffers are host memory and
-     * these stay empty). */
+    /* Full-size host images of the moments and EMA copies, while staged
+     * (start, checkpoints); NULL in between. */
     AdamW host_opt;
     float *host_ema[CFG_MAX_EMA];
     /* The trainable flags the backend's optimiser layout was built with:
      * callbacks freeze and unfreeze parameters between steps. */
     bool *trainable;
-    BackendOptim *optim; /* the backend's view of the parameters (NULL on the CPU) */
+    BackendOptim *optim; /* the backend's view of the range it updates */
     void *batch_fence;   /* passed once the device has read the batch's host buffers */
 } TrainerState;
 
@@ -49,27 +52,36 @@ void trainer_device_select(struct Trainer *T);
 BackendPrecision trainer_backend_precision(RunPrecision p);
 /* "cpu", or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), bf16 matrix products". */
 const char *trainer_device_describe(const struct Trainer *T, char *buf, size_t len);
-/* The AdamW moments, EMA copies (= the initial weights) and batch fence:
- * the live state on the CPU, host images off the host. After jit_build. */
+/* The host images of a fresh run (zero moments, EMA copies = the initial
+ * weights) and the batch fence. After jit_build. */
 void trainer_device_alloc_state(struct Trainer *T);
-/* Off the host: the model (parameters, fixed tables), moments, EMA copies
- * and backup to the device, the optimiser layout, NCCL when several ranks.
- * After loading and broadcasting the host images. The CPU: only the backup. */
+/* The gradient reduction (T->red: transport, buckets, this rank's range),
+ * then the model (parameters, fixed tables), this range of the moments and
+ * EMA copies, the backup and the optimiser layout into the backend's
+ * memory; the host images are dropped. After loading and broadcasting them. */
 void trainer_device_place(struct Trainer *T);
 void trainer_device_free(struct Trainer *T);
 
-/* The state as a checkpoint sees it (host buffers). stage: copy the device
- * state into the host images first (before a save); without it the images
- * are left for ckpt_load to fill (before place). */
+/* The state as a checkpoint sees it (full-size host images). stage: copy
+ * the live state into them first, every rank's range gathered (before a
+ * save: collective); without it the images are left for ckpt_load to fill
+ * (before place). release_images drops them (after a save). */
 void trainer_device_ckpt_data(struct Trainer *T, CkptData *d, int stage);
+void trainer_device_release_images(struct Trainer *T);
 
 /* The update, over the flat buffers of T's device. */
 void trainer_device_sync_trainable(struct Trainer *T); /* after callbacks change requires_grad */
-void trainer_device_allreduce_grads(struct Trainer *T); /* ranks off the host: NCCL mean (blocking) */
+/* The global norm of the (reduced) gradients: this rank's range, the
+ * ranks' squares added when sharded. */
 double trainer_device_grad_norm(struct Trainer *T);
 void trainer_device_scale_grad(struct Trainer *T, float s);
 void trainer_device_adamw(struct Trainer *T, float lr);
 void trainer_device_ema(struct Trainer *T, int k, float decay);
+/* Sampling with EMA copy k: the raw weights to the backup, the EMA copy in
+ * their place (every rank's range gathered: collective when sharded); raw
+ * puts the weights back. */
+void trainer_device_weights_ema(struct Trainer *T, int k);
+void trainer_device_weights_raw(struct Trainer *T);
 /* Tests: NaN into the first gradient. */
 void trainer_device_poison_grad(struct Trainer *T);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/backend.h"
 #include "core/optim.h"
 #include "kernels/cpu/cpu.h"
@@ -23,25 +24,24 @@ static const char *cpu_describe(char *buf, size_t len) {
 
 static void *cpu_stream(void) { return NULL; }
 
-/* The loops read requires_grad from the ParamStore itself: no layout. */
-static BackendOptim *cpu_optim_create(const ParamStore *ps) {
+/* The loops read requires_grad from the ParamStore itself: only the range. */
+struct BackendOptim {
+    size_t lo, hi;
+};
+static BackendOptim *cpu_optim_create(const ParamStore *ps, size_t lo, size_t hi) {
     (void)ps;
-    return NULL;
+    BackendOptim *o = core_calloc(sizeof *o);
+    o->lo = lo, o->hi = hi;
+    return o;
 }
 static void cpu_optim_sync(BackendOptim *o, const ParamStore *ps) { (void)o, (void)ps; }
-static void cpu_optim_free(BackendOptim *o) { (void)o; }
+static void cpu_optim_free(BackendOptim *o) { core_free(o); }
 static void cpu_adamw_step(AdamW *opt, const BackendOptim *o, ParamStore *ps, float lr) {
-    (void)o;
+    (void)o; /* the moments know their range */
     adamw_step(opt, ps, lr);
 }
-static double cpu_grad_norm(const BackendOptim *o, const ParamStore *ps) {
-    (void)o;
-    return params_grad_norm(ps);
-}
-static void cpu_scale_grad(const BackendOptim *o, ParamStore *ps, float s) {
-    (void)o;
-    params_scale_grad(ps, s);
-}
+static double cpu_grad_sq(const BackendOptim *o, const ParamStore *ps) { return params_grad_sq_range(ps, o->lo, o->hi); }
+static void cpu_scale_grad(const BackendOptim *o, ParamStore *ps, float s) { params_scale_grad_range(ps, s, o->lo, o->hi); }
 
 const Backend backend_cpu_impl = {
     .name = "cpu",
@@ -54,10 +54,10 @@ const Backend backend_cpu_impl = {
     .optim_create = cpu_optim_create,
     .optim_sync = cpu_optim_sync,
     .optim_free = cpu_optim_free,
-    .adamw_init = adamw_init,
+    .adamw_init = adamw_init_range,
     .adamw_free = adamw_free,
     .adamw_step = cpu_adamw_step,
     .ema_update = ema_update,
-    .grad_norm = cpu_grad_norm,
+    .grad_sq = cpu_grad_sq,
     .scale_grad = cpu_scale_grad,
 };

@@ -40,9 +40,9 @@ struct BackendOptim {
     CudaOptimLayout lo;
 };
 
-static BackendOptim *cuda_optim_create(const ParamStore *ps) {
+static BackendOptim *cuda_optim_create(const ParamStore *ps, size_t lo, size_t hi) {
     BackendOptim *o = core_calloc(sizeof *o);
-    cuda_optim_layout_create(&o->lo, ps);
+    cuda_optim_layout_create_range(&o->lo, ps, lo, hi);
     return o;
 }
 static void cuda_optim_sync(BackendOptim *o, const ParamStore *ps) { cuda_optim_layout_sync(&o->lo, ps); }
@@ -54,7 +54,7 @@ static void cuda_optim_free(BackendOptim *o) {
 static void cuda_adamw_step_ps(AdamW *opt, const BackendOptim *o, ParamStore *ps, float lr) {
     cuda_adamw_step(opt, &o->lo, ps->data, ps->grad, lr);
 }
-static double cuda_grad_norm_ps(const BackendOptim *o, const ParamStore *ps) { return cuda_grad_norm(&o->lo, ps->grad); }
+static double cuda_grad_sq_ps(const BackendOptim *o, const ParamStore *ps) { return cuda_grad_sq(&o->lo, ps->grad); }
 static void cuda_scale_grad_ps(const BackendOptim *o, ParamStore *ps, float s) { cuda_scale_grad(&o->lo, ps->grad, s); }
 
 const Backend backend_cuda_impl = {
@@ -68,10 +68,10 @@ const Backend backend_cuda_impl = {
     .optim_create = cuda_optim_create,
     .optim_sync = cuda_optim_sync,
     .optim_free = cuda_optim_free,
-    .adamw_init = cuda_adamw_init,
+    .adamw_init = cuda_adamw_init_range,
     .adamw_free = cuda_adamw_free,
     .adamw_step = cuda_adamw_step_ps,
     .ema_update = cuda_ema_update,
-    .grad_norm = cuda_grad_norm_ps,
+    .grad_sq = cuda_grad_sq_ps,
     .scale_grad = cuda_scale_grad_ps,
 };

@@ -74,16 +74,20 @@ struct AdamW;
  * ParamStore's metadata after params_alloc and uploaded once; a chunk is one
  * block of the optimiser kernels, so no kernel searches for its parameter.
  * After params_set_trainable, cuda_optim_layout_sync re-uploads the flags
- * (same size: no allocation). Padding between parameters is in no chunk. */
+ * (same size: no allocation). Padding between parameters is in no chunk.
+ * A layout of floats [lo, hi) (a rank's shard of the optimiser state) has
+ * only the chunks inside it, cut at its ends. */
 typedef struct CudaOptimLayout {
     int n_chunks;
     void *chunks;      /* device: n_chunks chunk records */
     void *host_chunks; /* host copy, rewritten by sync */
     double *partials;  /* device: n_chunks + 1 doubles for the gradient norm */
     size_t padded;     /* floats in each flat buffer (ps->padded) */
+    size_t lo, hi;     /* the floats it covers */
 } CudaOptimLayout;
 
-void cuda_optim_layout_create(CudaOptimLayout *lo, const struct ParamStore *ps);
+void cuda_optim_layout_create(CudaOptimLayout *lo, const struct ParamStore *ps); /* all floats */
+void cuda_optim_layout_create_range(CudaOptimLayout *lo, const struct ParamStore *ps, size_t first, size_t end);
 void cuda_optim_layout_sync(CudaOptimLayout *lo, const struct ParamStore *ps);
 void cuda_optim_layout_free(CudaOptimLayout *lo);
 
@@ -91,6 +95,9 @@ void cuda_optim_layout_free(CudaOptimLayout *lo);
  * each); cuda_adamw_free releases them. */
 void cuda_adamw_init(struct AdamW *opt, const struct ParamStore *ps, float beta1, float beta2, float eps,
                      float weight_decay);
+/* The same for floats [lo, lo + n) (a shard): m[i - lo] is float i's. */
+void cuda_adamw_init_range(struct AdamW *opt, size_t lo, size_t n, float beta1, float beta2, float eps,
+                           float weight_decay);
 void cuda_adamw_free(struct AdamW *opt);
 /* adamw_step on device buffers w (parameters) and g (gradients), laid out as
  * the ParamStore; opt->step and the bias corrections are kept on the host
@@ -103,6 +110,8 @@ void cuda_ema_update(float *ema, const float *w, size_t n, float decay);
 /* Global L2 norm of the trainable gradients, double accumulation in a fixed
  * order (reproducible); waits for the stream to return the value. */
 double cuda_grad_norm(const CudaOptimLayout *lo, const float *g);
+/* Its square over the layout's range (a shard's part). */
+double cuda_grad_sq(const CudaOptimLayout *lo, const float *g);
 /* Multiply the trainable gradients by s (as params_scale_grad). */
 void cuda_scale_grad(const CudaOptimLayout *lo, float *g, float s);
 

@@ -32,11 +32,11 @@ typedef struct OptChunk {
 
 /* ---- layout ---- */
 
-static int opt_fill(OptChunk *c, const ParamStore *ps) {
+static int opt_fill(OptChunk *c, const ParamStore *ps, size_t lo, size_t hi) {
     int k = 0;
     for (int i = 0; i < ps->n; i++) {
         unsigned flags = (ps->views[i].requires_grad ? OPT_TRAINABLE : 0u) | (ps->info[i].weight_decay ? OPT_DECAY : 0u);
-        size_t n = ps->info[i].numel, off = ps->info[i].offset;
+        size_t off, n = params_clip_range(ps, i, lo, hi, &off);
         for (size_t j = 0; j < n; j += OPT_CHUNK, k++)
             if (c) {
                 c[k].off = off + j;
@@ -47,10 +47,11 @@ static int opt_fill(OptChunk *c, const ParamStore *ps) {
     return k;
 }
 
-extern "C" void cuda_optim_layout_create(CudaOptimLayout *lo, const ParamStore *ps) {
+extern "C" void cuda_optim_layout_create_range(CudaOptimLayout *lo, const ParamStore *ps, size_t first, size_t end) {
     CHECK(ps->views != NULL, "cuda_optim_layout_create before params_alloc()");
     memset(lo, 0, sizeof *lo);
-    lo->n_chunks = opt_fill(NULL, ps);
+    lo->lo = first, lo->hi = end;
+    lo->n_chunks = opt_fill(NULL, ps, first, end);
     lo->padded = ps->padded;
     size_t bytes = (size_t)(lo->n_chunks ? lo->n_chunks : 1) * sizeof(OptChunk);
     lo->host_chunks = core_calloc(bytes);
@@ -59,10 +60,14 @@ extern "C" void cuda_optim_layout_create(CudaOptimLayout *lo, const ParamStore *
     cuda_optim_layout_sync(lo, ps);
 }
 
+extern "C" void cuda_optim_layout_create(CudaOptimLayout *lo, const ParamStore *ps) {
+    cuda_optim_layout_create_range(lo, ps, 0, ps->padded);
+}
+
 extern "C" void cuda_optim_layout_sync(CudaOptimLayout *lo, const ParamStore *ps) {
-    CHECK(opt_fill(NULL, ps) == lo->n_chunks && ps->padded == lo->padded,
+    CHECK(opt_fill(NULL, ps, lo->lo, lo->hi) == lo->n_chunks && ps->padded == lo->padded,
           "cuda_optim_layout_sync: the ParamStore is not the one this layout was built from");
-    opt_fill((OptChunk *)lo->host_chunks, ps);
+    opt_fill((OptChunk *)lo->host_chunks, ps, lo->lo, lo->hi);
     cuda_memcpy_h2d(lo->chunks, lo->host_chunks, (size_t)lo->n_chunks * sizeof(OptChunk));
 }
 
@@ -75,15 +80,21 @@ extern "C" void cuda_optim_layout_free(CudaOptimLayout *lo) {
 
 /* ---- AdamW ---- */
 
-extern "C" void cuda_adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps,
-                                float weight_decay) {
+extern "C" void cuda_adamw_init_range(AdamW *opt, size_t lo, size_t n, float beta1, float beta2, float eps,
+                                      float weight_decay) {
     memset(opt, 0, sizeof *opt);
     opt->beta1 = beta1, opt->beta2 = beta2, opt->eps = eps, opt->weight_decay = weight_decay;
-    size_t bytes = (ps->padded ? ps->padded : 1) * sizeof(float);
+    opt->lo = lo, opt->n = n;
+    size_t bytes = (n ? n : 1) * sizeof(float);
     opt->m = (float *)cuda_malloc(bytes);
     opt->v = (float *)cuda_malloc(bytes);
     cuda_memset(opt->m, 0, bytes);
     cuda_memset(opt->v, 0, bytes);
+}
+
+extern "C" void cuda_adamw_init(AdamW *opt, const ParamStore *ps, float beta1, float beta2, float eps,
+                                float weight_decay) {
+    cuda_adamw_init_range(opt, 0, ps->padded, beta1, beta2, eps, weight_decay);
 }
 
 extern "C" void cuda_adamw_free(AdamW *opt) {
@@ -96,18 +107,20 @@ typedef struct AdamArgs {
     float lr, b1, b2, omb1, omb2, c1, c2, eps, wd;
 } AdamArgs;
 
-__global__ void adamw_kernel(const OptChunk *chunks, float *w, const float *g, float *m, float *v, AdamArgs a) {
+/* m and v hold floats [base, ...) of the flat buffer (a shard). */
+__global__ void adamw_kernel(const OptChunk *chunks, float *w, const float *g, float *m, float *v, size_t base,
+                             AdamArgs a) {
     OptChunk ch = chunks[blockIdx.x];
     if (!(ch.flags & OPT_TRAINABLE)) return;
     float decay = ch.flags & OPT_DECAY ? a.wd : 0.0f;
     for (unsigned j = threadIdx.x; j < ch.len; j += blockDim.x) {
-        size_t i = ch.off + j;
+        size_t i = ch.off + j, s = i - base;
         float gj = g[i], wj = w[i];
         /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g g;  w -= lr (mhat / (sqrt(vhat) + eps) + decay w) */
-        float mj = __fadd_rn(__fmul_rn(a.b1, m[i]), __fmul_rn(a.omb1, gj));
-        float vj = __fadd_rn(__fmul_rn(a.b2, v[i]), __fmul_rn(__fmul_rn(a.omb2, gj), gj));
-        m[i] = mj;
-        v[i] = vj;
+        float mj = __fadd_rn(__fmul_rn(a.b1, m[s]), __fmul_rn(a.omb1, gj));
+        float vj = __fadd_rn(__fmul_rn(a.b2, v[s]), __fmul_rn(__fmul_rn(a.omb2, gj), gj));
+        m[s] = mj;
+        v[s] = vj;
         float mhat = __fmul_rn(mj, a.c1), vhat = __fmul_rn(vj, a.c2);
         float upd = __fadd_rn(__fdiv_rn(mhat, __fadd_rn(__fsqrt_rn(vhat), a.eps)), __fmul_rn(decay, wj));
         w[i] = __fsub_rn(wj, __fmul_rn(a.lr, upd));
@@ -124,7 +137,7 @@ extern "C" void cuda_adamw_step(AdamW *opt, const CudaOptimLayout *lo, float *w,
     a.c2 = 1.0f / (1.0f - powf(a.b2, (float)opt->step));
     if (!lo->n_chunks) return;
     adamw_kernel<<<(unsigned)lo->n_chunks, CUDA_THREADS, 0, cuda_compute_stream()>>>((const OptChunk *)lo->chunks, w,
-                                                                                      g, opt->m, opt->v, a);
+                                                                                      g, opt->m, opt->v, opt->lo, a);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -177,7 +190,9 @@ __global__ void grad_sq_total_kernel(double *partial, int n) {
     if (t == 0) partial[n] = sh[0];
 }
 
-extern "C" double cuda_grad_norm(const CudaOptimLayout *lo, const float *g) {
+extern "C" double cuda_grad_norm(const CudaOptimLayout *lo, const float *g) { return sqrt(cuda_grad_sq(lo, g)); }
+
+extern "C" double cuda_grad_sq(const CudaOptimLayout *lo, const float *g) {
     if (!lo->n_chunks) return 0.0;
     cudaStream_t st = cuda_compute_stream();
     grad_sq_kernel<<<(unsigned)lo->n_chunks, CUDA_THREADS, 0, st>>>((const OptChunk *)lo->chunks, g, lo->partials);
@@ -186,7 +201,7 @@ extern "C" double cuda_grad_norm(const CudaOptimLayout *lo, const float *g) {
     CUDA_CHECK_LAUNCH();
     double total = 0.0;
     cuda_memcpy_d2h(&total, lo->partials + lo->n_chunks, sizeof total);
-    return sqrt(total);
+    return total;
 }
 
 __global__ void scale_grad_kernel(const OptChunk *chunks, float *g, float s) {

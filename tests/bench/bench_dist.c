@@ -19,12 +19,12 @@
 #include "core/optim.h"
 #include "core/rng.h"
 #include "dist/comm.h"
-#include "dist/grad_sync.h"
+#include "dist/grad_reduce.h"
 #include "io/ckpt.h"
 #include "train/model/jit.h"
 
 /* One step with gs (overlapped or blocking, as it was initialised). */
-static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch, double *wait) {
+static double step_time(JitModel *m, Graph *g, GradReduce *gs, Comm *c, int batch, double *wait) {
     const JitConfig *mc = &m->cfg;
     int S = mc->img_size, C = mc->in_channels;
     int *y = calloc((size_t)batch, sizeof(int));
@@ -35,12 +35,14 @@ static double step_time(JitModel *m, Graph *g, GradSync *gs, Comm *c, int batch,
     rng_fill_uniform(x->data, x->numel, 1, RNG_STREAM_TEST, 0, -1, 1);
     rng_fill_normal(z->data, z->numel, 2, RNG_STREAM_TEST, 0, 0, 1);
     rng_fill_uniform(t->data, t->numel, 3, RNG_STREAM_TEST, 0, 0, 1);
-    grad_sync_arm(gs, g);
+    grad_reduce_arm(gs, g);
     Tensor *loss = op_vloss(g, jit_forward(m, g, z, t, y, NULL), x, t);
-    grad_sync_ready(gs, g);
-    graph_backward(g, loss);
+    const GraphBackwardHook *hook = grad_reduce_start(gs, g);
+    const float one = 1.0f;
+    graph_seed(g, loss, &one);
+    graph_backward_hooked(g, hook);
     double tw = MPI_Wtime();
-    grad_sync_finish(gs, g);
+    grad_reduce_wait(gs);
     *wait = MPI_Wtime() - tw;
     graph_reset(g);
     free(y);
@@ -85,9 +87,9 @@ int main(int argc, char **argv) {
     /* 2. overlap */
     Graph g;
     graph_init(&g, backend_cpu(), 64u << 20);
-    GradSync gs, gs_bl;
-    grad_sync_init(&gs, &c, &m.params, 4u << 20, 1);
-    grad_sync_init(&gs_bl, &c, &m.params, 4u << 20, 0); /* dist.allreduce: blocking (the CPU default) */
+    GradReduce gs, gs_bl;
+    grad_reduce_init(&gs, &c, backend_cpu(), &m.params, 4u << 20, 1, 0);
+    grad_reduce_init(&gs_bl, &c, backend_cpu(), &m.params, 4u << 20, 0, 0); /* dist.allreduce: blocking (the CPU default) */
     double w, s_ov = 0, w_ov = 0, s_bl = 0, w_bl = 0;
     step_time(&m, &g, &gs, &c, batch, &w); /* warm-up: sizes the arena */
     for (int s = 0; s < steps; s++) {
@@ -135,8 +137,8 @@ int main(int argc, char **argv) {
     }
     free(ema);
     adamw_free(&opt);
-    grad_sync_free(&gs);
-    grad_sync_free(&gs_bl);
+    grad_reduce_free(&gs);
+    grad_reduce_free(&gs_bl);
     graph_free(&g);
     jit_free(&m);
     comm_finalize(&c);

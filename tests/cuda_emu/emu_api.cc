@@ -444,6 +444,21 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
     return cudaSuccess;
 }
 
+/* The stream's later work waits for the event's work as recorded now (a
+ * later record does not move the wait); an event never recorded: no wait. */
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+    EmuEvent *e = (EmuEvent *)event;
+    if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: null event");
+    if (flags) return fail_call(cudaErrorInvalidValue, "cudaStreamWaitEvent: flags %u are not emulated", flags);
+    if (!e->recorded) return cudaSuccess;
+    EmuStream *on = e->stream;
+    uint64_t seq = e->seq;
+    enqueue(stream, [on, seq]() {
+        if (std::find(g_streams.begin(), g_streams.end(), on) != g_streams.end()) run_until(on, seq);
+    });
+    return cudaSuccess;
+}
+
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
     delete (EmuEvent *)event;
     return cudaSuccess;

@@ -79,6 +79,56 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
     return ncclSuccess;
 }
 
+/* Reduce onto root (MPI_Reduce; the others' recv is not written). */
+ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                        ncclComm_t comm, cudaStream_t stream) {
+    if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
+    if (type != ncclFloat32) {
+        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
+        return ncclInvalidArgument;
+    }
+    if (count == 0) return ncclSuccess;
+    if (!emu_device_range(send, count * 4) || (comm->rank == root && !emu_device_range(recv, count * 4)))
+        emu_fail("ncclReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv, count);
+    if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
+    MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
+    emu_stream_flush(stream);
+    int rc;
+    if (comm->rank == root)
+        rc = send == recv ? MPI_Reduce(MPI_IN_PLACE, recv, (int)count, MPI_FLOAT, mop, root, comm->mpi)
+                          : MPI_Reduce(send, recv, (int)count, MPI_FLOAT, mop, root, comm->mpi);
+    else
+        rc = MPI_Reduce(send, NULL, (int)count, MPI_FLOAT, mop, root, comm->mpi);
+    if (rc != MPI_SUCCESS) return ncclSystemError;
+    if (op == ncclAvg && comm->rank == root) {
+        float *r = (float *)recv;
+        for (size_t i = 0; i < count; i++) r[i] /= (float)comm->nranks;
+    }
+    return ncclSuccess;
+}
+
+ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
+                           cudaStream_t stream) {
+    if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
+    if (type != ncclFloat32) {
+        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
+        return ncclInvalidArgument;
+    }
+    if (count == 0) return ncclSuccess;
+    if (!emu_device_range(recv, count * 4) || (comm->rank == root && !emu_device_range(send, count * 4)))
+        emu_fail("ncclBroadcast(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv,
+                 count);
+    if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
+    emu_stream_flush(stream);
+    if (comm->rank == root && send != recv) memcpy(recv, send, count * 4);
+    return MPI_Bcast(recv, (int)count, MPI_FLOAT, root, comm->mpi) == MPI_SUCCESS ? ncclSuccess : ncclSystemError;
+}
+
+/* Every call runs when it is made, in the same order on every rank: a
+ * group (several roots at once) needs nothing more. */
+ncclResult_t ncclGroupStart(void) { return ncclSuccess; }
+ncclResult_t ncclGroupEnd(void) { return ncclSuccess; }
+
 ncclResult_t ncclCommAbort(ncclComm_t comm) {
     delete comm; /* the MPI communicator is left to MPI_Abort / MPI_Finalize */
     return ncclSuccess;

@@ -114,8 +114,9 @@ typedef struct Config {
     int samples_per_class;
     int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
     /* dist */
-    AllreduceMode allreduce;  /* auto: blocking on CPU ranks; on GPUs one NCCL call after backward */
-    float bucket_mb;          /* all-reduce bucket size */
+    AllreduceMode allreduce;  /* auto: blocking on CPU ranks, overlapped on GPUs (dist/grad_reduce.h) */
+    float bucket_mb;          /* reduction bucket size */
+    int shard_optimizer;      /* ZeRO-1: each rank keeps and updates 1/world of the moments and EMA copies */
     /* logging */
     int progress;             /* -1 auto (a terminal), 0 off, 1 on */
     /* callbacks */

@@ -257,6 +257,7 @@ static const CfgField cfg_sampling[] = {
 static const CfgField cfg_dist[] = {
     CFG_ENUM(Config, "allreduce", allreduce, cfg_allreduce),
     CFG_FLOAT(Config, "bucket_mb", bucket_mb, CFGR_GT, 0, 0),
+    CFG_BOOL(Config, "shard_optimizer", shard_optimizer),
 };
 
 static const CfgField cfg_logging[] = {

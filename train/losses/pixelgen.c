@@ -212,11 +212,12 @@ static void read_final_grad(const Graph *g, const JitModel *m, float *host) {
     g->be->mem->to_host(host, m->final_w->grad, sizeof(float) * m->final_w->numel);
 }
 
-void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float fm_seed, const PixelGenTerms *t) {
+void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float fm_seed, const PixelGenTerms *t,
+                       const GraphBackwardHook *reduce) {
     if (!p->adapt_now) {
         graph_seed(g, loss, &fm_seed);
         seed_terms(g, t, 1, p->lambda);
-        graph_backward_seeded(g);
+        graph_backward_hooked(g, reduce);
         return;
     }
     /* Measure: the perceptual terms alone (weight 1), then the rest with
@@ -228,11 +229,8 @@ void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float f
     read_final_grad(g, m, before);
     int has_p = t->t[PG_LPIPS] || t->t[PG_PDINO];
     if (has_p) {
-        void (*hook)(void *, int) = g->after_backward; /* a gradient all-reduce waits for the last replay */
-        g->after_backward = NULL;
         seed_terms(g, t, 0, 1.0);
-        graph_backward_seeded(g);
-        g->after_backward = hook;
+        graph_backward_seeded(g); /* not final: the reduction waits for the last replay */
         graph_clear_activation_grads(g);
         read_final_grad(g, m, mid);
     } else {
@@ -240,7 +238,7 @@ void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float f
     }
     graph_seed(g, loss, &fm_seed);
     seed_terms(g, t, 1, has_p ? p->lambda - 1.0 : 0.0);
-    graph_backward_seeded(g);
+    graph_backward_hooked(g, reduce);
     read_final_grad(g, m, after);
     for (size_t i = 0; i < n; i++) {
         double dp = (double)mid[i] - before[i];

@@ -95,8 +95,11 @@ void pixelgen_terms(PixelGen *p, Graph *g, JitModel *m, Tensor *xhat, Tensor *x,
                     uint64_t micro0, int world, PixelGenTerms *out);
 /* Backward of the micro-batch: the flow loss `loss` seeded with fm_seed plus
  * the terms; on a step that measures lambda the tape is replayed twice
- * (perceptual terms alone first, with g->after_backward held off). */
-void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float fm_seed, const PixelGenTerms *t);
+ * (perceptual terms alone first). reduce (NULL: none) is the gradient
+ * reduction's hook (dist/grad_reduce.h), given to the last replay only:
+ * the gradients are final only after it. */
+void pixelgen_backward(PixelGen *p, Graph *g, JitModel *m, Tensor *loss, float fm_seed, const PixelGenTerms *t,
+                       const GraphBackwardHook *reduce);
 /* End a step: the logged values over all ranks; lambda's update. */
 void pixelgen_step_end(PixelGen *p, Comm *comm);
 

@@ -1,6 +1,7 @@
 /* tests/cuda_emu/include/nccl.h — the NCCL calls this project makes, as the
  * CPU emulator implements them over MPI (emu_nccl.cc): a communicator per
- * unique id, and an all-reduce of device floats ordered on its stream. */
+ * unique id; all-reduce, reduce and broadcast of device floats ordered on
+ * their stream; groups. */
 #ifndef EMU_NCCL_H
 #define EMU_NCCL_H
 
@@ -34,6 +35,12 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *id);
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank);
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream);
+ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                        ncclComm_t comm, cudaStream_t stream);
+ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
+                           cudaStream_t stream);
+ncclResult_t ncclGroupStart(void);
+ncclResult_t ncclGroupEnd(void);
 ncclResult_t ncclCommAbort(ncclComm_t comm);
 ncclResult_t ncclCommDestroy(ncclComm_t comm);
 const char *ncclGetErrorString(ncclResult_t result);
