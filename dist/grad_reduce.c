@@ -23,9 +23,10 @@ void grad_reduce_init(GradReduce *r, Comm *comm, const Backend *be, ParamStore *
     r->shard = shard && r->world > 1;
     r->bounds = core_malloc(sizeof(size_t) * (size_t)(r->world + 1));
     for (int k = 0; k <= r->world; k++) /* whole 16-float groups, as the parameters are padded */
-        r->bounds[k] = r->shard ? ps->padded / 16 * (size_t)k / (size_t)r->world * 16 : (k ? ps->padded : 0);
+        r->bounds[k] = ps->padded / 16 * (size_t)k / (size_t)r->world * 16; /* used when sharded */
     r->bounds[r->world] = ps->padded;
-    r->lo = r->bounds[r->rank], r->hi = r->bounds[r->rank + 1];
+    /* Unsharded, every rank updates all of it. */
+    r->lo = r->shard ? r->bounds[r->rank] : 0, r->hi = r->shard ? r->bounds[r->rank + 1] : ps->padded;
 
     r->first_use = core_malloc(sizeof(int) * (size_t)(ps->n ? ps->n : 1));
     r->buckets = core_calloc(sizeof(GradBucket) * (size_t)(ps->n ? ps->n : 1));
