@@ -171,7 +171,7 @@ const char *grad_reduce_describe(const GradReduce *r, char *buf, size_t len) {
     }
     size_t most = 0;
     for (int k = 0; k < r->n_buckets; k++) most = r->buckets[k].count > most ? r->buckets[k].count : most;
-    snprintf(buf, len, "%d ranks, gradients %s over %s in %d bucket%s of <= %.1f MB, %s backward%s", r->world,
+    snprintf(buf, len, "%d ranks, gradients %s over %s in %d bucket%s of <= %.3g MB, %s backward%s", r->world,
              r->shard ? "reduce-scattered" : "all-reduced", r->nccl ? "NCCL on its own stream" : "MPI", r->n_buckets,
              r->n_buckets == 1 ? "" : "s", most * 4.0 / 1048576.0, r->overlap ? "overlapped with" : "after",
              r->shard ? ", optimizer state sharded (ZeRO-1), weights all-gathered" : "");

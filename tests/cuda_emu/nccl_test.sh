@@ -4,7 +4,12 @@
 # MPI): jit-train with run.device cuda, 2 ranks x batch 4 give the same
 # parameters as 1 rank x batch 8 after 3 steps (fp32 matrix products;
 # tolerance 5e-5 relative to each tensor's largest value, as dist_test's on
-# the CPU), and the 2-rank run's checkpoint resumes.
+# the CPU), with buckets small enough that several are all-reduced on the
+# communication stream while backward runs (each ordered by an event after
+# the kernels that produce it: without it the stream reduces gradients not
+# yet computed and the comparison fails); the optimizer state sharded over
+# the 2 ranks (NCCL reduce and broadcast) gives the same bits; and the
+# 2-rank run's checkpoint resumes.
 #   usage: nccl_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$1
@@ -36,12 +41,27 @@ train() { # ranks out_dir batch [extra args]
     --set data.batch_size="$b" "$@" >"$out.log" 2>&1
 }
 fail=0
-if train 1 "$work/np1" 8 && train 2 "$work/np2" 4; then
+if train 1 "$work/np1" 8 && train 2 "$work/np2" 4 --set dist.bucket_mb=0.01; then
   grep -h "device:" "$work/np2.log" | head -1
   $py tests/compare_ckpts.py "$work/np1/ckpt/latest" "$work/np2/ckpt/latest" 5e-5 \
     "nccl_test: 2 ranks x 4 vs 1 rank x 8 on the emulated GPU" || fail=1
 else
   echo "nccl_test: FAIL training runs"; tail -20 "$work"/np*.log; fail=1
+fi
+if [ $fail = 0 ]; then
+  if train 2 "$work/np2s" 4 --set dist.bucket_mb=0.01 --set dist.shard_optimizer=true &&
+    grep -q "overlapped with backward, optimizer state sharded" "$work/np2s.log" &&
+    $py - "$work/np2/ckpt/latest" "$work/np2s/ckpt/latest" <<'PY'; then
+import os, sys, h5py, numpy as np
+f = [h5py.File(os.path.join(os.path.dirname(p), open(p).read().strip()), "r") for p in sys.argv[1:]]
+for g in ("params", "ema/0", "optim/m", "optim/v"):
+    for k in f[0][g]:
+        assert np.array_equal(f[0][g][k][...], f[1][g][k][...]), f"{g}/{k}"
+PY
+    echo "nccl_test: sharded optimizer state on 2 ranks == unsharded (weights, EMA, moments bit-identical)"
+  else
+    echo "nccl_test: FAIL sharded != unsharded"; tail -20 "$work/np2s.log"; fail=1
+  fi
 fi
 if [ $fail = 0 ]; then
   if train 2 "$work/np2" 4 --set train.steps=4 --resume auto && grep -q "resumed from" "$work/np2.log"; then
