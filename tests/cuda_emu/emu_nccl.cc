@@ -1,17 +1,30 @@
 /* tests/cuda_emu/emu_nccl.cc — NCCL for the emulator, over MPI: a
  * communicator is an MPI communicator split off MPI_COMM_WORLD by the unique
  * id (so every rank of the world must take part, as every rank of this
- * project's jobs does), and an all-reduce runs the stream's queued work,
- * then MPI_Allreduce in place. Running it when it is called rather than when
- * the stream reaches it keeps two ranks from waiting on each other through
- * unrelated host calls; the result is the same, since its stream's earlier
- * work runs first and later work is queued behind it. */
+ * project's jobs does).
+ *
+ * A collective is ordered on its stream as on a GPU, in two halves. At the
+ * call, the emulator runs what the collective is ordered after (its stream's
+ * earlier work and the events that stream waits on, nothing else) and the
+ * MPI exchange, into a staging buffer; the result is copied into the
+ * receive buffer by an operation queued on the stream, so it appears only
+ * when the stream gets there, and the race detector sees the collective
+ * read its input and write its output at that place in the stream. Running
+ * the exchange at the call rather than when the stream reaches it keeps two
+ * ranks from waiting on each other through unrelated host calls (a GPU runs
+ * the collective without the host); the values are the same, since the
+ * input is final once what the collective follows has run. A missing event
+ * before a collective shows twice: the exchange reads the input before its
+ * producer ran (wrong values on every seed), and the race detector names
+ * both operations. */
 #define OMPI_SKIP_MPICXX 1 /* the C API only: no Open MPI C++ bindings to link */
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <unistd.h>
 
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "emu_internal.h"
 #include "include/nccl.h"
@@ -67,15 +80,19 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
         emu_fail("ncclAllReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv,
                  count);
     MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
-    emu_stream_flush(stream);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
-    int rc = send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, (int)count, MPI_FLOAT, mop, comm->mpi)
-                          : MPI_Allreduce(send, recv, (int)count, MPI_FLOAT, mop, comm->mpi);
-    if (rc != MPI_SUCCESS) return ncclSystemError;
-    if (op == ncclAvg) {
-        float *r = (float *)recv;
-        for (size_t i = 0; i < count; i++) r[i] /= (float)comm->nranks;
-    }
+    emu_stream_flush(stream);
+    auto staged = std::make_shared<std::vector<float>>(count);
+    if (MPI_Allreduce(send, staged->data(), (int)count, MPI_FLOAT, mop, comm->mpi) != MPI_SUCCESS)
+        return ncclSystemError;
+    if (op == ncclAvg)
+        for (float &v : *staged) v /= (float)comm->nranks;
+    emu_enqueue(stream, "ncclAllReduce", [send, recv, staged]() {
+        size_t bytes = staged->size() * sizeof(float);
+        emu_hz_note_range(send, bytes, false);
+        emu_hz_note_range(recv, bytes, true);
+        memcpy(recv, staged->data(), bytes);
+    });
     return ncclSuccess;
 }
 
