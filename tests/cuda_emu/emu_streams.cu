@@ -13,17 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#define CK(call)                                                                                           \
-    do {                                                                                                   \
-        cudaError_t e_ = (call);                                                                           \
-        if (e_ != cudaSuccess) {                                                                           \
-            fprintf(stderr, "emu_streams: %s failed: %s\n", #call, cudaGetErrorName(e_));                  \
-            exit(3);                                                                                       \
-        }                                                                                                  \
-    } while (0)
+#include "tests/cuda_emu/emu_child.h"
 
 enum { N = 256, NSEEDS = 8 };
 
@@ -99,32 +90,24 @@ static void run_scenario(const char *name, int wait) {
     }
 }
 
-/* Runs a scenario in a child with EMU_STREAM_SEED=seed (and EMU_ORDER=order
- * when given); returns its exit status (128+signal when killed) and stderr. */
+/* A scenario in a child with EMU_STREAM_SEED=seed (and EMU_ORDER=order
+ * when given): its exit status and stderr. */
+struct ScenarioRun {
+    const char *name;
+    int wait, seed;
+    const char *order;
+};
+static void scenario_main(void *arg) {
+    const ScenarioRun *r = (const ScenarioRun *)arg;
+    char s[16];
+    snprintf(s, sizeof s, "%d", r->seed);
+    setenv("EMU_STREAM_SEED", s, 1);
+    if (r->order) setenv("EMU_ORDER", r->order, 1);
+    run_scenario(r->name, r->wait);
+}
 static int run_child(const char *name, int wait, int seed, const char *order, char *err, size_t len) {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        char s[16];
-        snprintf(s, sizeof s, "%d", seed);
-        setenv("EMU_STREAM_SEED", s, 1);
-        if (order) setenv("EMU_ORDER", order, 1);
-        run_scenario(name, wait);
-        exit(0);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fd[0], err + got, len - 1 - got)) > 0) got += (size_t)r;
-    err[got] = 0;
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    ScenarioRun r = {name, wait, seed, order};
+    return emu_run_child(scenario_main, &r, err, len);
 }
 
 int main(int argc, char **argv) {

@@ -24,7 +24,7 @@ target_link_libraries(jit_cuda_emu PUBLIC ${JIT_BLAS_LIB} MPI::MPI_C ${CMAKE_DL_
 # kernels/cuda/*.cu -> preprocessed (.ii) -> transformed (.cc) -> instrumented object.
 file(GLOB JIT_CUDA_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cu)
 file(GLOB EMU_HEADER_DEPS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/cuda/*.cuh ${CMAKE_SOURCE_DIR}/kernels/cuda/*.h
-  ${CMAKE_SOURCE_DIR}/kernels/*.h ${CMAKE_SOURCE_DIR}/core/*.h ${EMU_DIR}/include/*.h)
+  ${CMAKE_SOURCE_DIR}/kernels/*.h ${CMAKE_SOURCE_DIR}/core/*.h ${EMU_DIR}/include/*.h ${EMU_DIR}/emu_child.h)
 # emu_cuda(OUT_VAR file.cu...): the generated, instrumented C++ sources.
 function(emu_cuda out_var)
   set(out)
