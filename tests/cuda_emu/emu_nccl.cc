@@ -22,6 +22,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <random>
 #include <vector>
@@ -33,6 +34,25 @@ struct EmuNcclComm {
     MPI_Comm mpi;
     int rank, nranks;
 };
+
+/* A collective in its two halves (the header comment): what it follows on
+ * its stream runs, exchange() fills a staging buffer of recv_count floats
+ * now (false: MPI failed), and an operation queued on the stream reads
+ * send_bytes of send and copies the staging buffer into recv. recv_count 0:
+ * this rank receives nothing (a reduce's non-root). */
+static ncclResult_t collective(cudaStream_t stream, const char *what, const void *send, size_t send_bytes, void *recv,
+                               size_t recv_count, const std::function<bool(float *staged)> &exchange) {
+    emu_stream_flush(stream);
+    auto staged = std::make_shared<std::vector<float>>(recv_count);
+    if (!exchange(staged->data())) return ncclSystemError;
+    emu_enqueue(stream, what, [send, send_bytes, recv, staged]() {
+        size_t bytes = staged->size() * sizeof(float);
+        emu_hz_note_range(send, send_bytes, false);
+        emu_hz_note_range(recv, bytes, true);
+        if (bytes) memcpy(recv, staged->data(), bytes);
+    });
+    return ncclSuccess;
+}
 
 extern "C" {
 
@@ -81,19 +101,13 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
                  count);
     MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
-    emu_stream_flush(stream);
-    auto staged = std::make_shared<std::vector<float>>(count);
-    if (MPI_Allreduce(send, staged->data(), (int)count, MPI_FLOAT, mop, comm->mpi) != MPI_SUCCESS)
-        return ncclSystemError;
-    if (op == ncclAvg)
-        for (float &v : *staged) v /= (float)comm->nranks;
-    emu_enqueue(stream, "ncclAllReduce", [send, recv, staged]() {
-        size_t bytes = staged->size() * sizeof(float);
-        emu_hz_note_range(send, bytes, false);
-        emu_hz_note_range(recv, bytes, true);
-        memcpy(recv, staged->data(), bytes);
+    float scale = op == ncclAvg ? 1.0f / (float)comm->nranks : 1.0f;
+    return collective(stream, "ncclAllReduce", send, count * 4, recv, count, [&](float *staged) {
+        if (MPI_Allreduce(send, staged, (int)count, MPI_FLOAT, mop, comm->mpi) != MPI_SUCCESS) return false;
+        if (scale != 1.0f)
+            for (size_t i = 0; i < count; i++) staged[i] *= scale;
+        return true;
     });
-    return ncclSuccess;
 }
 
 ncclResult_t ncclCommAbort(ncclComm_t comm) {

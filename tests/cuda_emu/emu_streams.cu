@@ -5,9 +5,11 @@
  * race detector names both kernels; a host that waits only for the
  * consumer's stream reads a buffer never written). And the interleaving of
  * unordered streams really varies with EMU_STREAM_SEED, and EMU_ORDER fixes it.
+ * The same for the NCCL stand-in's all-reduce on a communication stream of
+ * a buffer produced on the compute stream (emu_streams_nccl.cc).
  * Each scenario runs in a child process per seed (the seed is read at the
  * first queued work).
- *   emu_streams                    every scenario on seeds 1-8, a table, exit 1 if any is wrong
+ *   emu_streams                    every scenario on seeds 1-8 (NCCL: 1-3), a table, exit 1 if any is wrong
  *   emu_streams SCENARIO WAIT      one scenario in this process (WAIT: 1 with the event wait, 0 without) */
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -80,8 +82,11 @@ static void ticket_order(void) {
     exit(h1 < h2 ? 10 : 11);
 }
 
+void emu_streams_nccl(int wait); /* emu_streams_nccl.cc */
+
 static void run_scenario(const char *name, int wait) {
     if (!strcmp(name, "device")) producer_consumer(wait, 'd');
+    else if (!strcmp(name, "nccl")) emu_streams_nccl(wait);
     else if (!strcmp(name, "stream")) producer_consumer(wait, 's');
     else if (!strcmp(name, "order")) ticket_order();
     else {
@@ -122,10 +127,13 @@ int main(int argc, char **argv) {
     const struct {
         const char *name;
         const char *expect; /* in the broken run's stderr */
-    } pc[] = {{"device", "cross-stream race"}, {"stream", "the consumer ran before its producer"}};
-    for (int k = 0; k < 2; k++) {
+        int seeds;          /* the NCCL one starts MPI in every child: fewer */
+    } pc[] = {{"device", "cross-stream race", NSEEDS},
+              {"stream", "the consumer ran before its producer", NSEEDS},
+              {"nccl", "cross-stream race", 3}};
+    for (int k = 0; k < 3; k++) {
         int ok_fixed = 0, ok_broken = 0;
-        for (int seed = 1; seed <= NSEEDS; seed++) {
+        for (int seed = 1; seed <= pc[k].seeds; seed++) {
             int sf = run_child(pc[k].name, 1, seed, NULL, err, sizeof err);
             if (sf == 0) ok_fixed++;
             else printf("  %s with the wait, seed %d: status %d\n%s\n", pc[k].name, seed, sf, err);
@@ -136,8 +144,8 @@ int main(int argc, char **argv) {
             if (seed == 1 && sb != 0) printf("  %s without the wait: %.*s\n", pc[k].name, (int)strcspn(err, "\n"), err);
         }
         printf("%-8s with cudaStreamWaitEvent: right on %d/%d seeds; without: fails on %d/%d seeds\n", pc[k].name,
-               ok_fixed, NSEEDS, ok_broken, NSEEDS);
-        bad += ok_fixed != NSEEDS || ok_broken != NSEEDS;
+               ok_fixed, pc[k].seeds, ok_broken, pc[k].seeds);
+        bad += ok_fixed != pc[k].seeds || ok_broken != pc[k].seeds;
     }
     /* The interleaving of unordered streams varies with the seed... */
     int first[2] = {0, 0};
