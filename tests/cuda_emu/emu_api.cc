@@ -12,6 +12,11 @@
  * with cudaStreamNonBlocking is ordered with neither. A copy from pageable
  * host memory is staged at the call (the host may reuse the buffer at once),
  * a copy to pageable memory waits for its stream, as CUDA documents.
+ * Streams. Work of different streams runs in a random interleaving that
+ * keeps only stream order, cudaStreamWaitEvent on a cudaEventRecord, the
+ * legacy stream's barriers and the host's waits (see "streams and events"
+ * below), and emu_hazard.cc reports two unordered operations on the same
+ * bytes: a missing event fails on every seed.
  *
  * Memory. cudaMalloc returns fresh host memory (the emulated kernels use
  * host pointers) filled with 0xff bytes, NaN as floats, so reading what was
@@ -28,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 
 #include "emu_internal.h"
 
@@ -104,64 +110,191 @@ static cudaError_t fail_call(cudaError_t e, const char *fmt, ...) {
     return e;
 }
 
-/* ---- streams and events ---- */
+/* ---- streams and events ----
+ * Every queued operation carries the operations it must follow on other
+ * streams (an event it waits on; the legacy stream's implicit barriers) and
+ * a vector clock (one component per stream ever created) for the race
+ * detector. When the host waits for an operation, the emulator runs it and
+ * exactly what it is ordered after, choosing at each step at random (seeded
+ * by EMU_STREAM_SEED, default 1) among the streams whose next operation is
+ * ready; EMU_ORDER=forward runs them in the order they were queued,
+ * EMU_ORDER=reverse the latest queued ready one first. Work the host has not
+ * waited for, directly or through what it waited for, does not run: a
+ * consumer whose event wait is missing reads what its producer has not yet
+ * written. */
+
+struct Dep {
+    struct EmuStream *stream;
+    uint64_t seq;
+};
 
 struct Op {
     uint64_t seq;
     std::function<void()> run;
+    const char *what;
+    std::vector<Dep> deps;
+    std::vector<uint64_t> vc;
 };
 
 struct EmuStream {
     bool blocking;
+    int id;
     std::deque<Op> queue;
+    uint64_t last_seq = 0;            /* the last operation queued */
+    std::vector<uint64_t> last_vc;    /* its clock */
 };
 
 struct EmuEvent {
     EmuStream *stream = nullptr;
     uint64_t seq = 0;     /* the op that completes it */
+    std::vector<uint64_t> vc;
     bool recorded = false;
     double when_ms = 0.0; /* host time it completed at */
 };
 
-static EmuStream g_legacy = {true, {}};
+static int g_stream_ids;
+static EmuStream g_legacy = {true, g_stream_ids++, {}};
 static std::vector<EmuStream *> &g_streams = *new std::vector<EmuStream *>{&g_legacy};
 static uint64_t g_seq;
+/* Everything the host has waited for: work queued later is ordered after it. */
+static std::vector<uint64_t> &g_host_vc = *new std::vector<uint64_t>;
 
 static EmuStream *S(cudaStream_t s) { return s ? (EmuStream *)s : &g_legacy; }
+
+static bool live(const EmuStream *s) { return std::find(g_streams.begin(), g_streams.end(), s) != g_streams.end(); }
+
+static void vc_join(std::vector<uint64_t> &a, const std::vector<uint64_t> &b) {
+    if (a.size() < b.size()) a.resize(b.size(), 0);
+    for (size_t i = 0; i < b.size(); i++) a[i] = std::max(a[i], b[i]);
+}
 
 static double now_ms(void) {
     using namespace std::chrono;
     return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-static void run_until(EmuStream *st, uint64_t seq);
+static std::mt19937 &stream_rng(void) {
+    static std::mt19937 *rng;
+    if (!rng) {
+        const char *e = getenv("EMU_STREAM_SEED");
+        rng = new std::mt19937(e && *e ? (unsigned)strtoul(e, NULL, 10) : 1u);
+    }
+    return *rng;
+}
 
-/* Runs one op, after what it is ordered behind on other streams. */
-static void run_front(EmuStream *st) {
+static int order_mode(void) { /* 0 forward, 1 reverse, 2 random */
+    static int mode = -1;
+    if (mode < 0) {
+        const char *o = getenv("EMU_ORDER");
+        mode = o && !strcmp(o, "forward") ? 0 : o && !strcmp(o, "reverse") ? 1 : 2;
+    }
+    return mode;
+}
+
+static bool dep_done(const Dep &d) {
+    return !live(d.stream) || d.stream->queue.empty() || d.stream->queue.front().seq > d.seq;
+}
+
+/* need[stream] = the last op of it that must run for (st, seq) to complete. */
+typedef std::vector<std::pair<EmuStream *, uint64_t>> Need;
+static void need_add(Need &need, EmuStream *st, uint64_t seq) {
+    if (!live(st)) return;
+    uint64_t old = 0;
+    auto it = std::find_if(need.begin(), need.end(), [&](const auto &p) { return p.first == st; });
+    if (it != need.end()) {
+        if (it->second >= seq) return;
+        old = it->second, it->second = seq;
+    } else need.push_back({st, seq});
+    for (size_t i = 0; i < st->queue.size() && st->queue[i].seq <= seq; i++)
+        if (st->queue[i].seq > old)
+            for (const Dep &d : st->queue[i].deps) need_add(need, d.stream, d.seq);
+}
+
+static bool nothing_queued(void) {
+    for (EmuStream *s : g_streams)
+        if (!s->queue.empty()) return false;
+    return true;
+}
+
+static void run_op(EmuStream *st) {
     Op op = std::move(st->queue.front());
     st->queue.pop_front();
     if (g_sticky != cudaSuccess) return; /* a faulted context runs nothing more */
-    if (st->blocking)
-        for (EmuStream *o : g_streams) {
-            if (o == st || !o->blocking) continue;
-            if (st == &g_legacy || o == &g_legacy) run_until(o, op.seq);
-        }
+    emu_hz_begin(st->id, op.seq, &op.vc, op.what);
     op.run();
+    emu_hz_end(NULL);
+}
+
+/* Runs what `need` names and what that is ordered after, in a random valid
+ * order. Re-entrant: an operation may itself run others. */
+static void run_need(Need &need) {
+    for (;;) {
+        EmuStream *pick = nullptr;
+        size_t nready = 0;
+        uint64_t best = 0;
+        for (auto &p : need) {
+            EmuStream *s = p.first;
+            if (!live(s) || s->queue.empty() || s->queue.front().seq > p.second) continue;
+            const Op &f = s->queue.front();
+            if (!std::all_of(f.deps.begin(), f.deps.end(), dep_done)) continue;
+            nready++;
+            int mode = order_mode();
+            if (!pick || (mode == 0 && f.seq < best) || (mode == 1 && f.seq > best) ||
+                (mode == 2 && stream_rng()() % nready == 0))
+                pick = s, best = f.seq;
+        }
+        if (!pick) break;
+        run_op(pick);
+    }
+    if (nothing_queued()) emu_hz_prune(g_host_vc);
 }
 
 static void run_until(EmuStream *st, uint64_t seq) {
-    while (!st->queue.empty() && st->queue.front().seq <= seq) run_front(st);
+    Need need;
+    need_add(need, st, seq);
+    run_need(need);
 }
 
+/* The host waits for (st, seq), whose clock is vc. */
+static void host_wait(EmuStream *st, uint64_t seq, const std::vector<uint64_t> &vc) {
+    vc_join(g_host_vc, vc);
+    run_until(st, seq);
+}
+
+static void host_wait_stream(EmuStream *st) { host_wait(st, UINT64_MAX, st->last_vc); }
+
 void emu_flush_all(void) {
-    for (bool any = true; any;) {
-        any = false;
-        for (EmuStream *s : g_streams)
-            if (!s->queue.empty()) run_until(s, UINT64_MAX), any = true;
+    for (EmuStream *s : g_streams) vc_join(g_host_vc, s->last_vc);
+    while (!nothing_queued()) { /* an operation may queue more */
+        Need need;
+        for (EmuStream *s : g_streams) need_add(need, s, UINT64_MAX);
+        run_need(need);
     }
 }
 
-static void enqueue(cudaStream_t s, std::function<void()> fn) { S(s)->queue.push_back({++g_seq, std::move(fn)}); }
+static void enqueue_op(EmuStream *st, const char *what, std::function<void()> fn, std::vector<Dep> deps,
+                       const std::vector<uint64_t> *also) {
+    /* The legacy stream waits for every blocking stream and they for it. */
+    std::vector<uint64_t> vc = st->last_vc;
+    if (st->blocking)
+        for (EmuStream *o : g_streams)
+            if (o != st && o->blocking && (st == &g_legacy || o == &g_legacy) && o->last_seq) {
+                deps.push_back({o, o->last_seq});
+                vc_join(vc, o->last_vc);
+            }
+    vc_join(vc, g_host_vc);
+    if (also) vc_join(vc, *also);
+    Op op{++g_seq, std::move(fn), what, std::move(deps), std::move(vc)};
+    if (op.vc.size() <= (size_t)st->id) op.vc.resize((size_t)st->id + 1, 0);
+    op.vc[(size_t)st->id] = op.seq;
+    st->last_seq = op.seq;
+    st->last_vc = op.vc;
+    st->queue.push_back(std::move(op));
+}
+
+static void enqueue(cudaStream_t s, const char *what, std::function<void()> fn) {
+    enqueue_op(S(s), what, std::move(fn), {}, nullptr);
+}
 
 /* ---- launches ---- */
 
@@ -226,7 +359,7 @@ void emu_launch_impl(const EmuSite &site, const void *key, dim3 g, dim3 b, size_
     L->grid = g, L->block = b, L->smem = smem, L->max_dyn_smem = dyn_max;
     L->closure.assign((const unsigned char *)closure, (const unsigned char *)closure + size);
     L->thunk = thunk;
-    enqueue(stream, [L]() {
+    enqueue(stream, site.kernel, [L]() {
         if (g_sticky == cudaSuccess && emu_run_kernel(*L)) g_sticky = g_last_error = cudaErrorIllegalAddress;
     });
 }
@@ -304,6 +437,7 @@ cudaError_t cudaFree(void *ptr) {
     if (!emu_alloc_find((uintptr_t)ptr, 1, &base, &size, &pinned) || base != (uintptr_t)ptr || pinned)
         return fail_call(cudaErrorInvalidDevicePointer, "cudaFree(%p): not a pointer cudaMalloc returned", ptr);
     emu_alloc_unregister(ptr, false);
+    emu_hz_forget((uintptr_t)ptr);
     g_device_bytes -= size;
     free(ptr);
     return cudaSuccess;
@@ -325,6 +459,7 @@ cudaError_t cudaFreeHost(void *ptr) {
     emu_flush_all();
     if (!emu_alloc_unregister(ptr, true))
         return fail_call(cudaErrorInvalidValue, "cudaFreeHost(%p): not a pointer cudaHostAlloc returned", ptr);
+    emu_hz_forget((uintptr_t)ptr);
     free(ptr);
     return cudaSuccess;
 }
@@ -352,37 +487,48 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
         /* Pageable source: staged now, so the host may reuse it at once. */
         auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src,
                                                                    (const unsigned char *)src + n);
-        enqueue(stream, [dst, staged]() { memcpy(dst, staged->data(), staged->size()); });
+        enqueue(stream, "cudaMemcpyAsync", [dst, staged]() {
+            emu_hz_note_range(dst, staged->size(), true);
+            memcpy(dst, staged->data(), staged->size());
+        });
         return cudaSuccess;
     }
-    enqueue(stream, [dst, src, n]() { memmove(dst, src, n); });
-    if (kind == cudaMemcpyDeviceToHost && !pinned_range(dst, n)) run_until(S(stream), g_seq); /* pageable: synchronous */
+    enqueue(stream, "cudaMemcpyAsync", [dst, src, n]() {
+        emu_hz_note_range(src, n, false);
+        emu_hz_note_range(dst, n, true);
+        memmove(dst, src, n);
+    });
+    if (kind == cudaMemcpyDeviceToHost && !pinned_range(dst, n)) host_wait_stream(S(stream)); /* pageable: synchronous */
     return g_sticky;
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind) {
     cudaError_t e = cudaMemcpyAsync(dst, src, n, kind, 0);
-    if (e == cudaSuccess) run_until(&g_legacy, g_seq);
+    if (e == cudaSuccess) host_wait_stream(&g_legacy);
     return e != cudaSuccess ? e : g_sticky;
 }
 
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t n, cudaStream_t stream) {
     if (n && !device_range(dst, n, false))
         emu_fail("cudaMemsetAsync(%p, %d, %zu): not inside one device allocation", dst, value, n);
-    if (n) enqueue(stream, [dst, value, n]() { memset(dst, value, n); });
+    if (n)
+        enqueue(stream, "cudaMemsetAsync", [dst, value, n]() {
+            emu_hz_note_range(dst, n, true);
+            memset(dst, value, n);
+        });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemset(void *dst, int value, size_t n) {
     cudaError_t e = cudaMemsetAsync(dst, value, n, 0);
-    run_until(&g_legacy, g_seq);
+    host_wait_stream(&g_legacy);
     return e;
 }
 
 /* ---- streams ---- */
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
-    EmuStream *s = new EmuStream{!(flags & cudaStreamNonBlocking), {}};
+    EmuStream *s = new EmuStream{!(flags & cudaStreamNonBlocking), g_stream_ids++, {}};
     g_streams.push_back(s);
     *stream = (cudaStream_t)s;
     return cudaSuccess;
@@ -394,7 +540,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     EmuStream *s = (EmuStream *)stream;
     auto it = std::find(g_streams.begin(), g_streams.end(), s);
     if (!s || it == g_streams.end()) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: bad stream");
-    run_until(s, UINT64_MAX); /* queued work still completes */
+    host_wait_stream(s); /* queued work still completes */
     g_streams.erase(it);
     delete s;
     return cudaSuccess;
@@ -404,7 +550,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     EmuStream *s = S(stream);
     if (std::find(g_streams.begin(), g_streams.end(), s) == g_streams.end())
         return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize: bad stream");
-    run_until(s, UINT64_MAX);
+    host_wait_stream(s);
     return g_sticky;
 }
 
@@ -422,15 +568,28 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventRecord: null event");
     e->stream = S(stream);
     e->recorded = true;
-    enqueue(stream, [e]() { e->when_ms = now_ms(); });
+    enqueue(stream, "cudaEventRecord", [e]() { e->when_ms = now_ms(); });
     e->seq = g_seq;
+    e->vc = e->stream->last_vc;
+    return cudaSuccess;
+}
+
+/* Later work of the stream waits for the event's last record (at the time
+ * of this call); an event never recorded is no wait, as in CUDA. */
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+    EmuEvent *e = (EmuEvent *)event;
+    if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: null event");
+    if (!live(S(stream))) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: bad stream");
+    if (flags) return fail_call(cudaErrorInvalidValue, "cudaStreamWaitEvent: flags %u (only 0 is emulated)", flags);
+    if (!e->recorded) return cudaSuccess;
+    enqueue_op(S(stream), "cudaStreamWaitEvent", [] {}, {{e->stream, e->seq}}, &e->vc);
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     EmuEvent *e = (EmuEvent *)event;
     if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: null event");
-    if (e->recorded) run_until(e->stream, e->seq); /* never recorded: returns at once, as CUDA's does */
+    if (e->recorded) host_wait(e->stream, e->seq, e->vc); /* never recorded: returns at once, as CUDA's does */
     return g_sticky;
 }
 
@@ -438,24 +597,9 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
     EmuEvent *a = (EmuEvent *)start, *b = (EmuEvent *)end;
     if (!a || !b || !a->recorded || !b->recorded)
         return fail_call(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event was not recorded");
-    run_until(a->stream, a->seq);
-    run_until(b->stream, b->seq);
+    host_wait(a->stream, a->seq, a->vc);
+    host_wait(b->stream, b->seq, b->vc);
     *ms = (float)(b->when_ms - a->when_ms);
-    return cudaSuccess;
-}
-
-/* The stream's later work waits for the event's work as recorded now (a
- * later record does not move the wait); an event never recorded: no wait. */
-cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
-    EmuEvent *e = (EmuEvent *)event;
-    if (!e) return fail_call(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: null event");
-    if (flags) return fail_call(cudaErrorInvalidValue, "cudaStreamWaitEvent: flags %u are not emulated", flags);
-    if (!e->recorded) return cudaSuccess;
-    EmuStream *on = e->stream;
-    uint64_t seq = e->seq;
-    enqueue(stream, [on, seq]() {
-        if (std::find(g_streams.begin(), g_streams.end(), on) != g_streams.end()) run_until(on, seq);
-    });
     return cudaSuccess;
 }
 
@@ -510,6 +654,6 @@ const char *cudaGetErrorString(cudaError_t e) {
 } /* extern "C" */
 
 /* For emu_lt.cc and emu_nccl.cc: queue work, and run a stream up to now. */
-void emu_enqueue(cudaStream_t s, std::function<void()> fn) { enqueue(s, std::move(fn)); }
+void emu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn) { enqueue(s, what, std::move(fn)); }
 void emu_stream_flush(cudaStream_t s) { run_until(S(s), UINT64_MAX); }
 bool emu_device_range(const void *p, size_t n) { return device_range(p, n, true); }

@@ -10,19 +10,11 @@
 #include <stdio.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "tests/cuda_emu/emu_child.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define CK(call)                                                                                           \
-    do {                                                                                                   \
-        cudaError_t e_ = (call);                                                                           \
-        if (e_ != cudaSuccess) {                                                                           \
-            fprintf(stderr, "emu_detect: %s failed: %s\n", #call, cudaGetErrorName(e_));                   \
-            exit(3);                                                                                       \
-        }                                                                                                  \
-    } while (0)
 
 static float *dev_floats(int n) {
     float *p;
@@ -274,27 +266,18 @@ static const Case cases[] = {
 };
 static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
 
-/* Runs fn(fixed) in a child; returns its exit status (128+signal when killed) and its stderr. */
+/* A case in a child: fn(fixed). */
+struct CaseRun {
+    const Case *c;
+    int fixed;
+};
+static void case_main(void *arg) {
+    const CaseRun *r = (const CaseRun *)arg;
+    r->c->fn(r->fixed);
+}
 static int run_child(const Case *c, int fixed, char *err, size_t len) {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        c->fn(fixed);
-        exit(0);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fd[0], err + got, len - 1 - got)) > 0) got += (size_t)r;
-    err[got] = 0;
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    CaseRun r = {c, fixed};
+    return emu_run_child(case_main, &r, err, len);
 }
 
 int main(int argc, char **argv) {

@@ -58,10 +58,26 @@ std::string emu_symbolize(const void *pc);
 
 /* Runs all queued work of every stream (cudaDeviceSynchronize). */
 void emu_flush_all(void);
-/* Queues host work on a stream (library calls: cuBLASLt, NCCL). */
-void emu_enqueue(cudaStream_t s, std::function<void()> fn);
-/* Runs a stream's queued work. */
+/* Queues host work on a stream (library calls: cuBLASLt, NCCL), named for
+ * the race detector's reports; the work notes its accesses itself
+ * (emu_hz_note_range). */
+void emu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn);
+/* Runs a stream's queued work and what it is ordered after (not a host
+ * wait: the host learns nothing of its completion). */
 void emu_stream_flush(cudaStream_t s);
+/* The cross-stream race detector (emu_hazard.cc). emu_hz_begin/end bracket
+ * one queued operation (its stream's index, its sequence number, its vector
+ * clock, a name); between them emu_hz_note records the span of an
+ * allocation it reads or writes, emu_hz_note_range the same from a pointer
+ * (ignored outside device allocations). emu_hz_end reports a race and
+ * aborts. emu_hz_prune forgets what the host clock covers (call it only with
+ * no work queued); emu_hz_forget forgets a freed allocation. */
+void emu_hz_begin(int stream, uint64_t seq, const std::vector<uint64_t> *vc, const char *what);
+void emu_hz_note(uintptr_t base, uintptr_t lo, uintptr_t hi, bool write);
+void emu_hz_note_range(const void *p, size_t n, bool write);
+void emu_hz_end(const char *detail);
+void emu_hz_prune(const std::vector<uint64_t> &host_vc);
+void emu_hz_forget(uintptr_t base);
 /* Whether [p, p + n) lies in one device (or pinned) allocation. */
 bool emu_device_range(const void *p, size_t n);
 

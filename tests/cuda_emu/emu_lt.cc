@@ -288,8 +288,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     }
     int ta = d->ta, tb = d->tb;
     const float *bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? (const float *)d->bias : nullptr;
-    emu_enqueue(stream, [=]() {
+    emu_enqueue(stream, "cublasLtMatmul", [=]() {
         if (!p.m || !p.n) return;
+        if (p.k) emu_hz_note_range(A, extent(la), false), emu_hz_note_range(B, extent(lb), false);
+        if (beta != 0.0f) emu_hz_note_range(C, extent(lc), false);
+        if (bias) emu_hz_note_range(bias, p.m * 4, false);
+        emu_hz_note_range(D, extent(lc), true);
         float *Df = (float *)D;
         size_t ldd = (size_t)lc.ld;
         if (C != D) {

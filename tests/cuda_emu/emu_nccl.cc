@@ -1,17 +1,31 @@
 /* tests/cuda_emu/emu_nccl.cc — NCCL for the emulator, over MPI: a
  * communicator is an MPI communicator split off MPI_COMM_WORLD by the unique
  * id (so every rank of the world must take part, as every rank of this
- * project's jobs does), and an all-reduce runs the stream's queued work,
- * then MPI_Allreduce in place. Running it when it is called rather than when
- * the stream reaches it keeps two ranks from waiting on each other through
- * unrelated host calls; the result is the same, since its stream's earlier
- * work runs first and later work is queued behind it. */
+ * project's jobs does).
+ *
+ * A collective is ordered on its stream as on a GPU, in two halves. At the
+ * call, the emulator runs what the collective is ordered after (its stream's
+ * earlier work and the events that stream waits on, nothing else) and the
+ * MPI exchange, into a staging buffer; the result is copied into the
+ * receive buffer by an operation queued on the stream, so it appears only
+ * when the stream gets there, and the race detector sees the collective
+ * read its input and write its output at that place in the stream. Running
+ * the exchange at the call rather than when the stream reaches it keeps two
+ * ranks from waiting on each other through unrelated host calls (a GPU runs
+ * the collective without the host); the values are the same, since the
+ * input is final once what the collective follows has run. A missing event
+ * before a collective shows twice: the exchange reads the input before its
+ * producer ran (wrong values on every seed), and the race detector names
+ * both operations. */
 #define OMPI_SKIP_MPICXX 1 /* the C API only: no Open MPI C++ bindings to link */
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <unistd.h>
 
+#include <functional>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "emu_internal.h"
 #include "include/nccl.h"
@@ -20,6 +34,25 @@ struct EmuNcclComm {
     MPI_Comm mpi;
     int rank, nranks;
 };
+
+/* A collective in its two halves (the header comment): what it follows on
+ * its stream runs, exchange() fills a staging buffer of recv_count floats
+ * now (false: MPI failed), and an operation queued on the stream reads
+ * send_bytes of send and copies the staging buffer into recv. recv_count 0:
+ * this rank receives nothing (a reduce's non-root). */
+static ncclResult_t collective(cudaStream_t stream, const char *what, const void *send, size_t send_bytes, void *recv,
+                               size_t recv_count, const std::function<bool(float *staged)> &exchange) {
+    emu_stream_flush(stream);
+    auto staged = std::make_shared<std::vector<float>>(recv_count);
+    if (!exchange(staged->data())) return ncclSystemError;
+    emu_enqueue(stream, what, [send, send_bytes, recv, staged]() {
+        size_t bytes = staged->size() * sizeof(float);
+        emu_hz_note_range(send, send_bytes, false);
+        emu_hz_note_range(recv, bytes, true);
+        if (bytes) memcpy(recv, staged->data(), bytes);
+    });
+    return ncclSuccess;
+}
 
 extern "C" {
 
@@ -67,19 +100,17 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
         emu_fail("ncclAllReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv,
                  count);
     MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
-    emu_stream_flush(stream);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
-    int rc = send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, (int)count, MPI_FLOAT, mop, comm->mpi)
-                          : MPI_Allreduce(send, recv, (int)count, MPI_FLOAT, mop, comm->mpi);
-    if (rc != MPI_SUCCESS) return ncclSystemError;
-    if (op == ncclAvg) {
-        float *r = (float *)recv;
-        for (size_t i = 0; i < count; i++) r[i] /= (float)comm->nranks;
-    }
-    return ncclSuccess;
+    float scale = op == ncclAvg ? 1.0f / (float)comm->nranks : 1.0f;
+    return collective(stream, "ncclAllReduce", send, count * 4, recv, count, [&](float *staged) {
+        if (MPI_Allreduce(send, staged, (int)count, MPI_FLOAT, mop, comm->mpi) != MPI_SUCCESS) return false;
+        if (scale != 1.0f)
+            for (size_t i = 0; i < count; i++) staged[i] *= scale;
+        return true;
+    });
 }
 
-/* Reduce onto root (MPI_Reduce; the others' recv is not written). */
+/* Reduce onto root (the others' recv is not written). */
 ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
                         ncclComm_t comm, cudaStream_t stream) {
     if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
@@ -88,25 +119,22 @@ ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType
         return ncclInvalidArgument;
     }
     if (count == 0) return ncclSuccess;
-    if (!emu_device_range(send, count * 4) || (comm->rank == root && !emu_device_range(recv, count * 4)))
+    bool at_root = comm->rank == root;
+    if (!emu_device_range(send, count * 4) || (at_root && !emu_device_range(recv, count * 4)))
         emu_fail("ncclReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv, count);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
     MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
-    emu_stream_flush(stream);
-    int rc;
-    if (comm->rank == root)
-        rc = send == recv ? MPI_Reduce(MPI_IN_PLACE, recv, (int)count, MPI_FLOAT, mop, root, comm->mpi)
-                          : MPI_Reduce(send, recv, (int)count, MPI_FLOAT, mop, root, comm->mpi);
-    else
-        rc = MPI_Reduce(send, NULL, (int)count, MPI_FLOAT, mop, root, comm->mpi);
-    if (rc != MPI_SUCCESS) return ncclSystemError;
-    if (op == ncclAvg && comm->rank == root) {
-        float *r = (float *)recv;
-        for (size_t i = 0; i < count; i++) r[i] /= (float)comm->nranks;
-    }
-    return ncclSuccess;
+    float scale = op == ncclAvg ? 1.0f / (float)comm->nranks : 1.0f;
+    return collective(stream, "ncclReduce", send, count * 4, recv, at_root ? count : 0, [&](float *staged) {
+        if (MPI_Reduce(send, at_root ? staged : NULL, (int)count, MPI_FLOAT, mop, root, comm->mpi) != MPI_SUCCESS)
+            return false;
+        if (at_root && scale != 1.0f)
+            for (size_t i = 0; i < count; i++) staged[i] *= scale;
+        return true;
+    });
 }
 
+/* root's send to every rank's recv. */
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
                            cudaStream_t stream) {
     if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
@@ -115,13 +143,15 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
         return ncclInvalidArgument;
     }
     if (count == 0) return ncclSuccess;
-    if (!emu_device_range(recv, count * 4) || (comm->rank == root && !emu_device_range(send, count * 4)))
+    bool at_root = comm->rank == root;
+    if (!emu_device_range(recv, count * 4) || (at_root && !emu_device_range(send, count * 4)))
         emu_fail("ncclBroadcast(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv,
                  count);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
-    emu_stream_flush(stream);
-    if (comm->rank == root && send != recv) memcpy(recv, send, count * 4);
-    return MPI_Bcast(recv, (int)count, MPI_FLOAT, root, comm->mpi) == MPI_SUCCESS ? ncclSuccess : ncclSystemError;
+    return collective(stream, "ncclBroadcast", send, at_root ? count * 4 : 0, recv, count, [&](float *staged) {
+        if (at_root) memcpy(staged, send, count * 4);
+        return MPI_Bcast(staged, (int)count, MPI_FLOAT, root, comm->mpi) == MPI_SUCCESS;
+    });
 }
 
 /* Every call runs when it is made, in the same order on every rank: a

@@ -540,8 +540,46 @@ struct Range {
     uintptr_t lo, hi;
 };
 static std::vector<Range> g_static_ranges;
-static Range g_hot[4];
+/* The last few ranges hit (allocations and static segments): most accesses
+ * end here. For an allocation it also gathers the span the kernel read and
+ * wrote, handed to the cross-stream race detector when the entry is
+ * replaced and when the kernel ends. */
+struct Hot {
+    uintptr_t lo, hi;
+    bool alloc;
+    uintptr_t rlo, rhi, wlo, whi;
+};
+static Hot g_hot[4];
 static unsigned g_hot_next;
+
+static void hot_flush(Hot &h) {
+    if (!h.alloc) return;
+    emu_hz_note(h.lo, h.rlo, h.rhi, false);
+    emu_hz_note(h.lo, h.wlo, h.whi, true);
+    h.rlo = h.wlo = UINTPTR_MAX, h.rhi = h.whi = 0;
+}
+
+static Hot &hot_put(uintptr_t lo, uintptr_t hi, bool alloc) {
+    Hot &h = g_hot[g_hot_next++ % 4];
+    hot_flush(h);
+    h = {lo, hi, alloc, UINTPTR_MAX, 0, UINTPTR_MAX, 0};
+    return h;
+}
+
+static inline void hot_span(Hot &h, uintptr_t a, size_t n, bool write) {
+    if (!h.alloc) return;
+    if (write) h.wlo = std::min(h.wlo, a), h.whi = std::max(h.whi, a + n);
+    else h.rlo = std::min(h.rlo, a), h.rhi = std::max(h.rhi, a + n);
+}
+
+/* At a kernel's end: spans to the detector, and no range kept (an
+ * allocation may be freed before the next kernel). */
+static void hot_reset(void) {
+    for (Hot &h : g_hot) {
+        hot_flush(h);
+        h = {0, 0, false, 0, 0, 0, 0};
+    }
+}
 
 static int add_segments(struct dl_phdr_info *info, size_t, void *) {
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -564,18 +602,24 @@ static bool in_static(uintptr_t a, size_t n) {
     if (it == g_static_ranges.begin()) return false;
     --it;
     if (a + n > it->hi) return false;
-    g_hot[g_hot_next++ % 4] = *it;
+    hot_put(it->lo, it->hi, false);
     return true;
 }
 
-static void global_access(uintptr_t a, size_t n, bool write, const void *pc) {
-    for (const Range &r : g_hot)
-        if (a >= r.lo && a + n <= r.hi) return;
+/* record: whether the access counts for the cross-stream race detector
+ * (atomics do not: they are well defined between unordered streams). */
+static void global_access(uintptr_t a, size_t n, bool write, const void *pc, bool record = true) {
+    for (Hot &r : g_hot)
+        if (a >= r.lo && a + n <= r.hi) {
+            if (record) hot_span(r, a, n, write);
+            return;
+        }
     uintptr_t base;
     size_t size;
     bool pinned;
     if (emu_alloc_find(a, n, &base, &size, &pinned)) {
-        g_hot[g_hot_next++ % 4] = {base, base + size};
+        Hot &h = hot_put(base, base + size, true);
+        if (record) hot_span(h, a, n, write);
         return;
     }
     if (in_static(a, n)) return;
@@ -614,7 +658,7 @@ static inline void check_atomic(const void *addr, size_t n, const void *pc) {
         return;
     }
     if (a - g_stack_lo < STACK_BYTES) return;
-    global_access(a, n, true, pc);
+    global_access(a, n, true, pc, false);
 }
 
 #define EMU_ATOMIC(T, name, expr)                                                                          \
@@ -710,6 +754,7 @@ int emu_run_kernel(const EmuLaunch &L) {
         g_in_kernel = 0;
         if (g_kernel_faulted) break;
     }
+    hot_reset();
     g_launch = NULL;
     return g_kernel_faulted;
 }
