@@ -127,6 +127,51 @@ Test(cuda_optim, grad_norm_and_scale_skip_frozen) {
     params_destroy(&ps);
 }
 
+/* A shard (dist.shard_optimizer): floats [lo, hi) cut inside the long
+ * parameter and inside the last trainable one; the moments hold only the
+ * range. AdamW, the squared norm and the scaling of the range match the
+ * CPU's range loops, and nothing outside the range moves. */
+Test(cuda_optim, shard_range_matches_cpu) {
+    ParamStore ps;
+    make_store(&ps);
+    size_t lo = 4000, hi = ps.info[3].offset + 30, n = hi - lo;
+    CudaOptimLayout lay;
+    cuda_optim_layout_create_range(&lay, &ps, lo, hi);
+    AdamW cpu, gpu;
+    adamw_init_range(&cpu, lo, n, 0.9f, 0.95f, 1e-8f, 0.1f);
+    cuda_adamw_init_range(&gpu, lo, n, 0.9f, 0.95f, 1e-8f, 0.1f);
+    Arr w = arr_from(ps.data, ps.padded), g = arr_rand(ps.padded, 0, 1), m = arr_rand(n, 0, 1);
+    m.d = gpu.m;
+    float *w0 = malloc(ps.padded * sizeof(float));
+    memcpy(w0, ps.data, ps.padded * sizeof(float));
+    for (uint64_t step = 0; step < 3; step++) {
+        fill_grads(&ps, &g, step);
+        double want = params_grad_sq_range(&ps, lo, hi), got = cuda_grad_sq(&lay, g.d);
+        cr_expect(fabs(got - want) <= 1e-12 * want, "range's squared norm: gpu %.17g cpu %.17g", got, want);
+        adamw_step(&cpu, &ps, 1e-2f);
+        cuda_adamw_step(&gpu, &lay, w.d, g.d, 1e-2f);
+        memcpy(w.h, ps.data, ps.padded * sizeof(float));
+        memcpy(m.h, cpu.m, n * sizeof(float));
+        EXPECT_CLOSE(w, TOL_OPT);
+        EXPECT_CLOSE(m, TOL_OPT);
+    }
+    for (size_t i = 0; i < ps.padded; i++)
+        if (i < lo || i >= hi)
+            cr_assert(ps.data[i] == w0[i] || (isnan(w0[i]) && isnan(ps.data[i])), "float %zu outside the range moved", i);
+    cr_expect(ps.data[lo] != w0[lo] && ps.data[hi - 1] != w0[hi - 1], "the range's ends were not updated");
+    params_scale_grad_range(&ps, 0.5f, lo, hi);
+    cuda_scale_grad(&lay, g.d, 0.5f);
+    float *dev = arr_download(&g);
+    for (size_t i = lo - 1; i <= hi; i++) /* one float either side: scaled by neither */
+        if (!isnan(ps.grad[i])) cr_assert(dev[i] == ps.grad[i], "scaled gradient float %zu differs", i);
+    free(dev);
+    free(w0);
+    cuda_adamw_free(&gpu);
+    adamw_free(&cpu);
+    cuda_optim_layout_free(&lay);
+    params_destroy(&ps);
+}
+
 Test(cuda_optim, ema_matches_cpu) {
     size_t n = 10007;
     Arr ema = arr_rand(n, -1, 1), w = arr_rand(n, -1, 1);
