@@ -54,6 +54,21 @@ static ncclResult_t collective(cudaStream_t stream, const char *what, const void
     return ncclSuccess;
 }
 
+/* What every collective checks first: a communicator, a root among its
+ * ranks (-1: the collective has none) and floats. */
+static ncclResult_t check_call(ncclComm_t comm, ncclDataType_t type, int root) {
+    if (!comm || root < -1 || root >= comm->nranks) return ncclInvalidArgument;
+    if (type != ncclFloat32) {
+        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
+        return ncclInvalidArgument;
+    }
+    return ncclSuccess;
+}
+
+static MPI_Op mpi_op(ncclRedOp_t op) {
+    return op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM; /* avg: sum, scaled */
+}
+
 extern "C" {
 
 ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
@@ -90,16 +105,12 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int
 
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
-    if (!comm) return ncclInvalidArgument;
-    if (type != ncclFloat32) {
-        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
-        return ncclInvalidArgument;
-    }
+    if (ncclResult_t r = check_call(comm, type, -1)) return r;
     if (count == 0) return ncclSuccess;
     if (!emu_device_range(send, count * 4) || !emu_device_range(recv, count * 4))
         emu_fail("ncclAllReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv,
                  count);
-    MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
+    MPI_Op mop = mpi_op(op);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
     float scale = op == ncclAvg ? 1.0f / (float)comm->nranks : 1.0f;
     return collective(stream, "ncclAllReduce", send, count * 4, recv, count, [&](float *staged) {
@@ -113,17 +124,13 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
 /* Reduce onto root (the others' recv is not written). */
 ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
                         ncclComm_t comm, cudaStream_t stream) {
-    if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
-    if (type != ncclFloat32) {
-        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
-        return ncclInvalidArgument;
-    }
+    if (ncclResult_t r = check_call(comm, type, root)) return r;
     if (count == 0) return ncclSuccess;
     bool at_root = comm->rank == root;
     if (!emu_device_range(send, count * 4) || (at_root && !emu_device_range(recv, count * 4)))
         emu_fail("ncclReduce(%p -> %p, %zu floats): a buffer is not inside one device allocation", send, recv, count);
     if (count > (size_t)INT32_MAX) return ncclInvalidArgument;
-    MPI_Op mop = op == ncclMax ? MPI_MAX : op == ncclMin ? MPI_MIN : op == ncclProd ? MPI_PROD : MPI_SUM;
+    MPI_Op mop = mpi_op(op);
     float scale = op == ncclAvg ? 1.0f / (float)comm->nranks : 1.0f;
     return collective(stream, "ncclReduce", send, count * 4, recv, at_root ? count : 0, [&](float *staged) {
         if (MPI_Reduce(send, at_root ? staged : NULL, (int)count, MPI_FLOAT, mop, root, comm->mpi) != MPI_SUCCESS)
@@ -137,11 +144,7 @@ ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType
 /* root's send to every rank's recv. */
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t comm,
                            cudaStream_t stream) {
-    if (!comm || root < 0 || root >= comm->nranks) return ncclInvalidArgument;
-    if (type != ncclFloat32) {
-        fprintf(stderr, "EMU NCCL: data type %d is not emulated (ncclFloat32 is)\n", (int)type);
-        return ncclInvalidArgument;
-    }
+    if (ncclResult_t r = check_call(comm, type, root)) return r;
     if (count == 0) return ncclSuccess;
     bool at_root = comm->rank == root;
     if (!emu_device_range(recv, count * 4) || (at_root && !emu_device_range(send, count * 4)))
