@@ -7,6 +7,7 @@
  * this state is process-global. Everything runs on one non-blocking stream:
  * the copies that hand data to the host are ordered on it and then wait, so
  * they see every kernel launched before them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +65,20 @@ const CudaLtApi *cuda_lt(void) {
 int cuda_device_count(void) {
     int n = 0;
     /* No driver, no device, a driver too old: all mean "no GPU here". */
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it, so it is not reported by a later check */
+#ifndef JIT_CUDA_EMU /* the emulator has a device and no driver versions */
+        static int told;
+        if (e == cudaErrorInsufficientDriver && !told++) {
+            /* not "no GPU": a GPU the programs cannot use; say so once, with both versions */
+            int drv = 0, rt = 0;
+            (void)cudaDriverGetVersion(&drv), (void)cudaRuntimeGetVersion(&rt);
+            fprintf(stderr, "CUDA: the driver supports CUDA %d.%d but this program's runtime is CUDA %d.%d "
+                    "(cudaErrorInsufficientDriver): no GPU can be used until the driver is updated\n",
+                    drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        }
+#endif
         return 0;
     }
     return n > 0 ? n : 0;
