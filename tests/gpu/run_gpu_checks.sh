@@ -116,6 +116,17 @@ if [[ ${1:-} == --internal ]]; then
         for d in $(tr ':' ' ' <<<"$JIT_GPU_LD"); do [[ -e $d/libcuda.so.1 ]] && { cuda1=$d/libcuda.so.1; break; }; done
       fi
       echo "== libcuda.so.1 (the driver, loaded by cudart): ${cuda1:-not found by ldconfig or on the path}"
+      # loaded at run time (core/dynlib.h), so ldd below does not list them
+      for lib in 'libcublasLt.so.[0-9]*' 'libnccl.so.2'; do
+        found=$(ldconfig -p 2>/dev/null | awk -v p="^${lib//\*/.*}\$" '$1 ~ p {print $NF; exit}')
+        if [[ -z $found ]]; then
+          for d in $(tr ':' ' ' <<<"$JIT_GPU_LD"); do
+            for f in "$d"/$lib; do [[ -e $f ]] && { found=$f; break 2; }; done
+          done
+        fi
+        echo "== $lib (loaded at run time): ${found:-not found}"
+        [[ -z $found && $lib == libcublasLt* ]] && { echo "MISSING (dlopen): $lib => not found (every GPU program needs it)"; dl_bad=1; }
+      done
       shopt -s nullglob
       progs=("$JIT_GPU_BIN"/*)
       if ((${#progs[@]} == 0)); then echo "== no programs in $JIT_GPU_BIN: library check not done"; exit 77; fi
@@ -129,6 +140,7 @@ if [[ ${1:-} == --internal ]]; then
           bad=1
         done < <(grep -E 'not found|No such file' <<<"$out" | sed 's/^[[:space:]]*//')
       done
+      ((${dl_bad:-0})) && bad=1
       ((bad == 0)) && echo "== libraries: every program resolves all of its libraries"
       ((bad == 0 && ${nogpu:-0} == 1)) && exit 3
       exit $bad ;;
