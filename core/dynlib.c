@@ -43,9 +43,3 @@ void *dynlib_sym(void *lib_handle, const char *lib, const char *sym) {
           err ? err : "NULL");
     return p;
 }
-
-int dynlib_is_loaded(const char *lib) {
-    void *h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD);
-    if (h) dlclose(h);
-    return h != NULL;
-}

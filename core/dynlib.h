@@ -19,10 +19,6 @@ void *dynlib_open(const char *lib, const char *who);
 /* The symbol's address in a library dynlib_open returned; stops when absent
  * (a library too old for the code). */
 void *dynlib_sym(void *lib_handle, const char *lib, const char *sym);
-/* Whether a library of this name was loaded into the process (by dynlib_open
- * or anything else), without loading it: for tests. */
-int dynlib_is_loaded(const char *lib);
-
 #ifdef __cplusplus
 }
 #endif
