@@ -591,7 +591,7 @@ echo "run_gpu_checks: $( ((dry)) && echo 'DRY RUN, ')budget ${budget}s, output i
 LD=$ld
 run_step a0 cuda_probe 20 5 fig_probe 0 env LD_LIBRARY_PATH="$LD" "$bin/cuda_probe"
 if [[ ${results[-1]} == FAIL ]]; then
-  stop_reason="the CUDA probe failed (a0: ${figs[-1]})"
+  stop_reason="the CUDA probe failed (a0)"
   echo "run_gpu_checks: STOP: ${figs[-1]}" >&2
 fi
 run_step a env 40 10 fig_env 1 "$self" --internal env
