@@ -74,9 +74,11 @@ int cuda_device_count(void) {
             /* not "no GPU": a GPU the programs cannot use; say so once, with both versions */
             int drv = 0, rt = 0;
             (void)cudaDriverGetVersion(&drv), (void)cudaRuntimeGetVersion(&rt);
-            fprintf(stderr, "CUDA: the driver supports CUDA %d.%d but this program's runtime is CUDA %d.%d "
-                    "(cudaErrorInsufficientDriver): no GPU can be used until the driver is updated\n",
-                    drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+            if (drv > 0) /* 0: no driver at all, the ordinary machine without a GPU */
+                fprintf(stderr,
+                        "CUDA: the driver supports CUDA %d.%d but this program's runtime is CUDA %d.%d "
+                        "(cudaErrorInsufficientDriver): no GPU can be used until the driver is updated\n",
+                        drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
         }
 #endif
         return 0;
