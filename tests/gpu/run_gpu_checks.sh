@@ -38,7 +38,7 @@
 #               full attention and SLA2 top-k 0.15, images/s              80
 #   c4 torch    bench_step_torch.py: the same JiT-B/16 step (batch 64, bf16
 #               autocast, fused AdamW) under torch.compile with SDPA: the
-#               anchor for d                                              90
+#               anchor for d (its compilation runs in the warm-up)       120
 # With --all (default budget then 540 s), also:
 #   e  train    test_cuda_train (GPU trainer = CPU trainer), JIT_CUDA_SYNC=1 120
 #   f1 memcheck compute-sanitizer memcheck on a few op and attention tests 60
@@ -604,7 +604,7 @@ run_step c3 bench_perf_model 45 15 fig_model 0 env LD_LIBRARY_PATH="$LD" "$bin/b
   --iters 10 --config configs/jit-b16.yaml
 run_step d bench_cuda_step 80 30 fig_step 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_step" --batch 64 --precision bf16 \
   --topk 0.15 --steps 10 --warmup 3 configs/jit-b16.yaml configs/jit-b16-sla2.yaml
-run_step c4 torch_step 90 40 fig_torch 0 "$self" --internal torchstep --device cuda --dtype bf16 --sdpa --compile \
+run_step c4 torch_step 120 60 fig_torch 0 "$self" --internal torchstep --device cuda --dtype bf16 --sdpa --compile \
   --adamw --config JiT-B/16 --batch 64 --iters 10 --warmup 3
 if ((all)); then
   run_step e test_cuda_train 120 30 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_train" --jobs 1 --verbose
