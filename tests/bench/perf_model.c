@@ -103,7 +103,7 @@ void pm_linear(PmList *l, const char *role, double M, double IC, double OC, int 
     pm_add(l, n, 'f', PM_TC, f, fl, b, b, 1);
     if (bias) {
         snprintf(n, sizeof n, "%s: bias grad", role);
-        pm_mem(l, n, 'b', 4 * M * OC + 8 * OC, 1);
+        pm_mem(l, n, 'b', 4 * M * OC + 8 * OC, 2); /* cuda_colsum: two kernels */
     }
     snprintf(n, sizeof n, "%s: to bf16", role);
     pm_mem(l, n, 'b', 6 * (M * OC + (dinp ? OC * IC : 0) + M * IC), dinp ? 3 : 2);
@@ -195,31 +195,31 @@ double pm_forward_flops(const JitConfig *c) {
 
 /* RMSNorm over rows of width C (norm.cu): forward reads x, writes y (and a
  * row rstd); backward dx += (reads x, dout) and the weight's column sum
- * (reads x, dout again): two kernels. */
+ * (reads x, dout again; cuda_colsum: a partial and a finishing kernel). */
 static void pm_rmsnorm(PmList *l, const char *name, double rows, double C) {
     const double n = rows * C;
     pm_op(l, "rmsnorm", 1);
     pm_mem(l, name, 'f', 8 * n + 4 * rows, 1);
-    pm_mem(l, name, 'b', 8 * n + 8 * n + 4 * rows + 8 * n, 2);
+    pm_mem(l, name, 'b', 8 * n + 8 * n + 4 * rows + 8 * n, 3);
     pm_grad_zero(l, n);
 }
 
 /* modulate(x, shift, scale) = x (1 + scale) + shift per image: backward
- * dx += dout (1 + scale), and dshift, dscale as per-image column sums of
- * dout and dout x. */
+ * dx += dout (1 + scale) (one kernel), and dshift, dscale as per-image column
+ * sums of dout and dout x (two kernels each, elementwise.cu). */
 static void pm_modulate(PmList *l, double T) {
     pm_op(l, "modulate", 1);
     pm_mem(l, "modulate", 'f', 8 * T, 1);
-    pm_mem(l, "modulate", 'b', 12 * T + 8 * T, 2);
+    pm_mem(l, "modulate", 'b', 12 * T + 4 * T + 8 * T, 5);
     pm_grad_zero(l, T);
 }
 
-/* gated_add(x, gate, a) = x + gate a: backward dx += dout, da += gate dout,
- * dgate per-image column sums of dout a. */
+/* gated_add(x, gate, a) = x + gate a: backward dx += dout and da += gate
+ * dout in one kernel, dgate per-image column sums of dout a (two kernels). */
 static void pm_gated_add(PmList *l, double T) {
     pm_op(l, "gated_add", 1);
     pm_mem(l, "gated_add", 'f', 12 * T, 1);
-    pm_mem(l, "gated_add", 'b', 12 * T + 12 * T + 8 * T, 3);
+    pm_mem(l, "gated_add", 'b', 4 * T + 8 * T + 8 * T + 8 * T, 3);
     pm_grad_zero(l, 2 * T);
 }
 
