@@ -4,12 +4,17 @@
 # machine that has the CUDA toolkit and a Python with torch but none of this
 # project's libraries (HDF5, Open MPI, OpenBLAS, libyaml, Criterion, libpng):
 #
-#   .gpu/bundle.tar.gz  ->  .gpu/bin/   test_cuda_{ops,attn,train}, bench_cuda_{attn,step,curve} (stripped)
+#   .gpu/bundle.tar.gz  ->  .gpu/bin/   cuda_probe, test_cuda_{ops,attn,train} (and test_cuda_tc
+#                                       where the build has it), bench_cuda_{attn,step,curve},
+#                                       bench_perf_model (stripped)
 #                           .gpu/lib/   every shared library they load, except
 #                                       glibc's (libc, libm, ld-linux, libresolv, ...),
 #                                       the compiler runtime (libstdc++, libgcc_s) and
 #                                       CUDA's (libcuda, libcudart, libcublas*, libnccl,
 #                                       libcudnn): the GPU machine has those
+# The programs link only cudart of CUDA's libraries; cuBLASLt (when a device
+# is initialised) and NCCL (when the multi-GPU trainer starts it) are loaded at
+# run time (core/dynlib.h). This script fails if a program links either again.
 #                           .gpu/MANIFEST.txt  commit, architecture, files, glibc needed
 #
 # Build here (no GPU needed; nvcc from /usr/local/cuda; several minutes on 2 cores):
@@ -54,12 +59,15 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DJIT_CUDA=ON -DJIT_CUDA_ARCHS
   >"$build/bundle-configure.log" || { cat "$build/bundle-configure.log" >&2; exit 1; }
 
 # --- build only what the bundle holds ---
-want=(test_cuda_ops test_cuda_attn test_cuda_train bench_cuda_attn bench_cuda_step bench_cuda_curve)
+want=(cuda_probe test_cuda_ops test_cuda_attn test_cuda_tc test_cuda_train bench_cuda_attn bench_cuda_step bench_cuda_curve
+  bench_perf_model)
+optional=" test_cuda_tc " # the tensor-core kernels' tests, where the checkout has them
 targets=$(cmake --build "$build" --target help 2>/dev/null || true)
 build_list=()
 for t in "${want[@]}"; do
   if grep -qE "(^|[ .])$t($|[ :])" <<<"$targets"; then build_list+=("$t")
-  elif [[ $t == bench_* ]]; then echo "gpu_bundle: warning: no target $t in this build (left out of the bundle)" >&2
+  elif [[ $t == bench_* || $optional == *" $t "* ]]; then
+    echo "gpu_bundle: warning: no target $t in this build (left out of the bundle)" >&2
   else echo "gpu_bundle: no target $t: is the CUDA backend on? (see $build/bundle-configure.log)" >&2; exit 1; fi
 done
 echo "gpu_bundle: building ${build_list[*]} for sm_$arch in $build"
@@ -88,6 +96,9 @@ while read -r name arrow path _; do
   [[ -e $stage/.gpu/lib/$name ]] || cp -L "$path" "$stage/.gpu/lib/$name"
 done <"$stage/ldd.txt"
 [[ $unresolved == 0 ]] || exit 1
+# Loaded at run time, never linked: a program that links them needs them to start.
+linked=$(awk '$1 ~ /^lib(cublasLt|nccl)\.so/ {print $1}' "$stage/ldd.txt" | sort -u | tr '\n' ' ')
+[[ -z $linked ]] || { echo "gpu_bundle: FAIL: a program links ${linked% } (they are loaded at run time: core/dynlib.h)" >&2; exit 1; }
 chmod u+w "$stage"/.gpu/lib/*
 strip --strip-unneeded "$stage"/.gpu/bin/* "$stage"/.gpu/lib/*
 
@@ -107,6 +118,7 @@ needed_dev=$(awk '{print $1}' "$stage/ldd.txt" | grep -E "$device|$runtime" | so
   echo "nvcc: $(nvcc --version | tail -1)"
   echo "glibc_needed: ${glibc_need#GLIBC_} by ${glibc_who% }; the rest ${glibc_rest#GLIBC_} (built on $(ldd --version | head -1))"
   echo "from_the_machine: $needed_dev"
+  echo "loaded_at_run_time: libcublasLt.so (by the programs that use a GPU), libnccl.so.2 (by the multi-GPU trainer only)"
   echo "files:"
   (cd "$stage" && find .gpu -type f ! -name MANIFEST.txt -printf '  %p %s\n' | sort)
 } >"$stage/.gpu/MANIFEST.txt"

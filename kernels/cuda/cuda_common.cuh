@@ -46,6 +46,27 @@ cublasLtHandle_t cuda_lt_handle(void);
 /* cuBLASLt workspace on the device (its size in bytes). */
 void *cuda_lt_workspace(size_t *bytes);
 
+/* The cuBLASLt functions the backend calls, loaded by cuda_init (device.cu)
+ * with core/dynlib.h rather than linked: libcublasLt is half a gigabyte and
+ * took about a second of every start of every program of the CUDA build,
+ * which most runs (CPU tests, --help, the CPU device) never use. The
+ * emulator build binds the table to its stand-in directly. */
+typedef struct CudaLtApi {
+    decltype(&cublasLtCreate) Create;
+    decltype(&cublasLtMatmul) Matmul;
+    decltype(&cublasLtMatmulAlgoGetHeuristic) MatmulAlgoGetHeuristic;
+    decltype(&cublasLtMatmulDescCreate) MatmulDescCreate;
+    decltype(&cublasLtMatmulDescDestroy) MatmulDescDestroy;
+    decltype(&cublasLtMatmulDescSetAttribute) MatmulDescSetAttribute;
+    decltype(&cublasLtMatmulPreferenceCreate) MatmulPreferenceCreate;
+    decltype(&cublasLtMatmulPreferenceDestroy) MatmulPreferenceDestroy;
+    decltype(&cublasLtMatmulPreferenceSetAttribute) MatmulPreferenceSetAttribute;
+    decltype(&cublasLtMatrixLayoutCreate) MatrixLayoutCreate;
+    decltype(&cublasLtMatrixLayoutDestroy) MatrixLayoutDestroy;
+} CudaLtApi;
+/* The table (after cuda_init). */
+const CudaLtApi *cuda_lt(void);
+
 static inline unsigned cuda_blocks(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b < 1 ? 1 : b > 65535u * 32u ? 65535u * 32u : b);

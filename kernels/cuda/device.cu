@@ -7,10 +7,15 @@
  * this state is process-global. Everything runs on one non-blocking stream:
  * the copies that hand data to the host are ordered on it and then wait, so
  * they see every kernel launched before them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_util.cuh"
+
+extern "C" {
+#include "core/dynlib.h"
+}
 
 /* cuBLASLt workspace: 32 MiB is what NVIDIA recommends for Hopper. */
 #define CUDA_LT_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -22,12 +27,60 @@ static void *g_lt_ws;
 static CudaPrecision g_precision = CUDA_PREC_FP32;
 static void *g_scratch;
 static size_t g_scratch_bytes;
+static CudaLtApi g_lt_api;
+
+/* cuBLASLt's functions: from libcublasLt loaded now (the CUDA build), or
+ * the emulator's stand-in linked into the program. */
+#ifndef JIT_CUDA_EMU
+#define CUDA_LT_LIB "libcublasLt.so." CUDA_LT_STR(CUBLAS_VER_MAJOR)
+#define CUDA_LT_STR(x) CUDA_LT_STR2(x)
+#define CUDA_LT_STR2(x) #x
+#endif
+static void cuda_lt_bind(void) {
+#ifdef JIT_CUDA_EMU
+#define CUDA_LT_BIND(f) g_lt_api.f = cublasLt##f
+#else
+    void *h = dynlib_open(CUDA_LT_LIB, "the CUDA backend's matrix products (cuBLASLt)");
+#define CUDA_LT_BIND(f) g_lt_api.f = (decltype(g_lt_api.f))dynlib_sym(h, CUDA_LT_LIB, "cublasLt" #f)
+#endif
+    CUDA_LT_BIND(Create);
+    CUDA_LT_BIND(Matmul);
+    CUDA_LT_BIND(MatmulAlgoGetHeuristic);
+    CUDA_LT_BIND(MatmulDescCreate);
+    CUDA_LT_BIND(MatmulDescDestroy);
+    CUDA_LT_BIND(MatmulDescSetAttribute);
+    CUDA_LT_BIND(MatmulPreferenceCreate);
+    CUDA_LT_BIND(MatmulPreferenceDestroy);
+    CUDA_LT_BIND(MatmulPreferenceSetAttribute);
+    CUDA_LT_BIND(MatrixLayoutCreate);
+    CUDA_LT_BIND(MatrixLayoutDestroy);
+#undef CUDA_LT_BIND
+}
+
+const CudaLtApi *cuda_lt(void) {
+    CHECK(g_lt_api.Matmul != NULL, "cuBLASLt used before cuda_init(): call cuda_init(device) first");
+    return &g_lt_api;
+}
 
 int cuda_device_count(void) {
     int n = 0;
     /* No driver, no device, a driver too old: all mean "no GPU here". */
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it, so it is not reported by a later check */
+#ifndef JIT_CUDA_EMU /* the emulator has a device and no driver versions */
+        static int told;
+        if (e == cudaErrorInsufficientDriver && !told++) {
+            /* not "no GPU": a GPU the programs cannot use; say so once, with both versions */
+            int drv = 0, rt = 0;
+            (void)cudaDriverGetVersion(&drv), (void)cudaRuntimeGetVersion(&rt);
+            if (drv > 0) /* 0: no driver at all, the ordinary machine without a GPU */
+                fprintf(stderr,
+                        "CUDA: the driver supports CUDA %d.%d but this program's runtime is CUDA %d.%d "
+                        "(cudaErrorInsufficientDriver): no GPU can be used until the driver is updated\n",
+                        drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        }
+#endif
         return 0;
     }
     return n > 0 ? n : 0;
@@ -43,7 +96,8 @@ void cuda_init(int device) {
           device, n);
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasLtCreate(&g_lt));
+    cuda_lt_bind();
+    CUBLAS_CHECK(g_lt_api.Create(&g_lt));
     CUDA_CHECK(cudaMalloc(&g_lt_ws, CUDA_LT_WORKSPACE_BYTES));
     g_device = device;
 }

@@ -56,14 +56,14 @@ static int lt_key_eq(const LtKey *a, const LtKey *b) { return memcmp(a, b, sizeo
 #define LT_BIAS_ALIGN 16
 
 static void lt_set(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void *v, size_t n) {
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, v, n));
+    CUBLAS_CHECK(cuda_lt()->MatmulDescSetAttribute(d, attr, v, n));
 }
 
 /* Build the descriptors for one call; bias NULL means no epilogue. */
 static void lt_describe(cublasLtMatmulDesc_t *op, cublasLtMatrixLayout_t lay[3], const LtKey *key,
                         const float *bias) {
     cudaDataType ab = key->bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cuda_lt()->MatmulDescCreate(op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = key->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = key->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     lt_set(*op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
     lt_set(*op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
@@ -74,16 +74,16 @@ static void lt_describe(cublasLtMatmulDesc_t *op, cublasLtMatrixLayout_t lay[3],
         int32_t bias_type = CUDA_R_32F; /* fp32 bias in both modes, as the parameters are */
         lt_set(*op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
     }
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lay[0], ab, key->ta ? key->k : key->m, key->ta ? key->m : key->k,
+    CUBLAS_CHECK(cuda_lt()->MatrixLayoutCreate(&lay[0], ab, key->ta ? key->k : key->m, key->ta ? key->m : key->k,
                                             key->lda));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lay[1], ab, key->tb ? key->n : key->k, key->tb ? key->k : key->n,
+    CUBLAS_CHECK(cuda_lt()->MatrixLayoutCreate(&lay[1], ab, key->tb ? key->n : key->k, key->tb ? key->k : key->n,
                                             key->ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lay[2], CUDA_R_32F, key->m, key->n, key->ldd));
+    CUBLAS_CHECK(cuda_lt()->MatrixLayoutCreate(&lay[2], CUDA_R_32F, key->m, key->n, key->ldd));
 }
 
 static void lt_release(cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t lay[3]) {
-    for (int i = 0; i < 3; i++) CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lay[i]));
-    CUBLAS_CHECK(cublasLtMatmulDescDestroy(op));
+    for (int i = 0; i < 3; i++) CUBLAS_CHECK(cuda_lt()->MatrixLayoutDestroy(lay[i]));
+    CUBLAS_CHECK(cuda_lt()->MatmulDescDestroy(op));
 }
 
 /* Ask the heuristic for the best algorithm; 0 when there is none. */
@@ -92,22 +92,22 @@ static int lt_heuristic(cublasLtMatmulAlgo_t *algo, const LtKey *key, const floa
     cublasLtMatrixLayout_t lay[3];
     lt_describe(&op, lay, key, bias);
     cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceCreate(&pref));
     size_t ws_bytes;
     (void)cuda_lt_workspace(&ws_bytes);
     uint64_t ws = ws_bytes;
     uint32_t al[4] = {(uint32_t)key->align_a, (uint32_t)key->align_b, (uint32_t)key->align_d,
                       (uint32_t)key->align_d};
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[3], 4));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4));
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[3], 4));
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     cublasStatus_t s =
-        cublasLtMatmulAlgoGetHeuristic(cuda_lt_handle(), op, lay[0], lay[1], lay[2], lay[2], pref, 1, &res, &found);
-    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+        cuda_lt()->MatmulAlgoGetHeuristic(cuda_lt_handle(), op, lay[0], lay[1], lay[2], lay[2], pref, 1, &res, &found);
+    CUBLAS_CHECK(cuda_lt()->MatmulPreferenceDestroy(pref));
     lt_release(op, lay);
     if (s != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) return 0;
     *algo = res.algo;
@@ -154,7 +154,7 @@ static void lt_matmul(float *D, const void *A, const void *B, const float *bias,
     size_t ws_bytes;
     void *ws = cuda_lt_workspace(&ws_bytes);
     float alpha = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(cuda_lt_handle(), op, &alpha, A, lay[0], B, lay[1], &beta, D, lay[2], D, lay[2],
+    CUBLAS_CHECK(cuda_lt()->Matmul(cuda_lt_handle(), op, &alpha, A, lay[0], B, lay[1], &beta, D, lay[2], D, lay[2],
                                 &e->algo, ws, ws_bytes, cuda_compute_stream()));
     lt_release(op, lay);
     if (bias && !e->fused_bias) {

@@ -33,22 +33,9 @@
 #include "core/profile.h"
 #include "kernels/cpu/blas_select.h"
 #include "tests/bench/bench_util.h"
+#include "tests/bench/perf_model.h"
 #include "train/config/config.h"
 #include "train/trainer.h"
-
-/* Forward FLOPs of one image (see the header). */
-static double bench_forward_flops(const JitConfig *c) {
-    double D = c->hidden, h = c->mlp_hidden, N = c->tokens, L = c->in_context_len;
-    double f = 2 * N * (c->in_channels * c->patch * c->patch) * c->bottleneck + 2 * N * c->bottleneck * D;
-    f += 2 * (256 * D + D * D); /* timestep MLP */
-    for (int i = 0; i < c->depth; i++) {
-        double n = N + (L > 0 && i >= c->in_context_start ? L : 0);
-        f += 2 * n * D * 3 * D + 4 * n * n * D + 2 * n * D * D + 2 * n * D * 2 * h + 2 * n * h * D;
-        f += 2 * D * 6 * D; /* adaLN */
-    }
-    f += 2 * D * 2 * D + 2 * N * D * (c->patch * c->patch * c->in_channels);
-    return f;
-}
 
 /* GFLOP/s of C[M,N] = A[M,K] B[K,N]^T (as a linear layer calls it), median of reps. */
 static double bench_sgemm_gflops(int M, int N, int K, int reps) {
@@ -135,7 +122,7 @@ int main(int argc, char **argv) {
     printf("%-18s %9.2f %9.2f   (share of the step: forward+backward)\n\n", "sum",
            1e3 * profile_forward_total(&prof) / steps, 1e3 * profile_backward_total(&prof) / steps);
 
-    double flops = 3.0 * bench_forward_flops(mc) * B;
+    double flops = 3.0 * pm_forward_flops(mc) * B;
     int rows = B * (mc->tokens + mc->in_context_len);
     double peak = bench_sgemm_gflops(1024, 1024, 1024, 5);
     double at_shape = bench_sgemm_gflops(rows, 2 * mc->mlp_hidden, mc->hidden, 5);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# tests/gpu/run_gpu_checks.sh [--dry-run] [--budget SECONDS] [--out DIR]
+# tests/gpu/run_gpu_checks.sh [--dry-run] [--all] [--budget SECONDS] [--out DIR] [--bin DIR]
 #
 # The CUDA backend's checks on a GPU machine, as ONE command that fits the
-# device tool: at most 10 minutes a command (this script keeps to --budget,
-# default 540 s, every step under `timeout` with its own cap), at most 8
+# device tool: at most 10 minutes a command, 15 minutes of device time a
+# session (this script keeps to --budget, default 360 s, so a lease leaves
+# time to rerun; every step under `timeout` with its own cap), at most 8
 # files brought back from $OUT (this script writes 3), 64 MiB carried.
 #
 # Here (no GPU): build the bundle once, then hand the device tool
@@ -13,17 +14,32 @@
 #
 # Steps, in this order (cap in seconds; a step starts only with enough of the
 # budget left, else it is reported skipped):
+#   a0 probe    cuda_probe: the driver's and the runtime's CUDA versions, then
+#               the devices. A driver older than the runtime (or none, or no
+#               device) FAILS here, loudly with both numbers, and every later
+#               step is reported skipped for that reason (not "no GPU")    20
 #   a  env      nvidia-smi, nvcc, glibc, compute-sanitizer, torch; every
 #               program's libraries resolved with the composed library path
-#               (missing ones are named: MISSING lines in a.log)         60
+#               (missing ones are named: MISSING lines in a.log)         40
 #   b1 ops      test_cuda_ops  (Criterion, --jobs 1, JIT_CUDA_SYNC=1: a sync
-#               after every launch, so a fault names its kernel)         100
-#   b2 attn     test_cuda_attn (the same)                                100
-#   c1 attn-bench  bench_cuda_attn --prec bf16: flash attention and SLA2
-#               (top-k 0.15) at N = 256 ... 16384, d = 64                 75
-#   c2 sdpa     bench_sdpa.py --dtype bf16: PyTorch SDPA (flash), same sizes 60
+#               after every launch, so a fault names its kernel)          80
+#   b2 attn     test_cuda_attn (the same)                                 80
+#   b3 tc       test_cuda_tc: the tensor-core attention and SLA2 kernels
+#               against the CPU (the same; skipped while the bundle has no
+#               such program)                                             60
+#   c1 attn-bench  bench_cuda_attn --prec bf16: flash attention (the
+#               tensor-core kernels where BF16 mode uses them) and SLA2
+#               (top-k 0.15) at N = 256 ... 16384, d = 64                 60
+#   c2 sdpa     bench_sdpa.py --dtype bf16: PyTorch SDPA (flash), same sizes 45
+#   c3 model    bench_perf_model --measure --batch 64: the stated performance
+#               model's predictions with the attention op and the block's
+#               linear layers measured beside them                       45
 #   d  step     bench_cuda_step: JiT-B/16 trainer step, batch 64, bf16,
-#               full attention and SLA2 top-k 0.15, images/s             100
+#               full attention and SLA2 top-k 0.15, images/s              80
+#   c4 torch    bench_step_torch.py: the same JiT-B/16 step (batch 64, bf16
+#               autocast, fused AdamW) under torch.compile with SDPA: the
+#               anchor for d (its compilation runs in the warm-up)       120
+# With --all (default budget then 540 s), also:
 #   e  train    test_cuda_train (GPU trainer = CPU trainer), JIT_CUDA_SYNC=1 120
 #   f1 memcheck compute-sanitizer memcheck on a few op and attention tests 60
 #   f2 racecheck compute-sanitizer racecheck on fewer                     60
@@ -42,7 +58,8 @@
 # rewritten after every step, so a run cut short still brings back what it
 # did. The last thing printed is the summary table: step, result
 # (ok/FAIL/timeout/skipped), seconds, key figure. Exit status: the number of
-# steps that failed or timed out (0 = all passed or skipped).
+# steps that failed or timed out (0 = all passed or skipped). --bin DIR runs
+# the programs of DIR instead of .gpu/bin (tests/gpu/probe_test.sh).
 #
 # --dry-run (no GPU needed; ctest label gpu_dryrun): the same run, where every
 # step goes through the runner (limits, timeout, log, archive) with `true` in
@@ -99,6 +116,17 @@ if [[ ${1:-} == --internal ]]; then
         for d in $(tr ':' ' ' <<<"$JIT_GPU_LD"); do [[ -e $d/libcuda.so.1 ]] && { cuda1=$d/libcuda.so.1; break; }; done
       fi
       echo "== libcuda.so.1 (the driver, loaded by cudart): ${cuda1:-not found by ldconfig or on the path}"
+      # loaded at run time (core/dynlib.h), so ldd below does not list them
+      for lib in 'libcublasLt.so.[0-9]*' 'libnccl.so.2'; do
+        found=$(ldconfig -p 2>/dev/null | awk -v p="^${lib//\*/.*}\$" '$1 ~ p {print $NF; exit}')
+        if [[ -z $found ]]; then
+          for d in $(tr ':' ' ' <<<"$JIT_GPU_LD"); do
+            for f in "$d"/$lib; do [[ -e $f ]] && { found=$f; break 2; }; done
+          done
+        fi
+        echo "== $lib (loaded at run time): ${found:-not found}"
+        [[ -z $found && $lib == libcublasLt* ]] && { echo "MISSING (dlopen): $lib => not found (every GPU program needs it)"; dl_bad=1; }
+      done
       shopt -s nullglob
       progs=("$JIT_GPU_BIN"/*)
       if ((${#progs[@]} == 0)); then echo "== no programs in $JIT_GPU_BIN: library check not done"; exit 77; fi
@@ -112,6 +140,7 @@ if [[ ${1:-} == --internal ]]; then
           bad=1
         done < <(grep -E 'not found|No such file' <<<"$out" | sed 's/^[[:space:]]*//')
       done
+      ((${dl_bad:-0})) && bad=1
       ((bad == 0)) && echo "== libraries: every program resolves all of its libraries"
       ((bad == 0 && ${nogpu:-0} == 1)) && exit 3
       exit $bad ;;
@@ -119,6 +148,14 @@ if [[ ${1:-} == --internal ]]; then
       for py in $JIT_GPU_PYS; do
         echo "== $py tests/bench/bench_sdpa.py $*"
         "$py" tests/bench/bench_sdpa.py "$@"
+        rc=$?
+        [[ $rc == 77 ]] || exit $rc
+      done
+      exit 77 ;;
+    torchstep) # c4: the JiT step in PyTorch with the first Python that has torch (77 from all: none)
+      for py in $JIT_GPU_PYS; do
+        echo "== $py tests/bench/bench_step_torch.py $*"
+        PYTHONUNBUFFERED=1 "$py" tests/bench/bench_step_torch.py "$@"
         rc=$?
         [[ $rc == 77 ]] || exit $rc
       done
@@ -150,18 +187,25 @@ fi
 
 # ---------------------------------------------------------------- options
 dry=0
-budget=${JIT_GPU_BUDGET:-540}
+all=0
+budget=${JIT_GPU_BUDGET:-}
 out=${OUT:-}
+bin_arg=""
 while (($#)); do
   case $1 in
     --dry-run) dry=1 ;;
+    --all) all=1 ;;
     --budget) budget=${2:?--budget needs seconds}; shift ;;
     --out) out=${2:?--out needs a folder}; shift ;;
+    --bin) bin_arg=${2:?--bin needs a folder}; shift ;;
     -h | --help) sed -n '2,/^set -uo/p' "$self" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "run_gpu_checks: unknown argument '$1' (use --dry-run, --budget S, --out DIR)" >&2; exit 2 ;;
+    *) echo "run_gpu_checks: unknown argument '$1' (use --dry-run, --all, --budget S, --out DIR, --bin DIR)" >&2; exit 2 ;;
   esac
   shift
 done
+# About 6 minutes by default: a 15-minute lease (its start included) then
+# leaves time to rerun; --all adds the optional steps and 3 more minutes.
+[[ -n $budget ]] || budget=$( ((all)) && echo 540 || echo 360)
 [[ $budget =~ ^[0-9]+$ ]] || { echo "run_gpu_checks: --budget $budget: seconds, please" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-checks.XXXXXX")
 tmp_out=0
@@ -181,7 +225,8 @@ reserve=10 # kept back for the summary and the archive
 # ---------------------------------------------------------------- environment
 export PATH="$PATH:/usr/local/cuda/bin"
 bin=$root/.gpu/bin
-if ((!dry)) && [[ -f .gpu/bundle.tar.gz ]] && { [[ ! -d $bin ]] || [[ .gpu/bundle.tar.gz -nt .gpu/MANIFEST.txt ]]; }; then
+[[ -n $bin_arg ]] && bin=$(cd "$bin_arg" && pwd)
+if ((!dry)) && [[ -z $bin_arg && -f .gpu/bundle.tar.gz ]] && { [[ ! -d $bin ]] || [[ .gpu/bundle.tar.gz -nt .gpu/MANIFEST.txt ]]; }; then
   echo "run_gpu_checks: unpacking .gpu/bundle.tar.gz"
   tar xzf .gpu/bundle.tar.gz || { echo "run_gpu_checks: cannot unpack .gpu/bundle.tar.gz" >&2; exit 2; }
   touch .gpu/MANIFEST.txt
@@ -281,6 +326,36 @@ fig_curve() {
   if [[ -z $line ]]; then echo "|no curve_gap line (exit $rc)"; return; fi
   echo "|mean20 gap bf16 vs cpu $(kv "$line" max_mean20_abs) (rel $(kv "$line" max_mean20_rel)); $(grep '^seconds per step' "$log" | sed 's/seconds per step: //')"
 }
+fig_probe() {
+  local log=$1 rc=$2 line d r dev
+  line=$(grep '^cuda_probe driver=' "$log" | tail -1)
+  d=$(kv " $line" driver); r=$(kv " $line" runtime)
+  ver() { [[ $1 =~ ^[0-9]+$ ]] && echo "CUDA $(($1 / 1000)).$(($1 % 1000 / 10))" || echo "?"; }
+  dev=$(sed -n -E 's/^cuda_probe device=0 name="([^"]*)".*/\1/p' "$log" | head -1)
+  case $rc in
+    0) echo "|driver $(ver "$d"), runtime $(ver "$r")${dev:+; $dev}" ;;
+    3) echo "FAIL|driver $(ver "$d") ($d) is older than the runtime $(ver "$r") ($r): nothing can run" ;;
+    4) echo "FAIL|no CUDA driver (libcuda.so.1), runtime $(ver "$r")" ;;
+    5) echo "FAIL|driver $(ver "$d"), runtime $(ver "$r"), but no usable device: $(grep -o 'no usable CUDA device: .*' "$log" | head -1 | cut -c25-)" ;;
+    *) echo "FAIL|cuda_probe exit $rc${line:+ ($line)}" ;;
+  esac
+}
+fig_model() {
+  local log=$1 rc=$2 p m l
+  [[ $rc == 77 ]] && { echo "|$(skip_reason "$log")"; return; }
+  p=$(grep '^pm_step .* attn=simt ' "$log" | tail -1)
+  m=$(grep '^pm_attn N=4096 ' "$log" | tail -1)
+  l=$(grep '^pm_linear role=mlp.w12 ' "$log" | tail -1)
+  [[ -n $p ]] || { echo "|no pm_step line (exit $rc)"; return; }
+  echo "|predicted step $(kv " $p" pred_ms) ms (SIMT attn)${m:+; attn N=4096 fwd+bwd measured $(kv " $m" meas_fwd_ms)+$(kv " $m" meas_bwd_ms) ms vs predicted SIMT $(kv " $m" simt_fwd_ms)+$(kv " $m" simt_bwd_ms), TC $(kv " $m" tc_fwd_ms)+$(kv " $m" tc_bwd_ms)}${l:+; w12 measured $(kv " $l" meas_fwd_ms)/$(kv " $l" meas_bwd_ms) vs predicted $(kv " $l" pred_fwd_ms)/$(kv " $l" pred_bwd_ms) ms}"
+}
+fig_torch() {
+  local log=$1 rc=$2 line
+  [[ $rc == 77 ]] && { echo "|$(skip_reason "$log")"; return; }
+  line=$(grep '^torch_step_ms ' "$log" | tail -1)
+  [[ -n $line ]] || { echo "|no torch_step_ms line (exit $rc)"; return; }
+  echo "|torch.compile+SDPA bf16 $(kv " $line" config) bs$(kv " $line" batch): $(kv " $line" median) ms/step"
+}
 fig_sanitizer() {
   local log=$1 rc=$2 errs tested names
   if grep -q '^SANITIZER-UNSUPPORTED' "$log"; then echo "skipped|compute-sanitizer refused the device"; return; fi
@@ -294,6 +369,7 @@ fig_sanitizer() {
 
 # ---------------------------------------------------------------- the runner
 names=() results=() secs=() figs=()
+stop_reason="" # set when a step makes the rest pointless (a0: the driver)
 record() { names+=("$1"); results+=("$2"); secs+=("$3"); figs+=("$4"); }
 # exec_limited LIMIT LOG CMD...: the command under timeout, output appended to
 # LOG. In the background with `wait`, so a TERM to this script is handled at
@@ -332,6 +408,12 @@ run_step() {
   local label="$id $name" log="$logs/$id-$name.log" left lim rc res fig t0 prog
   left=$((deadline - SECONDS - reserve))
   lim=$((cap < left ? cap : left))
+  if [[ -n $stop_reason ]]; then
+    record "$label" skipped 0 "not run: $stop_reason"
+    echo "run_gpu_checks: [$((SECONDS - t_start))s] $label: skipped (not run: $stop_reason)"
+    publish
+    return
+  fi
   prog=$1
   [[ $prog == env ]] && prog=$(printf '%s\n' "$@" | grep "^$bin/" | head -1)
   if ((!dry)) && [[ $prog == "$bin"/* && ! -x $prog ]]; then
@@ -411,8 +493,8 @@ summary_table() {
 }
 publish() { # summary.txt, bench.txt and the log archive in OUT, after every step
   summary_table >"$logs/summary.txt"
-  { grep -h -E '^(# |attn |sla2 |sdpa |train_step |curve_gap |seconds per step)' "$logs"/c1-*.log "$logs"/c2-*.log \
-      "$logs"/d-*.log "$logs"/g-*.log 2>/dev/null |
+  { grep -h -E '^(# |cuda_probe |attn |sla2 |sdpa |pm_[a-z]+ |train_step |torch_step_ms |curve_gap |seconds per step)' \
+      "$logs"/a0-*.log "$logs"/c[0-9]-*.log "$logs"/d-*.log "$logs"/g-*.log 2>/dev/null |
       grep -v -E '^# (step|limit|exit|dry run)' 
     echo
     attn_table; } >"$logs/bench.txt"
@@ -465,6 +547,16 @@ selftest() { # prints problems, one a line; none = sound
     '[====] Synthesis: Tested: 4 | Passing: 4 | Failing: 0 | Crashing: 0 ' '========= ERROR SUMMARY: 0 errors' >"$t/f2"
   f=$(fig_sanitizer "$t/f2" 0); [[ $f == "|0 sanitizer errors; tests passed (ops, attn): 5/5 4/4" ]] || echo "fig_sanitizer: '$f'"
   grep -qE "$UNSUPPORTED_RE" <<<'========= Error: Device not supported' || echo "UNSUPPORTED_RE misses 'Device not supported'"
+  printf '%s\n' 'cuda_probe driver=12080 runtime=13000' >"$t/a0"
+  f=$(fig_probe "$t/a0" 3); [[ $f == "FAIL|driver CUDA 12.8 (12080) is older than the runtime CUDA 13.0 (13000): nothing can run" ]] || echo "fig_probe (old driver): '$f'"
+  printf '%s\n' 'cuda_probe driver=13000 runtime=13000 devices=1' 'cuda_probe device=0 name="NVIDIA H100 80GB HBM3" sm=90 memory_gib=79.2 multiprocessors=132' >"$t/a0"
+  f=$(fig_probe "$t/a0" 0); [[ $f == "|driver CUDA 13.0, runtime CUDA 13.0; NVIDIA H100 80GB HBM3" ]] || echo "fig_probe: '$f'"
+  printf '%s\n' 'pm_step config=c model=JiT-B/16 batch=64 attn=simt pred_ms=105.00 fwd_ms=1 bwd_ms=1 opt_ms=1 launches=1 model_tflop=1 mfu=0.1' \
+    'pm_linear role=mlp.w12 M=18432 IC=768 OC=4096 pred_fwd_ms=0.500 pred_bwd_ms=1.000 meas_fwd_ms=0.700 meas_bwd_ms=1.400' \
+    'pm_attn N=4096 B=1 H=16 d=64 simt_fwd_ms=2.571 simt_bwd_ms=11.562 tc_fwd_ms=0.201 tc_bwd_ms=0.514 simt_tflops=17 tc_tflops=336 meas_fwd_ms=3.000 meas_bwd_ms=12.000 meas_tflops=15' >"$t/c3"
+  f=$(fig_model "$t/c3" 0); [[ $f == "|predicted step 105.00 ms (SIMT attn); attn N=4096 fwd+bwd measured 3.000+12.000 ms vs predicted SIMT 2.571+11.562, TC 0.201+0.514; w12 measured 0.700/1.400 vs predicted 0.500/1.000 ms" ]] || echo "fig_model: '$f'"
+  printf '%s\n' 'torch_step_ms median=80.000 min=79.000 iters=10 batch=64 threads=1 device=cuda dtype=bf16 sdpa=1 compile=1 adamw=1 config=JiT-B/16' >"$t/c4"
+  f=$(fig_torch "$t/c4" 0); [[ $f == "|torch.compile+SDPA bf16 JiT-B/16 bs64: 80.000 ms/step" ]] || echo "fig_torch: '$f'"
   # every test the sanitizer filters name exists
   local flt n
   for flt in "$SAN_OPS_MEMCHECK" "$SAN_ATTN_MEMCHECK" "$SAN_OPS_RACECHECK" "$SAN_ATTN_RACECHECK"; do
@@ -474,12 +566,14 @@ selftest() { # prints problems, one a line; none = sound
     done
   done
   # what the steps use exists
-  for f in tests/bench/bench_sdpa.py configs/jit-b16.yaml configs/jit-b16-sla2.yaml configs/fmnist-tiny.yaml; do
+  for f in tests/bench/bench_sdpa.py tests/bench/bench_step_torch.py configs/jit-b16.yaml configs/jit-b16-sla2.yaml \
+    configs/fmnist-tiny.yaml; do
     [[ -f $f ]] || echo "missing $f"
   done
-  for f in test_cuda_ops test_cuda_attn test_cuda_train bench_cuda_attn bench_cuda_curve bench_cuda_step; do
-    grep -qE "(jit_test|add_executable)\(${f}[ )]" tests/CMakeLists.txt tests/bench/CMakeLists.txt ||
-      echo "warning: $f is not a target in tests/CMakeLists.txt or tests/bench/CMakeLists.txt (its step will be skipped)"
+  for f in cuda_probe test_cuda_ops test_cuda_attn test_cuda_tc test_cuda_train bench_cuda_attn bench_cuda_curve \
+    bench_cuda_step bench_perf_model; do
+    grep -qE "(jit_test|add_executable)\(${f}[ )]" tests/CMakeLists.txt tests/bench/CMakeLists.txt tests/gpu/CMakeLists.txt ||
+      echo "warning: $f is not a target in tests/{,bench/,gpu/}CMakeLists.txt (its step will be skipped)"
   done
   # the output: at most 8 files, the archive holds a log per step
   local nfiles
@@ -488,28 +582,41 @@ selftest() { # prints problems, one a line; none = sound
   tar tzf "$out/gpu-logs.tar.gz" >"$t/list" 2>/dev/null || echo "cannot list $out/gpu-logs.tar.gz"
   for f in "$logs"/*.log; do grep -qx "gpu-logs/$(basename "$f")" "$t/list" || echo "archive lacks $(basename "$f")"; done
   grep -qx gpu-logs/summary.txt "$t/list" || echo "archive lacks summary.txt"
-  (($(grep -c '^[a-g][0-9]* ' "$logs/summary.txt") == 10)) || echo "summary.txt does not have 10 step rows"
+  local rows=$((10 + 4 * all))
+  (($(grep -c '^[a-g][0-9]* ' "$logs/summary.txt") == rows)) || echo "summary.txt does not have $rows step rows"
 }
 
 # ---------------------------------------------------------------- the steps
 echo "run_gpu_checks: $( ((dry)) && echo 'DRY RUN, ')budget ${budget}s, output in $out, logs $logs"
 LD=$ld
-run_step a env 60 10 fig_env 1 "$self" --internal env
-run_step b1 test_cuda_ops 100 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_ops" --jobs 1 --verbose
-run_step b2 test_cuda_attn 100 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn" --jobs 1 --verbose
-run_step c1 bench_cuda_attn 75 20 fig_attn 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_attn" --prec bf16 --iters 10 --max-n 16384
-FIG_ARG=$logs/c1-bench_cuda_attn.log run_step c2 bench_sdpa 60 20 fig_sdpa 0 "$self" --internal sdpa --dtype bf16 --iters 10 --max-n 16384
-run_step d bench_cuda_step 100 30 fig_step 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_step" --batch 64 --precision bf16 \
-  --topk 0.15 --steps 10 --warmup 3 configs/jit-b16.yaml configs/jit-b16-sla2.yaml
-run_step e test_cuda_train 120 30 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_train" --jobs 1 --verbose
-run_step f1 memcheck 60 20 fig_sanitizer 0 "$self" --internal sanitize memcheck
-if [[ ${figs[-1]} == "compute-sanitizer refused the device" ]]; then
-  record "f2 racecheck" skipped 0 "compute-sanitizer refused the device (f1)"
-  publish
-else
-  run_step f2 racecheck 60 20 fig_sanitizer 0 "$self" --internal sanitize racecheck
+run_step a0 cuda_probe 20 5 fig_probe 0 env LD_LIBRARY_PATH="$LD" "$bin/cuda_probe"
+if [[ ${results[-1]} == FAIL ]]; then
+  stop_reason="the CUDA probe failed (a0)"
+  echo "run_gpu_checks: STOP: ${figs[-1]}" >&2
 fi
-run_step g bench_cuda_curve 120 45 fig_curve 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_curve" --steps 200
+run_step a env 40 10 fig_env 1 "$self" --internal env
+run_step b1 test_cuda_ops 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_ops" --jobs 1 --verbose
+run_step b2 test_cuda_attn 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn" --jobs 1 --verbose
+run_step b3 test_cuda_tc 60 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_tc" --jobs 1 --verbose
+run_step c1 bench_cuda_attn 60 20 fig_attn 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_attn" --prec bf16 --iters 10 --max-n 16384
+FIG_ARG=$logs/c1-bench_cuda_attn.log run_step c2 bench_sdpa 45 20 fig_sdpa 0 "$self" --internal sdpa --dtype bf16 --iters 10 --max-n 16384
+run_step c3 bench_perf_model 45 15 fig_model 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_perf_model" --measure --batch 64 \
+  --iters 10 --config configs/jit-b16.yaml
+run_step d bench_cuda_step 80 30 fig_step 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_step" --batch 64 --precision bf16 \
+  --topk 0.15 --steps 10 --warmup 3 configs/jit-b16.yaml configs/jit-b16-sla2.yaml
+run_step c4 torch_step 120 60 fig_torch 0 "$self" --internal torchstep --device cuda --dtype bf16 --sdpa --compile \
+  --adamw --config JiT-B/16 --batch 64 --iters 10 --warmup 3
+if ((all)); then
+  run_step e test_cuda_train 120 30 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_train" --jobs 1 --verbose
+  run_step f1 memcheck 60 20 fig_sanitizer 0 "$self" --internal sanitize memcheck
+  if [[ ${figs[-1]} == "compute-sanitizer refused the device" ]]; then
+    record "f2 racecheck" skipped 0 "compute-sanitizer refused the device (f1)"
+    publish
+  else
+    run_step f2 racecheck 60 20 fig_sanitizer 0 "$self" --internal sanitize racecheck
+  fi
+  run_step g bench_cuda_curve 120 45 fig_curve 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_curve" --steps 200
+fi
 
 # ---------------------------------------------------------------- finish
 status=0

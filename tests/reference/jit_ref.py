@@ -296,6 +296,10 @@ class SLA2Params(nn.Module):
 
 
 class Attention(nn.Module):
+    # True: full attention through F.scaled_dot_product_attention (cuDNN /
+    # FlashAttention on a GPU) instead of the explicit fp32-logit softmax.
+    use_sdpa = False
+
     def __init__(self, D, H, dropout=0.0, sla2_cfg=None, **kw):
         super().__init__()
         assert D % H == 0
@@ -318,6 +322,9 @@ class Attention(nn.Module):
         k = apply_rope(k, cos, sin)
         if self.sla2 is not None:
             o = self.sla2(q, k, v)                             # [B,N,D], heads merged
+            return self.proj_drop(self.proj(o))
+        if Attention.use_sdpa:  # the GPU speed anchor (bench_step_torch.py --sdpa), not the parity path
+            o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, D)
             return self.proj_drop(self.proj(o))
         logits = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hd))
         a = torch.softmax(logits, dim=-1)
