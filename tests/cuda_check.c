@@ -109,6 +109,43 @@ void expect_close(const Arr *a, double tol, const char *what, const char *file, 
     free(got);
 }
 
+/* ---- helpers of the attention tests ---- */
+
+Arr arr_copy(const Arr *src) {
+    Arr a = arr_nan(src->n);
+    memcpy(a.h, src->h, src->n * sizeof(float));
+    arr_upload(&a);
+    return a;
+}
+
+void dev_poison(float *d, size_t n) { cuda_memset(d, 0xff, n * sizeof(float)); }
+
+int same_bits(const Arr *a, const Arr *b) {
+    float *x = arr_download(a), *y = arr_download(b);
+    int eq = memcmp(x, y, a->n * sizeof(float)) == 0;
+    free(x), free(y);
+    return eq;
+}
+
+void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd) {
+    double scale = 1.0 / sqrt((double)hd);
+    for (int bh = 0; bh < BH; bh++)
+        for (int a = 0; a < N; a++) {
+            const float *qa = q + ((size_t)bh * N + a) * hd;
+            double mx = -INFINITY, *s = malloc(sizeof(double) * N), sum = 0;
+            for (int b = 0; b < N; b++) {
+                const float *kb = k + ((size_t)bh * N + b) * hd;
+                double t = 0;
+                for (int c = 0; c < hd; c++) t += (double)qa[c] * kb[c];
+                s[b] = t * scale;
+                mx = fmax(mx, s[b]);
+            }
+            for (int b = 0; b < N; b++) sum += exp(s[b] - mx);
+            lse[(size_t)bh * N + a] = (float)(mx + log(sum));
+            free(s);
+        }
+}
+
 /* ---- main: skip without a GPU ---- */
 
 /* 1: a device, 0: none, -1: the probe itself crashed. */

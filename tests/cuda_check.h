@@ -56,4 +56,14 @@ void expect_close(const Arr *a, double tol, const char *what, const char *file, 
 /* Returns the relative error without judging it (for the BF16 sanity bound). */
 double arr_err(const Arr *a);
 
+/* A new array holding src's host values on both sides. */
+Arr arr_copy(const Arr *src);
+/* Poison a device buffer with NaN (all bits set). */
+void dev_poison(float *d, size_t n);
+/* Bitwise equality of two device results (determinism). */
+int same_bits(const Arr *a, const Arr *b);
+/* Row log-sum-exp of q k^T / sqrt(hd) in double ([BH, N, hd] each): the
+ * reference for the GPU's saved LSE. */
+void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd);
+
 #endif

@@ -1,0 +1,215 @@
+/* tests/test_cuda_attn_tc.c — full attention on tensor cores (BF16 mode:
+ * attention_tc_fwd.cu, attention_tc_bwd.cu) against the CPU op, forward and
+ * every gradient, at head dims 64, 80, 128 and N = 1, 63, 96, 288 (JiT:
+ * 256 patches + 32 in-context tokens), 1024: one tile, partial tiles, whole
+ * tiles, several tiles with a partial last one, many tiles.
+ *
+ * Tolerance, from bf16's precision. The inputs (q, k, v, dO) are drawn and
+ * then rounded to bf16 on the host, so both sides compute on the same values
+ * and the kernels' operand conversion is exact. What remains are the
+ * roundings the kernels add, each a relative error of at most u = 2^-8
+ * (bf16 keeps 8 significant bits, round to nearest):
+ *   P to bf16 before P V and P^T dO (the row sum l stays fp32),
+ *   dS to bf16 before dS K and dS^T Q,
+ * and D = dO . O taken from the forward's O, which carries O's error.
+ * To first order in u, element by element, with P and dS the CPU's:
+ *                  eO[a,c]  = u sum_j P_aj |v_jc|
+ *                  eD[a]    = sum_c |dO_ac| eO[a,c]
+ *                  edS[a,j] = P_aj eD[a] + u |dS_aj|
+ *                  edV[j,c] = u sum_a P_aj |dO_ac|
+ *                  edQ[a,c] = scale sum_j edS[a,j] |k_jc|
+ *                  edK[j,c] = scale sum_a edS[a,j] |q_ac|
+ * and each result must lie within 1.25 e + 1e-5 max|ref| of the CPU's: the
+ * factor covers second-order terms, the additive part both sides' fp32
+ * accumulation (S and the sums differ in order, about N 2^-24 relative).
+ * The saved LSE is exact up to fp32 (the bf16 products are exact in fp32):
+ * within 1e-4 of a double reference. A wrong mask, a missing D or a
+ * fragment in the wrong place is off by O(1), far outside these bounds.
+ *
+ * Sizes are minimal for the emulator (every access checked, about 1000x
+ * slower): B = 2, H = 2 up to N = 96 (the heads-merged output layout and
+ * per-(b, h) offsets are exercised), one (b, h) from N = 288 on. The
+ * harness is tests/cuda_check.h's (outputs NaN-poisoned, gradients
+ * accumulated onto random values). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "cuda_check.h"
+#include "kernels/cpu/cpu.h"
+#include "kernels/cuda/ops_cuda.h"
+
+#define CPU ops_cpu
+#define GPU ops_cuda
+#define U_BF16 (1.0 / 256.0) /* 2^-8 */
+
+static void setup(void) {
+    cuda_init(0);
+    cuda_set_precision(CUDA_PREC_BF16);
+}
+
+static void teardown(void) {
+    cuda_set_precision(CUDA_PREC_FP32);
+    arr_free_all();
+}
+
+TestSuite(attn_tc, .init = setup, .fini = teardown);
+
+/* Round to bf16, nearest even (the inputs both sides share). */
+static float bf16_round(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+static Arr arr_rand_bf16(size_t n, float lo, float hi) {
+    Arr a = arr_rand(n, lo, hi);
+    for (size_t i = 0; i < n; i++) a.h[i] = bf16_round(a.h[i]);
+    arr_upload(&a);
+    return a;
+}
+
+/* Expects |gpu - cpu| <= 1.25 bound + 1e-5 max|cpu| element by element;
+ * bound == NULL: 1e-4 absolute (the LSE). */
+static void expect_within(const Arr *a, const double *bound, const char *what, int N, int hd) {
+    float *got = arr_download(a);
+    double maxref = 0.0, worst = -1.0;
+    size_t wi = 0;
+    for (size_t i = 0; i < a->n; i++) maxref = fmax(maxref, fabs((double)a->h[i]));
+    for (size_t i = 0; i < a->n; i++) {
+        const double lim = bound ? 1.25 * bound[i] + 1e-5 * maxref : 1e-4;
+        const double err = isfinite(got[i]) ? fabs((double)got[i] - a->h[i]) : INFINITY;
+        if (err / lim > worst) worst = err / lim, wi = i;
+    }
+    cr_expect(worst <= 1.0, "N=%d hd=%d %s: element %zu off by %.3g of its bound (gpu %.9g cpu %.9g, rel err %.3g)",
+              N, hd, what, wi, worst, got[wi], a->h[wi], rel_err(got, a->h, a->n));
+    printf("  %-4s rel err %.2e, worst at %.2f of its bf16 bound\n", what, rel_err(got, a->h, a->n), worst);
+    free(got);
+}
+
+/* The first-order bounds of the header comment, from the CPU's P and dS
+ * ([BH, N, N]) and the inputs; dO is [B, N, H*hd]. */
+typedef struct Bounds {
+    double *o, *dq, *dk, *dv; /* laid out like out, dq, dk, dv */
+} Bounds;
+
+static Bounds bounds(const float *P, const float *dS, const float *q, const float *k, const float *v,
+                     const float *dO, int B, int H, int N, int hd) {
+    const size_t nt = (size_t)B * H * N * hd;
+    const double u = U_BF16, scale = 1.0 / sqrt((double)hd);
+    Bounds e = {calloc(nt, 8), calloc(nt, 8), calloc(nt, 8), calloc(nt, 8)};
+    double *eD = calloc((size_t)N, 8), *edS = calloc((size_t)N * N, 8);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const size_t bh = (size_t)b * H + h, t0 = bh * N * hd;
+            const float *p = P + bh * N * N, *ds = dS + bh * N * N;
+#define DO(a, c) fabs((double)dO[((size_t)b * N + (a)) * H * hd + (size_t)h * hd + (c)])
+#define OUT(a, c) e.o[((size_t)b * N + (a)) * H * hd + (size_t)h * hd + (c)]
+            for (int a = 0; a < N; a++) {
+                eD[a] = 0;
+                for (int c = 0; c < hd; c++) {
+                    double s = 0;
+                    for (int j = 0; j < N; j++) s += p[(size_t)a * N + j] * fabs((double)v[t0 + (size_t)j * hd + c]);
+                    OUT(a, c) = u * s;
+                    eD[a] += DO(a, c) * u * s;
+                }
+            }
+            for (int a = 0; a < N; a++)
+                for (int j = 0; j < N; j++)
+                    edS[(size_t)a * N + j] = p[(size_t)a * N + j] * eD[a] + u * fabs((double)ds[(size_t)a * N + j]);
+            for (int j = 0; j < N; j++)
+                for (int c = 0; c < hd; c++) {
+                    double sv = 0, sk = 0, sq = 0;
+                    for (int a = 0; a < N; a++) {
+                        sv += p[(size_t)a * N + j] * DO(a, c);
+                        sk += edS[(size_t)a * N + j] * fabs((double)q[t0 + (size_t)a * hd + c]);
+                        sq += edS[(size_t)j * N + a] * fabs((double)k[t0 + (size_t)a * hd + c]);
+                    }
+                    e.dv[t0 + (size_t)j * hd + c] = u * sv;
+                    e.dk[t0 + (size_t)j * hd + c] = scale * sk;
+                    e.dq[t0 + (size_t)j * hd + c] = scale * sq; /* row j as a query */
+                }
+#undef DO
+#undef OUT
+        }
+    free(eD), free(edS);
+    return e;
+}
+
+/* Forward and backward at one size; `subsets`: also run backward for dQ
+ * alone, dK alone and dV alone (the others must stay untouched). */
+static void check_tc(int B, int H, int N, int hd, int subsets) {
+    const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
+    cr_assert_eq(GPU.attention_saved_floats(B, H, N, hd), nr, "the GPU saves the LSE only");
+    Arr q = arr_rand_bf16(nt, -2, 2), k = arr_rand_bf16(nt, -2, 2), v = arr_rand_bf16(nt, -1, 1);
+    Arr dout = arr_rand_bf16(nt, -1, 1);
+    Arr out = arr_nan(nt), lse = arr_nan(nr);
+    float *P = malloc(sizeof(float) * CPU.attention_saved_floats(B, H, N, hd));
+    float *dS = malloc(sizeof(float) * CPU.attention_scratch_floats(B, H, N, hd));
+    CPU.attention_fwd(out.h, P, q.h, k.h, v.h, B, H, N, hd);
+    GPU.attention_fwd(out.d, lse.d, q.d, k.d, v.d, B, H, N, hd);
+    ref_lse(lse.h, q.h, k.h, B * H, N, hd);
+
+    Arr dq0 = arr_rand(nt, -0.1f, 0.1f), dk0 = arr_rand(nt, -0.1f, 0.1f), dv0 = arr_rand(nt, -0.1f, 0.1f);
+    Arr dq = arr_copy(&dq0), dk = arr_copy(&dk0), dv = arr_copy(&dv0); /* the CPU's, on the host side */
+    CPU.attention_bwd(dq.h, dk.h, dv.h, dS, dout.h, out.h, P, q.h, k.h, v.h, B, H, N, hd);
+    Bounds e = bounds(P, dS, q.h, k.h, v.h, dout.h, B, H, N, hd);
+    printf("attention tc B=%d H=%d N=%d hd=%d\n", B, H, N, hd);
+    expect_within(&out, e.o, "out", N, hd);
+    expect_within(&lse, NULL, "lse", N, hd);
+
+    Arr scratch = arr_nan(GPU.attention_scratch_floats(B, H, N, hd));
+    const int masks[] = {7, 1, 2, 4};
+    for (int m = 0; m < (subsets ? 4 : 1); m++) {
+        const int mask = masks[m];
+        Arr gq = arr_copy(&dq0), gk = arr_copy(&dk0), gv = arr_copy(&dv0);
+        dev_poison(scratch.d, scratch.n);
+        GPU.attention_bwd(mask & 1 ? gq.d : NULL, mask & 2 ? gk.d : NULL, mask & 4 ? gv.d : NULL, scratch.d, dout.d,
+                          out.d, lse.d, q.d, k.d, v.d, B, H, N, hd);
+        /* requested: within the bound of the CPU's; not requested: untouched */
+        memcpy(gq.h, mask & 1 ? dq.h : dq0.h, nt * sizeof(float));
+        memcpy(gk.h, mask & 2 ? dk.h : dk0.h, nt * sizeof(float));
+        memcpy(gv.h, mask & 4 ? dv.h : dv0.h, nt * sizeof(float));
+        if (mask & 1) expect_within(&gq, e.dq, "dq", N, hd);
+        if (mask & 2) expect_within(&gk, e.dk, "dk", N, hd);
+        if (mask & 4) expect_within(&gv, e.dv, "dv", N, hd);
+        if (mask != 7) { /* the gradients not asked for are bit-identical to their start */
+            cr_expect(mask & 1 || same_bits(&gq, &dq0), "dq written though not requested (mask %d)", mask);
+            cr_expect(mask & 2 || same_bits(&gk, &dk0), "dk written though not requested (mask %d)", mask);
+            cr_expect(mask & 4 || same_bits(&gv, &dv0), "dv written though not requested (mask %d)", mask);
+        }
+    }
+    free(P), free(dS), free(e.o), free(e.dq), free(e.dk), free(e.dv);
+}
+
+#define TC_TESTS(hd)                                                                                       \
+    Test(attn_tc, n1_hd##hd) { check_tc(2, 2, 1, hd, 1); }                                                 \
+    Test(attn_tc, n63_hd##hd) { check_tc(2, 2, 63, hd, 1); }                                               \
+    Test(attn_tc, n96_hd##hd) { check_tc(2, 2, 96, hd, 0); }                                               \
+    Test(attn_tc, n288_hd##hd) { check_tc(1, 1, 288, hd, 0); }                                             \
+    Test(attn_tc, n1024_hd##hd) { check_tc(1, 1, 1024, hd, 0); }
+
+TC_TESTS(64)
+TC_TESTS(80)
+TC_TESTS(128)
+
+/* Two runs give the same bits (no atomics; a fixed summation order). */
+Test(attn_tc, deterministic) {
+    const int B = 1, H = 2, N = 150, hd = 80;
+    const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
+    Arr q = arr_rand(nt, -2, 2), k = arr_rand(nt, -2, 2), v = arr_rand(nt, -1, 1), dout = arr_rand(nt, -1, 1);
+    Arr o[2], l[2], g[2][3], scr = arr_nan(nr);
+    for (int r = 0; r < 2; r++) {
+        o[r] = arr_nan(nt), l[r] = arr_nan(nr);
+        for (int t = 0; t < 3; t++) g[r][t] = arr_nan(nt), cuda_memset(g[r][t].d, 0, nt * sizeof(float));
+        GPU.attention_fwd(o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
+        GPU.attention_bwd(g[r][0].d, g[r][1].d, g[r][2].d, scr.d, dout.d, o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
+    }
+    cr_expect(same_bits(&o[0], &o[1]) && same_bits(&l[0], &l[1]), "forward differs run to run");
+    for (int t = 0; t < 3; t++) cr_expect(same_bits(&g[0][t], &g[1][t]), "gradient %d differs run to run", t);
+}
