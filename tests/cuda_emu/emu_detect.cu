@@ -3,26 +3,13 @@
  * fixed kernel, run through the same pipeline as kernels/cuda (transform.py,
  * instrumentation, emulated runtime). Every case runs in a child process;
  * a broken case must stop (or fail its launch) with its message, a fixed
- * case must run and give the right answer.
- *   emu_detect            all cases, a table, exit 1 if any is wrong
- *   emu_detect NAME       one case in this process */
+ * case must run and give the right answer (the driver: emu_cases.h). The
+ * detectors of the warp-level matrix instructions are in emu_tc_test.cu. */
 #include <cuda_runtime.h>
 #include <stdio.h>
 
 #include "kernels/cuda/cuda_common.cuh"
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#define CK(call)                                                                                           \
-    do {                                                                                                   \
-        cudaError_t e_ = (call);                                                                           \
-        if (e_ != cudaSuccess) {                                                                           \
-            fprintf(stderr, "emu_detect: %s failed: %s\n", #call, cudaGetErrorName(e_));                   \
-            exit(3);                                                                                       \
-        }                                                                                                  \
-    } while (0)
+#include "tests/cuda_emu/emu_cases.h"
 
 static float *dev_floats(int n) {
     float *p;
@@ -249,80 +236,24 @@ static void async_fault_hint(int fixed) { fault(fixed, 0); }
 
 /* ---- the cases ---- */
 
-typedef struct {
-    const char *name;
-    void (*fn)(int fixed);
-    const char *expect; /* in the broken case's output */
-} Case;
-
-static const Case cases[] = {
-    {"race", race, "shared-memory race on byte"},
-    {"warp_race", warp_race, "shared-memory race on byte 0 of __shared__ sh"},
-    {"static_poison", static_poison, "EMU poison"},
-    {"shuffle_exited", shuffle_exited, "which has exited"},
-    {"dyn_smem_48k", dyn_smem, "needs cudaFuncSetAttribute"},
-    {"launch_threads", launch_threads, "above the limits (1024 threads"},
-    {"launch_grid", launch_grid, "grid 1x65536x1 is above the limits"},
-    {"launch_optin", launch_optin, "exceed sm_80's"},
-    {"launch_bounds", launch_bounds, "above its __launch_bounds__(128)"},
-    {"global_oob", global_oob, "outside every device allocation"},
-    {"host_pointer", host_pointer, "outside every device allocation"},
-    {"smem_oob", smem_oob, "outside every __shared__ array"},
-    {"stream_order", stream_order, "EMU order"},
-    {"sync_names", sync_names_kernel, "(fault) failed while running: an illegal memory access was encountered"},
-    {"async_fault", async_fault_hint, "rerun with JIT_CUDA_SYNC=1 to name it"},
+static const EmuCase cases[] = {
+    {"race", race, {"shared-memory race on byte"}},
+    {"warp_race", warp_race, {"shared-memory race on byte 0 of __shared__ sh"}},
+    {"static_poison", static_poison, {"EMU poison"}},
+    {"shuffle_exited", shuffle_exited, {"which has exited"}},
+    {"dyn_smem_48k", dyn_smem, {"needs cudaFuncSetAttribute"}},
+    {"launch_threads", launch_threads, {"above the limits (1024 threads"}},
+    {"launch_grid", launch_grid, {"grid 1x65536x1 is above the limits"}},
+    {"launch_optin", launch_optin, {"exceed sm_80's"}},
+    {"launch_bounds", launch_bounds, {"above its __launch_bounds__(128)"}},
+    {"global_oob", global_oob, {"outside every device allocation"}},
+    {"host_pointer", host_pointer, {"outside every device allocation"}},
+    {"smem_oob", smem_oob, {"outside every __shared__ array"}},
+    {"stream_order", stream_order, {"EMU order"}},
+    {"sync_names", sync_names_kernel, {"(fault) failed while running: an illegal memory access was encountered"}},
+    {"async_fault", async_fault_hint, {"rerun with JIT_CUDA_SYNC=1 to name it"}},
 };
-static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
-
-/* Runs fn(fixed) in a child; returns its exit status (128+signal when killed) and its stderr. */
-static int run_child(const Case *c, int fixed, char *err, size_t len) {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 2);
-        close(fd[0]);
-        c->fn(fixed);
-        exit(0);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while ((r = read(fd[0], err + got, len - 1 - got)) > 0) got += (size_t)r;
-    err[got] = 0;
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 int main(int argc, char **argv) {
-    if (argc == 3) {
-        for (int i = 0; i < n_cases; i++)
-            if (!strcmp(argv[1], cases[i].name)) {
-                cases[i].fn(!strcmp(argv[2], "fixed"));
-                return 0;
-            }
-        fprintf(stderr, "emu_detect: no case %s\n", argv[1]);
-        return 2;
-    }
-    int bad = 0;
-    static char err[1 << 16];
-    printf("%-16s %-34s %s\n", "case", "broken", "fixed");
-    for (int i = 0; i < n_cases; i++) {
-        const Case *c = &cases[i];
-        int sb = run_child(c, 0, err, sizeof err);
-        int fired = sb != 0 && strstr(err, c->expect) != NULL;
-        char why[4096];
-        snprintf(why, sizeof why, "%s", err);
-        int sf = run_child(c, 1, err, sizeof err);
-        printf("%-16s %-34s %s\n", c->name, fired ? "detected" : "NOT DETECTED", sf == 0 ? "runs" : "FAILS");
-        if (!fired) printf("  expected \"%s\"; status %d, output:\n%s\n", c->expect, sb, why);
-        else printf("  %.*s\n", (int)strcspn(why, "\n"), why);
-        if (sf != 0) printf("  fixed case: status %d, output:\n%s\n", sf, err);
-        bad += !fired || sf != 0;
-    }
-    printf("%d of %d detectors %s\n", n_cases - bad, n_cases, bad ? "FAILED" : "fire on their broken kernel and pass the fixed one");
-    return bad != 0;
+    return emu_cases_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]), "emu_detect");
 }
