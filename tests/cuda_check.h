@@ -65,5 +65,8 @@ int same_bits(const Arr *a, const Arr *b);
 /* Row log-sum-exp of q k^T / sqrt(hd) in double ([BH, N, hd] each): the
  * reference for the GPU's saved LSE. */
 void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd);
+/* Attention forward and backward twice on the same random inputs, in the
+ * current precision: the outputs, LSE and gradients must be bit-identical. */
+void expect_attention_deterministic(int B, int H, int N, int hd);
 
 #endif

@@ -107,20 +107,7 @@ Test(cuda_attn, attention_bf16) {
     check_attention(2, GPU_OR_EMU(3, 1), GPU_OR_EMU(257, 129), 128, CUDA_PREC_BF16, TOL_BF16);
 }
 
-Test(cuda_attn, attention_is_deterministic) {
-    const int B = 2, H = 3, N = 150, hd = 64;
-    const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
-    Arr q = arr_rand(nt, -2, 2), k = arr_rand(nt, -2, 2), v = arr_rand(nt, -1, 1), dout = arr_rand(nt, -1, 1);
-    Arr o[2], l[2], g[2][3], scr = arr_nan(nr);
-    for (int r = 0; r < 2; r++) {
-        o[r] = arr_nan(nt), l[r] = arr_nan(nr);
-        for (int t = 0; t < 3; t++) g[r][t] = arr_nan(nt), cuda_memset(g[r][t].d, 0, nt * sizeof(float));
-        GPU.attention_fwd(o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
-        GPU.attention_bwd(g[r][0].d, g[r][1].d, g[r][2].d, scr.d, dout.d, o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
-    }
-    cr_expect(same_bits(&o[0], &o[1]) && same_bits(&l[0], &l[1]), "attention forward differs run to run");
-    for (int t = 0; t < 3; t++) cr_expect(same_bits(&g[0][t], &g[1][t]), "attention gradient %d differs run to run", t);
-}
+Test(cuda_attn, attention_is_deterministic) { expect_attention_deterministic(2, 3, 150, 64); }
 
 Test(cuda_attn, attention_rejects_head_dim_above_128, .exit_code = 1) {
     Arr x = arr_nan(2 * 160), o = arr_nan(2 * 160), l = arr_nan(2);

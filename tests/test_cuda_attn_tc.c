@@ -201,17 +201,4 @@ TC_TESTS(80)
 TC_TESTS(128)
 
 /* Two runs give the same bits (no atomics; a fixed summation order). */
-Test(attn_tc, hd80_deterministic) {
-    const int B = 1, H = 2, N = 150, hd = 80;
-    const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
-    Arr q = arr_rand(nt, -2, 2), k = arr_rand(nt, -2, 2), v = arr_rand(nt, -1, 1), dout = arr_rand(nt, -1, 1);
-    Arr o[2], l[2], g[2][3], scr = arr_nan(nr);
-    for (int r = 0; r < 2; r++) {
-        o[r] = arr_nan(nt), l[r] = arr_nan(nr);
-        for (int t = 0; t < 3; t++) g[r][t] = arr_nan(nt), cuda_memset(g[r][t].d, 0, nt * sizeof(float));
-        GPU.attention_fwd(o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
-        GPU.attention_bwd(g[r][0].d, g[r][1].d, g[r][2].d, scr.d, dout.d, o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
-    }
-    cr_expect(same_bits(&o[0], &o[1]) && same_bits(&l[0], &l[1]), "forward differs run to run");
-    for (int t = 0; t < 3; t++) cr_expect(same_bits(&g[0][t], &g[1][t]), "gradient %d differs run to run", t);
-}
+Test(attn_tc, hd80_deterministic) { expect_attention_deterministic(1, 2, 150, 80); }
