@@ -146,6 +146,16 @@ void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd) 
         }
 }
 
+void attention_bwd_subset(Arr g[3], int mask, const Arr g0[3], float *const want[3], const Arr *scratch,
+                          const Arr *dout, const Arr *out, const Arr *lse, const Arr *q, const Arr *k, const Arr *v,
+                          int B, int H, int N, int hd) {
+    for (int t = 0; t < 3; t++) g[t] = arr_copy(&g0[t]);
+    dev_poison(scratch->d, scratch->n);
+    ops_cuda.attention_bwd(mask & 1 ? g[0].d : NULL, mask & 2 ? g[1].d : NULL, mask & 4 ? g[2].d : NULL, scratch->d,
+                           dout->d, out->d, lse->d, q->d, k->d, v->d, B, H, N, hd);
+    for (int t = 0; t < 3; t++) memcpy(g[t].h, mask & (1 << t) ? want[t] : g0[t].h, g0[t].n * sizeof(float));
+}
+
 void expect_attention_deterministic(int B, int H, int N, int hd) {
     const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
     Arr q = arr_rand(nt, -2, 2), k = arr_rand(nt, -2, 2), v = arr_rand(nt, -1, 1), dout = arr_rand(nt, -1, 1);
