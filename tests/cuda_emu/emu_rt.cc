@@ -12,14 +12,20 @@
  * divergent barrier: reported, never a hang. Blocks run one after another in
  * a random order.
  *
+ * Warp collectives (the matrix instructions of emu_tc.cc: mma, ldmatrix)
+ * wait like shuffles, but a warp is released from one only with all 32 lanes
+ * at the same instruction (anything else is reported as divergent); the
+ * first lane to resume then runs it for the whole warp.
+ *
  * Memory checks. Kernel files are compiled with GCC's ThreadSanitizer
  * instrumentation but without its runtime: every load and store calls the
  * __tsan_* hooks below, which check, while a kernel runs, that the address
  * lies on the thread's own stack, in the block's shared memory (inside a
  * declared array or the dynamic allocation), in a device allocation, or in
- * the program's static data. Anything else (a read past a cudaMalloc'd
- * buffer, freed memory, host memory) stops with the kernel's name, the
- * thread and the source line.
+ * the program's static data, and that an 8- or 16-byte vector access is
+ * aligned to its size. Anything else (a read past a cudaMalloc'd buffer,
+ * freed memory, host memory) stops with the kernel's name, the thread and
+ * the source line.
  *
  * Shared memory. Static __shared__ arrays and the dynamic allocation live in
  * one per-block buffer, 16-byte red zones between them, all filled with 0xff
@@ -30,7 +36,9 @@
  * same byte within one interval, at least one of them writing with a plain
  * store, is reported with both source lines. Atomics are exempt. It watches
  * the first EMU_RACE_BLOCKS blocks of each launch (2; 0 for all): every
- * block runs the same code, and the block order is random. */
+ * block runs the same code, and the block order is random. A 16-byte chunk
+ * that a cp.async is still writing (its thread has not waited for it) is
+ * marked in flight: any access to it is reported, in every block. */
 #include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -794,19 +802,34 @@ int atomicCAS(int *p, int cmp, int v) {
 
 /* ---- the ThreadSanitizer instrumentation's entry points ---- */
 
+/* The compiler calls the aligned hooks of 8 and 16 bytes only for an access
+ * whose type promises that alignment (a double, a float2, a float4, a
+ * uint4): at an address not aligned so, the GPU faults (misaligned address). */
+static void misaligned(const void *p, size_t n, bool write, const void *pc) {
+    if (!g_in_kernel) return;
+    emu_fail("misaligned %zu-byte %s of %p (a vector access must be aligned to its size; the GPU stops with "
+             "'misaligned address'), at %s",
+             n, write ? "write" : "read", p, emu_symbolize(pc).c_str());
+}
+
 extern "C" {
 #define EMU_HOOK(name, n, w)                                                                               \
     void name(void *p) { check_access(p, n, w, __builtin_return_address(0)); }
+#define EMU_HOOK_ALIGNED(name, n, w)                                                                       \
+    void name(void *p) {                                                                                   \
+        if ((uintptr_t)p % n) misaligned(p, n, w, __builtin_return_address(0));                            \
+        check_access(p, n, w, __builtin_return_address(0));                                                \
+    }
 EMU_HOOK(__tsan_read1, 1, false)
 EMU_HOOK(__tsan_read2, 2, false)
 EMU_HOOK(__tsan_read4, 4, false)
-EMU_HOOK(__tsan_read8, 8, false)
-EMU_HOOK(__tsan_read16, 16, false)
+EMU_HOOK_ALIGNED(__tsan_read8, 8, false)
+EMU_HOOK_ALIGNED(__tsan_read16, 16, false)
 EMU_HOOK(__tsan_write1, 1, true)
 EMU_HOOK(__tsan_write2, 2, true)
 EMU_HOOK(__tsan_write4, 4, true)
-EMU_HOOK(__tsan_write8, 8, true)
-EMU_HOOK(__tsan_write16, 16, true)
+EMU_HOOK_ALIGNED(__tsan_write8, 8, true)
+EMU_HOOK_ALIGNED(__tsan_write16, 16, true)
 EMU_HOOK(__tsan_unaligned_read2, 2, false)
 EMU_HOOK(__tsan_unaligned_read4, 4, false)
 EMU_HOOK(__tsan_unaligned_read8, 8, false)
