@@ -336,12 +336,11 @@ static void rt_init(void) {
 
 /* ---- warp and block rendezvous ---- */
 
-static void warp_release(unsigned w, unsigned lo, unsigned hi) {
+/* Releases the lanes of warp w (lo..hi-1) named in `lanes`: a new warp epoch. */
+static void warp_release(unsigned w, unsigned lo, unsigned hi, uint32_t lanes) {
     g_warp_epoch[w] = ++g_epoch_counter;
-    for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP) continue;
-        g_fib[t].state = ST_RUN;
-    }
+    for (unsigned t = lo; t < hi; t++)
+        if (lanes >> (t - lo) & 1u) g_fib[t].state = ST_RUN;
 }
 
 static std::string lane_doing(unsigned u) {
@@ -350,13 +349,14 @@ static std::string lane_doing(unsigned u) {
     std::string at = emu_symbolize(g.pc);
     if (g.state == ST_BAR) return "waits at __syncthreads at " + at;
     if (g.kind == KIND_COLLECTIVE) return std::string("waits at ") + g.coll->name + " at " + at;
-    return std::string("waits at ") + (g.kind < 0 ? "__syncwarp" : "a warp shuffle") + " at " + at;
+    return std::string("waits at ") + (g.kind == -1 ? "__syncwarp" : "a warp shuffle") + " at " + at;
 }
 
-/* A lane of warp w (lanes lo..hi-1) waits at a collective: every one of the
- * warp's 32 lanes must wait at the same one (".sync.aligned": the same
- * instruction, all threads of the warp). Different code addresses of the same
- * source line (code the compiler duplicated) count as the same instruction. */
+/* Lanes of warp w (lanes lo..hi-1) wait at a collective and no other lane of
+ * the warp can move: every one of the warp's 32 lanes must wait at the same
+ * one (".sync.aligned": the same instruction, all threads of the warp).
+ * Different code addresses of the same source line (code the compiler
+ * duplicated) count as the same instruction. */
 static void collective_check(unsigned w, unsigned lo, unsigned hi, unsigned t) {
     const Fiber &f = g_fib[t];
     g_cur = t;
@@ -379,22 +379,29 @@ static void collective_check(unsigned w, unsigned lo, unsigned hi, unsigned t) {
     }
 }
 
-/* Lanes of warp w all waiting at a warp operation: check their masks name
- * only waiting lanes, then release them. 1: released, 0: nothing waits. */
+/* Lanes of warp w wait at warp operations. Shuffles and __syncwarp go
+ * first: their masks must name only lanes waiting at one (else: why not),
+ * and they are released. Lanes at a collective (which may wait there for
+ * lanes still in a shuffle) are released only when no other lane of the warp
+ * can move and all 32 are at the same one. 1: released, 0: nothing waits. */
 static int warp_resolve(unsigned w) {
     unsigned lo = w * 32, hi = std::min(g_nthreads, lo + 32);
-    uint32_t waiting = 0;
-    for (unsigned t = lo; t < hi; t++) waiting |= (uint32_t)(g_fib[t].state == ST_WARP) << (t - lo);
-    if (!waiting) return 0;
-    for (unsigned t = lo; t < hi; t++)
-        if (g_fib[t].state == ST_WARP && g_fib[t].kind == KIND_COLLECTIVE) {
-            collective_check(w, lo, hi, t);
-            warp_release(w, lo, hi);
-            g_coll_pending[w] = 1;
-            return 1;
-        }
+    uint32_t waiting = 0, coll = 0;
     for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP || !(g_fib[t].mask & ~waiting)) continue;
+        if (g_fib[t].state != ST_WARP) continue;
+        if (g_fib[t].kind == KIND_COLLECTIVE) coll |= 1u << (t - lo);
+        else waiting |= 1u << (t - lo);
+    }
+    if (!waiting && !coll) return 0;
+    if (!waiting) {
+        unsigned t = lo + (unsigned)__builtin_ctz(coll);
+        collective_check(w, lo, hi, t);
+        warp_release(w, lo, hi, coll);
+        g_coll_pending[w] = 1;
+        return 1;
+    }
+    for (unsigned t = lo; t < hi; t++) {
+        if (!(waiting >> (t - lo) & 1u) || !(g_fib[t].mask & ~waiting)) continue;
         /* A lane named in the mask is not waiting here: say why. */
         const Fiber &f = g_fib[t];
         for (unsigned l = 0; l < 32; l++) {
@@ -407,12 +414,11 @@ static int warp_resolve(unsigned w) {
                          g_nthreads, emu_symbolize(f.pc).c_str());
             if (g_fib[u].state == ST_DONE)
                 emu_fail("%s names lane %u, which has exited, at %s", op, l, emu_symbolize(f.pc).c_str());
-            emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
-                     "deadlock on the GPU)",
-                     op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
+            emu_fail("%s at %s waits for lane %u, which %s (divergent barrier: a deadlock on the GPU)", op,
+                     emu_symbolize(f.pc).c_str(), l, lane_doing(u).c_str());
         }
     }
-    warp_release(w, lo, hi);
+    warp_release(w, lo, hi, waiting);
     return 1;
 }
 

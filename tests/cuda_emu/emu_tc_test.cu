@@ -434,13 +434,16 @@ static void cp_async_oob(int fixed) {
     expect_out(out, 0, 0.0f); /* element 31 of the tile: zero-filled */
 }
 
-/* mma.sync under a lane-dependent branch. */
+/* mma.sync under a lane-dependent branch. The fix shows the legal pattern the
+   check must let through: half the warp in a shuffle of its own, then all 32
+   lanes at the mma (they reconverge; the mma waits for them). */
 template <int ALL> __global__ void k_mma_diverge(float *out) {
     int lane = threadIdx.x;
     uint32_t a[4] = {0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u}, b[2] = {0x3f803f80u, 0x3f803f80u};
-    float c[4] = {0, 0, 0, 0};
+    float c[4] = {0, 0, 0, 0}, x = 1.0f;
+    if (lane < 16) x = __shfl_xor_sync(0x0000ffffu, x, 1);
     if (ALL || lane < 16) mma(c, a, b, c);
-    out[lane] = c[0];
+    out[lane] = c[0] * x;
 }
 static void mma_divergent(int fixed) {
     float *out = dev_floats(32, 0.0f);
