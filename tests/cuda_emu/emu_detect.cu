@@ -18,15 +18,6 @@ static float *dev_floats(int n) {
     return p;
 }
 
-static void expect_value(const float *d, int i, float want) {
-    float got;
-    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
-    if (got != want) {
-        fprintf(stderr, "emu_detect: element %d is %g, expected %g\n", i, got, want);
-        exit(4);
-    }
-}
-
 /* ---- shared-memory race: a neighbour's value read without a barrier ---- */
 template <int SYNC> __global__ void k_neighbour(float *out) {
     __shared__ float sh[64];
