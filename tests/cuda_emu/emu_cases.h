@@ -6,7 +6,8 @@
  *   PROG              every case, a table, exit 1 if any is wrong
  *   PROG NAME         one case (broken and fixed, in children), exit 1 if wrong
  *   PROG NAME fixed|broken   one version in this process (to debug it)
- * Included by one .cu file per program (static functions). */
+ * With the checks the cases share (CK, expect_value). Included by one .cu
+ * file per program (static functions). */
 #ifndef EMU_CASES_H
 #define EMU_CASES_H
 
@@ -26,6 +27,16 @@
             exit(3);                                                                                       \
         }                                                                                                  \
     } while (0)
+
+/* A fixed case's check: element i of device array d must be want (exit 4 otherwise). */
+static void expect_value(const float *d, int i, float want) {
+    float got;
+    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
+    if (got != want) {
+        fprintf(stderr, "emu case: element %d is %g, expected %g\n", i, got, want);
+        exit(4);
+    }
+}
 
 #define EMU_CASE_EXPECTS 3
 

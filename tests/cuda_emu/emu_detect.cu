@@ -18,15 +18,6 @@ static float *dev_floats(int n) {
     return p;
 }
 
-static void expect_value(const float *d, int i, float want) {
-    float got;
-    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
-    if (got != want) {
-        fprintf(stderr, "emu_detect: element %d is %g, expected %g\n", i, got, want);
-        exit(4);
-    }
-}
-
 /* ---- shared-memory race: a neighbour's value read without a barrier ---- */
 template <int SYNC> __global__ void k_neighbour(float *out) {
     __shared__ float sh[64];
@@ -199,6 +190,21 @@ static void smem_oob(int fixed) {
     expect_value(out, 5, 1.0f);
 }
 
+/* ---- a vector access at an address its type's alignment forbids ---- */
+template <int OFF> __global__ void k_vec4(float *out, const float *in) {
+    const float4 *p = (const float4 *)(in + OFF);
+    float4 v = p[threadIdx.x];
+    ((float4 *)out)[threadIdx.x] = v;
+}
+static void vector_misaligned(int fixed) {
+    float *in = dev_floats(40), *out = dev_floats(32);
+    if (fixed) k_vec4<4><<<1, 8>>>(out, in);
+    else k_vec4<2><<<1, 8>>>(out, in); /* 8 bytes past a 16-byte boundary */
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 5, 0.0f);
+}
+
 /* ---- queued work: a pinned result read before waiting is stale ---- */
 static void stream_order(int fixed) {
     float *d = dev_floats(4), *h;
@@ -249,6 +255,7 @@ static const EmuCase cases[] = {
     {"global_oob", global_oob, {"outside every device allocation"}},
     {"host_pointer", host_pointer, {"outside every device allocation"}},
     {"smem_oob", smem_oob, {"outside every __shared__ array"}},
+    {"vector_misaligned", vector_misaligned, {"misaligned 16-byte read", "in kernel k_vec4<2>"}},
     {"stream_order", stream_order, {"EMU order"}},
     {"sync_names", sync_names_kernel, {"(fault) failed while running: an illegal memory access was encountered"}},
     {"async_fault", async_fault_hint, {"rerun with JIT_CUDA_SYNC=1 to name it"}},

@@ -12,14 +12,20 @@
  * divergent barrier: reported, never a hang. Blocks run one after another in
  * a random order.
  *
+ * Warp collectives (the matrix instructions of emu_tc.cc: mma, ldmatrix)
+ * wait like shuffles, but a warp is released from one only with all 32 lanes
+ * at the same instruction (anything else is reported as divergent); the
+ * first lane to resume then runs it for the whole warp.
+ *
  * Memory checks. Kernel files are compiled with GCC's ThreadSanitizer
  * instrumentation but without its runtime: every load and store calls the
  * __tsan_* hooks below, which check, while a kernel runs, that the address
  * lies on the thread's own stack, in the block's shared memory (inside a
  * declared array or the dynamic allocation), in a device allocation, or in
- * the program's static data. Anything else (a read past a cudaMalloc'd
- * buffer, freed memory, host memory) stops with the kernel's name, the
- * thread and the source line.
+ * the program's static data, and that an 8- or 16-byte vector access is
+ * aligned to its size. Anything else (a read past a cudaMalloc'd buffer,
+ * freed memory, host memory) stops with the kernel's name, the thread and
+ * the source line.
  *
  * Shared memory. Static __shared__ arrays and the dynamic allocation live in
  * one per-block buffer, 16-byte red zones between them, all filled with 0xff
@@ -30,7 +36,9 @@
  * same byte within one interval, at least one of them writing with a plain
  * store, is reported with both source lines. Atomics are exempt. It watches
  * the first EMU_RACE_BLOCKS blocks of each launch (2; 0 for all): every
- * block runs the same code, and the block order is random. */
+ * block runs the same code, and the block order is random. A 16-byte chunk
+ * that a cp.async is still writing (its thread has not waited for it) is
+ * marked in flight: any access to it is reported, in every block. */
 #include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -328,12 +336,11 @@ static void rt_init(void) {
 
 /* ---- warp and block rendezvous ---- */
 
-static void warp_release(unsigned w, unsigned lo, unsigned hi) {
+/* Releases the lanes of warp w (lo..hi-1) named in `lanes`: a new warp epoch. */
+static void warp_release(unsigned w, unsigned lo, unsigned hi, uint32_t lanes) {
     g_warp_epoch[w] = ++g_epoch_counter;
-    for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP) continue;
-        g_fib[t].state = ST_RUN;
-    }
+    for (unsigned t = lo; t < hi; t++)
+        if (lanes >> (t - lo) & 1u) g_fib[t].state = ST_RUN;
 }
 
 static std::string lane_doing(unsigned u) {
@@ -342,13 +349,14 @@ static std::string lane_doing(unsigned u) {
     std::string at = emu_symbolize(g.pc);
     if (g.state == ST_BAR) return "waits at __syncthreads at " + at;
     if (g.kind == KIND_COLLECTIVE) return std::string("waits at ") + g.coll->name + " at " + at;
-    return std::string("waits at ") + (g.kind < 0 ? "__syncwarp" : "a warp shuffle") + " at " + at;
+    return std::string("waits at ") + (g.kind == -1 ? "__syncwarp" : "a warp shuffle") + " at " + at;
 }
 
-/* A lane of warp w (lanes lo..hi-1) waits at a collective: every one of the
- * warp's 32 lanes must wait at the same one (".sync.aligned": the same
- * instruction, all threads of the warp). Different code addresses of the same
- * source line (code the compiler duplicated) count as the same instruction. */
+/* Lanes of warp w (lanes lo..hi-1) wait at a collective and no other lane of
+ * the warp can move: every one of the warp's 32 lanes must wait at the same
+ * one (".sync.aligned": the same instruction, all threads of the warp).
+ * Different code addresses of the same source line (code the compiler
+ * duplicated) count as the same instruction. */
 static void collective_check(unsigned w, unsigned lo, unsigned hi, unsigned t) {
     const Fiber &f = g_fib[t];
     g_cur = t;
@@ -371,22 +379,29 @@ static void collective_check(unsigned w, unsigned lo, unsigned hi, unsigned t) {
     }
 }
 
-/* Lanes of warp w all waiting at a warp operation: check their masks name
- * only waiting lanes, then release them. 1: released, 0: nothing waits. */
+/* Lanes of warp w wait at warp operations. Shuffles and __syncwarp go
+ * first: their masks must name only lanes waiting at one (else: why not),
+ * and they are released. Lanes at a collective (which may wait there for
+ * lanes still in a shuffle) are released only when no other lane of the warp
+ * can move and all 32 are at the same one. 1: released, 0: nothing waits. */
 static int warp_resolve(unsigned w) {
     unsigned lo = w * 32, hi = std::min(g_nthreads, lo + 32);
-    uint32_t waiting = 0;
-    for (unsigned t = lo; t < hi; t++) waiting |= (uint32_t)(g_fib[t].state == ST_WARP) << (t - lo);
-    if (!waiting) return 0;
-    for (unsigned t = lo; t < hi; t++)
-        if (g_fib[t].state == ST_WARP && g_fib[t].kind == KIND_COLLECTIVE) {
-            collective_check(w, lo, hi, t);
-            warp_release(w, lo, hi);
-            g_coll_pending[w] = 1;
-            return 1;
-        }
+    uint32_t waiting = 0, coll = 0;
     for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP || !(g_fib[t].mask & ~waiting)) continue;
+        if (g_fib[t].state != ST_WARP) continue;
+        if (g_fib[t].kind == KIND_COLLECTIVE) coll |= 1u << (t - lo);
+        else waiting |= 1u << (t - lo);
+    }
+    if (!waiting && !coll) return 0;
+    if (!waiting) {
+        unsigned t = lo + (unsigned)__builtin_ctz(coll);
+        collective_check(w, lo, hi, t);
+        warp_release(w, lo, hi, coll);
+        g_coll_pending[w] = 1;
+        return 1;
+    }
+    for (unsigned t = lo; t < hi; t++) {
+        if (!(waiting >> (t - lo) & 1u) || !(g_fib[t].mask & ~waiting)) continue;
         /* A lane named in the mask is not waiting here: say why. */
         const Fiber &f = g_fib[t];
         for (unsigned l = 0; l < 32; l++) {
@@ -399,12 +414,11 @@ static int warp_resolve(unsigned w) {
                          g_nthreads, emu_symbolize(f.pc).c_str());
             if (g_fib[u].state == ST_DONE)
                 emu_fail("%s names lane %u, which has exited, at %s", op, l, emu_symbolize(f.pc).c_str());
-            emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
-                     "deadlock on the GPU)",
-                     op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
+            emu_fail("%s at %s waits for lane %u, which %s (divergent barrier: a deadlock on the GPU)", op,
+                     emu_symbolize(f.pc).c_str(), l, lane_doing(u).c_str());
         }
     }
-    warp_release(w, lo, hi);
+    warp_release(w, lo, hi, waiting);
     return 1;
 }
 
@@ -794,19 +808,34 @@ int atomicCAS(int *p, int cmp, int v) {
 
 /* ---- the ThreadSanitizer instrumentation's entry points ---- */
 
+/* The compiler calls the aligned hooks of 8 and 16 bytes only for an access
+ * whose type promises that alignment (a double, a float2, a float4, a
+ * uint4): at an address not aligned so, the GPU faults (misaligned address). */
+static void misaligned(const void *p, size_t n, bool write, const void *pc) {
+    if (!g_in_kernel) return;
+    emu_fail("misaligned %zu-byte %s of %p (a vector access must be aligned to its size; the GPU stops with "
+             "'misaligned address'), at %s",
+             n, write ? "write" : "read", p, emu_symbolize(pc).c_str());
+}
+
 extern "C" {
 #define EMU_HOOK(name, n, w)                                                                               \
     void name(void *p) { check_access(p, n, w, __builtin_return_address(0)); }
+#define EMU_HOOK_ALIGNED(name, n, w)                                                                       \
+    void name(void *p) {                                                                                   \
+        if ((uintptr_t)p % n) misaligned(p, n, w, __builtin_return_address(0));                            \
+        check_access(p, n, w, __builtin_return_address(0));                                                \
+    }
 EMU_HOOK(__tsan_read1, 1, false)
 EMU_HOOK(__tsan_read2, 2, false)
 EMU_HOOK(__tsan_read4, 4, false)
-EMU_HOOK(__tsan_read8, 8, false)
-EMU_HOOK(__tsan_read16, 16, false)
+EMU_HOOK_ALIGNED(__tsan_read8, 8, false)
+EMU_HOOK_ALIGNED(__tsan_read16, 16, false)
 EMU_HOOK(__tsan_write1, 1, true)
 EMU_HOOK(__tsan_write2, 2, true)
 EMU_HOOK(__tsan_write4, 4, true)
-EMU_HOOK(__tsan_write8, 8, true)
-EMU_HOOK(__tsan_write16, 16, true)
+EMU_HOOK_ALIGNED(__tsan_write8, 8, true)
+EMU_HOOK_ALIGNED(__tsan_write16, 16, true)
 EMU_HOOK(__tsan_unaligned_read2, 2, false)
 EMU_HOOK(__tsan_unaligned_read4, 4, false)
 EMU_HOOK(__tsan_unaligned_read8, 8, false)

@@ -210,16 +210,18 @@ void tc_cp_async_commit(void) { g_async[cur_thread()].open++; }
 void emu_cp_async_wait(int n) {
     unsigned t = cur_thread();
     AsyncState &s = g_async[t];
-    /* Complete: every group but the n most recent committed ones. */
-    std::vector<Copy> keep;
-    for (const Copy &c : s.pending) {
+    /* Complete every group but the n most recent committed ones (and not the
+     * open one): land those copies in issue order, keep the rest in place. */
+    size_t kept = 0;
+    for (size_t i = 0; i < s.pending.size(); i++) {
+        const Copy &c = s.pending[i];
         if (c.group + (unsigned)n >= s.open) {
-            keep.push_back(c);
+            s.pending[kept++] = c;
             continue;
         }
         emu_smem_inflight(c.dst, false, c.pc);
         emu_lane_access(t, c.dst, 16, true, true, "cp.async (landing)", c.pc);
         memcpy(c.dst, c.data, 16);
     }
-    s.pending.swap(keep);
+    s.pending.resize(kept);
 }

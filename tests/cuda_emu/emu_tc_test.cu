@@ -259,22 +259,14 @@ __device__ void mma(float d[4], const uint32_t a[4], const uint32_t b[2], const 
     tc_mma_16816(d, a, b, c);
 }
 
-static float *dev_floats(int n, float v) {
+/* n floats v, v + 1, ... in device memory. */
+static float *dev_ramp(int n, float v) {
     float *p, *h = (float *)malloc(n * sizeof(float));
     for (int i = 0; i < n; i++) h[i] = v + (float)i;
     CK(cudaMalloc(&p, n * sizeof(float)));
     CK(cudaMemcpy(p, h, n * sizeof(float), cudaMemcpyHostToDevice));
     free(h);
     return p;
-}
-
-static void expect_out(const float *d, int i, float want) {
-    float got;
-    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
-    if (got != want) {
-        fprintf(stderr, "emu_tc_test: element %d is %g, expected %g\n", i, got, want);
-        exit(4);
-    }
 }
 
 /* A cp.async read before its wait_group: the destination is still in flight. */
@@ -288,11 +280,11 @@ template <int WAIT> __global__ void k_skip_wait(float *out, const float *in) {
     out[t] = s[4 * ((t + 1) % THREADS) + 1];
 }
 static void skip_wait(int fixed) {
-    float *in = dev_floats(THREADS * 4, 0.0f), *out = dev_floats(THREADS, 0.0f);
+    float *in = dev_ramp(THREADS * 4, 0.0f), *out = dev_ramp(THREADS, 0.0f);
     if (fixed) k_skip_wait<1><<<1, THREADS>>>(out, in);
     else k_skip_wait<0><<<1, THREADS>>>(out, in);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 3, 17.0f);
+    expect_value(out, 3, 17.0f);
 }
 
 /* Two groups in flight; the loop waits for one too few (wait_group 1 where the second group is needed). */
@@ -308,11 +300,11 @@ template <int N> __global__ void k_wait_count(float *out, const float *in) {
     out[t] = s[0][4 * t] + s[1][4 * t];
 }
 static void wait_count(int fixed) {
-    float *in = dev_floats(2 * THREADS * 4, 0.0f), *out = dev_floats(THREADS, 0.0f);
+    float *in = dev_ramp(2 * THREADS * 4, 0.0f), *out = dev_ramp(THREADS, 0.0f);
     if (fixed) k_wait_count<0><<<1, THREADS>>>(out, in);
     else k_wait_count<1><<<1, THREADS>>>(out, in);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 1, 4.0f + 260.0f);
+    expect_value(out, 1, 4.0f + 260.0f);
 }
 
 /* The landing write of a cp.async is a write for the race detector: read by another thread without a barrier. */
@@ -326,11 +318,11 @@ template <int SYNC> __global__ void k_cp_race(float *out, const float *in) {
     out[t] = s[4 * ((t + 1) % 32)];
 }
 static void cp_race(int fixed) {
-    float *in = dev_floats(32 * 4, 0.0f), *out = dev_floats(32, 0.0f);
+    float *in = dev_ramp(32 * 4, 0.0f), *out = dev_ramp(32, 0.0f);
     if (fixed) k_cp_race<1><<<1, 32>>>(out, in);
     else k_cp_race<0><<<1, 32>>>(out, in);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 3, 16.0f);
+    expect_value(out, 3, 16.0f);
 }
 
 /* ldmatrix rows of a padded tile: 36 bf16 (72 bytes) per row is not 16-byte aligned, 40 is. */
@@ -345,11 +337,11 @@ template <int LD> __global__ void k_ldm_stride(float *out) {
     out[lane] = v.x + v.y;
 }
 static void ldmatrix_misaligned(int fixed) {
-    float *out = dev_floats(32, 0.0f);
+    float *out = dev_ramp(32, 0.0f);
     if (fixed) k_ldm_stride<40><<<1, 32>>>(out);
     else k_ldm_stride<36><<<1, 32>>>(out);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 5, 2.0f);
+    expect_value(out, 5, 2.0f);
 }
 
 /* ldmatrix past the end of its array: the last row of a 16 x 16 tile declared one half-row short. */
@@ -363,11 +355,11 @@ template <int N> __global__ void k_ldm_oob(float *out) {
     out[lane] = tc_unpack_bf16x2(a[3]).x;
 }
 static void ldmatrix_oob(int fixed) {
-    float *out = dev_floats(32, 0.0f);
+    float *out = dev_ramp(32, 0.0f);
     if (fixed) k_ldm_oob<256><<<1, 32>>>(out);
     else k_ldm_oob<248><<<1, 32>>>(out);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 5, 1.0f);
+    expect_value(out, 5, 1.0f);
 }
 
 /* ldmatrix reads for the lanes that give the addresses: a race with another warp's writes without a barrier. */
@@ -384,11 +376,11 @@ template <int SYNC> __global__ void k_ldm_race(float *out) {
     }
 }
 static void ldmatrix_race(int fixed) {
-    float *out = dev_floats(32, 0.0f);
+    float *out = dev_ramp(32, 0.0f);
     if (fixed) k_ldm_race<1><<<1, 64>>>(out);
     else k_ldm_race<0><<<1, 64>>>(out);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 5, 1.0f);
+    expect_value(out, 5, 1.0f);
 }
 
 /* cp.async from a source 8 bytes past a 16-byte boundary. */
@@ -405,11 +397,11 @@ static void cp_async_misaligned(int fixed) {
     static uint16_t h[32 * 8 + 8];
     for (int i = 0; i < 32 * 8 + 8; i++) h[i] = 0x3f80; /* 1.0 */
     uint16_t *g = dev_copy(h, sizeof h);
-    float *out = dev_floats(32, 0.0f);
+    float *out = dev_ramp(32, 0.0f);
     if (fixed) k_cp_offset<0><<<1, 32>>>(out, g);
     else k_cp_offset<4><<<1, 32>>>(out, g);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 5, 1.0f);
+    expect_value(out, 5, 1.0f);
 }
 
 /* cp.async of a whole 16 bytes from a last row that has only 4 valid values: past the allocation; the fix
@@ -427,27 +419,30 @@ template <int ZFILL> __global__ void k_cp_tail(float *out, const float *g, int n
     if (t == 0) out[0] = s[4 * ((n - 1) / 4) + 3];
 }
 static void cp_async_oob(int fixed) {
-    float *g = dev_floats(30, 1.0f), *out = dev_floats(1, 5.0f);
+    float *g = dev_ramp(30, 1.0f), *out = dev_ramp(1, 5.0f);
     if (fixed) k_cp_tail<1><<<1, 32>>>(out, g, 30);
     else k_cp_tail<0><<<1, 32>>>(out, g, 30);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 0, 0.0f); /* element 31 of the tile: zero-filled */
+    expect_value(out, 0, 0.0f); /* element 31 of the tile: zero-filled */
 }
 
-/* mma.sync under a lane-dependent branch. */
+/* mma.sync under a lane-dependent branch. The fix shows the legal pattern the
+   check must let through: half the warp in a shuffle of its own, then all 32
+   lanes at the mma (they reconverge; the mma waits for them). */
 template <int ALL> __global__ void k_mma_diverge(float *out) {
     int lane = threadIdx.x;
     uint32_t a[4] = {0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u}, b[2] = {0x3f803f80u, 0x3f803f80u};
-    float c[4] = {0, 0, 0, 0};
+    float c[4] = {0, 0, 0, 0}, x = 1.0f;
+    if (lane < 16) x = __shfl_xor_sync(0x0000ffffu, x, 1);
     if (ALL || lane < 16) mma(c, a, b, c);
-    out[lane] = c[0];
+    out[lane] = c[0] * x;
 }
 static void mma_divergent(int fixed) {
-    float *out = dev_floats(32, 0.0f);
+    float *out = dev_ramp(32, 0.0f);
     if (fixed) k_mma_diverge<1><<<1, 32>>>(out);
     else k_mma_diverge<0><<<1, 32>>>(out);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 20, 16.0f);
+    expect_value(out, 20, 16.0f);
 }
 
 /* mma.sync in a block whose last warp is partial (48 threads). */
@@ -458,10 +453,10 @@ __global__ void k_mma_partial(float *out) {
     out[threadIdx.x] = c[3];
 }
 static void mma_partial_warp(int fixed) {
-    float *out = dev_floats(64, 0.0f);
+    float *out = dev_ramp(64, 0.0f);
     k_mma_partial<<<1, fixed ? 64 : 48>>>(out);
     CK(cudaDeviceSynchronize());
-    expect_out(out, 40, 16.0f);
+    expect_value(out, 40, 16.0f);
 }
 
 static const EmuCase cases[] = {

@@ -46,8 +46,11 @@ function(emu_cuda out_var)
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND JIT_MARCH)
     set(march "-march=${JIT_MARCH}")
   endif()
+  # -fno-tree-sra: a float4 or uint4 load or store stays one 16-byte access (GCC would split it into
+  # four 4-byte ones), so the hooks see its size and check its alignment as the GPU does (no measurable
+  # cost: test_cuda_attn 38.7 s of CPU either way).
   set_source_files_properties(${out} PROPERTIES
-    COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w;${march}")
+    COMPILE_OPTIONS "-fpreprocessed;-fsanitize=thread;-O1;-fno-tree-sra;-g;-fno-omit-frame-pointer;-ffp-contract=off;-w;${march}")
   set(${out_var} ${out} PARENT_SCOPE)
 endfunction()
 
