@@ -67,11 +67,12 @@ OP(void, qkv_split_bwd, (float *dqkv, const float *dq, const float *dk, const fl
  * a backend's own format and size (attention_saved_floats): the CPU keeps
  * the probabilities [B, H, N, N], the GPU only the log-sum-exp [B, H, N]
  * (flash-style: no N x N matrix in memory). Backward gets
- * attention_scratch_floats of scratch. */
+ * attention_scratch_floats of scratch and the forward's output `out` (the GPU
+ * takes D = rowsum(dout . out) from it; the CPU does not need it). */
 OP(void, attention_fwd, (float *out, float *saved, const float *q, const float *k, const float *v, int B, int H, int N,
                          int hd))
-OP(void, attention_bwd, (float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *saved,
-                         const float *q, const float *k, const float *v, int B, int H, int N, int hd))
+OP(void, attention_bwd, (float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                         const float *saved, const float *q, const float *k, const float *v, int B, int H, int N, int hd))
 OP(size_t, attention_saved_floats, (int B, int H, int N, int hd))
 OP(size_t, attention_scratch_floats, (int B, int H, int N, int hd))
 

@@ -61,7 +61,7 @@ static void attention_bwd(Graph *g, void *p) {
     int B = c->dim[0], H = c->dim[1], N = c->dim[2], hd = c->dim[3];
     float *scratch = graph_alloc(g, g->be->ops->attention_scratch_floats(B, H, N, hd) * sizeof(float));
     g->be->ops->attention_bwd(graph_grad(g, c->in[0]), graph_grad(g, c->in[1]), graph_grad(g, c->in[2]), scratch,
-                          c->out->grad, c->saved->data, c->in[0]->data, c->in[1]->data, c->in[2]->data, B, H, N, hd);
+                          c->out->grad, c->out->data, c->saved->data, c->in[0]->data, c->in[1]->data, c->in[2]->data, B, H, N, hd);
 }
 
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v) {

@@ -109,6 +109,68 @@ void expect_close(const Arr *a, double tol, const char *what, const char *file, 
     free(got);
 }
 
+/* ---- helpers of the attention tests ---- */
+
+Arr arr_copy(const Arr *src) {
+    Arr a = arr_nan(src->n);
+    memcpy(a.h, src->h, src->n * sizeof(float));
+    arr_upload(&a);
+    return a;
+}
+
+void dev_poison(float *d, size_t n) { cuda_memset(d, 0xff, n * sizeof(float)); }
+
+int same_bits(const Arr *a, const Arr *b) {
+    float *x = arr_download(a), *y = arr_download(b);
+    int eq = memcmp(x, y, a->n * sizeof(float)) == 0;
+    free(x), free(y);
+    return eq;
+}
+
+void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd) {
+    double scale = 1.0 / sqrt((double)hd);
+    for (int bh = 0; bh < BH; bh++)
+        for (int a = 0; a < N; a++) {
+            const float *qa = q + ((size_t)bh * N + a) * hd;
+            double mx = -INFINITY, *s = malloc(sizeof(double) * N), sum = 0;
+            for (int b = 0; b < N; b++) {
+                const float *kb = k + ((size_t)bh * N + b) * hd;
+                double t = 0;
+                for (int c = 0; c < hd; c++) t += (double)qa[c] * kb[c];
+                s[b] = t * scale;
+                mx = fmax(mx, s[b]);
+            }
+            for (int b = 0; b < N; b++) sum += exp(s[b] - mx);
+            lse[(size_t)bh * N + a] = (float)(mx + log(sum));
+            free(s);
+        }
+}
+
+void attention_bwd_subset(Arr g[3], int mask, const Arr g0[3], float *const want[3], const Arr *scratch,
+                          const Arr *dout, const Arr *out, const Arr *lse, const Arr *q, const Arr *k, const Arr *v,
+                          int B, int H, int N, int hd) {
+    for (int t = 0; t < 3; t++) g[t] = arr_copy(&g0[t]);
+    dev_poison(scratch->d, scratch->n);
+    ops_cuda.attention_bwd(mask & 1 ? g[0].d : NULL, mask & 2 ? g[1].d : NULL, mask & 4 ? g[2].d : NULL, scratch->d,
+                           dout->d, out->d, lse->d, q->d, k->d, v->d, B, H, N, hd);
+    for (int t = 0; t < 3; t++) memcpy(g[t].h, mask & (1 << t) ? want[t] : g0[t].h, g0[t].n * sizeof(float));
+}
+
+void expect_attention_deterministic(int B, int H, int N, int hd) {
+    const size_t nt = (size_t)B * H * N * hd, nr = (size_t)B * H * N;
+    Arr q = arr_rand(nt, -2, 2), k = arr_rand(nt, -2, 2), v = arr_rand(nt, -1, 1), dout = arr_rand(nt, -1, 1);
+    Arr o[2], l[2], g[2][3], scr = arr_nan(nr);
+    for (int r = 0; r < 2; r++) {
+        o[r] = arr_nan(nt), l[r] = arr_nan(nr);
+        for (int t = 0; t < 3; t++) g[r][t] = arr_nan(nt), cuda_memset(g[r][t].d, 0, nt * sizeof(float));
+        ops_cuda.attention_fwd(o[r].d, l[r].d, q.d, k.d, v.d, B, H, N, hd);
+        ops_cuda.attention_bwd(g[r][0].d, g[r][1].d, g[r][2].d, scr.d, dout.d, o[r].d, l[r].d, q.d, k.d, v.d, B, H,
+                               N, hd);
+    }
+    cr_expect(same_bits(&o[0], &o[1]) && same_bits(&l[0], &l[1]), "attention forward differs run to run");
+    for (int t = 0; t < 3; t++) cr_expect(same_bits(&g[0][t], &g[1][t]), "attention gradient %d differs run to run", t);
+}
+
 /* ---- main: skip without a GPU ---- */
 
 /* 1: a device, 0: none, -1: the probe itself crashed. */

@@ -56,4 +56,24 @@ void expect_close(const Arr *a, double tol, const char *what, const char *file, 
 /* Returns the relative error without judging it (for the BF16 sanity bound). */
 double arr_err(const Arr *a);
 
+/* A new array holding src's host values on both sides. */
+Arr arr_copy(const Arr *src);
+/* Poison a device buffer with NaN (all bits set). */
+void dev_poison(float *d, size_t n);
+/* Bitwise equality of two device results (determinism). */
+int same_bits(const Arr *a, const Arr *b);
+/* Row log-sum-exp of q k^T / sqrt(hd) in double ([BH, N, hd] each): the
+ * reference for the GPU's saved LSE. */
+void ref_lse(float *lse, const float *q, const float *k, int BH, int N, int hd);
+/* The GPU attention backward for the gradients in `mask` (1 dq, 2 dk,
+ * 4 dv; the others NULL) into g[t] = copies of the starts g0[t], with the
+ * scratch poisoned first; g[t]'s host side is then what must result:
+ * want[t] (the CPU's) where asked, the start where not (untouched). */
+void attention_bwd_subset(Arr g[3], int mask, const Arr g0[3], float *const want[3], const Arr *scratch,
+                          const Arr *dout, const Arr *out, const Arr *lse, const Arr *q, const Arr *k, const Arr *v,
+                          int B, int H, int N, int hd);
+/* Attention forward and backward twice on the same random inputs, in the
+ * current precision: the outputs, LSE and gradients must be bit-identical. */
+void expect_attention_deterministic(int B, int H, int N, int hd);
+
 #endif

@@ -78,8 +78,9 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
 }
 
 /* dP = dO V^T; dV += P^T dO; dS = P (dP - rowsum(P dP)); dQ += dS K s; dK += dS^T Q s */
-void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                       const float *q, const float *k, const float *v, int B, int H, int N, int hd) {
+void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                       const float *att, const float *q, const float *k, const float *v, int B, int H, int N, int hd) {
+    (void)out; /* D = rowsum(P dP) comes from the saved probabilities */
     int C = H * hd;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2) schedule(static)

@@ -4,10 +4,15 @@
  * attention_flash.cuh). No N x N matrix exists: the forward keeps only the
  * row log-sum-exp, the backward recomputes each tile's probabilities.
  *
+ * These are the fp32 SIMT kernels: FP32 mode's full attention, and SLA2 in
+ * both modes. Full attention in BF16 mode runs on tensor cores
+ * (attention_tc_fwd.cu, attention_tc_bwd.cu); the op entries at the end
+ * choose.
+ *
  * Kernels (flash_tile.cuh's 16 x 16 thread tiles, one (b, h) per grid row):
  * - fwd: a block owns TR query rows, walks the key tiles with an online
  *   softmax in fp32 (running max m, sum l, rescaled accumulator);
- * - bwd_dq: a block owns TR query rows; pass 1 (full attention only)
+ * - bwd_dq: a block owns TR query rows; pass 1 (SLA2's BF16 mode only)
  *   recomputes D = rowsum(P dP), pass 2 accumulates dQ over the key tiles;
  * - bwd_dkdv: a block owns TR key rows, walks the query tiles, accumulates
  *   dK and dV (FlashArgs' formulas). Two kernels instead of one with atomic
@@ -16,6 +21,8 @@
 #include <math.h>
 
 #include "kernels/cuda/attention_flash.cuh"
+#include "kernels/cuda/attention_tc.cuh"
+#include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/flash_tile.cuh"
 
 /* Rows x columns per thread of each kernel's tile: 64 x 64 tiles up to head
@@ -376,7 +383,10 @@ void cuda_flash_bwd(const FlashArgs *a) {
 
 /* ------------------------------------------------------ op table entries */
 
-/* Full attention: q, k, v [B, H, N, hd] -> out [B, N, H*hd]; saved = LSE. */
+/* Full attention: q, k, v [B, H, N, hd] -> out [B, N, H*hd]; saved = LSE.
+ * BF16 mode runs the tensor-core kernels (attention_tc_*.cu) on bf16 copies
+ * of the operands in cuda_scratch; FP32 mode the fp32 SIMT kernels above.
+ * Both take D = rowsum(dO . O) from the forward's output. */
 static FlashArgs fl_full_args(const float *q, const float *k, const float *v, int B, int H, int N, int hd) {
     FlashArgs a = {};
     a.q = q, a.k = k, a.v = v;
@@ -396,12 +406,39 @@ extern "C" size_t cuda_attention_saved_floats(int B, int H, int N, int hd) {
 
 extern "C" size_t cuda_attention_scratch_floats(int B, int H, int N, int hd) {
     (void)hd;
-    return (size_t)B * H * N; /* D = rowsum(dO . O), recomputed */
+    return (size_t)B * H * N; /* D = rowsum(dO . O) */
+}
+
+static bool fl_use_tc(void) { return cuda_get_precision() == CUDA_PREC_BF16; }
+
+/* The tensor-core kernels' arguments with q, k, v converted to bf16 in
+ * `bf` (3 arrays of B*H*N*HDP; a 4th, for dO, follows when the caller
+ * asked for it). */
+static AtArgs at_full_args(uint16_t *bf, const float *q, const float *k, const float *v, int B, int H, int N,
+                           int hd) {
+    const int HDP = at_pad_hd(hd);
+    const size_t n = (size_t)B * H * N * HDP;
+    at_convert(bf, q, B * H, N, hd, HDP);
+    at_convert(bf + n, k, B * H, N, hd, HDP);
+    at_convert(bf + 2 * n, v, B * H, N, hd, HDP);
+    AtArgs a = {};
+    a.q = bf, a.k = bf + n, a.v = bf + 2 * n, a.g = bf + 3 * n;
+    a.B = B, a.H = H, a.N = N, a.hd = hd;
+    a.scale = 1.0f / sqrtf((float)hd);
+    return a;
 }
 
 extern "C" void cuda_attention_fwd(float *out, float *saved, const float *q, const float *k, const float *v, int B,
                                    int H, int N, int hd) {
     cuda_flash_check("attention", B, H, N, hd);
+    if (fl_use_tc()) {
+        uint16_t *bf = (uint16_t *)cuda_scratch(3 * sizeof(uint16_t) * (size_t)B * H * N * at_pad_hd(hd));
+        AtArgs a = at_full_args(bf, q, k, v, B, H, N, hd);
+        a.o = out;
+        a.lse = saved;
+        at_fwd(&a);
+        return;
+    }
     FlashArgs a = fl_full_args(q, k, v, B, H, N, hd);
     a.o = out;
     a.lse = saved;
@@ -409,15 +446,27 @@ extern "C" void cuda_attention_fwd(float *out, float *saved, const float *q, con
 }
 
 extern "C" void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                   const float *saved, const float *q, const float *k, const float *v, int B, int H,
-                                   int N, int hd) {
+                                   const float *out, const float *saved, const float *q, const float *k,
+                                   const float *v, int B, int H, int N, int hd) {
     cuda_flash_check("attention", B, H, N, hd);
     if (!dq && !dk && !dv) return;
+    if (fl_use_tc()) {
+        const int HDP = at_pad_hd(hd);
+        uint16_t *bf = (uint16_t *)cuda_scratch(4 * sizeof(uint16_t) * (size_t)B * H * N * HDP);
+        AtArgs a = at_full_args(bf, q, k, v, B, H, N, hd);
+        at_dout_prep(scratch, (uint16_t *)a.g, dout, out, B, H, N, hd, HDP);
+        a.lse = (float *)saved; /* read only in backward */
+        a.D = scratch;
+        a.dq = dq, a.dk = dk, a.dv = dv;
+        at_bwd(&a);
+        return;
+    }
+    at_dout_prep(scratch, NULL, dout, out, B, H, N, hd, 0);
     FlashArgs a = fl_full_args(q, k, v, B, H, N, hd);
     a.lse = (float *)saved; /* read only in backward */
     a.dout = dout;
     a.D = scratch;
-    a.D_compute = 1; /* the op is not given its output: D comes from rowsum(P dP) */
+    a.D_compute = 0; /* D = rowsum(dO . O) from the forward's output */
     a.dq = dq, a.dk = dk, a.dv = dv;
     cuda_flash_bwd(&a);
 }

@@ -11,8 +11,9 @@
  * (FlashArgs.dout set) recomputes P_ab = w_ab exp(s_ab - lse_a) per tile:
  *   dP = dO V^T, dS = P (dP - D), dQ += dS K scale, dK += dS^T Q scale,
  *   dV += P^T dO, with D_a = dO_a . O_a
- * either given (SLA2 keeps O) or recomputed as rowsum(P dP) in a first pass
- * (full attention's backward is not given its output). Deterministic: every
+ * either given (full attention and SLA2's FP32 mode take it from O) or
+ * recomputed as rowsum(P dP) in a first pass (SLA2's BF16 mode, where it must
+ * match dP's rounded operands; docs/cuda_attention.md). Deterministic: every
  * gradient element is owned by one thread, no atomics. */
 #ifndef KERNELS_CUDA_ATTENTION_FLASH_CUH
 #define KERNELS_CUDA_ATTENTION_FLASH_CUH

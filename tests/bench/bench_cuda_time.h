@@ -50,7 +50,7 @@ static inline Times time_attention(int B, int H, int N, int d, int iters) {
         ops_cuda.attention_fwd(out, saved, q, k, v, B, H, N, d);
         cuda_synchronize();
         double t1 = bench_now_ms();
-        ops_cuda.attention_bwd(dq, dk, dv, scratch, dout, saved, q, k, v, B, H, N, d);
+        ops_cuda.attention_bwd(dq, dk, dv, scratch, dout, out, saved, q, k, v, B, H, N, d);
         cuda_synchronize();
         double t2 = bench_now_ms();
         if (it >= 2) tf[it - 2] = t1 - t0, tb[it - 2] = t2 - t1;

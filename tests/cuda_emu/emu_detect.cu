@@ -3,33 +3,19 @@
  * fixed kernel, run through the same pipeline as kernels/cuda (transform.py,
  * instrumentation, emulated runtime). Every case runs in a child process;
  * a broken case must stop (or fail its launch) with its message, a fixed
- * case must run and give the right answer.
- *   emu_detect            all cases, a table, exit 1 if any is wrong
- *   emu_detect NAME       one case in this process */
+ * case must run and give the right answer (the driver: emu_cases.h). The
+ * detectors of the warp-level matrix instructions are in emu_tc_test.cu. */
 #include <cuda_runtime.h>
 #include <stdio.h>
 
 #include "kernels/cuda/cuda_common.cuh"
-#include "tests/cuda_emu/emu_child.h"
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "tests/cuda_emu/emu_cases.h"
 
 static float *dev_floats(int n) {
     float *p;
     CK(cudaMalloc(&p, n * sizeof(float)));
     CK(cudaMemset(p, 0, n * sizeof(float)));
     return p;
-}
-
-static void expect_value(const float *d, int i, float want) {
-    float got;
-    CK(cudaMemcpy(&got, d + i, sizeof got, cudaMemcpyDeviceToHost));
-    if (got != want) {
-        fprintf(stderr, "emu_detect: element %d is %g, expected %g\n", i, got, want);
-        exit(4);
-    }
 }
 
 /* ---- shared-memory race: a neighbour's value read without a barrier ---- */
@@ -204,6 +190,21 @@ static void smem_oob(int fixed) {
     expect_value(out, 5, 1.0f);
 }
 
+/* ---- a vector access at an address its type's alignment forbids ---- */
+template <int OFF> __global__ void k_vec4(float *out, const float *in) {
+    const float4 *p = (const float4 *)(in + OFF);
+    float4 v = p[threadIdx.x];
+    ((float4 *)out)[threadIdx.x] = v;
+}
+static void vector_misaligned(int fixed) {
+    float *in = dev_floats(40), *out = dev_floats(32);
+    if (fixed) k_vec4<4><<<1, 8>>>(out, in);
+    else k_vec4<2><<<1, 8>>>(out, in); /* 8 bytes past a 16-byte boundary */
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    expect_value(out, 5, 0.0f);
+}
+
 /* ---- queued work: a pinned result read before waiting is stale ---- */
 static void stream_order(int fixed) {
     float *d = dev_floats(4), *h;
@@ -241,71 +242,25 @@ static void async_fault_hint(int fixed) { fault(fixed, 0); }
 
 /* ---- the cases ---- */
 
-typedef struct {
-    const char *name;
-    void (*fn)(int fixed);
-    const char *expect; /* in the broken case's output */
-} Case;
-
-static const Case cases[] = {
-    {"race", race, "shared-memory race on byte"},
-    {"warp_race", warp_race, "shared-memory race on byte 0 of __shared__ sh"},
-    {"static_poison", static_poison, "EMU poison"},
-    {"shuffle_exited", shuffle_exited, "which has exited"},
-    {"dyn_smem_48k", dyn_smem, "needs cudaFuncSetAttribute"},
-    {"launch_threads", launch_threads, "above the limits (1024 threads"},
-    {"launch_grid", launch_grid, "grid 1x65536x1 is above the limits"},
-    {"launch_optin", launch_optin, "exceed sm_80's"},
-    {"launch_bounds", launch_bounds, "above its __launch_bounds__(128)"},
-    {"global_oob", global_oob, "outside every device allocation"},
-    {"host_pointer", host_pointer, "outside every device allocation"},
-    {"smem_oob", smem_oob, "outside every __shared__ array"},
-    {"stream_order", stream_order, "EMU order"},
-    {"sync_names", sync_names_kernel, "(fault) failed while running: an illegal memory access was encountered"},
-    {"async_fault", async_fault_hint, "rerun with JIT_CUDA_SYNC=1 to name it"},
+static const EmuCase cases[] = {
+    {"race", race, {"shared-memory race on byte"}},
+    {"warp_race", warp_race, {"shared-memory race on byte 0 of __shared__ sh"}},
+    {"static_poison", static_poison, {"EMU poison"}},
+    {"shuffle_exited", shuffle_exited, {"which has exited"}},
+    {"dyn_smem_48k", dyn_smem, {"needs cudaFuncSetAttribute"}},
+    {"launch_threads", launch_threads, {"above the limits (1024 threads"}},
+    {"launch_grid", launch_grid, {"grid 1x65536x1 is above the limits"}},
+    {"launch_optin", launch_optin, {"exceed sm_80's"}},
+    {"launch_bounds", launch_bounds, {"above its __launch_bounds__(128)"}},
+    {"global_oob", global_oob, {"outside every device allocation"}},
+    {"host_pointer", host_pointer, {"outside every device allocation"}},
+    {"smem_oob", smem_oob, {"outside every __shared__ array"}},
+    {"vector_misaligned", vector_misaligned, {"misaligned 16-byte read", "in kernel k_vec4<2>"}},
+    {"stream_order", stream_order, {"EMU order"}},
+    {"sync_names", sync_names_kernel, {"(fault) failed while running: an illegal memory access was encountered"}},
+    {"async_fault", async_fault_hint, {"rerun with JIT_CUDA_SYNC=1 to name it"}},
 };
-static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
-
-/* A case in a child: fn(fixed). */
-struct CaseRun {
-    const Case *c;
-    int fixed;
-};
-static void case_main(void *arg) {
-    const CaseRun *r = (const CaseRun *)arg;
-    r->c->fn(r->fixed);
-}
-static int run_child(const Case *c, int fixed, char *err, size_t len) {
-    CaseRun r = {c, fixed};
-    return emu_run_child(case_main, &r, err, len);
-}
 
 int main(int argc, char **argv) {
-    if (argc == 3) {
-        for (int i = 0; i < n_cases; i++)
-            if (!strcmp(argv[1], cases[i].name)) {
-                cases[i].fn(!strcmp(argv[2], "fixed"));
-                return 0;
-            }
-        fprintf(stderr, "emu_detect: no case %s\n", argv[1]);
-        return 2;
-    }
-    int bad = 0;
-    static char err[1 << 16];
-    printf("%-16s %-34s %s\n", "case", "broken", "fixed");
-    for (int i = 0; i < n_cases; i++) {
-        const Case *c = &cases[i];
-        int sb = run_child(c, 0, err, sizeof err);
-        int fired = sb != 0 && strstr(err, c->expect) != NULL;
-        char why[4096];
-        snprintf(why, sizeof why, "%s", err);
-        int sf = run_child(c, 1, err, sizeof err);
-        printf("%-16s %-34s %s\n", c->name, fired ? "detected" : "NOT DETECTED", sf == 0 ? "runs" : "FAILS");
-        if (!fired) printf("  expected \"%s\"; status %d, output:\n%s\n", c->expect, sb, why);
-        else printf("  %.*s\n", (int)strcspn(why, "\n"), why);
-        if (sf != 0) printf("  fixed case: status %d, output:\n%s\n", sf, err);
-        bad += !fired || sf != 0;
-    }
-    printf("%d of %d detectors %s\n", n_cases - bad, n_cases, bad ? "FAILED" : "fire on their broken kernel and pass the fixed one");
-    return bad != 0;
+    return emu_cases_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]), "emu_detect");
 }

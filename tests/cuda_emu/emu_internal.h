@@ -56,6 +56,32 @@ std::string emu_symbolize(const void *pc);
  * one) and aborts: every detector ends here. */
 [[noreturn]] void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A warp-collective operation (the warp-level matrix instructions of
+ * emu_tc.cc): every lane calls emu_warp_collective with its operands; when
+ * all 32 lanes of the warp wait at the same one (anything else is reported as
+ * divergent), the first lane to resume calls run once for the warp, with the
+ * 32 lanes' operands and t0, the block-local index of lane 0. */
+struct EmuCollective {
+    const char *name; /* for reports: "ldmatrix.sync.aligned.m8n8.x4 (tc_ldmatrix_x4)" */
+    void (*run)(unsigned t0, void *const args[32], const void *pc);
+};
+void emu_warp_collective(const EmuCollective *op, void *arg, const void *pc);
+/* Whether p lies in the block's shared memory. */
+bool emu_is_shared(const void *p);
+/* Checks (and, in shared memory, records for the race detector) an access
+ * of n bytes at p made for thread t of the block by the instruction op:
+ * shared memory (inside an array, no copy in flight) or, with !shared,
+ * global memory (a device allocation or static data). */
+void emu_lane_access(unsigned t, const void *p, size_t n, bool write, bool shared, const char *op, const void *pc);
+/* Marks the 16-byte shared chunk at p as written by an in-flight cp.async of
+ * the running thread (on), or landed (!on). */
+void emu_smem_inflight(const void *p, bool on, const void *pc);
+/* A block starts: the cp.async state of its threads is cleared (emu_tc.cc). */
+void emu_tc_block_start(unsigned nthreads);
+
+/* emu_fail, reporting thread t of the block as the one that failed. */
+[[noreturn]] void emu_lane_fail(unsigned t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Runs all queued work of every stream (cudaDeviceSynchronize). */
 void emu_flush_all(void);
 /* Queues host work on a stream (library calls: cuBLASLt, NCCL), named for

@@ -12,14 +12,20 @@
  * divergent barrier: reported, never a hang. Blocks run one after another in
  * a random order.
  *
+ * Warp collectives (the matrix instructions of emu_tc.cc: mma, ldmatrix)
+ * wait like shuffles, but a warp is released from one only with all 32 lanes
+ * at the same instruction (anything else is reported as divergent); the
+ * first lane to resume then runs it for the whole warp.
+ *
  * Memory checks. Kernel files are compiled with GCC's ThreadSanitizer
  * instrumentation but without its runtime: every load and store calls the
  * __tsan_* hooks below, which check, while a kernel runs, that the address
  * lies on the thread's own stack, in the block's shared memory (inside a
  * declared array or the dynamic allocation), in a device allocation, or in
- * the program's static data. Anything else (a read past a cudaMalloc'd
- * buffer, freed memory, host memory) stops with the kernel's name, the
- * thread and the source line.
+ * the program's static data, and that an 8- or 16-byte vector access is
+ * aligned to its size. Anything else (a read past a cudaMalloc'd buffer,
+ * freed memory, host memory) stops with the kernel's name, the thread and
+ * the source line.
  *
  * Shared memory. Static __shared__ arrays and the dynamic allocation live in
  * one per-block buffer, 16-byte red zones between them, all filled with 0xff
@@ -30,7 +36,9 @@
  * same byte within one interval, at least one of them writing with a plain
  * store, is reported with both source lines. Atomics are exempt. It watches
  * the first EMU_RACE_BLOCKS blocks of each launch (2; 0 for all): every
- * block runs the same code, and the block order is random. */
+ * block runs the same code, and the block order is random. A 16-byte chunk
+ * that a cp.async is still writing (its thread has not waited for it) is
+ * marked in flight: any access to it is reported, in every block. */
 #include <dlfcn.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -96,10 +104,13 @@ struct Fiber {
     void *sp;
     int state;
     unsigned mask;          /* warp operation: the lanes named */
-    int kind, arg, width;   /* shuffle: -1 kind for __syncwarp */
+    int kind, arg, width;   /* shuffle: -1 kind for __syncwarp, KIND_COLLECTIVE for emu_warp_collective */
     uint64_t val;           /* shuffle: the value offered */
     const void *pc;         /* where it waits */
+    const EmuCollective *coll; /* collective: the operation */
+    void *coll_arg;            /* collective: this lane's operands (on its stack) */
 };
+static const int KIND_COLLECTIVE = -2;
 
 /* ---- the running kernel (all of it is process-global: one host thread
  * runs kernels, one block at a time) ---- */
@@ -118,6 +129,13 @@ static uint64_t g_shfl_slot[2][EMU_MAX_THREADS];
 static unsigned char g_shfl_parity[EMU_MAX_THREADS];
 static int g_red_slot[EMU_MAX_THREADS];
 static uint32_t g_block_epoch = 1;
+/* A collective the warp was released from, not yet executed: the first of
+ * its lanes to resume runs it for all 32 (emu_warp_collective). */
+static unsigned char g_coll_pending[EMU_MAX_THREADS / 32];
+/* The thread a check acts for when it is not the running one (a warp
+ * collective reads shared memory for the lane that gave the address); -1: the
+ * running thread. */
+static int g_as = -1;
 static uint32_t g_warp_epoch[EMU_MAX_THREADS / 32];
 static uint32_t g_epoch_counter = 1;
 static int g_order_mode = -1; /* 0 forward, 1 reverse, 2 random */
@@ -154,6 +172,17 @@ static ShadowByte *g_shadow;      /* per byte: 1- and 2-byte accesses */
 static ShadowByte *g_shadow_word; /* per 4-byte word: aligned accesses of 4 bytes and more (compact, so it
                                      stays in cache) */
 static const uint16_t NOBODY = 0xffff;
+/* Per 16-byte chunk of shared memory: the cp.async copy writing it that has
+ * not landed (its thread's wait_group has not completed its group). Any
+ * access to such a chunk is reported: on a GPU it reads stale or partial data. */
+struct Inflight {
+    uint16_t t; /* NOBODY: none */
+    const void *pc;
+};
+static Inflight *g_inflight;
+static size_t g_inflight_count;
+
+static inline unsigned actor(void) { return g_as >= 0 ? (unsigned)g_as : g_cur; }
 
 /* ---- error reporting ---- */
 
@@ -197,7 +226,8 @@ void emu_fail(const char *fmt, ...) {
     fprintf(stderr, "\n");
     if (was && g_launch)
         fprintf(stderr, "  in kernel %s (launched at %s:%d), %s\n", g_launch->site.kernel, g_launch->site.file,
-                g_launch->site.line, thread_str(g_cur).c_str());
+                g_launch->site.line, thread_str(actor()).c_str());
+    g_as = -1;
     fflush(stderr);
     const char *mode = getenv("EMU_FAULT");
     if (was && g_on_fiber && mode && !strcmp(mode, "sticky")) {
@@ -207,6 +237,16 @@ void emu_fail(const char *fmt, ...) {
         emu_ctx_switch(&g_fib[g_cur].sp, g_sched_sp); /* never resumed */
     }
     abort();
+}
+
+void emu_lane_fail(unsigned t, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    g_as = (int)t;
+    emu_fail("%s", msg);
 }
 
 /* ---- fibers ---- */
@@ -283,6 +323,8 @@ static void rt_init(void) {
     g_smem_valid = (unsigned char *)map_bytes(SMEM_CAP);
     g_shadow = (ShadowByte *)map_bytes(SMEM_CAP * sizeof(ShadowByte));
     g_shadow_word = (ShadowByte *)map_bytes(SMEM_CAP / 4 * sizeof(ShadowByte));
+    g_inflight = (Inflight *)map_bytes(SMEM_CAP / 16 * sizeof(Inflight));
+    for (size_t i = 0; i < SMEM_CAP / 16; i++) g_inflight[i].t = NOBODY;
     for (size_t i = 0; i < SMEM_CAP; i++) g_shadow[i].wt = g_shadow[i].r1t = g_shadow[i].r2t = NOBODY;
     for (size_t i = 0; i < SMEM_CAP / 4; i++)
         g_shadow_word[i].wt = g_shadow_word[i].r1t = g_shadow_word[i].r2t = NOBODY;
@@ -294,41 +336,89 @@ static void rt_init(void) {
 
 /* ---- warp and block rendezvous ---- */
 
-static void warp_release(unsigned w, unsigned lo, unsigned hi) {
+/* Releases the lanes of warp w (lo..hi-1) named in `lanes`: a new warp epoch. */
+static void warp_release(unsigned w, unsigned lo, unsigned hi, uint32_t lanes) {
     g_warp_epoch[w] = ++g_epoch_counter;
-    for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP) continue;
-        g_fib[t].state = ST_RUN;
+    for (unsigned t = lo; t < hi; t++)
+        if (lanes >> (t - lo) & 1u) g_fib[t].state = ST_RUN;
+}
+
+static std::string lane_doing(unsigned u) {
+    const Fiber &g = g_fib[u];
+    if (g.state == ST_DONE) return "has exited";
+    std::string at = emu_symbolize(g.pc);
+    if (g.state == ST_BAR) return "waits at __syncthreads at " + at;
+    if (g.kind == KIND_COLLECTIVE) return std::string("waits at ") + g.coll->name + " at " + at;
+    return std::string("waits at ") + (g.kind == -1 ? "__syncwarp" : "a warp shuffle") + " at " + at;
+}
+
+/* Lanes of warp w (lanes lo..hi-1) wait at a collective and no other lane of
+ * the warp can move: every one of the warp's 32 lanes must wait at the same
+ * one (".sync.aligned": the same instruction, all threads of the warp).
+ * Different code addresses of the same source line (code the compiler
+ * duplicated) count as the same instruction. */
+static void collective_check(unsigned w, unsigned lo, unsigned hi, unsigned t) {
+    const Fiber &f = g_fib[t];
+    g_cur = t;
+    if (hi - lo < 32)
+        emu_fail("%s at %s needs all 32 lanes of a warp, but warp %u of the block has only %u threads "
+                 "(%u threads per block)",
+                 f.coll->name, emu_symbolize(f.pc).c_str(), w, hi - lo, g_nthreads);
+    std::string here;
+    for (unsigned u = lo; u < hi; u++) {
+        const Fiber &g = g_fib[u];
+        bool same = g.state == ST_WARP && g.kind == KIND_COLLECTIVE && g.coll == f.coll;
+        if (same && g.pc != f.pc) {
+            if (here.empty()) here = emu_symbolize(f.pc);
+            same = emu_symbolize(g.pc) == here;
+        }
+        if (!same)
+            emu_fail("%s at %s: lane %u %s (divergent: %s needs all 32 lanes of the warp at the same "
+                     "instruction; on a GPU the result is undefined)",
+                     f.coll->name, emu_symbolize(f.pc).c_str(), u - lo, lane_doing(u).c_str(), f.coll->name);
     }
 }
 
-/* Lanes of warp w all waiting at a warp operation: check their masks name
- * only waiting lanes, then release them. 1: released, 0: nothing waits. */
+/* Lanes of warp w wait at warp operations. Shuffles and __syncwarp go
+ * first: their masks must name only lanes waiting at one (else: why not),
+ * and they are released. Lanes at a collective (which may wait there for
+ * lanes still in a shuffle) are released only when no other lane of the warp
+ * can move and all 32 are at the same one. 1: released, 0: nothing waits. */
 static int warp_resolve(unsigned w) {
     unsigned lo = w * 32, hi = std::min(g_nthreads, lo + 32);
-    uint32_t waiting = 0;
-    for (unsigned t = lo; t < hi; t++) waiting |= (uint32_t)(g_fib[t].state == ST_WARP) << (t - lo);
-    if (!waiting) return 0;
+    uint32_t waiting = 0, coll = 0;
     for (unsigned t = lo; t < hi; t++) {
-        if (g_fib[t].state != ST_WARP || !(g_fib[t].mask & ~waiting)) continue;
+        if (g_fib[t].state != ST_WARP) continue;
+        if (g_fib[t].kind == KIND_COLLECTIVE) coll |= 1u << (t - lo);
+        else waiting |= 1u << (t - lo);
+    }
+    if (!waiting && !coll) return 0;
+    if (!waiting) {
+        unsigned t = lo + (unsigned)__builtin_ctz(coll);
+        collective_check(w, lo, hi, t);
+        warp_release(w, lo, hi, coll);
+        g_coll_pending[w] = 1;
+        return 1;
+    }
+    for (unsigned t = lo; t < hi; t++) {
+        if (!(waiting >> (t - lo) & 1u) || !(g_fib[t].mask & ~waiting)) continue;
         /* A lane named in the mask is not waiting here: say why. */
         const Fiber &f = g_fib[t];
         for (unsigned l = 0; l < 32; l++) {
             if (!(f.mask >> l & 1u) || (waiting >> l & 1u)) continue;
             unsigned u = lo + l;
-            const char *op = f.kind < 0 ? "__syncwarp" : "a warp shuffle";
+            const char *op = f.kind == -1 ? "__syncwarp" : "a warp shuffle";
             g_cur = t;
             if (u >= g_nthreads)
                 emu_fail("%s names lane %u, which does not exist (the block has %u threads), at %s", op, l,
                          g_nthreads, emu_symbolize(f.pc).c_str());
             if (g_fib[u].state == ST_DONE)
                 emu_fail("%s names lane %u, which has exited, at %s", op, l, emu_symbolize(f.pc).c_str());
-            emu_fail("%s at %s waits for lane %u, which waits at __syncthreads at %s (divergent barrier: a "
-                     "deadlock on the GPU)",
-                     op, emu_symbolize(f.pc).c_str(), l, emu_symbolize(g_fib[u].pc).c_str());
+            emu_fail("%s at %s waits for lane %u, which %s (divergent barrier: a deadlock on the GPU)", op,
+                     emu_symbolize(f.pc).c_str(), l, lane_doing(u).c_str());
         }
     }
-    warp_release(w, lo, hi);
+    warp_release(w, lo, hi, waiting);
     return 1;
 }
 
@@ -387,6 +477,18 @@ int emu_syncthreads_op(int pred, int op) {
     }
     yield(ST_BAR, pc); /* nobody overwrites a slot before everyone has read them all */
     return r;
+}
+
+void emu_warp_collective(const EmuCollective *op, void *arg, const void *pc) {
+    unsigned t = g_cur, w = t / 32;
+    Fiber &f = g_fib[t];
+    f.kind = KIND_COLLECTIVE, f.coll = op, f.coll_arg = arg, f.mask = 0xffffffffu;
+    yield(ST_WARP, pc);
+    if (!g_coll_pending[w]) return; /* another lane of the warp ran it */
+    g_coll_pending[w] = 0;
+    void *args[32];
+    for (unsigned l = 0; l < 32; l++) args[l] = g_fib[w * 32 + l].coll_arg;
+    op->run(w * 32, args, pc);
 }
 
 void emu_syncwarp(unsigned mask) {
@@ -462,6 +564,11 @@ void *emu_static_smem(int id, size_t bytes, size_t align, const char *name) {
 
 static void smem_block_reset(size_t dyn) {
     size_t clear = std::max(g_smem_hwm, dyn + REDZONE);
+    if (g_inflight_count) { /* copies of the last block that never landed */
+        for (size_t c = 0; c < SMEM_CAP / 16; c++) g_inflight[c].t = NOBODY;
+        g_inflight_count = 0;
+    }
+    emu_tc_block_start(g_nthreads);
     memset(g_smem, 0xff, clear);
     memset(g_smem_valid, 0, clear);
     memset(g_smem_valid, 1, dyn);
@@ -508,30 +615,35 @@ static inline void smem_bounds(size_t off, size_t n, bool write, const void *pc)
     if (!inside) smem_outside(off, n, write, pc);
 }
 
-static void smem_access(size_t off, size_t n, bool write, const void *pc) {
-    unsigned t = g_cur;
-    /* An aligned access of 4 bytes or more (the floats, ints and doubles of
-     * every kernel here) is one record for its first word; smaller ones are
-     * tracked byte by byte. A race between accesses of different sizes to
-     * the same word can go unseen; none is ever made up. */
-    bool word = n >= 4 && off % 4 == 0;
-    size_t records = word ? 1 : n;
-    for (size_t i = 0; i < records; i++) {
-        size_t o = off + i;
-        ShadowByte &s = word ? g_shadow_word[o / 4] : g_shadow[o];
-        uint32_t w = g_warp_epoch[t / 32];
-        if (!ordered(s.wt, s.wb, s.ww, t)) race(o, write ? "writes" : "reads", pc, "wrote", s.wt, s.wpc);
-        if (write) {
-            if (!ordered(s.r1t, s.r1b, s.r1w, t)) race(o, "writes", pc, "read", s.r1t, s.r1pc);
-            if (!ordered(s.r2t, s.r2b, s.r2w, t)) race(o, "writes", pc, "read", s.r2t, s.r2pc);
-            s.wt = (uint16_t)t, s.wb = g_block_epoch, s.ww = w, s.wpc = pc;
-            s.r1t = s.r2t = NOBODY;
-        } else if (s.r1t == NOBODY || s.r1t == t || ordered(s.r1t, s.r1b, s.r1w, t)) {
-            s.r1t = (uint16_t)t, s.r1b = g_block_epoch, s.r1w = w, s.r1pc = pc;
-        } else {
-            s.r2t = (uint16_t)t, s.r2b = g_block_epoch, s.r2w = w, s.r2pc = pc;
-        }
+static inline void shadow_access(ShadowByte &s, size_t o, bool write, const void *pc, unsigned t) {
+    uint32_t w = g_warp_epoch[t / 32];
+    if (!ordered(s.wt, s.wb, s.ww, t)) race(o, write ? "writes" : "reads", pc, "wrote", s.wt, s.wpc);
+    if (write) {
+        if (!ordered(s.r1t, s.r1b, s.r1w, t)) race(o, "writes", pc, "read", s.r1t, s.r1pc);
+        if (!ordered(s.r2t, s.r2b, s.r2w, t)) race(o, "writes", pc, "read", s.r2t, s.r2pc);
+        s.wt = (uint16_t)t, s.wb = g_block_epoch, s.ww = w, s.wpc = pc;
+        s.r1t = s.r2t = NOBODY;
+    } else if (s.r1t == NOBODY || s.r1t == t || ordered(s.r1t, s.r1b, s.r1w, t)) {
+        s.r1t = (uint16_t)t, s.r1b = g_block_epoch, s.r1w = w, s.r1pc = pc;
+    } else {
+        s.r2t = (uint16_t)t, s.r2b = g_block_epoch, s.r2w = w, s.r2pc = pc;
     }
+}
+
+/* both: record the access at both granularities (the 16-byte rows of the
+ * matrix instructions, which kernels fill and read with accesses of every size). */
+static void smem_access(size_t off, size_t n, bool write, const void *pc, bool both = false) {
+    unsigned t = actor();
+    /* An aligned access of 4 bytes or more (the floats, ints and vectors of
+     * every kernel here) is one record per word; smaller ones are tracked
+     * byte by byte. A race between accesses of different sizes to the same
+     * word can go unseen (except where both granularities are recorded); none
+     * is ever made up. */
+    bool word = n >= 4 && off % 4 == 0;
+    if (word || both)
+        for (size_t i = 0; i < n / 4; i++) shadow_access(g_shadow_word[off / 4 + i], off + 4 * i, write, pc, t);
+    if (!word || both)
+        for (size_t i = 0; i < n; i++) shadow_access(g_shadow[off + i], off + i, write, pc, t);
 }
 
 /* ---- global memory: allocations and static data ---- */
@@ -631,6 +743,21 @@ static void global_access(uintptr_t a, size_t n, bool write, const void *pc, boo
              emu_symbolize(pc).c_str());
 }
 
+static void inflight_report(size_t off, size_t n, bool write, const void *pc, size_t chunk) {
+    const Inflight &c = g_inflight[chunk];
+    std::string here = emu_symbolize(pc), there = emu_symbolize(c.pc), who = thread_str(c.t);
+    emu_fail("%zu-byte shared-memory %s of %s, which a cp.async of %s issued at %s is still writing: no "
+             "cp.async.wait_group of that thread has completed its group (on a GPU this %s stale or partial data), "
+             "at %s",
+             n, write ? "write" : "read", smem_where(off).c_str(), who.c_str(), there.c_str(),
+             write ? "races with the copy" : "reads", here.c_str());
+}
+
+static inline void inflight_check(size_t off, size_t n, bool write, const void *pc) {
+    for (size_t c = off / 16; c <= (off + n - 1) / 16; c++)
+        if (g_inflight[c].t != NOBODY) inflight_report(off, n, write, pc, c);
+}
+
 static inline void check_access(const void *addr, size_t n, bool write, const void *pc) {
     if (!g_in_kernel) return;
     uintptr_t a = (uintptr_t)addr;
@@ -638,11 +765,50 @@ static inline void check_access(const void *addr, size_t n, bool write, const vo
     if (a - (uintptr_t)g_smem < SMEM_CAP) {
         if (g_kstat) g_kstat->smem++;
         smem_bounds(a - (uintptr_t)g_smem, n, write, pc);
+        if (g_inflight_count) inflight_check(a - (uintptr_t)g_smem, n, write, pc);
         if (g_race_block) smem_access(a - (uintptr_t)g_smem, n, write, pc);
         return;
     }
     if (g_kstat) g_kstat->global++;
     global_access(a, n, write, pc);
+}
+
+/* ---- accesses of the warp-level matrix instructions (emu_tc.cc) ---- */
+
+bool emu_is_shared(const void *p) { return (uintptr_t)p - (uintptr_t)g_smem < SMEM_CAP; }
+
+void emu_lane_access(unsigned t, const void *p, size_t n, bool write, bool shared, const char *op,
+                     const void *pc) {
+    uintptr_t a = (uintptr_t)p;
+    g_as = (int)t;
+    if (shared) {
+        if (!emu_is_shared(p))
+            emu_fail("%s: address %p is not shared memory (the instruction reads/writes only the .shared "
+                     "space), at %s",
+                     op, p, emu_symbolize(pc).c_str());
+        size_t off = a - (uintptr_t)g_smem;
+        if (g_kstat) g_kstat->smem++;
+        smem_bounds(off, n, write, pc);
+        if (g_inflight_count) inflight_check(off, n, write, pc);
+        if (g_race_block) smem_access(off, n, write, pc, true);
+    } else {
+        if (emu_is_shared(p) || a - ((uintptr_t)g_stacks + (size_t)t * STACK_BYTES) < STACK_BYTES)
+            emu_fail("%s: source %p is not global memory (%s), at %s", op, p,
+                     emu_is_shared(p) ? "shared memory" : "the thread's stack", emu_symbolize(pc).c_str());
+        if (g_in_kernel) global_access(a, n, write, pc);
+    }
+    g_as = -1;
+}
+
+void emu_smem_inflight(const void *p, bool on, const void *pc) {
+    Inflight &c = g_inflight[((uintptr_t)p - (uintptr_t)g_smem) / 16];
+    if (on) {
+        c.t = (uint16_t)g_cur, c.pc = pc;
+        g_inflight_count++;
+    } else if (c.t != NOBODY) {
+        c.t = NOBODY;
+        g_inflight_count--;
+    }
 }
 
 /* Atomics: bounds checked, not recorded for the race detector. */
@@ -686,19 +852,34 @@ int atomicCAS(int *p, int cmp, int v) {
 
 /* ---- the ThreadSanitizer instrumentation's entry points ---- */
 
+/* The compiler calls the aligned hooks of 8 and 16 bytes only for an access
+ * whose type promises that alignment (a double, a float2, a float4, a
+ * uint4): at an address not aligned so, the GPU faults (misaligned address). */
+static void misaligned(const void *p, size_t n, bool write, const void *pc) {
+    if (!g_in_kernel) return;
+    emu_fail("misaligned %zu-byte %s of %p (a vector access must be aligned to its size; the GPU stops with "
+             "'misaligned address'), at %s",
+             n, write ? "write" : "read", p, emu_symbolize(pc).c_str());
+}
+
 extern "C" {
 #define EMU_HOOK(name, n, w)                                                                               \
     void name(void *p) { check_access(p, n, w, __builtin_return_address(0)); }
+#define EMU_HOOK_ALIGNED(name, n, w)                                                                       \
+    void name(void *p) {                                                                                   \
+        if ((uintptr_t)p % n) misaligned(p, n, w, __builtin_return_address(0));                            \
+        check_access(p, n, w, __builtin_return_address(0));                                                \
+    }
 EMU_HOOK(__tsan_read1, 1, false)
 EMU_HOOK(__tsan_read2, 2, false)
 EMU_HOOK(__tsan_read4, 4, false)
-EMU_HOOK(__tsan_read8, 8, false)
-EMU_HOOK(__tsan_read16, 16, false)
+EMU_HOOK_ALIGNED(__tsan_read8, 8, false)
+EMU_HOOK_ALIGNED(__tsan_read16, 16, false)
 EMU_HOOK(__tsan_write1, 1, true)
 EMU_HOOK(__tsan_write2, 2, true)
 EMU_HOOK(__tsan_write4, 4, true)
-EMU_HOOK(__tsan_write8, 8, true)
-EMU_HOOK(__tsan_write16, 16, true)
+EMU_HOOK_ALIGNED(__tsan_write8, 8, true)
+EMU_HOOK_ALIGNED(__tsan_write16, 16, true)
 EMU_HOOK(__tsan_unaligned_read2, 2, false)
 EMU_HOOK(__tsan_unaligned_read4, 4, false)
 EMU_HOOK(__tsan_unaligned_read8, 8, false)

@@ -1,0 +1,220 @@
+/* kernels/cuda/attention_tc_bwd.cu — full attention's backward on tensor
+ * cores (BF16 mode), FlashAttention-2 style, deterministic.
+ *
+ * Per (b, h), with P = exp(S - lse) recomputed tile by tile from the saved
+ * LSE, dP = dO V^T, dS = P (dP - D):
+ *   dV = P^T dO, dK = dS^T Q scale, dQ = dS K scale,
+ * and D = rowsum(dO . O) computed once from the forward's output by a small
+ * pre-kernel (at_dout_prep, which also writes dO in bf16), not from
+ * rowsum(P dP) in an extra pass over the keys.
+ *
+ * Two kernels, each gradient element owned by one warp lane, no atomics
+ * (results are bit-reproducible, as the CPU backend's are):
+ * - dkdv: a block owns 64 keys (16 per warp) and walks the query tiles,
+ *   Q and dO (and their lse, D) double-buffered by cp.async; it computes
+ *   S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T Q (4 products);
+ * - dq: a block owns 64 queries and walks the key tiles, K and V
+ *   double-buffered; S = Q K^T, dP = dO V^T, dQ += dS K (3 products).
+ * So 7 N^2 d products instead of FlashAttention-2's 5: its single pass adds
+ * each key block's dS K into dQ with float atomics, whose order (and so the
+ * rounding) changes from run to run. The price of determinism here is 40%
+ * more backward FLOPs; a single pass whose dQ additions are ordered by a
+ * per-query-tile semaphore (as FlashAttention-3's deterministic mode does)
+ * would remove it and is the next step once a GPU can measure it. */
+#include <math.h>
+
+#include "kernels/cuda/attention_tc.cuh"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/flash_tile.cuh"
+
+/* ----------------------------------------------------- D and dO in bf16 */
+
+/* One warp per row (b, h, n): D = dO . O in fp32, and the row of dO in bf16
+ * (padded to HDP) when gbf is set; D then uses the rounded dO, the one the
+ * products use (with the fp32 dO, a row whose softmax is one key, where
+ * the exact dS is 0, would get dS = dO's rounding error times V). */
+__global__ void at_dout_prep_kernel(float *D, uint32_t *gbf, const float *__restrict__ dout,
+                                    const float *__restrict__ o, size_t rows, int H, int N, int hd, int HDP) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x / 32;
+    for (size_t row = (size_t)blockIdx.x * wpb + threadIdx.x / 32; row < rows; row += (size_t)gridDim.x * wpb) {
+        const size_t bh = row / N, n = row % N, b = bh / H, h = bh % H;
+        const size_t off = (b * N + n) * H * hd + h * hd; /* [B, N, H*hd] */
+        float acc = 0.0f; /* dO as the products see it (bf16), so D and rowsum(P dP) agree to P's rounding */
+        for (int c = lane; c < hd; c += 32) acc += (gbf ? cuda_round_bf16(dout[off + c]) : dout[off + c]) * o[off + c];
+        for (int sh = 16; sh > 0; sh >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, sh);
+        if (lane == 0) D[row] = acc;
+        if (gbf)
+            for (int c = 2 * lane; c < HDP; c += 64)
+                gbf[row * (HDP / 2) + c / 2] =
+                    tc_pack_bf16x2(c < hd ? dout[off + c] : 0.0f, c + 1 < hd ? dout[off + c + 1] : 0.0f);
+    }
+}
+
+void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, int B, int H, int N, int hd, int HDP) {
+    const size_t rows = (size_t)B * H * N, wpb = CUDA_THREADS / 32;
+    if (rows == 0) return;
+    const unsigned grid = (unsigned)((rows + wpb - 1) / wpb < 4096 ? (rows + wpb - 1) / wpb : 4096);
+    at_dout_prep_kernel<<<grid, CUDA_THREADS, 0, cuda_compute_stream()>>>(D, (uint32_t *)gbf, dout, o, rows, H, N,
+                                                                           hd, HDP);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ------------------------------------------------------------ dK and dV */
+
+/* BR: queries per tile (32 at head dim 128, where 64 would spill). */
+template <int HDP, int BR>
+__global__ void __launch_bounds__(AT_THREADS) at_bwd_dkdv_kernel(AtArgs a) {
+    constexpr int LD = HDP + 8, QT = BR / 8, OT = HDP / 8, TILE = BR * LD;
+    extern __shared__ float at_smem_f[];
+    uint16_t *Ks = (uint16_t *)at_smem_f, *Vs = Ks + AT_TILE * LD, *Qs = Vs + AT_TILE * LD, *Gs = Qs + 2 * TILE;
+    float *Ls = (float *)(Gs + 2 * TILE), *Ds = Ls + 2 * BR; /* lse * log2 e and D per query, 2 buffers */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tq = lane & 3;
+    const int bh = blockIdx.y, N = a.N, c0 = blockIdx.x * AT_TILE;
+    const size_t base = (size_t)bh * N * HDP;
+    const float sl2 = a.scale * AT_LOG2E;
+
+    at_load_tile<AT_TILE, HDP>(Ks, a.k + base, c0, N);
+    at_load_tile<AT_TILE, HDP>(Vs, a.v + base, c0, N);
+    at_load_tile<BR, HDP>(Qs, a.q + base, 0, N);
+    at_load_tile<BR, HDP>(Gs, a.g + base, 0, N);
+    tc_cp_async_commit();
+    for (int i = threadIdx.x; i < BR; i += AT_THREADS) { /* padding queries: P = exp2(-inf) = 0 */
+        Ls[i] = i < N ? a.lse[(size_t)bh * N + i] * AT_LOG2E : INFINITY;
+        Ds[i] = i < N ? a.D[(size_t)bh * N + i] : 0.0f;
+    }
+
+    float dk[OT][4], dv[OT][4];
+    at_zero(dk);
+    at_zero(dv);
+    const int ntiles = (N + BR - 1) / BR;
+    for (int j = 0; j < ntiles; j++) {
+        const int buf = j & 1, nb = buf ^ 1;
+        if (j + 1 < ntiles) { /* buffer nb was released by the barrier ending tile j - 1 */
+            const int r0 = (j + 1) * BR;
+            at_load_tile<BR, HDP>(Qs + nb * TILE, a.q + base, r0, N);
+            at_load_tile<BR, HDP>(Gs + nb * TILE, a.g + base, r0, N);
+            for (int i = threadIdx.x; i < BR; i += AT_THREADS) {
+                Ls[nb * BR + i] = r0 + i < N ? a.lse[(size_t)bh * N + r0 + i] * AT_LOG2E : INFINITY;
+                Ds[nb * BR + i] = r0 + i < N ? a.D[(size_t)bh * N + r0 + i] : 0.0f;
+            }
+        }
+        tc_cp_async_commit();
+        tc_cp_async_wait<1>();
+        __syncthreads();
+
+        const uint16_t *q = Qs + buf * TILE, *g = Gs + buf * TILE;
+        const float *lse = Ls + buf * BR, *Dq = Ds + buf * BR;
+        float p[QT][4], dp[QT][4];
+        at_zero(p);
+        at_zero(dp);
+        at_mm_bt<QT, HDP>(p, Ks + warp * 16 * LD, q, LD);  /* S^T: rows keys, columns queries */
+        at_mm_bt<QT, HDP>(dp, Vs + warp * 16 * LD, g, LD); /* dP^T */
+#pragma unroll
+        for (int n = 0; n < QT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int col = 8 * n + 2 * tq + (e & 1);
+                p[n][e] = exp2f(p[n][e] * sl2 - lse[col]);
+                dp[n][e] = p[n][e] * (dp[n][e] - Dq[col]); /* dS^T */
+            }
+        uint32_t pa[QT / 2][4], da[QT / 2][4];
+        at_frag_a(pa, p);
+        at_frag_a(da, dp);
+        if (a.dv) at_mm_rn(dv, pa, g, LD);
+        if (a.dk) at_mm_rn(dk, da, q, LD);
+        __syncthreads();
+    }
+
+    const int row0 = c0 + warp * 16;
+    if (a.dk) at_store_grad(a.dk + (size_t)bh * N * a.hd, dk, row0, N, a.hd, a.scale);
+    if (a.dv) at_store_grad(a.dv + (size_t)bh * N * a.hd, dv, row0, N, a.hd, 1.0f);
+}
+
+/* ------------------------------------------------------------------- dQ */
+
+template <int HDP>
+__global__ void __launch_bounds__(AT_THREADS) at_bwd_dq_kernel(AtArgs a) {
+    constexpr int LD = HDP + 8, BC = 64, NT = BC / 8, OT = HDP / 8, TILE = BC * LD;
+    extern __shared__ float at_smem_f[];
+    uint16_t *Qs = (uint16_t *)at_smem_f, *Gs = Qs + AT_TILE * LD, *Ks = Gs + AT_TILE * LD, *Vs = Ks + 2 * TILE;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tq = lane & 3, gq = lane >> 2;
+    const int bh = blockIdx.y, N = a.N, r0 = blockIdx.x * AT_TILE;
+    const size_t base = (size_t)bh * N * HDP;
+    const float sl2 = a.scale * AT_LOG2E;
+
+    at_load_tile<AT_TILE, HDP>(Qs, a.q + base, r0, N);
+    at_load_tile<AT_TILE, HDP>(Gs, a.g + base, r0, N);
+    at_load_tile<BC, HDP>(Ks, a.k + base, 0, N);
+    at_load_tile<BC, HDP>(Vs, a.v + base, 0, N);
+    tc_cp_async_commit();
+    float lse[2], Dr[2]; /* rows g and g + 8 of the warp's slice; padding rows are not stored */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = r0 + warp * 16 + gq + 8 * r;
+        lse[r] = row < N ? a.lse[(size_t)bh * N + row] * AT_LOG2E : 0.0f;
+        Dr[r] = row < N ? a.D[(size_t)bh * N + row] : 0.0f;
+    }
+
+    float dq[OT][4];
+    at_zero(dq);
+    const int ntiles = (N + BC - 1) / BC;
+    for (int j = 0; j < ntiles; j++) {
+        const int buf = j & 1;
+        if (j + 1 < ntiles) {
+            at_load_tile<BC, HDP>(Ks + (buf ^ 1) * TILE, a.k + base, (j + 1) * BC, N);
+            at_load_tile<BC, HDP>(Vs + (buf ^ 1) * TILE, a.v + base, (j + 1) * BC, N);
+        }
+        tc_cp_async_commit();
+        tc_cp_async_wait<1>();
+        __syncthreads();
+
+        const uint16_t *k = Ks + buf * TILE;
+        float p[NT][4], dp[NT][4];
+        at_zero(p);
+        at_zero(dp);
+        at_mm_bt<NT, HDP>(p, Qs + warp * 16 * LD, k, LD);
+        at_mm_bt<NT, HDP>(dp, Gs + warp * 16 * LD, Vs + buf * TILE, LD);
+#pragma unroll
+        for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = j * BC + 8 * n + 2 * tq + (e & 1);
+                const float pr = key < N ? exp2f(p[n][e] * sl2 - lse[e >> 1]) : 0.0f;
+                dp[n][e] = pr * (dp[n][e] - Dr[e >> 1]); /* dS */
+            }
+        uint32_t da[NT / 2][4];
+        at_frag_a(da, dp);
+        at_mm_rn(dq, da, k, LD);
+        __syncthreads();
+    }
+    at_store_grad(a.dq + (size_t)bh * N * a.hd, dq, r0 + warp * 16, N, a.hd, a.scale);
+}
+
+template <int HDP>
+static void at_launch_bwd(const AtArgs &a) {
+    constexpr int BR = HDP > 80 ? 32 : 64, LD = HDP + 8;
+    cudaStream_t st = cuda_compute_stream();
+    dim3 grid((unsigned)((a.N + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
+    if (a.dk || a.dv) {
+        const size_t smem = sizeof(uint16_t) * (size_t)(2 * AT_TILE + 4 * BR) * LD + sizeof(float) * 4 * BR;
+        fl_smem_optin(at_bwd_dkdv_kernel<HDP, BR>, smem);
+        at_bwd_dkdv_kernel<HDP, BR><<<grid, AT_THREADS, smem, st>>>(a);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (a.dq) {
+        const size_t smem = sizeof(uint16_t) * (size_t)(2 * AT_TILE + 4 * 64) * LD;
+        fl_smem_optin(at_bwd_dq_kernel<HDP>, smem);
+        at_bwd_dq_kernel<HDP><<<grid, AT_THREADS, smem, st>>>(a);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+void at_bwd(const AtArgs *a) {
+    if ((long long)a->B * a->H * a->N == 0 || (!a->dq && !a->dk && !a->dv)) return;
+    switch (at_pad_hd(a->hd)) {
+    case 32: at_launch_bwd<32>(*a); break;
+    case 64: at_launch_bwd<64>(*a); break;
+    case 80: at_launch_bwd<80>(*a); break;
+    default: at_launch_bwd<128>(*a); break;
+    }
+}
