@@ -29,7 +29,7 @@ PmRates pm_rates_h100(void) {
                      .f_attn_simt = 0.40,
                      .f_mem = 0.85,
                      .launch_s = 3e-6,
-                     .tc_bwd_products = 5};
+                     .tc_bwd_products = 7};
 }
 
 void pm_list_init(PmList *l, const PmRates *r) {

@@ -24,7 +24,7 @@
 #   b1 ops      test_cuda_ops  (Criterion, --jobs 1, JIT_CUDA_SYNC=1: a sync
 #               after every launch, so a fault names its kernel)          80
 #   b2 attn     test_cuda_attn (the same)                                 80
-#   b3 tc       test_cuda_tc: the tensor-core attention and SLA2 kernels
+#   b3 tc       test_cuda_attn_tc: the tensor-core attention and SLA2 kernels
 #               against the CPU (the same; skipped while the bundle has no
 #               such program)                                             60
 #   c1 attn-bench  bench_cuda_attn --prec bf16: flash attention (the
@@ -570,7 +570,7 @@ selftest() { # prints problems, one a line; none = sound
     configs/fmnist-tiny.yaml; do
     [[ -f $f ]] || echo "missing $f"
   done
-  for f in cuda_probe test_cuda_ops test_cuda_attn test_cuda_tc test_cuda_train bench_cuda_attn bench_cuda_curve \
+  for f in cuda_probe test_cuda_ops test_cuda_attn test_cuda_attn_tc test_cuda_train bench_cuda_attn bench_cuda_curve \
     bench_cuda_step bench_perf_model; do
     grep -qE "(jit_test|add_executable)\(${f}[ )]" tests/CMakeLists.txt tests/bench/CMakeLists.txt tests/gpu/CMakeLists.txt ||
       echo "warning: $f is not a target in tests/{,bench/,gpu/}CMakeLists.txt (its step will be skipped)"
@@ -597,7 +597,7 @@ fi
 run_step a env 40 10 fig_env 1 "$self" --internal env
 run_step b1 test_cuda_ops 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_ops" --jobs 1 --verbose
 run_step b2 test_cuda_attn 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn" --jobs 1 --verbose
-run_step b3 test_cuda_tc 60 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_tc" --jobs 1 --verbose
+run_step b3 test_cuda_attn_tc 60 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn_tc" --jobs 1 --verbose
 run_step c1 bench_cuda_attn 60 20 fig_attn 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_attn" --prec bf16 --iters 10 --max-n 16384
 FIG_ARG=$logs/c1-bench_cuda_attn.log run_step c2 bench_sdpa 45 20 fig_sdpa 0 "$self" --internal sdpa --dtype bf16 --iters 10 --max-n 16384
 run_step c3 bench_perf_model 45 15 fig_model 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_perf_model" --measure --batch 64 \
