@@ -26,7 +26,7 @@ static void expect_value(const float *d, int i, float want) {
     }
 }
 
-#define EMU_CASE_EXPECTS 3
+#define EMU_CASE_EXPECTS 5
 
 typedef struct {
     const char *name;

@@ -459,16 +459,76 @@ static void mma_partial_warp(int fixed) {
     expect_value(out, 40, 16.0f);
 }
 
+/* ---- bf16x2 packing: round to nearest even, lo in the low half ---- */
+
+/* broken: packing by truncation, the shortcut that biases every value toward zero. */
+template <int RN> __global__ void k_pack(uint32_t *packed, float *back, const float *x, int n) {
+    int i = threadIdx.x;
+    if (2 * i + 1 >= n) return;
+    uint32_t v = RN ? tc_pack_bf16x2(x[2 * i], x[2 * i + 1])
+                    : __float_as_uint(x[2 * i]) >> 16 | (__float_as_uint(x[2 * i + 1]) & 0xffff0000u);
+    float2 f = tc_unpack_bf16x2(v);
+    packed[i] = v;
+    back[2 * i] = f.x;
+    back[2 * i + 1] = f.y;
+}
+
+/* x to bf16 by arithmetic, not bits: 8 significant bits (a quantum of 2^(e - 8) for x = m 2^e,
+   m in [0.5, 1), never below bf16's subnormal quantum 2^-133), ties to even (nearbyint). */
+static float bf16_reference(float x) {
+    if (x != x || x == 0.0f || isinf(x)) return x;
+    int e;
+    frexp((double)x, &e);
+    double q = ldexp(1.0, e - 8 > -133 ? e - 8 : -133);
+    return (float)(nearbyint((double)x / q) * q); /* above bf16's largest: inf */
+}
+
+static void pack_bf16x2(int fixed) {
+    const float x[] = {1.0f, -2.5f, 1.0f + 0x1p-8f /* tie: to even (1) */, 1.0f + 0x3p-8f /* tie: up */,
+                       1.0f + 0x1p-9f, -(1.0f + 0x1.8p-8f), 3.14159265f, -1e-3f, 65504.0f, 3.3895e38f /* to bf16's largest */, 3.4e38f /* to inf */,
+                       0x1p-130f /* fp32 subnormal */, 0x1.234p-133f, -0.0f, NAN, INFINITY, 0.1f, -3.0f};
+    const int n = (int)(sizeof x / sizeof x[0]);
+    static_assert(sizeof x / sizeof x[0] % 2 == 0, "pairs");
+    uint16_t *dx = dev_copy(x, sizeof x);
+    uint32_t *dp;
+    float *db;
+    CK(cudaMalloc(&dp, n / 2 * sizeof(uint32_t)));
+    CK(cudaMalloc(&db, n * sizeof(float)));
+    if (fixed) k_pack<1><<<1, 32>>>(dp, db, (const float *)dx, n);
+    else k_pack<0><<<1, 32>>>(dp, db, (const float *)dx, n);
+    uint32_t packed[n / 2];
+    float back[n];
+    CK(cudaMemcpy(packed, dp, sizeof packed, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(back, db, sizeof back, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < n; i++) {
+        float want = bf16_reference(x[i]);
+        uint32_t wb, bb;
+        memcpy(&wb, &want, 4);
+        memcpy(&bb, &back[i], 4);
+        uint16_t half = (uint16_t)(i % 2 ? packed[i / 2] >> 16 : packed[i / 2] & 0xffff);
+        int ok = want != want ? (back[i] != back[i] && (half & 0x7f80) == 0x7f80 && (half & 0x7f)) : bb == wb && half == wb >> 16;
+        if (!ok) {
+            fprintf(stderr, "pack: %.9g packs to 0x%04x, unpacks to %.9g; the reference %.9g (0x%04x): differs from "
+                    "the reference\n", x[i], half, back[i], want, wb >> 16);
+            exit(4);
+        }
+    }
+}
+
 static const EmuCase cases[] = {
+    {"pack_bf16x2", pack_bf16x2, {"differs from the reference"}},
     {"mma_ldmatrix", mma_ldmatrix, {"differs from the reference"}},
     {"wrong_layout", wrong_layout, {"differs from the reference"}},
     {"skip_wait", skip_wait, {"which a cp.async of thread", "is still writing", where[1]}},
     {"wait_count", wait_count, {"is still writing", "in kernel k_wait_count<1>"}},
     {"cp_async_race", cp_race, {"shared-memory race on byte", "in kernel k_cp_race<0>"}},
-    {"ldmatrix_misaligned", ldmatrix_misaligned, {"row address", "is not 16-byte aligned", where[0]}},
+    {"ldmatrix_misaligned", ldmatrix_misaligned,
+     {"lane 1's row address", "is not 16-byte aligned", where[0], "in kernel k_ldm_stride<36> (launched at",
+      "thread (1,0,0) of block (0,0,0)"}},
     {"ldmatrix_oob", ldmatrix_oob, {"outside every __shared__ array", "in kernel k_ldm_oob<248>", where[0]}},
     {"ldmatrix_race", ldmatrix_race, {"shared-memory race on byte", "in kernel k_ldm_race<0>", where[0]}},
-    {"cp_async_misaligned", cp_async_misaligned, {"the source", "is not 16-byte aligned", where[1]}},
+    {"cp_async_misaligned", cp_async_misaligned,
+     {"the source", "is not 16-byte aligned", where[1], "in kernel k_cp_offset<4> (launched at"}},
     {"cp_async_oob", cp_async_oob, {"outside every device allocation", "in kernel k_cp_tail<0>"}},
     {"mma_divergent", mma_divergent, {"lane 16 has exited (divergent", "in kernel k_mma_diverge<0>", where[2]}},
     {"mma_partial_warp", mma_partial_warp, {"needs all 32 lanes of a warp", "in kernel k_mma_partial", where[2]}},
