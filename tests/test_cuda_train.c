@@ -146,27 +146,7 @@ static void step_parity(int sla2) {
 
 Test(cuda_train, full_attention_step_matches_cpu, .init = make_data) { step_parity(0); }
 
-/* The toy data in RGB (the frozen networks read three channels): the
- * grey image in every channel, scaled differently, under fixture_dir/rgb. */
-static void make_rgb_data(void) {
-    fixture_make_toy_data("jit-cuda-train");
-    const int n = 64, S = 16;
-    uint8_t *img = malloc((size_t)n * 3 * S * S);
-    int *lab = malloc(sizeof(int) * n);
-    for (int i = 0; i < n; i++) {
-        lab[i] = i % 4;
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < S * S; p++)
-                img[((size_t)i * 3 + c) * S * S + p] =
-                    (uint8_t)(255 * rng_uniform(5, RNG_STREAM_TEST, (uint64_t)((i * 3 + c) * 256 + p)) * (c + 1) / 3);
-    }
-    const char *names[4] = {"a", "b", "c", "d"};
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/rgb", fixture_dir);
-    shards_write(dir, "rgb", img, lab, n, 3, S, S, 32, 4, names);
-    free(img);
-    free(lab);
-}
+static void make_rgb_data(void) { fixture_make_rgb_data("jit-cuda-train"); }
 
 Test(cuda_train, pixelgen_step_matches_cpu, .init = make_rgb_data) {
     const char *losses = "losses: {repa_weight: 0.5, lpips_weight: 1.0, pdino_weight: 1.0, frozen_random_div: 16,\n"

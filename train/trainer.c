@@ -275,7 +275,8 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
     *weight = 1.0f;
     memset(aux, 0, sizeof *aux);
     if (T->stage != 1) {
-        JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0};
+        JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0,
+                            .recompute = c->recompute};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
         if (trainer_has_pixelgen(T))
