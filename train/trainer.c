@@ -106,7 +106,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     if (c->official_decay_set) jit_use_official_decay_set(&T->model);
     trainer_device_alloc_state(T);
     size_t pbytes = T->model.params.padded * sizeof(float);
-    graph_init(&T->g, T->be, 64u << 20);
+    graph_init(&T->g, T->be, TRAINER_ARENA_BYTES);
     T->g.seed = c->seed;
 
     shardset_open(&T->data, c->data_train);

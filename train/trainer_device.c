@@ -16,7 +16,9 @@
 /* The backend's memory is host memory: the live state needs no images. */
 static int on_host(const Trainer *T) { return T->be->device == DEVICE_CPU; }
 
-static size_t state_bytes(const Trainer *T) { return T->model.params.padded * sizeof(float); }
+size_t trainer_state_bytes(const ParamStore *ps) { return ps->padded * sizeof(float); }
+
+static size_t state_bytes(const Trainer *T) { return trainer_state_bytes(&T->model.params); }
 
 BackendPrecision trainer_backend_precision(RunPrecision p) {
     return p == PRECISION_FP32 ? BACKEND_PREC_FP32 : p == PRECISION_BF16 ? BACKEND_PREC_BF16 : BACKEND_PREC_AUTO;

@@ -98,24 +98,39 @@ static void jit_pos_table(float *out, int grid, int D) {
         }
 }
 
+/* The fixed tables (position embedding, RoPE angles) in mem, uninitialised,
+ * and the host's SLA2 statistics. */
+static void jit_alloc_tables(JitModel *m, const DeviceMem *mem) {
+    const JitConfig *c = &m->cfg;
+    size_t nr = (size_t)c->tokens * (c->head_dim / 2);
+    m->pos_table = (Tensor){.data = mem->alloc((size_t)c->tokens * c->hidden * sizeof(float)), .ndim = 2,
+                            .shape = {c->tokens, c->hidden, 1, 1}, .numel = (size_t)c->tokens * c->hidden,
+                            .name = "pos_embed"};
+    m->rope_cos = mem->alloc(nr * sizeof(float));
+    m->rope_sin = mem->alloc(nr * sizeof(float));
+    m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
+    for (int i = 0; i < c->depth; i++) m->sla2_topk[i] = c->sla2_topk_ratio;
+    m->sla2_qat = c->sla2_enable_qat;
+}
+
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
     ParamReg r;
     jit_register_into(m, cfg, &r);
     params_alloc(&m->params);
     params_init(&m->params, seed);
     param_reg_bind(&r);
-
+    jit_alloc_tables(m, &device_mem_host);
     const JitConfig *c = &m->cfg;
-    float *pos = core_malloc((size_t)c->tokens * c->hidden * sizeof(float));
-    jit_pos_table(pos, c->grid, c->hidden);
-    m->pos_table = (Tensor){.data = pos, .ndim = 2, .shape = {c->tokens, c->hidden, 1, 1},
-                            .numel = (size_t)c->tokens * c->hidden, .name = "pos_embed"};
-    for (int i = 0; i < c->depth; i++) m->sla2_topk[i] = c->sla2_topk_ratio;
-    m->sla2_qat = c->sla2_enable_qat;
-    m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
-    m->rope_cos = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
-    m->rope_sin = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
+    jit_pos_table(m->pos_table.data, c->grid, c->hidden);
     rope_2d_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
+}
+
+void jit_build_planned(JitModel *m, const JitConfig *cfg, const Backend *be) {
+    ParamReg r;
+    jit_register_into(m, cfg, &r);
+    params_alloc_on(&m->params, be->mem);
+    param_reg_bind(&r);
+    jit_alloc_tables(m, be->mem);
 }
 
 /* A device copy of a host table; the host one is freed (nothing reads it again). */

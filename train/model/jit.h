@@ -87,6 +87,9 @@ typedef struct JitModel {
 void jit_register(JitModel *m, const JitConfig *cfg);
 /* Register, allocate, initialise from `seed` and build the fixed tables. */
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed);
+/* The same buffers placed straight in be's memory, uninitialised (the
+ * memory plan runs the model on counted memory: core/plan_mem.h). */
+void jit_build_planned(JitModel *m, const JitConfig *cfg, const Backend *be);
 /* The official JiT recipe's weight-decay set (util/misc.py add_weight_decay:
  * every parameter with two or more dimensions): this project's set (weight
  * matrices) plus the class-embedding table and the in-context position
