@@ -202,8 +202,9 @@ void mem_plan_print(FILE *f, const Config *c, const MemPlan *p) {
                 b = gib(p->peak[l] - p->step_arena[l] / 2) + MP_UNCOUNTED_GIB <= MP_H100_GIB;
             fprintf(f, " %15s", a ? "yes / yes" : b ? "no / yes" : "no / no");
         }
-        fprintf(f, "\n  host memory besides (host copies, DINOv2 cache): %zu bytes (%.2f GiB)\n", p->host_state,
-                gib(p->host_state));
+        fprintf(f, "\n  host memory counted besides (the frozen networks' host copies, the DINOv2 cache; not the "
+                   "trainer's host images of the state): %zu bytes (%.2f GiB)\n",
+                p->host_state, gib(p->host_state));
         fprintf(f, "  fits: peak + %.0f GiB for what the plan does not count (CUDA context, cuBLASLt workspace, NCCL) "
                    "<= %.1f GiB\n", MP_UNCOUNTED_GIB, MP_H100_GIB);
     }

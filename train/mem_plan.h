@@ -61,7 +61,7 @@ typedef struct MemPlan {
     const char *device;
     size_t n_params;
     size_t state[MP_N_STATE];
-    size_t host_state; /* host memory of the state on a GPU (host copies, the DINOv2 cache) */
+    size_t host_state; /* host memory counted beside a GPU's state (frozen networks' host copies, DINOv2 cache) */
     size_t step[MP_LEVELS][MP_N_STEP];
     size_t step_arena[MP_LEVELS]; /* the bytes of step arenas (batch .. slack): what 2-byte activations would halve */
     size_t peak[MP_LEVELS];       /* the counted high-water mark: state + the step's peak */
