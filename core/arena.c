@@ -49,7 +49,7 @@ void *arena_calloc(Arena *a, size_t bytes) {
 }
 
 void arena_reset(Arena *a) {
-    size_t step = a->used + a->extra_bytes;
+    size_t step = arena_in_use(a);
     if (step > a->high_water) a->high_water = step;
     if (a->n_extra > 0) {
         for (int i = 0; i < a->n_extra; i++) a->mem->free(a->extra[i]);
@@ -63,8 +63,10 @@ void arena_reset(Arena *a) {
     a->used = 0;
 }
 
+size_t arena_in_use(const Arena *a) { return a->used + a->extra_bytes; }
+
 size_t arena_high_water(const Arena *a) {
-    size_t step = a->used + a->extra_bytes;
+    size_t step = arena_in_use(a);
     return step > a->high_water ? step : a->high_water;
 }
 

@@ -32,5 +32,7 @@ void *arena_alloc(Arena *a, size_t bytes);      /* 64-byte aligned, uninitialise
 void *arena_calloc(Arena *a, size_t bytes);     /* zeroed */
 void arena_reset(Arena *a);
 size_t arena_high_water(const Arena *a);
+/* Bytes handed out this step so far (the plan reads it between phases). */
+size_t arena_in_use(const Arena *a);
 
 #endif

@@ -11,6 +11,8 @@ void graph_init(Graph *g, const Backend *be, size_t arena_bytes) {
     g->be = be;
     arena_init_on(&g->arena, arena_bytes, be->mem);
     arena_init(&g->meta, 64u << 10);
+    arena_init_on(&g->scratch, 0, be->mem); /* sized by the first recomputed segment */
+    g->first_use_at = -1;
     g->grad_enabled = true;
     g->cap_tape = 256;
     g->tape = core_realloc(NULL, (size_t)g->cap_tape * sizeof(TapeEntry));
@@ -19,6 +21,7 @@ void graph_init(Graph *g, const Backend *be, size_t arena_bytes) {
 void graph_free(Graph *g) {
     arena_free(&g->arena);
     arena_free(&g->meta);
+    arena_free(&g->scratch);
     core_free(g->tape);
     memset(g, 0, sizeof *g);
 }
@@ -66,8 +69,8 @@ bool graph_track(Graph *g, Tensor *out, int n_inputs, Tensor *const *inputs) {
     for (int i = 0; i < n_inputs; i++)
         if (inputs[i] && inputs[i]->requires_grad) {
             out->requires_grad = true;
-            int p = inputs[i]->param_id - 1;
-            if (p >= 0 && g->param_first_use && g->n_tape < g->param_first_use[p]) g->param_first_use[p] = g->n_tape;
+            int p = inputs[i]->param_id - 1, at = g->first_use_at >= 0 ? g->first_use_at : g->n_tape;
+            if (p >= 0 && g->param_first_use && at < g->param_first_use[p]) g->param_first_use[p] = at;
         }
     return out->requires_grad;
 }

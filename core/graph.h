@@ -44,6 +44,13 @@ typedef struct Graph {
     int *param_first_use;
     Profile *prof; /* when set, per-op forward and backward times (core/profile.h) */
     struct GraphGradBuf *grad_bufs; /* the activations' gradient buffers (graph_clear_activation_grads) */
+    /* Recomputation (core/recompute.h): a recomputed segment's activations
+     * live in `scratch`, emptied after its forward and after its backward;
+     * while its forward records, first_use_at (>= 0) is the tape index
+     * graph_track gives parameter uses (the segment's one entry), -1 else. */
+    Arena scratch;
+    int first_use_at;
+    bool in_segment; /* inside a recomputed segment (segments do not nest) */
 } Graph;
 
 void graph_init(Graph *g, const Backend *be, size_t arena_bytes);

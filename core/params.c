@@ -57,12 +57,8 @@ int params_add(ParamStore *ps, const char *name, int ndim, const int *shape, Par
     return ps->n++;
 }
 
-void params_alloc(ParamStore *ps) {
-    CHECK(ps->data == NULL, "params_alloc() called twice");
-    ps->data = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
-    ps->grad = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
-    ps->host = ps->data;
-    ps->device = DEVICE_CPU;
+/* The views over data and grad, once both are placed. */
+static void params_make_views(ParamStore *ps) {
     ps->views = core_calloc((size_t)(ps->n ? ps->n : 1) * sizeof(Tensor));
     for (int i = 0; i < ps->n; i++) {
         ParamInfo *p = &ps->info[i];
@@ -74,6 +70,26 @@ void params_alloc(ParamStore *ps) {
         t->name = p->name;
         t->param_id = i + 1;
     }
+}
+
+void params_alloc(ParamStore *ps) {
+    CHECK(ps->data == NULL, "params_alloc() called twice");
+    ps->data = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
+    ps->grad = core_calloc((ps->padded ? ps->padded : 1) * sizeof(float));
+    ps->host = ps->data;
+    ps->device = DEVICE_CPU;
+    params_make_views(ps);
+}
+
+void params_alloc_on(ParamStore *ps, const DeviceMem *mem) {
+    CHECK(ps->data == NULL, "params_alloc_on() after the buffers exist");
+    size_t bytes = (ps->padded ? ps->padded : 1) * sizeof(float);
+    ps->data = mem->alloc(bytes);
+    ps->grad = mem->alloc(bytes);
+    ps->host = NULL;
+    ps->device = mem->device;
+    ps->mem = mem;
+    params_make_views(ps);
 }
 
 void params_init(ParamStore *ps, uint64_t seed) {

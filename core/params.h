@@ -63,6 +63,10 @@ void params_destroy(ParamStore *ps);
 int params_add(ParamStore *ps, const char *name, int ndim, const int *shape, ParamInit init, float init_arg,
                bool weight_decay);
 void params_alloc(ParamStore *ps);
+/* data and grad straight in a device's memory, uninitialised, without a
+ * host copy (the memory plan's model, core/plan_mem.h): never pulled,
+ * pushed or initialised. */
+void params_alloc_on(ParamStore *ps, const DeviceMem *mem);
 void params_init(ParamStore *ps, uint64_t seed);
 int params_find(const ParamStore *ps, const char *name); /* -1 when absent */
 Tensor *params_get(ParamStore *ps, const char *name);    /* stops with a hint when absent */

@@ -146,27 +146,43 @@ static void step_parity(int sla2) {
 
 Test(cuda_train, full_attention_step_matches_cpu, .init = make_data) { step_parity(0); }
 
-/* The toy data in RGB (the frozen networks read three channels): the
- * grey image in every channel, scaled differently, under fixture_dir/rgb. */
-static void make_rgb_data(void) {
-    fixture_make_toy_data("jit-cuda-train");
-    const int n = 64, S = 16;
-    uint8_t *img = malloc((size_t)n * 3 * S * S);
-    int *lab = malloc(sizeof(int) * n);
-    for (int i = 0; i < n; i++) {
-        lab[i] = i % 4;
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < S * S; p++)
-                img[((size_t)i * 3 + c) * S * S + p] =
-                    (uint8_t)(255 * rng_uniform(5, RNG_STREAM_TEST, (uint64_t)((i * 3 + c) * 256 + p)) * (c + 1) / 3);
+/* Recomputation through the device's engine (core/recompute.h): two steps of
+ * the tiny SLA2 model with QAT and dropout on the device, with
+ * train.recompute attention and block, against none on the same device: the
+ * same kernels on the same inputs in the same order, so the same gradients
+ * (bit for bit on the emulator; a GPU's atomics may reorder sums). */
+Test(cuda_train, recompute_matches_no_recompute, .init = make_data) {
+    static const char *const levels[3] = {"none", "attention", "block"};
+    Trainer G[3];
+    for (int k = 0; k < 3; k++) {
+        char rc[48], name[32];
+        snprintf(rc, sizeof rc, "train.recompute=%s", levels[k]);
+        snprintf(name, sizeof name, "gpu-rc-%s", levels[k]);
+        char *ov[] = {rc, "model.sla2_enable_qat=true"};
+        FixtureRun o = {.device = TEST_DEVICE, .precision = "fp32", .batch = atoi(TEST_BATCH), .dropout = "0.1"};
+        Config c = fixture_tiny_config(name, 1, &o, 2, ov);
+        trainer_init(&G[k], &c, NULL, NULL);
     }
-    const char *names[4] = {"a", "b", "c", "d"};
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/rgb", fixture_dir);
-    shards_write(dir, "rgb", img, lab, n, 3, S, S, 32, 4, names);
-    free(img);
-    free(lab);
+    ParamStore *ps = &G[0].model.params;
+    for (int step = 0; step < 2; step++) {
+        float *g[3];
+        for (int k = 0; k < 3; k++) {
+            cr_assert(isfinite(trainer_step(&G[k])));
+            g[k] = download(&G[k], G[k].model.params.grad, ps->padded);
+        }
+        for (int k = 1; k < 3; k++) {
+            size_t differ = 0;
+            for (size_t i = 0; i < ps->padded; i++) differ += memcmp(&g[k][i], &g[0][i], sizeof(float)) != 0;
+            printf("recompute %s on %s, step %d: %zu of %zu gradients differ in some bit\n", levels[k], TEST_DEVICE,
+                   step, differ, ps->padded);
+            expect_params_close(ps, g[k], g[0], 1e-5, levels[k]);
+        }
+        for (int k = 0; k < 3; k++) free(g[k]);
+    }
+    for (int k = 0; k < 3; k++) trainer_free(&G[k]);
 }
+
+static void make_rgb_data(void) { fixture_make_rgb_data("jit-cuda-train"); }
 
 Test(cuda_train, pixelgen_step_matches_cpu, .init = make_rgb_data) {
     const char *losses = "losses: {repa_weight: 0.5, lpips_weight: 1.0, pdino_weight: 1.0, frozen_random_div: 16,\n"

@@ -36,6 +36,28 @@ void fixture_make_toy_data(const char *prefix) {
     free(lab);
 }
 
+/* The toy data in RGB (the frozen networks read three channels): the
+ * grey image in every channel, scaled differently, under fixture_dir/rgb. */
+void fixture_make_rgb_data(const char *prefix) {
+    fixture_make_toy_data(prefix);
+    const int n = 64, S = 16;
+    uint8_t *img = malloc((size_t)n * 3 * S * S);
+    int *lab = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        lab[i] = i % 4;
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < S * S; p++)
+                img[((size_t)i * 3 + c) * S * S + p] =
+                    (uint8_t)(255 * rng_uniform(5, RNG_STREAM_TEST, (uint64_t)((i * 3 + c) * 256 + p)) * (c + 1) / 3);
+    }
+    const char *names[4] = {"a", "b", "c", "d"};
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/rgb", fixture_dir);
+    shards_write(dir, "rgb", img, lab, n, 3, S, S, 32, 4, names);
+    free(img);
+    free(lab);
+}
+
 Config fixture_tiny_config(const char *name, int sla2, const FixtureRun *o, int n_ov, char **ov) {
     static const FixtureRun none = {0};
     if (!o) o = &none;

@@ -14,6 +14,10 @@ extern char fixture_dir[256];
  * little noise: learnable in a few hundred steps. For Criterion's .init. */
 void fixture_make_toy_data(const char *prefix);
 
+/* The toy data in RGB as well (the frozen networks read three channels):
+ * 64 images under fixture_dir/rgb, each channel scaled differently. */
+void fixture_make_rgb_data(const char *prefix);
+
 /* What differs between the tests' runs; zero fields take the defaults. */
 typedef struct FixtureRun {
     const char *device, *precision; /* run.device / run.precision (NULL: not written) */

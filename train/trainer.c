@@ -106,7 +106,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
     if (c->official_decay_set) jit_use_official_decay_set(&T->model);
     trainer_device_alloc_state(T);
     size_t pbytes = T->model.params.padded * sizeof(float);
-    graph_init(&T->g, T->be, 64u << 20);
+    graph_init(&T->g, T->be, TRAINER_ARENA_BYTES);
     T->g.seed = c->seed;
 
     shardset_open(&T->data, c->data_train);
@@ -266,7 +266,8 @@ static Tensor *micro_batch(Trainer *T, uint64_t sample0, uint64_t micro0, float 
     *weight = 1.0f;
     memset(aux, 0, sizeof *aux);
     if (T->stage != 1) {
-        JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0};
+        JitForwardOpts o = {.collect_stats = T->collect_stats_now, .capture_hidden = c->repa_weight > 0,
+                            .recompute = c->recompute};
         Tensor *xhat = jit_forward(&T->model, g, z, t, T->y, &o);
         Tensor *loss = op_vloss(g, xhat, x, t);
         if (trainer_has_pixelgen(T))

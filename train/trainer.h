@@ -28,6 +28,10 @@
 #include "train/trainer_device.h"
 #include "train/watchdog.h"
 
+/* The step arena's first block; it grows to the largest step's need after
+ * the first step (core/arena.h). The memory plan counts it too. */
+#define TRAINER_ARENA_BYTES ((size_t)64 << 20)
+
 /* A step whose applied gradient norm exceeds this is skipped: its squares
  * would overflow the float second moment (train/trainer.c). */
 #define TRAINER_MAX_UPDATE_NORM 1e18

@@ -13,7 +13,9 @@
 #include "core/check.h"
 #include "train/trainer.h"
 
-static size_t state_bytes(const Trainer *T) { return T->model.params.padded * sizeof(float); }
+size_t trainer_state_bytes(const ParamStore *ps) { return ps->padded * sizeof(float); }
+
+static size_t state_bytes(const Trainer *T) { return trainer_state_bytes(&T->model.params); }
 
 /* This rank's range of the flat buffers: what its optimiser state covers. */
 static size_t shard_lo(const Trainer *T) { return T->red.lo; }

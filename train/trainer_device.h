@@ -44,6 +44,12 @@ typedef struct TrainerState {
 
 struct Trainer;
 
+/* The bytes of each flat state buffer: the parameters, their gradients,
+ * each AdamW moment (two), each EMA copy, the raw weights' backup while
+ * sampling. What the allocations here take, and the memory plan
+ * (train/mem_plan.h) with them. */
+size_t trainer_state_bytes(const ParamStore *ps);
+
 /* T->be: the backend run.device names, opened with run.precision on the
  * device of the rank's local index (one rank per GPU). Stops with the
  * config's name when it cannot be had. */

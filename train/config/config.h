@@ -104,6 +104,7 @@ typedef struct Config {
     int keep_last;            /* checkpoints kept (plus every keep_every-th) */
     int keep_every;
     int max_bad_steps;        /* consecutive NaN-guard skips that end the run (diverged); 0 = never */
+    int recompute;            /* JitRecompute: what backward recomputes instead of keeping (core/recompute.h) */
     /* diffusion */
     float p_mean, p_std, noise_scale, label_drop;
     /* sampling */

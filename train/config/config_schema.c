@@ -21,6 +21,7 @@ static const char *const cfg_feature_maps[] = {"softmax", "elu", "relu", NULL}; 
 static const char *const cfg_lr_schedules[] = {"constant", "cosine", NULL};   /* LrSchedule order */
 static const char *const cfg_pdino_gating[] = {"released", "per_sample", NULL}; /* PdinoGating order */
 static const char *const cfg_allreduce[] = {"auto", "overlap", "blocking", NULL}; /* AllreduceMode order */
+static const char *const cfg_recompute[] = {"none", "attention", "block", NULL}; /* JitRecompute order */
 
 /* --- keys that need code --- */
 
@@ -236,6 +237,7 @@ static const CfgField cfg_train[] = {
     CFG_INT(Config, "keep_last", keep_last, CFGR_GE, 1, 0),
     CFG_INT(Config, "keep_every", keep_every, CFGR_GE, 0, 0),
     CFG_INT(Config, "max_bad_steps", max_bad_steps, CFGR_GE, 0, 0),
+    CFG_ENUM(Config, "recompute", recompute, cfg_recompute),
 };
 
 static const CfgField cfg_diffusion[] = {

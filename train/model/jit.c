@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/ops.h"
+#include "core/recompute.h"
 
 #define RMS_EPS 1e-6f
 
@@ -97,24 +98,39 @@ static void jit_pos_table(float *out, int grid, int D) {
         }
 }
 
+/* The fixed tables (position embedding, RoPE angles) in mem, uninitialised,
+ * and the host's SLA2 statistics. */
+static void jit_alloc_tables(JitModel *m, const DeviceMem *mem) {
+    const JitConfig *c = &m->cfg;
+    size_t nr = (size_t)c->tokens * (c->head_dim / 2);
+    m->pos_table = (Tensor){.data = mem->alloc((size_t)c->tokens * c->hidden * sizeof(float)), .ndim = 2,
+                            .shape = {c->tokens, c->hidden, 1, 1}, .numel = (size_t)c->tokens * c->hidden,
+                            .name = "pos_embed"};
+    m->rope_cos = mem->alloc(nr * sizeof(float));
+    m->rope_sin = mem->alloc(nr * sizeof(float));
+    m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
+    for (int i = 0; i < c->depth; i++) m->sla2_topk[i] = c->sla2_topk_ratio;
+    m->sla2_qat = c->sla2_enable_qat;
+}
+
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed) {
     ParamReg r;
     jit_register_into(m, cfg, &r);
     params_alloc(&m->params);
     params_init(&m->params, seed);
     param_reg_bind(&r);
-
+    jit_alloc_tables(m, &device_mem_host);
     const JitConfig *c = &m->cfg;
-    float *pos = core_malloc((size_t)c->tokens * c->hidden * sizeof(float));
-    jit_pos_table(pos, c->grid, c->hidden);
-    m->pos_table = (Tensor){.data = pos, .ndim = 2, .shape = {c->tokens, c->hidden, 1, 1},
-                            .numel = (size_t)c->tokens * c->hidden, .name = "pos_embed"};
-    for (int i = 0; i < c->depth; i++) m->sla2_topk[i] = c->sla2_topk_ratio;
-    m->sla2_qat = c->sla2_enable_qat;
-    m->sla2_stats = core_calloc((size_t)c->depth * c->heads * sizeof(Sla2Stats));
-    m->rope_cos = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
-    m->rope_sin = core_malloc((size_t)c->tokens * (c->head_dim / 2) * sizeof(float));
+    jit_pos_table(m->pos_table.data, c->grid, c->hidden);
     rope_2d_tables(m->rope_cos, m->rope_sin, c->grid, c->head_dim);
+}
+
+void jit_build_planned(JitModel *m, const JitConfig *cfg, const Backend *be) {
+    ParamReg r;
+    jit_register_into(m, cfg, &r);
+    params_alloc_on(&m->params, be->mem);
+    param_reg_bind(&r);
+    jit_alloc_tables(m, be->mem);
 }
 
 /* A device copy of a host table; the host one is freed (nothing reads it again). */
@@ -181,6 +197,30 @@ static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx,
     return op_linear(g, o, b->proj_w, b->proj_b);
 }
 
+/* A recomputed segment (core/recompute.h): block i's attention or the whole
+ * block. The replay skips the SLA2 statistics the forward already wrote. */
+typedef struct JitSegment {
+    JitModel *m;
+    int i, n_ctx;
+    JitForwardOpts o;
+} JitSegment;
+
+static Tensor *jit_attention_segment(Graph *g, void *ctx, Tensor *const *in) {
+    JitSegment *s = ctx;
+    Tensor *out = jit_attention(s->m, g, s->i, in[0], s->n_ctx, &s->o);
+    s->o.collect_stats = false;
+    return out;
+}
+
+static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, int n_ctx, const JitForwardOpts *o);
+
+static Tensor *jit_block_segment(Graph *g, void *ctx, Tensor *const *in) {
+    JitSegment *s = ctx;
+    Tensor *out = jit_block(s->m, g, s->i, in[0], in[1], s->n_ctx, &s->o);
+    s->o.collect_stats = false;
+    return out;
+}
+
 static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, int n_ctx, const JitForwardOpts *o) {
     JitBlock *b = &m->blocks[i];
     const JitConfig *c = &m->cfg;
@@ -190,7 +230,14 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
     Tensor *shift_mlp = op_chunk(g, mod, 6, 3), *scale_mlp = op_chunk(g, mod, 6, 4), *gate_mlp = op_chunk(g, mod, 6, 5);
 
     Tensor *h = op_modulate(g, op_rmsnorm(g, x, b->norm1, RMS_EPS), shift_msa, scale_msa);
-    Tensor *a = op_dropout(g, jit_attention(m, g, i, h, n_ctx, o), drop);
+    Tensor *a;
+    if (o->recompute == JIT_RECOMPUTE_ATTENTION) {
+        JitSegment seg = {m, i, n_ctx, *o};
+        a = graph_recompute(g, jit_attention_segment, &seg, sizeof seg, 1, &h);
+    } else {
+        a = jit_attention(m, g, i, h, n_ctx, o);
+    }
+    a = op_dropout(g, a, drop);
     x = op_gated_add(g, x, gate_msa, a);
 
     h = op_modulate(g, op_rmsnorm(g, x, b->norm2, RMS_EPS), shift_mlp, scale_mlp);
@@ -202,6 +249,8 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, c
     static const JitForwardOpts plain = {0};
     const JitForwardOpts *o = opts ? opts : &plain;
     const JitConfig *c = &m->cfg;
+    CHECK(o->recompute == JIT_RECOMPUTE_NONE || !o->capture_qkv,
+          "recomputation frees the q, k, v that capture_qkv keeps: run that forward without it");
     /* A kernel handed pointers of the other device would crash far from here. */
     CHECK(g->be->device == m->params.device, "the model is on %s but the graph on %s (jit_to_device, graph_init)",
           device_name(m->params.device), device_name(g->be->device));
@@ -230,7 +279,12 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, c
             x = op_incontext_prepend(g, x, yemb, m->ctx_pos);
             n_ctx = c->in_context_len;
         }
-        x = jit_block(m, g, i, x, sc, n_ctx, o);
+        if (o->recompute == JIT_RECOMPUTE_BLOCK) {
+            JitSegment seg = {m, i, n_ctx, *o};
+            x = graph_recompute(g, jit_block_segment, &seg, sizeof seg, 2, (Tensor *[]){x, sc});
+        } else {
+            x = jit_block(m, g, i, x, sc, n_ctx, o);
+        }
     }
     if (n_ctx) x = op_incontext_strip(g, x, n_ctx);
 

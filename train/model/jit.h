@@ -87,6 +87,9 @@ typedef struct JitModel {
 void jit_register(JitModel *m, const JitConfig *cfg);
 /* Register, allocate, initialise from `seed` and build the fixed tables. */
 void jit_build(JitModel *m, const JitConfig *cfg, uint64_t seed);
+/* The same buffers placed straight in be's memory, uninitialised (the
+ * memory plan runs the model on counted memory: core/plan_mem.h). */
+void jit_build_planned(JitModel *m, const JitConfig *cfg, const Backend *be);
 /* The official JiT recipe's weight-decay set (util/misc.py add_weight_decay:
  * every parameter with two or more dimensions): this project's set (weight
  * matrices) plus the class-embedding table and the in-context position
@@ -100,12 +103,21 @@ void jit_free(JitModel *m);
  * no-op. */
 void jit_to_device(JitModel *m, const Backend *be);
 
+/* Recomputation (train.recompute; core/recompute.h): what the forward drops
+ * and backward recomputes. attention: each attention's internals (the qkv
+ * projection, the split heads, q/k norms and RoPE, what the attention or
+ * SLA2 kernel saves: the probabilities on the CPU, the log-sum-exp and
+ * SLA2's branches on a GPU), keeping its projected output; block: each
+ * transformer block's activations, keeping only its input and output. */
+typedef enum { JIT_RECOMPUTE_NONE = 0, JIT_RECOMPUTE_ATTENTION = 1, JIT_RECOMPUTE_BLOCK = 2 } JitRecompute;
+
 /* What one forward does beyond computing x_hat (all off: a plain forward). */
 typedef struct JitForwardOpts {
     bool collect_stats;  /* SLA2 blocks fill m->sla2_stats (QuantizedAttentionMonitor) */
     bool capture_qkv;    /* SLA2 blocks keep q, k, v in m->cap_q/k/v (stage-1 distillation) */
     bool full_attention; /* SLA2 blocks compute full attention (the original model, stage 1) */
     bool capture_hidden; /* m->cap_hidden = the image tokens [B, N, D] entering block repa_layer */
+    int recompute;       /* JitRecompute (not with capture_qkv, whose tensors it would free) */
 } JitForwardOpts;
 
 /* z [B, C, H, W] noisy images, t [B] in (0,1), y [B] class ids (num_classes =

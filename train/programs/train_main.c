@@ -16,6 +16,11 @@
  *       checkpoint tools (scripts/jit_interop.py) take both from here so
  *       they never restate the model's layout. --resume CHECKPOINT in
  *       place of --config prints the checkpoint's.
+ *   jit-train --config FILE [--set ...] --plan [--ranks N]
+ *       print the memory plan (train/mem_plan.h): the bytes per rank by
+ *       category, for each train.recompute level, counted by running the
+ *       allocating code on counted memory for run.device (a GPU plan needs
+ *       a CUDA build, not a GPU), and exit without training
  *
  * Writes into run.out_dir: config.yaml (resolved), metrics.jsonl (one JSON
  * object per step), ckpt/ (HDF5 checkpoints, "latest"), samples/ (PNG grids
@@ -29,6 +34,7 @@
 #include "io/ckpt.h"
 #include "kernels/cpu/blas_select.h"
 #include "train/config/config.h"
+#include "train/mem_plan.h"
 #include "train/model/jit.h"
 #include "train/trainer.h"
 
@@ -36,6 +42,7 @@ static void usage(void) {
     fprintf(stderr, "usage: jit-train --config FILE [--set key.path=value]... [--resume auto|CHECKPOINT] [--overwrite]\n"
                     "       jit-train --resume CHECKPOINT [--set key.path=value]...   (the checkpoint's own configuration)\n"
                     "       jit-train --config FILE|--resume CHECKPOINT [--set key.path=value]... --print-config | --print-params\n"
+                    "       jit-train --config FILE|--resume CHECKPOINT [--set key.path=value]... --plan [--ranks N]   (memory per rank)\n"
                     "  CHECKPOINT: a ckpt-*.h5 file or a checkpoint directory (its 'latest')\n"
                     "  e.g. jit-train --config configs/fmnist-tiny.yaml --set optim.lr=1e-4 --set train.steps=200\n");
     exit(2);
@@ -85,7 +92,7 @@ static void train_print_params(const Config *cfg) {
 int main(int argc, char **argv) {
     blas_select(argv, 0); /* first: it may start the program again (blas_select.h) */
     const char *config = NULL, *resume = NULL;
-    int print_config = 0, print_params = 0, print_blas = 0, overwrite = 0;
+    int print_config = 0, print_params = 0, print_blas = 0, overwrite = 0, plan = 0, ranks = 1;
     char **overrides = calloc((size_t)argc, sizeof(char *));
     int n_over = 0;
     for (int i = 1; i < argc; i++) {
@@ -96,6 +103,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--print-config")) print_config = 1;
         else if (!strcmp(argv[i], "--print-params")) print_params = 1;
         else if (!strcmp(argv[i], "--print-blas")) print_blas = 1;
+        else if (!strcmp(argv[i], "--plan")) plan = 1;
+        else if (!strcmp(argv[i], "--ranks") && i + 1 < argc) {
+            char *end;
+            long r = strtol(argv[++i], &end, 10);
+            if (*end || r < 1 || r > 1000000) {
+                fprintf(stderr, "jit-train: --ranks %s: expected a rank count >= 1\n", argv[i]);
+                exit(2);
+            }
+            ranks = (int)r;
+        }
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) usage();
         else {
             fprintf(stderr, "jit-train: unknown argument '%s'\n", argv[i]);
@@ -117,12 +134,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "jit-train: --overwrite starts over and --resume auto continues: give one of them\n");
         exit(2);
     }
-    if (print_config || print_params) {
+    if (print_config || print_params || plan) {
         Config cfg;
         if (config) config_load(&cfg, config, n_over, overrides);
         else train_config_from_checkpoint(&cfg, resume, n_over, overrides, 0);
         if (print_config) config_write(&cfg, stdout);
         if (print_params) train_print_params(&cfg);
+        if (plan) {
+            MemPlan mp;
+            mem_plan_compute(&cfg, ranks, &mp);
+            mem_plan_print(stdout, &cfg, &mp);
+        }
         free(overrides);
         return 0;
     }
