@@ -68,7 +68,7 @@ static void plan_step(const Config *c, int ranks, const Backend *pb, JitModel *m
     size_t a2 = arena_in_use(&g.arena);
     const float seed = 1.0f / (float)c->grad_accum;
     if (pixelgen) {
-        pixelgen_backward(pg, &g, m, loss, seed, &aux);
+        pixelgen_backward(pg, &g, m, loss, seed, &aux, NULL);
     } else {
         graph_seed(&g, loss, &seed);
         graph_backward_seeded(&g);
