@@ -88,9 +88,10 @@ static int state_read(const FidEvalSpec *s, FidState *st) {
     char *id = core_malloc(idl + 1);
     bad = st_get(f, id, idl, &ck);
     id[idl] = 0;
-    CHECK(!bad && !strcmp(id, s->identity),
+    CHECK(!bad, "%s: damaged evaluation state (cut short?): delete it to start afresh", p);
+    CHECK(!strcmp(id, s->identity),
           "%s: the state belongs to another evaluation:\n  state: %s\n  now:   %s\n(delete it, or give another --state)",
-          p, bad ? "(unreadable)" : id, s->identity);
+          p, id, s->identity);
     core_free(id);
     bad = st_get(f, &rows, 8, &ck) || rows != (uint64_t)s->rows || st_get(f, pos, sizeof pos, &ck) ||
           st_get(f, st->done, sizeof(FidRowResult) * (size_t)s->rows, &ck) || st_get(f, &st->hash, 8, &ck) ||
