@@ -18,7 +18,9 @@
 #      uninterrupted on 1 (so 3 ranks too, to the bit); a SIGKILLed run
 #      continued == uninterrupted; a state of
 #      another evaluation, and a damaged one, are refused by name;
-#   5. the sweep's JSON and Markdown have a row per setting.
+#   5. the sweep's JSON and Markdown have a row per setting;
+#   6. online evaluation (eval.every) on 2 ranks: FID and IS in metrics.jsonl
+#      and on the progress line.
 #   usage: fid_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$1
@@ -105,7 +107,17 @@ train: {steps: 4, log_every: 2, checkpoint_every: 4, sample_every: 0}
 sampling: {steps: 2, per_class: 1, cfg: 2.0}
 logging: {progress: false}
 YAML
-"$build/jit-train" --config "$work/small.yaml" >"$work/train.log" 2>&1 || { bad "training the tiny model"; cat "$work/train.log"; }
+# trained on 2 ranks with online evaluation every 2 steps (both ranks evaluate together)
+$mpirun -np 2 "$build/jit-train" --config "$work/small.yaml" --set data.batch_size=4 --set eval.every=2 \
+  --set eval.images=40 --set eval.chunk=8 --set eval.features="$fx" --set eval.ref="$work/b.npz" \
+  --set logging.progress=true >"$work/train.log" 2>&1 || { bad "training the tiny model"; cat "$work/train.log"; }
+check "online eval: metrics.jsonl has FID and IS at steps 2 and 4, the progress line the last FID" $py - "$work" <<'PY'
+import json, math, sys
+ev = [json.loads(l) for l in open(f"{sys.argv[1]}/run/metrics.jsonl") if '"eval"' in l]
+assert [e["step"] for e in ev] == [2, 4], ev
+assert all(math.isfinite(e["fid"]) and e["fid"] > 0 and e["is_mean"] >= 1 and e["images"] == 40 for e in ev), ev
+assert f"| fid {ev[0]['fid']:.3f}" in open(f"{sys.argv[1]}/train.log").read()
+PY
 fid=(fid --checkpoint "$work/run/ckpt" --features "$fx" --ref "$work/b.npz" --n 50 --chunk 8 --batch 4
   --cfg 1.0,2.0 --ema 0,-1)
 "$eval_" "${fid[@]}" --json "$work/np1.json" --md "$work/np1.md" --quiet &&
