@@ -165,5 +165,23 @@ expect_error "a damaged state is refused by name" "$st: damaged evaluation state
 expect_error "a missing reference is named" "nope.npz" "$eval_" fid --checkpoint "$work/run/ckpt" --features "$fx" \
   --ref "$work/nope.npz" --n 10
 
+# 5b. jit-sweep schedules jit-eval fid after a run
+cat >"$work/sweep.yaml" <<YAML
+name: fidsweep
+base: $work/small.yaml
+out_dir: $work/sweep
+set: ["train.steps=2", "run.out_dir=unused"]
+runs:
+  - {name: a, set: []}
+fid: {features: "$fx", ref: $work/b.npz, n: 24, chunk: 8, cfg: "1.0,2.0"}
+YAML
+"$build/jit-sweep" run "$work/sweep.yaml" >"$work/sweep.log" 2>&1 || bad "jit-sweep run with a fid: section"
+check "jit-sweep: fid.json and fid.md after the run, a row per CFG scale" $py - "$work/sweep/a" <<'PY'
+import json, sys
+rows = json.load(open(f"{sys.argv[1]}/fid.json"))["rows"]
+assert [r["cfg"] for r in rows] == [1, 2] and all(r["images"] == 24 for r in rows), rows
+assert open(f"{sys.argv[1]}/fid.md").read().count("| cfg ") == 2
+PY
+
 [ $fail = 0 ] && echo "fid_test: all passed" || echo "fid_test: FAILED"
 exit $fail
