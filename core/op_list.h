@@ -205,5 +205,25 @@ OP(void, resize_bicubic_fwd, (float *out, const float *inp, int P, int Hi, int W
 OP(void, resize_bicubic_bwd, (float *dinp, const float *dout, int P, int Hi, int Wi, int Ho, int Wo, float ry,
                               float rx))
 
+/* The FID Inception-v3's ops (train/eval/inception.c), forward only.
+ * unfold2d: unfold with rectangular kh x kw windows at stride s and zero
+ * padding ph rows, pw columns (Ho = (H + 2 ph - kh)/s + 1, Wo alike), same
+ * layouts and (channel, row, col) order; unfold is its square case. A conv
+ * weight [OC, C, kh, kw] is then the linear weight as it is. */
+OP(void, unfold2d_fwd, (float *out, const float *img, int B, int C, int H, int W, int kh, int kw, int s, int ph,
+                        int pw, int channels_last))
+/* k x k pooling at stride s with padding pad (floor, PyTorch's ceil_mode
+ * False) of x [B, H*W, C] -> [B, Ho*Wo, C]: avg 0 is the maximum over the
+ * window's pixels inside the image (padding is -inf), avg 1 their mean
+ * (padding not counted: count_include_pad False). */
+OP(void, pool2d_fwd, (float *out, const float *x, int B, int H, int W, int C, int k, int s, int pad, int avg))
+/* Channel concatenation, one part at a time: x [rows, C] into columns
+ * [off, off + C) of out [rows, Cout]. */
+OP(void, concat_cols_fwd, (float *out, const float *x, int rows, int Cout, int off, int C))
+/* Bilinear resize of P planes [P, Hi, Wi] -> [P, Ho, Wo] as TensorFlow 1.x
+ * (kernels/bilinear_tf.h: torch-fidelity's resize, align_corners False, no
+ * half-pixel offset, no antialias). */
+OP(void, resize_bilinear_tf_fwd, (float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo))
+
 /* dst += src */
 OP(void, accumulate, (float *dst, const float *src, size_t n))

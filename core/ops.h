@@ -92,6 +92,17 @@ Tensor *op_unfold(Graph *g, Tensor *img, int k, int s, int pad);
 Tensor *op_unfold_hwc(Graph *g, Tensor *x, int H, int W, int k, int s, int pad);
 Tensor *op_relu(Graph *g, Tensor *x);
 Tensor *op_maxpool2(Graph *g, Tensor *x, int H, int W);                 /* [B, H*W, C] -> [B, (H/2)*(W/2), C] */
+/* The FID Inception-v3's ops, forward only (they stop when asked to record
+ * a gradient): rectangular kh x kw windows at stride s, zero padding ph
+ * rows and pw columns, of x [B, H*W, C] -> [B, Ho*Wo, C*kh*kw] (a conv
+ * weight [OC, C, kh, kw] is the linear weight); k x k pooling at stride s,
+ * padding pad (avg: mean without the padding, else max) -> [B, Ho*Wo, C];
+ * parts [B, N, C_i] side by side -> [B, N, sum C_i]; TensorFlow 1.x's
+ * bilinear resize [B, C, H, W] -> [B, C, Ho, Wo] (kernels/bilinear_tf.h). */
+Tensor *op_unfold2d_hwc(Graph *g, Tensor *x, int H, int W, int kh, int kw, int s, int ph, int pw);
+Tensor *op_pool2d(Graph *g, Tensor *x, int H, int W, int k, int s, int pad, int avg);
+Tensor *op_concat_channels(Graph *g, Tensor *const *parts, int n);
+Tensor *op_resize_bilinear_tf(Graph *g, Tensor *img, int Ho, int Wo);
 /* LPIPS's distance of one layer (core/op_list.h lpips_dist): a, f [B, N, C],
  * w [C] (no gradient) -> [B] */
 Tensor *op_lpips_distance(Graph *g, Tensor *a, Tensor *f, Tensor *w);

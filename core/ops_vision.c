@@ -1,8 +1,12 @@
-/* core/ops_vision.c — differentiable ops for the convolutional networks
- * (VGG16 under LPIPS, the evaluation classifier's patches): unfold (im2col:
- * a convolution is unfold + op_linear), ReLU, 2x2 max pooling and LPIPS's
- * per-layer distance. Images are [B, C, H, W] for unfold, and channels last
- * [B, H*W, C] (the engine's token layout) everywhere else. */
+/* core/ops_vision.c — ops for the convolutional networks (VGG16 under
+ * LPIPS, the evaluation classifier's patches, the FID Inception-v3):
+ * differentiable unfold (im2col: a convolution is unfold + op_linear), ReLU,
+ * 2x2 max pooling and LPIPS's per-layer distance; and the Inception's
+ * forward-only ops (it is a frozen measuring instrument: nothing
+ * backpropagates through it), rectangular unfold, k x k pooling, channel
+ * concatenation and TensorFlow's bilinear resize. Images are [B, C, H, W]
+ * for unfold and the resize, and channels last [B, H*W, C] (the engine's
+ * token layout) everywhere else. */
 #include "core/check.h"
 #include "core/ops.h"
 
@@ -102,5 +106,67 @@ Tensor *op_lpips_distance(Graph *g, Tensor *a, Tensor *f, Tensor *w) {
         c->dim[0] = B, c->dim[1] = N, c->dim[2] = C;
         graph_record(g, lpips_bwd, c, "lpips_distance");
     }
+    return out;
+}
+
+/* ---- forward only (the FID Inception-v3) ---- */
+
+/* The Inception's ops record nothing: a caller that wants a gradient
+ * through them is told so instead of getting a silent zero. */
+static void forward_only(Graph *g, Tensor *out, Tensor *x, const char *op) {
+    CHECK(!GRAPH_TRACK(g, out, x), "%s: forward only (no backward); call it with gradients off (graph_set_grad)", op);
+}
+
+Tensor *op_unfold2d_hwc(Graph *g, Tensor *x, int H, int W, int kh, int kw, int s, int ph, int pw) {
+    CHECK_SHAPE(x, 3, -1, -1, -1);
+    CHECK(H > 0 && W > 0 && x->shape[1] == H * W, "unfold2d: %d tokens are not a %dx%d image", x->shape[1], H, W);
+    CHECK(kh > 0 && kw > 0 && s > 0 && ph >= 0 && pw >= 0 && ph < kh && pw < kw,
+          "unfold2d: window %dx%d, stride %d, padding %dx%d", kh, kw, s, ph, pw);
+    CHECK(H + 2 * ph >= kh && W + 2 * pw >= kw, "unfold2d: a %dx%d window does not fit a %dx%d image padded by %dx%d",
+          kh, kw, H, W, ph, pw);
+    int B = x->shape[0], C = x->shape[2], Ho = (H + 2 * ph - kh) / s + 1, Wo = (W + 2 * pw - kw) / s + 1;
+    Tensor *out = graph_new(g, 3, B, Ho * Wo, C * kh * kw);
+    forward_only(g, out, x, "unfold2d");
+    g->be->ops->unfold2d_fwd(out->data, x->data, B, C, H, W, kh, kw, s, ph, pw, 1);
+    return out;
+}
+
+Tensor *op_pool2d(Graph *g, Tensor *x, int H, int W, int k, int s, int pad, int avg) {
+    CHECK_SHAPE(x, 3, -1, -1, -1);
+    CHECK(H > 0 && W > 0 && x->shape[1] == H * W, "pool2d: %d tokens are not a %dx%d image", x->shape[1], H, W);
+    /* pad < k/2 + 1 keeps every window inside the image by one pixel at least
+     * (PyTorch's rule: padding at most half the window) */
+    CHECK(k > 0 && s > 0 && pad >= 0 && 2 * pad <= k && H + 2 * pad >= k && W + 2 * pad >= k,
+          "pool2d: window %d, stride %d, padding %d on a %dx%d image", k, s, pad, H, W);
+    int B = x->shape[0], C = x->shape[2], Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+    Tensor *out = graph_new(g, 3, B, Ho * Wo, C);
+    forward_only(g, out, x, avg ? "avg_pool2d" : "max_pool2d");
+    g->be->ops->pool2d_fwd(out->data, x->data, B, H, W, C, k, s, pad, avg);
+    return out;
+}
+
+Tensor *op_concat_channels(Graph *g, Tensor *const *parts, int n) {
+    CHECK(n >= 1, "concat: no parts");
+    CHECK_SHAPE(parts[0], 3, -1, -1, -1);
+    int B = parts[0]->shape[0], N = parts[0]->shape[1], C = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_SHAPE(parts[i], 3, B, N, -1);
+        C += parts[i]->shape[2];
+    }
+    Tensor *out = graph_new(g, 3, B, N, C);
+    for (int i = 0, off = 0; i < n; off += parts[i]->shape[2], i++) {
+        forward_only(g, out, parts[i], "concat");
+        g->be->ops->concat_cols_fwd(out->data, parts[i]->data, B * N, C, off, parts[i]->shape[2]);
+    }
+    return out;
+}
+
+Tensor *op_resize_bilinear_tf(Graph *g, Tensor *img, int Ho, int Wo) {
+    CHECK_SHAPE(img, 4, -1, -1, -1, -1);
+    CHECK(Ho > 0 && Wo > 0, "resize_bilinear_tf: output size %dx%d", Ho, Wo);
+    int B = img->shape[0], C = img->shape[1];
+    Tensor *out = graph_new(g, 4, B, C, Ho, Wo);
+    forward_only(g, out, img, "resize_bilinear_tf");
+    g->be->ops->resize_bilinear_tf_fwd(out->data, img->data, B * C, img->shape[2], img->shape[3], Ho, Wo);
     return out;
 }

@@ -512,6 +512,68 @@ Test(cuda_ops, resize_bicubic) {
     check_resize(1, 5, 9, 12, 20, 5.0f / 12, 9.0f / 20); /* upsampling: taps fold onto the borders */
 }
 
+/* ---- the FID Inception's forward-only ops ---- */
+
+static void check_unfold2d(int B, int C, int Hh, int W, int kh, int kw, int s, int ph, int pw, int cl) {
+    int Ho = (Hh + 2 * ph - kh) / s + 1, Wo = (W + 2 * pw - kw) / s + 1;
+    size_t ni = (size_t)B * C * Hh * W, nt = (size_t)B * Ho * Wo * C * kh * kw;
+    Arr img = arr_rand(ni, -1, 1), out = arr_nan(nt);
+    CPU.unfold2d_fwd(out.h, img.h, B, C, Hh, W, kh, kw, s, ph, pw, cl);
+    GPU.unfold2d_fwd(out.d, img.d, B, C, Hh, W, kh, kw, s, ph, pw, cl);
+    EXPECT_CLOSE(out, TOL_FP32);
+}
+
+Test(cuda_ops, unfold2d) {
+    for (int cl = 0; cl <= 1; cl++) {
+        check_unfold2d(2, 3, 9, 11, 1, 7, 1, 0, 3, cl); /* the Inception's 1x7 and 7x1 */
+        check_unfold2d(2, 3, 9, 11, 7, 1, 1, 3, 0, cl);
+        check_unfold2d(1, 2, 8, 7, 1, 3, 1, 0, 1, cl); /* 1x3 and 3x1 (Mixed_7b, 7c) */
+        check_unfold2d(1, 2, 8, 7, 3, 1, 1, 1, 0, cl);
+        check_unfold2d(2, 3, 15, 13, 3, 3, 2, 0, 0, cl); /* 3x3 at stride 2, odd sides */
+        check_unfold2d(1, 4, 9, 9, 5, 5, 1, 2, 2, cl);
+    }
+}
+
+static void check_pool2d(int B, int Hh, int W, int C, int k, int s, int pad, int avg) {
+    int Ho = (Hh + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+    Arr x = arr_rand((size_t)B * Hh * W * C, -1, 1), out = arr_nan((size_t)B * Ho * Wo * C);
+    CPU.pool2d_fwd(out.h, x.h, B, Hh, W, C, k, s, pad, avg);
+    GPU.pool2d_fwd(out.d, x.d, B, Hh, W, C, k, s, pad, avg);
+    EXPECT_CLOSE(out, TOL_FP32);
+}
+
+Test(cuda_ops, pool2d) {
+    for (int avg = 0; avg <= 1; avg++) {
+        check_pool2d(2, 15, 13, 37, 3, 2, 0, avg); /* 3x3/2: the Inception's reductions (odd sides) */
+        check_pool2d(2, 9, 11, 37, 3, 1, 1, avg);  /* 3x3/1 padded: the blocks' pools, border windows of 4 and 6 */
+        check_pool2d(1, 6, 5, 3, 2, 2, 1, avg);
+    }
+}
+
+Test(cuda_ops, concat_cols) {
+    int rows = 37, C1 = 5, C2 = 70;
+    Arr a = arr_rand((size_t)rows * C1, -1, 1), b = arr_rand((size_t)rows * C2, -1, 1);
+    Arr out = arr_nan((size_t)rows * (C1 + C2));
+    CPU.concat_cols_fwd(out.h, a.h, rows, C1 + C2, 0, C1);
+    GPU.concat_cols_fwd(out.d, a.d, rows, C1 + C2, 0, C1);
+    CPU.concat_cols_fwd(out.h, b.h, rows, C1 + C2, C1, C2);
+    GPU.concat_cols_fwd(out.d, b.d, rows, C1 + C2, C1, C2);
+    EXPECT_CLOSE(out, TOL_FP32); /* NaN left anywhere: a column not written */
+}
+
+static void check_bilinear(int P, int Hi, int Wi, int Ho, int Wo) {
+    Arr x = arr_rand((size_t)P * Hi * Wi, 0, 255), out = arr_nan((size_t)P * Ho * Wo);
+    CPU.resize_bilinear_tf_fwd(out.h, x.h, P, Hi, Wi, Ho, Wo);
+    GPU.resize_bilinear_tf_fwd(out.d, x.d, P, Hi, Wi, Ho, Wo);
+    EXPECT_CLOSE(out, 0.0); /* the same roundings in the same order: bit for bit */
+}
+
+Test(cuda_ops, resize_bilinear_tf) {
+    check_bilinear(3, 16, 12, 37, 41); /* upsampling: the last rows and columns clamp */
+    check_bilinear(2, 40, 33, 29, 29); /* downsampling */
+    check_bilinear(1, 9, 9, 9, 9);     /* the same size: a copy */
+}
+
 Test(cuda_ops, lpips_dist) {
     check_lpips_dist(2, 37, 64, 0);
     check_lpips_dist(3, 5, 3, 1);

@@ -68,26 +68,32 @@ static inline size_t unfold_at(int channels_last, int b, int c, int y, int x, in
     return channels_last ? (((size_t)b * H + y) * W + x) * C + c : (((size_t)b * C + c) * H + y) * W + x;
 }
 
-/* Overlapping patches (im2col): token (oy, ox) holds the k x k window at rows
- * oy*s - pad .. + k, columns ox*s - pad .. + k of every channel, in (channel,
- * row, col) order, zero outside the image. k = s, pad = 0 is patchify. */
-void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last) {
-    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1, P = C * k * k;
+/* Overlapping patches (im2col): token (oy, ox) holds the kh x kw window at
+ * rows oy*s - ph .. + kh, columns ox*s - pw .. + kw of every channel, in
+ * (channel, row, col) order, zero outside the image. kh = kw = s, no
+ * padding is patchify. */
+void cpu_unfold2d_fwd(float *out, const float *img, int B, int C, int H, int W, int kh, int kw, int s, int ph, int pw,
+                      int channels_last) {
+    int Ho = (H + 2 * ph - kh) / s + 1, Wo = (W + 2 * pw - kw) / s + 1, P = C * kh * kw;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Ho * Wo; t++) {
             int oy = t / Wo, ox = t % Wo;
             float *o = out + ((size_t)b * Ho * Wo + t) * P;
             for (int c = 0; c < C; c++)
-                for (int ky = 0; ky < k; ky++) {
-                    int y = oy * s - pad + ky;
-                    for (int kx = 0; kx < k; kx++) {
-                        int x = ox * s - pad + kx;
-                        o[((size_t)c * k + ky) * k + kx] =
+                for (int ky = 0; ky < kh; ky++) {
+                    int y = oy * s - ph + ky;
+                    for (int kx = 0; kx < kw; kx++) {
+                        int x = ox * s - pw + kx;
+                        o[((size_t)c * kh + ky) * kw + kx] =
                             y >= 0 && y < H && x >= 0 && x < W ? img[unfold_at(channels_last, b, c, y, x, C, H, W)] : 0.0f;
                     }
                 }
         }
+}
+
+void cpu_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad, int channels_last) {
+    cpu_unfold2d_fwd(out, img, B, C, H, W, k, k, s, pad, pad, channels_last);
 }
 
 /* Per sample: a sample's windows only touch its own image, so the sums are

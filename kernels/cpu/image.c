@@ -1,10 +1,12 @@
-/* kernels/cpu/image.c — patch extraction and its inverse, and bicubic
- * resizing (DINOv2's input and position table). Patches enter the model
+/* kernels/cpu/image.c — patch extraction and its inverse, bicubic
+ * resizing (DINOv2's input and position table) and TensorFlow 1.x's bilinear
+ * resizing (the FID Inception-v3's input). Patches enter the model
  * flattened in (channel, row, col) order (the layout of a conv weight), and
  * leave it in (row, col, channel) order, as JiT does. */
 #include <math.h>
 
 #include "kernels/bicubic.h"
+#include "kernels/bilinear_tf.h"
 #include "kernels/cpu/cpu.h"
 
 void cpu_patchify_fwd(float *out, const float *img, int B, int C, int H, int W, int p) {
@@ -103,4 +105,14 @@ void cpu_resize_bicubic_bwd(float *dinp, const float *dout, int P, int Hi, int W
             }
         }
     }
+}
+
+/* TensorFlow 1.x's bilinear resize (kernels/bilinear_tf.h), per plane and row. */
+void cpu_resize_bilinear_tf_fwd(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo) {
+    float sy = bilinear_tf_scale(Hi, Ho), sx = bilinear_tf_scale(Wi, Wo);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < P; p++)
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                out[((size_t)p * Ho + oy) * Wo + ox] = bilinear_tf_pixel(inp + (size_t)p * Hi * Wi, Hi, Wi, oy, ox, sy, sx);
 }

@@ -1,11 +1,14 @@
 /* kernels/cpu/vision.c — the convolutional networks' ops on the CPU (the
- * reference of kernels/cuda/vision.cu): ReLU, 2x2 max pooling and LPIPS's
- * per-layer distance, on channels-last images [B, H*W, C] (the engine's
- * token layout, so a convolution is unfold + linear; see core/op_list.h). */
+ * reference of kernels/cuda/vision.cu): ReLU, 2x2 max pooling, LPIPS's
+ * per-layer distance, and the FID Inception-v3's k x k pooling and channel
+ * concatenation, on channels-last images [B, H*W, C] (the engine's token
+ * layout, so a convolution is unfold + linear; see core/op_list.h). */
 #include <math.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/lpips_pixel.h"
+#include "kernels/pool2d.h"
 
 void cpu_relu_fwd(float *out, const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
@@ -76,4 +79,26 @@ void cpu_lpips_dist_bwd(float *da, float *df, const float *dout, const float *a,
             lpips_pixel_bwd(da ? da + at : NULL, df ? df + at : NULL, a + at, f + at, w, C, scale);
         }
     }
+}
+
+/* k x k pooling: the window clipped to the image; a max over what is left
+ * (PyTorch pads a max pool with -inf), or its mean over the pixels left
+ * (count_include_pad False: TensorFlow's, which the FID Inception keeps).
+ * kernels/pool2d.h has the window, shared with the CUDA twin. */
+void cpu_pool2d_fwd(float *out, const float *x, int B, int H, int W, int C, int k, int s, int pad, int avg) {
+    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Ho * Wo; t++) {
+            int y0, y1, x0, x1;
+            pool2d_window(t / Wo, t % Wo, H, W, k, s, pad, &y0, &y1, &x0, &x1);
+            const float *img = x + (size_t)b * H * W * C;
+            float *o = out + ((size_t)b * Ho * Wo + t) * C;
+            for (int c = 0; c < C; c++) o[c] = pool2d_value(img, W, C, c, y0, y1, x0, x1, avg);
+        }
+}
+
+void cpu_concat_cols_fwd(float *out, const float *x, int rows, int Cout, int off, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * Cout + off, x + (size_t)r * C, sizeof(float) * (size_t)C);
 }

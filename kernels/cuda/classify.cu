@@ -2,7 +2,7 @@
  * kernels/cpu/classify.c: softmax cross-entropy (one warp per sample, the
  * per-sample losses then added in batch order by one thread, as the CPU
  * does), mean pooling over tokens (fixed-order column sums), and overlapping
- * patches (unfold; its backward gathers, per image pixel, the windows that
+ * patches (unfold, with rectangular windows in unfold2d; its backward gathers, per image pixel, the windows that
  * cover it in the CPU's token order, so there are no atomics). */
 #include <math.h>
 
@@ -102,16 +102,16 @@ __device__ __forceinline__ size_t unfold_at(int channels_last, size_t b, int c, 
     return channels_last ? ((b * H + y) * W + x) * C + c : ((b * C + c) * H + y) * W + x;
 }
 
-__global__ void unfold_fwd_kernel(float *out, const float *img, int C, int H, int W, int k, int s, int pad, int Ho,
-                                  int Wo, int channels_last, size_t n) {
-    int P = C * k * k;
+__global__ void unfold_fwd_kernel(float *out, const float *img, int C, int H, int W, int kh, int kw, int s, int ph,
+                                  int pw, int Ho, int Wo, int channels_last, size_t n) {
+    int P = C * kh * kw;
     CUDA_FOR(i, n) { /* i over [B, Ho*Wo, P] */
         int e = (int)(i % P);
         size_t bt = i / P;
         int t = (int)(bt % ((size_t)Ho * Wo));
         size_t b = bt / ((size_t)Ho * Wo);
-        int c = e / (k * k), ky = e / k % k, kx = e % k;
-        int y = t / Wo * s - pad + ky, x = t % Wo * s - pad + kx;
+        int c = e / (kh * kw), ky = e / kw % kh, kx = e % kw;
+        int y = t / Wo * s - ph + ky, x = t % Wo * s - pw + kx;
         out[i] = y >= 0 && y < H && x >= 0 && x < W ? img[unfold_at(channels_last, b, c, y, x, C, H, W)] : 0.0f;
     }
 }
@@ -148,13 +148,20 @@ __global__ void unfold_bwd_kernel(float *dimg, const float *dout, int C, int H, 
     }
 }
 
+/* Rectangular windows (the FID Inception's 1x7, 7x1, ... convolutions);
+ * unfold is the square case. */
+extern "C" void cuda_unfold2d_fwd(float *out, const float *img, int B, int C, int H, int W, int kh, int kw, int s, int ph,
+                                  int pw, int channels_last) {
+    int Ho = (H + 2 * ph - kh) / s + 1, Wo = (W + 2 * pw - kw) / s + 1;
+    size_t n = (size_t)B * Ho * Wo * C * kh * kw;
+    if (!n) return;
+    unfold_fwd_kernel LAUNCH(n)(out, img, C, H, W, kh, kw, s, ph, pw, Ho, Wo, channels_last, n);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void cuda_unfold_fwd(float *out, const float *img, int B, int C, int H, int W, int k, int s, int pad,
                                 int channels_last) {
-    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
-    size_t n = (size_t)B * Ho * Wo * C * k * k;
-    if (!n) return;
-    unfold_fwd_kernel LAUNCH(n)(out, img, C, H, W, k, s, pad, Ho, Wo, channels_last, n);
-    CUDA_CHECK_LAUNCH();
+    cuda_unfold2d_fwd(out, img, B, C, H, W, k, k, s, pad, pad, channels_last);
 }
 
 extern "C" void cuda_unfold_bwd(float *dimg, const float *dout, int B, int C, int H, int W, int k, int s, int pad,

@@ -6,6 +6,7 @@
  * whichever is written. Bicubic resizing (DINOv2) shares its taps with the
  * CPU (kernels/bicubic.h); its backward gathers per input pixel. */
 #include "kernels/bicubic.h"
+#include "kernels/bilinear_tf.h"
 #include "kernels/cuda/cuda_util.cuh"
 
 #define LAUNCH(n) <<<cuda_blocks((size_t)(n), CUDA_THREADS), CUDA_THREADS, 0, cuda_compute_stream()>>>
@@ -173,5 +174,24 @@ extern "C" void cuda_resize_bicubic_bwd(float *dinp, const float *dout, int P, i
     size_t n = (size_t)P * Hi * Wi;
     if (!n) return;
     resize_bicubic_bwd_kernel LAUNCH(n)(dinp, dout, Hi, Wi, Ho, Wo, ry, rx, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- TensorFlow 1.x's bilinear resize (kernels/bilinear_tf.h), one thread per output pixel ---- */
+__global__ void resize_bilinear_tf_fwd_kernel(float *out, const float *inp, int Hi, int Wi, int Ho, int Wo, float sy,
+                                              float sx, size_t n) {
+    CUDA_FOR(i, n) { /* i over [P, Ho, Wo] */
+        int ox = (int)(i % Wo);
+        size_t r = i / Wo;
+        int oy = (int)(r % Ho);
+        out[i] = bilinear_tf_pixel(inp + r / Ho * Hi * Wi, Hi, Wi, oy, ox, sy, sx);
+    }
+}
+
+extern "C" void cuda_resize_bilinear_tf_fwd(float *out, const float *inp, int P, int Hi, int Wi, int Ho, int Wo) {
+    size_t n = (size_t)P * Ho * Wo;
+    if (!n) return;
+    resize_bilinear_tf_fwd_kernel LAUNCH(n)(out, inp, Hi, Wi, Ho, Wo, bilinear_tf_scale(Hi, Ho), bilinear_tf_scale(Wi, Wo),
+                                            n);
     CUDA_CHECK_LAUNCH();
 }

@@ -2,11 +2,14 @@
  * of kernels/cpu/vision.c: ReLU, 2x2 max pooling (its backward finds the
  * window's first maximum again, so it needs no index buffer and no atomics:
  * windows do not overlap) and LPIPS's per-layer distance (one thread per
- * pixel; the per-sample mean is cuda_dsum's fixed-order sum in double). */
+ * pixel; the per-sample mean is cuda_dsum's fixed-order sum in double),
+ * and the FID Inception-v3's k x k pooling (kernels/pool2d.h, one thread per
+ * output value) and channel concatenation. */
 #include <math.h>
 
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/lpips_pixel.h"
+#include "kernels/pool2d.h"
 
 #define LAUNCH(n) <<<cuda_blocks((size_t)(n), CUDA_THREADS), CUDA_THREADS, 0, cuda_compute_stream()>>>
 
@@ -118,5 +121,37 @@ extern "C" void cuda_lpips_dist_bwd(float *da, float *df, const float *dout, con
     size_t n = (size_t)B * N;
     if (!n || (!da && !df)) return;
     lpips_dist_bwd_kernel LAUNCH(n)(da, df, dout, a, f, w, N, C, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- k x k pooling and channel concatenation (the FID Inception) ---- */
+__global__ void pool2d_fwd_kernel(float *out, const float *x, int H, int W, int C, int k, int s, int pad, int Ho, int Wo,
+                                  int avg, size_t n) {
+    CUDA_FOR(i, n) { /* i over [B, Ho*Wo, C]: neighbouring threads read neighbouring channels */
+        int c = (int)(i % C);
+        size_t bt = i / C;
+        int t = (int)(bt % ((size_t)Ho * Wo));
+        int y0, y1, x0, x1;
+        pool2d_window(t / Wo, t % Wo, H, W, k, s, pad, &y0, &y1, &x0, &x1);
+        out[i] = pool2d_value(x + bt / ((size_t)Ho * Wo) * H * W * C, W, C, c, y0, y1, x0, x1, avg);
+    }
+}
+
+extern "C" void cuda_pool2d_fwd(float *out, const float *x, int B, int H, int W, int C, int k, int s, int pad, int avg) {
+    int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+    size_t n = (size_t)B * Ho * Wo * C;
+    if (!n) return;
+    pool2d_fwd_kernel LAUNCH(n)(out, x, H, W, C, k, s, pad, Ho, Wo, avg, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void concat_cols_fwd_kernel(float *out, const float *x, int Cout, int off, int C, size_t n) {
+    CUDA_FOR(i, n) out[i / C * Cout + off + i % C] = x[i];
+}
+
+extern "C" void cuda_concat_cols_fwd(float *out, const float *x, int rows, int Cout, int off, int C) {
+    size_t n = (size_t)rows * C;
+    if (!n) return;
+    concat_cols_fwd_kernel LAUNCH(n)(out, x, Cout, off, C, n);
     CUDA_CHECK_LAUNCH();
 }
