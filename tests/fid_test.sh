@@ -20,7 +20,9 @@
 #      another evaluation, and a damaged one, are refused by name;
 #   5. the sweep's JSON and Markdown have a row per setting;
 #   6. online evaluation (eval.every) on 2 ranks: FID and IS in metrics.jsonl
-#      and on the progress line.
+#      and on the progress line;
+#   7. the same with torch-fidelity's Inception (random weights, 1/16 width,
+#      75x75 input): real-image sanity and 1 vs 2 ranks bit for bit.
 #   usage: fid_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$1
@@ -164,6 +166,33 @@ head -c 100 "$st" >"$work/cut" && mv "$work/cut" "$st"
 expect_error "a damaged state is refused by name" "$st: damaged evaluation state" "$eval_" "${fid[@]}" --state "$st"
 expect_error "a missing reference is named" "nope.npz" "$eval_" fid --checkpoint "$work/run/ckpt" --features "$fx" \
   --ref "$work/nope.npz" --n 10
+
+# 7. the Inception (torch-fidelity's, random weights at 1/16 width, images resized to 75 instead of 299)
+if $py scripts/inception_weights.py --random 1 --out "$work/inc.h5" --width-div 16 >"$work/inc.log" 2>&1; then
+  ix=(--features "inception:$work/inc.h5" --inception-side 75)
+  "$eval_" fid-ref --real "$work/a" "${ix[@]}" --n 100 --chunk 25 --out "$work/ia.npz" --quiet &&
+    $mpirun -np 2 "$eval_" fid-ref --real "$work/a" "${ix[@]}" --n 100 --chunk 16 --out "$work/ia2.npz" --quiet &&
+    "$eval_" fid-ref --real "$work/b" "${ix[@]}" --n 100 --out "$work/ib.npz" --quiet || bad "fid-ref with the Inception"
+  check "Inception: a set against itself (other chunks, 2 ranks) FID 0 to rounding (< 1e-6 tr), against a disjoint set small and positive" \
+    $py - "$work" "$eval_" <<'PY'
+import numpy as np, subprocess, sys
+w, ev = sys.argv[1:3]
+fid = lambda a, b: float(subprocess.run([ev, "fid-stats", a, b], capture_output=True, text=True, check=True).stdout.split()[1])
+tr = np.trace(np.load(f"{w}/ia.npz")["sigma"])
+same, other = fid(f"{w}/ia.npz", f"{w}/ia2.npz"), fid(f"{w}/ia.npz", f"{w}/ib.npz")
+print(f"  Inception/16: tr(sigma) {tr:.6g}, FID(a, a on 2 ranks) {same:.3g}, FID(a, b) {other:.6g}")
+assert np.load(f"{w}/ia.npz")["mu"].shape == (128,)
+# The random narrow network's covariance has eigenvalues down to ~1e-9 of its largest: the square
+# roots of eigenvalues that small turn double round-off (1e-16) into about sqrt(1e-16) of tr (docs/eval.md).
+assert abs(same) < 1e-6 * tr and 0 < other < 0.2 * tr, (same, other, tr)
+PY
+  ifid=(fid --checkpoint "$work/run/ckpt" "${ix[@]}" --ref "$work/ib.npz" --n 20 --chunk 8 --quiet)
+  "$eval_" "${ifid[@]}" --json "$work/i1.json" && $mpirun -np 2 "$eval_" "${ifid[@]}" --json "$work/i2.json" ||
+    bad "jit-eval fid with the Inception"
+  check "Inception: 1 and 2 ranks bit-identical (FID, IS over 1008 logits, image hash)" same_json "$work/i1.json" "$work/i2.json"
+else
+  bad "scripts/inception_weights.py --random (see $work/inc.log)"
+fi
 
 # 5b. jit-sweep schedules jit-eval fid after a run
 cat >"$work/sweep.yaml" <<YAML

@@ -9,6 +9,7 @@
 #include "core/graph.h"
 #include "train/eval/classifier.h"
 #include "train/eval/evaluate.h"
+#include "train/eval/inception.h"
 
 /* ---- the project's classifier ---- */
 
@@ -56,15 +57,50 @@ static void open_classifier(FeatureExtractor *fx, const char *path) {
     fx->forward = cls_forward, fx->destroy = cls_destroy;
 }
 
+/* ---- torch-fidelity's Inception-v3 ---- */
+
+static void inc_forward(FeatureExtractor *fx, const uint8_t *images, int n, int c, int h, int w, float *pool,
+                        float *logits) {
+    InceptionNet *net = fx->impl;
+    const uint8_t *rgb = images;
+    uint8_t *tmp = NULL;
+    if (c == 1) { /* grey -> RGB, the channel repeated (PIL's convert("RGB")) */
+        size_t hw = (size_t)h * w;
+        tmp = core_malloc(hw * 3 * (size_t)n);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 3; k++) memcpy(tmp + ((size_t)i * 3 + k) * hw, images + (size_t)i * hw, hw);
+        rgb = tmp;
+    }
+    inception_forward(net, rgb, n, h, w, pool, logits);
+    if (logits) { /* torch-fidelity's IS layer is 'logits_unbiased': fc without its bias */
+        const float *b = inception_fc_bias(net);
+        int L = fx->logit_dim;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < L; k++) logits[(size_t)i * L + k] -= b[k];
+    }
+    core_free(tmp);
+}
+
+static void inc_destroy(FeatureExtractor *fx) { inception_free(fx->impl); }
+
+static void open_inception(FeatureExtractor *fx, const char *path, const Backend *be, int side) {
+    InceptionNet *net = inception_load(path, be);
+    if (side > 0) inception_set_size(net, side);
+    fx->impl = net;
+    fx->pool_dim = inception_pool_dim(net), fx->logit_dim = inception_logit_dim(net);
+    fx->channels = 0, fx->size = 0; /* grey or RGB, any size: it resizes to 299 */
+    fx->forward = inc_forward, fx->destroy = inc_destroy;
+}
+
 FeatureExtractor *features_open(const char *spec, const Backend *be, int inception_side) {
     CHECK(spec != NULL, "no feature extractor given (classifier:FILE or inception:FILE)");
     FeatureExtractor *fx = core_calloc(sizeof *fx);
     snprintf(fx->name, sizeof fx->name, "%s", spec);
     if (!strncmp(spec, "classifier:", 11)) open_classifier(fx, spec + 11);
+    else if (!strncmp(spec, "inception:", 10)) open_inception(fx, spec + 10, be ? be : backend_cpu(), inception_side);
     else
         FAIL("feature extractor '%s' not understood: give classifier:FILE (jit-classify's weights) or "
              "inception:FILE (scripts/inception_weights.py's HDF5)", spec);
-    (void)be, (void)inception_side;
     return fx;
 }
 
