@@ -39,16 +39,8 @@ static _Noreturn void fid_usage(const char *why) {
     exit(2);
 }
 
-static long fid_parse_long(const char *opt, const char *v) {
-    char *e;
-    long x = strtol(v, &e, 10);
-    if (e == v || *e) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s wants an integer, got '%s'", opt, v);
-        fid_usage(msg);
-    }
-    return x;
-}
+long eval_parse_long(const char *opt, const char *v, void (*bad)(const char *why)); /* eval_main.c */
+static long fid_parse_long(const char *opt, const char *v) { return eval_parse_long(opt, v, fid_usage); }
 
 /* FID and IS of features given in an .npz (the parity test's entry point). */
 static int fid_features_cmd(const char *feats, const char *ref_path, const char *out) {

@@ -35,16 +35,22 @@ static _Noreturn void usage(const char *why) {
     exit(2);
 }
 
-static long parse_int(const char *opt, const char *v) {
+/* An integer option's value; else `bad` (a usage function: it exits) with the
+ * reason. Shared with eval_fid_main.c. */
+long eval_parse_long(const char *opt, const char *v, void (*bad)(const char *why));
+long eval_parse_long(const char *opt, const char *v, void (*bad)(const char *why)) {
     char *end;
     long x = strtol(v, &end, 10);
     if (end == v || *end) {
-        char msg[160];
+        char msg[200];
         snprintf(msg, sizeof msg, "%s wants an integer, got '%s'", opt, v);
-        usage(msg);
+        bad(msg);
+        exit(2);
     }
     return x;
 }
+
+static long parse_int(const char *opt, const char *v) { return eval_parse_long(opt, v, usage); }
 
 static float parse_float(const char *opt, const char *v) {
     char *end;

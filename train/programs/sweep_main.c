@@ -266,7 +266,8 @@ static void eval_binary(const char *train_bin, char *out, size_t len) {
 
 /* jit-eval runs on one process: sampling a few hundred images does not need
  * the launcher's ranks. */
-static void eval_command(const Sweep *s, int i, const char *eval_bin, Args *a) {
+static void eval_command(const Sweep *s, int i, const Options *o, const char *eval_bin, Args *a) {
+    (void)o; /* one process: no launcher */
     char dir[1024], path[1100];
     sweep_run_dir(s, i, dir, sizeof dir);
     memset(a, 0, sizeof *a);
@@ -325,7 +326,7 @@ static int cmd_plan(const Sweep *s) {
         print_command(stdout, &a);
         args_free(&a);
         if (s->eval.enabled) {
-            eval_command(s, i, "jit-eval", &a);
+            eval_command(s, i, NULL, "jit-eval", &a);
             printf("    then ");
             print_command(stdout, &a);
             args_free(&a);
@@ -348,55 +349,38 @@ static int cmd_plan(const Sweep *s) {
     return bad ? 1 : 0;
 }
 
-/* Evaluate run i with jit-eval unless it was not trained now and already has
- * an eval.json. Returns jit-eval's exit code (0 for skipped). */
-static int eval_one(const Sweep *s, int i, const char *train_bin, int trained_now) {
+/* One evaluation of run i (jit-eval, or jit-eval fid: `make` builds its
+ * command) unless the run was not trained now and already has OUT_DIR/<run>/
+ * `done`. Returns the command's exit code (0 for skipped). */
+typedef void (*EvalCommandFn)(const Sweep *s, int i, const Options *o, const char *eval_bin, Args *a);
+static int evaluate_with(const Sweep *s, int i, const Options *o, const char *train_bin, int trained_now,
+                         const char *done, const char *what, EvalCommandFn make) {
     char dir[1024], path[1100], eval_bin[PATH_MAX + 16];
     sweep_run_dir(s, i, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/eval.json", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, done);
     if (!trained_now && access(path, R_OK) == 0) {
         printf("jit-sweep: [%d/%d] %s: %s exists, not evaluated again\n", i, s->n_runs, s->runs[i].name, path);
         return 0;
     }
     eval_binary(train_bin, eval_bin, sizeof eval_bin);
     Args a;
-    eval_command(s, i, eval_bin, &a);
+    make(s, i, o, eval_bin, &a);
     printf("jit-sweep: [%d/%d] %s: ", i, s->n_runs, s->runs[i].name);
     print_command(stdout, &a);
     int code = run_child(&a);
     args_free(&a);
     if (code != 0)
-        fprintf(stderr, "jit-sweep: run %d '%s': jit-eval failed with exit code %d (its output is above); the "
-                        "training run is finished, the same command evaluates it again\n", i, s->runs[i].name, code);
-    return code;
-}
-
-/* jit-eval fid for run i unless it was not trained now and already has fid.json. */
-static int fid_one(const Sweep *s, int i, const Options *o, const char *train_bin, int trained_now) {
-    char dir[1024], path[1100], eval_bin[PATH_MAX + 16];
-    sweep_run_dir(s, i, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/fid.json", dir);
-    if (!trained_now && access(path, R_OK) == 0) {
-        printf("jit-sweep: [%d/%d] %s: %s exists, FID not computed again\n", i, s->n_runs, s->runs[i].name, path);
-        return 0;
-    }
-    eval_binary(train_bin, eval_bin, sizeof eval_bin);
-    Args a;
-    fid_command(s, i, o, eval_bin, &a);
-    printf("jit-sweep: [%d/%d] %s: ", i, s->n_runs, s->runs[i].name);
-    print_command(stdout, &a);
-    int code = run_child(&a);
-    args_free(&a);
-    if (code != 0)
-        fprintf(stderr, "jit-sweep: run %d '%s': jit-eval fid failed with exit code %d (its output is above); the "
-                        "same command continues it from its state\n", i, s->runs[i].name, code);
+        fprintf(stderr, "jit-sweep: run %d '%s': %s failed with exit code %d (its output is above); the "
+                        "training run is finished, the same command evaluates it again%s\n", i, s->runs[i].name, what,
+                code, make == fid_command ? " (continuing from its state)" : "");
     return code;
 }
 
 /* Both evaluations the sweep asks for, in order. */
 static int evaluate_run(const Sweep *s, int i, const Options *o, const char *train_bin, int trained_now) {
-    int code = s->eval.enabled ? eval_one(s, i, train_bin, trained_now) : 0;
-    if (code == 0 && s->fid.enabled) code = fid_one(s, i, o, train_bin, trained_now);
+    int code = s->eval.enabled ? evaluate_with(s, i, o, train_bin, trained_now, "eval.json", "jit-eval", eval_command) : 0;
+    if (code == 0 && s->fid.enabled)
+        code = evaluate_with(s, i, o, train_bin, trained_now, "fid.json", "jit-eval fid", fid_command);
     return code;
 }
 
