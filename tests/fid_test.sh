@@ -13,7 +13,8 @@
 #      .npz jit-eval writes;
 #   3. ranks: jit-eval fid of 2 x 2 settings (CFG 1 and 2, EMA 0 and raw) on
 #      1 and 2 ranks gives the same FID, IS and image hashes to the bit;
-#      PNGs optional (one per image and row);
+#      PNGs optional (one per image and row); jit-sample --num-images on
+#      3 ranks writes the PNGs of exactly the images jit-eval scored;
 #   4. resume: stopped after 3 chunks on 1 rank and continued on 3 ranks ==
 #      uninterrupted on 1 (so 3 ranks too, to the bit); a SIGKILLed run
 #      continued == uninterrupted; a state of
@@ -139,6 +140,24 @@ assert all(math.isfinite(r["fid"]) and r["fid"] > 0 and r["is_mean"] >= 1 and r[
 PY
 check "--png-dir: a PNG per image and setting" test "$(find "$work/png" -name '*.png' | wc -l)" = 200
 check "Markdown: a row per setting" test "$(grep -c '^| cfg ' "$work/np1.md")" = 4
+
+# 3b. jit-sample --num-images: the same image set as PNG files, on 3 ranks; they are the images jit-eval fid scored
+$mpirun -np 3 "$build/jit-sample" --checkpoint "$work/run/ckpt" --num-images 50 --png-dir "$work/pngs" --chunk 8 \
+  --batch 4 --cfg 1.0 --ema 0 >/dev/null || bad "jit-sample --num-images on 3 ranks"
+check "jit-sample on 3 ranks: 50 PNGs whose pixels hash to jit-eval fid's image hash (cfg 1, EMA 0)" \
+  $py - "$work/pngs" "$work/np1.json" <<'PY'
+import json, sys
+from PIL import Image
+import numpy as np
+h = 0xcbf29ce484222325
+fnv = lambda h, b: [h := ((h ^ x) * 0x100000001b3) & 0xffffffffffffffff for x in b][-1]
+for i in range(50):
+    px = np.asarray(Image.open(f"{sys.argv[1]}/{i:05d}.png"))  # grey: [H, W] = NCHW of one channel
+    h = fnv(h, fnv(0xcbf29ce484222325, px.tobytes()).to_bytes(8, "little"))
+row = json.load(open(sys.argv[2]))["rows"][0]
+assert row["cfg"] == 1 and row["ema"] == 0, row
+assert f"{h:016x}" == row["image_hash"], (f"{h:016x}", row["image_hash"])
+PY
 
 # 4. resume
 st=$work/state

@@ -117,12 +117,10 @@ static void fmt_duration(double s, char *out, size_t len) {
     else snprintf(out, len, "%.0fs", s);
 }
 
-/* ---- PNGs: one per image, DIR/<row>/<index>.png ---- */
+/* ---- PNGs: one per image, DIR/<index>.png ---- */
 
-static void write_pngs(const FidEvalSpec *s, int row, long first, int n, const uint8_t *img) {
-    int C = s->channels, H = s->height, W = s->width;
-    char dir[1200], path[1300];
-    snprintf(dir, sizeof dir, "%s/%s", s->png_dir, s->rows > 1 ? s->row_names[row] : "");
+void fid_write_pngs(const char *dir, long first, int n, int C, int H, int W, const uint8_t *img) {
+    char path[1300];
     io_mkdirs_or_die(dir);
     uint8_t *hwc = core_malloc((size_t)C * H * W);
     for (int i = 0; i < n; i++) {
@@ -133,6 +131,12 @@ static void write_pngs(const FidEvalSpec *s, int row, long first, int n, const u
         png_write(path, hwc, W, H, C);
     }
     core_free(hwc);
+}
+
+static void write_pngs(const FidEvalSpec *s, int row, long first, int n, const uint8_t *img) {
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/%s", s->png_dir, s->rows > 1 ? s->row_names[row] : "");
+    fid_write_pngs(dir, first, n, s->channels, s->height, s->width, img);
 }
 
 int fid_eval_run(const FidEvalSpec *s, FidRowResult *res, FeatureStats *stats) {

@@ -69,6 +69,10 @@ typedef struct FidRowResult {
  * call it with the same spec. */
 int fid_eval_run(const FidEvalSpec *s, FidRowResult *res, FeatureStats *stats);
 
+/* 8-bit images [n, C, H, W] as DIR/<first + i, 5+ digits>.png (the official
+ * evaluation's names), DIR created. */
+void fid_write_pngs(const char *dir, long first, int n, int C, int H, int W, const uint8_t *img);
+
 /* The class of image i of n_images over K classes: i*K/n (class-balanced,
  * the official evaluation's order: image index -> class, K classes of n/K). */
 static inline int fid_label_of(long i, long n_images, int K) { return (int)((i * (long long)K) / n_images); }
