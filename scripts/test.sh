@@ -23,12 +23,15 @@ blas=$(build/jit-train --print-blas)
 echo "$blas"
 export OPENBLAS_CORETYPE
 OPENBLAS_CORETYPE=$(sed -E 's/.*, core ([A-Za-z0-9_]+),.*/\1/' <<<"$blas")
-ctest --test-dir build --output-on-failure
+# Two tests at a time where both declared they keep one core busy (label
+# one_core, the emulated CUDA tests; tests/CMakeLists.txt: jit_test_cores),
+# every other test alone.
+ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DJIT_SANITIZE=ON -DJIT_WERROR=ON -DJIT_CUDA=EMU -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-asan -j"$jobs"
-ctest --test-dir build-asan -L 'unit|cuda_emu' --output-on-failure
+ctest --test-dir build-asan -L 'unit|cuda_emu' --output-on-failure -j"$jobs"
 
 echo "== slowest tests =="
 for d in build build-asan; do

@@ -7,7 +7,6 @@
  * without a GPU. Per-op checks are in test_cuda_ops (unfold2d, pool2d,
  * concat_cols, resize_bilinear_tf). */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,16 +22,6 @@ static const Backend *gpu(void) {
         exit(77);
     }
     return be;
-}
-
-static double rel_err(const float *got, const float *want, size_t n) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(got[i])) return INFINITY;
-        num = fmax(num, fabs((double)got[i] - want[i]));
-        den = fmax(den, fabs((double)want[i]));
-    }
-    return num / fmax(den, 1e-30);
 }
 
 Test(cuda_inception, forward_equals_cpu) {

@@ -3,7 +3,7 @@
  * the converted random weights and inception_ref.h5 into JIT_INCEPTION_DIR
  * and runs the parity/ tests:
  * - the 2048-d pool features and 1008 logits at full width (1 image of
- *   64x64) and 1/8 width (3 of 64x64, 2 of 320x300), max relative error
+ *   64x64) and 1/8 width (2 of 64x64, 1 of 320x300), max relative error
  *   TOL (relative to the largest magnitude of the set);
  * - at 1/8 width, the same outputs are more than 10 TOL away from those of
  *   a wrong normalisation, (x - 127.5) / 127.5: the check can tell;

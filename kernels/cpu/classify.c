@@ -1,6 +1,7 @@
 /* kernels/cpu/classify.c — the ops a classifier needs on top of the
- * transformer kernels: softmax cross-entropy over class logits and mean
- * pooling over tokens. Sums over the batch run in a fixed order (per sample,
+ * transformer kernels: softmax cross-entropy over class logits, mean
+ * pooling over tokens, and overlapping patches (unfold; with rectangular
+ * windows, unfold2d, for the FID Inception's convolutions). Sums over the batch run in a fixed order (per sample,
  * then added in order), so results are bit-reproducible. */
 #include <math.h>
 

@@ -243,6 +243,10 @@ int fid_job_run(const FidJobOptions *o) {
     const Backend *be = backend_open(o->device, trainer_backend_precision(o->precision), o->comm ? o->comm->local_rank : 0,
                                      "jit-eval --device");
     FeatureExtractor *fx = features_open(o->features, be, o->inception_side);
+    if (rank == 0 && !strncmp(o->features, "inception:", 10) && strcmp(o->device, "cpu") && o->precision != PRECISION_FP32)
+        fprintf(stderr, "jit-eval fid: note: the Inception runs with the sampler's %s matrix products on %s; FID as "
+                        "torch-fidelity computes it needs --precision fp32 (train/eval/inception.h)\n",
+                o->precision == PRECISION_BF16 ? "bf16" : "default (bf16)", o->device);
 
     /* the reference first: cheap checks before any sampling */
     FeatureStats ref;

@@ -33,8 +33,8 @@ typedef struct InceptionNet InceptionNet;
  * with a message naming the file and the dataset when the file is missing,
  * is not the Inception's, or a tensor is missing or of the wrong shape, or a
  * BatchNorm variance is negative. For FID as torch-fidelity computes it, a
- * GPU backend is opened with fp32 matrix products (BACKEND_PREC_FP32); bf16
- * products move the features by about 1e-2. */
+ * GPU backend is opened with fp32 matrix products (BACKEND_PREC_FP32): bf16
+ * operands are rounded to 8 mantissa bits, far outside the parity bound. */
 InceptionNet *inception_load(const char *h5_path, const Backend *be);
 /* Random weights at 1/div width (div 1, 2, 4, 8 or 16), for tests without
  * a file (the distribution of scripts/inception_weights.py --random). */
@@ -59,7 +59,8 @@ int inception_width_div(const InceptionNet *net);
  * takes the logits without it ('logits_unbiased'): logits - bias. */
 const float *inception_fc_bias(const InceptionNet *net);
 /* Images per pass through the network (default: 4 on the CPU, 32 on a GPU;
- * about 150 MB of activations per image at full width). */
+ * about 260 MB of activations per image at full width, measured as the
+ * growth of the peak memory from chunks of 1 to 4). */
 int inception_chunk(const InceptionNet *net);
 void inception_set_chunk(InceptionNet *net, int images);
 /* The side images are resized to (default INCEPTION_SIZE; 75 is the
