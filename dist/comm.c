@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -148,6 +149,24 @@ void comm_broadcast(Comm *c, void *buf, size_t bytes, int root) {
         size_t n = bytes - off < COMM_CHUNK ? bytes - off : COMM_CHUNK;
         MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, c->mpi);
     }
+}
+
+void comm_gather_bytes(Comm *c, const void *send, size_t bytes, void *recv, int root) {
+    if (c->world == 1) {
+        memcpy(recv, send, bytes);
+        return;
+    }
+    /* In pieces of COMM_CHUNK: MPI counts are ints. Piece k of every rank lands at rank * bytes + off. */
+    size_t piece = bytes < COMM_CHUNK ? bytes : COMM_CHUNK;
+    char *tmp = c->rank == root ? malloc((piece ? piece : 1) * (size_t)c->world) : NULL;
+    CHECK(c->rank != root || tmp != NULL, "comm_gather_bytes: out of memory");
+    for (size_t off = 0; off < bytes; off += COMM_CHUNK) {
+        size_t n = bytes - off < COMM_CHUNK ? bytes - off : COMM_CHUNK;
+        MPI_Gather((const char *)send + off, (int)n, MPI_BYTE, tmp, (int)n, MPI_BYTE, root, c->mpi);
+        if (tmp)
+            for (int r = 0; r < c->world; r++) memcpy((char *)recv + (size_t)r * bytes + off, tmp + (size_t)r * n, n);
+    }
+    free(tmp);
 }
 
 void comm_barrier(Comm *c) {

@@ -46,6 +46,9 @@ void comm_wait(MPI_Request *reqs, int n);
 /* Poll outstanding requests so MPI makes progress while we compute. */
 void comm_progress(MPI_Request *reqs, int n);
 void comm_broadcast(Comm *c, void *buf, size_t bytes, int root);
+/* Gather `bytes` from every rank into recv [world * bytes] on root, in rank
+ * order (recv is only written on root; it may be NULL elsewhere). */
+void comm_gather_bytes(Comm *c, const void *send, size_t bytes, void *recv, int root);
 void comm_barrier(Comm *c);
 
 /* GPU buffers through NCCL (CUDA builds): one communicator over all ranks,

@@ -586,6 +586,32 @@ int64_t shardset_verify(const ShardSet *s) {
     return total;
 }
 
+void shardset_read_range_u8(const ShardSet *s, int64_t first, int n, uint8_t *out) {
+    CHECK(first >= 0 && n >= 0 && first + n <= s->total, "images %lld..%lld of a shard set of %lld", (long long)first,
+          (long long)(first + n - 1), (long long)s->total);
+    size_t per = (size_t)s->channels * s->height * s->width;
+    int64_t base = 0;
+    io_hdf5_lock();
+    for (int i = 0; i < s->n_files && n > 0; base += s->counts[i], i++) {
+        if (first >= base + s->counts[i]) continue;
+        int64_t lo = first - base, take = s->counts[i] - lo < n ? s->counts[i] - lo : n;
+        hid_t f = shards_open_file(s->paths[i]);
+        int64_t cnt;
+        int chw[3];
+        hid_t d = shards_open_images(f, s->paths[i], &cnt, chw), sp = H5Dget_space(d);
+        hsize_t start[4] = {(hsize_t)lo, 0, 0, 0}, count[4] = {(hsize_t)take, (hsize_t)chw[0], (hsize_t)chw[1],
+                                                              (hsize_t)chw[2]};
+        hid_t mem = H5Screate_simple(4, count, NULL);
+        H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+        CHECK(H5Dread(d, H5T_NATIVE_UINT8, mem, sp, H5P_DEFAULT, out) >= 0,
+              "%s: images %lld..%lld cannot be read (a corrupt or truncated shard)", s->paths[i], (long long)lo,
+              (long long)(lo + take - 1));
+        H5Sclose(mem), H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+        out += (size_t)take * per, first += take, n -= (int)take;
+    }
+    io_hdf5_unlock();
+}
+
 void shardset_close(ShardSet *s) {
     for (int i = 0; i < s->n_files; i++) core_free(s->paths[i]);
     core_free(s->paths);

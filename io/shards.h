@@ -55,6 +55,10 @@ void shardset_read_all(const char *spec, float **images, int **labels, int *n, i
  * the file when a chunk cannot be read or the checksum differs. Returns the
  * number of images read. */
 int64_t shardset_verify(const ShardSet *s);
+/* Images [first, first + n) of an open set, in file order, as the 8-bit
+ * pixels the shards hold, NCHW, into out (for evaluations that take images
+ * by index: reference statistics over 50,000 images never hold them all). */
+void shardset_read_range_u8(const ShardSet *s, int64_t first, int n, uint8_t *out);
 
 /* Write images [n, C, H, W] (uint8) and labels [n] as shards of at most
  * per_shard samples: dir/prefix-00000.h5, ..., then the set's manifest

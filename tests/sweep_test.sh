@@ -223,7 +223,7 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "evbad.yaml:8:14: eval.per_class: expec
 else bad "bad eval value: '$out'"; fi
 printf 'name: e\nbase: base.yaml\nfoo: 1\nruns:\n  - {name: a, sett: []}\n' >unknown.yaml
 out=$("$sweep" plan unknown.yaml 2>&1)
-if [ $? -ne 0 ] && echo "$out" | grep -q "unknown.yaml:3:1: unknown key 'foo' (known in a sweep file: name, base, out_dir, set, grid, runs, seeds, eval)"; then
+if [ $? -ne 0 ] && echo "$out" | grep -q "unknown.yaml:3:1: unknown key 'foo' (known in a sweep file: name, base, out_dir, set, grid, runs, seeds, eval, fid)"; then
   ok "unknown key, listed from the schema table: $out"
 else bad "unknown key: '$out'"; fi
 sed -i '/^foo: 1$/d' unknown.yaml

@@ -213,7 +213,7 @@ Test(config, unknown_keys_list_the_known_ones) {
                  "ema_warmup, official_warmup, official_decay_set)");
     expect_error("run:\n  name: x\noptimizer:\n  lr: 1\n",
                  "t.yaml:3:1: unknown key 'optimizer' (known at the top level: run, model, data, optim, train, "
-                 "diffusion, sampling, logging, losses, dist, callbacks)");
+                 "diffusion, sampling, logging, losses, dist, eval, callbacks)");
     expect_error("model:\n  use_sla2: true\ncallbacks:\n  - type: SLA2QATCallback\n    enable_step: 5\n    every: 3\n",
                  "t.yaml:6:5: unknown key 'callbacks[0].every' (known for SLA2QATCallback: type, enable_step)");
 }
@@ -448,7 +448,7 @@ Test(config, overrides) {
                  "ema_warmup, official_warmup, official_decay_set)");
     expect_override_error(yaml, "optimizer.lr=1",
                           "override 'optimizer.lr=1': unknown key 'optimizer' (known at the top level: run, model, "
-                          "data, optim, train, diffusion, sampling, logging, losses, dist, callbacks)");
+                          "data, optim, train, diffusion, sampling, logging, losses, dist, eval, callbacks)");
     expect_override_error(yaml, "optim.betas=[0.9,1.5]",
                           "override 'optim.betas=[0.9,1.5]': optim.betas[1]: must be in [0, 1), got 1.5");
     expect_override_error(yaml, "data.batch_size=0",

@@ -213,6 +213,7 @@ void trainer_init(Trainer *T, const Config *cfg, const char *resume, Comm *comm)
         }
     }
     progress_init(&T->progress, c->progress);
+    trainer_eval_open(T);
     callbacks_on_train_start(T);
     T->t_start = T->t_last = core_now_s();
 }
@@ -224,6 +225,7 @@ void trainer_free(Trainer *T) {
     trainer_device_free(T); /* first: waits for the device before anything is freed */
     graph_free(&T->g);
     if (trainer_has_pixelgen(T)) pixelgen_free(&T->pg);
+    trainer_eval_close(T);
     T->be->mem->host_free(T->img), T->be->mem->host_free(T->z), T->be->mem->host_free(T->t);
     core_free(T->lab), core_free(T->y);
     jit_free(&T->model);
@@ -441,9 +443,11 @@ static void progress(Trainer *T) {
         int n = 0;
         for (int i = 0; i < c->model.depth; i++)
             if (jit_layer_uses_sla2(&c->model, i)) s += T->model.sla2_topk[i], n++;
-        snprintf(line + k, sizeof line - (size_t)k, " | topk %.3f | qat %s%s", n ? s / n : 1.0,
-                 T->model.sla2_qat ? "on" : "off", T->stage == 1 ? " | stage 1" : "");
+        k += snprintf(line + k, sizeof line - (size_t)k, " | topk %.3f | qat %s%s", n ? s / n : 1.0,
+                      T->model.sla2_qat ? "on" : "off", T->stage == 1 ? " | stage 1" : "");
     }
+    if (isfinite(T->eval_fid) && k < (int)sizeof line)
+        snprintf(line + k, sizeof line - (size_t)k, " | fid %.3f", T->eval_fid);
     progress_line(&T->progress, line);
 }
 
@@ -638,6 +642,13 @@ static int trainer_run_loop(Trainer *T) {
             watchdog_pause(&T->watchdog);
             trainer_sample(T);
             if (T->comm) comm_barrier(T->comm);
+            watchdog_resume(&T->watchdog);
+        }
+        /* The condition is the same on every rank: all evaluate together. */
+        if (c->eval_every > 0 && s % c->eval_every == 0) {
+            progress_done(&T->progress);
+            watchdog_pause(&T->watchdog);
+            trainer_eval(T);
             watchdog_resume(&T->watchdog);
         }
         /* Every rank skips the same steps (the loss and gradient norm are

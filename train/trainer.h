@@ -22,6 +22,7 @@
 #include "io/run_lock.h"
 #include "io/shards.h"
 #include "train/config/config.h"
+#include "train/eval/frechet.h"
 #include "train/losses/pixelgen.h"
 #include "train/metrics.h"
 #include "train/model/jit.h"
@@ -83,6 +84,10 @@ typedef struct Trainer {
     /* PixelGen's REPA, LPIPS and P-DINO: their frozen networks, lambda and
      * the last step's values (when trainer_has_pixelgen) */
     PixelGen pg;
+    /* online evaluation (eval.every > 0; train/trainer_eval.c) */
+    struct FeatureExtractor *eval_fx;
+    FeatureStats eval_ref;         /* on rank 0 */
+    double eval_fid;               /* the last one (NAN before the first), on the progress line */
     /* last step, for logs */
     float loss, lr;
     double grad_norm;
@@ -142,6 +147,13 @@ void trainer_sample(Trainer *T);
  * step was skipped by the NaN guard (no checkpoint while steps are being
  * skipped), or the state is not finite (then T->state_bad). */
 int trainer_checkpoint(Trainer *T);
+
+/* Online FID (eval.every): open the extractor and the reference before the
+ * first step (bad paths stop there), evaluate on every rank together (each
+ * its share of eval.images; fid_eval.h), log to metrics.jsonl. */
+void trainer_eval_open(Trainer *T);
+void trainer_eval(Trainer *T);
+void trainer_eval_close(Trainer *T);
 
 /* PixelGen's losses are part of the objective (a losses.*_weight > 0). */
 static inline int trainer_has_pixelgen(const Trainer *T) { return pixelgen_enabled(&T->cfg); }

@@ -45,6 +45,7 @@ void config_defaults(Config *c) {
     c->p_mean = -0.8f, c->p_std = 0.8f, c->noise_scale = 1.0f, c->label_drop = 0.1f;
     c->sample_steps = 50, c->cfg_scale = 3.0f, c->cfg_lo = 0.1f, c->cfg_hi = 1.0f;
     c->samples_per_class = 8, c->sample_ema = 0;
+    c->eval_every = 0, c->eval_images = 2000, c->eval_chunk = 64;
     c->progress = -1;
     c->n_callbacks = 0;
     c->repa_weight = c->lpips_weight = c->pdino_weight = 0.0f;

@@ -114,6 +114,12 @@ typedef struct Config {
     int official_cfg_interval; /* also at t <= cfg_lo when cfg_lo == 0: (t < hi) & ((lo == 0) | (t > lo)) */
     int samples_per_class;
     int sample_ema;           /* index into ema[] to sample with; -1 = raw weights */
+    /* eval: online FID (train/trainer_eval.c, docs/eval.md), like the official --online_eval */
+    int eval_every;            /* 0 = never during training */
+    int eval_images;           /* images per evaluation, split across the ranks */
+    int eval_chunk;            /* images per chunk (fid_eval.h) */
+    char eval_features[CFG_STR]; /* classifier:FILE or inception:FILE */
+    char eval_ref[CFG_STR];    /* reference statistics (.npz: mu, sigma) */
     /* dist */
     AllreduceMode allreduce;  /* auto: blocking on CPU ranks, overlapped on GPUs (dist/grad_reduce.h) */
     float bucket_mb;          /* reduction bucket size */

@@ -256,6 +256,14 @@ static const CfgField cfg_sampling[] = {
     CFG_INT(Config, "ema_index", sample_ema, CFGR_GE_LE, -1, CFG_MAX_EMA - 1),
 };
 
+static const CfgField cfg_eval[] = {
+    CFG_INT(Config, "every", eval_every, CFGR_GE, 0, 0),
+    CFG_INT(Config, "images", eval_images, CFGR_GE_LE, 2, CFG_MAX_COUNT),
+    CFG_INT(Config, "chunk", eval_chunk, CFGR_GE_LE, 1, 4096),
+    CFG_STRING_OPT(Config, "features", eval_features),
+    CFG_STRING_OPT(Config, "ref", eval_ref),
+};
+
 static const CfgField cfg_dist[] = {
     CFG_ENUM(Config, "allreduce", allreduce, cfg_allreduce),
     CFG_FLOAT(Config, "bucket_mb", bucket_mb, CFGR_GT, 0, 0),
@@ -293,14 +301,15 @@ static const CfgSection cfg_sections[] = {
     SECTION("run", cfg_run),           SECTION("model", cfg_model),         SECTION("data", cfg_data),
     SECTION("optim", cfg_optim),       SECTION("train", cfg_train),         SECTION("diffusion", cfg_diffusion),
     SECTION("sampling", cfg_sampling), SECTION("logging", cfg_logging),     SECTION("losses", cfg_losses),
-    SECTION("dist", cfg_dist),
+    SECTION("dist", cfg_dist),         SECTION("eval", cfg_eval),
 };
 #define N_SECTIONS CFG_N_FIELDS(cfg_sections)
 
 /* Only the names, for the unknown-key message at the top level. */
 static const CfgField cfg_top[] = {
     {.key = "run"},   {.key = "model"},    {.key = "data"},    {.key = "optim"},  {.key = "train"},
-    {.key = "diffusion"}, {.key = "sampling"}, {.key = "logging"}, {.key = "losses"}, {.key = "dist"}, {.key = "callbacks"},
+    {.key = "diffusion"}, {.key = "sampling"}, {.key = "logging"}, {.key = "losses"}, {.key = "dist"},
+    {.key = "eval"},  {.key = "callbacks"},
 };
 
 /* --- checks across keys --- */
@@ -431,6 +440,10 @@ static int cfg_check_section(const CfgBinder *b, const YamlNode *root, int s, Co
                      "the cosine floor min_lr (%g) must not exceed lr (%g)", c->min_lr, c->lr);
     } else if (strcmp(key, "losses") == 0) {
         if (cfg_check_losses(b, root, c)) return -1;
+    } else if (strcmp(key, "eval") == 0 && c->eval_every > 0) {
+        CFG_CHECK_AT(c->eval_features[0] && c->eval_ref[0], "eval", "every", NULL,
+                     "online evaluation needs eval.features (classifier:FILE or inception:FILE) and eval.ref (the "
+                     "reference statistics, .npz with mu and sigma: jit-eval fid-ref makes them)");
     } else if (strcmp(key, "sampling") == 0) {
         const char *k;
         long long n = (long long)c->samples_per_class * c->model.num_classes;

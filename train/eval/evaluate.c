@@ -17,6 +17,7 @@
 #include "io/png.h"
 #include "io/samples.h"
 #include "io/shards.h"
+#include "train/eval/fid.h"
 #include "train/eval/frechet.h"
 #include "train/model/jit_checkpoint.h"
 #include "train/model/sampler.h"
@@ -46,10 +47,12 @@ void eval_check_classifier(const Classifier *c, const char *cls_path, int channe
 }
 
 void eval_quantize(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float q = (x[i] + 1.0f) * 127.5f;
-        q = isnan(q) ? 0.0f : q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q;
-        x[i] = (float)(int)(q + 0.5f) / 127.5f - 1.0f;
+    /* the official evaluation's 8-bit rounding (fid_to_u8), back to [-1, 1] as the shards' images */
+    uint8_t q[256];
+    for (size_t i0 = 0; i0 < n; i0 += sizeof q) {
+        size_t m = n - i0 < sizeof q ? n - i0 : sizeof q;
+        fid_to_u8(x + i0, m, q);
+        for (size_t i = 0; i < m; i++) x[i0 + i] = (float)q[i] / 127.5f - 1.0f;
     }
 }
 

@@ -68,7 +68,8 @@ void eval_check_classifier(const Classifier *c, const char *cls_path, int channe
                            const char *what);
 
 /* Clamp to [-1, 1] and round to the 256 levels of an 8-bit image, exactly as
- * a PNG of the samples would hold them and as real images are stored. */
+ * the official evaluation's PNGs hold them (fid_to_u8: round half to even)
+ * and as real images are stored. */
 void eval_quantize(float *x, size_t n);
 
 /* The whole evaluation; writes o->out (JSON) when given, prints a table unless quiet. */

@@ -73,7 +73,7 @@ int sampler_run(JitModel *m, Graph *g, const SamplerConfig *sc, const int *label
     for (int i0 = 0; i0 < n && !stopped; i0 += batch) {
         int b = n - i0 < batch ? n - i0 : batch;
         float *z = out + (size_t)i0 * per;
-        rng_fill_normal(z, (size_t)b * per, sc->seed, RNG_STREAM_SAMPLE, (uint64_t)i0 * per, 0.0f, sc->noise_scale);
+        rng_fill_normal(z, (size_t)b * per, sc->seed, RNG_STREAM_SAMPLE, (sc->first_index + (uint64_t)i0) * per, 0.0f, sc->noise_scale);
         for (int s = 0; s < sc->steps; s++) {
             if (sc->stop && *sc->stop) {
                 stopped = 1;

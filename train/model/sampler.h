@@ -18,6 +18,10 @@ typedef struct SamplerConfig {
     int cfg_official;     /* the official rule: t < cfg_hi and (cfg_lo == 0 or t > cfg_lo) */
     float noise_scale;
     uint64_t seed;
+    /* The index of out[0] among all the images drawn with this seed: image
+     * first_index + i starts from the noise of (seed, first_index + i), so
+     * a set can be drawn in pieces (ranks, chunks) and be the same images. */
+    uint64_t first_index;
     /* When set, checked before every network evaluation: nonzero stops the
      * sampling (a SIGTERM during the end-of-run grid must not wait for it). */
     const volatile sig_atomic_t *stop;

@@ -10,7 +10,10 @@
  * "frechet_distance" and "conditional_accuracy" (what jit-sweep's summary
  * reads from OUT_DIR/<run>/eval.json), the real-data floor, per-class
  * accuracies and the settings. --device cuda samples on GPU 0 (the
- * classifier stays on the CPU). */
+ * classifier stays on the CPU).
+ *
+ * jit-eval fid / fid-ref / fid-features: FID and IS as torch-fidelity
+ * computes them, on any number of ranks (eval_fid_main.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,26 +22,35 @@
 #include "kernels/cpu/blas_select.h"
 #include "train/eval/evaluate.h"
 
+int eval_fid_main(int argc, char **argv);
+
 static _Noreturn void usage(const char *why) {
     if (why) fprintf(stderr, "jit-eval: %s\n", why);
     fprintf(stderr,
             "usage: jit-eval --checkpoint FILE|DIR --classifier FILE --real DIR [--per-class N] [--steps S]\n"
             "                [--cfg W] [--interval LO,HI] [--ema K|-1] [--seed S] [--batch B] [--out eval.json]\n"
             "                [--samples-h5 FILE] [--png GRID] [--device cpu|cuda] [--precision auto|fp32|bf16]\n"
-            "                [--quiet]   (--samples-h5, --png: the evaluated samples; GRID has one row per class)\n");
+            "                [--quiet]   (--samples-h5, --png: the evaluated samples; GRID has one row per class)\n"
+            "       jit-eval fid|fid-ref|fid-features ...   (FID and IS; jit-eval fid without options for its usage)\n");
     exit(2);
 }
 
-static long parse_int(const char *opt, const char *v) {
+/* An integer option's value; else `bad` (a usage function: it exits) with the
+ * reason. Shared with eval_fid_main.c. */
+long eval_parse_long(const char *opt, const char *v, void (*bad)(const char *why));
+long eval_parse_long(const char *opt, const char *v, void (*bad)(const char *why)) {
     char *end;
     long x = strtol(v, &end, 10);
     if (end == v || *end) {
-        char msg[160];
+        char msg[200];
         snprintf(msg, sizeof msg, "%s wants an integer, got '%s'", opt, v);
-        usage(msg);
+        bad(msg);
+        exit(2);
     }
     return x;
 }
+
+static long parse_int(const char *opt, const char *v) { return eval_parse_long(opt, v, usage); }
 
 static float parse_float(const char *opt, const char *v) {
     char *end;
@@ -53,6 +65,9 @@ static float parse_float(const char *opt, const char *v) {
 
 int main(int argc, char **argv) {
     blas_select(argv, 1); /* first: it may start the program again (blas_select.h) */
+    if (argc > 1 && (!strcmp(argv[1], "fid") || !strcmp(argv[1], "fid-ref") || !strcmp(argv[1], "fid-features") ||
+                     !strcmp(argv[1], "fid-stats")))
+        return eval_fid_main(argc, argv); /* eval_fid_main.c */
     EvalOptions o;
     eval_options_defaults(&o);
     for (int i = 1; i < argc; i++) {

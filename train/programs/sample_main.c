@@ -11,7 +11,13 @@
  * names, in its order (an ImageNet model has 1,000 classes: --labels draws a
  * few). The HDF5 file holds the raw samples and labels.
  * --device cuda runs the network on GPU 0 (bf16 matrix products unless
- * --precision fp32); the noise and the sampler's steps stay on the host. */
+ * --precision fp32); the noise and the sampler's steps stay on the host.
+ *
+ *   jit-sample --checkpoint CKPT --num-images N --png-dir DIR [--chunk C] ...
+ * writes N class-balanced images (image i: class i*K/N, noise of (seed, i))
+ * as DIR/<i>.png, the 8-bit rounding of the official evaluation, split
+ * across MPI ranks (mpirun): the same files on any number of ranks
+ * (train/eval/fid_eval.h; jit-eval fid scores such a set without PNGs). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,19 +26,56 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/profile.h"
 #include "io/ckpt.h"
 #include "io/png.h"
 #include "io/samples.h"
 #include "kernels/cpu/blas_select.h"
+#include "dist/comm.h"
 #include "train/config/config.h"
+#include "train/eval/fid.h"
+#include "train/eval/fid_eval.h"
 #include "train/model/jit_checkpoint.h"
 #include "train/model/sampler.h"
 #include "train/trainer_device.h"
+
+/* --num-images N --png-dir DIR: round-robin chunks of image indices over the
+ * ranks, each image a function of (seed, index) only. */
+static void sample_set(JitModel *m, Graph *g, const SamplerConfig *sc0, const JitConfig *mc, long n_images, int chunk,
+                       int batch, const char *dir, Comm *comm) {
+    long total = (n_images + chunk - 1) / chunk;
+    size_t per = (size_t)mc->in_channels * mc->img_size * mc->img_size;
+    float *img = core_malloc(sizeof(float) * per * (size_t)chunk);
+    uint8_t *u8 = core_malloc(per * (size_t)chunk);
+    int *labels = core_malloc(sizeof(int) * (size_t)chunk);
+    double t0 = core_now_s();
+    for (long k = comm->rank; k < total; k += comm->world) {
+        long first = k * chunk;
+        int n = (int)(n_images - first < chunk ? n_images - first : chunk);
+        for (int i = 0; i < n; i++) labels[i] = fid_label_of(first + i, n_images, mc->num_classes);
+        SamplerConfig sc = *sc0;
+        sc.first_index = (uint64_t)first;
+        sampler_run(m, g, &sc, labels, n, batch < n ? batch : n, img);
+        fid_to_u8(img, per * (size_t)n, u8);
+        fid_write_pngs(dir, first, n, mc->in_channels, mc->img_size, mc->img_size, u8);
+        if (comm->rank == 0) {
+            double el = core_now_s() - t0, done = (double)(k + 1) * chunk < n_images ? (double)(k + 1) * chunk : n_images;
+            printf("jit-sample: about %.0f of %ld images (%.1f images/s on all ranks, ETA %.0f s)\n", done, n_images,
+                   done / el, (n_images - done) / (done / el));
+            fflush(stdout);
+        }
+    }
+    comm_barrier(comm);
+    if (comm->rank == 0) printf("jit-sample: wrote %ld images to %s\n", n_images, dir);
+    core_free(img), core_free(u8), core_free(labels);
+}
 
 static void usage(void) {
     fprintf(stderr, "usage: jit-sample --checkpoint FILE|DIR [--steps S] [--cfg W] [--interval LO,HI] [--per-class N]\n"
                     "                  [--labels C1,C2,...] [--ema K|-1] [--seed S] [--batch B] [--out PNG] [--h5 FILE]\n"
                     "                  [--device cpu|cuda] [--precision auto|fp32|bf16]\n"
+                    "       jit-sample --checkpoint FILE|DIR --num-images N --png-dir DIR [--chunk C] [options above]\n"
+                    "  (N class-balanced images as DIR/<index>.png, shared among MPI ranks: the same files on any count)\n"
                     "  --labels: draw only these classes (0 .. num_classes-1), in this order, N of each\n"
                     "            (default: every class of the model)\n");
     exit(2);
@@ -77,6 +120,9 @@ int main(int argc, char **argv) {
     int steps = -1, per_class = -1, ema = -2, batch = 64;
     float cfgw = -1, lo = -1, hi = -1;
     long long seed = -1;
+    long num_images = 0;
+    int chunk = FID_CHUNK_DEFAULT;
+    const char *png_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
@@ -91,6 +137,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--out")) out_png = v;
         else if (!strcmp(a, "--h5")) out_h5 = v;
+        else if (!strcmp(a, "--num-images")) num_images = atol(v);
+        else if (!strcmp(a, "--png-dir")) png_dir = v;
+        else if (!strcmp(a, "--chunk")) chunk = atoi(v);
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--precision")) {
             if (!strcmp(v, "auto")) precision = PRECISION_AUTO;
@@ -102,8 +151,13 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!ckpt) usage();
+    CHECK(!num_images == !png_dir, "jit-sample: --num-images and --png-dir go together");
+    CHECK(num_images >= 0 && chunk >= 1, "jit-sample: --num-images must be positive and --chunk at least 1");
+    Comm comm;
+    if (num_images) comm_init(&comm, &argc, &argv);
     /* First, so a missing GPU stops before any work. */
-    const Backend *be = backend_open(device, trainer_backend_precision(precision), 0, "jit-sample --device");
+    const Backend *be = backend_open(device, trainer_backend_precision(precision), num_images ? comm.local_rank : 0,
+                                     "jit-sample --device");
     /* The checkpoint carries its resolved configuration: the model it
      * describes, with the weights chosen (the raw ones or an EMA copy). */
     char path[1100];
@@ -121,6 +175,22 @@ int main(int argc, char **argv) {
     jit_to_device(&m, be); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
+    if (num_images) {
+        Graph g;
+        graph_init(&g, be, 64u << 20);
+        SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
+                            .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
+                            .seed = (uint64_t)seed};
+        if (comm.rank == 0)
+            printf("jit-sample: %s (step %llu, %s weights), %ld images over %d rank%s, %d steps, cfg %.2f in (%.2f, "
+                   "%.2f)\n", path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", num_images, comm.world,
+                   comm.world > 1 ? "s" : "", steps, cfgw, lo, hi);
+        sample_set(&m, &g, &sc, mc, num_images, chunk, batch, png_dir, &comm);
+        graph_free(&g);
+        jit_free(&m);
+        comm_finalize(&comm);
+        return 0;
+    }
     /* The grid's rows: the chosen classes, or all of them. */
     int *rows, classes;
     if (labels_spec) {

@@ -10,7 +10,11 @@
  *   [LAUNCHER...] jit-train --config BASE --set ... --set run.name=N --set run.out_dir=OUT_DIR/N --resume auto
  * and, when the sweep has an eval: section, then
  *   jit-eval --checkpoint OUT_DIR/N/ckpt --classifier ... --real ... --out OUT_DIR/N/eval.json
- * (the summary's quality axis; a finished run that already has eval.json is not evaluated again);
+ * (the summary's quality axis; a finished run that already has eval.json is not evaluated again),
+ * and, with a fid: section,
+ *   [LAUNCHER...] jit-eval fid --checkpoint OUT_DIR/N/ckpt --features ... --json OUT_DIR/N/fid.json
+ *                 --md OUT_DIR/N/fid.md --state OUT_DIR/N/fid.state
+ * (on the launcher's ranks, resumable; skipped when fid.json exists and the run was not trained now);
  * skips runs that finished, stops at the first failure (naming the run and
  * passing its exit code on), and passes exit code 75 (preempted, checkpoint
  * written) straight through so that a SLURM array task is requeued. */
@@ -38,7 +42,8 @@ static void usage(void) {
             "  plan     list the runs with their overrides and check each run's configuration\n"
             "  run      [--index I] [--launcher \"mpirun -np 2 ...\"] [--bin DIR] [--keep-going]\n"
             "           run run I, or every run in order; finished runs are skipped, stopped ones resumed;\n"
-            "           with an eval: section, each run is then evaluated by jit-eval (OUT_DIR/<run>/eval.json)\n"
+            "           with an eval: section, each run is then evaluated by jit-eval (OUT_DIR/<run>/eval.json),\n"
+            "           with a fid: section by jit-eval fid on the launcher's ranks (OUT_DIR/<run>/fid.json, fid.md)\n"
             "  slurm    [--sbatch-args \"...\"] [--submit]\n"
             "           print (or submit) sbatch --array=0-(N-1) ... " SBATCH_SCRIPT " SWEEP_FILE\n"
             "  summary  write OUT_DIR/summary.md, summary.csv and summary.svg and print the table\n"
@@ -261,7 +266,8 @@ static void eval_binary(const char *train_bin, char *out, size_t len) {
 
 /* jit-eval runs on one process: sampling a few hundred images does not need
  * the launcher's ranks. */
-static void eval_command(const Sweep *s, int i, const char *eval_bin, Args *a) {
+static void eval_command(const Sweep *s, int i, const Options *o, const char *eval_bin, Args *a) {
+    (void)o; /* one process: no launcher */
     char dir[1024], path[1100];
     sweep_run_dir(s, i, dir, sizeof dir);
     memset(a, 0, sizeof *a);
@@ -273,6 +279,24 @@ static void eval_command(const Sweep *s, int i, const char *eval_bin, Args *a) {
     snprintf(path, sizeof path, "%s/eval.json", dir);
     args_add(a, "--out");
     args_add(a, path);
+}
+
+/* jit-eval fid on the launcher's ranks (it splits the images across them). */
+static void fid_command(const Sweep *s, int i, const Options *o, const char *eval_bin, Args *a) {
+    char dir[1024], path[1100];
+    sweep_run_dir(s, i, dir, sizeof dir);
+    memset(a, 0, sizeof *a);
+    if (o && o->launcher) args_add_words(a, o->launcher);
+    args_add(a, eval_bin);
+    args_add(a, "fid");
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    args_add(a, "--checkpoint"), args_add(a, path);
+    for (int k = 0; k < s->fid.n_args; k++) args_add(a, s->fid.args[k]);
+    const char *outs[3][2] = {{"--json", "fid.json"}, {"--md", "fid.md"}, {"--state", "fid.state"}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, outs[k][1]);
+        args_add(a, outs[k][0]), args_add(a, path);
+    }
 }
 
 static const char *state_words(RunState st) {
@@ -302,7 +326,13 @@ static int cmd_plan(const Sweep *s) {
         print_command(stdout, &a);
         args_free(&a);
         if (s->eval.enabled) {
-            eval_command(s, i, "jit-eval", &a);
+            eval_command(s, i, NULL, "jit-eval", &a);
+            printf("    then ");
+            print_command(stdout, &a);
+            args_free(&a);
+        }
+        if (s->fid.enabled) {
+            fid_command(s, i, NULL, "jit-eval", &a);
             printf("    then ");
             print_command(stdout, &a);
             args_free(&a);
@@ -319,26 +349,38 @@ static int cmd_plan(const Sweep *s) {
     return bad ? 1 : 0;
 }
 
-/* Evaluate run i with jit-eval unless it was not trained now and already has
- * an eval.json. Returns jit-eval's exit code (0 for skipped). */
-static int eval_one(const Sweep *s, int i, const char *train_bin, int trained_now) {
+/* One evaluation of run i (jit-eval, or jit-eval fid: `make` builds its
+ * command) unless the run was not trained now and already has OUT_DIR/<run>/
+ * `done`. Returns the command's exit code (0 for skipped). */
+typedef void (*EvalCommandFn)(const Sweep *s, int i, const Options *o, const char *eval_bin, Args *a);
+static int evaluate_with(const Sweep *s, int i, const Options *o, const char *train_bin, int trained_now,
+                         const char *done, const char *what, EvalCommandFn make) {
     char dir[1024], path[1100], eval_bin[PATH_MAX + 16];
     sweep_run_dir(s, i, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/eval.json", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, done);
     if (!trained_now && access(path, R_OK) == 0) {
         printf("jit-sweep: [%d/%d] %s: %s exists, not evaluated again\n", i, s->n_runs, s->runs[i].name, path);
         return 0;
     }
     eval_binary(train_bin, eval_bin, sizeof eval_bin);
     Args a;
-    eval_command(s, i, eval_bin, &a);
+    make(s, i, o, eval_bin, &a);
     printf("jit-sweep: [%d/%d] %s: ", i, s->n_runs, s->runs[i].name);
     print_command(stdout, &a);
     int code = run_child(&a);
     args_free(&a);
     if (code != 0)
-        fprintf(stderr, "jit-sweep: run %d '%s': jit-eval failed with exit code %d (its output is above); the "
-                        "training run is finished, the same command evaluates it again\n", i, s->runs[i].name, code);
+        fprintf(stderr, "jit-sweep: run %d '%s': %s failed with exit code %d (its output is above); the "
+                        "training run is finished, the same command evaluates it again%s\n", i, s->runs[i].name, what,
+                code, make == fid_command ? " (continuing from its state)" : "");
+    return code;
+}
+
+/* Both evaluations the sweep asks for, in order. */
+static int evaluate_run(const Sweep *s, int i, const Options *o, const char *train_bin, int trained_now) {
+    int code = s->eval.enabled ? evaluate_with(s, i, o, train_bin, trained_now, "eval.json", "jit-eval", eval_command) : 0;
+    if (code == 0 && s->fid.enabled)
+        code = evaluate_with(s, i, o, train_bin, trained_now, "fid.json", "jit-eval fid", fid_command);
     return code;
 }
 
@@ -359,7 +401,7 @@ static int run_one(const Sweep *s, int i, const Options *o, const char *train_bi
      * asking for more steps later resumes the run instead of skipping it. */
     if (sweep_run_state(dir, &end) == RUN_DONE && end >= cfg->steps) {
         printf("jit-sweep: [%d/%d] %s: finished (train_end at step %ld), skipped\n", i, s->n_runs, name, end);
-        return s->eval.enabled ? eval_one(s, i, train_bin, 0) : 0;
+        return evaluate_run(s, i, o, train_bin, 0);
     }
     Args a;
     train_command(s, i, o, train_bin, &a);
@@ -373,7 +415,7 @@ static int run_one(const Sweep *s, int i, const Options *o, const char *train_bi
     else if (code != 0)
         fprintf(stderr, "jit-sweep: run %d '%s' failed with exit code %d (its output is above; run directory %s)\n",
                 i, name, code, dir);
-    if (code == 0 && s->eval.enabled) code = eval_one(s, i, train_bin, 1);
+    if (code == 0) code = evaluate_run(s, i, o, train_bin, 1);
     return code;
 }
 

@@ -290,7 +290,7 @@ static int read_grid(const CfgBinder *r, const YamlNode *grid, Sweep *s) {
  * and runs make; eval and set are read where their paths are known). */
 typedef struct SweepFile {
     char name[128], base[1024], out_dir[1024];
-    const YamlNode *set, *grid, *runs, *seeds, *eval;
+    const YamlNode *set, *grid, *runs, *seeds, *eval, *fid;
 } SweepFile;
 
 /* One runs[] entry. */
@@ -318,6 +318,7 @@ SWEEP_KEEP(SweepFile, grid)
 SWEEP_KEEP(SweepFile, runs)
 SWEEP_KEEP(SweepFile, seeds)
 SWEEP_KEEP(SweepFile, eval)
+SWEEP_KEEP(SweepFile, fid)
 SWEEP_KEEP(SweepRunFile, set)
 
 static const CfgField sweep_fields[] = {
@@ -329,6 +330,27 @@ static const CfgField sweep_fields[] = {
     CFG_CUSTOM("runs", keep_SweepFile_runs, NULL),
     CFG_CUSTOM("seeds", keep_SweepFile_seeds, NULL),
     CFG_CUSTOM("eval", keep_SweepFile_eval, NULL),
+    CFG_CUSTOM("fid", keep_SweepFile_fid, NULL),
+};
+
+/* fid: jit-eval fid's options; the lists stay strings ("1.5,2.9"), jit-eval parses them. */
+typedef struct SweepFidFile {
+    char features[1024], ref[1024], real[1024], cfg[256], interval[256], ema[64];
+    int n, steps, seed, chunk, batch;
+} SweepFidFile;
+
+static const CfgField fid_fields[] = {
+    CFG_STRING(SweepFidFile, "features", features),
+    CFG_STRING(SweepFidFile, "ref", ref),
+    CFG_STRING(SweepFidFile, "real", real),
+    CFG_STRING(SweepFidFile, "cfg", cfg),
+    CFG_STRING(SweepFidFile, "interval", interval),
+    CFG_STRING(SweepFidFile, "ema", ema),
+    CFG_INT(SweepFidFile, "n", n, CFGR_GE, 2, 0),
+    CFG_INT(SweepFidFile, "steps", steps, CFGR_GE, 1, 0),
+    CFG_INT(SweepFidFile, "seed", seed, CFGR_GE, 0, 0),
+    CFG_INT(SweepFidFile, "chunk", chunk, CFGR_GE, 1, 0),
+    CFG_INT(SweepFidFile, "batch", batch, CFGR_GE, 1, 0),
 };
 
 static const CfgField run_fields[] = {
@@ -498,6 +520,30 @@ static int read_eval(const CfgBinder *r, const YamlNode *ev, Sweep *s) {
     return 0;
 }
 
+static int read_fid(const CfgBinder *r, const YamlNode *node, Sweep *s) {
+    if (!node || yaml_tree_is_null(node)) return 0;
+    SweepFidFile e = {.n = SWEEP_UNSET, .steps = SWEEP_UNSET, .seed = SWEEP_UNSET, .chunk = SWEEP_UNSET,
+                      .batch = SWEEP_UNSET};
+    if (cfg_bind_fields(r, node, "fid", "under fid", fid_fields, CFG_N_FIELDS(fid_fields), &e)) return -1;
+    if (!e.features[0]) return cfg_error(r, node, "fid.features", "missing (classifier:FILE or inception:FILE)");
+    if (!e.ref[0] == !e.real[0])
+        return cfg_error(r, node, "fid.ref", "give the reference statistics (ref: FILE.npz) or real images (real: DIR), "
+                                             "one of them");
+    SweepEval *f = &s->fid;
+    f->enabled = 1;
+    eval_add(f, "--features", e.features);
+    eval_add(f, e.ref[0] ? "--ref" : "--real", e.ref[0] ? e.ref : e.real);
+    if (e.cfg[0]) eval_add(f, "--cfg", e.cfg);
+    if (e.interval[0]) eval_add(f, "--interval", e.interval);
+    if (e.ema[0]) eval_add(f, "--ema", e.ema);
+    eval_int(f, "--n", e.n);
+    eval_int(f, "--steps", e.steps);
+    eval_int(f, "--seed", e.seed);
+    eval_int(f, "--chunk", e.chunk);
+    eval_int(f, "--batch", e.batch);
+    return 0;
+}
+
 static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
     char got[96];
     if (!root) return cfg_error(r, NULL, NULL, "the sweep file is empty (it needs at least name, base and a grid or runs)");
@@ -521,7 +567,7 @@ static int sweep_read(const CfgBinder *r, const YamlNode *root, Sweep *s) {
     if (read_grid(r, f.grid, s) || read_runs(r, f.runs, s)) return -1;
     if (s->n_runs == 0) return cfg_error(r, root, NULL, "the sweep has no runs: give a grid, runs, or both");
     if (read_seeds(r, f.seeds, s)) return -1;
-    if (read_eval(r, f.eval, s)) return -1;
+    if (read_eval(r, f.eval, s) || read_fid(r, f.fid, s)) return -1;
     return check_unique_names(r, s);
 }
 
@@ -558,6 +604,7 @@ void sweep_free(Sweep *s) {
     core_free(s->seeds);
     sweep_free_overrides(s->set, s->n_set);
     sweep_free_overrides(s->eval.args, s->eval.n_args);
+    sweep_free_overrides(s->fid.args, s->fid.n_args);
     core_free(s->path), core_free(s->name), core_free(s->base), core_free(s->out_dir);
     memset(s, 0, sizeof *s);
 }

@@ -15,6 +15,11 @@
  *     classifier: models/fmnist-classifier.h5
  *     real: data/fmnist-test
  *     per_class: 50                        # and steps, cfg, ema, seed, batch
+ *   fid:                                   # optional: jit-eval fid after each run (docs/eval.md)
+ *     features: inception:models/inception.h5
+ *     ref: fid_stats/jit_in256_stats.npz   # or real: DIR (shards)
+ *     n: 50000                             # and cfg "1.5,2.9", interval "0.1,1:0,1", ema "0,1",
+ *                                          # steps, seed, chunk, batch (one row per setting)
  *
  * The file is read with the project's YAML tree (io/yaml_tree.h), so every
  * error names FILE:LINE:COL, the key and what is wrong, as train/config/config.c does.
@@ -62,6 +67,7 @@ typedef struct Sweep {
     int n_groups;  /* the runs before repetition */
     char **groups; /* their names */
     SweepEval eval;
+    SweepEval fid; /* the fid: section: jit-eval fid's options ("--features", SPEC, ...) */
 } Sweep;
 
 /* Read and check a sweep file. 0 on success; -1 with "FILE:LINE:COL: KEY:
