@@ -42,6 +42,11 @@ typedef struct DeviceMem {
 /* Host memory (core_malloc): the graph's bookkeeping, the CPU backend's data. */
 extern const DeviceMem device_mem_host;
 
+/* 1 when the memory is the host's (the CPU backend): its data can be read
+ * in place, and its ops run on the host's cores. What code above the
+ * kernels asks instead of naming a device (tests/layering_test.sh). */
+static inline int device_mem_is_host(const DeviceMem *m) { return m->device == DEVICE_CPU; }
+
 static inline const char *device_name(Device d) {
     return d == DEVICE_CPU ? "cpu" : d == DEVICE_CUDA ? "cuda" : "unknown";
 }

@@ -36,7 +36,7 @@ static void plan_step(const Config *c, int ranks, const Backend *pb, JitModel *m
                       size_t *out, size_t *arena_bytes, size_t *peak) {
     const JitConfig *mc = &c->model;
     int B = c->batch_size, C = mc->in_channels, S = mc->img_size, per = C * S * S;
-    int on_cpu = pb->device == DEVICE_CPU, pixelgen = pixelgen_enabled(c);
+    int on_cpu = device_mem_is_host(pb->mem), pixelgen = pixelgen_enabled(c);
     /* The host inputs of the step: every sample passes the perceptual gate. */
     float *img = core_calloc(sizeof(float) * (size_t)B * per), *t_host = core_malloc(sizeof(float) * (size_t)B);
     int *y = core_calloc(sizeof(int) * (size_t)B);
@@ -103,7 +103,7 @@ void mem_plan_compute(const Config *cfg, int ranks, MemPlan *p) {
     c.percept_t_threshold = 0.0f;
     plan_mem_reset();
     const Backend *pb = plan_backend(target);
-    int on_cpu = pb->device == DEVICE_CPU;
+    int on_cpu = device_mem_is_host(pb->mem);
     p->ranks = ranks, p->on_cpu = on_cpu, p->pixelgen = pixelgen_enabled(&c), p->device = target->name;
 
     JitModel m;

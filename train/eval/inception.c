@@ -248,7 +248,7 @@ static void fold(InceptionNet *n, const char *path) {
 /* The network at 1/div width with its stores allocated, weights unset. */
 static InceptionNet *net_create(int div, const Backend *be) {
     InceptionNet *n = core_calloc(sizeof *n);
-    n->be = be, n->div = div, n->side = INCEPTION_SIZE, n->chunk = be->device == DEVICE_CPU ? 4 : 32;
+    n->be = be, n->div = div, n->side = INCEPTION_SIZE, n->chunk = device_mem_is_host(be->mem) ? 4 : 32;
     params_create(&n->raw);
     params_create(&n->w);
     walk_shapes(n, WALK_DECLARE);
