@@ -175,7 +175,7 @@ int fid_eval_run(const FidEvalSpec *s, FidRowResult *res, FeatureStats *stats) {
     int stopped = 0;
     for (int row = (int)st.row; row < s->rows && !stopped; row++) {
         double t_row = core_now_s() - st.seconds, t_inv = core_now_s();
-        long chunks_at_start = st.next_chunk;
+        long images_at_start = st.acc.n; /* a resumed row's rate counts this invocation's images only */
         for (long c0 = st.next_chunk; c0 < total; c0 += world) {
             long k = c0 + rank;
             memset(mine, 0, msg);
@@ -214,7 +214,7 @@ int fid_eval_run(const FidEvalSpec *s, FidRowResult *res, FeatureStats *stats) {
                 st.seconds = core_now_s() - t_row;
                 if (s->state_path) state_write(s, &st);
                 if (!s->quiet) {
-                    double el = core_now_s() - t_inv, rate = (double)(next - chunks_at_start) * C / (el > 0 ? el : 1);
+                    double el = core_now_s() - t_inv, rate = (double)(st.acc.n - images_at_start) / (el > 0 ? el : 1);
                     long left = s->n_images - st.acc.n;
                     char eta[32];
                     fmt_duration(left / (rate > 0 ? rate : 1e-9), eta, sizeof eta);
