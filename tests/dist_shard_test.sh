@@ -19,16 +19,12 @@
 set -uo pipefail
 src=$1
 build=$2
+. "$(dirname "$0")/lib.sh" dist_shard_test
 work=$build/dist-shard-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
 py=/usr/bin/python3
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
-pass=0
-fail=0
-ok() { echo "dist_shard_test: PASS $*"; pass=$((pass + 1)); }
-bad() { echo "dist_shard_test: FAIL $*"; fail=$((fail + 1)); }
 
 "$build/jit-prep" --synthetic 96 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1
 cat >"$work/small.yaml" <<YAML
@@ -95,5 +91,4 @@ if train 2 "$out" true --resume "$out/ckpt/ckpt-00000002.h5" && grep -q "optimiz
     ok "1-rank checkpoint resumed on 2 sharded ranks == the straight 1-rank run" || bad "1 -> 2 sharded: differs"
 else bad "1 -> 2 sharded ranks: resume (see $out.log)"; fi
 
-echo "dist_shard_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done

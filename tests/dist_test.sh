@@ -15,16 +15,12 @@
 set -uo pipefail
 src=$1
 build=$2
+. "$(dirname "$0")/lib.sh" dist_test
 work=$build/dist-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
 py=/usr/bin/python3
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
-pass=0
-fail=0
-ok() { echo "dist_test: PASS $*"; pass=$((pass + 1)); }
-bad() { echo "dist_test: FAIL $*"; fail=$((fail + 1)); }
 
 "$build/jit-prep" --synthetic 512 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1
 cat >"$work/small.yaml" <<YAML
@@ -156,5 +152,4 @@ else
   if [ $code -ne 0 ]; then ok "killed rank: the job ended after ${t} s with code $code"; else bad "killed rank: exit code 0"; fi
 fi
 
-echo "dist_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done

@@ -28,18 +28,14 @@
 set -uo pipefail
 src=$1
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" fid_test
 work=$build/fid-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
 eval_=$build/jit-eval
-fail=0
-ok() { echo "fid_test: ok   $*"; }
-bad() { echo "fid_test: FAIL $*"; fail=1; }
-check() { if "${@:2}"; then ok "$1"; else bad "$1"; fi; }
 expect_error() { # NAME PATTERN COMMAND...: exit 1 and PATTERN in the output
   local name=$1 pat=$2 rc=0
   shift 2
@@ -231,5 +227,4 @@ assert [r["cfg"] for r in rows] == [1, 2] and all(r["images"] == 24 for r in row
 assert open(f"{sys.argv[1]}/fid.md").read().count("| cfg ") == 2
 PY
 
-[ $fail = 0 ] && echo "fid_test: all passed" || echo "fid_test: FAILED"
-exit $fail
+t_done

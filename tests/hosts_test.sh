@@ -17,15 +17,13 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" hosts_test
 work=$build/hosts-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
 agent=$src/tests/netns_agent.sh
 py=/usr/bin/python3
-fail=0
-ok() { echo "hosts_test: PASS $*"; }
-bad() { echo "hosts_test: FAIL $*"; fail=1; }
 
 # The agent without namespaces: an unknown host is refused by name.
 out=$(JIT_NETNS_HOSTS="10.213.0.2=x" "$agent" -x 10.9.9.9 true 2>&1)
@@ -70,7 +68,6 @@ train: {steps: 4, log_every: 1, checkpoint_every: 4}
 sampling: {steps: 1, per_class: 1}
 logging: {progress: false}
 YAML
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
 train=("$build/jit-train" --config "$work/small.yaml")
 losses() { $py -c "import json,sys; print(' '.join(repr(json.loads(l)['loss']) for l in open(sys.argv[1]) if '\"loss\"' in l))" "$1"; }
 
@@ -97,5 +94,4 @@ l2=$(losses "$work/two/metrics.jsonl" 2>/dev/null)
 if [ -n "$l1" ] && [ "$l1" = "$l2" ]; then ok "4 losses bit-identical: $l2"; else bad "losses: one host [$l1], two hosts [$l2]"; fi
 $py tests/compare_ckpts.py "$work/one/ckpt/latest" "$work/two/ckpt/latest" 1e-30 "hosts_test: two hosts vs one" &&
     ok "parameters bit-identical" || bad "parameters differ"
-[ $fail = 0 ] && echo "hosts_test: PASS" || echo "hosts_test: FAIL"
-exit $fail
+t_done

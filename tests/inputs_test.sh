@@ -13,12 +13,11 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" inputs_test
 work=$build/inputs-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
-pass=0
-fail=0
 fifo=$work/fifo.h5
 mkfifo "$fifo"
 
@@ -29,18 +28,14 @@ expect() {
   shift 2
   timeout -k 2 10 "$@" >"$work/out.log" 2>&1 </dev/null || rc=$?
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-    echo "inputs_test: FAIL $name: still running after 10 s (blocked?)"
-    fail=$((fail + 1))
+    bad "$name: still running after 10 s (blocked?)"
   elif [ "$rc" = 0 ]; then
-    echo "inputs_test: FAIL $name: exit 0"
-    fail=$((fail + 1))
+    bad "$name: exit 0"
   elif ! grep -qF -- "$needle" "$work/out.log"; then
-    echo "inputs_test: FAIL $name: exit $rc but the message does not name $needle:"
+    bad "$name: exit $rc but the message does not name $needle:"
     tail -5 "$work/out.log"
-    fail=$((fail + 1))
   else
-    echo "inputs_test: PASS $name (exit $rc: $(grep -F -- "$needle" "$work/out.log" | head -1 | cut -c1-160))"
-    pass=$((pass + 1))
+    ok "$name (exit $rc: $(grep -F -- "$needle" "$work/out.log" | head -1 | cut -c1-160))"
   fi
 }
 
@@ -82,5 +77,4 @@ expect "data.train FIFO (shard)" "$fifo" "$build/jit-train" --config configs/fmn
   --set data.train="$fifo"
 expect "jit-prep --check FIFO" "$fifo" "$build/jit-prep" --check "$fifo"
 
-echo "inputs_test: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+t_done

@@ -16,13 +16,12 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" manifest_test
 work=$build/manifest-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$src"
 py=/usr/bin/python3
-pass=0
-fail=0
 # expect NAME WANT_RC NEEDLE CMD...: exit code WANT_RC ("nonzero" for any
 # failure) and NEEDLE in the output.
 expect() {
@@ -33,12 +32,10 @@ expect() {
   if [ "$want" = nonzero ]; then [ "$rc" != 0 ] && [ "$rc" != 124 ] || ok=0; else [ "$rc" = "$want" ] || ok=0; fi
   grep -qF -- "$needle" "$work/out.log" || ok=0
   if [ $ok = 1 ]; then
-    echo "manifest_test: PASS $name (exit $rc: $(grep -F -- "$needle" "$work/out.log" | head -1 | cut -c1-200))"
-    pass=$((pass + 1))
+    ok "$name (exit $rc: $(grep -F -- "$needle" "$work/out.log" | head -1 | cut -c1-200))"
   else
-    echo "manifest_test: FAIL $name (exit $rc, wanted $want and '$needle'):"
+    bad "$name (exit $rc, wanted $want and '$needle'):"
     tail -5 "$work/out.log"
-    fail=$((fail + 1))
   fi
 }
 prep() { "$build/jit-prep" --synthetic 1200 --out "$1" --size 8 --channels 1 --classes 2 --per-shard 200 >/dev/null; }
@@ -104,5 +101,4 @@ ln -s "$work/full/synthetic-00001.h5" "$work/full/synthetic-00004.h5" "$work/lin
 expect "a directory of links to 2 shards of a set: accepted, checked against their manifest" 0 "2 shards, 400 images" \
   "$build/jit-prep" --check "$work/links"
 
-echo "manifest_test: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+t_done

@@ -16,16 +16,12 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" outputs_test
 work=$build/outputs-test
 rm -rf "$work"
 mkdir -p "$work/out"
 cd "$src"
 py=/usr/bin/python3
-pass=0
-fail=0
-check() { # check NAME CONDITION...
-  if "${@:2}"; then echo "outputs_test: PASS $1"; pass=$((pass + 1)); else echo "outputs_test: FAIL $1"; fail=$((fail + 1)); fi
-}
 no_tmp() { [ -z "$(find "$1" -name '*.tmp*')" ]; }
 # limited KB CMD...: run CMD with files limited to KB kilobytes; its exit code
 limited() {
@@ -71,5 +67,4 @@ check "success: exit 0, PNG and HDF5 written" bash -c "[ $rc = 0 ] && [ -s '$wor
 check "success: no temporary file left (samples, run, data)" bash -c \
   "[ -z \"\$(find '$work/out' '$work/run' '$work/data' -name '*.tmp*')\" ]"
 
-echo "outputs_test: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+t_done

@@ -31,16 +31,12 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" pixelgen_train_test
 work=$build/pixelgen-train-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 py=/usr/bin/python3
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
-pass=0
-fail=0
-ok() { echo "pixelgen_train_test: PASS $*"; pass=$((pass + 1)); }
-bad() { echo "pixelgen_train_test: FAIL $*"; fail=$((fail + 1)); }
 
 "$build/jit-prep" --synthetic 256 --out data --size 16 --channels 3 --classes 4 --seed 3 >/dev/null || exit 1
 cat >c.yaml <<YAML
@@ -264,5 +260,4 @@ print("lambda per step:", lam)
 assert sorted(r) == [1, 2, 3, 4, 5] and lam[:3] == [1.0, 1.0, 1.0] and lam[3] != 1.0, lam
 PY
 
-echo "pixelgen_train_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done

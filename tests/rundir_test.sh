@@ -20,17 +20,14 @@
 set -uo pipefail
 src=$1
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" rundir_test
 section=$3
 work=$build/rundir-test/$section
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 py=/usr/bin/python3
-mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
 export OMP_NUM_THREADS=1
-fail=0
-ok() { echo "rundir_test: ok   $*"; }
-bad() { echo "rundir_test: FAIL $*"; fail=1; }
 
 "$build/jit-prep" --synthetic 64 --out data --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1
 cat >tiny.yaml <<YAML
@@ -225,5 +222,4 @@ watchdog)
   exit 2
   ;;
 esac
-[ $fail = 0 ] && echo "rundir_test: $section passed" || echo "rundir_test: $section FAILED"
-exit $fail
+t_done

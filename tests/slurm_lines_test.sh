@@ -13,13 +13,11 @@
 #   usage: slurm_lines_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$(cd "$1" && pwd)
+. "$(dirname "$0")/lib.sh" slurm_lines_test
 work=$(cd "$2" && pwd)/slurm-lines-test
 rm -rf "$work"
 mkdir -p "$work/bin" "$work/jit"
 cd "$src"
-fail=0
-ok() { echo "slurm_lines_test: PASS $*"; }
-bad() { echo "slurm_lines_test: FAIL $*"; fail=1; }
 
 # Stand-ins: each records "name argv..." and its OMP/SRUN variables, then exits 0.
 for tool in srun mpirun jit-train jit-sweep; do
@@ -73,5 +71,4 @@ else bad "no warning for 8 GPUs and 1 rank per node: $(cat "$work/out")"; fi
 job SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_JOB_ID=4240 -- slurm/sweep.sbatch configs/sweeps/fmnist-sparsity.yaml
 expect_argv "sweep.sbatch, 2 nodes x 8 tasks" \
     "jit-sweep run configs/sweeps/fmnist-sparsity.yaml --index 1 --launcher srun --mpi=pmix --kill-on-bad-exit=1"
-[ $fail = 0 ] && echo "slurm_lines_test: PASS" || echo "slurm_lines_test: FAIL"
-exit $fail
+t_done

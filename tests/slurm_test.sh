@@ -20,12 +20,9 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" slurm_test
 work=$build/slurm-test
 t_begin=$(date +%s)
-pass=0
-fail=0
-ok() { echo "slurm_test: PASS $*"; pass=$((pass + 1)); }
-bad() { echo "slurm_test: FAIL $*"; fail=$((fail + 1)); }
 skip() { echo "slurm_test: SKIP $*"; exit 0; }
 say() { echo "slurm_test: [$(($(date +%s) - t_begin)) s] $*"; }
 # wait_for SECONDS COMMAND...: poll every 0.5 s; 1 on timeout.
@@ -378,5 +375,4 @@ wait_for 60 job_gone "$jid" || bad "D: job $jid still there 60 s after scancel"
 checks=9
 [ $((pass + fail)) -eq $checks ] || bad "$((pass + fail)) of $checks checks reported"
 say "done"
-echo "slurm_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done

@@ -22,16 +22,13 @@
 set -uo pipefail
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
+. "$(dirname "$0")/lib.sh" sweep_test
 work=$build/sweep-test
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
 py=/usr/bin/python3
 sweep=$build/jit-sweep
-pass=0
-fail=0
-ok() { echo "sweep_test: PASS $*"; pass=$((pass + 1)); }
-bad() { echo "sweep_test: FAIL $*"; fail=$((fail + 1)); }
 
 "$build/jit-prep" --synthetic 256 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1
 cat >base.yaml <<YAML
@@ -352,5 +349,4 @@ PY
   ok "study: summary over 3 seeds per arm with attention error, converted runs marked on the plot"
 else bad "study run and summary: exit $code (see $work/strun.log, $work/stsum.log)"; fi
 
-echo "sweep_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done
