@@ -34,9 +34,10 @@ cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan -L 'unit|cuda_emu' --output-on-failure -j"$jobs"
 
 echo "== slowest tests =="
+# From ctest's cost data (name, runs, mean seconds), which a `ctest -N` inside
+# a test (suite_cores_test) does not overwrite as it does LastTest.log.
 for d in build build-asan; do
-  log=$d/Testing/Temporary/LastTest.log
-  [ -f "$log" ] || continue
-  grep -E '^[0-9]+/[0-9]+ Test: |Test time = ' "$log" | \
-    awk -v d="$d" '/ Test: /{name=$3} /Test time =/{printf "%8.1f s  %s (%s)\n", $4, name, d}'
+  cost=$d/Testing/Temporary/CTestCostData.txt
+  [ -f "$cost" ] || continue
+  awk -v d="$d" '/^---/{exit} NF == 3 {printf "%8.1f s  %s (%s)\n", $3, $1, d}' "$cost"
 done | sort -rn | head -12
