@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -12,8 +14,10 @@
 #include "core/check.h"
 
 /* The holder's record: "pid P\nhost H\nstarted T\n", read into one line
- * "pid P on host H, started T" for messages ("" when the file is empty). */
-static void run_lock_describe(int fd, char *out, size_t n) {
+ * "pid P on host H, started T" for messages ("" when the file is empty).
+ * *dead (when given) is set when P is no process of this host: the record
+ * of a holder that was killed, which the new holder has not yet replaced. */
+static void run_lock_describe_ex(int fd, char *out, size_t n, int *dead) {
     char buf[512] = "";
     ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
     buf[got > 0 ? got : 0] = 0;
@@ -25,7 +29,15 @@ static void run_lock_describe(int fd, char *out, size_t n) {
     }
     if (got <= 0) snprintf(out, n, "%s", "");
     else snprintf(out, n, "pid %s on host %s, started %s", pid, host, started);
+    if (dead) {
+        char self[256] = "";
+        gethostname(self, sizeof self - 1);
+        long p = strtol(pid, NULL, 10);
+        *dead = got > 0 && p > 0 && !strcmp(host, self) && kill((pid_t)p, 0) != 0 && errno == ESRCH;
+    }
 }
+
+static void run_lock_describe(int fd, char *out, size_t n) { run_lock_describe_ex(fd, out, n, NULL); }
 
 static void run_lock_write_self(RunLock *l) {
     char host[256] = "?", when[64] = "?", rec[512];
@@ -47,13 +59,27 @@ void run_lock_acquire(RunLock *l, const char *dir, const char *who) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         if (err == EWOULDBLOCK) {
-            /* Started together: the holder may not have written its record yet. */
+            /* Started together: the holder may not have written its record
+             * yet (the file is empty, or still names a killed holder), or
+             * may end while we look: then the lock is ours after all. */
             char holder[400] = "";
-            for (int i = 0; i < 40 && !holder[0]; i++) {
-                run_lock_describe(fd, holder, sizeof holder);
-                if (!holder[0]) usleep(50000);
+            int dead = 0, got_lock = 0;
+            for (int i = 0; i < 40; i++) {
+                run_lock_describe_ex(fd, holder, sizeof holder, &dead);
+                if (holder[0] && !dead) break;
+                usleep(50000);
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                    got_lock = 1;
+                    break;
+                }
+            }
+            if (got_lock) {
+                l->fd = fd;
+                run_lock_write_self(l);
+                return;
             }
             close(fd);
+            if (dead) holder[0] = 0;
             FAIL("%s: run.out_dir %s is in use by another trainer (%s; it holds %s): wait for it to end or stop it, "
                  "or give this run another run.out_dir",
                  who, dir, holder[0] ? holder : "it has not said who it is yet", l->path);

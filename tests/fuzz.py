@@ -310,8 +310,9 @@ def fuzz_rundir(a):
         k = rng.randint(1, 5)
         note, expect_new_run = "", False
         if op == "start":
+            used = bool(before) or latest() is not None   # before the run, which makes a latest of its own
             rc, log = run("--set", f"train.steps={k}")
-            if before or latest() is not None:
+            if used:
                 ok = rc == 1 and "--overwrite" in log and ckpt_files(ckdir) == before
                 note = "refused" if ok else f"a start on a used directory: exit {rc}"
             else:
@@ -350,7 +351,8 @@ def fuzz_rundir(a):
             ok = (codes == [0, 1] and named) or codes == [0, 0]
             ok = ok and latest() == cur + k
             note = ("one stopped, naming the other" if named else "one after the other") if ok else \
-                f"concurrent: exits {[r for r, _ in res]}, other named {named}, latest {latest()}"
+                f"concurrent: exits {[r for r, _ in res]}, other named {named}, latest {latest()}; " + \
+                "; ".join(f"[{r}] {log.strip().splitlines()[-1:] if log.strip() else ''}" for r, log in res if r != 0)
             expect_new_run = not before
         # The invariants, whatever the operation did.
         after = ckpt_files(ckdir)
