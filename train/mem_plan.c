@@ -209,5 +209,5 @@ void mem_plan_print(FILE *f, const Config *c, const MemPlan *p) {
                    "<= %.1f GiB\n", MP_UNCOUNTED_GIB, MP_H100_GIB);
     }
     fprintf(f, "  2-byte activations: every step-arena byte halved, an estimate of what bf16 activations would give "
-               "(not implemented: fp32 today)\n");
+               "(activations are stored in fp32 today, so this line is not a count)\n");
 }
