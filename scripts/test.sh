@@ -40,4 +40,4 @@ for d in build build-asan; do
   cost=$d/Testing/Temporary/CTestCostData.txt
   [ -f "$cost" ] || continue
   awk -v d="$d" '/^---/{exit} NF == 3 {printf "%8.1f s  %s (%s)\n", $3, $1, d}' "$cost"
-done | sort -rn | head -12
+done | sort -rn | awk 'NR <= 12'  # awk reads to the end: head would SIGPIPE sort under pipefail
