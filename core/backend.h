@@ -60,6 +60,11 @@ typedef struct Backend {
     void (*ema_update)(float *ema, const float *w, size_t n, float decay);
     double (*grad_sq)(const BackendOptim *o, const ParamStore *ps);
     void (*scale_grad)(const BackendOptim *o, ParamStore *ps, float s);
+    /* Device memory [dst, dst + bytes) was written by something other than
+     * the backend's own copies and kernels (a collective): what the backend
+     * derived from it (CUDA: the bf16 weight mirror) is out of date. NULL
+     * where the backend derives nothing. */
+    void (*written)(const void *dst, size_t bytes);
 } Backend;
 
 /* The backend called `name`, opened (see Backend.open). Stops with a message

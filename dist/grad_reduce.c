@@ -14,7 +14,7 @@
 void grad_reduce_init(GradReduce *r, Comm *comm, const Backend *be, ParamStore *ps, size_t bucket_bytes, int overlap,
                       int shard) {
     memset(r, 0, sizeof *r);
-    r->comm = comm, r->ps = ps;
+    r->comm = comm, r->ps = ps, r->be = be;
     r->world = comm ? comm->world : 1, r->rank = comm ? comm->rank : 0;
     /* The one place the transport follows the device: MPI reads host
      * memory, NCCL device memory. */
@@ -158,6 +158,11 @@ void grad_reduce_gather(GradReduce *r, float *buf) {
             comm_nccl_broadcast(r->comm, buf + r->bounds[k], r->bounds[k + 1] - r->bounds[k], k);
     comm_nccl_group_end();
     comm_nccl_join(r->comm);
+    /* The other ranks' ranges changed behind the backend's back (its bf16
+     * weight mirror: kernels/cuda/wmirror.cu). */
+    if (r->be->written)
+        for (int k = 0; k < r->world; k++)
+            if (k != r->rank) r->be->written(buf + r->bounds[k], (r->bounds[k + 1] - r->bounds[k]) * sizeof(float));
 }
 
 void grad_reduce_gather_host(GradReduce *r, float *host) {

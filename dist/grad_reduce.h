@@ -76,6 +76,7 @@ typedef struct GradBucket {
 typedef struct GradReduce {
     Comm *comm; /* NULL, or a world of 1: nothing to reduce */
     ParamStore *ps;
+    const Backend *be; /* told about the weights the all-gather writes (Backend.written) */
     int world, rank;
     int nccl;    /* the transport: NCCL on device memory, else MPI */
     int overlap; /* buckets launched during backward (else after it) */

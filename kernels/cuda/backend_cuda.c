@@ -38,17 +38,25 @@ static const char *cuda_describe(char *buf, size_t len) {
 
 struct BackendOptim {
     CudaOptimLayout lo;
+    const float *mirrored; /* the parameter buffer given a bf16 mirror (BF16 mode), else NULL */
 };
 
+/* The trainer's parameters: in BF16 mode their bf16 mirror (wmirror.cu) lives
+ * as long as the optimiser that keeps it up to date. */
 static BackendOptim *cuda_optim_create(const ParamStore *ps, size_t lo, size_t hi) {
     BackendOptim *o = core_calloc(sizeof *o);
     cuda_optim_layout_create_range(&o->lo, ps, lo, hi);
+    if (cuda_get_precision() == CUDA_PREC_BF16) {
+        cuda_wmirror_attach(ps->data, ps->padded);
+        o->mirrored = ps->data;
+    }
     return o;
 }
 static void cuda_optim_sync(BackendOptim *o, const ParamStore *ps) { cuda_optim_layout_sync(&o->lo, ps); }
 static void cuda_optim_free(BackendOptim *o) {
     if (!o) return;
     cuda_optim_layout_free(&o->lo);
+    if (o->mirrored) cuda_wmirror_detach(o->mirrored);
     core_free(o);
 }
 static void cuda_adamw_step_ps(AdamW *opt, const BackendOptim *o, ParamStore *ps, float lr) {
@@ -74,4 +82,5 @@ const Backend backend_cuda_impl = {
     .ema_update = cuda_ema_update,
     .grad_sq = cuda_grad_sq_ps,
     .scale_grad = cuda_scale_grad_ps,
+    .written = cuda_wmirror_written,
 };

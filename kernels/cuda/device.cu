@@ -186,11 +186,14 @@ void cuda_free(void *p) {
 }
 
 void cuda_memset(void *dst, int byte, size_t bytes) {
-    if (bytes) CUDA_CHECK(cudaMemsetAsync(dst, byte, bytes, cuda_compute_stream()));
+    if (!bytes) return;
+    cuda_wmirror_written(dst, bytes);
+    CUDA_CHECK(cudaMemsetAsync(dst, byte, bytes, cuda_compute_stream()));
 }
 
 void cuda_memcpy_h2d(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
+    cuda_wmirror_written(dst, bytes);
     /* On the compute stream, so a kernel still reading dst finishes first. */
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_compute_stream()));
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
@@ -203,7 +206,9 @@ void cuda_memcpy_d2h(void *dst, const void *src, size_t bytes) {
 }
 
 void cuda_memcpy_d2d(void *dst, const void *src, size_t bytes) {
-    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_compute_stream()));
+    if (!bytes) return;
+    cuda_wmirror_written(dst, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_compute_stream()));
 }
 
 void *cuda_host_alloc(size_t bytes) {

@@ -20,8 +20,9 @@
 static void cuda_zero(void *p, size_t bytes) { cuda_memset(p, 0, bytes); }
 
 static void cuda_h2d_async(void *dst, const void *host_src, size_t bytes) {
-    if (bytes)
-        DEV_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)cuda_stream()));
+    if (!bytes) return;
+    cuda_wmirror_written(dst, bytes);
+    DEV_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)cuda_stream()));
 }
 
 static void *cuda_fence_create(void) {

@@ -63,6 +63,26 @@ void cuda_synchronize(void);
 /* The compute stream, as a cudaStream_t. */
 void *cuda_stream(void);
 
+/* --- the bf16 weight mirror (kernels/cuda/wmirror.cu): in BF16 mode the
+ * matrix products read a weight's bf16 copy from a mirror of the flat
+ * parameter buffer, made when the weights change instead of at every
+ * product. attach makes a (stale) mirror of device floats [base, base + n);
+ * AdamW writes it beside the floats it updates (cuda_wmirror_for_update);
+ * every other write to the floats must be reported with
+ * cuda_wmirror_written (the backend's copies and memsets do it themselves),
+ * after which the first product that needs the mirror refreshes it whole.
+ * cuda_wmirror_weight: the bf16 copy of numel floats at w, NULL when w is
+ * in no mirror or the precision is FP32. With the check on (default under
+ * the emulator) each lookup compares the copy with the floats and stops on
+ * a difference, naming the offset. --- */
+void cuda_wmirror_attach(const float *base, size_t n);
+void cuda_wmirror_detach(const float *base);
+void cuda_wmirror_written(const void *dst, size_t bytes);
+const void *cuda_wmirror_weight(const float *w, size_t numel);
+void *cuda_wmirror_for_update(const float *base); /* the mirror of base's buffer (__nv_bfloat16 *), or NULL */
+void cuda_wmirror_set_check(int on);
+long cuda_wmirror_refreshes(void); /* whole-mirror refreshes so far (tests) */
+
 /* --- the optimiser on the device (kernels/cuda/optim.cu): the semantics of
  * core/optim.c over device copies of the flat buffers --- */
 struct ParamStore;

@@ -107,9 +107,12 @@ typedef struct AdamArgs {
     float lr, b1, b2, omb1, omb2, c1, c2, eps, wd;
 } AdamArgs;
 
-/* m and v hold floats [base, ...) of the flat buffer (a shard). */
-__global__ void adamw_kernel(const OptChunk *chunks, float *w, const float *g, float *m, float *v, size_t base,
-                             AdamArgs a) {
+/* m and v hold floats [base, ...) of the flat buffer (a shard). wb: the
+ * buffer's bf16 mirror (wmirror.cu) or NULL; the updated weight's bf16 copy
+ * is written with it, so BF16 mode's products need no other pass over the
+ * weights (2 bytes more per updated float instead of a 6-byte refresh). */
+__global__ void adamw_kernel(const OptChunk *chunks, float *w, __nv_bfloat16 *wb, const float *g, float *m, float *v,
+                             size_t base, AdamArgs a) {
     OptChunk ch = chunks[blockIdx.x];
     if (!(ch.flags & OPT_TRAINABLE)) return;
     float decay = ch.flags & OPT_DECAY ? a.wd : 0.0f;
@@ -123,7 +126,9 @@ __global__ void adamw_kernel(const OptChunk *chunks, float *w, const float *g, f
         v[s] = vj;
         float mhat = __fmul_rn(mj, a.c1), vhat = __fmul_rn(vj, a.c2);
         float upd = __fadd_rn(__fdiv_rn(mhat, __fadd_rn(__fsqrt_rn(vhat), a.eps)), __fmul_rn(decay, wj));
-        w[i] = __fsub_rn(wj, __fmul_rn(a.lr, upd));
+        float wn = __fsub_rn(wj, __fmul_rn(a.lr, upd));
+        w[i] = wn;
+        if (wb) wb[i] = __float2bfloat16_rn(wn);
     }
 }
 
@@ -137,7 +142,7 @@ extern "C" void cuda_adamw_step(AdamW *opt, const CudaOptimLayout *lo, float *w,
     a.c2 = 1.0f / (1.0f - powf(a.b2, (float)opt->step));
     if (!lo->n_chunks) return;
     adamw_kernel<<<(unsigned)lo->n_chunks, CUDA_THREADS, 0, cuda_compute_stream()>>>((const OptChunk *)lo->chunks, w,
-                                                                                      g, opt->m, opt->v, opt->lo, a);
+        (__nv_bfloat16 *)cuda_wmirror_for_update(w), g, opt->m, opt->v, opt->lo, a);
     CUDA_CHECK_LAUNCH();
 }
 

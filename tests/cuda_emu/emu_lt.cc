@@ -10,6 +10,16 @@
  *    bf16, C and D fp32; alpha and beta are host scalars read at the call;
  *  - D = alpha op(A) op(B) + beta C, then + bias[row] with the BIAS epilogue
  *    (an fp32 vector of m values); beta = 0 never reads C;
+ *  - BGRADB (NVIDIA's cuBLASLt reference, cublasLtEpilogue_t: "apply bias
+ *    gradient to the input matrix B; the bias size corresponds to the number
+ *    of columns of the matrix D; the reduction happens over the GEMM's k
+ *    dimension"): vec[j] = sum over k of op(B)[k, j] (as B holds it: bf16
+ *    operands are summed as their bf16 values), n fp32 values written, not
+ *    accumulated; D as without the epilogue. Here in fp32, k in order;
+ *  - the vector's type (BIAS_DATA_TYPE) is fp32 or unset (-1: D's, fp32);
+ *    any other epilogue (BGRADA, RELU, GELU, ...) or vector type is
+ *    CUBLAS_STATUS_NOT_SUPPORTED with a message naming it, as is an
+ *    epilogue without its BIAS_POINTER;
  *  - the heuristic returns an algorithm only for a supported problem, and
  *    that algorithm assumes the pointer alignments the preference promised
  *    (256 bytes unless set lower): cublasLtMatmul with a pointer aligned less
@@ -112,12 +122,16 @@ static cublasStatus_t lt_problem(const EmuLtDesc *d, const EmuLtLayout *a, const
     if (c->type != CUDA_R_32F || dd->type != CUDA_R_32F)
         return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "C/D must be fp32 here");
     if (c->ld != dd->ld) return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "C and D layouts differ");
-    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && d->epilogue != CUBLASLT_EPILOGUE_BIAS)
-        return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "epilogue %d is not emulated", (int)d->epilogue);
-    if (d->epilogue == CUBLASLT_EPILOGUE_BIAS) {
-        if (!d->bias) return lt_err(CUBLAS_STATUS_INVALID_VALUE, "BIAS epilogue without a bias pointer");
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && d->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+        d->epilogue != CUBLASLT_EPILOGUE_BGRADB)
+        return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "epilogue %d is not emulated (DEFAULT, BIAS and BGRADB are)",
+                      (int)d->epilogue);
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+        const char *e = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? "BIAS" : "BGRADB";
+        if (!d->bias) return lt_err(CUBLAS_STATUS_INVALID_VALUE, "%s epilogue without a BIAS_POINTER", e);
         if (d->bias_type != -1 && d->bias_type != CUDA_R_32F)
-            return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "bias type %d: fp32 is emulated", (int)d->bias_type);
+            return lt_err(CUBLAS_STATUS_NOT_SUPPORTED, "%s epilogue with vector type %d: fp32 is emulated", e,
+                          (int)d->bias_type);
     }
     *p = {m, n, k};
     return CUBLAS_STATUS_SUCCESS;
@@ -225,9 +239,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     Problem p;
     cublasStatus_t s = lt_problem(d, a, b, c, dd, &p);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && align_of(d->bias) < 16)
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && align_of(d->bias) < 16)
         return lt_err(CUBLAS_STATUS_NOT_SUPPORTED,
-                      "no algorithm: the BIAS epilogue's bias at %p is %d-byte aligned (its kernels need 16)", d->bias,
+                      "no algorithm: the epilogue's vector at %p is %d-byte aligned (its kernels need 16)", d->bias,
                       align_of(d->bias));
     memset(res, 0, sizeof *res);
     AlgoStamp st = {ALGO_MAGIC, {pref->align[0], pref->align[1], pref->align[2], pref->align[3]}, d->ta, d->tb,
@@ -262,8 +276,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                           "%c at %p is %d-byte aligned, but the algorithm was chosen for %u-byte alignment (set "
                           "CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_%c_BYTES)",
                           nm[i], ptrs[i], align_of(ptrs[i]), st.align[i], nm[i]);
-    if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && align_of(d->bias) < 16)
-        return lt_err(CUBLAS_STATUS_INVALID_VALUE, "the BIAS epilogue's bias at %p is %d-byte aligned (16 needed)",
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && align_of(d->bias) < 16)
+        return lt_err(CUBLAS_STATUS_INVALID_VALUE, "the epilogue's vector at %p is %d-byte aligned (16 needed)",
                       d->bias, align_of(d->bias));
     float alpha, beta;
     memcpy(&alpha, alpha_p, 4);
@@ -279,6 +293,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
             const char *what;
         } ops[] = {{A, p.k ? extent(la) : 0, "A"}, {B, p.k ? extent(lb) : 0, "B"}, {C, beta != 0.0f ? extent(lc) : 0, "C"},
                    {D, extent(lc), "D"}, {d->bias, d->epilogue == CUBLASLT_EPILOGUE_BIAS ? p.m * 4 : 0, "bias"},
+                   {d->bias, d->epilogue == CUBLASLT_EPILOGUE_BGRADB ? p.n * 4 : 0, "BGRADB's vector"},
                    {ws, ws_bytes, "workspace"}};
         for (auto &o : ops)
             if (o.bytes && !emu_device_range(o.ptr, o.bytes))
@@ -288,11 +303,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     }
     int ta = d->ta, tb = d->tb;
     const float *bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? (const float *)d->bias : nullptr;
+    float *bgrad = d->epilogue == CUBLASLT_EPILOGUE_BGRADB ? (float *)d->bias : nullptr;
     emu_enqueue(stream, "cublasLtMatmul", [=]() {
         if (!p.m || !p.n) return;
         if (p.k) emu_hz_note_range(A, extent(la), false), emu_hz_note_range(B, extent(lb), false);
         if (beta != 0.0f) emu_hz_note_range(C, extent(lc), false);
         if (bias) emu_hz_note_range(bias, p.m * 4, false);
+        if (bgrad) emu_hz_note_range(bgrad, p.n * 4, true);
         emu_hz_note_range(D, extent(lc), true);
         float *Df = (float *)D;
         size_t ldd = (size_t)lc.ld;
@@ -326,6 +343,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         if (bias)
             for (uint64_t j = 0; j < p.n; j++)
                 for (uint64_t i = 0; i < p.m; i++) Df[i + j * ldd] += bias[i];
+        if (bgrad) /* op(B)[kk, j] is B[j + kk ld] transposed, B[kk + j ld] not */
+            for (uint64_t j = 0; j < p.n; j++) {
+                float s = 0.0f;
+                for (uint64_t kk = 0; kk < p.k; kk++) s += Bf[tb ? j + kk * lb.ld : kk + j * lb.ld];
+                bgrad[j] = s;
+            }
     });
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -1,6 +1,7 @@
 /* tests/cuda_emu/include/cublasLt.h — the cuBLASLt API subset this project
  * calls, as the CPU emulator implements it (emu_lt.cc): matmul descriptors
- * (transposes, BIAS epilogue with an fp32 bias), column-major layouts,
+ * (transposes, the BIAS and BGRADB epilogues with an fp32 vector),
+ * column-major layouts,
  * preferences (workspace, minimum alignments), the heuristic, and the
  * matmul itself, queued on a stream like the real one. */
 #ifndef EMU_CUBLASLT_H
@@ -48,6 +49,8 @@ typedef enum {
     CUBLASLT_EPILOGUE_DEFAULT = 1,
     CUBLASLT_EPILOGUE_RELU = 2,
     CUBLASLT_EPILOGUE_BIAS = 4,
+    CUBLASLT_EPILOGUE_BGRADA = 256,
+    CUBLASLT_EPILOGUE_BGRADB = 512,
 } cublasLtEpilogue_t;
 
 typedef enum {
