@@ -227,6 +227,59 @@ static float *run_losses(Config *c, int steps, const char *resume) {
     return l;
 }
 
+/* BF16 mode against the CPU's fp32 over 50 steps of the tiny JiT (full
+ * attention, dropout on), from the same weights, batches and noise. What
+ * differs is BF16's rounding of every product's operands to 8 significant
+ * bits (round to nearest: relative error uniform in [-u, u], u = 2^-9,
+ * rms u/sqrt(3)) and of the bias gradient's dout; the rest (norms,
+ * softmax, the loss, reductions, AdamW, the EMA) is fp32 on both.
+ * The bound on |loss_bf16 - loss_fp32| / loss_fp32 at step s:
+ *  - one product with both operands rounded: each term of a dot product is
+ *    off by rms sqrt(2/3) u relative, independently, and for terms of
+ *    random sign the sum is off by the same relative rms: sqrt(2/3) u;
+ *  - G = 13 products on the forward's longest path (patch embed x2, t
+ *    embed, 2 blocks x (adaLN, qkv, q k^T, p v, proj, w12, w3), final x2;
+ *    the attention products count although the emulator's are fp32):
+ *    independent errors, x_hat off by rms sqrt(2/3) u sqrt(G) relative;
+ *  - the loss, mean over n = batch x channels x pixels of e^2 with
+ *    e = x_hat - v, moves by 2 mean(e dx_hat): n independent terms, so its
+ *    relative change has rms sigma = 2 sqrt(2/3) u sqrt(G) / sqrt(n)
+ *    (x_hat's scale is at most e's here: v is noise minus image);
+ *  - later steps add the weights' divergence (gradients off by O(u), AdamW
+ *    with eps 1e-3 turning that into updates off by O(u lr)): allowed to
+ *    double the bound by step 50.
+ * Bound: 8 sigma (1 + s / 50). For the emulator's batch of 8 one-channel
+ * 16x16 images (n = 2048) sigma = 2.5e-4: 2.0e-3 at step 0, 4.0e-3 at step
+ * 49. Measured (emulator): worst 3.5e-4 over the 50 steps; step 0 is exact
+ * because adaLN-Zero and the zero final layer make x_hat = 0 whatever the
+ * rounding. Products reading stale weights (AdamW not writing the bf16
+ * mirror, with the mirror check off) fail it from step 1 (1.4e-2); a bias
+ * gradient missing one row of 128 does not (4.3e-4): test_cuda_ops's
+ * linear tests catch that one. */
+#define BF16_STEPS 50
+#define BF16_U (1.0 / 512)
+#define BF16_GEMMS 13
+Test(cuda_train, bf16_steps_track_cpu_fp32, .init = make_data) {
+    Config cc = tiny("b16c", 0, "cpu", "fp32", PARITY_OPTIM, NULL), cg = tiny("b16g", 0, TEST_DEVICE, "bf16",
+                                                                                PARITY_OPTIM, NULL);
+    const double n = (double)atoi(TEST_BATCH) * cg.model.in_channels * cg.model.img_size * cg.model.img_size;
+    const double sigma = 2 * sqrt(2.0 / 3.0) * BF16_U * sqrt((double)BF16_GEMMS) / sqrt(n);
+    float *lc = run_losses(&cc, BF16_STEPS, NULL), *lg = run_losses(&cg, BF16_STEPS, NULL);
+    double worst = 0;
+    int worst_s = 0;
+    for (int s = 0; s < BF16_STEPS; s++) {
+        double rel = fabs((double)lg[s] - lc[s]) / fabs((double)lc[s]);
+        double bound = 8 * sigma * (1.0 + s / (double)BF16_STEPS);
+        cr_expect(isfinite(lg[s]) && rel <= bound, "step %d: bf16 loss %.6f, fp32 %.6f: relative %.3g > %.3g", s,
+                  lg[s], lc[s], rel, bound);
+        if (rel > worst) worst = rel, worst_s = s;
+    }
+    printf("bf16 vs fp32 over %d steps: sigma %.3g; worst relative loss difference %.3g (step %d), last %.3g\n",
+           BF16_STEPS, sigma, worst, worst_s,
+           fabs((double)lg[BF16_STEPS - 1] - lc[BF16_STEPS - 1]) / lc[BF16_STEPS - 1]);
+    free(lc), free(lg);
+}
+
 Test(cuda_train, resume_reproduces_losses_exactly, .init = make_data) {
     Config c = tiny("gres", 1, TEST_DEVICE, "auto", NULL, NULL);
     float *straight = run_losses(&c, 8, NULL);

@@ -240,6 +240,41 @@ static void fault(int fixed, int sync) {
 static void sync_names_kernel(int fixed) { fault(fixed, 1); }
 static void async_fault_hint(int fixed) { fault(fixed, 0); }
 
+/* ---- cuBLASLt's epilogues: BGRADB (used by linear.cu) sums op(B) over k
+ * into its vector; BGRADA, which nothing here uses, is refused by name ---- */
+static void lt_epilogue(int fixed) {
+    cuda_init(0);
+    const CudaLtApi *lt = cuda_lt();
+    const int m = 2, n = 3, k = 4; /* D [m x n] = A [m x k] B [k x n], column-major */
+    float hb[12], *a = (float *)cuda_malloc(8 * sizeof(float)), *b = (float *)cuda_malloc(12 * sizeof(float));
+    float *d = (float *)cuda_malloc(6 * sizeof(float)), *vec = (float *)cuda_malloc(4 * sizeof(float));
+    for (int i = 0; i < 12; i++) hb[i] = (float)(i + 1);
+    cuda_memset(a, 0, 8 * sizeof(float));
+    cuda_memcpy_h2d(b, hb, sizeof hb);
+    cublasLtMatmulDesc_t op;
+    CUBLAS_CHECK(lt->MatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasLtEpilogue_t e = fixed ? CUBLASLT_EPILOGUE_BGRADB : CUBLASLT_EPILOGUE_BGRADA;
+    CUBLAS_CHECK(lt->MatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
+    CUBLAS_CHECK(lt->MatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &vec, sizeof vec));
+    cublasLtMatrixLayout_t la, lb, ld;
+    CUBLAS_CHECK(lt->MatrixLayoutCreate(&la, CUDA_R_32F, m, k, m));
+    CUBLAS_CHECK(lt->MatrixLayoutCreate(&lb, CUDA_R_32F, k, n, k));
+    CUBLAS_CHECK(lt->MatrixLayoutCreate(&ld, CUDA_R_32F, m, n, m));
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(lt->MatmulPreferenceCreate(&pref));
+    uint32_t al = 16; /* what the emulator's allocations promise at least */
+    for (int i = CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES; i <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES; i++)
+        CUBLAS_CHECK(lt->MatmulPreferenceSetAttribute(pref, (cublasLtMatmulPreferenceAttributes_t)i, &al, sizeof al));
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    CUBLAS_CHECK(lt->MatmulAlgoGetHeuristic(cuda_lt_handle(), op, la, lb, ld, ld, pref, 1, &res, &found));
+    float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_CHECK(lt->Matmul(cuda_lt_handle(), op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &res.algo, NULL, 0,
+                            cuda_compute_stream()));
+    cuda_synchronize();
+    expect_value(vec, 2, 9.0f + 10.0f + 11.0f + 12.0f); /* column 2 of B */
+}
+
 /* ---- the cases ---- */
 
 static const EmuCase cases[] = {
@@ -259,6 +294,7 @@ static const EmuCase cases[] = {
     {"stream_order", stream_order, {"EMU order"}},
     {"sync_names", sync_names_kernel, {"(fault) failed while running: an illegal memory access was encountered"}},
     {"async_fault", async_fault_hint, {"rerun with JIT_CUDA_SYNC=1 to name it"}},
+    {"lt_epilogue", lt_epilogue, {"epilogue 256 is not emulated (DEFAULT, BIAS and BGRADB are)"}},
 };
 
 int main(int argc, char **argv) {
