@@ -191,6 +191,18 @@ int main(int argc, char **argv) {
            model * 1e-12, r.tc_peak * 1e-12);
     print_step_line(cfg_path, &mc, batch, simt, "simt");
     print_step_line(cfg_path, &mc, batch, tc, "tc");
+    /* Before the bf16 weight mirror and the BGRADB epilogue (perf_model.h: gemm_percall). */
+    PmList *old_simt = malloc(sizeof *old_simt), *old_tc = malloc(sizeof *old_tc);
+    CHECK(old_simt && old_tc, "out of memory");
+    pm_list_init(old_simt, &r), pm_list_init(old_tc, &r);
+    old_simt->gemm_percall = old_tc->gemm_percall = 1;
+    pm_jit_step(old_simt, &mc, batch, cfg.n_ema, PM_ATTN_SIMT);
+    pm_jit_step(old_tc, &mc, batch, cfg.n_ema, PM_ATTN_TC);
+    printf("# PREDICTION, linear layers before/after the bf16 weight mirror and BGRADB: step %.2f -> %.2f ms (SIMT "
+           "attention), %.2f -> %.2f ms (tensor cores); device memory %.2f -> %.2f GB, launches %.0f -> %.0f\n",
+           pm_total(old_simt, 0, 0) * 1e3, ts * 1e3, pm_total(old_tc, 0, 0) * 1e3, tt * 1e3,
+           pm_total(old_tc, 0, 3) * 1e-9, pm_total(tc, 0, 3) * 1e-9, pm_total(old_tc, 0, 4), pm_total(tc, 0, 4));
+    free(old_simt), free(old_tc);
 
 #ifdef JIT_HAVE_CUDA
     if (measure) {

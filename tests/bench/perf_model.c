@@ -3,8 +3,8 @@
  * (perf_model.h says what and why; docs/performance.md the numbers' sources).
  *
  * Byte counts follow what kernels/cuda does, in fp32 storage (activations,
- * gradients and parameters are float32; BF16 mode rounds GEMM operands into
- * bf16 copies first, linear.cu): a forward reads its inputs and writes its
+ * gradients and parameters are float32; BF16 mode reads weights from their
+ * bf16 mirror and rounds activations into bf16 copies first, linear.cu): a forward reads its inputs and writes its
  * output once; a backward reads what it needs and accumulates (+=: read and
  * write) into gradient buffers that the graph's arena zeroed when it made them
  * (one memset each, counted as "grad buffers zeroed"). Small per-image arrays
@@ -86,27 +86,34 @@ int pm_op_calls(const PmList *l, const char *op) {
 /* The arena's memset of a gradient buffer of n floats (graph_grad). */
 static void pm_grad_zero(PmList *l, double n) { pm_mem(l, "grad buffers zeroed", 'b', 4 * n, 1); }
 
-/* linear.cu in BF16 mode: out [M, OC] = inp [M, IC] w^T + b. Forward: w and
- * inp rounded to bf16 copies (linear_to_bf16: 4 bytes read, 2 written), then
- * one cuBLASLt product (bf16 operands, fp32 output, bias in the epilogue).
- * Backward: db as a column sum; dout, w (for dinp) and inp (for dw) rounded;
- * dinp += dout w and dw += dout^T inp, each reading and writing its fp32
- * output (beta = 1). */
+/* linear.cu in BF16 mode: out [M, OC] = inp [M, IC] w^T + b. The weight's
+ * bf16 copy comes from the parameters' mirror (wmirror.cu, written by AdamW:
+ * counted there), the activations are rounded per call (linear_to_bf16:
+ * 4 bytes read, 2 written). Forward: inp rounded, one cuBLASLt product
+ * (bf16 operands, fp32 output, bias in the epilogue). Backward: dout and
+ * (for dw) inp rounded; dinp += dout w and dw += dout^T inp, each reading
+ * and writing its fp32 output (beta = 1), the bias gradient in dw's BGRADB
+ * epilogue (an OC vector written, then added into db by one small kernel).
+ * With l->gemm_percall, the code before the mirror: w rounded as well at
+ * every product (forward and dgrad), db as a column sum over dout (two
+ * kernels). */
 void pm_linear(PmList *l, const char *role, double M, double IC, double OC, int bias, int dinp) {
     char n[48];
-    const double f = l->r.f_gemm, fl = 2 * M * IC * OC;
+    const double f = l->r.f_gemm, fl = 2 * M * IC * OC, wcopy = l->gemm_percall ? OC * IC : 0;
+    const int wl = l->gemm_percall ? 1 : 0;
     pm_op(l, "linear", 1);
     snprintf(n, sizeof n, "%s: to bf16", role);
-    pm_mem(l, n, 'f', 6 * (OC * IC + M * IC), 2);
+    pm_mem(l, n, 'f', 6 * (wcopy + M * IC), 1 + wl);
     snprintf(n, sizeof n, "%s: gemm", role);
     double b = 2 * (OC * IC + M * IC) + 4 * M * OC + (bias ? 4 * OC : 0);
     pm_add(l, n, 'f', PM_TC, f, fl, b, b, 1);
     if (bias) {
         snprintf(n, sizeof n, "%s: bias grad", role);
-        pm_mem(l, n, 'b', 4 * M * OC + 8 * OC, 2); /* cuda_colsum: two kernels */
+        if (l->gemm_percall) pm_mem(l, n, 'b', 4 * M * OC + 8 * OC, 2); /* cuda_colsum: two kernels */
+        else pm_mem(l, n, 'b', 12 * OC, 1); /* BGRADB's vector (written in the product, below) added into db */
     }
     snprintf(n, sizeof n, "%s: to bf16", role);
-    pm_mem(l, n, 'b', 6 * (M * OC + (dinp ? OC * IC : 0) + M * IC), dinp ? 3 : 2);
+    pm_mem(l, n, 'b', 6 * (M * OC + (dinp ? wcopy : 0) + M * IC), 2 + (dinp ? wl : 0));
     if (dinp) {
         snprintf(n, sizeof n, "%s: dgrad gemm", role);
         b = 2 * (OC * IC + M * OC) + 8 * M * IC;
@@ -114,7 +121,7 @@ void pm_linear(PmList *l, const char *role, double M, double IC, double OC, int 
         pm_grad_zero(l, M * IC);
     }
     snprintf(n, sizeof n, "%s: wgrad gemm", role);
-    b = 2 * (M * IC + M * OC) + 8 * OC * IC;
+    b = 2 * (M * IC + M * OC) + 8 * OC * IC + (bias && !l->gemm_percall ? 4 * OC : 0);
     pm_add(l, n, 'b', PM_TC, f, fl, b, b, 1);
 }
 
@@ -311,7 +318,8 @@ void pm_jit_step(PmList *l, const JitConfig *c, int batch, int n_ema, PmAttn att
     jit_free(&m);
     pm_mem(l, "parameter grads zeroed", 'o', 4 * np, 1);
     pm_mem(l, "gradient norm", 'o', 4 * np, 2);
-    pm_mem(l, "AdamW", 'o', 28 * np, 1);
+    /* + the bf16 mirror's 2 bytes per float (wmirror.cu), not before it */
+    pm_mem(l, "AdamW", 'o', (l->gemm_percall ? 28 : 30) * np, 1);
     pm_mem(l, "EMA", 'o', 12 * np * n_ema, n_ema);
 }
 

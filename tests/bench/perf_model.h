@@ -59,6 +59,10 @@ typedef struct PmList {
     const char *op[PM_MAX_OPS];
     int op_calls[PM_MAX_OPS];
     int n_ops;
+    /* 1: linear.cu before the bf16 weight mirror (weights rounded into bf16
+     * copies at every product, the bias gradient a separate column sum), for
+     * the before/after prediction; 0 (pm_list_init): as the code is now. */
+    int gemm_percall;
 } PmList;
 
 void pm_list_init(PmList *l, const PmRates *r);
