@@ -9,7 +9,8 @@
 # the kernels that produce it: without it the stream reduces gradients not
 # yet computed and the comparison fails); the optimizer state sharded over
 # the 2 ranks (NCCL reduce and broadcast) gives the same bits; and the
-# 2-rank run's checkpoint resumes.
+# 2-rank run's checkpoint resumes; in BF16 mode with the state sharded the
+# bf16 weight mirror stays current (below).
 #   usage: nccl_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src=$1
@@ -61,6 +62,16 @@ PY
     echo "nccl_test: sharded optimizer state on 2 ranks == unsharded (weights, EMA, moments bit-identical)"
   else
     echo "nccl_test: FAIL sharded != unsharded"; tail -20 "$work/np2s.log"; fail=1
+  fi
+fi
+# BF16 mode, sharded: each rank's AdamW writes the bf16 weight mirror of
+# its range only; the all-gather must mark the rest stale (Backend.written),
+# or the emulator's mirror check stops the next step's first product.
+if [ $fail = 0 ]; then
+  if train 2 "$work/np2b" 4 --set dist.shard_optimizer=true --set run.precision=bf16 --set train.checkpoint_every=0; then
+    echo "nccl_test: bf16 with the optimizer state sharded: every product's bf16 weights current after the all-gather"
+  else
+    echo "nccl_test: FAIL bf16 sharded"; tail -20 "$work/np2b.log"; fail=1
   fi
 fi
 if [ $fail = 0 ]; then
