@@ -272,6 +272,11 @@ static void lt_epilogue(int fixed) {
     CUBLAS_CHECK(lt->Matmul(cuda_lt_handle(), op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &res.algo, NULL, 0,
                             cuda_compute_stream()));
     cuda_synchronize();
+    CUBLAS_CHECK(lt->MatmulPreferenceDestroy(pref));
+    CUBLAS_CHECK(lt->MatrixLayoutDestroy(la));
+    CUBLAS_CHECK(lt->MatrixLayoutDestroy(lb));
+    CUBLAS_CHECK(lt->MatrixLayoutDestroy(ld));
+    CUBLAS_CHECK(lt->MatmulDescDestroy(op));
     expect_value(vec, 2, 9.0f + 10.0f + 11.0f + 12.0f); /* column 2 of B */
 }
 
