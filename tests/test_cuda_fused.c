@@ -108,7 +108,7 @@ Test(cuda_fused, norm_modulate_misaligned) {
 }
 
 Test(cuda_fused, norm_modulate_model) {
-    check_norm_modulate(2, GPU_OR_EMU(256, 40), 768, 1, 0); /* JiT-B/16's hidden width */
+    check_norm_modulate(GPU_OR_EMU(2, 1), 256, 768, 1, 0); /* JiT-B/16: 256 tokens of width 768 */
 }
 
 Test(cuda_fused, norm_modulate_deterministic) {
@@ -167,7 +167,7 @@ Test(cuda_fused, qkv_norm_rope_misaligned) {
 }
 
 Test(cuda_fused, qkv_norm_rope_model) {
-    check_qkv_norm_rope(1, GPU_OR_EMU(257, 33), GPU_OR_EMU(12, 2), 64, 1, 0); /* JiT-B/16: hd 64, one class token */
+    check_qkv_norm_rope(1, 257, GPU_OR_EMU(12, 2), 64, 1, 0); /* JiT-B/16: hd 64, 256 tokens + 1 unrotated */
     check_qkv_norm_rope(1, 17, 2, 80, 0, 0);                                   /* JiT-H: hd 80 (20 units, 32 lanes) */
 }
 
