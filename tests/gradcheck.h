@@ -69,6 +69,11 @@ Tensor *gc_uniform(Graph *g, uint64_t k, float lo, float hi, int ndim, const int
 /* A fresh CPU graph with a 1 MiB arena (it grows when a check needs more). */
 void gc_graph(Graph *g);
 
+/* RoPE angle tables of rows x half random angles (stream RNG_STREAM_TEST +
+ * k): cos/sin in double for a reference and float copies for the op, in
+ * g's arena (alive until backward). */
+void gc_rope_tables(Graph *g, uint64_t k, int rows, int half, double **dc, double **ds, float **fc, float **fs);
+
 /* Run the forward comparison, the backward and the numerical gradients;
  * prints op, input, error and worst index on failure (and a summary line for
  * every check when the environment sets GRADCHECK_VERBOSE). Call it once per

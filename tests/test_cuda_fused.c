@@ -21,12 +21,6 @@
 
 #define CPU ops_cpu
 #define GPU ops_cuda
-#define H(a, bit) ((mask >> (bit)) & 1 ? (a).h : NULL)
-#define D(a, bit) ((mask >> (bit)) & 1 ? (a).d : NULL)
-#define CHECK_IF(a, bit, tol)                                                                                   \
-    do {                                                                                                       \
-        if ((mask >> (bit)) & 1) EXPECT_CLOSE(a, tol);                                                         \
-    } while (0)
 
 static void setup(void) {
     cuda_init(0);

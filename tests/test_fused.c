@@ -119,22 +119,6 @@ static void ref_qkv_norm_rope(const void *ctx, const double *const *in, double *
                 }
 }
 
-/* Random angle tables (arena memory, alive until backward), in double for
- * the reference and float for the op. */
-static void angle_tables(Graph *g, int rows, int half, double **dc, double **ds, float **fc, float **fs) {
-    size_t n = (size_t)rows * half;
-    float *ang = graph_alloc(g, n * sizeof(float));
-    rng_fill_uniform(ang, n, GC_SEED, RNG_STREAM_TEST + 51, 0, -3.14159f, 3.14159f);
-    *dc = graph_alloc(g, n * sizeof(double));
-    *ds = graph_alloc(g, n * sizeof(double));
-    *fc = graph_alloc(g, n * sizeof(float));
-    *fs = graph_alloc(g, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        (*dc)[i] = cos((double)ang[i]), (*ds)[i] = sin((double)ang[i]);
-        (*fc)[i] = (float)(*dc)[i], (*fs)[i] = (float)(*ds)[i];
-    }
-}
-
 static void check_qkv_norm_rope(int n_ctx) {
     Graph g;
     gc_graph(&g);
@@ -143,7 +127,7 @@ static void check_qkv_norm_rope(int n_ctx) {
     Tensor *qw = GC_UNIFORM(&g, 2, 0.5f, 1.5f, 1, hd), *kw = GC_UNIFORM(&g, 3, 0.5f, 1.5f, 1, hd);
     double *dc, *ds;
     float *fc, *fs;
-    angle_tables(&g, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
+    gc_rope_tables(&g, 51, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
     Tensor *q, *k, *v;
     op_qkv_norm_rope(&g, qkv, H, qw, kw, fc, fs, n_ctx, 1e-6f, &q, &k, &v);
     QrDims d = {B, N, H, hd, n_ctx, dc, ds, 1e-6f};
@@ -219,7 +203,7 @@ Test(fused, qkv_norm_rope_equals_chain) {
     twin(&g, 3, 1, (int[]){hd}, &kw[0], &kw[1]);
     double *dc, *ds;
     float *fc, *fs;
-    angle_tables(&g, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
+    gc_rope_tables(&g, 51, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
     Tensor *o[2][3];
     op_qkv_norm_rope(&g, qkv[0], H, qw[0], kw[0], fc, fs, n_ctx, 1e-6f, &o[0][0], &o[0][1], &o[0][2]);
     op_qkv_split(&g, qkv[1], H, &o[1][0], &o[1][1], &o[1][2]);

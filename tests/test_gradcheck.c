@@ -439,25 +439,6 @@ static void ref_rope(const void *ctx, const double *const *in, double *out) {
         }
 }
 
-/* Angle tables of `rows` x hd/2: random angles, cos/sin in double for the
- * reference and their float copies for the op (arena memory: they must live
- * until backward). */
-static void rope_tables(Graph *g, int rows, int half, double **dc, double **ds, float **fc, float **fs) {
-    size_t n = (size_t)rows * half;
-    float *ang = graph_alloc(g, n * sizeof(float));
-    rng_fill_uniform(ang, n, GC_SEED, RNG_STREAM_TEST + 50, 0, -3.14159f, 3.14159f);
-    *dc = graph_alloc(g, n * sizeof(double));
-    *ds = graph_alloc(g, n * sizeof(double));
-    *fc = graph_alloc(g, n * sizeof(float));
-    *fs = graph_alloc(g, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        (*dc)[i] = cos((double)ang[i]);
-        (*ds)[i] = sin((double)ang[i]);
-        (*fc)[i] = (float)(*dc)[i];
-        (*fs)[i] = (float)(*ds)[i];
-    }
-}
-
 static void check_rope(int n_ctx) {
     Graph g;
     gc_graph(&g);
@@ -465,7 +446,7 @@ static void check_rope(int n_ctx) {
     Tensor *x = GC_NORMAL(&g, 1, 1.0f, 4, B, H, N, hd);
     double *dc, *ds;
     float *fc, *fs;
-    rope_tables(&g, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
+    gc_rope_tables(&g, 50, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
     Tensor *y = op_rope(&g, x, fc, fs, n_ctx);
     RopeDims d = {B * H, N, hd, n_ctx, dc, ds};
     GC_EXPECT(&g, {.op = n_ctx ? "rope(n_ctx=3)" : "rope(n_ctx=0)", .n_in = 1, .in = {x}, .in_name = {"x"},

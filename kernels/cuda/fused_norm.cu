@@ -199,26 +199,6 @@ __global__ void __launch_bounds__(NM_MAX_THREADS) nm_bwd_kernel(NmBwdArgs a) {
     }
 }
 
-/* dst[b, c] += sum over the S segments of plane[b, s, c], in order. */
-__global__ void nm_sum_segments(float *dst, const float *plane, int B, int S, int C) {
-    CUDA_FOR(i, (size_t)B * C) {
-        size_t b = i / C, c = i % C;
-        const float *p = plane + b * S * C + c;
-        float t = 0.0f;
-        for (int s = 0; s < S; s++) t += p[(size_t)s * C];
-        dst[i] += t;
-    }
-}
-
-/* dw[c] += sum over samples and segments, in order. */
-__global__ void nm_sum_all(float *dw, const float *plane, int BS, int C) {
-    CUDA_FOR(c, (size_t)C) {
-        float t = 0.0f;
-        for (int i = 0; i < BS; i++) t += plane[(size_t)i * C + c];
-        dw[c] += t;
-    }
-}
-
 extern "C" void cuda_norm_modulate_bwd(float *dx, float *dgate, float *dy, float *dw, float *dshift, float *dscale,
                                        const float *dout, const float *dres, const float *r, const float *gate,
                                        const float *y, const float *w, const float *scale, const float *rstd, int B,
@@ -244,14 +224,6 @@ extern "C" void cuda_norm_modulate_bwd(float *dx, float *dgate, float *dy, float
         nm_bwd_kernel<1, false><<<grid, nm_threads(units), 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     float *dst[3] = {dshift, dscale, dgate};
-    for (int i = 0; i < 3; i++)
-        if (dst[i]) {
-            nm_sum_segments<<<cuda_blocks((size_t)B * C, CUDA_THREADS), CUDA_THREADS, 0, st>>>(dst[i],
-                                                                                              part + i * plane, B, S, C);
-            CUDA_CHECK_LAUNCH();
-        }
-    if (dw) {
-        nm_sum_all<<<cuda_blocks((size_t)C, CUDA_THREADS), CUDA_THREADS, 0, st>>>(dw, part + 3 * plane, B * S, C);
-        CUDA_CHECK_LAUNCH();
-    }
+    for (int i = 0; i < 3; i++) vec_sum_partials(dst[i], part + i * plane, B, (size_t)S, C);
+    vec_sum_partials(dw, part + 3 * plane, 1, (size_t)B * S, C); /* over samples and segments */
 }

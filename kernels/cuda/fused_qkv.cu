@@ -233,15 +233,6 @@ __global__ void qr_bwd_kernel(QrArgs a) {
     }
 }
 
-/* dw[c] += the groups' partials of column c, in group order. */
-__global__ void qr_sum_groups(float *dw, const float *part, size_t groups, int hd) {
-    CUDA_FOR(c, (size_t)hd) {
-        float t = 0.0f;
-        for (size_t i = 0; i < groups; i++) t += part[i * hd + c];
-        dw[c] += t;
-    }
-}
-
 extern "C" void cuda_qkv_norm_rope_bwd(float *dqkv, float *dqw, float *dkw, const float *dq, const float *dk,
                                        const float *dv, const float *qkv, const float *qw, const float *kw,
                                        const float *rstd, const float *cos, const float *sin, int B, int N, int H,
@@ -265,13 +256,6 @@ extern "C" void cuda_qkv_norm_rope_bwd(float *dqkv, float *dqw, float *dkw, cons
     else
         qr_bwd_kernel<2, false><<<blocks, CUDA_THREADS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
-    unsigned cb = cuda_blocks((size_t)hd, CUDA_THREADS);
-    if (dqw && dq) {
-        qr_sum_groups<<<cb, CUDA_THREADS, 0, st>>>(dqw, part, groups, hd);
-        CUDA_CHECK_LAUNCH();
-    }
-    if (dkw && dk) {
-        qr_sum_groups<<<cb, CUDA_THREADS, 0, st>>>(dkw, part + groups * hd, groups, hd);
-        CUDA_CHECK_LAUNCH();
-    }
+    if (dq) vec_sum_partials(dqw, part, 1, groups, hd);
+    if (dk) vec_sum_partials(dkw, part + groups * hd, 1, groups, hd);
 }

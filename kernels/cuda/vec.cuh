@@ -10,7 +10,9 @@
  * arithmetic in the same order, so the two give identical results. A
  * float4 access at an address that is not a multiple of 16 stops a GPU
  * ("misaligned address"), and the emulator checks the same
- * (docs/cuda_emu.md): a wrong choice fails there, not silently. */
+ * (docs/cuda_emu.md): a wrong choice fails there, not silently.
+ * Also the last step of those kernels' backward passes: the in-order sum
+ * of per-segment column partials (vec_sum_partials). */
 #ifndef KERNELS_CUDA_VEC_CUH
 #define KERNELS_CUDA_VEC_CUH
 
@@ -59,6 +61,27 @@ __device__ __forceinline__ float vec_block_sum(float v, float *sh) {
     float t = sh[0];
     for (int i = 1; i < nw; i++) t += sh[i];
     return t;
+}
+
+/* dst[g C + c] += sum over s < S of part[(g S + s) C + c], in s order: the
+ * column sums the fused backward kernels leave as one partial row per
+ * segment of rows (fixed-order, so reproducible). */
+template <class T> /* a template: each file that uses it gets its own copy, the others none */
+__global__ void vec_sum_partials_kernel(T *dst, const T *part, int G, size_t S, int C) {
+    CUDA_FOR(i, (size_t)G * C) {
+        size_t g = i / C, c = i % C;
+        const T *p = part + g * S * C + c;
+        T t = 0;
+        for (size_t s = 0; s < S; s++) t += p[s * C];
+        dst[i] += t;
+    }
+}
+
+static inline void vec_sum_partials(float *dst, const float *part, int G, size_t S, int C) {
+    if (!dst || G <= 0 || C <= 0) return;
+    unsigned blocks = cuda_blocks((size_t)G * C, CUDA_THREADS);
+    vec_sum_partials_kernel<float><<<blocks, CUDA_THREADS, 0, cuda_compute_stream()>>>(dst, part, G, S, C);
+    CUDA_CHECK_LAUNCH();
 }
 
 #endif
