@@ -211,3 +211,16 @@ GcResult gc_check(Graph *g, const GcCase *c) {
     free(R);
     return r;
 }
+
+void gc_rope_row(double *o, const double *x, int n, int n_ctx, int hd, const double *cos, const double *sin) {
+    int half = hd / 2;
+    for (int j = 0; j < half; j++) {
+        double c = 1.0, s = 0.0;
+        if (n >= n_ctx) {
+            c = cos[(size_t)(n - n_ctx) * half + j];
+            s = sin[(size_t)(n - n_ctx) * half + j];
+        }
+        o[2 * j] = x[2 * j] * c - x[2 * j + 1] * s;
+        o[2 * j + 1] = x[2 * j + 1] * c + x[2 * j] * s;
+    }
+}

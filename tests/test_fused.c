@@ -14,13 +14,6 @@
 #include "core/rng.h"
 #include "gradcheck.h"
 
-#define GC_EXPECT(g, ...)                                                   \
-    do {                                                                    \
-        GcCase gc_case_ = __VA_ARGS__;                                      \
-        GcResult gc_res_ = gc_check((g), &gc_case_);                        \
-        cr_expect(gc_res_.ok, "gradient check of %s failed", gc_case_.op); \
-    } while (0)
-
 /* ------------------------------------------------------------ norm_modulate */
 
 typedef struct { int B, N, C, resid; double eps; } NmDims;
@@ -96,7 +89,6 @@ typedef struct { int B, N, H, hd, n_ctx; const double *cos, *sin; double eps; } 
 /* in: qkv [B, N, 3, H, hd], qw, kw; out: q, k, v [B, H, N, hd] */
 static void ref_qkv_norm_rope(const void *ctx, const double *const *in, double *out) {
     const QrDims *d = ctx;
-    int half = d->hd / 2;
     size_t per = (size_t)d->B * d->H * d->N * d->hd;
     for (int s = 0; s < 3; s++)
         for (int b = 0; b < d->B; b++)
@@ -107,15 +99,8 @@ static void ref_qkv_norm_rope(const void *ctx, const double *const *in, double *
                     for (int c = 0; c < d->hd; c++) ss += x[c] * x[c];
                     double rs = s == 2 ? 1.0 : 1.0 / sqrt(ss / d->hd + d->eps);
                     for (int c = 0; c < d->hd; c++) t[c] = s == 2 ? x[c] : x[c] * rs * in[1 + s][c];
-                    for (int j = 0; j < half; j++) {
-                        double cs = 1.0, sn = 0.0;
-                        if (s < 2 && n >= d->n_ctx) {
-                            cs = d->cos[(size_t)(n - d->n_ctx) * half + j];
-                            sn = d->sin[(size_t)(n - d->n_ctx) * half + j];
-                        }
-                        o[2 * j] = t[2 * j] * cs - t[2 * j + 1] * sn;
-                        o[2 * j + 1] = t[2 * j + 1] * cs + t[2 * j] * sn;
-                    }
+                    if (s == 2) memcpy(o, t, sizeof(double) * d->hd); /* v: not rotated */
+                    else gc_rope_row(o, t, n, d->n_ctx, d->hd, d->cos, d->sin);
                 }
 }
 

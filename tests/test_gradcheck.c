@@ -16,14 +16,6 @@
 #include "core/rng.h"
 #include "gradcheck.h"
 
-/* Run a check and fail the test (the harness has printed the details). */
-#define GC_EXPECT(g, ...)                                                   \
-    do {                                                                    \
-        GcCase gc_case_ = __VA_ARGS__;                                      \
-        GcResult gc_res_ = gc_check((g), &gc_case_);                        \
-        cr_expect(gc_res_.ok, "gradient check of %s failed", gc_case_.op); \
-    } while (0)
-
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* ------------------------------------------------------------------ linear */
@@ -422,20 +414,10 @@ typedef struct { int BH, N, hd, n_ctx; const double *cos, *sin; } RopeDims;
  * table row n - n_ctx, column j: (x0 c - x1 s, x1 c + x0 s); earlier tokens copied */
 static void ref_rope(const void *ctx, const double *const *in, double *out) {
     const RopeDims *d = ctx;
-    int half = d->hd / 2;
     for (int bh = 0; bh < d->BH; bh++)
         for (int n = 0; n < d->N; n++) {
             const double *x = in[0] + ((size_t)bh * d->N + n) * d->hd;
-            double *o = out + ((size_t)bh * d->N + n) * d->hd;
-            for (int j = 0; j < half; j++) {
-                double c = 1.0, s = 0.0;
-                if (n >= d->n_ctx) {
-                    c = d->cos[(size_t)(n - d->n_ctx) * half + j];
-                    s = d->sin[(size_t)(n - d->n_ctx) * half + j];
-                }
-                o[2 * j] = x[2 * j] * c - x[2 * j + 1] * s;
-                o[2 * j + 1] = x[2 * j + 1] * c + x[2 * j] * s;
-            }
+            gc_rope_row(out + ((size_t)bh * d->N + n) * d->hd, x, n, d->n_ctx, d->hd, d->cos, d->sin);
         }
 }
 
