@@ -62,6 +62,31 @@ OP(void, silu_bwd, (float *dinp, const float *dout, const float *inp, size_t n))
 OP(void, qkv_split_fwd, (float *q, float *k, float *v, const float *qkv, int B, int N, int H, int hd))
 OP(void, qkv_split_bwd, (float *dqkv, const float *dq, const float *dk, const float *dv, int B, int N, int H, int hd))
 
+/* Fused chains of a JiT block (docs/cuda_kernels.md): one pass instead of
+ * three. norm_modulate: r = x + gate[b,c] * y[b,n,c] when gate is given
+ * (the gated residual, written to res), else r = x (res unused, may be
+ * NULL); out = (r * rstd * w[c]) * (1 + scale[b,c]) + shift[b,c], i.e.
+ * gated_add, rmsnorm and modulate in turn; rstd [B*N] saved. Backward:
+ * dres is res's own incoming gradient (NULL: none), r is res (or x); the
+ * total gradient of r goes to dx, and through the residual to dy and
+ * dgate (gate given only). */
+OP(void, norm_modulate_fwd, (float *out, float *res, float *rstd, const float *x, const float *gate, const float *y,
+                             const float *w, const float *shift, const float *scale, int B, int N, int C, float eps))
+OP(void, norm_modulate_bwd, (float *dx, float *dgate, float *dy, float *dw, float *dshift, float *dscale,
+                             const float *dout, const float *dres, const float *r, const float *gate, const float *y,
+                             const float *w, const float *scale, const float *rstd, int B, int N, int C))
+/* qkv [B, N, 3, H, hd] -> q, k, v [B, H, N, hd], q and k RMS-normalised
+ * per head row (weights qw, kw [hd]) and then rotated as rope_fwd (tokens
+ * before n_ctx not rotated, cos/sin [N - n_ctx, hd/2]): qkv_split, rmsnorm
+ * and rope in one pass. rstd [2, B*H*N] (q's rows, then k's) saved;
+ * hd % 4 == 0 and hd <= QKV_NORM_ROPE_MAX_HD. */
+OP(void, qkv_norm_rope_fwd, (float *q, float *k, float *v, float *rstd, const float *qkv, const float *qw,
+                             const float *kw, const float *cos, const float *sin, int B, int N, int H, int hd,
+                             int n_ctx, float eps))
+OP(void, qkv_norm_rope_bwd, (float *dqkv, float *dqw, float *dkw, const float *dq, const float *dk, const float *dv,
+                             const float *qkv, const float *qw, const float *kw, const float *rstd, const float *cos,
+                             const float *sin, int B, int N, int H, int hd, int n_ctx))
+
 /* softmax(q k^T / sqrt(hd)) v with fp32 logits; q, k, v [B, H, N, hd] ->
  * out [B, N, H*hd] (heads merged). `saved` keeps what backward needs, in
  * a backend's own format and size (attention_saved_floats): the CPU keeps

@@ -21,6 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest head row qkv_norm_rope takes (its kernels keep a row in
+ * registers or on the stack). */
+#define QKV_NORM_ROPE_MAX_HD 256
+
 /* SLA2 sparse-linear attention (docs/sla2.md): sizes and settings of one call. */
 typedef enum { SLA2_PHI_SOFTMAX = 0, SLA2_PHI_ELU = 1, SLA2_PHI_RELU = 2 } Sla2FeatureMap;
 

@@ -34,6 +34,15 @@ void rope_2d_tables(float *cos, float *sin, int grid, int head_dim);
 /* softmax(q k^T / sqrt(hd)) v, heads merged: -> [B, N, H*hd] */
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v);
 
+/* --- ops_fused.c: fused element-wise chains (core/op_list.h) --- */
+/* modulate(rmsnorm(r, w), shift, scale) with r = x + gate * y (x, y [B,N,C],
+ * gate [B,C]; *res = r) when gate is given, else r = x (gate, y, res NULL) */
+Tensor *op_norm_modulate(Graph *g, Tensor *x, Tensor *gate, Tensor *y, Tensor *w, Tensor *shift, Tensor *scale,
+                         float eps, Tensor **res);
+/* rope(rmsnorm(.)) of q and k from op_qkv_split, and v, in one op */
+void op_qkv_norm_rope(Graph *g, Tensor *qkv, int H, Tensor *qw, Tensor *kw, const float *cos, const float *sin,
+                      int n_ctx, float eps, Tensor **q, Tensor **k, Tensor **v);
+
 /* --- ops_sla2.c --- */
 /* SLA2 settings of one attention layer (docs/sla2.md). */
 typedef struct Sla2Config {

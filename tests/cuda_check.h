@@ -50,6 +50,12 @@ void arr_free_all(void);
 
 double rel_err(const float *got, const float *want, size_t n);
 
+/* The pointer to pass for gradient `bit` of a `mask` in scope (the tests
+ * run a backward once per subset of its gradients): the host (H) or device
+ * (D) array, or NULL when the bit is clear. */
+#define H(a, bit) ((mask >> (bit)) & 1 ? (a).h : NULL)
+#define D(a, bit) ((mask >> (bit)) & 1 ? (a).d : NULL)
+
 /* Expects the device side of a to match its host side within tol (relative). */
 #define EXPECT_CLOSE(a, tol) expect_close(&(a), (tol), #a, __FILE__, __LINE__)
 void expect_close(const Arr *a, double tol, const char *what, const char *file, int line);

@@ -27,6 +27,22 @@ Tensor *gc_uniform(Graph *g, uint64_t k, float lo, float hi, int ndim, const int
 
 void gc_graph(Graph *g) { graph_init(g, backend_cpu(), (size_t)1 << 20); }
 
+void gc_rope_tables(Graph *g, uint64_t k, int rows, int half, double **dc, double **ds, float **fc, float **fs) {
+    size_t n = (size_t)rows * half;
+    float *ang = graph_alloc(g, n * sizeof(float));
+    rng_fill_uniform(ang, n, GC_SEED, RNG_STREAM_TEST + k, 0, -3.14159f, 3.14159f);
+    *dc = graph_alloc(g, n * sizeof(double));
+    *ds = graph_alloc(g, n * sizeof(double));
+    *fc = graph_alloc(g, n * sizeof(float));
+    *fs = graph_alloc(g, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        (*dc)[i] = cos((double)ang[i]);
+        (*ds)[i] = sin((double)ang[i]);
+        (*fc)[i] = (float)(*dc)[i];
+        (*fs)[i] = (float)(*ds)[i];
+    }
+}
+
 static void *gc_malloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
@@ -194,4 +210,17 @@ GcResult gc_check(Graph *g, const GcCase *c) {
     free(ref_m);
     free(R);
     return r;
+}
+
+void gc_rope_row(double *o, const double *x, int n, int n_ctx, int hd, const double *cos, const double *sin) {
+    int half = hd / 2;
+    for (int j = 0; j < half; j++) {
+        double c = 1.0, s = 0.0;
+        if (n >= n_ctx) {
+            c = cos[(size_t)(n - n_ctx) * half + j];
+            s = sin[(size_t)(n - n_ctx) * half + j];
+        }
+        o[2 * j] = x[2 * j] * c - x[2 * j + 1] * s;
+        o[2 * j + 1] = x[2 * j + 1] * c + x[2 * j] * s;
+    }
 }

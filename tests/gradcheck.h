@@ -69,10 +69,28 @@ Tensor *gc_uniform(Graph *g, uint64_t k, float lo, float hi, int ndim, const int
 /* A fresh CPU graph with a 1 MiB arena (it grows when a check needs more). */
 void gc_graph(Graph *g);
 
+/* RoPE angle tables of rows x half random angles (stream RNG_STREAM_TEST +
+ * k): cos/sin in double for a reference and float copies for the op, in
+ * g's arena (alive until backward). */
+void gc_rope_tables(Graph *g, uint64_t k, int rows, int half, double **dc, double **ds, float **fc, float **fs);
+/* The reference RoPE of one head row x (hd values) of token n into o: pair
+ * (x[2j], x[2j+1]) turned by the angle of table row n - n_ctx, column j,
+ * (x0 c - x1 s, x1 c + x0 s); tokens before n_ctx copied. */
+void gc_rope_row(double *o, const double *x, int n, int n_ctx, int hd, const double *cos, const double *sin);
+
 /* Run the forward comparison, the backward and the numerical gradients;
  * prints op, input, error and worst index on failure (and a summary line for
  * every check when the environment sets GRADCHECK_VERBOSE). Call it once per
  * graph state: it replays the whole tape of g. */
 GcResult gc_check(Graph *g, const GcCase *c);
+
+/* In a Criterion test: run a check (a GcCase initialiser) and fail the test
+ * when it fails (the harness has printed the details). */
+#define GC_EXPECT(g, ...)                                                   \
+    do {                                                                    \
+        GcCase gc_case_ = __VA_ARGS__;                                      \
+        GcResult gc_res_ = gc_check((g), &gc_case_);                        \
+        cr_expect(gc_res_.ok, "gradient check of %s failed", gc_case_.op); \
+    } while (0)
 
 #endif

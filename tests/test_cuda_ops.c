@@ -31,9 +31,6 @@
 
 #define CPU ops_cpu
 #define GPU ops_cuda
-/* The pointer to pass for gradient `bit` of `mask`: the array or NULL. */
-#define H(a, bit) ((mask >> (bit)) & 1 ? (a).h : NULL)
-#define D(a, bit) ((mask >> (bit)) & 1 ? (a).d : NULL)
 #define CHECK_IF(a, bit, tol)                                                                                   \
     do {                                                                                                       \
         if ((mask >> (bit)) & 1) EXPECT_CLOSE(a, tol);                                                         \

@@ -16,14 +16,6 @@
 #include "core/rng.h"
 #include "gradcheck.h"
 
-/* Run a check and fail the test (the harness has printed the details). */
-#define GC_EXPECT(g, ...)                                                   \
-    do {                                                                    \
-        GcCase gc_case_ = __VA_ARGS__;                                      \
-        GcResult gc_res_ = gc_check((g), &gc_case_);                        \
-        cr_expect(gc_res_.ok, "gradient check of %s failed", gc_case_.op); \
-    } while (0)
-
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* ------------------------------------------------------------------ linear */
@@ -422,40 +414,11 @@ typedef struct { int BH, N, hd, n_ctx; const double *cos, *sin; } RopeDims;
  * table row n - n_ctx, column j: (x0 c - x1 s, x1 c + x0 s); earlier tokens copied */
 static void ref_rope(const void *ctx, const double *const *in, double *out) {
     const RopeDims *d = ctx;
-    int half = d->hd / 2;
     for (int bh = 0; bh < d->BH; bh++)
         for (int n = 0; n < d->N; n++) {
             const double *x = in[0] + ((size_t)bh * d->N + n) * d->hd;
-            double *o = out + ((size_t)bh * d->N + n) * d->hd;
-            for (int j = 0; j < half; j++) {
-                double c = 1.0, s = 0.0;
-                if (n >= d->n_ctx) {
-                    c = d->cos[(size_t)(n - d->n_ctx) * half + j];
-                    s = d->sin[(size_t)(n - d->n_ctx) * half + j];
-                }
-                o[2 * j] = x[2 * j] * c - x[2 * j + 1] * s;
-                o[2 * j + 1] = x[2 * j + 1] * c + x[2 * j] * s;
-            }
+            gc_rope_row(out + ((size_t)bh * d->N + n) * d->hd, x, n, d->n_ctx, d->hd, d->cos, d->sin);
         }
-}
-
-/* Angle tables of `rows` x hd/2: random angles, cos/sin in double for the
- * reference and their float copies for the op (arena memory: they must live
- * until backward). */
-static void rope_tables(Graph *g, int rows, int half, double **dc, double **ds, float **fc, float **fs) {
-    size_t n = (size_t)rows * half;
-    float *ang = graph_alloc(g, n * sizeof(float));
-    rng_fill_uniform(ang, n, GC_SEED, RNG_STREAM_TEST + 50, 0, -3.14159f, 3.14159f);
-    *dc = graph_alloc(g, n * sizeof(double));
-    *ds = graph_alloc(g, n * sizeof(double));
-    *fc = graph_alloc(g, n * sizeof(float));
-    *fs = graph_alloc(g, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        (*dc)[i] = cos((double)ang[i]);
-        (*ds)[i] = sin((double)ang[i]);
-        (*fc)[i] = (float)(*dc)[i];
-        (*fs)[i] = (float)(*ds)[i];
-    }
 }
 
 static void check_rope(int n_ctx) {
@@ -465,7 +428,7 @@ static void check_rope(int n_ctx) {
     Tensor *x = GC_NORMAL(&g, 1, 1.0f, 4, B, H, N, hd);
     double *dc, *ds;
     float *fc, *fs;
-    rope_tables(&g, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
+    gc_rope_tables(&g, 50, N - n_ctx, hd / 2, &dc, &ds, &fc, &fs);
     Tensor *y = op_rope(&g, x, fc, fs, n_ctx);
     RopeDims d = {B * H, N, hd, n_ctx, dc, ds};
     GC_EXPECT(&g, {.op = n_ctx ? "rope(n_ctx=3)" : "rope(n_ctx=0)", .n_in = 1, .in = {x}, .in_name = {"x"},

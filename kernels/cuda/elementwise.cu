@@ -3,9 +3,14 @@
  * broadcast and plain adds, chunking, dropout, accumulate. One thread per
  * element (grid-stride, size_t indices). Sums over tokens (d shift, d scale,
  * d gate) are fixed-order column sums per sample; the sum over the batch of
- * add_rows runs in batch order in one thread per element, as on the CPU. */
+ * add_rows runs in batch order in one thread per element, as on the CPU.
+ * The gated residual and SwiGLU, which move the most bytes of these, go in
+ * units of 4 floats (one float4 access each) when their widths are
+ * multiples of 4 and their arrays 16-byte aligned, else one float a thread
+ * (kernels/cuda/vec.cuh; same results either way). */
 #include "kernels/cuda/cuda_rng.cuh"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/vec.cuh"
 
 #define LAUNCH(n) <<<cuda_blocks((size_t)(n), CUDA_THREADS), CUDA_THREADS, 0, cuda_compute_stream()>>>
 
@@ -62,17 +67,43 @@ extern "C" void cuda_modulate_bwd(float *dx, float *dshift, float *dscale, const
     if (dscale) cuda_colsum(TokSum2{dout, x, N, C}, AddTo{dscale, C}, B, N, C);
 }
 
-/* ---- gated residual: out = x + gate[b] y ---- */
+/* ---- gated residual: out = x + gate[b] y; unit i = floats [i V, i V + V) ---- */
+template <int V, bool Wide>
 __global__ void gated_add_fwd_kernel(float *out, const float *x, const float *gate, const float *y, int N, int C,
-                                     size_t n) {
-    CUDA_FOR(i, n) out[i] = x[i] + gate[i / ((size_t)N * C) * C + i % C] * y[i];
+                                     size_t nu) {
+    CUDA_FOR(i, nu) {
+        size_t e0 = i * V, bc = e0 / ((size_t)N * C) * C + e0 % C;
+        float xv[V], g[V], yv[V];
+        vec_load<V, Wide>(xv, x + e0);
+        vec_load<V, Wide>(g, gate + bc);
+        vec_load<V, Wide>(yv, y + e0);
+#pragma unroll
+        for (int e = 0; e < V; e++) xv[e] = xv[e] + g[e] * yv[e];
+        vec_store<V, Wide>(out + e0, xv);
+    }
 }
 
+template <int V, bool Wide>
 __global__ void gated_add_bwd_kernel(float *dx, float *dy, const float *dout, const float *gate, int N, int C,
-                                     size_t n) {
-    CUDA_FOR(i, n) {
-        if (dx) dx[i] += dout[i];
-        if (dy) dy[i] += dout[i] * gate[i / ((size_t)N * C) * C + i % C];
+                                     size_t nu) {
+    CUDA_FOR(i, nu) {
+        size_t e0 = i * V;
+        float d[V], o[V];
+        vec_load<V, Wide>(d, dout + e0);
+        if (dx) {
+            vec_load<V, Wide>(o, dx + e0);
+#pragma unroll
+            for (int e = 0; e < V; e++) o[e] += d[e];
+            vec_store<V, Wide>(dx + e0, o);
+        }
+        if (dy) {
+            float g[V];
+            vec_load<V, Wide>(g, gate + e0 / ((size_t)N * C) * C + e0 % C);
+            vec_load<V, Wide>(o, dy + e0);
+#pragma unroll
+            for (int e = 0; e < V; e++) o[e] += d[e] * g[e];
+            vec_store<V, Wide>(dy + e0, o);
+        }
     }
 }
 
@@ -80,7 +111,10 @@ extern "C" void cuda_gated_add_fwd(float *out, const float *x, const float *gate
                                    int C) {
     size_t n = (size_t)B * N * C;
     if (!n) return;
-    gated_add_fwd_kernel LAUNCH(n)(out, x, gate, y, N, C, n);
+    if (C % 4 == 0 && vec_aligned({out, x, gate, y}))
+        gated_add_fwd_kernel<4, true> LAUNCH(n / 4)(out, x, gate, y, N, C, n / 4);
+    else
+        gated_add_fwd_kernel<1, false> LAUNCH(n)(out, x, gate, y, N, C, n);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -89,7 +123,10 @@ extern "C" void cuda_gated_add_bwd(float *dx, float *dgate, float *dy, const flo
     size_t n = (size_t)B * N * C;
     if (!n) return;
     if (dx || dy) {
-        gated_add_bwd_kernel LAUNCH(n)(dx, dy, dout, gate, N, C, n);
+        if (C % 4 == 0 && vec_aligned({dx, dy, dout, gate}))
+            gated_add_bwd_kernel<4, true> LAUNCH(n / 4)(dx, dy, dout, gate, N, C, n / 4);
+        else
+            gated_add_bwd_kernel<1, false> LAUNCH(n)(dx, dy, dout, gate, N, C, n);
         CUDA_CHECK_LAUNCH();
     }
     if (dgate) cuda_colsum(TokSum2{dout, y, N, C}, AddTo{dgate, C}, B, N, C);
@@ -98,33 +135,60 @@ extern "C" void cuda_gated_add_bwd(float *dx, float *dgate, float *dy, const flo
 /* ---- SwiGLU and SiLU; d silu(a)/da = s (1 + a (1 - s)), s = sigmoid(a) ---- */
 __device__ __forceinline__ float sigmoid_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-__global__ void swiglu_fwd_kernel(float *out, const float *inp, int h, size_t n) {
-    CUDA_FOR(i, n) {
-        const float *a = inp + i / h * 2 * h + i % h;
-        out[i] = a[0] * sigmoid_(a[0]) * a[h];
+/* unit i: out floats [m h + j, + V) from a = inp[m 2h + j ...] and b = a + h */
+template <int V, bool Wide>
+__global__ void swiglu_fwd_kernel(float *out, const float *inp, int h, size_t nu) {
+    int hu = h / V;
+    CUDA_FOR(i, nu) {
+        size_t m = i / hu, j = (i % hu) * V;
+        float a[V], b[V];
+        vec_load<V, Wide>(a, inp + m * 2 * h + j);
+        vec_load<V, Wide>(b, inp + m * 2 * h + h + j);
+#pragma unroll
+        for (int e = 0; e < V; e++) a[e] = a[e] * sigmoid_(a[e]) * b[e];
+        vec_store<V, Wide>(out + m * h + j, a);
     }
 }
 
-__global__ void swiglu_bwd_kernel(float *dinp, const float *dout, const float *inp, int h, size_t n) {
-    CUDA_FOR(i, n) {
-        size_t ia = i / h * 2 * h + i % h;
-        float a = inp[ia], b = inp[ia + h], d = dout[i], s = sigmoid_(a);
-        dinp[ia] += d * b * s * (1.0f + a * (1.0f - s));
-        dinp[ia + h] += d * a * s;
+template <int V, bool Wide>
+__global__ void swiglu_bwd_kernel(float *dinp, const float *dout, const float *inp, int h, size_t nu) {
+    int hu = h / V;
+    CUDA_FOR(i, nu) {
+        size_t m = i / hu, j = (i % hu) * V, ia = m * 2 * h + j;
+        float a[V], b[V], d[V], da[V], db[V];
+        vec_load<V, Wide>(a, inp + ia);
+        vec_load<V, Wide>(b, inp + ia + h);
+        vec_load<V, Wide>(d, dout + m * h + j);
+        vec_load<V, Wide>(da, dinp + ia);
+        vec_load<V, Wide>(db, dinp + ia + h);
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float s = sigmoid_(a[e]);
+            da[e] += d[e] * b[e] * s * (1.0f + a[e] * (1.0f - s));
+            db[e] += d[e] * a[e] * s;
+        }
+        vec_store<V, Wide>(dinp + ia, da);
+        vec_store<V, Wide>(dinp + ia + h, db);
     }
 }
 
 extern "C" void cuda_swiglu_fwd(float *out, const float *inp, int M, int h) {
     size_t n = (size_t)M * h;
     if (!n) return;
-    swiglu_fwd_kernel LAUNCH(n)(out, inp, h, n);
+    if (h % 4 == 0 && vec_aligned({out, inp}))
+        swiglu_fwd_kernel<4, true> LAUNCH(n / 4)(out, inp, h, n / 4);
+    else
+        swiglu_fwd_kernel<1, false> LAUNCH(n)(out, inp, h, n);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_swiglu_bwd(float *dinp, const float *dout, const float *inp, int M, int h) {
     size_t n = (size_t)M * h;
     if (!n) return;
-    swiglu_bwd_kernel LAUNCH(n)(dinp, dout, inp, h, n);
+    if (h % 4 == 0 && vec_aligned({dinp, dout, inp}))
+        swiglu_bwd_kernel<4, true> LAUNCH(n / 4)(dinp, dout, inp, h, n / 4);
+    else
+        swiglu_bwd_kernel<1, false> LAUNCH(n)(dinp, dout, inp, h, n);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -2,8 +2,11 @@
  * kernels/cpu/loss.c. The squared errors are summed in double over fixed
  * segments (cuda_dsum), and one thread adds the per-sample sums in batch
  * order: the loss is reproducible run to run and agrees with the CPU's
- * double sums to about 1e-15 before the final rounding to float. */
+ * double sums to about 1e-15 before the final rounding to float. The
+ * v-loss backward goes in float4 units when a sample's size is a multiple
+ * of 4 and its arrays are 16-byte aligned (kernels/cuda/vec.cuh). */
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/vec.cuh"
 
 #define LAUNCH(n) <<<cuda_blocks((size_t)(n), CUDA_THREADS), CUDA_THREADS, 0, cuda_compute_stream()>>>
 
@@ -43,12 +46,21 @@ extern "C" void cuda_vloss_fwd(float *loss, const float *xhat, const float *x, c
     cuda_dsum(SqErr{xhat, x, (size_t)per}, VlossFin{loss, t, (size_t)per}, B, (size_t)per);
 }
 
+/* unit i = floats [i V, i V + V): one sample's (per % V == 0) */
+template <int V, bool Wide>
 __global__ void vloss_bwd_kernel(float *dxhat, const float *dloss, const float *xhat, const float *x, const float *t,
-                                 int B, int per, size_t n) {
+                                 int B, int per, size_t nu) {
     float g = dloss[0] * 2.0f / ((float)B * per);
-    CUDA_FOR(j, n) {
+    CUDA_FOR(i, nu) {
+        size_t j = i * V;
         float d = vloss_denom(t[j / per]), k = g / (d * d);
-        dxhat[j] += k * (xhat[j] - x[j]);
+        float xh[V], xv[V], o[V];
+        vec_load<V, Wide>(xh, xhat + j);
+        vec_load<V, Wide>(xv, x + j);
+        vec_load<V, Wide>(o, dxhat + j);
+#pragma unroll
+        for (int e = 0; e < V; e++) o[e] += k * (xh[e] - xv[e]);
+        vec_store<V, Wide>(dxhat + j, o);
     }
 }
 
@@ -56,7 +68,10 @@ extern "C" void cuda_vloss_bwd(float *dxhat, const float *dloss, const float *xh
                                int B, int per) {
     size_t n = (size_t)B * per;
     if (!n) return;
-    vloss_bwd_kernel LAUNCH(n)(dxhat, dloss, xhat, x, t, B, per, n);
+    if (per % 4 == 0 && vec_aligned({dxhat, xhat, x}))
+        vloss_bwd_kernel<4, true> LAUNCH(n / 4)(dxhat, dloss, xhat, x, t, B, per, n / 4);
+    else
+        vloss_bwd_kernel<1, false> LAUNCH(n)(dxhat, dloss, xhat, x, t, B, per, n);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -200,27 +200,6 @@ double pm_forward_flops(const JitConfig *c) {
     return f;
 }
 
-/* RMSNorm over rows of width C (norm.cu): forward reads x, writes y (and a
- * row rstd); backward dx += (reads x, dout) and the weight's column sum
- * (reads x, dout again; cuda_colsum: a partial and a finishing kernel). */
-static void pm_rmsnorm(PmList *l, const char *name, double rows, double C) {
-    const double n = rows * C;
-    pm_op(l, "rmsnorm", 1);
-    pm_mem(l, name, 'f', 8 * n + 4 * rows, 1);
-    pm_mem(l, name, 'b', 8 * n + 8 * n + 4 * rows + 8 * n, 3);
-    pm_grad_zero(l, n);
-}
-
-/* modulate(x, shift, scale) = x (1 + scale) + shift per image: backward
- * dx += dout (1 + scale) (one kernel), and dshift, dscale as per-image column
- * sums of dout and dout x (two kernels each, elementwise.cu). */
-static void pm_modulate(PmList *l, double T) {
-    pm_op(l, "modulate", 1);
-    pm_mem(l, "modulate", 'f', 8 * T, 1);
-    pm_mem(l, "modulate", 'b', 12 * T + 4 * T + 8 * T, 5);
-    pm_grad_zero(l, T);
-}
-
 /* gated_add(x, gate, a) = x + gate a: backward dx += dout and da += gate
  * dout in one kernel, dgate per-image column sums of dout a (two kernels). */
 static void pm_gated_add(PmList *l, double T) {
@@ -228,6 +207,35 @@ static void pm_gated_add(PmList *l, double T) {
     pm_mem(l, "gated_add", 'f', 12 * T, 1);
     pm_mem(l, "gated_add", 'b', 4 * T + 8 * T + 8 * T + 8 * T, 3);
     pm_grad_zero(l, 2 * T);
+}
+
+/* norm_modulate (fused_norm.cu): [x + gate y, then] RMSNorm and adaLN
+ * modulation in one kernel each way over T = rows x C floats. Forward reads
+ * x (and y) and writes out (and the residual), plus a row rstd; backward
+ * reads dout and r (and res's gradient and y), accumulates dx (and dy), and
+ * finishes the column sums of dw, dshift, dscale (and dgate) from per-segment
+ * partials (one small kernel each). It first creates the gradient of x (and
+ * of y). The chain it replaces (gated_add; rmsnorm: forward 8 T, backward
+ * 24 T in 3 kernels; modulate: 8 T, 24 T in 5) moved 168 T bytes with the
+ * residual, 64 T without. */
+static void pm_norm_modulate(PmList *l, const char *name, double rows, double C, int resid) {
+    const double T = rows * C;
+    pm_op(l, "norm_modulate", 1);
+    pm_mem(l, name, 'f', (resid ? 16 : 8) * T + 4 * rows, 1);
+    pm_mem(l, name, 'b', (resid ? 32 : 16) * T + 4 * rows, resid ? 5 : 4);
+    pm_grad_zero(l, (resid ? 2 : 1) * T);
+}
+
+/* qkv_norm_rope (fused_qkv.cu) over T = M x D floats of each of q, k, v:
+ * forward reads qkv (3 T) and writes q, k, v (3 T) and 2 rstd per head row;
+ * backward reads dq, dk, dv and q's and k's part of qkv, accumulates dqkv,
+ * and finishes dqw, dkw from per-segment partials. The chain it replaces
+ * (qkv_split, two rmsnorm, two rope) moved 164 T bytes (56 T forward). */
+static void pm_qkv_norm_rope(PmList *l, double T, double rows) {
+    pm_op(l, "qkv_norm_rope", 1);
+    pm_mem(l, "qkv_norm_rope", 'f', 24 * T + 8 * rows, 1);
+    pm_mem(l, "qkv_norm_rope", 'b', 44 * T + 8 * rows, 3);
+    pm_grad_zero(l, 3 * T);
 }
 
 /* op_chunk of [B, k C] into k parts of [B, C]: one small copy each way. */
@@ -244,22 +252,15 @@ static void pm_block(PmList *l, const JitConfig *c, int i, double B, double n, P
     const float drop = (i >= c->depth / 4 && i < 3 * c->depth / 4) ? c->dropout : 0.0f;
     pm_linear(l, "adaLN", B, D, 6 * D, 1, 1);
     pm_chunks(l, B, D, 6);
-    pm_rmsnorm(l, "rmsnorm (block)", M, D);
-    pm_modulate(l, T);
+    pm_norm_modulate(l, "norm_modulate (block)", M, D, 0);
     pm_linear(l, "qkv", M, D, 3 * D, 1, 1);
-    pm_ew(l, "qkv_split", "qkv_split", 3 * T, 0, 1, 1, 1, 1, 1);
-    for (int j = 0; j < 2; j++) {
-        pm_rmsnorm(l, "rmsnorm (q, k)", M * H, hd);
-        pm_ew(l, "rope", "rope", T, 0, 1, 1, 1, 1, 1);
-    }
+    pm_qkv_norm_rope(l, T, M * H);
     pm_op(l, "attention", 1);
     pm_attention(l, attn, (int)B, H, (int)n, hd);
     pm_grad_zero(l, 3 * T);
     pm_linear(l, "attn proj", M, D, D, 1, 1);
     if (drop > 0) pm_ew(l, "dropout", "dropout", T, 0, 0, 1, 1, 1, 1);
-    pm_gated_add(l, T);
-    pm_rmsnorm(l, "rmsnorm (block)", M, D);
-    pm_modulate(l, T);
+    pm_norm_modulate(l, "norm_modulate (block, residual)", M, D, 1);
     pm_linear(l, "mlp w12", M, D, 2 * h, 1, 1);
     /* swiglu [M, 2h] -> [M, h]: backward reads dout and both halves, accumulates both */
     pm_ew(l, "swiglu", "swiglu", M * h, 1, 3, 2, 1, 2, 1);
@@ -299,8 +300,7 @@ void pm_jit_step(PmList *l, const JitConfig *c, int batch, int n_ema, PmAttn att
     if (L > 0) pm_ew(l, "incontext_strip", "in-context tokens", T0, 1, 1, 1, 1, 1, 1);
     pm_linear(l, "final", B, D, 2 * D, 1, 1);
     pm_chunks(l, B, D, 2);
-    pm_rmsnorm(l, "rmsnorm (final)", B * N, D);
-    pm_modulate(l, T0);
+    pm_norm_modulate(l, "norm_modulate (final)", B * N, D, 0);
     pm_linear(l, "final", B * N, D, P, 1, 1);
     pm_op(l, "unpatchify", 1);
     pm_mem(l, "patchify / unpatchify", 'f', 8 * img, 1);

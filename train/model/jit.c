@@ -181,10 +181,8 @@ Sla2Config jit_sla2_config(const JitModel *m, int i) {
 static Tensor *jit_attention(JitModel *m, Graph *g, int i, Tensor *h, int n_ctx, const JitForwardOpts *opt) {
     JitBlock *b = &m->blocks[i];
     Tensor *qkv = op_linear(g, h, b->qkv_w, b->qkv_b);
-    Tensor *q, *k, *v;
-    op_qkv_split(g, qkv, m->cfg.heads, &q, &k, &v);
-    q = op_rope(g, op_rmsnorm(g, q, b->q_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
-    k = op_rope(g, op_rmsnorm(g, k, b->k_norm, RMS_EPS), m->rope_cos, m->rope_sin, n_ctx);
+    Tensor *q, *k, *v; /* split, q/k-norm and RoPE in one op */
+    op_qkv_norm_rope(g, qkv, m->cfg.heads, b->q_norm, b->k_norm, m->rope_cos, m->rope_sin, n_ctx, RMS_EPS, &q, &k, &v);
     Tensor *o;
     if (b->sla2_proj_q && opt->capture_qkv) m->cap_q[i] = q, m->cap_k[i] = k, m->cap_v[i] = v;
     if (b->sla2_proj_q && !opt->full_attention) {
@@ -229,7 +227,7 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
     Tensor *shift_msa = op_chunk(g, mod, 6, 0), *scale_msa = op_chunk(g, mod, 6, 1), *gate_msa = op_chunk(g, mod, 6, 2);
     Tensor *shift_mlp = op_chunk(g, mod, 6, 3), *scale_mlp = op_chunk(g, mod, 6, 4), *gate_mlp = op_chunk(g, mod, 6, 5);
 
-    Tensor *h = op_modulate(g, op_rmsnorm(g, x, b->norm1, RMS_EPS), shift_msa, scale_msa);
+    Tensor *h = op_norm_modulate(g, x, NULL, NULL, b->norm1, shift_msa, scale_msa, RMS_EPS, NULL);
     Tensor *a;
     if (o->recompute == JIT_RECOMPUTE_ATTENTION) {
         JitSegment seg = {m, i, n_ctx, *o};
@@ -238,9 +236,11 @@ static Tensor *jit_block(JitModel *m, Graph *g, int i, Tensor *x, Tensor *sc, in
         a = jit_attention(m, g, i, h, n_ctx, o);
     }
     a = op_dropout(g, a, drop);
-    x = op_gated_add(g, x, gate_msa, a);
+    /* x + gate_msa a, then norm2 and its modulation, in one op. (The
+     * block's last residual is not fused with the next block's norm1: a
+     * recomputed block must begin at its input.) */
+    h = op_norm_modulate(g, x, gate_msa, a, b->norm2, shift_mlp, scale_mlp, RMS_EPS, &x);
 
-    h = op_modulate(g, op_rmsnorm(g, x, b->norm2, RMS_EPS), shift_mlp, scale_mlp);
     Tensor *hid = op_dropout(g, op_swiglu(g, op_linear(g, h, b->w12_w, b->w12_b)), drop);
     return op_gated_add(g, x, gate_mlp, op_linear(g, hid, b->w3_w, b->w3_b));
 }
@@ -289,7 +289,8 @@ Tensor *jit_forward(JitModel *m, Graph *g, Tensor *z, Tensor *t, const int *y, c
     if (n_ctx) x = op_incontext_strip(g, x, n_ctx);
 
     Tensor *mod = op_linear(g, sc, m->final_ada_w, m->final_ada_b);
-    x = op_modulate(g, op_rmsnorm(g, x, m->final_norm, RMS_EPS), op_chunk(g, mod, 2, 0), op_chunk(g, mod, 2, 1));
+    x = op_norm_modulate(g, x, NULL, NULL, m->final_norm, op_chunk(g, mod, 2, 0), op_chunk(g, mod, 2, 1), RMS_EPS,
+                         NULL);
     x = op_linear(g, x, m->final_w, m->final_b);
     return op_unpatchify(g, x, c->in_channels, c->img_size, c->img_size, c->patch);
 }
