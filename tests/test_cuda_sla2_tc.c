@@ -72,6 +72,29 @@ static double topk_gap(const float *pc, int rows, int nk, int k) {
     return worst;
 }
 
+/* A random offset per (pair, block, channel) added to every token of the
+ * block (then rounded to bf16 again): pooled means of plain uniform inputs
+ * are all near 0, so the router's probabilities are nearly uniform and
+ * their top-k has near-ties (a mask that can differ by an ulp); with block
+ * offsets the scores spread as a trained model's do. */
+static void block_offsets(Arr *x, int BH, int N, int d, int bs, unsigned seed) {
+    const int nb = (N + bs - 1) / bs;
+    float *off = malloc(sizeof(float) * (size_t)nb * d);
+    for (int p = 0; p < BH; p++) {
+        for (int i = 0; i < nb * d; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            off[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+        }
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < d; c++) {
+                float *e = &x->h[((size_t)p * N + n) * d + c];
+                *e = bf16_round(*e + off[(n / bs) * d + c]);
+            }
+    }
+    free(off);
+    arr_upload(x);
+}
+
 static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* The sparse branch's P and dS ([BH, N, N]) from the CPU's mask, LSE and O_s,
@@ -135,6 +158,7 @@ static void check_sla2_tc(int B, int H, int N, int d, int bq, int bk, float rati
     Arr q, k, v, pq, pk, al;
     for (int attempt = 0;; attempt++) {
         q = arr_rand_bf16(nt, -2, 2), k = arr_rand_bf16(nt, -2, 2), v = arr_rand_bf16(nt, -1, 1);
+        block_offsets(&q, B * H, N, d, bq, 1000 + attempt), block_offsets(&k, B * H, N, d, bk, 2000 + attempt);
         pq = arr_rand(dd, -0.3f / sqrtf((float)d), 0.3f / sqrtf((float)d));
         pk = arr_rand(dd, -0.3f / sqrtf((float)d), 0.3f / sqrtf((float)d));
         al = arr_rand(H, 1.5f, 2.5f);
