@@ -186,6 +186,21 @@ static void check_sla2_tc(int B, int H, int N, int d, int bq, int bk, float rati
     expect_within(&lse, NULL, "lse", N, d);
     double *zero = calloc(nt, sizeof(double));
     expect_within(&ol, zero, "o_l", N, d); /* fp32 on both sides */
+    { /* out is the combination of the GPU's own O_s and O_l (the sparse kernel's epilogue), to an ulp or two */
+        float *go = arr_download(&out), *gs = arr_download(&os), *gl = arr_download(&ol);
+        size_t bad = 0, first = 0;
+        for (int b = 0; b < B; b++)
+            for (int n = 0; n < N; n++)
+                for (int h = 0; h < H; h++)
+                    for (int c = 0; c < d; c++) {
+                        const size_t i = (((size_t)b * N + n) * H + h) * d + c, j = (((size_t)b * H + h) * N + n) * d + c;
+                        const float a = 1.0f / (1.0f + expf(-al.h[h])), want = a * gs[j] + (1.0f - a) * gl[j];
+                        if (!(fabsf(go[i] - want) <= 1e-6f * (fabsf(gs[j]) + fabsf(gl[j])) + 1e-30f) && !bad++) first = i;
+                    }
+        cr_expect(bad == 0, "N=%d d=%d: %zu outputs are not alpha O_s + (1 - alpha) O_l of the GPU's own branches "
+                  "(first %zu)", N, d, bad, first);
+        free(go), free(gs), free(gl);
+    }
 
     /* backward: gradients start at random values; dproj get none (hard mask) */
     const float G = 0.1f;

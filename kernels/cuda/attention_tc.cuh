@@ -58,6 +58,11 @@ typedef struct AtArgs {
      * listT = the query blocks that selected it (lmax = nq). */
     const int *list, *cnt, *listT, *cntT;
     int bq, bk, nq, nk;
+    /* SLA2's combination in the forward's epilogue (comb NULL: none):
+     * comb[b, n, h*hd + c] = alpha_h o + (1 - alpha_h) o_l[b, h, n, c],
+     * alpha_h = sigmoid(alpha_logit[h]), rounded as sla2.cu's combine kernel. */
+    float *comb;
+    const float *o_l, *alpha_logit;
 } AtArgs;
 
 static inline void at_strides_merged(AtArgs *a) {

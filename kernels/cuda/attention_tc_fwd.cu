@@ -15,7 +15,9 @@
  *
  * SLA2's sparse branch (hard top-k) is the same kernel, block-sparse: a
  * block owns one query block (16 rows per warp) and walks only its selected
- * key blocks, one tile each (AtArgs.list; sla2_tc.cu builds the lists). */
+ * key blocks, one tile each (AtArgs.list; sla2_tc.cu builds the lists),
+ * and may write SLA2's output alpha O_s + (1 - alpha) O_l beside O_s in its
+ * epilogue (AtArgs.comb), the linear branch having run first. */
 #include <math.h>
 
 #include "kernels/cuda/attention_tc.cuh"
@@ -117,6 +119,7 @@ __global__ void __launch_bounds__(32 * NW) at_fwd_kernel(AtArgs a) {
 
     const int b = bh / a.H, h = bh % a.H, hd = a.hd, g = lane >> 2;
     float *out = a.o + (size_t)b * a.o_sb + (size_t)h * a.o_sh;
+    const float alpha = a.comb ? 1.0f / (1.0f + expf(-a.alpha_logit[h])) : 0.0f;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int row = r0 + warp * 16 + g + 8 * r;
@@ -128,7 +131,12 @@ __global__ void __launch_bounds__(32 * NW) at_fwd_kernel(AtArgs a) {
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int c = 8 * n + 2 * tq + e;
-                if (c < hd) out[(size_t)row * a.o_rs + c] = o[n][2 * r + e] * inv;
+                if (c >= hd) continue;
+                const float val = o[n][2 * r + e] * inv;
+                out[(size_t)row * a.o_rs + c] = val;
+                if (a.comb) /* fp32 products, no fusion: as the combine kernel and the CPU */
+                    a.comb[((size_t)b * N + row) * a.H * hd + (size_t)h * hd + c] = __fadd_rn(
+                        __fmul_rn(alpha, val), __fmul_rn(1.0f - alpha, a.o_l[((size_t)bh * N + row) * hd + c]));
             }
         if (tq == 0) a.lse[(size_t)bh * N + row] = (m[r] + log2f(lr)) * AT_LN2;
     }

@@ -39,7 +39,7 @@ static FlashArgs sp_args(const Sla2Dims *dm, const float *q, const float *k, con
 
 void cuda_sla2_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                           float *o, float *lse, int bf16) {
-    if (cuda_sla2_tc_ok(dm, bf16)) return cuda_sla2_sparse_tc_fwd(dm, q, k, v, mask, o, lse);
+    if (cuda_sla2_tc_ok(dm, bf16)) return cuda_sla2_sparse_tc_fwd(dm, q, k, v, mask, o, lse, NULL, NULL, NULL);
     FlashArgs a = sp_args(dm, q, k, v, mask, bf16);
     a.o = o;
     a.lse = lse;

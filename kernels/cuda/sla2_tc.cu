@@ -6,7 +6,10 @@
  * 64 tokens). The computation is the CPU's sparse_fwd / sparse_bwd
  * (kernels/cpu/sla2.c): exact softmax over the selected key blocks, LSE
  * saved, and in backward dO_s = alpha dout with D = rowsum(bf16(dO_s) . O_s)
- * from the forward's O_s (as full attention takes it from its O).
+ * from the forward's O_s (as full attention takes it from its O). Without
+ * QAT the forward's epilogue also writes the op's output alpha O_s +
+ * (1 - alpha) O_l (sla2.cu runs the linear branch first), so no separate
+ * combine pass reads O_s and O_l again.
  *
  * Lists (one pass over the mask, ascending block order, in cuda_scratch
  * after the bf16 operands):
@@ -75,10 +78,11 @@ static AtArgs s2tc_prepare(const Sla2Dims *dm, const float *q, const float *k, c
 }
 
 void cuda_sla2_sparse_tc_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
-                             float *o, float *lse) {
+                             float *o, float *lse, float *out, const float *o_l, const float *alpha_logit) {
     AtArgs a = s2tc_prepare(dm, q, k, v, mask, 0);
     a.o = o;
     a.lse = lse;
+    a.comb = out, a.o_l = o_l, a.alpha_logit = alpha_logit;
     at_fwd(&a);
 }
 

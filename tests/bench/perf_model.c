@@ -189,8 +189,10 @@ void pm_attention(PmList *l, PmAttn kind, int B, int H, int N, int d) {
  * per pair), the totals, H_i as totals minus selected, den, O_l = phi(q)
  * H_i (2 N d^2); backward: the same recomputed, dA, dH (2 N d^2), dphi_q
  * (2 N d^2), phi's backward twice, dh, dphi_k and dv (4 N d^2); each
- * N x d array read or written once per kernel that touches it), the
- * combine and alpha's gradient. The sparse branch:
+ * N x d array read or written once per kernel that touches it) and alpha's
+ * gradient; the combination alpha O_s + (1 - alpha) O_l is a kernel of its
+ * own on the SIMT path and the tensor-core forward's epilogue. The sparse
+ * branch:
  * - SIMT (today's path before sla2_tc.cu, and FP32 mode): attention.cu's
  *   flash tiles of 64 x 64 (64 x 32 above head dim 64) with the block mask
  *   as weights; a tile is skipped only when none of its (64/bq)(64/bk)
@@ -219,7 +221,6 @@ void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk,
                8 * E + blk + 8 * E + qblk, 16 * E + blk + qblk, 2);
         pm_mem(l, "attention sla2 linear: H_i, den", phase, 2 * blk + qblk * (mm + 1) + 8 * E, 3);
     }
-    pm_mem(l, "attention sla2 combine", 'f', 12 * E, 1);
     /* linear backward: dA, dH, dphi_q, phi bwd (q, k), dh, dphi_k + dv, dalpha */
     pm_mem(l, "attention sla2 linear bwd: dA, phi bwd", 'b', 12 * E + 2 * 20 * E, 3);
     pm_add(l, "attention sla2 linear bwd: dH, dphi", 'b', PM_SIMT, l->r.f_attn_simt, 8 * BH * N * dd,
@@ -227,6 +228,7 @@ void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk,
     pm_mem(l, "attention sla2 linear bwd: dh_j", 'b', 2 * qblk + blk * (mm + 1), 2);
     pm_mem(l, "attention sla2 dalpha", 'b', 12 * E, 2);
     if (kind == PM_ATTN_SIMT) {
+        pm_mem(l, "attention sla2 combine", 'f', 12 * E, 1);
         const double hd = pm_pad_hd(d), tr = 64, tc = hd <= 64 ? 64 : 32, ntq = pm_ceil(N, tr), ntk = pm_ceil(N, tc);
         const double pairs = (tr / bq > 1 ? tr / bq : 1) * (tc / bk > 1 ? tc / bk : 1);
         const double frac = 1 - pow(1 - p, pairs), tiles = BH * ntq * ntk * frac;
@@ -243,8 +245,9 @@ void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk,
     const double HDP = 16 * pm_ceil(d, 16), Ep = BH * N * HDP, sel = BH * nq * ksel;
     const double pf = 2 * sel * bq * bk * HDP, f = l->r.f_sla2_tc;
     pm_mem(l, "attention sla2 to bf16 + lists", 'f', 3 * (4 * E + 2 * Ep) + 4 * BH * nq * nk * 3, 4);
+    /* ... and its epilogue writes O_s and the combined output, reading O_l (no combine kernel) */
     pm_add(l, "attention sla2 sparse fwd (tensor cores)", 'f', PM_TC, f, 2 * pf,
-           2 * Ep + 4 * sel * bk * HDP + 4 * E + 4 * rows, 6 * Ep + 4 * E + 4 * rows, 1);
+           2 * Ep + 4 * sel * bk * HDP + 12 * E + 4 * rows, 6 * Ep + 12 * E + 4 * rows, 1);
     pm_mem(l, "attention sla2 to bf16 + lists", 'b', 3 * (4 * E + 2 * Ep) + 4 * BH * nq * nk * 3, 4);
     pm_mem(l, "attention sla2 bwd D, dO to bf16", 'b', 8 * E + 2 * Ep + 4 * rows, 1);
     /* dK/dV: K, V once, Q, dO, LSE, D per selected pair, dK, dV +=; dQ: Q, dO once, K, V per pair, dQ += */
