@@ -46,7 +46,7 @@ void expect_within(const Arr *a, const double *bound, const char *what, int N, i
 }
 
 Bounds attn_bounds(const float *P, const float *dS, const float *q, const float *k, const float *v,
-                     const float *dO, int B, int H, int N, int hd) {
+                   const float *dO, int dO_rounded, int B, int H, int N, int hd) {
     const size_t nt = (size_t)B * H * N * hd;
     const double u = U_BF16, scale = 1.0 / sqrt((double)hd);
     Bounds e = {calloc(nt, 8), calloc(nt, 8), calloc(nt, 8), calloc(nt, 8)};
@@ -65,16 +65,21 @@ Bounds attn_bounds(const float *P, const float *dS, const float *q, const float 
                 double *eo = e.o + ((size_t)b * N + a) * H * hd + (size_t)h * hd;
                 for (int j = 0; j < N; j++)
                     for (int c = 0; c < hd; c++) eo[c] += u * p[(size_t)a * N + j] * av[(size_t)j * hd + c];
-                eD[a] = 0;
-                for (int c = 0; c < hd; c++) eD[a] += ag[(size_t)a * hd + c] * eo[c];
+                eD[a] = 0; /* with dO rounded too: u |dO| |O| more per channel, and u |O| <= eO */
+                for (int c = 0; c < hd; c++) eD[a] += (dO_rounded ? 2 : 1) * ag[(size_t)a * hd + c] * eo[c];
             }
             for (int a = 0; a < N; a++)
-                for (int j = 0; j < N; j++)
-                    edS[(size_t)a * N + j] = p[(size_t)a * N + j] * eD[a] + u * fabs((double)ds[(size_t)a * N + j]);
+                for (int j = 0; j < N; j++) {
+                    const double pj = p[(size_t)a * N + j];
+                    double edp = 0; /* dP's error from dO's rounding: u sum_c |dO_ac| |v_jc| */
+                    if (dO_rounded && pj != 0)
+                        for (int c = 0; c < hd; c++) edp += u * ag[(size_t)a * hd + c] * av[(size_t)j * hd + c];
+                    edS[(size_t)a * N + j] = pj * (eD[a] + edp) + u * fabs((double)ds[(size_t)a * N + j]);
+                }
             for (int a = 0; a < N; a++) /* query a: dQ; key a: dK, dV */
                 for (int j = 0; j < N; j++) {
                     const double wq = scale * edS[(size_t)a * N + j], wk = scale * edS[(size_t)j * N + a];
-                    const double wv = u * p[(size_t)j * N + a];
+                    const double wv = (dO_rounded ? 2 : 1) * u * p[(size_t)j * N + a];
                     double *eq = e.dq + t0 + (size_t)a * hd, *ek = e.dk + t0 + (size_t)a * hd;
                     double *ev = e.dv + t0 + (size_t)a * hd;
                     for (int c = 0; c < hd; c++) {

@@ -19,10 +19,12 @@ void expect_within(const Arr *a, const double *bound, const char *what, int N, i
 /* The first-order bounds, from the CPU's P and dS ([BH, N, N]; for a
  * masked softmax, P = 0 and dS = 0 outside the mask) and the inputs
  * (q, k, v [BH, N, hd]; dO [B, N, H*hd], the gradient the attention
- * output receives). Free each array with free(). */
+ * output receives). dO_rounded: the kernels round dO to bf16 themselves
+ * (SLA2's alpha dout), which adds u |dO| to dV's, D's and dP's errors;
+ * 0 when dO is exact in bf16. Free each array with free(). */
 typedef struct Bounds {
     double *o, *dq, *dk, *dv; /* o like out [B, N, H*hd]; dq, dk, dv like q */
 } Bounds;
 Bounds attn_bounds(const float *P, const float *dS, const float *q, const float *k, const float *v, const float *dO,
-                   int B, int H, int N, int hd);
+                   int dO_rounded, int B, int H, int N, int hd);
 #endif

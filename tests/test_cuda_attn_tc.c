@@ -81,7 +81,7 @@ static void check_tc(int B, int H, int N, int hd, int subsets) {
     Arr dq0 = arr_rand(nt, -0.1f, 0.1f), dk0 = arr_rand(nt, -0.1f, 0.1f), dv0 = arr_rand(nt, -0.1f, 0.1f);
     Arr dq = arr_copy(&dq0), dk = arr_copy(&dk0), dv = arr_copy(&dv0); /* the CPU's, on the host side */
     CPU.attention_bwd(dq.h, dk.h, dv.h, dS, dout.h, out.h, P, q.h, k.h, v.h, B, H, N, hd);
-    Bounds e = attn_bounds(P, dS, q.h, k.h, v.h, dout.h, B, H, N, hd);
+    Bounds e = attn_bounds(P, dS, q.h, k.h, v.h, dout.h, 0, B, H, N, hd);
     printf("attention tc B=%d H=%d N=%d hd=%d\n", B, H, N, hd);
     expect_within(&out, e.o, "out", N, hd);
     expect_within(&lse, NULL, "lse", N, hd);

@@ -10,7 +10,9 @@
  * full attention (attn_bounds.c): q, k, v and dout are rounded to bf16 on
  * the host, so the router (fp32 on both sides) picks the same blocks and
  * the kernels' operand conversion is exact; the remaining error is P and dS
- * rounded to bf16 and D taken from the forward's O_s. The bound uses the
+ * rounded to bf16, D taken from the forward's O_s, and dO_s = alpha dout
+ * rounded to bf16 by the kernels (alpha dout is not a bf16 value: its
+ * rounding adds u |dO_s| to dV's, D's and dP's errors). The bound uses the
  * sparse branch's own P and dS, recomputed here from the CPU's mask and LSE
  * (P = 0 outside the selected blocks) with dO_s = alpha dout; out gets
  * alpha times O_s's bound, the gradients the sparse share's bound (the
@@ -173,7 +175,7 @@ static void check_sla2_tc(int B, int H, int N, int d, int bq, int bk, float rati
     Arr dout = arr_rand_bf16(nt, -1, 1);
     float *P = malloc(sizeof(float) * nr * N), *dS = malloc(sizeof(float) * nr * N), *dos = malloc(sizeof(float) * nt);
     sparse_p_ds(P, dS, dos, &dm, q.h, k.h, v.h, mask.h, lse.h, os.h, dout.h, al.h);
-    Bounds e = attn_bounds(P, dS, q.h, k.h, v.h, dos, B, H, N, d);
+    Bounds e = attn_bounds(P, dS, q.h, k.h, v.h, dos, 1, B, H, N, d);
     printf("sla2 tc B=%d H=%d N=%d d=%d blocks %d/%d k=%d/%d\n", B, H, N, d, bq, bk, dm.k_sel, dm.nk);
 
     float *gm = arr_download(&mask);
