@@ -2,7 +2,8 @@
  * tests share (test_cuda_attn_tc.c: full attention; test_cuda_sla2_tc.c:
  * SLA2's sparse branch): inputs rounded to bf16 on the host, and the
  * first-order bound of every output and gradient element from the CPU's P
- * and dS (derived in test_cuda_attn_tc.c's header comment). */
+ * and dS (derived in test_cuda_attn_tc.c's header comment), and the suites'
+ * set-up (BF16 mode). */
 #include "attn_bounds.h"
 
 #include <criterion/criterion.h>
@@ -10,6 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kernels/cuda/ops_cuda.h"
+
+void tc_setup(void) {
+    cuda_init(0);
+    cuda_set_precision(CUDA_PREC_BF16);
+}
+
+void tc_teardown(void) {
+    cuda_set_precision(CUDA_PREC_FP32);
+    arr_free_all();
+}
 
 /* Round to bf16, nearest even (the inputs both sides share). */
 float bf16_round(float x) {

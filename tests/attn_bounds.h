@@ -8,6 +8,9 @@
 
 #define U_BF16 (1.0 / 256.0) /* 2^-8: bf16's unit roundoff */
 
+/* The suites' .init / .fini: the device in BF16 mode, and back to FP32 with every array freed. */
+void tc_setup(void);
+void tc_teardown(void);
 /* Round to bf16, nearest even (the inputs both sides share). */
 float bf16_round(float x);
 /* arr_rand with every value rounded to bf16 (both sides). */

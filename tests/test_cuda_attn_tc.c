@@ -52,17 +52,7 @@
 #define CPU ops_cpu
 #define GPU ops_cuda
 
-static void setup(void) {
-    cuda_init(0);
-    cuda_set_precision(CUDA_PREC_BF16);
-}
-
-static void teardown(void) {
-    cuda_set_precision(CUDA_PREC_FP32);
-    arr_free_all();
-}
-
-TestSuite(attn_tc, .init = setup, .fini = teardown);
+TestSuite(attn_tc, .init = tc_setup, .fini = tc_teardown);
 
 /* Forward and backward at one size; `subsets`: also run backward for dQ
  * alone, dK alone and dV alone (the others must stay untouched). */

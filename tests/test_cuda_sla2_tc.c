@@ -43,36 +43,7 @@
 #define CPU ops_cpu
 #define GPU ops_cuda
 
-static void setup(void) {
-    cuda_init(0);
-    cuda_set_precision(CUDA_PREC_BF16);
-}
-
-static void teardown(void) {
-    cuda_set_precision(CUDA_PREC_FP32);
-    arr_free_all();
-}
-
-TestSuite(sla2_tc, .init = setup, .fini = teardown);
-
-static int cmp_desc(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
-
-/* Smallest gap between the k-th and (k+1)-th largest router probability of any row. */
-static double topk_gap(const float *pc, int rows, int nk, int k) {
-    if (k >= nk) return INFINITY;
-    double worst = INFINITY;
-    float *r = malloc(sizeof(float) * nk);
-    for (int i = 0; i < rows; i++) {
-        memcpy(r, pc + (size_t)i * nk, sizeof(float) * nk);
-        qsort(r, nk, sizeof(float), cmp_desc);
-        worst = fmin(worst, (double)r[k - 1] - r[k]);
-    }
-    free(r);
-    return worst;
-}
+TestSuite(sla2_tc, .init = tc_setup, .fini = tc_teardown);
 
 /* A random offset per (pair, block, channel) added to every token of the
  * block (then rounded to bf16 again): pooled means of plain uniform inputs
@@ -167,7 +138,7 @@ static void check_sla2_tc(int B, int H, int N, int d, int bq, int bk, float rati
         for (int i = 0; i < d; i++) pq.h[i * d + i] += 1.0f, pk.h[i * d + i] += 1.0f;
         arr_upload(&pq), arr_upload(&pk);
         CPU.sla2_fwd(out.h, &svh, wsh, q.h, k.h, v.h, pq.h, pk.h, al.h, &dm);
-        if (topk_gap(pc.h, B * H * dm.nq, dm.nk, dm.k_sel) > 1e-5) break;
+        if (sla2_topk_gap(pc.h, B * H * dm.nq, dm.nk, dm.k_sel) > 1e-5) break;
         cr_assert(attempt < 20, "no inputs without a near-tie in the top-k after 20 draws");
     }
     GPU.sla2_fwd(out.d, &svd, wsd.d, q.d, k.d, v.d, pq.d, pk.d, al.d, &dm);
