@@ -107,5 +107,20 @@ TC_TESTS(64)
 TC_TESTS(80)
 TC_TESTS(128)
 
+/* The non-deterministic backward (JIT_CUDA_ATTN_BWD=atomic: dQ with fp32
+ * atomics inside the dK/dV kernel, 5 products) within the same bounds, at
+ * the partial-tile sizes and with each gradient alone. */
+static void check_tc_atomic(int B, int H, int N, int hd) {
+    setenv("JIT_CUDA_ATTN_BWD", "atomic", 1);
+    check_tc(B, H, N, hd, 1);
+    unsetenv("JIT_CUDA_ATTN_BWD");
+}
+Test(attn_tc, hd64_atomic_dq) { check_tc_atomic(2, 2, 63, 64); }
+Test(attn_tc, hd128_atomic_dq) { check_tc_atomic(1, 2, 150, 128); }
+Test(attn_tc, hd64_bad_bwd_mode_is_refused, .exit_code = 1) {
+    setenv("JIT_CUDA_ATTN_BWD", "fast", 1);
+    check_tc(1, 1, 16, 64, 0);
+}
+
 /* Two runs give the same bits (no atomics; a fixed summation order). */
 Test(attn_tc, hd80_deterministic) { expect_attention_deterministic(1, 2, 150, 80); }

@@ -238,6 +238,12 @@ Test(sla2_tc, hd80_n288) {
 }
 Test(sla2_tc, hd128_n96) { check_sla2_tc(1, 2, 96, 128, 32, 32, 0.5f, ELU); }
 Test(sla2_tc, hd64_n1024) { check_sla2_tc(1, 1, 1024, 64, 32, 32, 0.15f, SOFTMAX); }
+/* JIT_CUDA_ATTN_BWD=atomic: dQ added with fp32 atomics in the dK/dV kernel, over the transposed lists. */
+Test(sla2_tc, hd64_atomic_dq) {
+    setenv("JIT_CUDA_ATTN_BWD", "atomic", 1);
+    check_sla2_tc(1, 2, 96, 64, 32, 16, 0.5f, SOFTMAX);
+    unsetenv("JIT_CUDA_ATTN_BWD");
+}
 Test(sla2_tc, hd64_n288_dense) { check_sla2_tc(1, 1, 288, 64, 32, 32, 1.0f, SOFTMAX); }
 
 /* SLA2_TC_FULL=1: every (d, N, top-k) of the grid at blocks of 32. */

@@ -459,6 +459,7 @@ extern "C" void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scrat
         a.lse = (float *)saved; /* read only in backward */
         a.D = scratch;
         a.dq = dq, a.dk = dk, a.dv = dv;
+        a.dq_atomic = at_bwd_atomic_dq();
         at_bwd(&a);
         return;
     }

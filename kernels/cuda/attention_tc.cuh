@@ -63,7 +63,16 @@ typedef struct AtArgs {
      * alpha_h = sigmoid(alpha_logit[h]), rounded as sla2.cu's combine kernel. */
     float *comb;
     const float *o_l, *alpha_logit;
+    /* Backward: 1 adds dQ inside the dK/dV kernel with fp32 atomics (5
+     * products, FlashAttention-2; dQ's rounding varies from run to run);
+     * 0 (the default): the separate deterministic dQ kernel (7 products).
+     * at_bwd_atomic_dq() reads the choice from JIT_CUDA_ATTN_BWD. */
+    int dq_atomic;
 } AtArgs;
+
+/* JIT_CUDA_ATTN_BWD: unset or "deterministic" -> 0, "atomic" -> 1; any other
+ * value stops with a message naming it (attention_tc_bwd.cu). */
+int at_bwd_atomic_dq(void);
 
 static inline void at_strides_merged(AtArgs *a) {
     a->o_sb = (long long)a->N * a->H * a->hd, a->o_sh = a->hd, a->o_rs = (long long)a->H * a->hd;

@@ -21,12 +21,17 @@
  * more backward FLOPs; a single pass whose dQ additions are ordered by a
  * per-query-tile semaphore (as FlashAttention-3's deterministic mode does)
  * would remove it and is the next step once a GPU can measure it.
+ * Non-deterministic mode (AtArgs.dq_atomic, JIT_CUDA_ATTN_BWD=atomic):
+ * FlashAttention-2's single pass, dQ added inside the dK/dV kernel with
+ * fp32 atomics (at_dq_atomic): 5 products, run-dependent rounding of dQ.
  *
  * SLA2's sparse branch (hard top-k) runs the same two kernels block-sparse:
  * the dQ kernel walks a query block's selected key blocks, the dK/dV kernel
  * the query blocks that selected its key block (the transposed list), each
  * tile one router block (AtArgs.list / listT). */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/cuda_util.cuh"
@@ -71,7 +76,58 @@ void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, in
     CUDA_CHECK_LAUNCH();
 }
 
+int at_bwd_atomic_dq(void) {
+    const char *e = getenv("JIT_CUDA_ATTN_BWD");
+    if (!e || !*e || !strcmp(e, "deterministic")) return 0;
+    CHECK(!strcmp(e, "atomic"), "JIT_CUDA_ATTN_BWD=%s: use 'deterministic' (the default: separate dQ kernel, "
+          "bit-reproducible) or 'atomic' (dQ with fp32 atomics in the dK/dV kernel: 5 products, not reproducible)", e);
+    return 1;
+}
+
 /* ------------------------------------------------------------ dK and dV */
+
+/* dq_atomic (FlashAttention-2's single pass): dQ[q0 + r] += scale dS K for
+ * the query tile q0 of BR rows, inside the dK/dV kernel. Each warp writes
+ * its 16 keys' dS^T (result fragments, rounded to bf16 as for dK) into Ss
+ * transposed ([query][key]); after a barrier the warps take 16-query slices
+ * and multiply them by the block's own K tile, two n-tiles at a time (so
+ * only 8 more accumulator registers), adding with fp32 atomics: other key
+ * blocks add to the same dQ rows in an order that changes from run to run. */
+template <int HDP, int NW, int BR>
+__device__ __forceinline__ void at_dq_atomic(const AtArgs &a, uint16_t *Ss, const float (&ds)[BR / 8][4],
+                                             const uint16_t *Ks, int bh, int q0) {
+    constexpr int LD = HDP + 8, BK = 16 * NW, LS = BK + 8, OT = HDP / 8;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int n = 0; n < BR / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int key = warp * 16 + g + 8 * (e >> 1), qr = 8 * n + 2 * tq + (e & 1);
+            Ss[qr * LS + key] = (uint16_t)(tc_pack_bf16x2(ds[n][e], 0.0f) & 0xffffu);
+        }
+    __syncthreads();
+    float *dq = a.dq + (size_t)bh * a.N * a.hd;
+    for (int sl = warp; sl < BR / 16; sl += NW)
+#pragma unroll
+        for (int n0 = 0; n0 < OT; n0 += 2) {
+            float acc[2][4] = {};
+#pragma unroll
+            for (int k0 = 0; k0 < BK; k0 += 16) {
+                uint32_t af[4], bf[4];
+                at_ld_a(af, Ss + sl * 16 * LS, LS, k0);
+                at_ld_bn(bf, Ks, LD, 8 * n0, k0);
+                tc_mma_16816(acc[0], af, bf, acc[0]);
+                tc_mma_16816(acc[1], af, bf + 2, acc[1]);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = q0 + sl * 16 + g + 8 * (e >> 1), c = 8 * (n0 + h) + 2 * tq + (e & 1);
+                    if (row < a.N && c < a.hd) atomicAdd(dq + (size_t)row * a.hd + c, a.scale * acc[h][e]);
+                }
+        }
+}
 
 /* NW warps own 16 NW keys; query tiles of BR (dense: NW = 4, BR = 32 at
  * head dim 128, where 64 would spill, else 64; block-sparse: NW = bk / 16,
@@ -82,6 +138,7 @@ __global__ void __launch_bounds__(32 * NW) at_bwd_dkdv_kernel(AtArgs a) {
     extern __shared__ float at_smem_f[];
     uint16_t *Ks = (uint16_t *)at_smem_f, *Vs = Ks + BK * LD, *Qs = Vs + BK * LD, *Gs = Qs + 2 * TILE;
     float *Ls = (float *)(Gs + 2 * TILE), *Ds = Ls + 2 * BR; /* lse * log2 e and D per query, 2 buffers */
+    uint16_t *Ss = (uint16_t *)(Ds + 2 * BR); /* dq_atomic: dS of the tile, [BR][BK + 8] bf16 */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tq = lane & 3;
     const int bh = blockIdx.y, N = a.N, c0 = blockIdx.x * BK;
     const size_t base = (size_t)bh * N * HDP;
@@ -140,6 +197,7 @@ __global__ void __launch_bounds__(32 * NW) at_bwd_dkdv_kernel(AtArgs a) {
         at_frag_a(da, dp);
         if (a.dv) at_mm_rn(dv, pa, g, LD);
         if (a.dk) at_mm_rn(dk, da, q, LD);
+        if (a.dq_atomic) at_dq_atomic<HDP, NW, BR>(a, Ss, dp, Ks, bh, walk.tile(j) * BR);
         __syncthreads();
     }
 
@@ -218,7 +276,8 @@ __global__ void __launch_bounds__(32 * NW) at_bwd_dq_kernel(AtArgs a) {
 template <int HDP, int NW, int T>
 static void at_launch_dkdv(const AtArgs &a) {
     constexpr int LD = HDP + 8, BK = 16 * NW;
-    const size_t smem = sizeof(uint16_t) * (size_t)(2 * BK + 4 * T) * LD + sizeof(float) * 4 * T;
+    const size_t smem = sizeof(uint16_t) * (size_t)(2 * BK + 4 * T) * LD + sizeof(float) * 4 * T +
+                        (a.dq_atomic ? sizeof(uint16_t) * (size_t)T * (BK + 8) : 0);
     fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T>, smem);
     dim3 grid((unsigned)((a.N + BK - 1) / BK), (unsigned)(a.B * a.H));
     at_bwd_dkdv_kernel<HDP, NW, T><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
@@ -257,19 +316,20 @@ static void at_sparse_dq(const AtArgs &a) {
 
 template <int HDP>
 static void at_launch_bwd(const AtArgs &a) {
+    const bool dkdv = a.dk || a.dv || a.dq_atomic, dq = a.dq && !a.dq_atomic;
     if (!a.list) { /* dense */
-        if (a.dk || a.dv) at_launch_dkdv<HDP, 4, (HDP > 80 ? 32 : 64)>(a);
-        if (a.dq) at_launch_dq<HDP, 4, 64>(a);
+        if (dkdv) at_launch_dkdv<HDP, 4, (HDP > 80 ? 32 : 64)>(a);
+        if (dq) at_launch_dq<HDP, 4, 64>(a);
         return;
     }
-    if (a.dk || a.dv) {
+    if (dkdv) {
         switch (a.bk) {
         case 16: at_sparse_dkdv<HDP, 1>(a); break;
         case 32: at_sparse_dkdv<HDP, 2>(a); break;
         default: at_sparse_dkdv<HDP, 4>(a); break;
         }
     }
-    if (a.dq) {
+    if (dq) {
         switch (a.bq) {
         case 16: at_sparse_dq<HDP, 1>(a); break;
         case 32: at_sparse_dq<HDP, 2>(a); break;
@@ -280,6 +340,9 @@ static void at_launch_bwd(const AtArgs &a) {
 
 void at_bwd(const AtArgs *a) {
     if ((long long)a->B * a->H * a->N == 0 || (!a->dq && !a->dk && !a->dv)) return;
+    AtArgs b = *a;
+    b.dq_atomic = a->dq && a->dq_atomic; /* nothing to add without dQ */
+    a = &b;
     CHECK(!a->list || (a->listT && at_sparse_block_ok(a->bq) && at_sparse_block_ok(a->bk)),
           "attention (tensor cores): block-sparse backward needs both lists and blocks of 16, 32 or 64 (%d/%d)",
           a->bq, a->bk);

@@ -95,5 +95,6 @@ void cuda_sla2_sparse_tc_bwd(const Sla2Dims *dm, const float *q, const float *k,
     a.lse = (float *)lse; /* read only in backward */
     a.D = D;
     a.dq = dq, a.dk = dk, a.dv = dv;
+    a.dq_atomic = at_bwd_atomic_dq();
     at_bwd(&a);
 }
