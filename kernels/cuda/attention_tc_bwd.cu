@@ -132,7 +132,7 @@ __device__ __forceinline__ void at_dq_atomic(const AtArgs &a, uint16_t *Ss, cons
 /* NW warps own 16 NW keys; query tiles of BR (dense: NW = 4, BR = 32 at
  * head dim 128, where 64 would spill, else 64; block-sparse: NW = bk / 16,
  * BR = bq, the query blocks that selected this key block). */
-template <int HDP, int NW, int BR>
+template <int HDP, int NW, int BR, bool ATOMIC_DQ>
 __global__ void __launch_bounds__(32 * NW) at_bwd_dkdv_kernel(AtArgs a) {
     constexpr int LD = HDP + 8, BK = 16 * NW, NTH = 32 * NW, QT = BR / 8, OT = HDP / 8, TILE = BR * LD;
     extern __shared__ float at_smem_f[];
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(32 * NW) at_bwd_dkdv_kernel(AtArgs a) {
         at_frag_a(da, dp);
         if (a.dv) at_mm_rn(dv, pa, g, LD);
         if (a.dk) at_mm_rn(dk, da, q, LD);
-        if (a.dq_atomic) at_dq_atomic<HDP, NW, BR>(a, Ss, dp, Ks, bh, walk.tile(j) * BR);
+        if (ATOMIC_DQ) at_dq_atomic<HDP, NW, BR>(a, Ss, dp, Ks, bh, walk.tile(j) * BR);
         __syncthreads();
     }
 
@@ -278,9 +278,15 @@ static void at_launch_dkdv(const AtArgs &a) {
     constexpr int LD = HDP + 8, BK = 16 * NW;
     const size_t smem = sizeof(uint16_t) * (size_t)(2 * BK + 4 * T) * LD + sizeof(float) * 4 * T +
                         (a.dq_atomic ? sizeof(uint16_t) * (size_t)T * (BK + 8) : 0);
-    fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T>, smem);
     dim3 grid((unsigned)((a.N + BK - 1) / BK), (unsigned)(a.B * a.H));
-    at_bwd_dkdv_kernel<HDP, NW, T><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    /* the atomic dQ as its own instantiation: the default's registers stay as they were */
+    if (a.dq_atomic) {
+        fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T, true>, smem);
+        at_bwd_dkdv_kernel<HDP, NW, T, true><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    } else {
+        fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T, false>, smem);
+        at_bwd_dkdv_kernel<HDP, NW, T, false><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    }
     CUDA_CHECK_LAUNCH();
 }
 
