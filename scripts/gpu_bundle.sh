@@ -4,7 +4,7 @@
 # machine that has the CUDA toolkit and a Python with torch but none of this
 # project's libraries (HDF5, Open MPI, OpenBLAS, libyaml, Criterion, libpng):
 #
-#   .gpu/bundle.tar.gz  ->  .gpu/bin/   cuda_probe, test_cuda_{ops,attn,train} (and test_cuda_attn_tc
+#   .gpu/bundle.tar.gz  ->  .gpu/bin/   cuda_probe, test_cuda_{ops,attn,train} (and test_cuda_{attn,sla2}_tc
 #                                       where the build has it), bench_cuda_{attn,step,curve},
 #                                       bench_perf_model (stripped)
 #                           .gpu/lib/   every shared library they load, except
@@ -59,9 +59,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DJIT_CUDA=ON -DJIT_CUDA_ARCHS
   >"$build/bundle-configure.log" || { cat "$build/bundle-configure.log" >&2; exit 1; }
 
 # --- build only what the bundle holds ---
-want=(cuda_probe test_cuda_ops test_cuda_attn test_cuda_attn_tc test_cuda_train bench_cuda_attn bench_cuda_step bench_cuda_curve
-  bench_perf_model)
-optional=" test_cuda_attn_tc " # the tensor-core kernels' tests, where the checkout has them
+want=(cuda_probe test_cuda_ops test_cuda_attn test_cuda_attn_tc test_cuda_sla2_tc test_cuda_train bench_cuda_attn
+  bench_cuda_step bench_cuda_curve bench_perf_model)
+optional=" test_cuda_attn_tc test_cuda_sla2_tc " # the tensor-core kernels' tests, where the checkout has them
 targets=$(cmake --build "$build" --target help 2>/dev/null || true)
 build_list=()
 for t in "${want[@]}"; do

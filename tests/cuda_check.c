@@ -200,3 +200,22 @@ int main(int argc, char *argv[]) {
     criterion_finalize(tests);
     return result;
 }
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Smallest gap between the k-th and (k+1)-th largest router probability of any row. */
+double sla2_topk_gap(const float *pc, int rows, int nk, int k) {
+    if (k >= nk) return INFINITY;
+    double worst = INFINITY;
+    float *r = malloc(sizeof(float) * nk);
+    for (int i = 0; i < rows; i++) {
+        memcpy(r, pc + (size_t)i * nk, sizeof(float) * nk);
+        qsort(r, nk, sizeof(float), cmp_desc);
+        worst = fmin(worst, (double)r[k - 1] - r[k]);
+    }
+    free(r);
+    return worst;
+}

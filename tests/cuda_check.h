@@ -26,6 +26,11 @@
 #define GPU_OR_EMU(gpu, emu) (emu)
 #else
 #define GPU_OR_EMU(gpu, emu) (gpu)
+/* Smallest gap between the k-th and (k+1)-th largest router probability of
+ * any of `rows` rows of nk (INFINITY when k >= nk): SLA2 tests redraw inputs
+ * whose hard top-k has a near-tie, where the GPU's and the CPU's router may
+ * differ by an ulp. */
+double sla2_topk_gap(const float *pc, int rows, int nk, int k);
 #endif
 
 typedef struct Arr {
@@ -82,4 +87,9 @@ void attention_bwd_subset(Arr g[3], int mask, const Arr g0[3], float *const want
  * current precision: the outputs, LSE and gradients must be bit-identical. */
 void expect_attention_deterministic(int B, int H, int N, int hd);
 
+/* Smallest gap between the k-th and (k+1)-th largest router probability of
+ * any of `rows` rows of nk (INFINITY when k >= nk): SLA2 tests redraw inputs
+ * whose hard top-k has a near-tie, where the GPU's and the CPU's router may
+ * differ by an ulp. */
+double sla2_topk_gap(const float *pc, int rows, int nk, int k);
 #endif

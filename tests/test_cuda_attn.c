@@ -125,25 +125,6 @@ static Sla2Dims s2_dims(const S2Case *c) {
     return dm;
 }
 
-static int cmp_desc(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
-
-/* Smallest gap between the k-th and (k+1)-th largest router probability of any row. */
-static double topk_gap(const float *pc, int rows, int nk, int k) {
-    if (k >= nk) return INFINITY;
-    double worst = INFINITY;
-    float *r = malloc(sizeof(float) * nk);
-    for (int i = 0; i < rows; i++) {
-        memcpy(r, pc + (size_t)i * nk, sizeof(float) * nk);
-        qsort(r, nk, sizeof(float), cmp_desc);
-        worst = fmin(worst, (double)r[k - 1] - r[k]);
-    }
-    free(r);
-    return worst;
-}
-
 typedef struct S2Run {
     Sla2Dims dm;
     Arr q, k, v, pq, pk, al, out, mask, pc, lse, os, osfp, ol;
@@ -173,7 +154,7 @@ static void s2_forward(S2Run *r, const S2Case *c) {
         for (int i = 0; i < d; i++) r->pq.h[i * d + i] += 1.0f, r->pk.h[i * d + i] += 1.0f;
         arr_upload(&r->pq), arr_upload(&r->pk);
         CPU.sla2_fwd(r->out.h, &r->svh, r->wsh, r->q.h, r->k.h, r->v.h, r->pq.h, r->pk.h, r->al.h, &dm);
-        double gap = c->soft ? INFINITY : topk_gap(r->pc.h, B * H * dm.nq, dm.nk, dm.k_sel);
+        double gap = c->soft ? INFINITY : sla2_topk_gap(r->pc.h, B * H * dm.nq, dm.nk, dm.k_sel);
         if (gap > 1e-5) break;
         cr_assert(attempt < 20, "no inputs without a near-tie in the top-k after 20 draws (gap %.3g)", gap);
     }

@@ -44,108 +44,15 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "attn_bounds.h"
 #include "cuda_check.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cuda/ops_cuda.h"
 
 #define CPU ops_cpu
 #define GPU ops_cuda
-#define U_BF16 (1.0 / 256.0) /* 2^-8 */
 
-static void setup(void) {
-    cuda_init(0);
-    cuda_set_precision(CUDA_PREC_BF16);
-}
-
-static void teardown(void) {
-    cuda_set_precision(CUDA_PREC_FP32);
-    arr_free_all();
-}
-
-TestSuite(attn_tc, .init = setup, .fini = teardown);
-
-/* Round to bf16, nearest even (the inputs both sides share). */
-static float bf16_round(float x) {
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&x, &b, 4);
-    return x;
-}
-
-static Arr arr_rand_bf16(size_t n, float lo, float hi) {
-    Arr a = arr_rand(n, lo, hi);
-    for (size_t i = 0; i < n; i++) a.h[i] = bf16_round(a.h[i]);
-    arr_upload(&a);
-    return a;
-}
-
-/* Expects |gpu - cpu| <= 1.25 bound + 1e-5 max|cpu| element by element;
- * bound == NULL: 1e-4 absolute (the LSE). */
-static void expect_within(const Arr *a, const double *bound, const char *what, int N, int hd) {
-    float *got = arr_download(a);
-    double maxref = 0.0, worst = -1.0;
-    size_t wi = 0;
-    for (size_t i = 0; i < a->n; i++) maxref = fmax(maxref, fabs((double)a->h[i]));
-    for (size_t i = 0; i < a->n; i++) {
-        const double lim = bound ? 1.25 * bound[i] + 1e-5 * maxref : 1e-4;
-        const double err = isfinite(got[i]) ? fabs((double)got[i] - a->h[i]) : INFINITY;
-        if (err / lim > worst) worst = err / lim, wi = i;
-    }
-    cr_expect(worst <= 1.0, "N=%d hd=%d %s: element %zu off by %.3g of its bound (gpu %.9g cpu %.9g, rel err %.3g)",
-              N, hd, what, wi, worst, got[wi], a->h[wi], rel_err(got, a->h, a->n));
-    printf("  %-4s rel err %.2e, worst at %.2f of its bf16 bound\n", what, rel_err(got, a->h, a->n), worst);
-    free(got);
-}
-
-/* The first-order bounds of the header comment, from the CPU's P and dS
- * ([BH, N, N]) and the inputs; dO is [B, N, H*hd]. */
-typedef struct Bounds {
-    double *o, *dq, *dk, *dv; /* laid out like out, dq, dk, dv */
-} Bounds;
-
-static Bounds bounds(const float *P, const float *dS, const float *q, const float *k, const float *v,
-                     const float *dO, int B, int H, int N, int hd) {
-    const size_t nt = (size_t)B * H * N * hd;
-    const double u = U_BF16, scale = 1.0 / sqrt((double)hd);
-    Bounds e = {calloc(nt, 8), calloc(nt, 8), calloc(nt, 8), calloc(nt, 8)};
-    double *eD = calloc((size_t)N, 8), *edS = calloc((size_t)N * N, 8), *av = malloc(8 * (size_t)N * hd);
-    double *aq = malloc(8 * (size_t)N * hd), *ak = malloc(8 * (size_t)N * hd), *ag = malloc(8 * (size_t)N * hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const size_t bh = (size_t)b * H + h, t0 = bh * N * hd;
-            const float *p = P + bh * N * N, *ds = dS + bh * N * N;
-            for (size_t i = 0; i < (size_t)N * hd; i++) { /* absolute values, all [N, hd] */
-                const size_t a = i / hd, c = i % hd;
-                av[i] = fabs((double)v[t0 + i]), aq[i] = fabs((double)q[t0 + i]), ak[i] = fabs((double)k[t0 + i]);
-                ag[i] = fabs((double)dO[((size_t)b * N + a) * H * hd + (size_t)h * hd + c]);
-            }
-            for (int a = 0; a < N; a++) { /* eO, eD */
-                double *eo = e.o + ((size_t)b * N + a) * H * hd + (size_t)h * hd;
-                for (int j = 0; j < N; j++)
-                    for (int c = 0; c < hd; c++) eo[c] += u * p[(size_t)a * N + j] * av[(size_t)j * hd + c];
-                eD[a] = 0;
-                for (int c = 0; c < hd; c++) eD[a] += ag[(size_t)a * hd + c] * eo[c];
-            }
-            for (int a = 0; a < N; a++)
-                for (int j = 0; j < N; j++)
-                    edS[(size_t)a * N + j] = p[(size_t)a * N + j] * eD[a] + u * fabs((double)ds[(size_t)a * N + j]);
-            for (int a = 0; a < N; a++) /* query a: dQ; key a: dK, dV */
-                for (int j = 0; j < N; j++) {
-                    const double wq = scale * edS[(size_t)a * N + j], wk = scale * edS[(size_t)j * N + a];
-                    const double wv = u * p[(size_t)j * N + a];
-                    double *eq = e.dq + t0 + (size_t)a * hd, *ek = e.dk + t0 + (size_t)a * hd;
-                    double *ev = e.dv + t0 + (size_t)a * hd;
-                    for (int c = 0; c < hd; c++) {
-                        eq[c] += wq * ak[(size_t)j * hd + c];
-                        ek[c] += wk * aq[(size_t)j * hd + c];
-                        ev[c] += wv * ag[(size_t)j * hd + c];
-                    }
-                }
-        }
-    free(eD), free(edS), free(av), free(aq), free(ak), free(ag);
-    return e;
-}
+TestSuite(attn_tc, .init = tc_setup, .fini = tc_teardown);
 
 /* Forward and backward at one size; `subsets`: also run backward for dQ
  * alone, dK alone and dV alone (the others must stay untouched). */
@@ -164,7 +71,7 @@ static void check_tc(int B, int H, int N, int hd, int subsets) {
     Arr dq0 = arr_rand(nt, -0.1f, 0.1f), dk0 = arr_rand(nt, -0.1f, 0.1f), dv0 = arr_rand(nt, -0.1f, 0.1f);
     Arr dq = arr_copy(&dq0), dk = arr_copy(&dk0), dv = arr_copy(&dv0); /* the CPU's, on the host side */
     CPU.attention_bwd(dq.h, dk.h, dv.h, dS, dout.h, out.h, P, q.h, k.h, v.h, B, H, N, hd);
-    Bounds e = bounds(P, dS, q.h, k.h, v.h, dout.h, B, H, N, hd);
+    Bounds e = attn_bounds(P, dS, q.h, k.h, v.h, dout.h, 0, B, H, N, hd);
     printf("attention tc B=%d H=%d N=%d hd=%d\n", B, H, N, hd);
     expect_within(&out, e.o, "out", N, hd);
     expect_within(&lse, NULL, "lse", N, hd);
@@ -199,6 +106,21 @@ static void check_tc(int B, int H, int N, int hd, int subsets) {
 TC_TESTS(64)
 TC_TESTS(80)
 TC_TESTS(128)
+
+/* The non-deterministic backward (JIT_CUDA_ATTN_BWD=atomic: dQ with fp32
+ * atomics inside the dK/dV kernel, 5 products) within the same bounds, at
+ * the partial-tile sizes and with each gradient alone. */
+static void check_tc_atomic(int B, int H, int N, int hd) {
+    setenv("JIT_CUDA_ATTN_BWD", "atomic", 1);
+    check_tc(B, H, N, hd, 1);
+    unsetenv("JIT_CUDA_ATTN_BWD");
+}
+Test(attn_tc, hd64_atomic_dq) { check_tc_atomic(2, 2, 63, 64); }
+Test(attn_tc, hd128_atomic_dq) { check_tc_atomic(1, 2, 150, 128); }
+Test(attn_tc, hd64_bad_bwd_mode_is_refused, .exit_code = 1) {
+    setenv("JIT_CUDA_ATTN_BWD", "fast", 1);
+    check_tc(1, 1, 16, 64, 0);
+}
 
 /* Two runs give the same bits (no atomics; a fixed summation order). */
 Test(attn_tc, hd80_deterministic) { expect_attention_deterministic(1, 2, 150, 80); }

@@ -425,6 +425,7 @@ static AtArgs at_full_args(uint16_t *bf, const float *q, const float *k, const f
     a.q = bf, a.k = bf + n, a.v = bf + 2 * n, a.g = bf + 3 * n;
     a.B = B, a.H = H, a.N = N, a.hd = hd;
     a.scale = 1.0f / sqrtf((float)hd);
+    at_strides_merged(&a);
     return a;
 }
 
@@ -454,14 +455,15 @@ extern "C" void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scrat
         const int HDP = at_pad_hd(hd);
         uint16_t *bf = (uint16_t *)cuda_scratch(4 * sizeof(uint16_t) * (size_t)B * H * N * HDP);
         AtArgs a = at_full_args(bf, q, k, v, B, H, N, hd);
-        at_dout_prep(scratch, (uint16_t *)a.g, dout, out, B, H, N, hd, HDP);
+        at_dout_prep(scratch, (uint16_t *)a.g, dout, out, 0, NULL, B, H, N, hd, HDP);
         a.lse = (float *)saved; /* read only in backward */
         a.D = scratch;
         a.dq = dq, a.dk = dk, a.dv = dv;
+        a.dq_atomic = at_bwd_atomic_dq();
         at_bwd(&a);
         return;
     }
-    at_dout_prep(scratch, NULL, dout, out, B, H, N, hd, 0);
+    at_dout_prep(scratch, NULL, dout, out, 0, NULL, B, H, N, hd, 0);
     FlashArgs a = fl_full_args(q, k, v, B, H, N, hd);
     a.lse = (float *)saved; /* read only in backward */
     a.dout = dout;

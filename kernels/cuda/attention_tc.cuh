@@ -14,7 +14,15 @@
  * the 8 row addresses of one ldmatrix matrix then fall 16 bytes apart modulo
  * 128 (HDP + 8 is an odd multiple of 8), so no two share a bank group.
  * Operands in global memory are bf16 [B*H, N, HDP], HDP the head dim padded
- * with zeros to 32, 64, 80 or 128 (zeros change no dot product). */
+ * with zeros to 32, 64, 80 or 128 (zeros change no dot product).
+ *
+ * Dense or block-sparse: the kernels walk the other operand's tiles either
+ * all in order (full attention) or as a list per own tile (SLA2's hard
+ * mask: AtArgs.list / cnt, from sla2_tc.cu). A block-sparse launch uses
+ * tiles equal to the router's blocks (own rows = block_q or block_k, 16 per
+ * warp; other tile = the other block size), so a tile is exactly one
+ * (query block, key block) pair and nothing computed is masked away except
+ * rows past N. */
 #ifndef KERNELS_CUDA_ATTENTION_TC_CUH
 #define KERNELS_CUDA_ATTENTION_TC_CUH
 
@@ -38,28 +46,63 @@ typedef struct AtArgs {
     const uint16_t *g;         /* dO, bf16 [B*H, N, HDP] (backward) */
     int B, H, N, hd;
     float scale;          /* 1 / sqrt(hd) */
-    float *o;             /* forward: out [B, N, H*hd] (heads merged) */
+    float *o;             /* forward: element (b, h, n, c) at o[b*o_sb + h*o_sh + n*o_rs + c] */
+    long long o_sb, o_sh, o_rs; /* at_strides_merged: out [B, N, H*hd]; at_strides_bhnd: [B, H, N, hd] */
     float *lse;           /* [B*H, N], natural log; written forward, read backward */
     const float *D;       /* [B*H, N] = rowsum(dO . O) (backward) */
     float *dq, *dk, *dv;  /* [B*H, N, hd], accumulated; NULL: skipped */
+    /* Block-sparse (NULL: dense). Own tile i of pair bh visits the other
+     * operand's tiles list[(bh * n_own + i) * lmax + t], t < cnt[bh * n_own + i],
+     * in increasing order. Forward and dQ: own = query blocks of bq, list =
+     * the selected key blocks (lmax = nk); dK/dV: own = key blocks of bk,
+     * listT = the query blocks that selected it (lmax = nq). */
+    const int *list, *cnt, *listT, *cntT;
+    int bq, bk, nq, nk;
+    /* SLA2's combination in the forward's epilogue (comb NULL: none):
+     * comb[b, n, h*hd + c] = alpha_h o + (1 - alpha_h) o_l[b, h, n, c],
+     * alpha_h = sigmoid(alpha_logit[h]), rounded as sla2.cu's combine kernel. */
+    float *comb;
+    const float *o_l, *alpha_logit;
+    /* Backward: 1 adds dQ inside the dK/dV kernel with fp32 atomics (5
+     * products, FlashAttention-2; dQ's rounding varies from run to run);
+     * 0 (the default): the separate deterministic dQ kernel (7 products).
+     * at_bwd_atomic_dq() reads the choice from JIT_CUDA_ATTN_BWD. */
+    int dq_atomic;
 } AtArgs;
+
+/* JIT_CUDA_ATTN_BWD: unset or "deterministic" -> 0, "atomic" -> 1; any other
+ * value stops with a message naming it (attention_tc_bwd.cu). */
+int at_bwd_atomic_dq(void);
+
+static inline void at_strides_merged(AtArgs *a) {
+    a->o_sb = (long long)a->N * a->H * a->hd, a->o_sh = a->hd, a->o_rs = (long long)a->H * a->hd;
+}
+static inline void at_strides_bhnd(AtArgs *a) {
+    a->o_sb = (long long)a->H * a->N * a->hd, a->o_sh = (long long)a->N * a->hd, a->o_rs = a->hd;
+}
+
+/* Block sizes a block-sparse launch compiles (a tile per 16-row warp slice). */
+static inline int at_sparse_block_ok(int b) { return b == 16 || b == 32 || b == 64; }
 
 /* Host API (attention_tc_fwd.cu, attention_tc_bwd.cu). The bf16 operand
  * buffers are cuda_scratch(): at_convert writes q, k, v there. */
 void at_convert(uint16_t *dst, const float *src, int BH, int N, int hd, int HDP);
 void at_fwd(const AtArgs *a);
 /* D = rowsum(dO . O) and dO in bf16 [B*H, N, HDP] (gbf may be NULL: D only);
- * dout and o are [B, N, H*hd]. */
-void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, int B, int H, int N, int hd, int HDP);
+ * dout is [B, N, H*hd], o the same (o_bhnd = 0) or [B, H, N, hd] (o_bhnd =
+ * 1, SLA2's O_s); alpha_logit (may be NULL): dO = sigmoid(alpha_logit[h])
+ * dout, SLA2's sparse share of the gradient. */
+void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, int o_bhnd, const float *alpha_logit,
+                  int B, int H, int N, int hd, int HDP);
 void at_bwd(const AtArgs *a);
 
 /* ROWS rows of a [N, HDP] bf16 operand from row r0 on into a shared tile
- * (stride HDP + 8), asynchronously; rows at or past N become zeros (the
- * zero-filling copy reads nothing, from a valid address). */
-template <int ROWS, int HDP>
+ * (stride HDP + 8), asynchronously, by NTH threads; rows at or past N become
+ * zeros (the zero-filling copy reads nothing, from a valid address). */
+template <int ROWS, int HDP, int NTH = AT_THREADS>
 __device__ __forceinline__ void at_load_tile(uint16_t *dst, const uint16_t *__restrict__ src, int r0, int N) {
     constexpr int CH = HDP / 8, LDS = HDP + 8;
-    for (int e = threadIdx.x; e < ROWS * CH; e += AT_THREADS) {
+    for (int e = threadIdx.x; e < ROWS * CH; e += NTH) {
         const int r = e / CH, c = (e % CH) * 8, row = r0 + r;
         const bool ok = row < N;
         tc_cp_async_16_zfill(dst + r * LDS + c, src + (size_t)(ok ? row : 0) * HDP + c, ok ? 16 : 0);
@@ -143,6 +186,16 @@ __device__ __forceinline__ void at_zero(float (&acc)[NT][4]) {
 #pragma unroll
     for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
 }
+
+/* The other operand's tiles an own tile walks: the n-th one's first row
+ * (tile size T), and how many there are. */
+struct AtWalk {
+    const int *list;
+    int n;
+    __device__ __forceinline__ AtWalk(const int *lst, const int *cnt, size_t row, int lmax, int N, int T)
+        : list(lst ? lst + row * lmax : nullptr), n(lst ? cnt[row] : (N + T - 1) / T) {}
+    __device__ __forceinline__ int tile(int j) const { return list ? list[j] : j; }
+};
 
 /* Reductions over the 4 lanes that hold one fragment row. */
 __device__ __forceinline__ float at_quad_max(float v) {

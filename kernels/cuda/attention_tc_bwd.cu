@@ -20,8 +20,18 @@
  * rounding) changes from run to run. The price of determinism here is 40%
  * more backward FLOPs; a single pass whose dQ additions are ordered by a
  * per-query-tile semaphore (as FlashAttention-3's deterministic mode does)
- * would remove it and is the next step once a GPU can measure it. */
+ * would remove it and is the next step once a GPU can measure it.
+ * Non-deterministic mode (AtArgs.dq_atomic, JIT_CUDA_ATTN_BWD=atomic):
+ * FlashAttention-2's single pass, dQ added inside the dK/dV kernel with
+ * fp32 atomics (at_dq_atomic): 5 products, run-dependent rounding of dQ.
+ *
+ * SLA2's sparse branch (hard top-k) runs the same two kernels block-sparse:
+ * the dQ kernel walks a query block's selected key blocks, the dK/dV kernel
+ * the query blocks that selected its key block (the transposed list), each
+ * tile one router block (AtArgs.list / listT). */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/cuda_util.cuh"
@@ -34,66 +44,131 @@
  * products use (with the fp32 dO, a row whose softmax is one key, where
  * the exact dS is 0, would get dS = dO's rounding error times V). */
 __global__ void at_dout_prep_kernel(float *D, uint32_t *gbf, const float *__restrict__ dout,
-                                    const float *__restrict__ o, size_t rows, int H, int N, int hd, int HDP) {
+                                    const float *__restrict__ o, int o_bhnd, const float *alpha_logit, size_t rows,
+                                    int H, int N, int hd, int HDP) {
     const int lane = threadIdx.x & 31, wpb = blockDim.x / 32;
     for (size_t row = (size_t)blockIdx.x * wpb + threadIdx.x / 32; row < rows; row += (size_t)gridDim.x * wpb) {
         const size_t bh = row / N, n = row % N, b = bh / H, h = bh % H;
-        const size_t off = (b * N + n) * H * hd + h * hd; /* [B, N, H*hd] */
+        const size_t off = (b * N + n) * H * hd + h * hd;  /* [B, N, H*hd] */
+        const size_t ooff = o_bhnd ? row * hd : off;       /* o: the same or [B, H, N, hd] */
+        const float mul = alpha_logit ? 1.0f / (1.0f + expf(-alpha_logit[h])) : 1.0f;
         float acc = 0.0f; /* dO as the products see it (bf16), so D and rowsum(P dP) agree to P's rounding */
-        for (int c = lane; c < hd; c += 32) acc += (gbf ? cuda_round_bf16(dout[off + c]) : dout[off + c]) * o[off + c];
+        for (int c = lane; c < hd; c += 32) {
+            const float g = mul * dout[off + c];
+            acc += (gbf ? cuda_round_bf16(g) : g) * o[ooff + c];
+        }
         for (int sh = 16; sh > 0; sh >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, sh);
         if (lane == 0) D[row] = acc;
         if (gbf)
             for (int c = 2 * lane; c < HDP; c += 64)
-                gbf[row * (HDP / 2) + c / 2] =
-                    tc_pack_bf16x2(c < hd ? dout[off + c] : 0.0f, c + 1 < hd ? dout[off + c + 1] : 0.0f);
+                gbf[row * (HDP / 2) + c / 2] = tc_pack_bf16x2(c < hd ? mul * dout[off + c] : 0.0f,
+                                                              c + 1 < hd ? mul * dout[off + c + 1] : 0.0f);
     }
 }
 
-void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, int B, int H, int N, int hd, int HDP) {
+void at_dout_prep(float *D, uint16_t *gbf, const float *dout, const float *o, int o_bhnd, const float *alpha_logit,
+                  int B, int H, int N, int hd, int HDP) {
     const size_t rows = (size_t)B * H * N, wpb = CUDA_THREADS / 32;
     if (rows == 0) return;
     const unsigned grid = (unsigned)((rows + wpb - 1) / wpb < 4096 ? (rows + wpb - 1) / wpb : 4096);
-    at_dout_prep_kernel<<<grid, CUDA_THREADS, 0, cuda_compute_stream()>>>(D, (uint32_t *)gbf, dout, o, rows, H, N,
-                                                                           hd, HDP);
+    at_dout_prep_kernel<<<grid, CUDA_THREADS, 0, cuda_compute_stream()>>>(D, (uint32_t *)gbf, dout, o, o_bhnd,
+                                                                           alpha_logit, rows, H, N, hd, HDP);
     CUDA_CHECK_LAUNCH();
+}
+
+int at_bwd_atomic_dq(void) {
+    const char *e = getenv("JIT_CUDA_ATTN_BWD");
+    if (!e || !*e || !strcmp(e, "deterministic")) return 0;
+    CHECK(!strcmp(e, "atomic"), "JIT_CUDA_ATTN_BWD=%s: use 'deterministic' (the default: separate dQ kernel, "
+          "bit-reproducible) or 'atomic' (dQ with fp32 atomics in the dK/dV kernel: 5 products, not reproducible)", e);
+    return 1;
 }
 
 /* ------------------------------------------------------------ dK and dV */
 
-/* BR: queries per tile (32 at head dim 128, where 64 would spill). */
-template <int HDP, int BR>
-__global__ void __launch_bounds__(AT_THREADS) at_bwd_dkdv_kernel(AtArgs a) {
-    constexpr int LD = HDP + 8, QT = BR / 8, OT = HDP / 8, TILE = BR * LD;
+/* dq_atomic (FlashAttention-2's single pass): dQ[q0 + r] += scale dS K for
+ * the query tile q0 of BR rows, inside the dK/dV kernel. Each warp writes
+ * its 16 keys' dS^T (result fragments, rounded to bf16 as for dK) into Ss
+ * transposed ([query][key]); after a barrier the warps take 16-query slices
+ * and multiply them by the block's own K tile, two n-tiles at a time (so
+ * only 8 more accumulator registers), adding with fp32 atomics: other key
+ * blocks add to the same dQ rows in an order that changes from run to run. */
+template <int HDP, int NW, int BR>
+__device__ __forceinline__ void at_dq_atomic(const AtArgs &a, uint16_t *Ss, const float (&ds)[BR / 8][4],
+                                             const uint16_t *Ks, int bh, int q0) {
+    constexpr int LD = HDP + 8, BK = 16 * NW, LS = BK + 8, OT = HDP / 8;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int n = 0; n < BR / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int key = warp * 16 + g + 8 * (e >> 1), qr = 8 * n + 2 * tq + (e & 1);
+            Ss[qr * LS + key] = (uint16_t)(tc_pack_bf16x2(ds[n][e], 0.0f) & 0xffffu);
+        }
+    __syncthreads();
+    float *dq = a.dq + (size_t)bh * a.N * a.hd;
+    for (int sl = warp; sl < BR / 16; sl += NW)
+#pragma unroll
+        for (int n0 = 0; n0 < OT; n0 += 2) {
+            float acc[2][4] = {};
+#pragma unroll
+            for (int k0 = 0; k0 < BK; k0 += 16) {
+                uint32_t af[4], bf[4];
+                at_ld_a(af, Ss + sl * 16 * LS, LS, k0);
+                at_ld_bn(bf, Ks, LD, 8 * n0, k0);
+                tc_mma_16816(acc[0], af, bf, acc[0]);
+                tc_mma_16816(acc[1], af, bf + 2, acc[1]);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = q0 + sl * 16 + g + 8 * (e >> 1), c = 8 * (n0 + h) + 2 * tq + (e & 1);
+                    if (row < a.N && c < a.hd) atomicAdd(dq + (size_t)row * a.hd + c, a.scale * acc[h][e]);
+                }
+        }
+}
+
+/* NW warps own 16 NW keys; query tiles of BR (dense: NW = 4, BR = 32 at
+ * head dim 128, where 64 would spill, else 64; block-sparse: NW = bk / 16,
+ * BR = bq, the query blocks that selected this key block). */
+template <int HDP, int NW, int BR, bool ATOMIC_DQ>
+__global__ void __launch_bounds__(32 * NW) at_bwd_dkdv_kernel(AtArgs a) {
+    constexpr int LD = HDP + 8, BK = 16 * NW, NTH = 32 * NW, QT = BR / 8, OT = HDP / 8, TILE = BR * LD;
     extern __shared__ float at_smem_f[];
-    uint16_t *Ks = (uint16_t *)at_smem_f, *Vs = Ks + AT_TILE * LD, *Qs = Vs + AT_TILE * LD, *Gs = Qs + 2 * TILE;
+    uint16_t *Ks = (uint16_t *)at_smem_f, *Vs = Ks + BK * LD, *Qs = Vs + BK * LD, *Gs = Qs + 2 * TILE;
     float *Ls = (float *)(Gs + 2 * TILE), *Ds = Ls + 2 * BR; /* lse * log2 e and D per query, 2 buffers */
+    uint16_t *Ss = (uint16_t *)(Ds + 2 * BR); /* dq_atomic: dS of the tile, [BR][BK + 8] bf16 */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tq = lane & 3;
-    const int bh = blockIdx.y, N = a.N, c0 = blockIdx.x * AT_TILE;
+    const int bh = blockIdx.y, N = a.N, c0 = blockIdx.x * BK;
     const size_t base = (size_t)bh * N * HDP;
     const float sl2 = a.scale * AT_LOG2E;
+    const AtWalk walk(a.listT, a.cntT, (size_t)bh * gridDim.x + blockIdx.x, a.nq, N, BR);
+    const int ntiles = walk.n;
 
-    at_load_tile<AT_TILE, HDP>(Ks, a.k + base, c0, N);
-    at_load_tile<AT_TILE, HDP>(Vs, a.v + base, c0, N);
-    at_load_tile<BR, HDP>(Qs, a.q + base, 0, N);
-    at_load_tile<BR, HDP>(Gs, a.g + base, 0, N);
-    tc_cp_async_commit();
-    for (int i = threadIdx.x; i < BR; i += AT_THREADS) { /* padding queries: P = exp2(-inf) = 0 */
-        Ls[i] = i < N ? a.lse[(size_t)bh * N + i] * AT_LOG2E : INFINITY;
-        Ds[i] = i < N ? a.D[(size_t)bh * N + i] : 0.0f;
+    at_load_tile<BK, HDP, NTH>(Ks, a.k + base, c0, N);
+    at_load_tile<BK, HDP, NTH>(Vs, a.v + base, c0, N);
+    if (ntiles > 0) {
+        const int r0 = walk.tile(0) * BR;
+        at_load_tile<BR, HDP, NTH>(Qs, a.q + base, r0, N);
+        at_load_tile<BR, HDP, NTH>(Gs, a.g + base, r0, N);
+        for (int i = threadIdx.x; i < BR; i += NTH) { /* padding queries: P = exp2(-inf) = 0 */
+            Ls[i] = r0 + i < N ? a.lse[(size_t)bh * N + r0 + i] * AT_LOG2E : INFINITY;
+            Ds[i] = r0 + i < N ? a.D[(size_t)bh * N + r0 + i] : 0.0f;
+        }
     }
+    tc_cp_async_commit();
 
     float dk[OT][4], dv[OT][4];
     at_zero(dk);
     at_zero(dv);
-    const int ntiles = (N + BR - 1) / BR;
     for (int j = 0; j < ntiles; j++) {
         const int buf = j & 1, nb = buf ^ 1;
         if (j + 1 < ntiles) { /* buffer nb was released by the barrier ending tile j - 1 */
-            const int r0 = (j + 1) * BR;
-            at_load_tile<BR, HDP>(Qs + nb * TILE, a.q + base, r0, N);
-            at_load_tile<BR, HDP>(Gs + nb * TILE, a.g + base, r0, N);
-            for (int i = threadIdx.x; i < BR; i += AT_THREADS) {
+            const int r0 = walk.tile(j + 1) * BR;
+            at_load_tile<BR, HDP, NTH>(Qs + nb * TILE, a.q + base, r0, N);
+            at_load_tile<BR, HDP, NTH>(Gs + nb * TILE, a.g + base, r0, N);
+            for (int i = threadIdx.x; i < BR; i += NTH) {
                 Ls[nb * BR + i] = r0 + i < N ? a.lse[(size_t)bh * N + r0 + i] * AT_LOG2E : INFINITY;
                 Ds[nb * BR + i] = r0 + i < N ? a.D[(size_t)bh * N + r0 + i] : 0.0f;
             }
@@ -122,6 +197,7 @@ __global__ void __launch_bounds__(AT_THREADS) at_bwd_dkdv_kernel(AtArgs a) {
         at_frag_a(da, dp);
         if (a.dv) at_mm_rn(dv, pa, g, LD);
         if (a.dk) at_mm_rn(dk, da, q, LD);
+        if (ATOMIC_DQ) at_dq_atomic<HDP, NW, BR>(a, Ss, dp, Ks, bh, walk.tile(j) * BR);
         __syncthreads();
     }
 
@@ -132,20 +208,26 @@ __global__ void __launch_bounds__(AT_THREADS) at_bwd_dkdv_kernel(AtArgs a) {
 
 /* ------------------------------------------------------------------- dQ */
 
-template <int HDP>
-__global__ void __launch_bounds__(AT_THREADS) at_bwd_dq_kernel(AtArgs a) {
-    constexpr int LD = HDP + 8, BC = 64, NT = BC / 8, OT = HDP / 8, TILE = BC * LD;
+/* NW warps own 16 NW queries; key tiles of BC (dense: NW = 4, BC = 64;
+ * block-sparse: NW = bq / 16, BC = bk, the selected key blocks). */
+template <int HDP, int NW, int BC>
+__global__ void __launch_bounds__(32 * NW) at_bwd_dq_kernel(AtArgs a) {
+    constexpr int LD = HDP + 8, BR = 16 * NW, NTH = 32 * NW, NT = BC / 8, OT = HDP / 8, TILE = BC * LD;
     extern __shared__ float at_smem_f[];
-    uint16_t *Qs = (uint16_t *)at_smem_f, *Gs = Qs + AT_TILE * LD, *Ks = Gs + AT_TILE * LD, *Vs = Ks + 2 * TILE;
+    uint16_t *Qs = (uint16_t *)at_smem_f, *Gs = Qs + BR * LD, *Ks = Gs + BR * LD, *Vs = Ks + 2 * TILE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tq = lane & 3, gq = lane >> 2;
-    const int bh = blockIdx.y, N = a.N, r0 = blockIdx.x * AT_TILE;
+    const int bh = blockIdx.y, N = a.N, r0 = blockIdx.x * BR;
     const size_t base = (size_t)bh * N * HDP;
     const float sl2 = a.scale * AT_LOG2E;
+    const AtWalk walk(a.list, a.cnt, (size_t)bh * gridDim.x + blockIdx.x, a.nk, N, BC);
+    const int ntiles = walk.n;
 
-    at_load_tile<AT_TILE, HDP>(Qs, a.q + base, r0, N);
-    at_load_tile<AT_TILE, HDP>(Gs, a.g + base, r0, N);
-    at_load_tile<BC, HDP>(Ks, a.k + base, 0, N);
-    at_load_tile<BC, HDP>(Vs, a.v + base, 0, N);
+    at_load_tile<BR, HDP, NTH>(Qs, a.q + base, r0, N);
+    at_load_tile<BR, HDP, NTH>(Gs, a.g + base, r0, N);
+    if (ntiles > 0) {
+        at_load_tile<BC, HDP, NTH>(Ks, a.k + base, walk.tile(0) * BC, N);
+        at_load_tile<BC, HDP, NTH>(Vs, a.v + base, walk.tile(0) * BC, N);
+    }
     tc_cp_async_commit();
     float lse[2], Dr[2]; /* rows g and g + 8 of the warp's slice; padding rows are not stored */
 #pragma unroll
@@ -157,12 +239,12 @@ __global__ void __launch_bounds__(AT_THREADS) at_bwd_dq_kernel(AtArgs a) {
 
     float dq[OT][4];
     at_zero(dq);
-    const int ntiles = (N + BC - 1) / BC;
     for (int j = 0; j < ntiles; j++) {
-        const int buf = j & 1;
+        const int buf = j & 1, kc0 = walk.tile(j) * BC;
         if (j + 1 < ntiles) {
-            at_load_tile<BC, HDP>(Ks + (buf ^ 1) * TILE, a.k + base, (j + 1) * BC, N);
-            at_load_tile<BC, HDP>(Vs + (buf ^ 1) * TILE, a.v + base, (j + 1) * BC, N);
+            const int c1 = walk.tile(j + 1) * BC;
+            at_load_tile<BC, HDP, NTH>(Ks + (buf ^ 1) * TILE, a.k + base, c1, N);
+            at_load_tile<BC, HDP, NTH>(Vs + (buf ^ 1) * TILE, a.v + base, c1, N);
         }
         tc_cp_async_commit();
         tc_cp_async_wait<1>();
@@ -178,7 +260,7 @@ __global__ void __launch_bounds__(AT_THREADS) at_bwd_dq_kernel(AtArgs a) {
         for (int n = 0; n < NT; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int key = j * BC + 8 * n + 2 * tq + (e & 1);
+                const int key = kc0 + 8 * n + 2 * tq + (e & 1);
                 const float pr = key < N ? exp2f(p[n][e] * sl2 - lse[e >> 1]) : 0.0f;
                 dp[n][e] = pr * (dp[n][e] - Dr[e >> 1]); /* dS */
             }
@@ -190,27 +272,86 @@ __global__ void __launch_bounds__(AT_THREADS) at_bwd_dq_kernel(AtArgs a) {
     at_store_grad(a.dq + (size_t)bh * N * a.hd, dq, r0 + warp * 16, N, a.hd, a.scale);
 }
 
+/* own: 16 NW rows per block; T: the other operand's tile. */
+template <int HDP, int NW, int T>
+static void at_launch_dkdv(const AtArgs &a) {
+    constexpr int LD = HDP + 8, BK = 16 * NW;
+    const size_t smem = sizeof(uint16_t) * (size_t)(2 * BK + 4 * T) * LD + sizeof(float) * 4 * T +
+                        (a.dq_atomic ? sizeof(uint16_t) * (size_t)T * (BK + 8) : 0);
+    dim3 grid((unsigned)((a.N + BK - 1) / BK), (unsigned)(a.B * a.H));
+    /* the atomic dQ as its own instantiation: the default's registers stay as they were */
+    if (a.dq_atomic) {
+        fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T, true>, smem);
+        at_bwd_dkdv_kernel<HDP, NW, T, true><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    } else {
+        fl_smem_optin(at_bwd_dkdv_kernel<HDP, NW, T, false>, smem);
+        at_bwd_dkdv_kernel<HDP, NW, T, false><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    }
+    CUDA_CHECK_LAUNCH();
+}
+
+template <int HDP, int NW, int T>
+static void at_launch_dq(const AtArgs &a) {
+    constexpr int LD = HDP + 8, BR = 16 * NW;
+    const size_t smem = sizeof(uint16_t) * (size_t)(2 * BR + 4 * T) * LD;
+    fl_smem_optin(at_bwd_dq_kernel<HDP, NW, T>, smem);
+    dim3 grid((unsigned)((a.N + BR - 1) / BR), (unsigned)(a.B * a.H));
+    at_bwd_dq_kernel<HDP, NW, T><<<grid, 32 * NW, smem, cuda_compute_stream()>>>(a);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* Block-sparse: own tiles of 16 NW rows (one block), the other operand's
+ * tiles one block of the other size (16, 32 or 64). */
+template <int HDP, int NW>
+static void at_sparse_dkdv(const AtArgs &a) {
+    switch (a.bq) {
+    case 16: return at_launch_dkdv<HDP, NW, 16>(a);
+    case 32: return at_launch_dkdv<HDP, NW, 32>(a);
+    default: return at_launch_dkdv<HDP, NW, 64>(a);
+    }
+}
+
+template <int HDP, int NW>
+static void at_sparse_dq(const AtArgs &a) {
+    switch (a.bk) {
+    case 16: return at_launch_dq<HDP, NW, 16>(a);
+    case 32: return at_launch_dq<HDP, NW, 32>(a);
+    default: return at_launch_dq<HDP, NW, 64>(a);
+    }
+}
+
 template <int HDP>
 static void at_launch_bwd(const AtArgs &a) {
-    constexpr int BR = HDP > 80 ? 32 : 64, LD = HDP + 8;
-    cudaStream_t st = cuda_compute_stream();
-    dim3 grid((unsigned)((a.N + AT_TILE - 1) / AT_TILE), (unsigned)(a.B * a.H));
-    if (a.dk || a.dv) {
-        const size_t smem = sizeof(uint16_t) * (size_t)(2 * AT_TILE + 4 * BR) * LD + sizeof(float) * 4 * BR;
-        fl_smem_optin(at_bwd_dkdv_kernel<HDP, BR>, smem);
-        at_bwd_dkdv_kernel<HDP, BR><<<grid, AT_THREADS, smem, st>>>(a);
-        CUDA_CHECK_LAUNCH();
+    const bool dkdv = a.dk || a.dv || a.dq_atomic, dq = a.dq && !a.dq_atomic;
+    if (!a.list) { /* dense */
+        if (dkdv) at_launch_dkdv<HDP, 4, (HDP > 80 ? 32 : 64)>(a);
+        if (dq) at_launch_dq<HDP, 4, 64>(a);
+        return;
     }
-    if (a.dq) {
-        const size_t smem = sizeof(uint16_t) * (size_t)(2 * AT_TILE + 4 * 64) * LD;
-        fl_smem_optin(at_bwd_dq_kernel<HDP>, smem);
-        at_bwd_dq_kernel<HDP><<<grid, AT_THREADS, smem, st>>>(a);
-        CUDA_CHECK_LAUNCH();
+    if (dkdv) {
+        switch (a.bk) {
+        case 16: at_sparse_dkdv<HDP, 1>(a); break;
+        case 32: at_sparse_dkdv<HDP, 2>(a); break;
+        default: at_sparse_dkdv<HDP, 4>(a); break;
+        }
+    }
+    if (dq) {
+        switch (a.bq) {
+        case 16: at_sparse_dq<HDP, 1>(a); break;
+        case 32: at_sparse_dq<HDP, 2>(a); break;
+        default: at_sparse_dq<HDP, 4>(a); break;
+        }
     }
 }
 
 void at_bwd(const AtArgs *a) {
     if ((long long)a->B * a->H * a->N == 0 || (!a->dq && !a->dk && !a->dv)) return;
+    AtArgs b = *a;
+    b.dq_atomic = a->dq && a->dq_atomic; /* nothing to add without dQ */
+    a = &b;
+    CHECK(!a->list || (a->listT && at_sparse_block_ok(a->bq) && at_sparse_block_ok(a->bk)),
+          "attention (tensor cores): block-sparse backward needs both lists and blocks of 16, 32 or 64 (%d/%d)",
+          a->bq, a->bk);
     switch (at_pad_hd(a->hd)) {
     case 32: at_launch_bwd<32>(*a); break;
     case 64: at_launch_bwd<64>(*a); break;

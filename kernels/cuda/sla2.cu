@@ -132,6 +132,11 @@ extern "C" void cuda_sla2_fwd(float *out, const Sla2Saved *sv, float *workspace,
     Sla2GpuWs w;
     cuda_sla2_ws_map(&w, workspace, dm);
     cuda_sla2_router_fwd(dm, q, k, proj_q, proj_k, sv->mask, sv->pc, &w);
+    if (!dm->qat && cuda_sla2_tc_ok(dm, bf16)) { /* tensor cores: the sparse kernel's epilogue combines */
+        cuda_sla2_linear_fwd(dm, q, k, v, sv->mask, sv->o_l, &w);
+        cuda_sla2_sparse_tc_fwd(dm, q, k, v, sv->mask, sv->o_s, sv->lse, out, sv->o_l, alpha_logit);
+        return;
+    }
     if (dm->qat) {
         cuda_sla2_sparse_fwd(dm, q, k, v, sv->mask, sv->o_s_fp, sv->lse, bf16);
         cuda_sla2_qat_fwd(dm, q, k, v, sv->mask, sv->o_s, &w); /* exact emulation: fp32 in both modes */

@@ -61,6 +61,16 @@ void cuda_sla2_sparse_bwd(const Sla2Dims *dm, const float *q, const float *k, co
                           const float *o_ref, const float *lse, const float *dout, const float *alpha_logit,
                           float *dq, float *dk, float *dv, int bf16, Sla2GpuWs *w);
 
+/* sla2_tc.cu: the sparse branch on tensor cores, block-sparse (BF16 mode,
+ * hard top-k, blocks of 16/32/64, d <= 128: cuda_sla2_tc_ok). D: [B*H*N]. */
+int cuda_sla2_tc_ok(const Sla2Dims *dm, int bf16);
+/* out (may be NULL): also the op's output alpha O_s + (1 - alpha) O_l from o_l. */
+void cuda_sla2_sparse_tc_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                             float *o, float *lse, float *out, const float *o_l, const float *alpha_logit);
+void cuda_sla2_sparse_tc_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                             const float *o_ref, const float *lse, const float *dout, const float *alpha_logit,
+                             float *dq, float *dk, float *dv, float *D);
+
 /* sla2_qat.cu: the quantised sparse branch (forward only) into o. Needs w->kmean. */
 void cuda_sla2_qat_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                        float *o, Sla2GpuWs *w);

@@ -8,7 +8,11 @@
  *
  * Soft top-k also needs dL/dM per (query block, key block): the sum of
  * p (dP - D) over the block pair. One thread block per pair computes it in
- * a fixed order (no atomics), recomputing the pair's logits. */
+ * a fixed order (no atomics), recomputing the pair's logits.
+ *
+ * BF16 mode with a hard mask and blocks of 16, 32 or 64 runs the
+ * tensor-core kernels block-sparse instead (sla2_tc.cu); the kernels here
+ * stay for FP32 mode (the exact reference), soft top-k and other blocks. */
 #include <math.h>
 
 #include "kernels/cuda/attention_flash.cuh"
@@ -35,6 +39,7 @@ static FlashArgs sp_args(const Sla2Dims *dm, const float *q, const float *k, con
 
 void cuda_sla2_sparse_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                           float *o, float *lse, int bf16) {
+    if (cuda_sla2_tc_ok(dm, bf16)) return cuda_sla2_sparse_tc_fwd(dm, q, k, v, mask, o, lse, NULL, NULL, NULL);
     FlashArgs a = sp_args(dm, q, k, v, mask, bf16);
     a.o = o;
     a.lse = lse;
@@ -145,6 +150,8 @@ void cuda_sla2_sparse_bwd(const Sla2Dims *dm, const float *q, const float *k, co
     const int BH = dm->B * dm->H, N = dm->N;
     cudaStream_t st = cuda_compute_stream();
     if (!dq && !dk && !dv && !dm->soft) return;
+    if (cuda_sla2_tc_ok(dm, bf16))
+        return cuda_sla2_sparse_tc_bwd(dm, q, k, v, mask, o_ref, lse, dout, alpha_logit, dq, dk, dv, w->D);
     /* FP32: D = dO . O_s from the saved branch, as the CPU. BF16: D = rowsum(P dP)
      * recomputed from the same rounded operands as dP, so every row of dS still
      * sums to zero; with D from O_s, a row whose softmax is one key (P = 1, exact

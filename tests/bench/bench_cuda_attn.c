@@ -1,6 +1,6 @@
 /* tests/bench/bench_cuda_attn.c — GPU attention timings: our flash-style full
  * attention (attention.cu) forward and backward, and SLA2 (top-k 0.15,
- * blocks 64/64, hard mask, softmax feature map) at N = 256, 1024, 4096,
+ * blocks 64/64 and 32/32, hard mask, softmax feature map) at N = 256, 1024, 4096,
  * 16384, head dim 64, with B*H = tokens / N so every size has the same
  * number of query rows and fills the GPU. One line per size and op:
  *   attn N=1024 B=4 H=16 d=64 prec=fp32 fwd_ms=... bwd_ms=... total_ms=... fwd_tflops=... bwd_tflops=...
@@ -95,12 +95,14 @@ int main(int argc, char **argv) {
                3.5 * fl / (a.fwd + a.bwd) * 1e-9);
         fflush(stdout);
         if (!sla2) continue;
-        Times t = time_sla2(B, H, N, d, 0.15f, 64, iters);
-        printf("sla2 N=%d B=%d H=%d d=%d prec=%s topk=0.15 blocks=64 fwd_ms=%.3f bwd_ms=%.3f total_ms=%.3f "
-               "dense_tflops=%.2f vs_full=%.2f\n",
-               N, B, H, d, prec, t.fwd, t.bwd, t.fwd + t.bwd, 3.5 * fl / (t.fwd + t.bwd) * 1e-9,
-               (a.fwd + a.bwd) / (t.fwd + t.bwd));
-        fflush(stdout);
+        for (int block = 64; block >= 32; block /= 2) { /* SLA's default, then the JiT configurations' */
+            Times t = time_sla2(B, H, N, d, 0.15f, block, iters);
+            printf("sla2 N=%d B=%d H=%d d=%d prec=%s topk=0.15 blocks=%d fwd_ms=%.3f bwd_ms=%.3f total_ms=%.3f "
+                   "dense_tflops=%.2f vs_full=%.2f\n",
+                   N, B, H, d, prec, block, t.fwd, t.bwd, t.fwd + t.bwd, 3.5 * fl / (t.fwd + t.bwd) * 1e-9,
+                   (a.fwd + a.bwd) / (t.fwd + t.bwd));
+            fflush(stdout);
+        }
     }
     return 0;
 }

@@ -13,6 +13,10 @@
  *           model_tflop=... mfu=...
  *   pm_attn N=1024 B=4 H=16 d=64 simt_fwd_ms=... simt_bwd_ms=... tc_fwd_ms=... tc_bwd_ms=... simt_tflops=...
  *           tc_tflops=... [meas_fwd_ms=... meas_bwd_ms=... meas_tflops=...]
+ *   pm_sla2 N=1024 B=4 H=16 d=64 topk=0.15 block=32 simt_fwd_ms=... simt_bwd_ms=... tc_fwd_ms=... tc_bwd_ms=...
+ *           simt_eq_tflops=... tc_eq_tflops=...   (SLA2 alone; an SLA2 configuration's step uses pm_sla2 per
+ *           SLA2 block: attn=simt is the sparse branch on the SIMT flash tiles, attn=tc block-sparse on tensor
+ *           cores, sla2_tc.cu)
  * --check: also runs the configuration's model once on the CPU (forward,
  *   v-loss, backward at --batch) and fails (exit 1) unless every op the graph
  *   records is called as often as the model's kernel list says, and the
@@ -272,6 +276,31 @@ int main(int argc, char **argv) {
                 "simt_tflops=%.2f tc_tflops=%.2f%s\n",
                 N, B, H, d, sf * 1e3, sb * 1e3, cf * 1e3, cb * 1e3, fl / (sf + sb) * 1e-12, fl / (cf + cb) * 1e-12,
                 meas);
+        free(a), free(b);
+    }
+    for (int i = 0; i < nl; i++) printf("%s", lines[i]);
+
+    /* SLA2 alone at top-k 0.15, blocks of 32 (the JiT configurations), same shapes */
+    printf("\n# PREDICTION: SLA2 op alone (hard top-k 0.15, blocks 32 x 32, softmax features), d = 64, B*H = %d / N;"
+           " dense-equivalent TFLOP/s (FlashAttention's count of the full attention it replaces)\n",
+           tokens);
+    printf("%6s %4s %3s %5s %12s %12s %10s %12s %12s %10s\n", "N", "B", "H", "k/nk", "SIMT fwd ms", "SIMT bwd ms",
+           "eq TFLOP/s", "TC fwd ms", "TC bwd ms", "eq TFLOP/s");
+    nl = 0;
+    for (int N = 256; N <= max_n && N <= 16384; N *= 4) {
+        const int d = 64, BH = tokens / N < 1 ? 1 : tokens / N, H = BH < 16 ? BH : 16, B = BH / H, nk = (N + 31) / 32;
+        PmList *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        CHECK(a && b, "out of memory");
+        pm_list_init(a, &r), pm_list_init(b, &r);
+        pm_sla2(a, PM_ATTN_SIMT, B, H, N, d, 32, 32, 0.15f);
+        pm_sla2(b, PM_ATTN_TC, B, H, N, d, 32, 32, 0.15f);
+        double fl = pm_attention_model_flops(B, H, N, d, 0) + pm_attention_model_flops(B, H, N, d, 1);
+        double sf = pm_total(a, 'f', 0), sb = pm_total(a, 'b', 0), cf = pm_total(b, 'f', 0), cb = pm_total(b, 'b', 0);
+        printf("%6d %4d %3d %2d/%-2d %12.3f %12.3f %10.1f %12.3f %12.3f %10.1f\n", N, B, H, sla2_k_select(0.15f, nk),
+               nk, sf * 1e3, sb * 1e3, fl / (sf + sb) * 1e-12, cf * 1e3, cb * 1e3, fl / (cf + cb) * 1e-12);
+        snprintf(lines[nl++], sizeof lines[0], "pm_sla2 N=%d B=%d H=%d d=%d topk=0.15 block=32 simt_fwd_ms=%.3f "
+                 "simt_bwd_ms=%.3f tc_fwd_ms=%.3f tc_bwd_ms=%.3f simt_eq_tflops=%.2f tc_eq_tflops=%.2f\n",
+                 N, B, H, d, sf * 1e3, sb * 1e3, cf * 1e3, cb * 1e3, fl / (sf + sb) * 1e-12, fl / (cf + cb) * 1e-12);
         free(a), free(b);
     }
     for (int i = 0; i < nl; i++) printf("%s", lines[i]);

@@ -28,6 +28,7 @@ PmRates pm_rates_h100(void) {
                      .f_attn_tc = 0.35,
                      .f_attn_simt = 0.40,
                      .f_mem = 0.85,
+                     .f_sla2_tc = 0.25,
                      .launch_s = 3e-6,
                      .tc_bwd_products = 7};
 }
@@ -187,6 +188,81 @@ void pm_attention(PmList *l, PmAttn kind, int B, int H, int N, int d) {
     }
 }
 
+/* SLA2 (hard top-k), as kernels/cuda/sla2*.cu run it in BF16 mode. p =
+ * k_sel / nk of the key blocks are selected per query block; E = B H N d.
+ * Shared by both paths: the router (7 launches: smoothing mean, pooling,
+ * projections, scores, top-k; q read once, k twice), the linear branch's
+ * fp32 SIMT kernels (forward: phi(q), phi(k), h_j = phi(K_j)^T V_j (2 N d^2
+ * per pair), the totals, H_i as totals minus selected, den, O_l = phi(q)
+ * H_i (2 N d^2); backward: the same recomputed, dA, dH (2 N d^2), dphi_q
+ * (2 N d^2), phi's backward twice, dh, dphi_k and dv (4 N d^2); each
+ * N x d array read or written once per kernel that touches it) and alpha's
+ * gradient; the combination alpha O_s + (1 - alpha) O_l is a kernel of its
+ * own on the SIMT path and the tensor-core forward's epilogue. The sparse
+ * branch:
+ * - SIMT (today's path before sla2_tc.cu, and FP32 mode): attention.cu's
+ *   flash tiles of 64 x 64 (64 x 32 above head dim 64) with the block mask
+ *   as weights; a tile is skipped only when none of its (64/bq)(64/bk)
+ *   block pairs is selected, computed fraction 1 - (1 - p)^pairs (random
+ *   selection); backward recomputes D = rowsum(P dP) in BF16 mode: 2 + 3 + 4
+ *   products over the computed tiles.
+ * - TC (sla2_tc.cu): q, k, v (and dO) converted to bf16 (read 4, write 2
+ *   bytes, head dim padded), the lists (1 launch), the block-sparse
+ *   mma.sync kernels over exactly the selected pairs: forward 2 products,
+ *   backward D from O_s (a memory pass) then tc_bwd_products products;
+ *   K/V (forward, dQ) or Q/dO/LSE/D (dK/dV) bf16 tiles loaded once per
+ *   selected pair, at f_sla2_tc of the bf16 peak. */
+void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk, float topk) {
+    const double BH = (double)B * H, E = BH * N * d, rows = BH * N, nq = pm_ceil(N, bq), nk = pm_ceil(N, bk);
+    double ksel = floor(topk * nk + 0.5);
+    ksel = ksel < 1 ? 1 : ksel > nk ? nk : ksel;
+    const double p = ksel / nk, dd = (double)d * d, per = dd + d, mm = ksel < nk - ksel ? ksel : nk - ksel;
+    const double blk = BH * nk * per * 4, qblk = BH * nq * per * 4;
+    /* router */
+    pm_mem(l, "attention sla2 router", 'f', 12 * E + 8 * BH * (nq + nk) * d, 7);
+    /* linear branch forward (and its recomputation in backward) */
+    for (int ph = 0; ph < 2; ph++) {
+        const char phase = ph ? 'b' : 'f';
+        pm_mem(l, "attention sla2 linear: phi", phase, 16 * E, 2);
+        pm_add(l, "attention sla2 linear: h_j, O_l", phase, PM_SIMT, l->r.f_attn_simt, 4 * BH * N * dd,
+               8 * E + blk + 8 * E + qblk, 16 * E + blk + qblk, 2);
+        pm_mem(l, "attention sla2 linear: H_i, den", phase, 2 * blk + qblk * (mm + 1) + 8 * E, 3);
+    }
+    /* linear backward: dA, dH, dphi_q, phi bwd (q, k), dh, dphi_k + dv, dalpha */
+    pm_mem(l, "attention sla2 linear bwd: dA, phi bwd", 'b', 12 * E + 2 * 20 * E, 3);
+    pm_add(l, "attention sla2 linear bwd: dH, dphi", 'b', PM_SIMT, l->r.f_attn_simt, 8 * BH * N * dd,
+           8 * E + qblk + 8 * E + qblk + 16 * E + blk + 8 * E, 40 * E + 2 * qblk + blk, 3);
+    pm_mem(l, "attention sla2 linear bwd: dh_j", 'b', 2 * qblk + blk * (mm + 1), 2);
+    pm_mem(l, "attention sla2 dalpha", 'b', 12 * E, 2);
+    if (kind == PM_ATTN_SIMT) {
+        pm_mem(l, "attention sla2 combine", 'f', 12 * E, 1);
+        const double hd = pm_pad_hd(d), tr = 64, tc = hd <= 64 ? 64 : 32, ntq = pm_ceil(N, tr), ntk = pm_ceil(N, tc);
+        const double pairs = (tr / bq > 1 ? tr / bq : 1) * (tc / bk > 1 ? tc / bk : 1);
+        const double frac = 1 - pow(1 - p, pairs), tiles = BH * ntq * ntk * frac;
+        const double pf = 2 * tiles * tr * tc * hd, f = l->r.f_attn_simt;
+        pm_add(l, "attention sla2 sparse fwd (SIMT)", 'f', PM_SIMT, f, 2 * pf, 4 * E + 4 * rows + 8 * tiles * tc * hd,
+               16 * E + 4 * rows, 1);
+        /* D pass and dQ: Q, dO once, K, V per computed tile (twice), dQ +=; dK/dV: K, V once, Q, dO, LSE, D per
+         * computed tile, dK, dV += */
+        pm_add(l, "attention sla2 sparse bwd (SIMT)", 'b', PM_SIMT, f, 9 * pf,
+               8 * E + 16 * tiles * tc * hd + 8 * E + 8 * E + tiles * (8 * tr * hd + 8 * tr) + 16 * E,
+               16 * E + 8 * E + 16 * E + 8 * rows, 2);
+        return;
+    }
+    const double HDP = 16 * pm_ceil(d, 16), Ep = BH * N * HDP, sel = BH * nq * ksel;
+    const double pf = 2 * sel * bq * bk * HDP, f = l->r.f_sla2_tc;
+    pm_mem(l, "attention sla2 to bf16 + lists", 'f', 3 * (4 * E + 2 * Ep) + 4 * BH * nq * nk * 3, 4);
+    /* ... and its epilogue writes O_s and the combined output, reading O_l (no combine kernel) */
+    pm_add(l, "attention sla2 sparse fwd (tensor cores)", 'f', PM_TC, f, 2 * pf,
+           2 * Ep + 4 * sel * bk * HDP + 12 * E + 4 * rows, 6 * Ep + 12 * E + 4 * rows, 1);
+    pm_mem(l, "attention sla2 to bf16 + lists", 'b', 3 * (4 * E + 2 * Ep) + 4 * BH * nq * nk * 3, 4);
+    pm_mem(l, "attention sla2 bwd D, dO to bf16", 'b', 8 * E + 2 * Ep + 4 * rows, 1);
+    /* dK/dV: K, V once, Q, dO, LSE, D per selected pair, dK, dV +=; dQ: Q, dO once, K, V per pair, dQ += */
+    pm_add(l, "attention sla2 sparse bwd (tensor cores)", 'b', PM_TC, f, l->r.tc_bwd_products * pf,
+           4 * Ep + sel * bq * (4 * HDP + 8) + 16 * E + 4 * Ep + 4 * sel * bk * HDP + 8 * E,
+           8 * Ep + 8 * rows + 24 * E, 2);
+}
+
 double pm_forward_flops(const JitConfig *c) {
     double D = c->hidden, h = c->mlp_hidden, N = c->tokens, L = c->in_context_len;
     double f = 2 * N * (c->in_channels * c->patch * c->patch) * c->bottleneck + 2 * N * c->bottleneck * D;
@@ -255,8 +331,13 @@ static void pm_block(PmList *l, const JitConfig *c, int i, double B, double n, P
     pm_norm_modulate(l, "norm_modulate (block)", M, D, 0);
     pm_linear(l, "qkv", M, D, 3 * D, 1, 1);
     pm_qkv_norm_rope(l, T, M * H);
-    pm_op(l, "attention", 1);
-    pm_attention(l, attn, (int)B, H, (int)n, hd);
+    if (jit_layer_uses_sla2(c, i)) {
+        pm_op(l, "sla2_attention", 1);
+        pm_sla2(l, attn, (int)B, H, (int)n, hd, c->sla2_block_q, c->sla2_block_k, c->sla2_topk_ratio);
+    } else {
+        pm_op(l, "attention", 1);
+        pm_attention(l, attn, (int)B, H, (int)n, hd);
+    }
     pm_grad_zero(l, 3 * T);
     pm_linear(l, "attn proj", M, D, D, 1, 1);
     if (drop > 0) pm_ew(l, "dropout", "dropout", T, 0, 0, 1, 1, 1, 1);
@@ -270,8 +351,6 @@ static void pm_block(PmList *l, const JitConfig *c, int i, double B, double n, P
 }
 
 void pm_jit_step(PmList *l, const JitConfig *c, int batch, int n_ema, PmAttn attn) {
-    CHECK(!c->use_sla2, "perf model: %s uses SLA2; the model covers full attention only (use the full-attention "
-          "twin of the configuration)", c->name);
     CHECK(c->repa_dim == 0, "perf model: %s has a REPA projector, which the model does not cover", c->name);
     const double B = batch, D = c->hidden, N = c->tokens, L = c->in_context_len;
     const double P = (double)c->in_channels * c->patch * c->patch, T0 = B * N * D, img = B * N * P;

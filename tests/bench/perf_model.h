@@ -26,6 +26,7 @@ typedef struct PmRates {
     double f_gemm;    /* cuBLASLt bf16 GEMMs, of tc_peak */
     double f_attn_tc; /* FlashAttention-2-style mma.sync attention, of tc_peak */
     double f_attn_simt; /* today's fp32-FMA flash kernels, of simt_peak */
+    double f_sla2_tc; /* SLA2's block-sparse mma.sync kernels (tiles of 16-64 rows), of tc_peak: an assumption */
     double f_mem;     /* memory-bound kernels, of hbm */
     double launch_s;  /* per kernel launch (no CUDA graphs) */
     int tc_bwd_products; /* N^2 d products of the tensor-core backward: 5 (D from O), 7 (split dQ / dK dV kernels) */
@@ -48,7 +49,7 @@ typedef struct PmKernel {
     double time_s; /* predicted, summed over the instances */
 } PmKernel;
 
-#define PM_MAX_KERNELS 96
+#define PM_MAX_KERNELS 128
 #define PM_MAX_OPS 40
 
 typedef struct PmList {
@@ -77,13 +78,20 @@ void pm_linear(PmList *l, const char *role, double M, double IC, double OC, int 
  * backward, as the SIMT kernels of attention.cu or the tensor-core
  * FlashAttention-2 design run it. */
 void pm_attention(PmList *l, PmAttn kind, int B, int H, int N, int d);
+/* SLA2 with a hard top-k over [B, H, N, d], blocks bq / bk, forward and
+ * backward, as kernels/cuda/sla2*.cu run it in BF16 mode: the sparse branch
+ * on the SIMT flash tiles with mask weights (PM_ATTN_SIMT: before
+ * sla2_tc.cu) or block-sparse on tensor cores (PM_ATTN_TC), the router and
+ * the linear branch's SIMT kernels in both. */
+void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk, float topk);
 /* The model FLOPs of attention (FlashAttention's count: forward 4 B H N^2 d,
  * backward 2.5x that). */
 double pm_attention_model_flops(int B, int H, int N, int d, int backward);
 
 /* Every kernel of one training step of the model at this batch (forward,
- * v-loss, backward, gradient norm, AdamW, n_ema EMA updates). Full attention
- * only; stops with a message for SLA2 or REPA configurations. */
+ * v-loss, backward, gradient norm, AdamW, n_ema EMA updates); SLA2 blocks
+ * at the configuration's initial top-k (no attention recomputation);
+ * stops with a message for REPA configurations. */
 void pm_jit_step(PmList *l, const JitConfig *c, int batch, int n_ema, PmAttn attn);
 
 /* The forward FLOPs of one image (every linear 2 x rows x in x out,

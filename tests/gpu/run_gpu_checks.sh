@@ -24,12 +24,17 @@
 #   b1 ops      test_cuda_ops  (Criterion, --jobs 1, JIT_CUDA_SYNC=1: a sync
 #               after every launch, so a fault names its kernel)          80
 #   b2 attn     test_cuda_attn (the same)                                 80
-#   b3 tc       test_cuda_attn_tc: the tensor-core attention and SLA2 kernels
+#   b3 tc       test_cuda_attn_tc: the tensor-core attention kernels
 #               against the CPU (the same; skipped while the bundle has no
 #               such program)                                             60
+#   b4 sla2-tc  test_cuda_sla2_tc with SLA2_TC_FULL=1: SLA2 in BF16 mode
+#               (sparse branch block-sparse on the tensor-core kernels)
+#               against the CPU over the whole (d, N, top-k) grid (the
+#               same; skipped while the bundle has no such program)      60
 #   c1 attn-bench  bench_cuda_attn --prec bf16: flash attention (the
 #               tensor-core kernels where BF16 mode uses them) and SLA2
-#               (top-k 0.15) at N = 256 ... 16384, d = 64                 60
+#               (top-k 0.15, blocks 64 and 32: the tensor-core block-sparse
+#               kernels) at N = 256 ... 16384, d = 64                     60
 #   c2 sdpa     bench_sdpa.py --dtype bf16: PyTorch SDPA (flash), same sizes 45
 #   c3 model    bench_perf_model --measure --batch 64: the stated performance
 #               model's predictions with the attention op and the block's
@@ -570,7 +575,7 @@ selftest() { # prints problems, one a line; none = sound
     configs/fmnist-tiny.yaml; do
     [[ -f $f ]] || echo "missing $f"
   done
-  for f in cuda_probe test_cuda_ops test_cuda_attn test_cuda_attn_tc test_cuda_train bench_cuda_attn bench_cuda_curve \
+  for f in cuda_probe test_cuda_ops test_cuda_attn test_cuda_attn_tc test_cuda_sla2_tc test_cuda_train bench_cuda_attn bench_cuda_curve \
     bench_cuda_step bench_perf_model; do
     grep -qE "(jit_test|add_executable)\(${f}[ )]" tests/CMakeLists.txt tests/bench/CMakeLists.txt tests/gpu/CMakeLists.txt ||
       echo "warning: $f is not a target in tests/{,bench/,gpu/}CMakeLists.txt (its step will be skipped)"
@@ -582,7 +587,7 @@ selftest() { # prints problems, one a line; none = sound
   tar tzf "$out/gpu-logs.tar.gz" >"$t/list" 2>/dev/null || echo "cannot list $out/gpu-logs.tar.gz"
   for f in "$logs"/*.log; do grep -qx "gpu-logs/$(basename "$f")" "$t/list" || echo "archive lacks $(basename "$f")"; done
   grep -qx gpu-logs/summary.txt "$t/list" || echo "archive lacks summary.txt"
-  local rows=$((10 + 4 * all))
+  local rows=$((11 + 4 * all))
   (($(grep -c '^[a-g][0-9]* ' "$logs/summary.txt") == rows)) || echo "summary.txt does not have $rows step rows"
 }
 
@@ -598,6 +603,8 @@ run_step a env 40 10 fig_env 1 "$self" --internal env
 run_step b1 test_cuda_ops 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_ops" --jobs 1 --verbose
 run_step b2 test_cuda_attn 80 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn" --jobs 1 --verbose
 run_step b3 test_cuda_attn_tc 60 20 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 "$bin/test_cuda_attn_tc" --jobs 1 --verbose
+run_step b4 test_cuda_sla2_tc 60 15 fig_criterion 0 env LD_LIBRARY_PATH="$LD" JIT_CUDA_SYNC=1 SLA2_TC_FULL=1 \
+  "$bin/test_cuda_sla2_tc" --jobs 1 --verbose
 run_step c1 bench_cuda_attn 60 20 fig_attn 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_cuda_attn" --prec bf16 --iters 10 --max-n 16384
 FIG_ARG=$logs/c1-bench_cuda_attn.log run_step c2 bench_sdpa 45 20 fig_sdpa 0 "$self" --internal sdpa --dtype bf16 --iters 10 --max-n 16384
 run_step c3 bench_perf_model 45 15 fig_model 0 env LD_LIBRARY_PATH="$LD" "$bin/bench_perf_model" --measure --batch 64 \
