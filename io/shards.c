@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -95,6 +96,21 @@ void io_hdf5_lock(void) {
     pthread_once(&io_hdf5_once, io_hdf5_init);
     pthread_mutex_lock(&io_hdf5_mutex);
     io_hdf5_depth++;
+}
+
+int io_hdf5_lock_unless(const int *stop) {
+    pthread_once(&io_hdf5_once, io_hdf5_init);
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 20 * 1000 * 1000; /* how often *stop is looked at */
+        if (t.tv_nsec >= 1000 * 1000 * 1000) t.tv_sec++, t.tv_nsec -= 1000 * 1000 * 1000;
+        if (pthread_mutex_timedlock(&io_hdf5_mutex, &t) == 0) {
+            io_hdf5_depth++;
+            return 1;
+        }
+        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE)) return 0;
+    }
 }
 
 void io_hdf5_unlock(void) {
