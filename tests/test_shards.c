@@ -443,23 +443,26 @@ static void threads_check_at_exit(void) {
     }
 }
 
-static void expect_no_thread_at_exit(void) {
+/* A loader of batch 4 over one 64-image shard (tmp "set/s-00000.h5"),
+ * prefetching, with the thread check armed before it starts. */
+static Loader *loader_checked_at_exit(uint64_t seed, int prefetch) {
+    static Src s;
+    static ShardSet set;
+    s = src_make(64, 1, 8, 8, 3, seed);
+    src_write(&s, "set", "s", 64);
+    shardset_open(&set, tmp_path("set"));
     threads_at_start = thread_count();
     main_thread = pthread_self();
     cr_assert(threads_at_start > 0);
     atexit(threads_check_at_exit);
+    return loader_create(&set, 4, 0, 1, 7, 0, prefetch);
 }
 
 /* A shard cut short under a running loader: the batches made before are
  * handed out, then loader_next stops on the caller's thread (the one that
  * may abort an MPI job) naming the file, the producer joined. */
 Test(shards_errors, shard_damaged_while_loading, .exit_code = 1, .timeout = 30) {
-    Src s = src_make(64, 1, 8, 8, 3, 2);
-    src_write(&s, "set", "s", 64);
-    ShardSet set;
-    shardset_open(&set, tmp_path("set"));
-    expect_no_thread_at_exit();
-    Loader *L = loader_create(&set, 4, 0, 1, 7, 0, 2);
+    Loader *L = loader_checked_at_exit(2, 2);
     float x[4 * 64];
     int y[4];
     loader_next(L, x, y);
@@ -476,12 +479,7 @@ Test(shards_errors, shard_damaged_while_loading, .exit_code = 1, .timeout = 30) 
  * the HDF5 lock the producer waits for): the exit handler stops and joins
  * the producer, no hang. */
 Test(shards_errors, failed_check_while_prefetching, .exit_code = 1, .timeout = 30) {
-    Src s = src_make(64, 1, 8, 8, 3, 3);
-    src_write(&s, "set", "s", 64);
-    ShardSet set;
-    shardset_open(&set, tmp_path("set"));
-    expect_no_thread_at_exit();
-    Loader *L = loader_create(&set, 4, 0, 1, 7, 0, 4);
+    Loader *L = loader_checked_at_exit(3, 4);
     io_hdf5_lock(); /* the producer's next read waits for it */
     usleep(50 * 1000);
     expect_error_mentions("a check failed while the loader prefetched");
