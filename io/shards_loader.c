@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -75,6 +76,7 @@ struct Loader {
     pthread_cond_t cv_data, cv_space;
     pthread_t thread;
     int joined;
+    pid_t pid;         /* the process that made it (a forked child has no such thread) */
     Loader *next_live; /* the live loaders, for the exit handler */
 };
 
@@ -100,7 +102,7 @@ static void loader_stop_thread(Loader *L) {
 static void loader_atexit(void) {
     pthread_mutex_lock(&loader_live_mu);
     for (Loader *L = loader_live; L; L = L->next_live)
-        if (!pthread_equal(L->thread, pthread_self())) loader_stop_thread(L);
+        if (L->pid == getpid() && !pthread_equal(L->thread, pthread_self())) loader_stop_thread(L);
     pthread_mutex_unlock(&loader_live_mu);
 }
 
@@ -307,6 +309,7 @@ Loader *loader_create(const ShardSet *s, int batch, int rank, int world, uint64_
     pthread_cond_init(&L->cv_space, NULL);
     int rc = pthread_create(&L->thread, NULL, loader_thread, L);
     CHECK(rc == 0, "loader_create: cannot start the prefetch thread (error %d)", rc);
+    L->pid = getpid();
     pthread_once(&loader_atexit_once, loader_register_atexit); /* after io_hdf5_lock above set HDF5 up */
     pthread_mutex_lock(&loader_live_mu);
     L->next_live = loader_live;
