@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -52,13 +53,29 @@
 
 static pthread_mutex_t io_hdf5_mutex;
 static pthread_once_t io_hdf5_once = PTHREAD_ONCE_INIT;
+/* How deep the calling thread is in io_hdf5_lock: > 0 at exit means the
+ * process is ending from inside an HDF5 section, i.e. a check failed
+ * half-way through an HDF5 operation. */
+static __thread int io_hdf5_depth;
+static int io_hdf5_own_atexit; /* 1: HDF5's own exit handler is not registered, ours closes it */
 
-/* At exit, HDF5's own atexit handler closes every open object. If the loader
- * thread were inside an HDF5 call right then, the two would race; taking the
- * lock first (and never giving it back: the process is ending) makes the
- * close wait for the read in flight. Registered after H5open so that it runs
- * before HDF5's handler (atexit runs handlers in reverse order). */
-static void io_hdf5_atexit(void) { pthread_mutex_lock(&io_hdf5_mutex); }
+/* At exit, HDF5 is closed here instead of by its own atexit handler
+ * (H5dont_atexit below), for two reasons:
+ *   - a prefetch thread still inside an HDF5 call would race the close:
+ *     taking the lock first (never given back: the process is ending) makes
+ *     the close wait for the read in flight (the loaders' own exit handler,
+ *     which runs before this one, normally has stopped them already);
+ *   - after a failed write (disk full) HDF5 1.10 cannot close the file: its
+ *     H5Fclose fails in the flush, yet leaves the half-freed file under its
+ *     id, and closing the library closes it a second time and segfaults. A
+ *     process that ends from inside an HDF5 section ends because such an
+ *     operation failed; it skips the close (nothing is lost: the file being
+ *     written is a temporary that io/fsutil_out.c removes at exit). */
+static void io_hdf5_atexit(void) {
+    int inside = io_hdf5_depth > 0;
+    pthread_mutex_lock(&io_hdf5_mutex);
+    if (io_hdf5_own_atexit && !inside) H5close();
+}
 
 static void io_hdf5_init(void) {
     /* Recursive: shards_* helpers that take the lock call each other. */
@@ -67,6 +84,10 @@ static void io_hdf5_init(void) {
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&io_hdf5_mutex, &a);
     pthread_mutexattr_destroy(&a);
+    /* Takes effect only before HDF5 initialises: the first HDF5 call of
+     * the process must be under this lock (as every one is, by the rule in
+     * io/shards.h). */
+    io_hdf5_own_atexit = H5dont_atexit() >= 0;
     H5open();
     atexit(io_hdf5_atexit);
 }
@@ -74,9 +95,28 @@ static void io_hdf5_init(void) {
 void io_hdf5_lock(void) {
     pthread_once(&io_hdf5_once, io_hdf5_init);
     pthread_mutex_lock(&io_hdf5_mutex);
+    io_hdf5_depth++;
 }
 
-void io_hdf5_unlock(void) { pthread_mutex_unlock(&io_hdf5_mutex); }
+int io_hdf5_lock_unless(const int *stop) {
+    pthread_once(&io_hdf5_once, io_hdf5_init);
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 20 * 1000 * 1000; /* how often *stop is looked at */
+        if (t.tv_nsec >= 1000 * 1000 * 1000) t.tv_sec++, t.tv_nsec -= 1000 * 1000 * 1000;
+        if (pthread_mutex_timedlock(&io_hdf5_mutex, &t) == 0) {
+            io_hdf5_depth++;
+            return 1;
+        }
+        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE)) return 0;
+    }
+}
+
+void io_hdf5_unlock(void) {
+    io_hdf5_depth--;
+    pthread_mutex_unlock(&io_hdf5_mutex);
+}
 
 int io_hdf5_errors_wanted(void) {
     const char *e = getenv("JIT_HDF5_ERRORS");
@@ -118,15 +158,27 @@ hid_t shards_images_dapl(hid_t dset, size_t image_bytes) {
 
 /* ---- writing ---- */
 
+/* A shard write that failed (disk full, quota, I/O error): the message
+ * names the shard, what was being written and the system's reason, which
+ * HDF5's error stack (silenced while writing) would bury in a hundred lines.
+ * The temporary file goes at exit (io/fsutil_out.c). */
+static _Noreturn void shards_write_failed(const char *path, const char *what) {
+    int err = errno;
+    FAIL("%s: cannot write %s: %s%s", path, what, err ? strerror(err) : "HDF5 error",
+         err == ENOSPC || err == EDQUOT ? " (free space on the file system)" : "");
+}
+
 /* Attributes through io/h5.h: strings fixed-length (io/h5.h says why; the
  * readers below take both kinds). */
 static void shards_write_attr_int(hid_t f, const char *path, const char *name, int v) {
-    CHECK(h5_write_i64(f, name, v) == 0, "%s: cannot write attribute '%s'", path, name);
+    errno = 0;
+    if (h5_write_i64(f, name, v) != 0) shards_write_failed(path, name);
 }
 
 static void shards_write_attr_strings(hid_t f, const char *path, const char *name, const char *const *s, int n) {
+    errno = 0;
     int r = n < 0 ? h5_write_str(f, name, s[0]) : h5_write_strs(f, name, s, n);
-    CHECK(r == 0, "%s: cannot write attribute '%s'", path, name);
+    if (r != 0) shards_write_failed(path, name);
 }
 
 static void shards_write_file(const char *path, const char *manifest, const uint8_t *images, const int *labels,
@@ -136,12 +188,17 @@ static void shards_write_file(const char *path, const char *manifest, const uint
     IoOut out;
     char err[2400];
     CHECK(io_out_begin(&out, path, err, sizeof err) == 0, "%s", err);
+    H5E_auto2_t efunc;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
+    if (!io_hdf5_errors_wanted()) H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* shards_write_failed reports */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* 1.10 format: fixed-array chunk index (O(1) chunk lookup); readable by HDF5 >= 1.10 and h5py. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    errno = 0;
     hid_t f = H5Fcreate(out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    CHECK(f >= 0, "%s: cannot create the shard file (is the directory writable? is the disk full?)", out.tmp);
+    if (f < 0) shards_write_failed(out.tmp, "the shard file");
 
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)C, (hsize_t)H, (hsize_t)W};
     hsize_t chunk[4] = {1, (hsize_t)C, (hsize_t)H, (hsize_t)W};
@@ -156,9 +213,10 @@ static void shards_write_file(const char *path, const char *manifest, const uint
      * flipped byte on shared storage is an error naming the shard, not a
      * silently different pixel. */
     H5Pset_fletcher32(dcpl);
+    errno = 0;
     hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images) >= 0,
-          "%s: cannot write /images (disk full?)", path);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images) < 0)
+        shards_write_failed(path, "/images");
     H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -168,10 +226,11 @@ static void shards_write_file(const char *path, const char *manifest, const uint
     dcpl = H5Pcreate(H5P_DATASET_CREATE); /* one chunk, checksummed like the images */
     H5Pset_chunk(dcpl, 1, &ln);
     H5Pset_fletcher32(dcpl);
+    errno = 0;
     d = H5Dcreate2(f, "labels", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
-    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0,
-          "%s: cannot write /labels (disk full?)", path);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) < 0)
+        shards_write_failed(path, "/labels");
     H5Dclose(d);
     H5Sclose(sp);
 
@@ -183,7 +242,9 @@ static void shards_write_file(const char *path, const char *manifest, const uint
     shards_write_attr_int(f, path, "height", H);
     shards_write_attr_int(f, path, "width", W);
     shards_write_attr_strings(f, path, SHARD_MANIFEST_ATTR, &manifest, -1);
-    CHECK(H5Fclose(f) >= 0, "%s: closing the shard failed (disk full?)", out.tmp);
+    errno = 0;
+    if (H5Fclose(f) < 0) shards_write_failed(out.tmp, "the end of the file");
+    H5Eset_auto2(H5E_DEFAULT, efunc, edata);
     CHECK(io_out_commit(&out, err, sizeof err) == 0, "%s", err);
 }
 

@@ -19,6 +19,11 @@ void shards_read_labels(hid_t f, const char *path, int64_t n, int num_classes, i
  * shard that crashes or hangs libhdf5 is an error naming path and name.
  * Returns n core_malloc'ed strings. */
 char **shards_read_vlen_strings(hid_t a, hid_t mt, int n, const char *path, const char *name);
+/* io_hdf5_lock for the loader's thread, which must not wait for the lock
+ * for ever: the process may be ending with another thread holding it (a
+ * check that failed inside an HDF5 section). 1 with the lock held, or 0
+ * without it once *stop is set. */
+int io_hdf5_lock_unless(const int *stop);
 /* Access property list for reopening /images: the chunk cache policy. */
 hid_t shards_images_dapl(hid_t dset, size_t image_bytes);
 

@@ -9,13 +9,26 @@
  * older generation is thrown away when it is done, so no stale batch is
  * ever handed out.
  *
+ * Ending: the producer never ends the process. A read that fails (a shard
+ * damaged or changed under the run) ends the thread with the message kept;
+ * loader_next hands out the batches made before it, then joins the thread
+ * and stops naming the file, on the caller's thread (the only one that may
+ * call MPI_Abort through the check hook). A process that ends elsewhere
+ * (any failed check, exit) stops and joins every live loader's thread from
+ * an exit handler that runs before HDF5 is closed; the producer waits for
+ * the HDF5 lock in slices so that it sees the stop even when the exiting
+ * thread holds that lock.
+ *
  * Random streams, both keyed by the seed, so every rank draws the same:
  *   permutation of epoch e: (seed, RNG_STREAM_DATA + e), 64-bit draws;
  *   flip of position p in epoch e: uniform (seed, RNG_STREAM_DATA + 2^31 + e, p) < 0.5.
  * Epochs are therefore limited to 2^31, far beyond any run. */
 #include <hdf5.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/check.h"
@@ -56,11 +69,44 @@ struct Loader {
     LoaderPos prod_pos; /* next batch the producer makes */
     LoaderPos cons_pos; /* next batch loader_next returns (only the caller writes it) */
     uint64_t gen;
-    int stop;
+    int stop; /* also read without mu (io_hdf5_lock_unless): __atomic */
+    int failed; /* the producer ended on a read error, message in err */
+    char err[1200];
     pthread_mutex_t mu;
     pthread_cond_t cv_data, cv_space;
     pthread_t thread;
+    int joined;
+    pid_t pid;         /* the process that made it (a forked child has no such thread) */
+    Loader *next_live; /* the live loaders, for the exit handler */
 };
+
+static pthread_mutex_t loader_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static Loader *loader_live;
+static pthread_once_t loader_atexit_once = PTHREAD_ONCE_INIT;
+
+/* Stop the producer and wait for it (idempotent; only the owner of L, or
+ * the exit handler, calls it). */
+static void loader_stop_thread(Loader *L) {
+    if (L->joined) return;
+    pthread_mutex_lock(&L->mu);
+    __atomic_store_n(&L->stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&L->cv_space);
+    pthread_mutex_unlock(&L->mu);
+    pthread_join(L->thread, NULL);
+    L->joined = 1;
+}
+
+/* Registered after HDF5's lock is set up, so it runs before HDF5 is
+ * closed (atexit runs handlers in reverse order). The loaders' memory is
+ * left to the process's end (still reachable: no leak report). */
+static void loader_atexit(void) {
+    pthread_mutex_lock(&loader_live_mu);
+    for (Loader *L = loader_live; L; L = L->next_live)
+        if (L->pid == getpid() && !pthread_equal(L->thread, pthread_self())) loader_stop_thread(L);
+    pthread_mutex_unlock(&loader_live_mu);
+}
+
+static void loader_register_atexit(void) { atexit(loader_atexit); }
 
 /* A position as the batch it names: a remainder shorter than one global
  * batch is dropped, so such an offset means the start of the next epoch. */
@@ -109,7 +155,8 @@ static int loader_file_of(const Loader *L, int64_t g) {
     return lo;
 }
 
-static void loader_read_image(Loader *L, int64_t g, uint8_t *dst) {
+/* 0, or -1 with the reason in L->err. */
+static int loader_read_image(Loader *L, int64_t g, uint8_t *dst) {
     int f = loader_file_of(L, g);
     hsize_t off[4] = {(hsize_t)(g - L->starts[f]), 0, 0, 0};
     if (L->direct[f]) {
@@ -117,24 +164,30 @@ static void loader_read_image(Loader *L, int64_t g, uint8_t *dst) {
         herr_t r;
         H5E_BEGIN_TRY { r = H5Dread_chunk(L->dsets[f], H5P_DEFAULT, off, &filters, dst); }
         H5E_END_TRY;
-        if (r >= 0) return;
+        if (r >= 0) return 0;
         /* e.g. a chunk never written: fall back to the ordinary path, which reads fill values */
     }
     hsize_t cnt[4] = {1, (hsize_t)L->C, (hsize_t)L->H, (hsize_t)L->W};
-    CHECK(H5Sselect_hyperslab(L->fspaces[f], H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
-              H5Dread(L->dsets[f], H5T_NATIVE_UINT8, L->mspace, L->fspaces[f], H5P_DEFAULT, dst) >= 0,
-          "%s: reading image %llu of /images failed (file changed or damaged since it was opened?)", L->paths[f],
-          (unsigned long long)off[0]);
+    if (H5Sselect_hyperslab(L->fspaces[f], H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
+        H5Dread(L->dsets[f], H5T_NATIVE_UINT8, L->mspace, L->fspaces[f], H5P_DEFAULT, dst) >= 0)
+        return 0;
+    snprintf(L->err, sizeof L->err,
+             "%s: reading image %llu of /images failed (file changed or damaged since it was opened?)", L->paths[f],
+             (unsigned long long)off[0]);
+    return -1;
 }
 
-/* Make the batch at pos (this rank's part) into ring slot `slot`. */
-static void loader_fill(Loader *L, LoaderPos pos, int slot) {
+/* Make the batch at pos (this rank's part) into ring slot `slot`: 0, -1 on
+ * a read error (L->err says which), 1 when stopped while waiting. */
+static int loader_fill(Loader *L, LoaderPos pos, int slot) {
     if (!L->perm_valid || L->perm_epoch != pos.epoch) loader_permute(L, pos.epoch);
     uint64_t base = pos.offset + (uint64_t)L->rank * (uint64_t)L->batch;
-    io_hdf5_lock();
-    for (int k = 0; k < L->batch; k++)
-        loader_read_image(L, L->perm[base + (uint64_t)k], L->staging + (size_t)k * L->image_bytes);
+    if (!io_hdf5_lock_unless(&L->stop)) return 1;
+    int bad = 0;
+    for (int k = 0; k < L->batch && !bad; k++)
+        bad = loader_read_image(L, L->perm[base + (uint64_t)k], L->staging + (size_t)k * L->image_bytes);
     io_hdf5_unlock();
+    if (bad) return -1;
     float *out = L->ring_images + (size_t)slot * L->batch * L->image_bytes;
     int *lab = L->ring_labels + (size_t)slot * L->batch;
     for (int k = 0; k < L->batch; k++) {
@@ -153,6 +206,7 @@ static void loader_fill(Loader *L, LoaderPos pos, int slot) {
             }
         }
     }
+    return 0;
 }
 
 static void *loader_thread(void *arg) {
@@ -165,8 +219,14 @@ static void *loader_thread(void *arg) {
         LoaderPos pos = L->prod_pos;
         int slot = (L->head + L->count) % L->prefetch;
         pthread_mutex_unlock(&L->mu);
-        loader_fill(L, pos, slot);
+        int r = loader_fill(L, pos, slot);
         pthread_mutex_lock(&L->mu);
+        if (r > 0) break; /* stopped */
+        if (r < 0) {
+            L->failed = 1;
+            pthread_cond_signal(&L->cv_data);
+            break;
+        }
         if (gen != L->gen) continue; /* a seek came in meanwhile: this batch is stale */
         L->ring_pos[slot] = pos;
         L->count++;
@@ -249,14 +309,24 @@ Loader *loader_create(const ShardSet *s, int batch, int rank, int world, uint64_
     pthread_cond_init(&L->cv_space, NULL);
     int rc = pthread_create(&L->thread, NULL, loader_thread, L);
     CHECK(rc == 0, "loader_create: cannot start the prefetch thread (error %d)", rc);
+    L->pid = getpid();
+    pthread_once(&loader_atexit_once, loader_register_atexit); /* after io_hdf5_lock above set HDF5 up */
+    pthread_mutex_lock(&loader_live_mu);
+    L->next_live = loader_live;
+    loader_live = L;
+    pthread_mutex_unlock(&loader_live_mu);
     return L;
 }
 
 void loader_next(Loader *L, float *images, int *labels) {
     pthread_mutex_lock(&L->mu);
-    while (L->count == 0) pthread_cond_wait(&L->cv_data, &L->mu);
-    int slot = L->head;
+    while (L->count == 0 && !L->failed) pthread_cond_wait(&L->cv_data, &L->mu);
+    int slot = L->head, failed = L->count == 0;
     pthread_mutex_unlock(&L->mu);
+    if (failed) {
+        loader_stop_thread(L); /* it has ended: this only joins it */
+        FAIL("%s", L->err);
+    }
     /* The producer never writes the head slot while count > 0, and only
      * this thread takes slots or seeks: copying without the lock is safe. */
     CHECK(L->ring_pos[slot].epoch == L->cons_pos.epoch && L->ring_pos[slot].offset == L->cons_pos.offset,
@@ -297,11 +367,12 @@ uint64_t loader_steps_per_epoch(const Loader *L) { return (uint64_t)(L->total / 
 
 void loader_free(Loader *L) {
     if (!L) return;
-    pthread_mutex_lock(&L->mu);
-    L->stop = 1;
-    pthread_cond_broadcast(&L->cv_space);
-    pthread_mutex_unlock(&L->mu);
-    pthread_join(L->thread, NULL);
+    pthread_mutex_lock(&loader_live_mu);
+    Loader **p = &loader_live;
+    while (*p != L) p = &(*p)->next_live;
+    *p = L->next_live;
+    pthread_mutex_unlock(&loader_live_mu);
+    loader_stop_thread(L);
     pthread_cond_destroy(&L->cv_space);
     pthread_cond_destroy(&L->cv_data);
     pthread_mutex_destroy(&L->mu);

@@ -7,12 +7,8 @@
 # short training run under the re-execution keeps its arguments and trains.
 #   usage: blas_select_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$(cd "$2" && pwd)
-work=$build/blas-select
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/lib.sh" blas_select_test
+t_work "$1" "$2" blas-select
 fail=0
 expect() { # WHAT PATTERN TEXT
     if grep -qE "$2" <<<"$3"; then echo "blas_select_test: PASS $1"; else

@@ -6,12 +6,8 @@
 # the demo's closing lines (timings, accuracy and Fréchet distance).
 #   usage: demo_short.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$(cd "$2" && pwd)
-work=$build/demo-short
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/lib.sh" demo_short
+t_work "$1" "$2" demo-short
 "$build/jit-prep" --fmnist /usr/share/datasets/fashion-mnist --out "$work/data" --split test --canvas 32 >/dev/null
 BUILD=$build DATA=$work/data TEST_DATA=$work/test EVAL_ARGS="--per-class 2 --steps 2" scripts/demo.sh \
   --set run.out_dir="$work/run" --set train.steps=20 --set train.checkpoint_every=10 --set train.log_every=5 \

@@ -9,7 +9,10 @@
 #      the checkpoint's name and the system's reason in a few lines (not
 #      HDF5's error stack), no .tmp left behind, no "latest" naming a file
 #      that is not there;
-#   3. full while logging: metrics.jsonl on /dev/full stops the run naming it.
+#   3. full while logging: metrics.jsonl on /dev/full stops the run naming it;
+#   4. full while jit-prep writes a shard: exit 1 (HDF5 1.10 used to
+#      segfault at exit closing the file it had failed to write: 139), the
+#      shard and the system's reason named, nothing left in the directory.
 #   usage: diskfull_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1
@@ -69,6 +72,15 @@ ln -s /dev/full "$work/run3/metrics.jsonl"
 rc=0; train "$work/run3" "$work/run3.log" || rc=$?
 expect "metrics on a full device: exit 1 naming metrics.jsonl" \
   bash -c "[ $rc = 1 ] && grep -q 'cannot write $work/run3/metrics.jsonl: No space left on device' '$work/run3.log'"
+
+# 4. a shard does not fit (6400 images of 1 KiB in 3 MB)
+rc=0; "$build/jit-prep" --synthetic 6400 --out "$mnt/data4" --size 32 --channels 1 --classes 10 \
+  >"$work/prep4.log" 2>&1 || rc=$?
+expect "full while writing a shard: exit 1, not a signal (got $rc)" [ "$rc" = 1 ]
+expect "full while writing a shard: the message names the shard and the reason" \
+  grep -q "^error: .*$mnt/data4/synthetic-00000.h5: cannot write /images: No space left on device" "$work/prep4.log"
+expect "full while writing a shard: no HDF5 error stack" bash -c "! grep -q HDF5-DIAG '$work/prep4.log'"
+expect "full while writing a shard: nothing left behind" bash -c "[ -z \"\$(ls '$mnt/data4')\" ]"
 
 [ "$fail" = 0 ] && echo "diskfull_test: all ok"
 exit "$fail"

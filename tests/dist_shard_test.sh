@@ -17,13 +17,8 @@
 #      order), and the resumed sharded runs say they are sharded.
 #   usage: dist_shard_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$1
-build=$2
 . "$(dirname "$0")/lib.sh" dist_shard_test
-work=$build/dist-shard-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" dist-shard-test
 py=/usr/bin/python3
 
 "$build/jit-prep" --synthetic 96 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1

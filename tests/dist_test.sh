@@ -13,13 +13,8 @@
 #   6. a rank killed mid-run ends the job within 60 s with a non-zero code.
 #   usage: dist_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$1
-build=$2
 . "$(dirname "$0")/lib.sh" dist_test
-work=$build/dist-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" dist-test
 py=/usr/bin/python3
 
 "$build/jit-prep" --synthetic 512 --out "$work/data" --size 16 --channels 1 --classes 4 --seed 3 >/dev/null || exit 1

@@ -11,12 +11,8 @@
 # (test_eval checks jit-eval's on all of them).
 #   usage: eval_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$(cd "$2" && pwd)
-work=$build/eval-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/lib.sh" eval_test
+t_work "$1" "$2" eval-test
 py=/usr/bin/python3
 fail=0
 check() { # check NAME COMMAND...: run, report

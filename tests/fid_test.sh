@@ -26,13 +26,8 @@
 #      75x75 input): real-image sanity and 1 vs 2 ranks bit for bit.
 #   usage: fid_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$1
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" fid_test
-work=$build/fid-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" fid-test
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1
 eval_=$build/jit-eval

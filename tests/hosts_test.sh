@@ -15,13 +15,8 @@
 # exits 77 (ctest: skipped) with the refused command and its error.
 #   usage: hosts_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" hosts_test
-work=$build/hosts-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" hosts-test
 agent=$src/tests/netns_agent.sh
 py=/usr/bin/python3
 

@@ -44,14 +44,10 @@ sys.path.insert(0, os.path.join(HERE, "reference"))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import inception_ref  # noqa: E402
 import inception_weights  # noqa: E402
+from checks import Checks  # noqa: E402
 
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(f"inception_test: {'PASS' if ok else 'FAIL'} {what}")
-    failures += not ok
+T = Checks("inception_test")
+check = T.check
 
 
 def run_tool(args):
@@ -152,8 +148,7 @@ def main():
                        env=dict(os.environ, JIT_INCEPTION_DIR=a.work), capture_output=True, text=True)
     sys.stdout.write(r.stdout + r.stderr)
     check(r.returncode == 0, "test_inception: the C Inception on the converted files equals PyTorch")
-    print(f"inception_test: {failures} failed")
-    return 1 if failures else 0
+    return T.done()
 
 
 if __name__ == "__main__":

@@ -11,13 +11,8 @@
 # `timeout` turns a regression into a failure instead of a hang.
 #   usage: inputs_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" inputs_test
-work=$build/inputs-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" inputs-test
 fifo=$work/fifo.h5
 mkfifo "$fifo"
 

@@ -11,12 +11,8 @@
 # configuration the checkpoint holds; their errors are checked by message.
 #   usage: interop_convert.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$(cd "$2" && pwd)
-work=$build/interop-convert
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/lib.sh" interop_convert
+t_work "$1" "$2" interop-convert
 py=/usr/bin/python3
 fail=0
 check() { # check NAME COMMAND...

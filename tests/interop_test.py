@@ -38,6 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "reference"))
 import jit_ref  # noqa: E402
 import official_jit  # noqa: E402
+from checks import Checks  # noqa: E402
 
 TOOL = os.path.join(ROOT, "scripts", "jit_interop.py")
 CONFIG = os.path.join(ROOT, "configs", "fmnist-tiny-full.yaml")
@@ -48,13 +49,8 @@ BETAS, EPS, LR = (0.9, 0.95), 1e-8, 1e-3
 # fixed point the 0.9999 EMA's rounded update reaches (update 2,757 on a
 # 16x16 grid: 1.6e-4 from the table, docs/interop.md).
 DRIFT_UPDATES = 10000
-failures = []
-
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+T = Checks("interop_test")
+check = T.check
 
 
 def tool(args, jit_train, expect_fail=None):
@@ -353,8 +349,7 @@ def main():
     check_pixelgen(a.work, jit_train, cfg, model, ema1)
     check_errors(a.work, jit_train, src)
     check_drifted_pos_embed(a.work, jit_train, cfg, src)
-    print(f"interop_test: {len(failures)} failure(s)")
-    return 1 if failures else 0
+    return T.done()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
 #                       (the tests' ranks share two cores)
 #   t_done              "NAME: P passed, F failed"; its status is the test's (0 when none failed),
 #                       so it is the script's last command
+#   t_work SRC BUILD DIR  $src and $build (absolute), $work = $build/DIR, emptied and made, and the
+#                       current directory $src (the tests name configs/ and scripts/ from there)
 t_name=$1
 pass=0
 fail=0
@@ -20,4 +22,9 @@ mpirun="mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THR
 t_done() {
     echo "$t_name: $pass passed, $fail failed"
     [ "$fail" -eq 0 ]
+}
+t_work() {
+    src=$(cd "$1" && pwd) && build=$(cd "$2" && pwd) || exit 2
+    work=$build/$3
+    rm -rf "$work" && mkdir -p "$work" && cd "$src" || exit 2
 }

@@ -14,13 +14,8 @@
 # each checked against the manifest beside the file it points at).
 #   usage: manifest_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" manifest_test
-work=$build/manifest-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+t_work "$1" "$2" manifest-test
 py=/usr/bin/python3
 # expect NAME WANT_RC NEEDLE CMD...: exit code WANT_RC ("nonzero" for any
 # failure) and NEEDLE in the output.

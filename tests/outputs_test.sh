@@ -14,13 +14,9 @@
 #   4. successful runs leave the outputs and no temporary file.
 #   usage: outputs_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" outputs_test
-work=$build/outputs-test
-rm -rf "$work"
+t_work "$1" "$2" outputs-test
 mkdir -p "$work/out"
-cd "$src"
 py=/usr/bin/python3
 no_tmp() { [ -z "$(find "$1" -name '*.tmp*')" ]; }
 # limited KB CMD...: run CMD with files limited to KB kilobytes; its exit code

@@ -44,19 +44,16 @@ import numpy as np
 import torch
 import torchvision
 
+from checks import Checks
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(HERE, "..", "scripts", "pixelgen_weights.py")
 SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
 SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 TAPS = [3, 8, 15, 22, 29]  # features index of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(f"pixelgen_test: {'PASS' if ok else 'FAIL'} {what}")
-    failures += not ok
+T = Checks("pixelgen_test")
+check = T.check
 
 
 def run_tool(args):
@@ -244,8 +241,7 @@ def main():
     r = jit_train("width", "losses.repa_weight=0.5", "losses.align_layer=1", f"losses.dino_weights={half_h5}")
     check(r.returncode != 0 and "DINOv2 of width 384, but the REPA projector aligns to 768" in r.stderr,
           f"jit-train: a half-width DINOv2 for REPA is refused: {r.stderr.strip()[:300]}")
-    print(f"pixelgen_test: {failures} failed")
-    return 1 if failures else 0
+    return T.done()
 
 
 if __name__ == "__main__":

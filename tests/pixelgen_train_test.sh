@@ -29,12 +29,8 @@
 #      leaves lambda at 1 although it is due every step; stage 2 measures it.
 #   usage: pixelgen_train_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" pixelgen_train_test
-work=$build/pixelgen-train-test
-rm -rf "$work"
-mkdir -p "$work"
+t_work "$1" "$2" pixelgen-train-test
 cd "$work"
 py=/usr/bin/python3
 

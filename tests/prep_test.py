@@ -35,6 +35,8 @@ import zlib
 
 import numpy as np
 
+from checks import Checks
+
 try:
     import h5py
     from PIL import Image
@@ -43,14 +45,8 @@ except ImportError as e:  # the test cannot judge anything without them
 
 PREP, WORK = sys.argv[1], sys.argv[2]
 MPIRUN = ["mpirun", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1"]
-failures = []
-
-
-def check(cond, what, detail=""):
-    """detail (e.g. the program's output) is printed only on failure."""
-    print(f"prep_test: {'PASS' if cond else 'FAIL'} {what}" + ("" if cond or not detail else f"\n{detail}"), flush=True)
-    if not cond:
-        failures.append(what)
+T = Checks("prep_test")
+check = T.check  # check(cond, what, detail): detail (e.g. the program's output) is printed only on failure
 
 
 def center_crop_arr(pil_image, image_size):
@@ -287,7 +283,4 @@ r = subprocess.run([PREP, "--check", os.path.join(WORK, "par-mpi2")], capture_ou
 check(r.returncode == 0 and "7 shards, 24 images" in r.stdout, "the loader opens the mpirun-written set: 7 shards, "
       "24 images", r.stdout + r.stderr)
 
-if failures:
-    print(f"prep_test: {len(failures)} check(s) failed", file=sys.stderr)
-    sys.exit(1)
-print("prep_test: all checks passed")
+sys.exit(T.done())

@@ -18,13 +18,9 @@
 #             ranks) ends the job with a message naming the rank and the step.
 #   usage: rundir_test.sh SOURCE_DIR BUILD_DIR SECTION
 set -uo pipefail
-src=$1
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" rundir_test
 section=$3
-work=$build/rundir-test/$section
-rm -rf "$work"
-mkdir -p "$work"
+t_work "$1" "$2" "rundir-test/$section"
 cd "$work"
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1

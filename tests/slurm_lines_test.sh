@@ -12,12 +12,9 @@
 # one-node cluster; this covers what a one-node cluster cannot show.)
 #   usage: slurm_lines_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
 . "$(dirname "$0")/lib.sh" slurm_lines_test
-work=$(cd "$2" && pwd)/slurm-lines-test
-rm -rf "$work"
+t_work "$1" "$2" slurm-lines-test
 mkdir -p "$work/bin" "$work/jit"
-cd "$src"
 
 # Stand-ins: each records "name argv..." and its OMP/SRUN variables, then exits 0.
 for tool in srun mpirun jit-train jit-sweep; do

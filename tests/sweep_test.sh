@@ -20,12 +20,8 @@
 #  10. the sparsity study's sweep file at a reduced size (see there).
 #   usage: sweep_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$(cd "$1" && pwd)
-build=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh" sweep_test
-work=$build/sweep-test
-rm -rf "$work"
-mkdir -p "$work"
+t_work "$1" "$2" sweep-test
 cd "$work"
 py=/usr/bin/python3
 sweep=$build/jit-sweep

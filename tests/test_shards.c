@@ -12,6 +12,7 @@
 #include <math.h>
 #include <hdf5.h>
 #include <png.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/check.h"
 #include "core/rng.h"
 #include "io/fsutil.h"
 #include "io/png.h"
@@ -412,6 +414,76 @@ Test(shards, loader_free_while_prefetching_and_tiny_rings) {
     loader_free(L); /* never used */
     shardset_close(&set);
     src_free(&s);
+}
+
+/* ---- the prefetch thread on exits that end the process ---- */
+
+static int threads_at_start = -1;
+static pthread_t main_thread;
+
+static int thread_count(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+/* At exit (after the loaders' own exit handler, registered later): the
+ * process ends on the test's thread with no prefetch thread left; else
+ * exit code 5, failing the test. */
+static void threads_check_at_exit(void) {
+    int now = thread_count();
+    if (now != threads_at_start || !pthread_equal(pthread_self(), main_thread)) {
+        fprintf(stderr, "test: at exit %d threads (%d at the start), %s the test's thread\n", now, threads_at_start,
+                pthread_equal(pthread_self(), main_thread) ? "on" : "not on");
+        _exit(5);
+    }
+}
+
+/* A loader of batch 4 over one 64-image shard (tmp "set/s-00000.h5"),
+ * prefetching, with the thread check armed before it starts. */
+static Loader *loader_checked_at_exit(uint64_t seed, int prefetch) {
+    static Src s;
+    static ShardSet set;
+    s = src_make(64, 1, 8, 8, 3, seed);
+    src_write(&s, "set", "s", 64);
+    shardset_open(&set, tmp_path("set"));
+    threads_at_start = thread_count();
+    main_thread = pthread_self();
+    cr_assert(threads_at_start > 0);
+    atexit(threads_check_at_exit);
+    return loader_create(&set, 4, 0, 1, 7, 0, prefetch);
+}
+
+/* A shard cut short under a running loader: the batches made before are
+ * handed out, then loader_next stops on the caller's thread (the one that
+ * may abort an MPI job) naming the file, the producer joined. */
+Test(shards_errors, shard_damaged_while_loading, .exit_code = 1, .timeout = 30) {
+    Loader *L = loader_checked_at_exit(2, 2);
+    float x[4 * 64];
+    int y[4];
+    loader_next(L, x, y);
+    const char *p = tmp_path("set/s-00000.h5");
+    struct stat st;
+    cr_assert(stat(p, &st) == 0);
+    cr_assert(truncate(p, st.st_size / 2) == 0); /* half of the images' chunks are gone */
+    expect_error_mentions(p);
+    for (int i = 0; i < 16; i++) loader_next(L, x, y); /* one epoch: every image */
+    cr_assert_fail("a whole epoch was read from a shard cut in half");
+}
+
+/* Any other failed check while a loader prefetches (here one that holds
+ * the HDF5 lock the producer waits for): the exit handler stops and joins
+ * the producer, no hang. */
+Test(shards_errors, failed_check_while_prefetching, .exit_code = 1, .timeout = 30) {
+    Loader *L = loader_checked_at_exit(3, 4);
+    io_hdf5_lock(); /* the producer's next read waits for it */
+    usleep(50 * 1000);
+    expect_error_mentions("a check failed while the loader prefetched");
+    CHECK(L == NULL, "a check failed while the loader prefetched");
 }
 
 /* ---- errors: exit 1 with a message naming the file ---- */

@@ -8,12 +8,8 @@
 # Two steps of a small run, a checkpoint and a grid.
 #   usage: trainer_exit.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$(cd "$2" && pwd)
-work=$build/trainer-exit
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/lib.sh" trainer_exit
+t_work "$1" "$2" trainer-exit
 # A sanitized jit-train carries the runtime's defaults (core/sanitizer_options.c).
 syms=$(nm -D "$build/jit-train")
 if grep -q ' __asan_init' <<<"$syms" && ! grep -q ' T __asan_default_options' <<<"$syms"; then

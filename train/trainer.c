@@ -461,8 +461,7 @@ static void sample_grid(Trainer *T) {
     float *out = malloc(sizeof(float) * (size_t)n * per);
     CHECK(labels && out, "out of memory for %d samples", n);
     for (int i = 0; i < n; i++) labels[i] = i / per_class; /* one row per class */
-    SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
-                        .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed};
+    SamplerConfig sc = sampler_config(c, -1, -1, -1, -1, -1);
     sc.stop = &trainer_stop_signal;
     int stopped = sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size, out) != 0;
     if (stopped) { /* the signal's handling (checkpoint, exit 75) follows in trainer_run */

@@ -49,9 +49,8 @@ static void trainer_eval_produce(void *ctx, int row, long first, int n, uint8_t 
     int *labels = core_malloc(sizeof(int) * (size_t)n);
     float *img = core_malloc(sizeof(float) * per * (size_t)n);
     for (int i = 0; i < n; i++) labels[i] = fid_label_of(first + i, c->eval_images, mc->num_classes);
-    SamplerConfig sc = {.steps = c->sample_steps, .cfg = c->cfg_scale, .cfg_lo = c->cfg_lo, .cfg_hi = c->cfg_hi,
-                        .cfg_official = c->official_cfg_interval, .noise_scale = c->noise_scale, .seed = c->seed,
-                        .first_index = (uint64_t)first};
+    SamplerConfig sc = sampler_config(c, -1, -1, -1, -1, -1);
+    sc.first_index = (uint64_t)first;
     sampler_run(&T->model, &T->g, &sc, labels, n, c->batch_size < n ? c->batch_size : n, img);
     fid_to_u8(img, per * (size_t)n, out);
     core_free(labels), core_free(img);

@@ -13,12 +13,8 @@
 # bf16 weight mirror stays current (below).
 #   usage: nccl_test.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
-src=$1
-build=$2
-work=$build/nccl-test
-rm -rf "$work"
-mkdir -p "$work"
-cd "$src"
+. "$(dirname "$0")/../lib.sh" nccl_test
+t_work "$1" "$2" nccl-test
 py=/usr/bin/python3
 # LeakSanitizer does not survive Open MPI's teardown in the ASan build; the
 # emulator's own memory checks are on regardless.

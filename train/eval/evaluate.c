@@ -146,11 +146,8 @@ EvalResult eval_run(const EvalOptions *o) {
     int K = mc->num_classes, D = kc->hidden;
     CHECK(K <= 64, "at most 64 classes are reported, the model has %d", K);
     r.num_classes = K, r.feature_dim = D, r.ema = ema;
-    r.steps = o->steps >= 1 ? o->steps : cfg.sample_steps;
-    r.cfg = o->cfg >= 0 ? o->cfg : cfg.cfg_scale;
-    r.cfg_lo = o->cfg_lo >= 0 ? o->cfg_lo : cfg.cfg_lo;
-    r.cfg_hi = o->cfg_hi >= 0 ? o->cfg_hi : cfg.cfg_hi;
-    r.seed = o->seed >= 0 ? (unsigned long long)o->seed : cfg.seed;
+    SamplerConfig sc = sampler_config(&cfg, o->steps, o->cfg, o->cfg_lo, o->cfg_hi, o->seed);
+    r.steps = sc.steps, r.cfg = sc.cfg, r.cfg_lo = sc.cfg_lo, r.cfg_hi = sc.cfg_hi, r.seed = sc.seed;
     r.per_class_n = o->per_class;
     r.classifier_test_accuracy = cls.test_accuracy;
 
@@ -197,8 +194,6 @@ EvalResult eval_run(const EvalOptions *o) {
     int *labels = core_malloc(sizeof(int) * (size_t)n), *pred = core_malloc(sizeof(int) * (size_t)n);
     float *img = core_malloc(sizeof(float) * (size_t)n * per), *feat = core_malloc(sizeof(float) * (size_t)n * D);
     for (int i = 0; i < n; i++) labels[i] = i / o->per_class;
-    SamplerConfig sc = {.steps = r.steps, .cfg = r.cfg, .cfg_lo = r.cfg_lo, .cfg_hi = r.cfg_hi,
-                        .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale, .seed = r.seed};
     if (!o->quiet) {
         printf("jit-eval: %s (step %llu, %s), %d classes x %d samples, %d steps, cfg %.2f in (%.2f, %.2f), seed %llu\n",
                r.checkpoint, (unsigned long long)r.step, ema >= 0 ? "EMA weights" : "raw weights", K, o->per_class,

@@ -288,13 +288,9 @@ int fid_job_run(const FidJobOptions *o) {
         jit_ctx_load(x, e, ckpt, sizeof ckpt, &step);
         if (e == -2) e = x->cfg.n_ema > 0 ? 0 : -1;
         r->ema = e;
-        if (r->cfg < 0) r->cfg = x->cfg.cfg_scale;
-        if (r->cfg_lo < 0) r->cfg_lo = x->cfg.cfg_lo, r->cfg_hi = x->cfg.cfg_hi;
         x->ema[i] = r->ema;
-        x->sc[i] = (SamplerConfig){.steps = o->steps >= 1 ? o->steps : x->cfg.sample_steps, .cfg = r->cfg,
-                                   .cfg_lo = r->cfg_lo, .cfg_hi = r->cfg_hi,
-                                   .cfg_official = x->cfg.official_cfg_interval, .noise_scale = x->cfg.noise_scale,
-                                   .seed = o->seed >= 0 ? (uint64_t)o->seed : x->cfg.seed};
+        x->sc[i] = sampler_config(&x->cfg, o->steps, r->cfg, r->cfg_lo, r->cfg_hi, o->seed);
+        r->cfg = x->sc[i].cfg, r->cfg_lo = x->sc[i].cfg_lo, r->cfg_hi = x->sc[i].cfg_hi;
         snprintf(r->name, sizeof r->name, "cfg%.4g-int%.4g-%.4g-ema%d", r->cfg, r->cfg_lo, r->cfg_hi, r->ema);
     }
     const JitConfig *mc = &x->cfg.model;

@@ -1,7 +1,7 @@
 /* train/eval/inception.c — the FID Inception-v3 (inception.h).
  *
  * The architecture is written once, as the forward pass (trunk and the
- * block_* functions), and walked in three modes: DECLARE registers each
+ * block_* tables), and walked in three modes: DECLARE registers each
  * convolution's public tensors and its folded weights, COUNT adds up the
  * FLOPs at a given input side, RUN computes. A convolution is unfold2d +
  * linear (BatchNorm folded into its weight and bias) + ReLU on channels-last
@@ -115,75 +115,98 @@ static Feat concat(Walk *k, const Feat *parts, int np) {
     return y;
 }
 
-/* InceptionA (Mixed_5b..5d): 1x1 | 1x1, 5x5 | 1x1, 3x3, 3x3 | avg pool, 1x1 */
-static Feat block_a(Walk *k, Feat x, const char *p, int pool_features) {
-    Feat b[4], t;
-    b[0] = conv(k, x, p, "branch1x1", 64, 1, 1, 1, 0, 0);
-    t = conv(k, x, p, "branch5x5_1", 48, 1, 1, 1, 0, 0);
-    b[1] = conv(k, t, p, "branch5x5_2", 64, 5, 5, 1, 2, 2);
-    t = conv(k, x, p, "branch3x3dbl_1", 64, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch3x3dbl_2", 96, 3, 3, 1, 1, 1);
-    b[2] = conv(k, t, p, "branch3x3dbl_3", 96, 3, 3, 1, 1, 1);
-    b[3] = conv(k, pool(k, x, 3, 1, 1, 1), p, "branch_pool", pool_features, 1, 1, 1, 0, 0);
-    return concat(k, b, 4);
+/* The five kinds of Inception block, as tables walked by block(): each
+ * step is a BasicConv2d (branch name, width at full size, kh x kw, stride,
+ * padding) or, with no name, a 3 x 3 pool (stride, padding; avg in `oc`)
+ * of the block's input (BLOCK_IN) or of the step before (BLOCK_PREV) or of
+ * step i; the steps marked out are concatenated in their order. BLOCK_ARG
+ * stands for the block's argument (a width, or avg for a pool). */
+#define BLOCK_IN (-1)
+#define BLOCK_PREV (-2)
+#define BLOCK_ARG (-1)
+typedef struct BlockStep {
+    const char *branch;
+    int oc, kh, kw, s, ph, pw, from, out;
+} BlockStep;
+
+static Feat block(Walk *k, Feat x, const char *p, const BlockStep *st, int n, int arg) {
+    Feat y[16], parts[8];
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        const BlockStep *q = &st[i];
+        Feat in = q->from == BLOCK_IN ? x : y[q->from == BLOCK_PREV ? i - 1 : q->from];
+        int oc = q->oc == BLOCK_ARG ? arg : q->oc;
+        y[i] = q->branch ? conv(k, in, p, q->branch, oc, q->kh, q->kw, q->s, q->ph, q->pw)
+                         : pool(k, in, 3, q->s, q->ph, oc);
+        if (q->out) parts[np++] = y[i];
+    }
+    return concat(k, parts, np);
 }
+
+#define BLOCK(k, x, p, table, arg) block(k, x, p, table, (int)(sizeof table / sizeof table[0]), arg)
+
+/* InceptionA (Mixed_5b..5d), arg pool_features: 1x1 | 1x1, 5x5 | 1x1, 3x3, 3x3 | avg pool, 1x1 */
+static const BlockStep block_a[] = {
+    {"branch1x1", 64, 1, 1, 1, 0, 0, BLOCK_IN, 1},
+    {"branch5x5_1", 48, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch5x5_2", 64, 5, 5, 1, 2, 2, BLOCK_PREV, 1},
+    {"branch3x3dbl_1", 64, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch3x3dbl_2", 96, 3, 3, 1, 1, 1, BLOCK_PREV, 0},
+    {"branch3x3dbl_3", 96, 3, 3, 1, 1, 1, BLOCK_PREV, 1},
+    {NULL, 1, 3, 3, 1, 1, 1, BLOCK_IN, 0},
+    {"branch_pool", BLOCK_ARG, 1, 1, 1, 0, 0, BLOCK_PREV, 1},
+};
 
 /* InceptionB (Mixed_6a): 3x3/2 | 1x1, 3x3, 3x3/2 | max pool 3x3/2 */
-static Feat block_b(Walk *k, Feat x, const char *p) {
-    Feat b[3], t;
-    b[0] = conv(k, x, p, "branch3x3", 384, 3, 3, 2, 0, 0);
-    t = conv(k, x, p, "branch3x3dbl_1", 64, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch3x3dbl_2", 96, 3, 3, 1, 1, 1);
-    b[1] = conv(k, t, p, "branch3x3dbl_3", 96, 3, 3, 2, 0, 0);
-    b[2] = pool(k, x, 3, 2, 0, 0);
-    return concat(k, b, 3);
-}
+static const BlockStep block_b[] = {
+    {"branch3x3", 384, 3, 3, 2, 0, 0, BLOCK_IN, 1},
+    {"branch3x3dbl_1", 64, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch3x3dbl_2", 96, 3, 3, 1, 1, 1, BLOCK_PREV, 0},
+    {"branch3x3dbl_3", 96, 3, 3, 2, 0, 0, BLOCK_PREV, 1},
+    {NULL, 0, 3, 3, 2, 0, 0, BLOCK_IN, 1},
+};
 
-/* InceptionC (Mixed_6b..6e): 1x1 | 1x1, 1x7, 7x1 | 1x1, 7x1, 1x7, 7x1, 1x7 | avg pool, 1x1 */
-static Feat block_c(Walk *k, Feat x, const char *p, int c7) {
-    Feat b[4], t;
-    b[0] = conv(k, x, p, "branch1x1", 192, 1, 1, 1, 0, 0);
-    t = conv(k, x, p, "branch7x7_1", c7, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch7x7_2", c7, 1, 7, 1, 0, 3);
-    b[1] = conv(k, t, p, "branch7x7_3", 192, 7, 1, 1, 3, 0);
-    t = conv(k, x, p, "branch7x7dbl_1", c7, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch7x7dbl_2", c7, 7, 1, 1, 3, 0);
-    t = conv(k, t, p, "branch7x7dbl_3", c7, 1, 7, 1, 0, 3);
-    t = conv(k, t, p, "branch7x7dbl_4", c7, 7, 1, 1, 3, 0);
-    b[2] = conv(k, t, p, "branch7x7dbl_5", 192, 1, 7, 1, 0, 3);
-    b[3] = conv(k, pool(k, x, 3, 1, 1, 1), p, "branch_pool", 192, 1, 1, 1, 0, 0);
-    return concat(k, b, 4);
-}
+/* InceptionC (Mixed_6b..6e), arg c7: 1x1 | 1x1, 1x7, 7x1 | 1x1, 7x1, 1x7, 7x1, 1x7 | avg pool, 1x1 */
+static const BlockStep block_c[] = {
+    {"branch1x1", 192, 1, 1, 1, 0, 0, BLOCK_IN, 1},
+    {"branch7x7_1", BLOCK_ARG, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch7x7_2", BLOCK_ARG, 1, 7, 1, 0, 3, BLOCK_PREV, 0},
+    {"branch7x7_3", 192, 7, 1, 1, 3, 0, BLOCK_PREV, 1},
+    {"branch7x7dbl_1", BLOCK_ARG, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch7x7dbl_2", BLOCK_ARG, 7, 1, 1, 3, 0, BLOCK_PREV, 0},
+    {"branch7x7dbl_3", BLOCK_ARG, 1, 7, 1, 0, 3, BLOCK_PREV, 0},
+    {"branch7x7dbl_4", BLOCK_ARG, 7, 1, 1, 3, 0, BLOCK_PREV, 0},
+    {"branch7x7dbl_5", 192, 1, 7, 1, 0, 3, BLOCK_PREV, 1},
+    {NULL, 1, 3, 3, 1, 1, 1, BLOCK_IN, 0},
+    {"branch_pool", 192, 1, 1, 1, 0, 0, BLOCK_PREV, 1},
+};
 
 /* InceptionD (Mixed_7a): 1x1, 3x3/2 | 1x1, 1x7, 7x1, 3x3/2 | max pool 3x3/2 */
-static Feat block_d(Walk *k, Feat x, const char *p) {
-    Feat b[3], t;
-    t = conv(k, x, p, "branch3x3_1", 192, 1, 1, 1, 0, 0);
-    b[0] = conv(k, t, p, "branch3x3_2", 320, 3, 3, 2, 0, 0);
-    t = conv(k, x, p, "branch7x7x3_1", 192, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch7x7x3_2", 192, 1, 7, 1, 0, 3);
-    t = conv(k, t, p, "branch7x7x3_3", 192, 7, 1, 1, 3, 0);
-    b[1] = conv(k, t, p, "branch7x7x3_4", 192, 3, 3, 2, 0, 0);
-    b[2] = pool(k, x, 3, 2, 0, 0);
-    return concat(k, b, 3);
-}
+static const BlockStep block_d[] = {
+    {"branch3x3_1", 192, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch3x3_2", 320, 3, 3, 2, 0, 0, BLOCK_PREV, 1},
+    {"branch7x7x3_1", 192, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch7x7x3_2", 192, 1, 7, 1, 0, 3, BLOCK_PREV, 0},
+    {"branch7x7x3_3", 192, 7, 1, 1, 3, 0, BLOCK_PREV, 0},
+    {"branch7x7x3_4", 192, 3, 3, 2, 0, 0, BLOCK_PREV, 1},
+    {NULL, 0, 3, 3, 2, 0, 0, BLOCK_IN, 1},
+};
 
-/* InceptionE (Mixed_7b: avg pool, Mixed_7c: max pool, TensorFlow's graph):
- * 1x1 | 1x1, (1x3 | 3x1) | 1x1, 3x3, (1x3 | 3x1) | pool 3x3/1, 1x1. The
- * nested concatenations are one: the same channel order. */
-static Feat block_e(Walk *k, Feat x, const char *p, int avg) {
-    Feat b[6], t;
-    b[0] = conv(k, x, p, "branch1x1", 320, 1, 1, 1, 0, 0);
-    t = conv(k, x, p, "branch3x3_1", 384, 1, 1, 1, 0, 0);
-    b[1] = conv(k, t, p, "branch3x3_2a", 384, 1, 3, 1, 0, 1);
-    b[2] = conv(k, t, p, "branch3x3_2b", 384, 3, 1, 1, 1, 0);
-    t = conv(k, x, p, "branch3x3dbl_1", 448, 1, 1, 1, 0, 0);
-    t = conv(k, t, p, "branch3x3dbl_2", 384, 3, 3, 1, 1, 1);
-    b[3] = conv(k, t, p, "branch3x3dbl_3a", 384, 1, 3, 1, 0, 1);
-    b[4] = conv(k, t, p, "branch3x3dbl_3b", 384, 3, 1, 1, 1, 0);
-    b[5] = conv(k, pool(k, x, 3, 1, 1, avg), p, "branch_pool", 192, 1, 1, 1, 0, 0);
-    return concat(k, b, 6);
-}
+/* InceptionE (Mixed_7b: avg pool, Mixed_7c: max pool, TensorFlow's graph),
+ * arg avg: 1x1 | 1x1, (1x3 | 3x1) | 1x1, 3x3, (1x3 | 3x1) | pool 3x3/1, 1x1.
+ * The nested concatenations are one: the same channel order. */
+static const BlockStep block_e[] = {
+    {"branch1x1", 320, 1, 1, 1, 0, 0, BLOCK_IN, 1},
+    {"branch3x3_1", 384, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch3x3_2a", 384, 1, 3, 1, 0, 1, 1, 1},
+    {"branch3x3_2b", 384, 3, 1, 1, 1, 0, 1, 1},
+    {"branch3x3dbl_1", 448, 1, 1, 1, 0, 0, BLOCK_IN, 0},
+    {"branch3x3dbl_2", 384, 3, 3, 1, 1, 1, BLOCK_PREV, 0},
+    {"branch3x3dbl_3a", 384, 1, 3, 1, 0, 1, 5, 1},
+    {"branch3x3dbl_3b", 384, 3, 1, 1, 1, 0, 5, 1},
+    {NULL, BLOCK_ARG, 3, 3, 1, 1, 1, BLOCK_IN, 0},
+    {"branch_pool", 192, 1, 1, 1, 0, 0, BLOCK_PREV, 1},
+};
 
 /* Normalised image tokens [B, S*S, 3] -> the last block's [B, 8*8, 2048] (at 299). */
 static Feat trunk(Walk *k, Feat x) {
@@ -194,17 +217,17 @@ static Feat trunk(Walk *k, Feat x) {
     x = conv(k, x, NULL, "Conv2d_3b_1x1", 80, 1, 1, 1, 0, 0);
     x = conv(k, x, NULL, "Conv2d_4a_3x3", 192, 3, 3, 1, 0, 0);
     x = pool(k, x, 3, 2, 0, 0);
-    x = block_a(k, x, "Mixed_5b", 32);
-    x = block_a(k, x, "Mixed_5c", 64);
-    x = block_a(k, x, "Mixed_5d", 64);
-    x = block_b(k, x, "Mixed_6a");
-    x = block_c(k, x, "Mixed_6b", 128);
-    x = block_c(k, x, "Mixed_6c", 160);
-    x = block_c(k, x, "Mixed_6d", 160);
-    x = block_c(k, x, "Mixed_6e", 192);
-    x = block_d(k, x, "Mixed_7a");
-    x = block_e(k, x, "Mixed_7b", 1);
-    return block_e(k, x, "Mixed_7c", 0);
+    x = BLOCK(k, x, "Mixed_5b", block_a, 32);
+    x = BLOCK(k, x, "Mixed_5c", block_a, 64);
+    x = BLOCK(k, x, "Mixed_5d", block_a, 64);
+    x = BLOCK(k, x, "Mixed_6a", block_b, 0);
+    x = BLOCK(k, x, "Mixed_6b", block_c, 128);
+    x = BLOCK(k, x, "Mixed_6c", block_c, 160);
+    x = BLOCK(k, x, "Mixed_6d", block_c, 160);
+    x = BLOCK(k, x, "Mixed_6e", block_c, 192);
+    x = BLOCK(k, x, "Mixed_7a", block_d, 0);
+    x = BLOCK(k, x, "Mixed_7b", block_e, 1);
+    return BLOCK(k, x, "Mixed_7c", block_e, 0);
 }
 
 static Walk walk_shapes(InceptionNet *n, WalkMode mode) {

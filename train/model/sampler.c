@@ -8,6 +8,16 @@
 #include "core/device.h"
 #include "core/rng.h"
 
+SamplerConfig sampler_config(const Config *c, int steps, float cfg, float cfg_lo, float cfg_hi, long long seed) {
+    return (SamplerConfig){.steps = steps >= 1 ? steps : c->sample_steps,
+                           .cfg = cfg >= 0 ? cfg : c->cfg_scale,
+                           .cfg_lo = cfg_lo >= 0 ? cfg_lo : c->cfg_lo,
+                           .cfg_hi = cfg_hi >= 0 ? cfg_hi : c->cfg_hi,
+                           .cfg_official = c->official_cfg_interval,
+                           .noise_scale = c->noise_scale,
+                           .seed = seed >= 0 ? (uint64_t)seed : c->seed};
+}
+
 /* Host buffers of one network evaluation: the model's input rows (z and t
  * for both halves of a guided batch) and its output, copied back. The
  * Heun/CFG arithmetic runs on the host whatever the model's device, so a

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/graph.h"
+#include "train/config/config.h"
 #include "train/model/jit.h"
 
 typedef struct SamplerConfig {
@@ -26,6 +27,12 @@ typedef struct SamplerConfig {
      * sampling (a SIGTERM during the end-of-run grid must not wait for it). */
     const volatile sig_atomic_t *stop;
 } SamplerConfig;
+
+/* A run's sampling settings (its configuration's `sampling:` and run.seed),
+ * each overridden where the caller gives one: steps >= 1, cfg >= 0,
+ * cfg_lo >= 0, cfg_hi >= 0, seed >= 0 (the trainer passes -1 for all; the
+ * programs pass their options). first_index and stop are left 0. */
+SamplerConfig sampler_config(const Config *c, int steps, float cfg, float cfg_lo, float cfg_hi, long long seed);
 
 /* Generate n images of the given classes into out [n, C, H, W] (model
  * space, about [-1, 1]), `batch` at a time. Sample i's starting noise is a

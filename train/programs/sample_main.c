@@ -167,20 +167,16 @@ int main(int argc, char **argv) {
     jit_load_checkpoint(ckpt, &ema, &m, &cfg, &step, path, sizeof path);
 
     if (steps < 0) steps = cfg.sample_steps;
-    if (cfgw < 0) cfgw = cfg.cfg_scale;
-    if (lo < 0) lo = cfg.cfg_lo, hi = cfg.cfg_hi;
     if (per_class < 0) per_class = cfg.samples_per_class > 0 ? cfg.samples_per_class : 8; /* 0: the run wrote no grids */
-    if (seed < 0) seed = (long long)cfg.seed;
     CHECK(steps >= 1 && per_class >= 1 && batch >= 1, "--steps, --per-class and --batch must be positive");
+    SamplerConfig sc = sampler_config(&cfg, steps, cfgw, lo, lo < 0 ? -1 : hi, seed); /* no interval: the run's */
+    cfgw = sc.cfg, lo = sc.cfg_lo, hi = sc.cfg_hi;
     jit_to_device(&m, be); /* uploads the weights just chosen */
 
     const JitConfig *mc = &cfg.model;
     if (num_images) {
         Graph g;
         graph_init(&g, be, 64u << 20);
-        SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
-                            .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
-                            .seed = (uint64_t)seed};
         if (comm.rank == 0)
             printf("jit-sample: %s (step %llu, %s weights), %ld images over %d rank%s, %d steps, cfg %.2f in (%.2f, "
                    "%.2f)\n", path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", num_images, comm.world,
@@ -208,9 +204,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) labels[i] = rows[i / per_class];
     Graph g;
     graph_init(&g, be, 64u << 20);
-    SamplerConfig sc = {.steps = steps, .cfg = cfgw, .cfg_lo = lo, .cfg_hi = hi,
-                        .cfg_official = cfg.official_cfg_interval, .noise_scale = cfg.noise_scale,
-                        .seed = (uint64_t)seed};
     char devname[256];
     printf("jit-sample: %s (step %llu, %s weights), %d classes%s%s x %d, %d steps, cfg %.2f in (%.2f, %.2f), on %s\n",
            path, (unsigned long long)step, ema >= 0 ? "EMA" : "raw", classes, labels_spec ? " " : "",
