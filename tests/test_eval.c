@@ -563,16 +563,22 @@ Test(classifier, save_load_same_predictions, .init = make_work, .fini = rm_work)
     classifier_free(&a), classifier_free(&b);
 }
 
+/* A one-block classifier trained (and tested) on the shards in dir. */
+static ClassifierTrainResult train_small(const char *dir, int steps, int batch, int warmup, Classifier *m,
+                                         ClassifierTrainConfig *c) {
+    classifier_train_defaults(c);
+    snprintf(c->data_train, sizeof c->data_train, "%s", dir);
+    snprintf(c->data_test, sizeof c->data_test, "%s", dir);
+    c->model.depth = 1, c->model.hidden = 32, c->model.heads = 2, c->model.mlp_hidden = 64;
+    c->steps = steps, c->batch_size = batch, c->lr = 2e-3f, c->warmup_steps = warmup;
+    return classifier_train(c, m, NULL);
+}
+
 /* A few hundred steps on real images already classify far above chance. */
 Test(classifier, learns) {
     ClassifierTrainConfig c;
-    classifier_train_defaults(&c);
-    snprintf(c.data_train, sizeof c.data_train, "%s", real_dir());
-    snprintf(c.data_test, sizeof c.data_test, "%s", real_dir());
-    c.model.depth = 1, c.model.hidden = 32, c.model.heads = 2, c.model.mlp_hidden = 64;
-    c.steps = 200, c.batch_size = 32, c.lr = 2e-3f, c.warmup_steps = 20;
     Classifier m;
-    ClassifierTrainResult r = classifier_train(&c, &m, NULL);
+    ClassifierTrainResult r = train_small(real_dir(), 200, 32, 20, &m, &c);
     cr_expect(r.test_accuracy > 0.6, "accuracy after 200 steps %.3f", r.test_accuracy);
     cr_expect(isfinite(r.final_loss) && r.final_loss < 1.5, "loss %.3f", r.final_loss);
     classifier_free(&m);
@@ -584,13 +590,8 @@ Test(classifier, learns) {
  * model on the same images. */
 Test(classifier, four_steps_and_its_accuracy) {
     ClassifierTrainConfig c;
-    classifier_train_defaults(&c);
-    snprintf(c.data_train, sizeof c.data_train, "%s", real_subset_dir());
-    snprintf(c.data_test, sizeof c.data_test, "%s", real_subset_dir());
-    c.model.depth = 1, c.model.hidden = 32, c.model.heads = 2, c.model.mlp_hidden = 64;
-    c.steps = 4, c.batch_size = 16, c.lr = 2e-3f, c.warmup_steps = 2;
     Classifier m;
-    ClassifierTrainResult r = classifier_train(&c, &m, NULL);
+    ClassifierTrainResult r = train_small(real_subset_dir(), 4, 16, 2, &m, &c);
     cr_expect(isfinite(r.final_loss) && r.final_loss > 0, "loss %.3f", r.final_loss);
     float *img;
     int *lab, n, C, H, W, K;
