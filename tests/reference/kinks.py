@@ -48,12 +48,12 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
     features (the gradient None, no kinks). vgg32: torchvision's VGG16 in
     float32 (its float64 copy is made here)."""
     import copy
-    vgg64 = copy.deepcopy(vgg32).double()
+    feats64 = copy.deepcopy(vgg32.features[:30]).double()  # not the classifier: 124 M weights LPIPS never uses
     xh64 = xh.detach().double().requires_grad_(with_kinks)
     h = (xh64 - shift.double()) / scale.double()
     h32 = (xh.detach() - shift) / scale
     relus, pools, taps, dev = [], [], [], 0.0
-    for i, (l64, l32) in enumerate(zip(vgg64.features[:30], vgg32.features[:30])):
+    for i, (l64, l32) in enumerate(zip(feats64, vgg32.features[:30])):
         if not with_kinks:  # the forward alone: no float32 twin, no retained gradients
             with torch.no_grad():
                 h = l64(h)
@@ -78,7 +78,7 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
     with torch.no_grad():
         hb = (x.double() - shift.double()) / scale.double()
         taps_b = []
-        for i, l64 in enumerate(vgg64.features[:30]):
+        for i, l64 in enumerate(feats64):
             hb = l64(hb)
             if i in taps_at:
                 taps_b.append(hb)
