@@ -2,7 +2,7 @@
 # tests/slurm_test.sh — the SLURM scripts on a real one-node SLURM cluster
 # started on this machine (Debian: slurm-wlm + munge, installed with apt-get
 # when missing):
-#   A. sbatch --wait slurm/train.sbatch with 2 tasks (srun + PMIx): exit 0,
+#   A. sbatch slurm/train.sbatch with 2 tasks (srun + PMIx): exit 0,
 #      ckpt/latest and the last step in metrics.jsonl; A2 the same with
 #      LAUNCHER=mpirun;
 #   B. a long run gets the time-limit warning (scancel -s USR1 --batch, what
@@ -203,12 +203,23 @@ cd "$src" || exit 1
 # Submit as a user would: 2 tasks of 1 CPU on this 2-CPU node.
 sub=(--ntasks 2 --cpus-per-task 1 --time 10)
 in_file() { grep -q -- "$2" "$1" 2>/dev/null; }
-# job_gone JOBID: the job is neither pending, running nor completing.
+# job_gone JOBID: the job (each task of an array: one line apiece) is neither
+# pending, running nor completing.
 job_gone() {
-    case $(squeue -h -j "$1" -t all -o %T 2>/dev/null) in
-    PENDING | RUNNING | COMPLETING | CONFIGURING | REQUEUE* | SUSPENDED) return 1 ;;
-    esac
+    ! squeue -h -j "$1" -t all -o %T 2>/dev/null | grep -qE '^(PENDING|RUNNING|COMPLETING|CONFIGURING|REQUEUE.*|SUSPENDED)$'
 }
+# wait_job SECONDS JOBID: wait until the job (every task of an array) has
+# ended, then 0 only if each record says COMPLETED with exit code 0:0. Our own
+# 0.5 s poll, not `sbatch --wait`: its poll interval grows from 2 s to 10 s
+# (Slurm's sbatch.c), so a 3-second job took 10 s. MinJobAge=300 keeps the
+# records for scontrol.
+wait_job() {
+    wait_for "$1" job_gone "$2" || return 1
+    local recs
+    recs=$(scontrol -o show job "$2" 2>/dev/null)
+    [ -n "$recs" ] && ! grep -v 'JobState=COMPLETED .*ExitCode=0:0' <<<"$recs" | grep -q .
+}
+job_end() { scontrol -o show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z]*\|ExitCode=[0-9:]*' | tr '\n' ' '; }
 has_step() { grep -q "\"step\": $2[,}]" "$1" 2>/dev/null; }
 last_step() { grep -o '"step": [0-9]*' "$1" 2>/dev/null | tail -n 1 | grep -o '[0-9]*$'; }
 
@@ -216,15 +227,17 @@ last_step() { grep -o '"step": [0-9]*' "$1" 2>/dev/null | tail -n 1 | grep -o '[
 for launcher in auto mpirun; do
     name=A-$launcher
     t0=$(date +%s)
-    LAUNCHER=$launcher timeout 120 sbatch --wait "${sub[@]}" -J "jit-$name" -o "$work/$name.out" \
-        slurm/train.sbatch "$work/tiny.yaml" --set run.out_dir="$work/run$name"
+    jid=$(LAUNCHER=$launcher sbatch --parsable "${sub[@]}" -J "jit-$name" -o "$work/$name.out" \
+        slurm/train.sbatch "$work/tiny.yaml" --set run.out_dir="$work/run$name")
+    jid=${jid%%;*}
+    wait_job 120 "$jid"
     code=$?
     used=$(grep -o 'launcher [a-z]*' "$work/$name.out" 2>/dev/null | head -n 1)
     if [ $code -eq 0 ] && [ -s "$work/run$name/ckpt/latest" ] && has_step "$work/run$name/metrics.jsonl" 30 &&
         grep -q "2 rank(s)" "$work/$name.out"; then
-        ok "$name: sbatch --wait exit 0 in $(($(date +%s) - t0)) s, 2 ranks ($used), step 30 logged, ckpt/latest = $(cat "$work/run$name/ckpt/latest")"
+        ok "$name: job exit 0 in $(($(date +%s) - t0)) s, 2 ranks ($used), step 30 logged, ckpt/latest = $(cat "$work/run$name/ckpt/latest")"
     else
-        bad "$name: sbatch --wait exit $code ($used), latest '$(cat "$work/run$name/ckpt/latest" 2>/dev/null)', last step $(last_step "$work/run$name/metrics.jsonl")"
+        bad "$name: job $jid: $(job_end "$jid")($used), latest '$(cat "$work/run$name/ckpt/latest" 2>/dev/null)', last step $(last_step "$work/run$name/metrics.jsonl")"
         dump_logs
     fi
 done
@@ -270,8 +283,11 @@ else
     # A plain scancel: Slurm sends TERM to everything; the ranks checkpoint
     # and exit 75, and the script must NOT requeue a cancelled job.
     scancel "$jid"
-    if wait_for 60 job_gone "$jid" && sleep 15 && job_gone "$jid" && [ -z "$(pgrep -f "jit-train --config $work/tiny.yaml --set run.out_dir=$run")" ]; then
-        ok "B: scancel ends it for good: $(scontrol show job "$jid" | grep -o 'JobState=[A-Z]*'), not requeued 15 s later, no process left"
+    # A requeue by the script would come before its shell ends, so before
+    # job_gone; a requeued job is PENDING at once. 3 s more cover the
+    # controller's bookkeeping.
+    if wait_for 60 job_gone "$jid" && sleep 3 && job_gone "$jid" && [ -z "$(pgrep -f "jit-train --config $work/tiny.yaml --set run.out_dir=$run")" ]; then
+        ok "B: scancel ends it for good: $(scontrol show job "$jid" | grep -o 'JobState=[A-Z]*'), not requeued 3 s later, no process left"
     else
         bad "B: after scancel: state '$(squeue -h -j "$jid" -o '%T %r')', processes '$(pgrep -f "run.out_dir=$run")'"
         dump_logs
@@ -309,13 +325,15 @@ runs:
   - {name: b, set: ["run.seed=2", "model.sla2_topk_ratio=1.0"]}
 YAML
     t0=$(date +%s)
-    timeout 120 sbatch --wait --array=0-1 "${sub[@]}" -J jit-C -o "$work/C_%a.out" slurm/sweep.sbatch "$work/sweep.yaml"
+    jid=$(sbatch --parsable --array=0-1 "${sub[@]}" -J jit-C -o "$work/C_%a.out" slurm/sweep.sbatch "$work/sweep.yaml")
+    jid=${jid%%;*}
+    wait_job 120 "$jid"
     code=$?
     if [ $code -eq 0 ] && has_step "$work/sweep/a/metrics.jsonl" 20 && has_step "$work/sweep/b/metrics.jsonl" 20 &&
         grep -q -- "--index 1 --launcher srun" "$work/C_1.out"; then
         ok "C: sweep array 0-1 (2 ranks each, srun): both runs finished (20 steps) in $(($(date +%s) - t0)) s"
     else
-        bad "C: sweep array: sbatch --wait exit $code, last steps $(last_step "$work/sweep/a/metrics.jsonl") / $(last_step "$work/sweep/b/metrics.jsonl")"
+        bad "C: sweep array: job $jid: $(job_end "$jid"), last steps $(last_step "$work/sweep/a/metrics.jsonl") / $(last_step "$work/sweep/b/metrics.jsonl")"
         dump_logs
     fi
 

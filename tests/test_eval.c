@@ -9,8 +9,10 @@
  *     disjoint halves is small, FD grows monotonically over three levels of
  *     blur and of noise, the conditional accuracy of real images equals the
  *     classifier's test accuracy (also as jit-eval computes and writes it);
- *   - jit-eval's pipeline on a tiny random checkpoint: deterministic for a
- *     seed, the JSON keys jit-sweep reads;
+ *   - jit-eval's pipeline on a tiny random checkpoint: on all 10,000 real
+ *     images the real accuracy is the classifier's, the samples do not depend
+ *     on the real data; deterministic for a seed, the JSON keys jit-sweep reads;
+ *   - four training steps run, and report the accuracy classifier_predict gives;
  *   - clear errors (exit 1): a checkpoint of another model size than its
  *     configuration, a missing classifier file, a classifier for another
  *     image size, missing real data, mistakes in the classifier's config. */
@@ -422,13 +424,12 @@ static EvalOptions tiny_options(const char *ckdir, const char *out) {
     return o;
 }
 
-Test(eval, pipeline_deterministic_and_json, .init = make_work, .fini = rm_work) {
-    char ck[320], out1[320], out2[320];
+/* On the whole test set: the real images' conditional accuracy is the
+ * classifier's test accuracy, and the samples do not depend on the real data. */
+Test(eval, real_pipeline_full_test_set, .init = make_work, .fini = rm_work) {
+    char ck[320];
     snprintf(ck, sizeof ck, "%s/ckpt", work);
-    snprintf(out1, sizeof out1, "%s/eval1.json", work);
-    snprintf(out2, sizeof out2, "%s/eval2.json", work);
     make_checkpoint(ck, 32, 32);
-    /* the whole test set: the real images' conditional accuracy is the classifier's test accuracy */
     EvalOptions o = tiny_options(ck, NULL);
     EvalResult full = eval_run(&o);
     Classifier m;
@@ -440,9 +441,24 @@ Test(eval, pipeline_deterministic_and_json, .init = make_work, .fini = rm_work) 
     cr_expect(full.n_samples == 30 && full.n_real == 10000 && full.step == 5 && full.steps == 2 && full.ema == 0);
     cr_expect(full.cfg == 1.5f, "cfg from the checkpoint's config: %g", full.cfg);
     cr_expect(isfinite(full.frechet_distance) && full.frechet_distance > full.real_frechet_distance);
-    /* determinism, on 2000 real images to keep it quick */
+    o.real = real_subset_dir();
+    EvalResult a = eval_run(&o);
+    cr_expect(a.conditional_accuracy == full.conditional_accuracy, "the samples do not depend on the real data");
+}
+
+/* Deterministic for a seed, another seed another result, and the JSON (on 2000
+ * real images to keep it quick: the case the sanitizer build runs). */
+Test(eval, pipeline_deterministic_and_json, .init = make_work, .fini = rm_work) {
+    char ck[320], out1[320], out2[320];
+    snprintf(ck, sizeof ck, "%s/ckpt", work);
+    snprintf(out1, sizeof out1, "%s/eval1.json", work);
+    snprintf(out2, sizeof out2, "%s/eval2.json", work);
+    make_checkpoint(ck, 32, 32);
+    EvalOptions o = tiny_options(ck, NULL);
     o.real = real_subset_dir(), o.out = out1;
     EvalResult a = eval_run(&o);
+    cr_expect(a.n_samples == 30 && a.n_real == 2000 && a.step == 5 && a.steps == 2 && a.ema == 0);
+    cr_expect(isfinite(a.frechet_distance) && a.frechet_distance > a.real_frechet_distance);
     o.out = out2;
     EvalResult b = eval_run(&o);
     o.out = NULL, o.seed = 12345;
@@ -450,7 +466,6 @@ Test(eval, pipeline_deterministic_and_json, .init = make_work, .fini = rm_work) 
     cr_expect(a.frechet_distance == b.frechet_distance && a.conditional_accuracy == b.conditional_accuracy,
               "same seed: FD %.9g vs %.9g, accuracy %.4f vs %.4f", a.frechet_distance, b.frechet_distance,
               a.conditional_accuracy, b.conditional_accuracy);
-    cr_expect(a.conditional_accuracy == full.conditional_accuracy, "the samples do not depend on the real data");
     cr_expect(c.frechet_distance != a.frechet_distance, "another seed gave the same FD %.9g", c.frechet_distance);
     /* the JSON: identical files, and the keys jit-sweep's summary reads */
     FILE *f1 = fopen(out1, "r"), *f2 = fopen(out2, "r");
@@ -548,18 +563,49 @@ Test(classifier, save_load_same_predictions, .init = make_work, .fini = rm_work)
     classifier_free(&a), classifier_free(&b);
 }
 
+/* A one-block classifier trained (and tested) on the shards in dir. */
+static ClassifierTrainResult train_small(const char *dir, int steps, int batch, int warmup, Classifier *m,
+                                         ClassifierTrainConfig *c) {
+    classifier_train_defaults(c);
+    snprintf(c->data_train, sizeof c->data_train, "%s", dir);
+    snprintf(c->data_test, sizeof c->data_test, "%s", dir);
+    c->model.depth = 1, c->model.hidden = 32, c->model.heads = 2, c->model.mlp_hidden = 64;
+    c->steps = steps, c->batch_size = batch, c->lr = 2e-3f, c->warmup_steps = warmup;
+    return classifier_train(c, m, NULL);
+}
+
 /* A few hundred steps on real images already classify far above chance. */
 Test(classifier, learns) {
     ClassifierTrainConfig c;
-    classifier_train_defaults(&c);
-    snprintf(c.data_train, sizeof c.data_train, "%s", real_dir());
-    snprintf(c.data_test, sizeof c.data_test, "%s", real_dir());
-    c.model.depth = 1, c.model.hidden = 32, c.model.heads = 2, c.model.mlp_hidden = 64;
-    c.steps = 200, c.batch_size = 32, c.lr = 2e-3f, c.warmup_steps = 20;
     Classifier m;
-    ClassifierTrainResult r = classifier_train(&c, &m, NULL);
+    ClassifierTrainResult r = train_small(real_dir(), 200, 32, 20, &m, &c);
     cr_expect(r.test_accuracy > 0.6, "accuracy after 200 steps %.3f", r.test_accuracy);
     cr_expect(isfinite(r.final_loss) && r.final_loss < 1.5, "loss %.3f", r.final_loss);
+    classifier_free(&m);
+}
+
+/* Four steps on the 2000-image subset: the training code runs through (the
+ * sanitizer build's case, with `learns` left to the normal build), its loss is
+ * finite, and its test accuracy is the one classifier_predict gives the trained
+ * model on the same images. */
+Test(classifier, four_steps_and_its_accuracy) {
+    ClassifierTrainConfig c;
+    Classifier m;
+    ClassifierTrainResult r = train_small(real_subset_dir(), 4, 16, 2, &m, &c);
+    cr_expect(isfinite(r.final_loss) && r.final_loss > 0, "loss %.3f", r.final_loss);
+    float *img;
+    int *lab, n, C, H, W, K;
+    shardset_read_all(real_subset_dir(), &img, &lab, &n, &C, &H, &W, &K);
+    cr_assert(n == 2000 && r.n_test == n);
+    int *pred = malloc(sizeof(int) * (size_t)n);
+    Graph g;
+    graph_init(&g, backend_cpu(), 16u << 20);
+    classifier_predict(&m, &g, img, n, c.eval_batch, NULL, pred);
+    graph_free(&g);
+    double acc = classifier_accuracy(pred, lab, n, 10, NULL);
+    cr_expect(acc == r.test_accuracy && m.test_accuracy == r.test_accuracy, "accuracy %.4f, training said %.4f", acc,
+              r.test_accuracy);
+    free(pred), core_free(img), core_free(lab);
     classifier_free(&m);
 }
 

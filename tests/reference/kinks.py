@@ -44,16 +44,20 @@ def _window_member(b, c, i, j, k):
 def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
     """LPIPS(xh, x) per sample in float64, its gradient with respect to xh,
     the tapped features, and the kink directions [n, xh.numel()] with a
-    count per kind (none looked for without with_kinks). vgg32:
-    torchvision's VGG16 in float32 (its float64 copy is made here)."""
+    count per kind. Without with_kinks only the forward: LPIPS and the
+    features (the gradient None, no kinks). vgg32: torchvision's VGG16 in
+    float32 (its float64 copy is made here)."""
     import copy
-    vgg64 = copy.deepcopy(vgg32).double()
-    xh64 = xh.detach().double().requires_grad_(True)
+    feats64 = copy.deepcopy(vgg32.features[:30]).double()  # not the classifier: 124 M weights LPIPS never uses
+    xh64 = xh.detach().double().requires_grad_(with_kinks)
     h = (xh64 - shift.double()) / scale.double()
     h32 = (xh.detach() - shift) / scale
     relus, pools, taps, dev = [], [], [], 0.0
-    for i, (l64, l32) in enumerate(zip(vgg64.features[:30], vgg32.features[:30])):
-        if isinstance(l64, torch.nn.ReLU):
+    for i, (l64, l32) in enumerate(zip(feats64, vgg32.features[:30])):
+        if not with_kinks:  # the forward alone: no float32 twin, no retained gradients
+            with torch.no_grad():
+                h = l64(h)
+        elif isinstance(l64, torch.nn.ReLU):
             dev = (h32.double() - h).abs().max().item()
             a = torch.relu(h)
             a.retain_grad()
@@ -66,14 +70,15 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
             h = out
         else:
             h = l64(h)
-        with torch.no_grad():
-            h32 = l32(h32)
+        if with_kinks:
+            with torch.no_grad():
+                h32 = l32(h32)
         if i in taps_at:
             taps.append(h)
     with torch.no_grad():
         hb = (x.double() - shift.double()) / scale.double()
         taps_b = []
-        for i, l64 in enumerate(vgg64.features[:30]):
+        for i, l64 in enumerate(feats64):
             hb = l64(hb)
             if i in taps_at:
                 taps_b.append(hb)
@@ -82,6 +87,8 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
         u = u / (u.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
         v = v / (v.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
         total = total + ((u - v) ** 2 * lins[l].double().view(1, -1, 1, 1)).sum(1).mean((1, 2))
+    if not with_kinks:
+        return total.detach(), None, [t.detach() for t in taps], None, 0, 0
     total.sum().backward(retain_graph=True)
     grad = xh64.grad.detach().clone()
 
@@ -92,7 +99,7 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
     def direction(t, seed):
         return torch.autograd.grad(t, xh64, grad_outputs=seed, retain_graph=True)[0].reshape(-1)
 
-    for r, (z, a, t) in enumerate(relus if with_kinks else []):
+    for r, (z, a, t) in enumerate(relus):
         for idx in (z.abs() < t).nonzero().tolist():
             idx = tuple(idx)
             g = a.grad[idx].item()
@@ -108,7 +115,7 @@ def reference(vgg32, shift, scale, lins, xh, x, taps_at, with_kinks=True):
             seed[idx] = g
             dirs.append(direction(z, seed))
             n_relu += 1
-    for (p, out, t, _) in pools if with_kinks else []:
+    for (p, out, t, _) in pools:
         top = _windows(p).detach().topk(2, dim=-1)
         near = (top.values[..., 0] > t) & (top.values[..., 0] - top.values[..., 1] < t)
         for w in near.nonzero().tolist():
