@@ -53,6 +53,8 @@ expect "jit-train --resume DIR whose latest is a FIFO" "$work/ckdir/latest" \
 expect "SLA2Conversion from: FIFO" "$fifo" "$build/jit-train" --config configs/fmnist-tiny-convert.yaml "${small[@]}" \
   --set "callbacks[0].from=$fifo"
 expect "jit-sample --checkpoint FIFO" "$fifo" "$build/jit-sample" --checkpoint "$fifo" --out "$work/s.png"
+expect "jit-sample --interval 0.1,-1" "--interval takes LO,HI with 0 <= LO < HI, got 0.1,-1" \
+  "$build/jit-sample" --checkpoint "$fifo" --interval 0.1,-1 --out "$work/s.png"
 expect "jit-eval --checkpoint FIFO" "$fifo" "$build/jit-eval" --checkpoint "$fifo" --classifier "$work/none.h5" \
   --real "$work/data"
 expect "jit-eval --classifier FIFO" "$fifo" "$build/jit-eval" --checkpoint "$work/data/synthetic-00000.h5" --classifier "$fifo" \

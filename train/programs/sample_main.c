@@ -129,7 +129,8 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--checkpoint")) ckpt = v;
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--cfg")) cfgw = strtof(v, NULL);
-        else if (!strcmp(a, "--interval")) CHECK(sscanf(v, "%f,%f", &lo, &hi) == 2, "--interval takes LO,HI, got %s", v);
+        else if (!strcmp(a, "--interval"))
+            CHECK(sscanf(v, "%f,%f", &lo, &hi) == 2 && lo >= 0 && lo < hi, "--interval takes LO,HI with 0 <= LO < HI, got %s", v);
         else if (!strcmp(a, "--per-class")) per_class = atoi(v);
         else if (!strcmp(a, "--labels")) labels_spec = v;
         else if (!strcmp(a, "--ema")) ema = atoi(v);
