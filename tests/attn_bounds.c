@@ -106,3 +106,61 @@ Bounds attn_bounds(const float *P, const float *dS, const float *q, const float 
     return e;
 }
 
+
+/* phi over one row of d channels in double (kernels/cpu/sla2.c's feature maps). */
+static void phi_row(double *y, const float *x, int d, int fm) {
+    if (fm == SLA2_PHI_SOFTMAX) {
+        double mx = -INFINITY, s = 0.0;
+        for (int c = 0; c < d; c++) mx = fmax(mx, x[c]);
+        for (int c = 0; c < d; c++) s += y[c] = exp(x[c] - mx);
+        for (int c = 0; c < d; c++) y[c] /= s;
+    } else if (fm == SLA2_PHI_ELU) {
+        for (int c = 0; c < d; c++) y[c] = x[c] > 0 ? x[c] + 1.0 : exp(x[c]);
+    } else {
+        for (int c = 0; c < d; c++) y[c] = x[c] > 0 ? x[c] : 0.0;
+    }
+}
+
+double *sla2_linear_bound(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                          const float *o_l) {
+    const int N = dm->N, d = dm->d, nq = dm->nq, nk = dm->nk;
+    const size_t BH = (size_t)dm->B * dm->H, dd = (size_t)d * d;
+    double *e = calloc(BH * N * d, 8), *pq = malloc(8 * (size_t)d), *pk = malloc(8 * (size_t)d);
+    double *Aj = malloc(8 * nk * dd), *Zj = malloc(8 * (size_t)nk * d), *A = malloc(8 * dd), *Z = malloc(8 * (size_t)d);
+    for (size_t bh = 0; bh < BH; bh++) {
+        const size_t t0 = bh * N * d;
+        memset(Aj, 0, 8 * nk * dd), memset(Zj, 0, 8 * (size_t)nk * d);
+        for (int b = 0; b < N; b++) { /* per key block: sum phi_k[b][r] |v[b][c]| and sum phi_k[b][r] */
+            const int j = b / dm->block_k;
+            phi_row(pk, k + t0 + (size_t)b * d, d, dm->feature_map);
+            for (int r = 0; r < d; r++) {
+                Zj[(size_t)j * d + r] += pk[r];
+                for (int c = 0; c < d; c++) Aj[j * dd + (size_t)r * d + c] += pk[r] * fabs((double)v[t0 + (size_t)b * d + c]);
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            memset(A, 0, 8 * dd), memset(Z, 0, 8 * (size_t)d);
+            int lin = 0;
+            for (int j = 0; j < nk; j++) {
+                if (mask[(bh * nq + i) * nk + j] != 0.0f) continue;
+                lin = 1;
+                for (size_t x = 0; x < dd; x++) A[x] += Aj[j * dd + x];
+                for (int r = 0; r < d; r++) Z[r] += Zj[(size_t)j * d + r];
+            }
+            if (!lin) continue; /* O_l is 0 on both sides: bound 0 */
+            for (int a = i * dm->block_q; a < N && a < (i + 1) * dm->block_q; a++) {
+                phi_row(pq, q + t0 + (size_t)a * d, d, dm->feature_map);
+                double den = 1e-6;
+                for (int r = 0; r < d; r++) den += pq[r] * Z[r];
+                for (int c = 0; c < d; c++) {
+                    double num = 0.0;
+                    for (int r = 0; r < d; r++) num += pq[r] * A[(size_t)r * d + c];
+                    const size_t x = t0 + (size_t)a * d + c;
+                    e[x] = 4.0 * U_BF16 * (num / den + fabs((double)o_l[x]));
+                }
+            }
+        }
+    }
+    free(pq), free(pk), free(Aj), free(Zj), free(A), free(Z);
+    return e;
+}

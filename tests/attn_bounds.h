@@ -4,6 +4,7 @@
 #define TESTS_ATTN_BOUNDS_H
 #include <stddef.h>
 
+#include "core/op_table.h"
 #include "cuda_check.h"
 
 #define U_BF16 (1.0 / 256.0) /* 2^-8: bf16's unit roundoff */
@@ -30,4 +31,13 @@ typedef struct Bounds {
 } Bounds;
 Bounds attn_bounds(const float *P, const float *dS, const float *q, const float *k, const float *v, const float *dO,
                    int dO_rounded, int B, int H, int N, int hd);
+/* SLA2's linear branch in BF16 mode (kernels/cuda/sla2_linear_tc.cu): O_l
+ * [B, H, N, d] from phi(q), phi(k), h_j and H_i, each rounded to bf16 once
+ * (v exact in bf16). The features are non-negative, so the numerator's
+ * error is at most 4u sum_r phi_q[r] sum_(linear b) phi_k[b][r] |v[b][c]|
+ * and the denominator's 4u den (first order; 4 roundings on each path):
+ * |dO_l| <= 4u (that sum / den + |O_l|). 0 where the query block has no
+ * linear block (O_l = 0 on both sides). From the CPU's mask and O_l. */
+double *sla2_linear_bound(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                          const float *o_l);
 #endif

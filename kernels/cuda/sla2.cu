@@ -133,7 +133,7 @@ extern "C" void cuda_sla2_fwd(float *out, const Sla2Saved *sv, float *workspace,
     cuda_sla2_ws_map(&w, workspace, dm);
     cuda_sla2_router_fwd(dm, q, k, proj_q, proj_k, sv->mask, sv->pc, &w);
     if (!dm->qat && cuda_sla2_tc_ok(dm, bf16)) { /* tensor cores: the sparse kernel's epilogue combines */
-        cuda_sla2_linear_fwd(dm, q, k, v, sv->mask, sv->o_l, &w);
+        cuda_sla2_linear_tc_fwd(dm, q, k, v, sv->mask, sv->o_l);
         cuda_sla2_sparse_tc_fwd(dm, q, k, v, sv->mask, sv->o_s, sv->lse, out, sv->o_l, alpha_logit);
         return;
     }
@@ -168,6 +168,7 @@ extern "C" void cuda_sla2_bwd(float *dq, float *dk, float *dv, float *dproj_q, f
     /* Straight-through QAT: the sparse gradient is the full-precision branch's. */
     const float *o_ref = dm->qat ? sv->o_s_fp : sv->o_s;
     cuda_sla2_sparse_bwd(dm, q, k, v, sv->mask, o_ref, sv->lse, dout, alpha_logit, dq, dk, dv, bf16, &w);
-    cuda_sla2_linear_bwd(dm, q, k, v, sv->mask, sv->o_l, dout, alpha_logit, dq, dk, dv, &w);
+    const int lin_tc = !dm->qat && cuda_sla2_tc_ok(dm, bf16); /* the forward's O_l is bf16 products' */
+    cuda_sla2_linear_bwd(dm, q, k, v, sv->mask, lin_tc ? NULL : sv->o_l, dout, alpha_logit, dq, dk, dv, &w);
     if (dm->soft) cuda_sla2_router_bwd(dm, q, k, proj_q, proj_k, sv->mask, sv->pc, dq, dk, dproj_q, dproj_k, &w);
 }

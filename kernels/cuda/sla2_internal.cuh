@@ -7,6 +7,8 @@
 #ifndef KERNELS_CUDA_SLA2_INTERNAL_CUH
 #define KERNELS_CUDA_SLA2_INTERNAL_CUH
 
+#include <math.h>
+
 #include "kernels/cuda/cuda_common.cuh"
 
 #define SLA2_LINEAR_EPS 1e-6f
@@ -78,10 +80,45 @@ void cuda_sla2_qat_fwd(const Sla2Dims *dm, const float *q, const float *k, const
 /* sla2_linear.cu */
 void cuda_sla2_linear_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                           float *o_l, Sla2GpuWs *w);
-/* dq, dk, dv += the linear branch's share; soft: w->dmask -= its dL/dM share. */
+/* dq, dk, dv += the linear branch's share; soft: w->dmask -= its dL/dM share.
+ * o_l NULL: recomputed in fp32 (the forward ran cuda_sla2_linear_tc_fwd). */
 void cuda_sla2_linear_bwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                           const float *o_l, const float *dout, const float *alpha_logit, float *dq, float *dk,
                           float *dv, Sla2GpuWs *w);
+
+/* sla2_linear_tc.cu: the linear branch as batched bf16 tensor-core products
+ * (BF16 mode, hard top-k, the path cuda_sla2_tc_ok admits); O_l as
+ * cuda_sla2_linear_fwd writes it. Uses cuda_scratch (the sparse branch's
+ * launch after it takes that buffer again). */
+void cuda_sla2_linear_tc_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
+                             float *o_l);
+
+/* phi over one row of d channels, read by a whole warp: the row's statistics
+ * (softmax: max and 1 / sum of exp, the sum in double over the lanes), then
+ * at(x) = phi(x) for one channel, as kernels/cpu/sla2.c computes it. */
+struct LinPhiRow {
+    int fm;
+    float mx, inv;
+    __device__ __forceinline__ float at(float x) const {
+        if (fm == SLA2_PHI_SOFTMAX) return expf(x - mx) * inv;
+        if (fm == SLA2_PHI_ELU) return x > 0.0f ? x + 1.0f : expf(x);
+        return x > 0.0f ? x : 0.0f;
+    }
+};
+__device__ __forceinline__ LinPhiRow lin_phi_row(const float *xr, int d, int fm, int lane) {
+    LinPhiRow p = {fm, 0.0f, 1.0f};
+    if (fm != SLA2_PHI_SOFTMAX) return p;
+    float mx = -INFINITY;
+    for (int c = lane; c < d; c += 32) mx = fmaxf(mx, xr[c]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    double s = 0.0;
+    for (int c = lane; c < d; c += 32) s += expf(xr[c] - mx);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    p.mx = mx, p.inv = (float)(1.0 / s);
+    return p;
+}
 
 /* Launch size of a flat grid over n threads of 256. */
 static inline unsigned sla2_grid(size_t n) { return (unsigned)((n + 255) / 256); }

@@ -18,30 +18,14 @@
 
 /* ------------------------------------------------------------ feature maps */
 
-/* y = phi(x) per row of d channels; one warp per row. */
+/* y = phi(x) per row of d channels; one warp per row (lin_phi_row). */
 __global__ void lin_phi_kernel(float *y, const float *x, size_t rows, int d, int fm) {
     const size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     const int lane = threadIdx.x & 31;
     if (row >= rows) return; /* whole warps */
     const float *xr = x + row * d;
-    float *yr = y + row * d;
-    if (fm == SLA2_PHI_SOFTMAX) {
-        float mx = -INFINITY;
-        for (int c = lane; c < d; c += 32) mx = fmaxf(mx, xr[c]);
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        double s = 0.0;
-        for (int c = lane; c < d; c += 32) s += yr[c] = expf(xr[c] - mx);
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-        const float inv = (float)(1.0 / s);
-        __syncwarp();
-        for (int c = lane; c < d; c += 32) yr[c] *= inv;
-    } else if (fm == SLA2_PHI_ELU) {
-        for (int c = lane; c < d; c += 32) yr[c] = xr[c] > 0.0f ? xr[c] + 1.0f : expf(xr[c]);
-    } else {
-        for (int c = lane; c < d; c += 32) yr[c] = xr[c] > 0.0f ? xr[c] : 0.0f;
-    }
+    const LinPhiRow p = lin_phi_row(xr, d, fm, lane);
+    for (int c = lane; c < d; c += 32) y[row * d + c] = p.at(xr[c]);
 }
 
 /* dx += J_phi(x)^T dy (y = phi(x)); one warp per row. */
@@ -397,6 +381,14 @@ void cuda_sla2_linear_bwd(const Sla2Dims *dm, const float *q, const float *k, co
     dim3 qgrid((unsigned)dm->nq, (unsigned)BH), kgrid((unsigned)dm->nk, (unsigned)BH);
     cudaStream_t st = cuda_compute_stream();
     lin_prepare(dm, q, k, v, mask, w); /* recomputed, as on the CPU */
+    if (!o_l) { /* the forward's O_l came from the bf16 products: dden uses this fp32 one (w->dphi_q is free until
+                 * lin_dphiq_kernel), so the gradient is the fp32 branch's, as the CPU's */
+        lin_optin(lin_out_kernel, smem);
+        lin_out_kernel<<<qgrid, LIN_THREADS, smem, st>>>(w->dphi_q, w->phi_q, w->Hq, w->flag, w->den, dm->N, dm->d,
+                                                         dm->block_q, dm->nq);
+        CUDA_CHECK_LAUNCH();
+        o_l = w->dphi_q;
+    }
     lin_dA_kernel<<<sla2_grid(rows * 32), 256, 0, st>>>(w->dA, w->dden, dout, o_l, w->den, w->flag, alpha_logit,
                                                         dm->B, dm->H, dm->N, dm->d, dm->block_q, dm->nq);
     CUDA_CHECK_LAUNCH();
