@@ -31,8 +31,7 @@
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/sla2_internal.cuh"
 
-#define LTC_BM 64 /* rows of C per block: 4 warps x 16 */
-#define LTC_BK 32 /* k per shared-memory chunk */
+#define LTC_BK 16 /* k per shared-memory chunk: one mma.m16n8k16 step */
 #define LTC_LDA (LTC_BK + 8)
 
 static inline int ltc_e1(int d) { return (d + 1 + 15) / 16 * 16; }
@@ -59,111 +58,114 @@ __global__ void ltc_feat_kernel(uint16_t *fq, uint16_t *fk, uint16_t *ve, const 
     for (int c = lane; c < HDP; c += 32) y[c] = c < d ? ltc_bf16(p.at(xr[c])) : 0;
 }
 
-/* C (64 x 8 NT, fp32 in registers, warp w rows [16 w, 16 w + 16)) = A B over
- * k < K: la(m, k) and lb(k, n) give A's and B's bf16 bits (0 outside the
- * operand), staged through shared memory LTC_BK columns of k at a time.
- * AMF: A is read m-fastest (stored k-major: coalesced for phi(K)^T). */
-template <int NT, bool AMF, class LA, class LB>
+/* C = A B over k < K on a block of WM x WN warps: warp (wm, wn) holds rows
+ * [16 wm, 16 wm + 16) and columns [8 NT wn, 8 NT (wn + 1)) of the block's
+ * 16 WM x 8 NT WN tile in acc (fp32). la(m, k) and lb(k, n) give A's and B's
+ * bf16 bits (0 outside the operand), staged through shared memory 16 values
+ * of k at a time (k padded to 16 only: the router's blocks, HDP and the
+ * block counts are multiples of 16 or padded to them). AMF: A is read
+ * m-fastest (it is stored k-major: coalesced for phi(K)^T). */
+template <int NT, int WM, int WN, bool AMF, class LA, class LB>
 __device__ __forceinline__ void ltc_gemm(float (&acc)[NT][4], uint16_t *As, uint16_t *Bs, int K, LA la, LB lb) {
-    constexpr int LDB = 8 * NT + 8;
-    const int tid = threadIdx.x, warp = tid >> 5;
+    constexpr int BM = 16 * WM, BN = 8 * NT * WN, LDB = BN + 8, NTH = 32 * WM * WN;
+    const int tid = threadIdx.x, warp = tid >> 5, wm = warp % WM, wn = warp / WM;
     at_zero(acc);
     for (int k0 = 0; k0 < K; k0 += LTC_BK) {
         __syncthreads(); /* the previous chunk is consumed */
-        for (int e = tid; e < LTC_BM * LTC_BK; e += AT_THREADS) {
-            const int m = AMF ? e % LTC_BM : e / LTC_BK, kk = AMF ? e / LTC_BM : e % LTC_BK;
+        for (int e = tid; e < BM * LTC_BK; e += NTH) {
+            const int m = AMF ? e % BM : e / LTC_BK, kk = AMF ? e / BM : e % LTC_BK;
             As[m * LTC_LDA + kk] = la(m, k0 + kk);
         }
-        for (int e = tid; e < LTC_BK * 8 * NT; e += AT_THREADS) {
-            const int kk = e / (8 * NT), n = e % (8 * NT);
-            Bs[kk * LDB + n] = lb(k0 + kk, n);
-        }
+        for (int e = tid; e < LTC_BK * BN; e += NTH) Bs[(e / BN) * LDB + e % BN] = lb(k0 + e / BN, e % BN);
         __syncthreads();
+        uint32_t af[4];
+        at_ld_a(af, As + wm * 16 * LTC_LDA, LTC_LDA, 0);
 #pragma unroll
-        for (int ks = 0; ks < LTC_BK; ks += 16) {
-            uint32_t af[4];
-            at_ld_a(af, As + warp * 16 * LTC_LDA, LTC_LDA, ks);
-#pragma unroll
-            for (int n = 0; n < NT; n += 2) {
-                uint32_t bf[4];
-                at_ld_bn(bf, Bs, LDB, 8 * n, ks);
-                tc_mma_16816(acc[n], af, bf, acc[n]);
-                tc_mma_16816(acc[n + 1], af, bf + 2, acc[n + 1]);
-            }
+        for (int n = 0; n < NT; n += 2) {
+            uint32_t bf[4];
+            at_ld_bn(bf, Bs, LDB, wn * 8 * NT + 8 * n, 0);
+            tc_mma_16816(acc[n], af, bf, acc[n]);
+            tc_mma_16816(acc[n + 1], af, bf + 2, acc[n + 1]);
         }
     }
 }
 
-/* st(row, col, value) for every element of the block's C tile. */
-template <int NT, class ST>
+/* st(row, col, value) for every element the warp holds, in block coordinates. */
+template <int NT, int WM, class ST>
 __device__ __forceinline__ void ltc_store(const float (&acc)[NT][4], ST st) {
-    const int l = threadIdx.x & 31, g = l >> 2, t = l & 3, r0 = (threadIdx.x >> 5) * 16;
+    const int l = threadIdx.x & 31, g = l >> 2, t = l & 3, warp = threadIdx.x >> 5;
+    const int r0 = (warp % WM) * 16, c0 = (warp / WM) * 8 * NT;
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) st(r0 + g + 8 * (e >> 1), 8 * n + 2 * t + (e & 1), acc[n][e]);
+        for (int e = 0; e < 4; e++) st(r0 + g + 8 * (e >> 1), c0 + 8 * n + 2 * t + (e & 1), acc[n][e]);
 }
 
-/* 2. [h_j | z_j] (HDP x E1, bf16) per key block: grid (BH nk, HDP / 64 rounded up). */
+/* Shared tiles of a WM x WN block: A [16 WM][LTC_LDA], B [16][8 NT WN + 8]
+ * bf16, as uint4 so each is 16-byte aligned (ldmatrix's rule). */
+#define LTC_SMEM(NT, WM, WN)                                                                                      \
+    __shared__ uint4 As4[16 * (WM) * LTC_LDA / 8], Bs4[LTC_BK * (8 * (NT) * (WN) + 8) / 8];                       \
+    uint16_t *As = (uint16_t *)As4, *Bs = (uint16_t *)Bs4
+
+/* 2. [h_j | z_j] (HDP x E1, bf16) per key block, 64 rows of it per block
+ * of 4 warps: grid (BH nk, HDP / 64 rounded up). */
 template <int NT>
-__global__ void __launch_bounds__(AT_THREADS)
+__global__ void __launch_bounds__(128)
     ltc_state_kernel(uint16_t *hst, const uint16_t *fk, const uint16_t *ve, int N, int HDP, int bk, int nk) {
     constexpr int E1 = 8 * NT;
-    __shared__ uint4 As4[LTC_BM * LTC_LDA / 8], Bs4[LTC_BK * (E1 + 8) / 8]; /* 16-byte aligned for ldmatrix */
-    uint16_t *As = (uint16_t *)As4, *Bs = (uint16_t *)Bs4;
-    const int bh = blockIdx.x / nk, j = blockIdx.x % nk, m0 = blockIdx.y * LTC_BM;
+    LTC_SMEM(NT, 4, 1);
+    const int bh = blockIdx.x / nk, j = blockIdx.x % nk, m0 = blockIdx.y * 64;
     const int t0 = j * bk, nt = min(bk, N - t0);
     const size_t r0 = (size_t)bh * N + t0;
     float acc[NT][4];
-    ltc_gemm<NT, true>(
+    ltc_gemm<NT, 4, 1, true>(
         acc, As, Bs, bk,
         [&](int m, int t) -> uint16_t { return t < nt && m0 + m < HDP ? fk[(r0 + t) * HDP + m0 + m] : 0; },
         [&](int t, int n) -> uint16_t { return t < nt ? ve[(r0 + t) * E1 + n] : 0; });
     uint16_t *o = hst + (size_t)blockIdx.x * HDP * E1;
-    ltc_store<NT>(acc, [&](int m, int n, float x) {
+    ltc_store<NT, 4>(acc, [&](int m, int n, float x) {
         if (m0 + m < HDP) o[(size_t)(m0 + m) * E1 + n] = ltc_bf16(x);
     });
 }
 
 /* 3. [H_i | Z_i] = (1 - M) [h | z] per pair over the flattened HDP E1
- * columns (E, a multiple of 64): grid (E / 64, nq / 64 rounded up, BH). */
-__global__ void __launch_bounds__(AT_THREADS)
+ * columns (E, a multiple of 256), 16 query blocks x 256 columns per block of
+ * 4 warps (few query blocks: JiT has 9): grid (E / 256, nq / 16 rounded up, BH). */
+__global__ void __launch_bounds__(128)
     ltc_sum_kernel(uint16_t *Hst, const uint16_t *hst, const float *mask, int nq, int nk, int E) {
     constexpr int NT = 8;
-    __shared__ uint4 As4[LTC_BM * LTC_LDA / 8], Bs4[LTC_BK * (8 * NT + 8) / 8]; /* 16-byte aligned for ldmatrix */
-    uint16_t *As = (uint16_t *)As4, *Bs = (uint16_t *)Bs4;
-    const int n0 = blockIdx.x * 8 * NT, i0 = blockIdx.y * LTC_BM, bh = blockIdx.z;
+    LTC_SMEM(NT, 1, 4);
+    const int n0 = blockIdx.x * 256, i0 = blockIdx.y * 16, bh = blockIdx.z;
     const float *mk = mask + (size_t)bh * nq * nk;
     const uint16_t *hs = hst + (size_t)bh * nk * E + n0;
     float acc[NT][4];
-    ltc_gemm<NT, false>(
+    ltc_gemm<NT, 1, 4, false>(
         acc, As, Bs, nk,
         [&](int i, int j) -> uint16_t {
             return i0 + i < nq && j < nk ? ltc_bf16(1.0f - mk[(size_t)(i0 + i) * nk + j]) : 0;
         },
         [&](int j, int n) -> uint16_t { return j < nk ? hs[(size_t)j * E + n] : 0; });
     uint16_t *o = Hst + (size_t)bh * nq * E + n0;
-    ltc_store<NT>(acc, [&](int i, int n, float x) {
+    ltc_store<NT, 1>(acc, [&](int i, int n, float x) {
         if (i0 + i < nq) o[(size_t)(i0 + i) * E + n] = ltc_bf16(x);
     });
 }
 
-/* 4. O_l over query block i (bq <= 64 rows): phi(Q_i) [H_i | Z_i], then
- * num / (den + eps) with den = column d, shuffled from the lane holding it.
- * Grid (nq, BH). */
-template <int NT>
-__global__ void __launch_bounds__(AT_THREADS)
-    ltc_out_kernel(float *o_l, const uint16_t *fq, const uint16_t *Hst, int N, int d, int HDP, int bq, int nq) {
-    constexpr int E1 = 8 * NT;
-    __shared__ uint4 As4[LTC_BM * LTC_LDA / 8], Bs4[LTC_BK * (E1 + 8) / 8]; /* 16-byte aligned for ldmatrix */
-    uint16_t *As = (uint16_t *)As4, *Bs = (uint16_t *)Bs4;
+/* 4. O_l over query block i (bq = 16 WM rows, a warp per 16): phi(Q_i)
+ * [H_i | Z_i], then num / (den + eps) with den = column d, shuffled from the
+ * lane holding it. Grid (nq, BH). */
+template <int NT, int WM>
+__global__ void __launch_bounds__(32 * WM)
+    ltc_out_kernel(float *o_l, const uint16_t *fq, const uint16_t *Hst, int N, int d, int HDP, int nq) {
+    constexpr int E1 = 8 * NT, bq = 16 * WM;
+    LTC_SMEM(NT, WM, 1);
     const int i = blockIdx.x, bh = blockIdx.y, a0 = i * bq, na = min(bq, N - a0);
     const size_t r0 = (size_t)bh * N + a0;
     const uint16_t *H = Hst + ((size_t)bh * nq + i) * HDP * E1;
     float acc[NT][4];
-    ltc_gemm<NT, false>(
-        acc, As, Bs, HDP, [&](int m, int c) -> uint16_t { return m < na && c < HDP ? fq[(r0 + m) * HDP + c] : 0; },
-        [&](int r, int n) -> uint16_t { return r < HDP ? H[(size_t)r * E1 + n] : 0; });
+    ltc_gemm<NT, WM, 1, false>(
+        acc, As, Bs, HDP, [&](int m, int c) -> uint16_t { return m < na ? fq[(r0 + m) * HDP + c] : 0; },
+        [&](int r, int n) -> uint16_t { return H[(size_t)r * E1 + n]; });
     /* den of rows g and g + 8: column d = 8 nd + 2 td + ed lives in lane 4 g + td */
     const int lane = threadIdx.x & 31, nd = d / 8, td = (d % 8) / 2, ed = d % 2;
     float lo = 0.0f, hi = 0.0f;
@@ -172,7 +174,7 @@ __global__ void __launch_bounds__(AT_THREADS)
         if (n == nd) lo = ed ? acc[n][1] : acc[n][0], hi = ed ? acc[n][3] : acc[n][2]; /* no dynamic index: registers */
     const float den_lo = __shfl_sync(0xffffffffu, lo, (lane & ~3) | td) + SLA2_LINEAR_EPS;
     const float den_hi = __shfl_sync(0xffffffffu, hi, (lane & ~3) | td) + SLA2_LINEAR_EPS;
-    ltc_store<NT>(acc, [&](int m, int c, float x) {
+    ltc_store<NT, WM>(acc, [&](int m, int c, float x) {
         if (m < na && c < d) o_l[(r0 + m) * d + c] = x / ((m & 15) < 8 ? den_lo : den_hi);
     });
 }
@@ -180,25 +182,27 @@ __global__ void __launch_bounds__(AT_THREADS)
 template <int NT>
 static void ltc_launch(const Sla2Dims *dm, float *o_l, uint16_t *fq, uint16_t *fk, uint16_t *ve, uint16_t *hst,
                        uint16_t *Hst, int HDP, const float *mask) {
-    const int BH = dm->B * dm->H, E = HDP * 8 * NT;
+    const int BH = dm->B * dm->H, E = HDP * 8 * NT, nq = dm->nq;
     cudaStream_t st = cuda_compute_stream();
-    CHECK(dm->nq <= 65535 * LTC_BM && BH <= 65535, "SLA2 linear (tensor cores): %d pairs exceed the grid's limit",
-          BH);
-    ltc_state_kernel<NT><<<dim3((unsigned)(BH * dm->nk), (unsigned)((HDP + LTC_BM - 1) / LTC_BM)), AT_THREADS, 0,
-                           st>>>(hst, fk, ve, dm->N, HDP, dm->block_k, dm->nk);
+    CHECK(BH <= 65535 && nq <= 65535, "SLA2 linear (tensor cores): %d pairs or %d query blocks exceed the grid's "
+          "limit (65535)", BH, nq);
+    ltc_state_kernel<NT><<<dim3((unsigned)(BH * dm->nk), (unsigned)((HDP + 63) / 64)), 128, 0, st>>>(
+        hst, fk, ve, dm->N, HDP, dm->block_k, dm->nk);
     CUDA_CHECK_LAUNCH();
-    ltc_sum_kernel<<<dim3((unsigned)(E / 64), (unsigned)((dm->nq + LTC_BM - 1) / LTC_BM), (unsigned)BH), AT_THREADS,
-                     0, st>>>(Hst, hst, mask, dm->nq, dm->nk, E);
+    ltc_sum_kernel<<<dim3((unsigned)(E / 256), (unsigned)((nq + 15) / 16), (unsigned)BH), 128, 0, st>>>(
+        Hst, hst, mask, nq, dm->nk, E);
     CUDA_CHECK_LAUNCH();
-    ltc_out_kernel<NT><<<dim3((unsigned)dm->nq, (unsigned)BH), AT_THREADS, 0, st>>>(o_l, fq, Hst, dm->N, dm->d, HDP,
-                                                                                   dm->block_q, dm->nq);
+    const dim3 grid((unsigned)nq, (unsigned)BH);
+    if (dm->block_q == 16) ltc_out_kernel<NT, 1><<<grid, 32, 0, st>>>(o_l, fq, Hst, dm->N, dm->d, HDP, nq);
+    else if (dm->block_q == 32) ltc_out_kernel<NT, 2><<<grid, 64, 0, st>>>(o_l, fq, Hst, dm->N, dm->d, HDP, nq);
+    else ltc_out_kernel<NT, 4><<<grid, 128, 0, st>>>(o_l, fq, Hst, dm->N, dm->d, HDP, nq);
     CUDA_CHECK_LAUNCH();
 }
 
 void cuda_sla2_linear_tc_fwd(const Sla2Dims *dm, const float *q, const float *k, const float *v, const float *mask,
                              float *o_l) {
     const int BH = dm->B * dm->H, N = dm->N, d = dm->d, HDP = at_pad_hd(d), E1 = ltc_e1(d);
-    CHECK(HDP != 0 && dm->block_q <= LTC_BM && !dm->soft,
+    CHECK(HDP != 0 && at_sparse_block_ok(dm->block_q) && at_sparse_block_ok(dm->block_k) && !dm->soft,
           "SLA2 linear (tensor cores): d = %d, block_q = %d, soft = %d is not a case it compiles", d, dm->block_q,
           dm->soft);
     const size_t rows = (size_t)BH * N, E = (size_t)HDP * E1;
