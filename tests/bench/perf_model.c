@@ -192,9 +192,11 @@ void pm_attention(PmList *l, PmAttn kind, int B, int H, int N, int d) {
  * k_sel / nk of the key blocks are selected per query block; E = B H N d.
  * Shared by both paths: the router (7 launches: smoothing mean, pooling,
  * projections, scores, top-k; q read once, k twice), the linear branch's
- * fp32 SIMT kernels (forward: phi(q), phi(k), h_j = phi(K_j)^T V_j (2 N d^2
- * per pair), the totals, H_i as totals minus selected, den, O_l = phi(q)
- * H_i (2 N d^2); backward: the same recomputed, dA, dH (2 N d^2), dphi_q
+ * fp32 SIMT kernels (forward, on the SIMT path only: phi(q), phi(k), h_j =
+ * phi(K_j)^T V_j (2 N d^2 per pair), the totals, H_i as totals minus
+ * selected, den, O_l = phi(q) H_i (2 N d^2); the TC path's forward is
+ * sla2_linear_tc.cu's bf16 products, below; backward on both paths: the
+ * SIMT forward recomputed, dA, dH (2 N d^2), dphi_q
  * (2 N d^2), phi's backward twice, dh, dphi_k and dv (4 N d^2); each
  * N x d array read or written once per kernel that touches it) and alpha's
  * gradient; the combination alpha O_s + (1 - alpha) O_l is a kernel of its
@@ -220,13 +222,33 @@ void pm_sla2(PmList *l, PmAttn kind, int B, int H, int N, int d, int bq, int bk,
     const double blk = BH * nk * per * 4, qblk = BH * nq * per * 4;
     /* router */
     pm_mem(l, "attention sla2 router", 'f', 12 * E + 8 * BH * (nq + nk) * d, 7);
-    /* linear branch forward (and its recomputation in backward) */
-    for (int ph = 0; ph < 2; ph++) {
+    /* linear branch forward (SIMT path) and its recomputation in backward (both paths) */
+    for (int ph = kind == PM_ATTN_TC; ph < 2; ph++) {
         const char phase = ph ? 'b' : 'f';
         pm_mem(l, "attention sla2 linear: phi", phase, 16 * E, 2);
         pm_add(l, "attention sla2 linear: h_j, O_l", phase, PM_SIMT, l->r.f_attn_simt, 4 * BH * N * dd,
                8 * E + blk + 8 * E + qblk, 16 * E + blk + qblk, 2);
         pm_mem(l, "attention sla2 linear: H_i, den", phase, 2 * blk + qblk * (mm + 1) + 8 * E, 3);
+    }
+    if (kind == PM_ATTN_TC) {
+        /* sla2_linear_tc.cu: bf16 features (phi(q), phi(k) padded to HDP, [v | 1] to E1 = d + 1 rounded up to
+         * 16), then three batched mma.sync products, each padded to 16 only: states [h_j | z_j] (rows in
+         * 64-row tiles, k = the block's tokens), the (1 - M) sums (16 query blocks x 256 columns per block,
+         * the states re-read per 16 query blocks) and O_l (bq rows, k = HDP, the division in the epilogue) */
+        const double hp = d <= 32 ? 32 : d <= 64 ? 64 : d <= 80 ? 80 : 128, e1 = 16 * pm_ceil(d + 1, 16);
+        const double S = BH * nk * hp * e1, Sq = BH * nq * hp * e1, fs = l->r.f_sla2_tc;
+        pm_mem(l, "attention sla2 linear tc: features", 'f', 12 * E + 2 * rows * (2 * hp + e1), 1);
+        pm_add(l, "attention sla2 linear tc: states", 'f', PM_TC, fs, 2 * BH * nk * bk * 64 * pm_ceil(hp, 64) * e1,
+               2 * rows * (hp + e1 * pm_ceil(hp, 64)) + 2 * S, 2 * rows * (hp + e1) + 2 * S, 1);
+        pm_add(l, "attention sla2 linear tc: (1-M) sums", 'f', PM_TC, fs,
+               2 * BH * 16 * pm_ceil(nq, 16) * 16 * pm_ceil(nk, 16) * hp * e1,
+               2 * S * pm_ceil(nq, 16) + 4 * BH * nq * nk * (hp * e1 / 256) + 2 * Sq, 2 * S + 4 * BH * nq * nk + 2 * Sq,
+               1);
+        pm_add(l, "attention sla2 linear tc: O_l", 'f', PM_TC, fs, 2 * BH * nq * bq * hp * e1,
+               2 * rows * hp + 2 * Sq + 4 * E, 2 * rows * hp + 2 * Sq + 4 * E, 1);
+        /* the backward's dden takes this fp32 O_l, not the forward's bf16 one: phi(q) H_i again (SIMT) */
+        pm_add(l, "attention sla2 linear bwd: O_l fp32", 'b', PM_SIMT, l->r.f_attn_simt, 2 * BH * N * dd,
+               4 * E + qblk + 4 * rows + 4 * E, 4 * E + qblk + 4 * rows + 4 * E, 1);
     }
     /* linear backward: dA, dH, dphi_q, phi bwd (q, k), dh, dphi_k + dv, dalpha */
     pm_mem(l, "attention sla2 linear bwd: dA, phi bwd", 'b', 12 * E + 2 * 20 * E, 3);
