@@ -14,16 +14,20 @@
  * rounded to bf16 by the kernels (alpha dout is not a bf16 value: its
  * rounding adds u |dO_s| to dV's, D's and dP's errors). The bound uses the
  * sparse branch's own P and dS, recomputed here from the CPU's mask and LSE
- * (P = 0 outside the selected blocks) with dO_s = alpha dout; out gets
- * alpha times O_s's bound, the gradients the sparse share's bound (the
- * linear branch is fp32 on both sides: its differences are summation order,
- * inside the 1e-5 max|ref| term), alpha_logit's gradient
+ * (P = 0 outside the selected blocks) with dO_s = alpha dout; O_l (the
+ * linear forward's bf16 products, sla2_linear_tc.cu) gets
+ * sla2_linear_bound's, out alpha times O_s's bound plus (1 - alpha) times
+ * O_l's, the gradients the sparse share's bound (the linear backward is
+ * fp32 on both sides, O_l recomputed in fp32: its differences are summation
+ * order, inside the 1e-5 max|ref| term), alpha_logit's gradient
  * alpha (1 - alpha) sum |dout| eO_s (loose: a sum of absolute values), and
  * then tightly: the GPU's dalpha must equal the sum over its own saved O_s
  * and O_l to fp32 summation (1e-5 of the sum of magnitudes). Breaks tried
  * (each fails): the transposed list built from a mask row instead of a
  * column (dK 1.1e5x, dV 7.5e4x their bounds), key block 0 added to every
- * query block's list (out 400x, dQ 38x).
+ * query block's list (out 400x, dQ 38x); key block 0 summed into every
+ * query block's linear H_i (O_l 1.3x to inf its bound), the denominator
+ * taken from the neighbouring column (O_l 1e7x).
  *
  * The default suite runs a subset of the grid (about 30 s emulated in all,
  * tests/CMakeLists.txt); SLA2_TC_FULL=1 in the environment runs every
