@@ -2,7 +2,10 @@
  * bf16 tensor-core products (mma.sync through tc.cuh / attention_tc.cuh),
  * for the path whose sparse branch runs block-sparse on tensor cores
  * (sla2_tc.cu: BF16 mode, hard top-k). Four launches instead of the SIMT
- * path's seven (sla2_linear.cu, which stays as FP32 mode's exact reference):
+ * path's seven (sla2_linear.cu, which stays as FP32 mode's exact reference
+ * and runs every backward, recomputing O_l in fp32 after this forward). O_l
+ * is written as the fp32 array the sparse kernel's epilogue reads to form
+ * alpha O_s + (1 - alpha) O_l:
  *
  *   1. features: phi(q), phi(k) as bf16 [BH, N, HDP] and [V | 1] as bf16
  *      [BH, N, E1] (E1 = d + 1 rounded up to 16; the ones column makes z_j
