@@ -79,6 +79,23 @@ static inline double cpu_dot_f64(const float *x, const float *y, int n) {
     return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
+/* RMSNorm's statistic of a row: (mean x^2 + eps)^-1/2, the sum in double
+ * (norm.c, and the fused norm kernels of fused.c, which must equal it bit
+ * for bit). */
+static inline float cpu_rms_rstd(const float *x, int C, float eps) {
+    double ss = 0.0;
+    for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+    return (float)(1.0 / sqrt(ss / C + eps));
+}
+
+/* RoPE on one interleaved pair (x0, x1) by the angle with cosine c and sine
+ * s, or by its negative when sign = -1 (the backward): rope.c and fused.c. */
+static inline void cpu_rope_pair(float *y0, float *y1, float x0, float x1, float c, float s, float sign) {
+    float sn = sign * s;
+    *y0 = x0 * c - x1 * sn;
+    *y1 = x1 * c + x0 * sn;
+}
+
 /* max of x[0..n), n >= 1, in eight interleaved lanes (the compiler turns
  * them into one vector register; a single running max is a chain of
  * dependent compares). A NaN element is skipped, as by `x > m ? x : m`. */

@@ -14,13 +14,6 @@
 
 #include "kernels/cpu/cpu.h"
 
-/* The RMSNorm statistic of a row, as cpu_rmsnorm_fwd computes it. */
-static float fused_rstd(const float *x, int C, float eps) {
-    double ss = 0.0;
-    for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
-    return (float)(1.0 / sqrt(ss / C + eps));
-}
-
 /* r = x + gate y (the gated residual, when gate is given) or x. */
 void cpu_norm_modulate_fwd(float *out, float *res, float *rstd, const float *x, const float *gate, const float *y,
                            const float *w, const float *shift, const float *scale, int B, int N, int C, float eps) {
@@ -34,7 +27,7 @@ void cpu_norm_modulate_fwd(float *out, float *res, float *rstd, const float *x, 
                 for (int c = 0; c < C; c++) res[off + c] = x[off + c] + g[c] * y[off + c];
                 r = res + off;
             }
-            float s = fused_rstd(r, C, eps);
+            float s = cpu_rms_rstd(r, C, eps);
             rstd[row] = s;
             float *o = out + off;
             for (int c = 0; c < C; c++) {
@@ -93,21 +86,14 @@ void cpu_norm_modulate_bwd(float *dx, float *dgate, float *dy, float *dw, float 
 
 /* ---- qkv_norm_rope ---- */
 
-/* Rotate pair j of a row: sign = +1 forward, -1 backward (cpu_rope's rule). */
-static inline void fused_rot(float *y0, float *y1, float x0, float x1, float c, float s, float sign) {
-    float sn = sign * s;
-    *y0 = x0 * c - x1 * sn;
-    *y1 = x1 * c + x0 * sn;
-}
-
 /* One head row of q or k: normalise x (in qkv) into o, then rotate o in place. */
 static void fused_norm_rope_row(float *o, float *rstd, const float *x, const float *w, const float *cs,
                                 const float *sn, int hd, float eps) {
-    float s = fused_rstd(x, hd, eps);
+    float s = cpu_rms_rstd(x, hd, eps);
     *rstd = s;
     for (int c = 0; c < hd; c++) o[c] = x[c] * s * w[c];
     if (!cs) return; /* an in-context token: not rotated */
-    for (int j = 0; j < hd / 2; j++) fused_rot(&o[2 * j], &o[2 * j + 1], o[2 * j], o[2 * j + 1], cs[j], sn[j], 1.0f);
+    for (int j = 0; j < hd / 2; j++) cpu_rope_pair(&o[2 * j], &o[2 * j + 1], o[2 * j], o[2 * j + 1], cs[j], sn[j], 1.0f);
 }
 
 /* rstd: [2, B*H*N], q's rows then k's, in [B, H, N] order. */
@@ -138,7 +124,7 @@ static void fused_unrot(float *g, const float *d, const float *cs, const float *
     }
     for (int j = 0; j < hd / 2; j++) {
         float y0, y1;
-        fused_rot(&y0, &y1, d[2 * j], d[2 * j + 1], cs[j], sn[j], -1.0f);
+        cpu_rope_pair(&y0, &y1, d[2 * j], d[2 * j + 1], cs[j], sn[j], -1.0f);
         g[2 * j] = 0.0f + y0, g[2 * j + 1] = 0.0f + y1;
     }
 }

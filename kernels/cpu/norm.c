@@ -10,9 +10,7 @@ void cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, 
     for (int r = 0; r < rows; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
-        double ss = 0.0;
-        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
-        float s = (float)(1.0 / sqrt(ss / C + eps));
+        float s = cpu_rms_rstd(x, C, eps);
         rstd[r] = s;
         for (int c = 0; c < C; c++) o[c] = x[c] * s * w[c];
     }

@@ -20,9 +20,8 @@ static void rope_apply(float *out, const float *inp, const float *cs, const floa
             }
             const float *c_ = cs + (size_t)(n - n_ctx) * half, *s_ = sn + (size_t)(n - n_ctx) * half;
             for (int j = 0; j < half; j++) {
-                float c = c_[j], s = sign * s_[j];
-                float x0 = x[2 * j], x1 = x[2 * j + 1];
-                float y0 = x0 * c - x1 * s, y1 = x1 * c + x0 * s;
+                float y0, y1;
+                cpu_rope_pair(&y0, &y1, x[2 * j], x[2 * j + 1], c_[j], s_[j], sign);
                 if (accumulate) {
                     o[2 * j] += y0;
                     o[2 * j + 1] += y1;
